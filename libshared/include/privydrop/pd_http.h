@@ -94,6 +94,9 @@ pd_http_server *pd_http_server_create(uv_loop_t *loop, const char *addr, int por
 /* Stop accepting new connections (SIGTERM drain); existing ones continue. */
 void pd_http_server_stop_accepting(pd_http_server *srv);
 
+/* Port the listener is bound to (useful after asking for port 0), or -1. */
+int pd_http_server_port(const pd_http_server *srv);
+
 /* Number of open (not detached) connections. */
 size_t pd_http_server_conn_count(const pd_http_server *srv);
 

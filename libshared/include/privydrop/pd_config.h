@@ -1,0 +1,17 @@
+/* pd_config.h — configuration from the environment (12-factor). Values are
+ * validated and bounded here so a typo fails start-up with a clear message
+ * instead of running with a surprising value. */
+#ifndef PD_CONFIG_H
+#define PD_CONFIG_H
+
+/* getenv(name) if set and non-empty, else def (borrowed, not copied). */
+const char *pd_env_str(const char *name, const char *def);
+
+/* Integer in [min, max]; def when unset or empty. PD_ERR if set but not a
+ * number in range; *err then names the problem (static text). */
+int pd_env_long(const char *name, long def, long min, long max, long *out, const char **err);
+
+/* "1", "true", "yes", "on" (any case) → 1; unset or anything else → 0. */
+int pd_env_flag(const char *name);
+
+#endif

@@ -1,0 +1,64 @@
+/* pd_redis.h — Redis for a libuv process: hiredis async connections that
+ * reconnect by themselves (capped, jittered backoff), a watchdog that treats
+ * an unanswered PING as a dead server, and an optional second connection
+ * for pub/sub that re-subscribes every wanted channel after a reconnect.
+ *
+ * Ownership: replies handed to callbacks belong to hiredis and are valid only
+ * during the callback. A callback receives NULL when its command failed for
+ * any transport reason (disconnect, watchdog, shutdown); Redis error replies
+ * arrive as REDIS_REPLY_ERROR. Every accepted command gets exactly one
+ * callback. */
+#ifndef PD_REDIS_H
+#define PD_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "privydrop/pd_common.h"
+
+typedef struct pd_redis pd_redis;
+
+typedef void (*pd_redis_reply_fn)(redisReply *reply, void *data);
+/* Readiness changed: 1 once every connection is up, 0 when one is lost. */
+typedef void (*pd_redis_state_fn)(pd_redis *r, int ready, void *data);
+/* A pub/sub message; slices valid during the call only. */
+typedef void (*pd_redis_message_fn)(pd_slice channel, pd_slice message, void *data);
+
+typedef struct pd_redis_options {
+    const char *host;       /* server host (copied) */
+    int port;               /* server port */
+    const char *password;   /* AUTH password or NULL (copied) */
+    int subscriber;         /* open the pub/sub connection too */
+    unsigned watchdog_ms;   /* PING period; a PING unanswered for 3 periods kills the link; 0 → 1000 */
+} pd_redis_options;
+
+/* Start connecting at once; never fails for an unreachable server (it keeps
+ * trying). NULL only on allocation failure. Callbacks may be NULL. */
+pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
+                          pd_redis_state_fn state_cb, pd_redis_message_fn message_cb, void *data);
+
+/* Disconnect (pending callbacks receive NULL, synchronously) and free once
+ * libuv has closed the handles; run the loop afterwards. */
+void pd_redis_free(pd_redis *r);
+
+int pd_redis_ready(const pd_redis *r);
+
+/* Send a command (hiredis format). PD_ERR when the command connection is not
+ * up — then cb is not called and the caller answers the failure itself. */
+int pd_redis_cmd(pd_redis *r, pd_redis_reply_fn cb, void *data, const char *fmt, ...);
+int pd_redis_cmd_argv(pd_redis *r, pd_redis_reply_fn cb, void *data, int argc, const char **argv,
+                      const size_t *lens);
+
+/* Commands sent and not yet answered. */
+size_t pd_redis_pending(const pd_redis *r);
+
+/* Want / stop wanting messages of a channel (subscriber connection only).
+ * Idempotent; remembered across reconnects. PD_ERR on allocation failure. */
+int pd_redis_subscribe(pd_redis *r, pd_slice channel);
+int pd_redis_unsubscribe(pd_redis *r, pd_slice channel);
+size_t pd_redis_subscription_count(const pd_redis *r);
+
+/* Times a connection was (re-)established; for metrics and tests. */
+unsigned long pd_redis_connects(const pd_redis *r);
+
+#endif

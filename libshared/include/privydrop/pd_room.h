@@ -1,0 +1,109 @@
+/* pd_room.h — the Redis schema of rooms (DESIGN §4) in one place.
+ *
+ * PrivyDrop's keys, so existing data and tools keep working:
+ *   room:<id>               hash created_at (ms)   24 h, refreshed on join; 900 s once empty
+ *   room:<id>:sockets       set of socket ids      same as the room
+ *   socket:<sid>            string → room id       25 h
+ *   ratelimit:join:<ip>     sorted set of times    5 s
+ *   referrers:daily:<date>  hash ref → count       30 days
+ * Cluster keys are ours, under pd: (see pd_cluster_* below).
+ *
+ * Every multi-key change is one Lua script, so it is atomic and costs one
+ * round trip. Each call returns PD_ERR without calling back when Redis is not
+ * connected; otherwise its callback runs exactly once. Slices passed in are
+ * copied before the call returns. Ids must already be validated
+ * (pd_id_valid). */
+#ifndef PD_ROOM_H
+#define PD_ROOM_H
+
+#include "privydrop/pd_redis.h"
+
+#define PD_ROOM_TTL_S 86400
+#define PD_ROOM_EMPTY_TTL_S 900
+#define PD_SOCKET_TTL_S 90000
+#define PD_REFERRER_TTL_S 2592000
+#define PD_JOIN_LIMIT 2
+#define PD_JOIN_WINDOW_S 5
+
+typedef enum pd_join_status {
+    PD_JOIN_OK = 0,            /* newly bound */
+    PD_JOIN_REJOIN,            /* was already bound to this room */
+    PD_JOIN_BOUND_ELSEWHERE,   /* bound to another room */
+    PD_JOIN_RATE_LIMITED,      /* too many joins from this client address */
+    PD_JOIN_NO_ROOM,           /* room does not exist */
+    PD_JOIN_ERROR,             /* Redis failed */
+} pd_join_status;
+
+typedef struct pd_join_result {
+    pd_join_status status;
+    long remaining;     /* RATE_LIMITED: attempts left */
+    long reset_after_s; /* RATE_LIMITED: seconds until the window frees */
+    const char *error;  /* ERROR: short reason (static or valid during the callback) */
+} pd_join_result;
+
+typedef void (*pd_room_join_fn)(const pd_join_result *res, void *data);
+/* value < 0 means Redis failed. */
+typedef void (*pd_room_long_fn)(long value, void *data);
+/* room NULL means failure (or, for get_free, no free id found). */
+typedef void (*pd_room_str_fn)(const char *room, void *data);
+
+/* Join as DESIGN §2 orders it: bound elsewhere, then the per-address rate
+ * limit (skipped for a re-join of the same room, or if !rate_limit), then
+ * existence; on success bind, refresh the room TTL and record the socket in
+ * instance `owner`'s socket set. */
+int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
+                 const char *owner, pd_room_join_fn cb, void *data);
+
+/* Unbind sid from room (socket key only if it points there); an empty room
+ * drops to PD_ROOM_EMPTY_TTL_S. `owner` (may be NULL) is the instance whose
+ * socket set also loses sid. Callback value: -1 error; else bit 0 = sid was
+ * a member, bit 1 = the room exists. */
+int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, pd_room_long_fn cb,
+                  void *data);
+#define PD_LEAVE_WAS_MEMBER 1
+#define PD_LEAVE_ROOM_EXISTS 2
+
+/* 1 exists, 0 not, -1 error. */
+int pd_room_exists(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data);
+
+/* Create if absent (HSETNX): 1 created, 0 already existed, -1 error. */
+int pd_room_create(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data);
+
+/* A free room id, created atomically: 10 random 4-digit codes, then 50
+ * random 4-character alphanumeric ones; never the same id twice. */
+int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data);
+
+/* HINCRBY referrers:daily:<date> ref 1 with a 30-day TTL. 0 ok, -1 error. */
+int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, void *data);
+
+/* ---- cluster bookkeeping (pd: keys) -------------------------------------
+ *   pd:workers                set of live instance ids
+ *   pd:worker:<id>:hb         heartbeat, expires after PD_CLUSTER_HB_TTL_MS
+ *   pd:worker:<id>:sockets    sockets bound to rooms through that instance
+ *   pd:conns                  hash instance → open sockets */
+#define PD_CLUSTER_HB_TTL_MS 15000
+
+/* Refresh the heartbeat, register the instance and set its connection count.
+ * Fire and forget. */
+int pd_cluster_heartbeat(pd_redis *r, const char *owner, long connections);
+
+/* Add delta to the instance's connection count; cb may be NULL. */
+int pd_cluster_conn_delta(pd_redis *r, const char *owner, long delta, pd_room_long_fn cb,
+                          void *data);
+
+/* Sum of the connection counts of live instances (-1 on error). */
+int pd_cluster_conn_total(pd_redis *r, pd_room_long_fn cb, void *data);
+
+/* One reaped socket: the room it was in. */
+typedef void (*pd_cluster_reaped_fn)(const char *room, const char *sid, void *data);
+/* If this instance wins the reaper lock, clean up every instance whose
+ * heartbeat expired: unbind its sockets (empty rooms → 900 s) and forget the
+ * instance. reaped_cb runs once per socket so the caller can tell the room;
+ * done_cb (may be NULL) gets the number reaped or -1. */
+int pd_cluster_reap(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb,
+                    pd_room_long_fn done_cb, void *data);
+
+/* Remove this instance's cluster keys (clean shutdown). */
+int pd_cluster_retire(pd_redis *r, const char *owner, pd_room_long_fn cb, void *data);
+
+#endif

@@ -1,0 +1,44 @@
+#include "privydrop/pd_config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "privydrop/pd_common.h"
+
+const char *pd_env_str(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return (v && *v) ? v : def;
+}
+
+int pd_env_long(const char *name, long def, long min, long max, long *out, const char **err)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        *out = def;
+        return PD_OK;
+    }
+    errno = 0;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0') {
+        *err = "not an integer";
+        return PD_ERR;
+    }
+    if (n < min || n > max) {
+        *err = "out of range";
+        return PD_ERR;
+    }
+    *out = n;
+    return PD_OK;
+}
+
+int pd_env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v)
+        return 0;
+    return strcasecmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
+           strcasecmp(v, "on") == 0;
+}

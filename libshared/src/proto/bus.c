@@ -1,0 +1,84 @@
+#include "privydrop/pd_bus.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int bus_token_ok(pd_slice s)
+{
+    for (size_t i = 0; i < s.len; i++)
+        if (s.base[i] == ' ' || s.base[i] == '\n' || s.base[i] == '\r')
+            return 0;
+    return 1;
+}
+
+char *pd_bus_encode(const pd_bus_envelope *env, size_t *len)
+{
+    pd_slice target = env->target.len ? env->target : pd_slice_cstr("-");
+    if (env->origin.len == 0 || env->origin.len > PD_BUS_MAX_ORIGIN || !bus_token_ok(env->origin) ||
+        !bus_token_ok(target))
+        return NULL;
+    size_t n = 4 + 2 + env->origin.len + 1 + target.len + 1 + env->packet.len;
+    char *buf = malloc(n + 1);
+    if (!buf)
+        return NULL;
+    char *p = buf;
+    memcpy(p, "PD1 ", 4);
+    p += 4;
+    *p++ = (char)env->kind;
+    *p++ = ' ';
+    memcpy(p, env->origin.base, env->origin.len);
+    p += env->origin.len;
+    *p++ = ' ';
+    memcpy(p, target.base, target.len);
+    p += target.len;
+    *p++ = '\n';
+    if (env->packet.len)
+        memcpy(p, env->packet.base, env->packet.len);
+    p += env->packet.len;
+    *p = '\0';
+    *len = n;
+    return buf;
+}
+
+int pd_bus_decode(pd_slice msg, pd_bus_envelope *out)
+{
+    const char *p = msg.base, *end = msg.base + msg.len;
+    if (msg.len < 8 || memcmp(p, "PD1 ", 4) != 0)
+        return PD_ERR;
+    p += 4;
+    char kind = *p++;
+    if (kind != PD_BUS_TO_SOCKET && kind != PD_BUS_BROADCAST && kind != PD_BUS_LEAVE)
+        return PD_ERR;
+    if (p >= end || *p++ != ' ')
+        return PD_ERR;
+    const char *o = p;
+    while (p < end && *p != ' ' && *p != '\n')
+        p++;
+    if (p >= end || *p != ' ' || p == o || (size_t)(p - o) > PD_BUS_MAX_ORIGIN)
+        return PD_ERR;
+    out->origin = pd_slice_make(o, (size_t)(p - o));
+    p++;
+    const char *t = p;
+    while (p < end && *p != '\n' && *p != ' ')
+        p++;
+    if (p >= end || *p != '\n' || p == t)
+        return PD_ERR;
+    out->target = pd_slice_make(t, (size_t)(p - t));
+    if (pd_slice_eq(out->target, "-"))
+        out->target = pd_slice_make(NULL, 0);
+    p++;
+    out->kind = (pd_bus_kind)kind;
+    out->packet = pd_slice_make(p, (size_t)(end - p));
+    return PD_OK;
+}
+
+int pd_bus_channel(char *buf, size_t cap, pd_slice room)
+{
+    size_t pre = sizeof(PD_BUS_CHANNEL_PREFIX) - 1;
+    if (pre + room.len + 1 > cap)
+        return PD_ERR;
+    memcpy(buf, PD_BUS_CHANNEL_PREFIX, pre);
+    memcpy(buf + pre, room.base, room.len);
+    buf[pre + room.len] = '\0';
+    return (int)(pre + room.len);
+}

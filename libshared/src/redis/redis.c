@@ -1,0 +1,496 @@
+/* hiredis async on libuv with reconnects, a watchdog and resubscription.
+ *
+ * Each link (command, subscriber) owns at most one redisAsyncContext. The
+ * context is forgotten (link->ac = NULL) *before* we free it, so the
+ * disconnect callback that hiredis runs from inside redisAsyncFree can tell
+ * a connection we dropped on purpose from one that died. */
+#include "privydrop/pd_redis.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "privydrop/pd_id.h"
+#include "privydrop/pd_map.h"
+
+#define RECONNECT_MIN_MS 100u
+#define RECONNECT_MAX_MS 5000u
+
+typedef struct pd_redis_link {
+    pd_redis *owner;         /* back pointer */
+    redisAsyncContext *ac;   /* live context or NULL */
+    int up;                  /* connect callback reported success */
+    int is_sub;              /* subscriber link */
+    uv_timer_t timer;        /* reconnect backoff */
+    unsigned backoff_ms;     /* next reconnect delay */
+} pd_redis_link;
+
+typedef enum chan_state { CHAN_NONE = 0, CHAN_SUB, CHAN_UNSUB } chan_state;
+
+typedef struct pd_redis_chan {
+    int want;          /* the owner wants messages */
+    chan_state state;  /* what we last asked the server for */
+    size_t len;        /* channel name length */
+    char name[];       /* channel name */
+} pd_redis_chan;
+
+typedef struct pd_redis_call {
+    pd_redis *owner;        /* to count pending commands */
+    pd_redis_reply_fn cb;   /* user callback or NULL */
+    void *data;             /* user data */
+    int internal_ping;      /* watchdog PING */
+} pd_redis_call;
+
+struct pd_redis {
+    uv_loop_t *loop;             /* not owned */
+    char *host;                  /* copy */
+    int port;
+    char *password;              /* copy or NULL */
+    pd_redis_link cmd;           /* command connection */
+    pd_redis_link sub;           /* pub/sub connection (if subscriber) */
+    int subscriber;              /* sub link in use */
+    pd_redis_state_fn state_cb;
+    pd_redis_message_fn message_cb;
+    void *data;
+    int ready;                   /* last readiness reported */
+    size_t pending;              /* commands awaiting a reply */
+    pd_map *chans;               /* channel name → pd_redis_chan */
+    uv_timer_t watchdog;         /* PING timer */
+    unsigned watchdog_ms;
+    uint64_t ping_sent_ms;       /* when the outstanding PING left, 0 if none */
+    unsigned long connects;      /* successful connects */
+    int closing;                 /* pd_redis_free called */
+    int open_handles;            /* timers not yet closed */
+};
+
+static void link_connect(pd_redis_link *l);
+static void on_reconnect_timer(uv_timer_t *t);
+
+static void redis_update_ready(pd_redis *r)
+{
+    int ready = r->cmd.up && (!r->subscriber || r->sub.up);
+    if (ready != r->ready) {
+        r->ready = ready;
+        if (r->state_cb && !r->closing)
+            r->state_cb(r, ready, r->data);
+    }
+}
+
+static void link_schedule(pd_redis_link *l)
+{
+    if (l->owner->closing)
+        return;
+    unsigned d = l->backoff_ms;
+    unsigned jitter = 0;
+    pd_random_bytes(&jitter, sizeof(jitter));
+    /* ±25 % so that a fleet of workers does not reconnect in lockstep. */
+    unsigned span = d / 2 + 1;
+    d = d - d / 4 + jitter % span;
+    l->backoff_ms = PD_MIN(l->backoff_ms * 2, RECONNECT_MAX_MS);
+    uv_timer_start(&l->timer, on_reconnect_timer, d, 0);
+}
+
+static void on_reconnect_timer(uv_timer_t *t)
+{
+    link_connect((pd_redis_link *)t->data);
+}
+
+/* Drop the link's context on purpose (watchdog, shutdown). Pending
+ * callbacks run with NULL from inside redisAsyncFree. */
+static void link_drop(pd_redis_link *l)
+{
+    redisAsyncContext *ac = l->ac;
+    if (!ac)
+        return;
+    l->ac = NULL;
+    l->up = 0;
+    redisAsyncFree(ac);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    pd_redis_link *l = ac->data;
+    if (!l || l->ac != ac)
+        return; /* dropped on purpose; already handled */
+    l->ac = NULL;
+    l->up = 0;
+    redis_update_ready(l->owner);
+    link_schedule(l);
+}
+
+static void resubscribe_all(pd_redis *r);
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    pd_redis_link *l = ac->data;
+    if (!l || l->ac != ac)
+        return;
+    if (status != REDIS_OK) {
+        /* hiredis frees a context whose connect failed, after this call. */
+        l->ac = NULL;
+        l->up = 0;
+        link_schedule(l);
+        return;
+    }
+    l->up = 1;
+    l->backoff_ms = RECONNECT_MIN_MS;
+    l->owner->connects++;
+    if (l->is_sub)
+        resubscribe_all(l->owner);
+    else
+        l->owner->ping_sent_ms = 0;
+    redis_update_ready(l->owner);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pd_redis_call *call = privdata;
+    pd_redis *r = call->owner;
+    r->pending--;
+    if (call->internal_ping) {
+        if (reply)
+            r->ping_sent_ms = 0;
+    } else if (call->cb) {
+        call->cb(reply, call->data);
+    }
+    free(call);
+}
+
+static void link_connect(pd_redis_link *l)
+{
+    pd_redis *r = l->owner;
+    if (r->closing || l->ac)
+        return;
+    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+    if (!ac) {
+        link_schedule(l);
+        return;
+    }
+    if (ac->err) {
+        redisAsyncFree(ac);
+        link_schedule(l);
+        return;
+    }
+    ac->data = l;
+    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        link_schedule(l);
+        return;
+    }
+    l->ac = ac;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (r->password) {
+        /* Queued now, written first once the socket connects. A wrong
+         * password makes every later command fail with NOAUTH, which callers
+         * see as error replies. */
+        pd_redis_call *call = calloc(1, sizeof(*call));
+        if (call) {
+            call->owner = r;
+            if (redisAsyncCommand(ac, on_reply, call, "AUTH %s", r->password) == REDIS_OK)
+                r->pending++;
+            else
+                free(call);
+        }
+    }
+}
+
+/* ---- pub/sub ---------------------------------------------------------- */
+
+static void chan_send(pd_redis *r, pd_redis_chan *c, int subscribe);
+
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pd_redis *r = privdata;
+    redisReply *rep = reply;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+        return;
+    redisReply *kind = rep->element[0], *ch = rep->element[1], *payload = rep->element[2];
+    if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
+        return;
+    pd_slice chan = pd_slice_make(ch->str, ch->len);
+    if (strcmp(kind->str, "message") == 0 && payload->type == REDIS_REPLY_STRING) {
+        if (r->message_cb && !r->closing)
+            r->message_cb(chan, pd_slice_make(payload->str, payload->len), r->data);
+    } else if (strcmp(kind->str, "unsubscribe") == 0) {
+        /* hiredis has just dropped its callback for this channel. If the
+         * owner asked for it again meanwhile, subscribe anew now. */
+        pd_redis_chan *c = pd_map_get(r->chans, chan);
+        if (!c)
+            return;
+        c->state = CHAN_NONE;
+        if (c->want)
+            chan_send(r, c, 1);
+        else
+            free(pd_map_del(r->chans, chan));
+    }
+}
+
+static void chan_send(pd_redis *r, pd_redis_chan *c, int subscribe)
+{
+    if (!r->sub.up || !r->sub.ac)
+        return; /* sent by resubscribe_all on connect */
+    int rc = redisAsyncCommand(r->sub.ac, on_sub_message, r, subscribe ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b",
+                               c->name, c->len);
+    if (rc == REDIS_OK)
+        c->state = subscribe ? CHAN_SUB : CHAN_UNSUB;
+}
+
+static int resub_visit(pd_slice key, void *value, void *data)
+{
+    (void)key;
+    pd_redis *r = data;
+    pd_redis_chan *c = value;
+    c->state = CHAN_NONE;
+    if (c->want)
+        chan_send(r, c, 1);
+    return 0;
+}
+
+static int collect_unwanted(pd_slice key, void *value, void *data)
+{
+    (void)key;
+    pd_redis_chan *c = value;
+    pd_redis_chan ***cursor = data;
+    if (!c->want)
+        *(*cursor)++ = c;
+    return 0;
+}
+
+static void resubscribe_all(pd_redis *r)
+{
+    /* Channels nobody wants any more are forgotten rather than resent. */
+    size_t n = pd_map_count(r->chans);
+    if (n) {
+        pd_redis_chan **gone = calloc(n, sizeof(*gone)), **cur = gone;
+        if (gone) {
+            pd_map_foreach(r->chans, collect_unwanted, &cur);
+            for (pd_redis_chan **p = gone; p < cur; p++)
+                free(pd_map_del(r->chans, pd_slice_make((*p)->name, (*p)->len)));
+            free(gone);
+        }
+    }
+    pd_map_foreach(r->chans, resub_visit, r);
+}
+
+int pd_redis_subscribe(pd_redis *r, pd_slice channel)
+{
+    pd_redis_chan *c = pd_map_get(r->chans, channel);
+    if (!c) {
+        c = calloc(1, sizeof(*c) + channel.len + 1);
+        if (!c)
+            return PD_ERR;
+        memcpy(c->name, channel.base, channel.len);
+        c->len = channel.len;
+        if (pd_map_put(r->chans, channel, c) != PD_OK) {
+            free(c);
+            return PD_ERR;
+        }
+    }
+    c->want = 1;
+    if (c->state == CHAN_NONE)
+        chan_send(r, c, 1);
+    /* CHAN_UNSUB: the unsubscribe confirmation will resubscribe. */
+    return PD_OK;
+}
+
+int pd_redis_unsubscribe(pd_redis *r, pd_slice channel)
+{
+    pd_redis_chan *c = pd_map_get(r->chans, channel);
+    if (!c)
+        return PD_OK;
+    c->want = 0;
+    if (c->state == CHAN_SUB)
+        chan_send(r, c, 0);
+    else if (c->state == CHAN_NONE)
+        free(pd_map_del(r->chans, channel));
+    return PD_OK;
+}
+
+size_t pd_redis_subscription_count(const pd_redis *r)
+{
+    return pd_map_count(r->chans);
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static pd_redis_call *call_new(pd_redis *r, pd_redis_reply_fn cb, void *data)
+{
+    pd_redis_call *call = malloc(sizeof(*call));
+    if (!call)
+        return NULL;
+    call->owner = r;
+    call->cb = cb;
+    call->data = data;
+    call->internal_ping = 0;
+    return call;
+}
+
+int pd_redis_cmd(pd_redis *r, pd_redis_reply_fn cb, void *data, const char *fmt, ...)
+{
+    if (!r->cmd.up || !r->cmd.ac || r->closing)
+        return PD_ERR;
+    pd_redis_call *call = call_new(r, cb, data);
+    if (!call)
+        return PD_ERR;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAsyncCommand(r->cmd.ac, on_reply, call, fmt, ap);
+    va_end(ap);
+    if (rc != REDIS_OK) {
+        free(call);
+        return PD_ERR;
+    }
+    r->pending++;
+    return PD_OK;
+}
+
+int pd_redis_cmd_argv(pd_redis *r, pd_redis_reply_fn cb, void *data, int argc, const char **argv,
+                      const size_t *lens)
+{
+    if (!r->cmd.up || !r->cmd.ac || r->closing)
+        return PD_ERR;
+    pd_redis_call *call = call_new(r, cb, data);
+    if (!call)
+        return PD_ERR;
+    if (redisAsyncCommandArgv(r->cmd.ac, on_reply, call, argc, argv, lens) != REDIS_OK) {
+        free(call);
+        return PD_ERR;
+    }
+    r->pending++;
+    return PD_OK;
+}
+
+size_t pd_redis_pending(const pd_redis *r)
+{
+    return r->pending;
+}
+
+int pd_redis_ready(const pd_redis *r)
+{
+    return r->ready;
+}
+
+unsigned long pd_redis_connects(const pd_redis *r)
+{
+    return r->connects;
+}
+
+/* ---- watchdog ---------------------------------------------------------- */
+
+static void on_watchdog(uv_timer_t *t)
+{
+    pd_redis *r = t->data;
+    if (!r->cmd.up || !r->cmd.ac)
+        return;
+    uint64_t now = pd_mono_ms();
+    if (r->ping_sent_ms && now - r->ping_sent_ms > 3ull * r->watchdog_ms) {
+        /* The server accepted our bytes but stopped answering (stopped
+         * process, black-holed network): give up on both links so callers
+         * get their failures now and the reconnect loop takes over. */
+        r->ping_sent_ms = 0;
+        link_drop(&r->cmd);
+        link_drop(&r->sub);
+        redis_update_ready(r);
+        link_schedule(&r->cmd);
+        if (r->subscriber)
+            link_schedule(&r->sub);
+        return;
+    }
+    if (r->ping_sent_ms)
+        return;
+    pd_redis_call *call = call_new(r, NULL, NULL);
+    if (!call)
+        return;
+    call->internal_ping = 1;
+    if (redisAsyncCommand(r->cmd.ac, on_reply, call, "PING") == REDIS_OK) {
+        r->pending++;
+        r->ping_sent_ms = now;
+    } else {
+        free(call);
+    }
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
+                          pd_redis_state_fn state_cb, pd_redis_message_fn message_cb, void *data)
+{
+    pd_redis *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->loop = loop;
+    r->host = strdup(opt->host ? opt->host : "127.0.0.1");
+    r->password = (opt->password && *opt->password) ? strdup(opt->password) : NULL;
+    r->chans = pd_map_create();
+    if (!r->host || !r->chans || (opt->password && *opt->password && !r->password)) {
+        free(r->host);
+        free(r->password);
+        pd_map_free(r->chans);
+        free(r);
+        return NULL;
+    }
+    r->port = opt->port;
+    r->subscriber = opt->subscriber;
+    r->state_cb = state_cb;
+    r->message_cb = message_cb;
+    r->data = data;
+    r->watchdog_ms = opt->watchdog_ms ? opt->watchdog_ms : 1000;
+
+    pd_redis_link *links[2] = {&r->cmd, &r->sub};
+    for (int i = 0; i < 2; i++) {
+        links[i]->owner = r;
+        links[i]->is_sub = (i == 1);
+        links[i]->backoff_ms = RECONNECT_MIN_MS;
+        uv_timer_init(loop, &links[i]->timer);
+        links[i]->timer.data = links[i];
+        r->open_handles++;
+    }
+    uv_timer_init(loop, &r->watchdog);
+    r->watchdog.data = r;
+    r->open_handles++;
+    uv_timer_start(&r->watchdog, on_watchdog, r->watchdog_ms, r->watchdog_ms);
+
+    link_connect(&r->cmd);
+    if (r->subscriber)
+        link_connect(&r->sub);
+    return r;
+}
+
+static int free_chan(pd_slice key, void *value, void *data)
+{
+    (void)key;
+    (void)data;
+    free(value);
+    return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    pd_redis *r = h->data;
+    if (h != (uv_handle_t *)&r->watchdog)
+        r = ((pd_redis_link *)h->data)->owner;
+    if (--r->open_handles == 0) {
+        pd_map_foreach(r->chans, free_chan, NULL);
+        pd_map_free(r->chans);
+        free(r->host);
+        free(r->password);
+        free(r);
+    }
+}
+
+void pd_redis_free(pd_redis *r)
+{
+    if (!r)
+        return;
+    r->closing = 1;
+    link_drop(&r->cmd);
+    link_drop(&r->sub);
+    uv_close((uv_handle_t *)&r->cmd.timer, on_handle_closed);
+    uv_close((uv_handle_t *)&r->sub.timer, on_handle_closed);
+    uv_close((uv_handle_t *)&r->watchdog, on_handle_closed);
+}

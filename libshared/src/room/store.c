@@ -1,0 +1,462 @@
+/* The room schema as Lua scripts (atomic, one round trip each). */
+#include "privydrop/pd_room.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "privydrop/pd_id.h"
+
+/* KEYS: room, room sockets, socket:<sid>, ratelimit:join:<ip>, owner's set
+ * ARGV: sid, room id, now ms, rate limit on, unique member, limit, window s */
+static const char JOIN_LUA[] =
+    "local cur = redis.call('GET', KEYS[3])\n"
+    "if cur and cur ~= ARGV[2] then return {2} end\n"
+    "local rejoin = (cur == ARGV[2])\n"
+    "if (not rejoin) and ARGV[4] == '1' then\n"
+    "  local now = tonumber(ARGV[3])\n"
+    "  local win = tonumber(ARGV[7]) * 1000\n"
+    "  redis.call('ZADD', KEYS[4], now, ARGV[5])\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[4], 0, now - win)\n"
+    "  local count = redis.call('ZCARD', KEYS[4])\n"
+    "  local oldest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')\n"
+    "  redis.call('EXPIRE', KEYS[4], ARGV[7])\n"
+    "  local limit = tonumber(ARGV[6])\n"
+    "  if count > limit then\n"
+    "    local o = tonumber(oldest[2]) or now\n"
+    "    local reset = math.ceil((o + win - now) / 1000)\n"
+    "    if reset < 0 then reset = 0 end\n"
+    "    local rem = limit - count\n"
+    "    if rem < 0 then rem = 0 end\n"
+    "    return {3, rem, reset}\n"
+    "  end\n"
+    "end\n"
+    "if redis.call('HEXISTS', KEYS[1], 'created_at') == 0 then return {4} end\n"
+    "if not rejoin then\n"
+    "  redis.call('SET', KEYS[3], ARGV[2], 'EX', " "90000" ")\n"
+    "  redis.call('SADD', KEYS[2], ARGV[1])\n"
+    "  redis.call('SADD', KEYS[5], ARGV[1])\n"
+    "end\n"
+    "redis.call('EXPIRE', KEYS[1], 86400)\n"
+    "redis.call('EXPIRE', KEYS[2], 86400)\n"
+    "if rejoin then return {1} end\n"
+    "return {0}\n";
+
+/* KEYS: room, room sockets, socket:<sid>[, owner's set]  ARGV: sid, room id */
+static const char LEAVE_LUA[] =
+    "local removed = redis.call('SREM', KEYS[2], ARGV[1])\n"
+    "if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end\n"
+    "if KEYS[4] then redis.call('SREM', KEYS[4], ARGV[1]) end\n"
+    "local exists = redis.call('EXISTS', KEYS[1])\n"
+    "if exists == 1 and redis.call('SCARD', KEYS[2]) == 0 then\n"
+    "  redis.call('EXPIRE', KEYS[1], 900)\n"
+    "end\n"
+    "return removed + 2 * exists\n";
+
+/* KEYS: room  ARGV: now ms */
+static const char CREATE_LUA[] =
+    "if redis.call('HSETNX', KEYS[1], 'created_at', ARGV[1]) == 1 then\n"
+    "  redis.call('EXPIRE', KEYS[1], 86400)\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+/* KEYS: room:<candidate>...  ARGV: candidate..., now ms */
+static const char GET_FREE_LUA[] =
+    "for i = 1, #KEYS do\n"
+    "  if redis.call('HSETNX', KEYS[i], 'created_at', ARGV[#ARGV]) == 1 then\n"
+    "    redis.call('EXPIRE', KEYS[i], 86400)\n"
+    "    return ARGV[i]\n"
+    "  end\n"
+    "end\n"
+    "return false\n";
+
+/* KEYS: referrers:daily:<date>  ARGV: ref */
+static const char TRACK_LUA[] =
+    "redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n"
+    "redis.call('EXPIRE', KEYS[1], 2592000)\n"
+    "return 0\n";
+
+/* KEYS: pd:conns */
+static const char CONN_TOTAL_LUA[] =
+    "local t = 0\n"
+    "local h = redis.call('HGETALL', KEYS[1])\n"
+    "for i = 1, #h, 2 do\n"
+    "  if redis.call('EXISTS', 'pd:worker:' .. h[i] .. ':hb') == 1 then\n"
+    "    t = t + (tonumber(h[i + 1]) or 0)\n"
+    "  end\n"
+    "end\n"
+    "return t\n";
+
+/* KEYS: pd:workers, pd:conns, pd:reaper:lock  ARGV: owner, lock ms
+ * Returns a flat list room1, sid1, room2, sid2, ... or false if the lock
+ * is held by someone else. */
+static const char REAP_LUA[] =
+    "if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end\n"
+    "local out = {}\n"
+    "for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  if redis.call('EXISTS', 'pd:worker:' .. w .. ':hb') == 0 then\n"
+    "    local skey = 'pd:worker:' .. w .. ':sockets'\n"
+    "    for _, sid in ipairs(redis.call('SMEMBERS', skey)) do\n"
+    "      local room = redis.call('GET', 'socket:' .. sid)\n"
+    "      if room then\n"
+    "        redis.call('DEL', 'socket:' .. sid)\n"
+    "        redis.call('SREM', 'room:' .. room .. ':sockets', sid)\n"
+    "        if redis.call('EXISTS', 'room:' .. room) == 1 and\n"
+    "           redis.call('SCARD', 'room:' .. room .. ':sockets') == 0 then\n"
+    "          redis.call('EXPIRE', 'room:' .. room, 900)\n"
+    "        end\n"
+    "        table.insert(out, room)\n"
+    "        table.insert(out, sid)\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('DEL', skey)\n"
+    "    redis.call('HDEL', KEYS[2], w)\n"
+    "    redis.call('SREM', KEYS[1], w)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS: pd:workers, pd:conns, hb, sockets  ARGV: owner */
+static const char RETIRE_LUA[] =
+    "redis.call('SREM', KEYS[1], ARGV[1])\n"
+    "redis.call('HDEL', KEYS[2], ARGV[1])\n"
+    "redis.call('DEL', KEYS[3], KEYS[4])\n"
+    "return 0\n";
+
+typedef struct store_call {
+    union {
+        pd_room_join_fn join;
+        pd_room_long_fn num;
+        pd_room_str_fn str;
+    } cb;
+    pd_cluster_reaped_fn reaped; /* reap only */
+    void *data;
+} store_call;
+
+static store_call *call_new(void *data)
+{
+    store_call *c = calloc(1, sizeof(*c));
+    if (c)
+        c->data = data;
+    return c;
+}
+
+/* EVAL with up to 64 keys + args given as slices. */
+#define EVAL_MAX_PARTS 140
+static int store_eval(pd_redis *r, pd_redis_reply_fn fn, store_call *call, const char *script,
+                      int nkeys, const pd_slice *keys, int nargs, const pd_slice *args)
+{
+    const char *argv[EVAL_MAX_PARTS];
+    size_t lens[EVAL_MAX_PARTS];
+    char nk[16];
+    int n = 0;
+    if (3 + nkeys + nargs > EVAL_MAX_PARTS) {
+        free(call);
+        return PD_ERR;
+    }
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    argv[n] = "EVAL";
+    lens[n++] = 4;
+    argv[n] = script;
+    lens[n++] = strlen(script);
+    argv[n] = nk;
+    lens[n++] = strlen(nk);
+    for (int i = 0; i < nkeys; i++, n++) {
+        argv[n] = keys[i].base;
+        lens[n] = keys[i].len;
+    }
+    for (int i = 0; i < nargs; i++, n++) {
+        argv[n] = args[i].base;
+        lens[n] = args[i].len;
+    }
+    if (pd_redis_cmd_argv(r, fn, call, n, argv, lens) != PD_OK) {
+        free(call);
+        return PD_ERR;
+    }
+    return PD_OK;
+}
+
+/* Key builders write into caller buffers; ids are ≤ PD_ID_MAX so 160 bytes
+ * always suffice. */
+#define KEYBUF 160
+static pd_slice key_fmt(char *buf, const char *pre, pd_slice id, const char *post)
+{
+    int n = snprintf(buf, KEYBUF, "%s%.*s%s", pre, (int)id.len, id.base ? id.base : "", post);
+    if (n < 0 || n >= KEYBUF)
+        n = 0;
+    return pd_slice_make(buf, (size_t)n);
+}
+
+static long reply_integer(const redisReply *rep, long dflt)
+{
+    if (!rep)
+        return dflt;
+    if (rep->type == REDIS_REPLY_INTEGER)
+        return (long)rep->integer;
+    return dflt;
+}
+
+/* ---- join --------------------------------------------------------------- */
+
+static void on_join(redisReply *rep, void *data)
+{
+    store_call *c = data;
+    pd_join_result res = {PD_JOIN_ERROR, 0, 0, "redis unavailable"};
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+        rep->element[0]->type == REDIS_REPLY_INTEGER) {
+        switch (rep->element[0]->integer) {
+        case 0: res.status = PD_JOIN_OK; break;
+        case 1: res.status = PD_JOIN_REJOIN; break;
+        case 2: res.status = PD_JOIN_BOUND_ELSEWHERE; break;
+        case 3:
+            res.status = PD_JOIN_RATE_LIMITED;
+            if (rep->elements >= 3) {
+                res.remaining = reply_integer(rep->element[1], 0);
+                res.reset_after_s = reply_integer(rep->element[2], PD_JOIN_WINDOW_S);
+            }
+            break;
+        case 4: res.status = PD_JOIN_NO_ROOM; break;
+        default: res.error = "unexpected reply"; break;
+        }
+    } else if (rep && rep->type == REDIS_REPLY_ERROR) {
+        res.error = "redis error";
+    }
+    c->cb.join(&res, c->data);
+    free(c);
+}
+
+int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
+                 const char *owner, pd_room_join_fn cb, void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.join = cb;
+    char k1[KEYBUF], k2[KEYBUF], k3[KEYBUF], k4[KEYBUF], k5[KEYBUF];
+    pd_slice keys[5] = {
+        key_fmt(k1, "room:", room, ""),
+        key_fmt(k2, "room:", room, ":sockets"),
+        key_fmt(k3, "socket:", sid, ""),
+        key_fmt(k4, "ratelimit:join:", pd_slice_cstr(client_ip), ""),
+        key_fmt(k5, "pd:worker:", pd_slice_cstr(owner), ":sockets"),
+    };
+    char now[32], member[64], limit[16], window[16];
+    uint64_t t = pd_now_ms();
+    unsigned rnd = 0;
+    pd_random_bytes(&rnd, sizeof(rnd));
+    snprintf(now, sizeof(now), "%llu", (unsigned long long)t);
+    snprintf(member, sizeof(member), "%llu-%u", (unsigned long long)t, rnd);
+    snprintf(limit, sizeof(limit), "%d", PD_JOIN_LIMIT);
+    snprintf(window, sizeof(window), "%d", PD_JOIN_WINDOW_S);
+    pd_slice args[7] = {sid, room, pd_slice_cstr(now), pd_slice_cstr(rate_limit ? "1" : "0"),
+                        pd_slice_cstr(member), pd_slice_cstr(limit), pd_slice_cstr(window)};
+    return store_eval(r, on_join, c, JOIN_LUA, 5, keys, 7, args);
+}
+
+/* ---- simple integer-returning scripts --------------------------------- */
+
+static void on_long(redisReply *rep, void *data)
+{
+    store_call *c = data;
+    long v = reply_integer(rep, -1);
+    if (c->cb.num)
+        c->cb.num(v, c->data);
+    free(c);
+}
+
+int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, pd_room_long_fn cb,
+                  void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = cb;
+    char k1[KEYBUF], k2[KEYBUF], k3[KEYBUF], k4[KEYBUF];
+    pd_slice keys[4] = {
+        key_fmt(k1, "room:", room, ""),
+        key_fmt(k2, "room:", room, ":sockets"),
+        key_fmt(k3, "socket:", sid, ""),
+        owner ? key_fmt(k4, "pd:worker:", pd_slice_cstr(owner), ":sockets") : pd_slice_make(NULL, 0),
+    };
+    pd_slice args[2] = {sid, room};
+    return store_eval(r, on_long, c, LEAVE_LUA, owner ? 4 : 3, keys, 2, args);
+}
+
+int pd_room_exists(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = cb;
+    char k1[KEYBUF];
+    pd_slice key = key_fmt(k1, "room:", room, "");
+    const char *argv[3] = {"HEXISTS", key.base, "created_at"};
+    size_t lens[3] = {7, key.len, 10};
+    if (pd_redis_cmd_argv(r, on_long, c, 3, argv, lens) != PD_OK) {
+        free(c);
+        return PD_ERR;
+    }
+    return PD_OK;
+}
+
+int pd_room_create(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = cb;
+    char k1[KEYBUF], now[32];
+    pd_slice keys[1] = {key_fmt(k1, "room:", room, "")};
+    snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
+    pd_slice args[1] = {pd_slice_cstr(now)};
+    return store_eval(r, on_long, c, CREATE_LUA, 1, keys, 1, args);
+}
+
+int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = cb;
+    char k1[KEYBUF];
+    pd_slice keys[1] = {key_fmt(k1, "referrers:daily:", date, "")};
+    pd_slice args[1] = {ref};
+    return store_eval(r, on_long, c, TRACK_LUA, 1, keys, 1, args);
+}
+
+/* ---- get_room ----------------------------------------------------------- */
+
+#define FREE_DIGIT_TRIES 10
+#define FREE_ALNUM_TRIES 50
+#define FREE_TRIES (FREE_DIGIT_TRIES + FREE_ALNUM_TRIES)
+
+static void on_get_free(redisReply *rep, void *data)
+{
+    store_call *c = data;
+    char room[PD_ID_MAX + 1];
+    const char *out = NULL;
+    if (rep && rep->type == REDIS_REPLY_STRING && rep->len <= PD_ID_MAX) {
+        memcpy(room, rep->str, rep->len);
+        room[rep->len] = '\0';
+        out = room;
+    }
+    c->cb.str(out, c->data);
+    free(c);
+}
+
+int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.str = cb;
+    /* Candidates in the order PrivyDrop tries them; the script takes the
+     * first one HSETNX accepts, so two callers can never get the same id. */
+    char ids[FREE_TRIES][8];
+    char keys_buf[FREE_TRIES][16];
+    pd_slice keys[FREE_TRIES], args[FREE_TRIES + 1];
+    for (int i = 0; i < FREE_TRIES; i++) {
+        const char *alpha = i < FREE_DIGIT_TRIES ? PD_ALPHABET_DIGITS : PD_ALPHABET_ALNUM;
+        if (pd_id_random(ids[i], 4, alpha) != PD_OK) {
+            free(c);
+            return PD_ERR;
+        }
+        int n = snprintf(keys_buf[i], sizeof(keys_buf[i]), "room:%s", ids[i]);
+        keys[i] = pd_slice_make(keys_buf[i], (size_t)n);
+        args[i] = pd_slice_make(ids[i], 4);
+    }
+    char now[32];
+    snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
+    args[FREE_TRIES] = pd_slice_cstr(now);
+    return store_eval(r, on_get_free, c, GET_FREE_LUA, FREE_TRIES, keys, FREE_TRIES + 1, args);
+}
+
+/* ---- cluster ------------------------------------------------------------ */
+
+int pd_cluster_heartbeat(pd_redis *r, const char *owner, long connections)
+{
+    char hb[KEYBUF], now[32], count[32];
+    key_fmt(hb, "pd:worker:", pd_slice_cstr(owner), ":hb");
+    snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
+    snprintf(count, sizeof(count), "%ld", connections);
+    /* Heartbeat first: a reaper must never see the instance registered
+     * without a live heartbeat. One connection keeps the order. */
+    if (pd_redis_cmd(r, NULL, NULL, "SET %s %s PX %d", hb, now, PD_CLUSTER_HB_TTL_MS) != PD_OK)
+        return PD_ERR;
+    pd_redis_cmd(r, NULL, NULL, "SADD pd:workers %s", owner);
+    pd_redis_cmd(r, NULL, NULL, "HSET pd:conns %s %s", owner, count);
+    return PD_OK;
+}
+
+int pd_cluster_conn_delta(pd_redis *r, const char *owner, long delta, pd_room_long_fn cb, void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = cb;
+    if (pd_redis_cmd(r, on_long, c, "HINCRBY pd:conns %s %ld", owner, delta) != PD_OK) {
+        free(c);
+        return PD_ERR;
+    }
+    return PD_OK;
+}
+
+int pd_cluster_conn_total(pd_redis *r, pd_room_long_fn cb, void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = cb;
+    pd_slice keys[1] = {pd_slice_cstr("pd:conns")};
+    return store_eval(r, on_long, c, CONN_TOTAL_LUA, 1, keys, 0, NULL);
+}
+
+static void on_reap(redisReply *rep, void *data)
+{
+    store_call *c = data;
+    long n = -1;
+    if (rep && rep->type == REDIS_REPLY_NIL) {
+        n = 0; /* another instance holds the lock */
+    } else if (rep && rep->type == REDIS_REPLY_ARRAY) {
+        n = 0;
+        for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+            redisReply *room = rep->element[i], *sid = rep->element[i + 1];
+            if (room->type != REDIS_REPLY_STRING || sid->type != REDIS_REPLY_STRING)
+                continue;
+            n++;
+            if (c->reaped)
+                c->reaped(room->str, sid->str, c->data);
+        }
+    }
+    if (c->cb.num)
+        c->cb.num(n, c->data);
+    free(c);
+}
+
+int pd_cluster_reap(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb,
+                    pd_room_long_fn done_cb, void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = done_cb;
+    c->reaped = reaped_cb;
+    pd_slice keys[3] = {pd_slice_cstr("pd:workers"), pd_slice_cstr("pd:conns"),
+                        pd_slice_cstr("pd:reaper:lock")};
+    pd_slice args[2] = {pd_slice_cstr(owner), pd_slice_cstr("4000")};
+    return store_eval(r, on_reap, c, REAP_LUA, 3, keys, 2, args);
+}
+
+int pd_cluster_retire(pd_redis *r, const char *owner, pd_room_long_fn cb, void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = cb;
+    char hb[KEYBUF], socks[KEYBUF];
+    pd_slice keys[4] = {pd_slice_cstr("pd:workers"), pd_slice_cstr("pd:conns"),
+                        key_fmt(hb, "pd:worker:", pd_slice_cstr(owner), ":hb"),
+                        key_fmt(socks, "pd:worker:", pd_slice_cstr(owner), ":sockets")};
+    pd_slice args[1] = {pd_slice_cstr(owner)};
+    return store_eval(r, on_long, c, RETIRE_LUA, 4, keys, 1, args);
+}
