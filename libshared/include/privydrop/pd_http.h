@@ -91,7 +91,9 @@ pd_http_server *pd_http_server_create(uv_loop_t *loop, const char *addr, int por
                                       pd_http_handler_fn handler, void *data,
                                       const char **err);
 
-/* Stop accepting new connections (SIGTERM drain); existing ones continue. */
+/* Stop accepting new connections (SIGTERM drain); existing ones continue.
+ * From then on every response carries Connection: close, so keep-alive
+ * clients move to another replica after their current request. */
 void pd_http_server_stop_accepting(pd_http_server *srv);
 
 /* Port the listener is bound to (useful after asking for port 0), or -1. */
@@ -126,7 +128,8 @@ const char *pd_http_conn_peer_ip(const pd_http_conn *conn);
  * caller, who must uv_close() it and free() it in the close callback; its
  * `data` field is the caller's. Bytes already read past the request are
  * copied to a malloc'd buffer in *leftover (caller frees; NULL if none).
- * The pd_http_conn is gone after this call. */
+ * The pd_http_conn is gone after this call. Returns NULL (and frees the
+ * conn) if the peer already went away or no request is pending. */
 uv_tcp_t *pd_http_conn_detach(pd_http_conn *conn, const char *head, size_t head_len,
                               char **leftover, size_t *leftover_len);
 

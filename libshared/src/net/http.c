@@ -80,6 +80,9 @@ struct pd_http_conn {
     int err_status;             /* status to answer when a callback aborts the parse */
     int last_cb;                /* which data callback appended last (0/url/field/value) */
     size_t msg_raw;             /* raw bytes fed for the current message */
+    const char *feed_begin;     /* bounds of the buffer in the running llhttp_execute */
+    const char *feed_end;       /* (to tell a split value from an obs-fold) */
+    int val_at_end;             /* last value piece ended at its buffer's end */
     char *rbuf;                 /* retained input (after a paused request) */
     size_t rpos, rlen;          /* unparsed retained bytes are rbuf[rpos, rlen) */
     char *arena;                /* url and header bytes of the current request */
@@ -388,6 +391,8 @@ static int conn_send(pd_http_conn *c, int status, const char *ctype, const char 
         return UV_E2BIG;
     size_t elen = extra ? strlen(extra) : 0;
     size_t blen = (no_body || head_only) ? 0 : body_len;
+    if (elen > UINT32_MAX / 4 || blen > UINT32_MAX / 2)
+        return UV_E2BIG; /* a uv_buf_t length is 32 bits */
     /* Header block and body go out in one write: extra headers then CRLF. */
     pd_http_wreq *w = malloc(sizeof(*w) + (size_t)n + elen + 2 + blen);
     if (!w)
@@ -548,6 +553,14 @@ static void conn_resume_input(pd_http_conn *c)
         c->rpos = c->rlen = 0; /* taken; conn_retain puts back what stays unparsed */
         conn_feed(c, p, n);
     }
+    /* Idle again with nothing kept: give the retained-bytes buffer back, so
+     * only connections that actually pipeline hold one. Not inside a feed
+     * (returned above), so nobody is parsing from it. */
+    if (c->rbuf && !conn_has_retained(c) && conn_can_parse(c)) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rpos = c->rlen = 0;
+    }
     conn_start_reading(c);
 }
 
@@ -609,6 +622,8 @@ static int cb_url(llhttp_t *p, const char *at, size_t len)
 static int cb_header_field(llhttp_t *p, const char *at, size_t len)
 {
     pd_http_conn *c = p->data;
+    if (c->headers_done)
+        return 0; /* chunked trailer: not merged into the request's headers */
     if (c->last_cb != CB_FIELD) {
         if (c->nhdr >= c->limits.max_headers) {
             c->err_status = 431;
@@ -630,6 +645,8 @@ static int cb_header_field(llhttp_t *p, const char *at, size_t len)
 static int cb_header_value(llhttp_t *p, const char *at, size_t len)
 {
     pd_http_conn *c = p->data;
+    if (c->headers_done)
+        return 0; /* chunked trailer (bounded by the raw message limit) */
     if (c->nhdr == 0)
         return -1; /* llhttp never sends a value first; refuse if it did */
     pd_http_hdr_off *h = &c->hdr[c->nhdr - 1];
@@ -637,19 +654,27 @@ static int cb_header_value(llhttp_t *p, const char *at, size_t len)
         h->value_off = c->arena_len;
         h->value_len = 0;
         c->last_cb = CB_VALUE;
+    } else if (!(c->val_at_end && at == c->feed_begin)) {
+        /* llhttp 8 accepts obs-fold even when strict and reports the
+         * continuation as another piece of the same value. A piece that is
+         * not just the value resuming at a new read buffer is a fold:
+         * RFC 9112 §5.2 lets us reject it, and we do (smuggling shape). */
+        c->err_status = 400;
+        return -1;
     }
+    c->val_at_end = at + len == c->feed_end;
     if (arena_append(c, at, len) < 0)
         return -1;
     h->value_len += len;
     return 0;
 }
 
-/* A header's value may be empty (no on_header_value call); this resets the
- * state so the next field starts a new header either way. */
+/* The value is over: the next field starts a new header, and any further
+ * value piece would be a continuation line. */
 static int cb_header_value_complete(llhttp_t *p)
 {
     pd_http_conn *c = p->data;
-    c->last_cb = CB_VALUE;
+    c->last_cb = CB_NONE;
     return 0;
 }
 
@@ -782,6 +807,8 @@ static void conn_feed(pd_http_conn *c, const char *p, size_t n)
         }
         if (c->tmode != PD_HTTP_T_REQUEST)
             conn_arm(c, PD_HTTP_T_REQUEST, c->limits.request_timeout_ms);
+        c->feed_begin = p;
+        c->feed_end = p + n;
         enum llhttp_errno e = llhttp_execute(&c->parser, p, n);
         size_t used = n;
         if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE)

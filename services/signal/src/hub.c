@@ -1,0 +1,777 @@
+/* The sockets and rooms of this worker, the Socket.IO events of DESIGN §2,
+ * and the bus between workers (DESIGN §5).
+ *
+ * Local state is a cache of what Redis says, kept for the sockets this
+ * worker owns: sid → session, room → local members. Redis stays the truth
+ * for joins (one Lua script decides); the bus carries every room-scoped
+ * packet once per room channel, and a worker is subscribed to a room's
+ * channel while it has a member there (plus a short grace period, so a
+ * leave followed by a join does not race an UNSUBSCRIBE). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "privydrop/pd_bus.h"
+#include "privydrop/pd_log.h"
+#include "privydrop/pd_room.h"
+#include "privydrop/pd_sio.h"
+#include "worker.h"
+
+#define HUB_HEARTBEAT_MS 5000
+#define HUB_REAP_MS 5000
+#define HUB_SWEEP_MS 2000
+#define HUB_UNSUB_GRACE_MS 5000
+#define HUB_MAX_JOINS_INFLIGHT 4
+#define HUB_MAX_PENDING_CLEANUPS 200000
+
+typedef struct hub_room {
+    char id[PD_ID_MAX + 1];   /* room id */
+    pd_sess **members;        /* local sockets bound to it */
+    size_t n, cap;
+    int joins_pending;        /* joins in flight that want the channel */
+    uint64_t empty_since;     /* monotonic ms when n and joins hit 0 */
+} hub_room;
+
+/* A socket whose Redis cleanup could not run (Redis down): retried. */
+typedef struct hub_cleanup {
+    struct hub_cleanup *next;
+    char sid[PD_SOCKET_ID_LEN + 1];
+    char room[PD_ID_MAX + 1];
+} hub_cleanup;
+
+struct pd_hub {
+    pd_worker *w;
+    pd_map *sessions;         /* sid → pd_sess */
+    pd_map *rooms;            /* room id → hub_room */
+    uv_timer_t heartbeat;     /* cluster heartbeat + cleanup retries */
+    uv_timer_t reaper;        /* dead-worker reaper */
+    uv_timer_t sweep;         /* unsubscribe rooms left empty */
+    hub_cleanup *cleanups;    /* pending Redis cleanups */
+    size_t ncleanups;
+    int open_timers;          /* timers not yet closed (free-on-close) */
+};
+
+/* ---- rooms -------------------------------------------------------------- */
+
+static hub_room *room_get(pd_hub *h, pd_slice id)
+{
+    return pd_map_get(h->rooms, id);
+}
+
+/* Find or create the local room entry and make sure its channel is wanted. */
+static hub_room *room_want(pd_hub *h, pd_slice id)
+{
+    hub_room *r = room_get(h, id);
+    if (r)
+        return r;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    memcpy(r->id, id.base, id.len);
+    if (pd_map_put(h->rooms, id, r) != PD_OK) {
+        free(r);
+        return NULL;
+    }
+    char ch[PD_ID_MAX + 16];
+    int n = pd_bus_channel(ch, sizeof(ch), id);
+    if (n > 0)
+        pd_redis_subscribe(h->w->redis, pd_slice_make(ch, (size_t)n));
+    pd_metric_set(h->w->m_rooms, NULL, (double)pd_map_count(h->rooms));
+    return r;
+}
+
+static void room_maybe_empty(hub_room *r)
+{
+    if (r->n == 0 && r->joins_pending == 0)
+        r->empty_since = pd_mono_ms();
+}
+
+static int room_add(hub_room *r, pd_sess *s)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->members[i] == s)
+            return PD_OK;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 4;
+        pd_sess **m = realloc(r->members, cap * sizeof(*m));
+        if (!m)
+            return PD_ERR;
+        r->members = m;
+        r->cap = cap;
+    }
+    r->members[r->n++] = s;
+    r->empty_since = 0;
+    return PD_OK;
+}
+
+static void room_remove(hub_room *r, pd_sess *s)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->members[i] == s) {
+            r->members[i] = r->members[--r->n];
+            break;
+        }
+    }
+    room_maybe_empty(r);
+}
+
+static void room_free(pd_hub *h, hub_room *r)
+{
+    char ch[PD_ID_MAX + 16];
+    int n = pd_bus_channel(ch, sizeof(ch), pd_slice_cstr(r->id));
+    if (n > 0)
+        pd_redis_unsubscribe(h->w->redis, pd_slice_make(ch, (size_t)n));
+    pd_map_del(h->rooms, pd_slice_cstr(r->id));
+    free(r->members);
+    free(r);
+    pd_metric_set(h->w->m_rooms, NULL, (double)pd_map_count(h->rooms));
+}
+
+/* ---- delivery ----------------------------------------------------------- */
+
+static void deliver_local(hub_room *r, const char *except, const char *pkt, size_t len)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        pd_sess *m = r->members[i];
+        if (except && strcmp(pd_sess_id(m), except) == 0)
+            continue;
+        pd_sess_send(m, pkt, len);
+    }
+}
+
+static void publish(pd_hub *h, const char *room, pd_bus_kind kind, const char *target,
+                    const char *pkt, size_t len)
+{
+    pd_worker *w = h->w;
+    char ch[PD_ID_MAX + 16];
+    int chlen = pd_bus_channel(ch, sizeof(ch), pd_slice_cstr(room));
+    pd_bus_envelope env = {kind, pd_slice_cstr(w->cfg.worker_id), pd_slice_cstr(target ? target : ""),
+                           pd_slice_make(pkt, len)};
+    size_t elen = 0;
+    char *e = pd_bus_encode(&env, &elen);
+    if (!e || chlen < 0) {
+        free(e);
+        pd_metric_add(w->m_dropped, "encode", 1);
+        return;
+    }
+    const char *argv[3] = {"PUBLISH", ch, e};
+    size_t lens[3] = {7, (size_t)chlen, elen};
+    if (pd_redis_cmd_argv(w->redis, NULL, NULL, 3, argv, lens) == PD_OK)
+        pd_metric_add(w->m_publishes, NULL, 1);
+    else
+        pd_metric_add(w->m_dropped, "redis_down", 1);
+    free(e);
+}
+
+/* A packet for everyone in `room` but `except`: local members directly,
+ * the others through the bus. */
+static void emit_room(pd_hub *h, const char *room, const char *except, pd_bus_kind kind,
+                      const char *pkt, size_t len)
+{
+    hub_room *r = room_get(h, pd_slice_cstr(room));
+    if (r)
+        deliver_local(r, except, pkt, len);
+    publish(h, room, kind, except, pkt, len);
+}
+
+static char *encode_event(const char *event, json_t *payload, size_t *len)
+{
+    char *pkt = pd_sio_encode_event(event, payload, len);
+    json_decref(payload);
+    return pkt;
+}
+
+static void emit_to(pd_sess *s, const char *event, json_t *payload /* stolen */)
+{
+    size_t len = 0;
+    char *pkt = encode_event(event, payload, &len);
+    if (pkt)
+        pd_sess_send(s, pkt, len);
+    free(pkt);
+}
+
+static void emit_peer_disconnected(pd_hub *h, const char *room, const char *sid, pd_bus_kind kind)
+{
+    size_t len = 0;
+    char *pkt = encode_event("peer-disconnected", json_pack("{s:s}", "peerId", sid), &len);
+    if (pkt)
+        emit_room(h, room, sid, kind, pkt, len);
+    free(pkt);
+}
+
+/* ---- Redis cleanup with retry ------------------------------------------- */
+
+static void cleanup_queue(pd_hub *h, const char *sid, const char *room)
+{
+    if (h->ncleanups >= HUB_MAX_PENDING_CLEANUPS) {
+        pd_metric_add(h->w->m_dropped, "cleanup_queue_full", 1);
+        return;
+    }
+    hub_cleanup *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    snprintf(c->sid, sizeof(c->sid), "%s", sid);
+    snprintf(c->room, sizeof(c->room), "%s", room);
+    c->next = h->cleanups;
+    h->cleanups = c;
+    h->ncleanups++;
+}
+
+typedef struct leave_ctx {
+    pd_hub *h;
+    char sid[PD_SOCKET_ID_LEN + 1];
+    char room[PD_ID_MAX + 1];
+} leave_ctx;
+
+static void on_leave_done(long v, void *data)
+{
+    leave_ctx *c = data;
+    if (v < 0)
+        cleanup_queue(c->h, c->sid, c->room);
+    free(c);
+}
+
+static void redis_leave(pd_hub *h, const char *sid, const char *room)
+{
+    leave_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->h = h;
+    snprintf(c->sid, sizeof(c->sid), "%s", sid);
+    snprintf(c->room, sizeof(c->room), "%s", room);
+    if (pd_room_leave(h->w->redis, pd_slice_cstr(sid), pd_slice_cstr(room), h->w->cfg.worker_id,
+                      on_leave_done, c) != PD_OK) {
+        cleanup_queue(h, sid, room);
+        free(c);
+    }
+}
+
+static void cleanups_retry(pd_hub *h)
+{
+    if (!pd_redis_ready(h->w->redis))
+        return;
+    hub_cleanup *list = h->cleanups;
+    h->cleanups = NULL;
+    h->ncleanups = 0;
+    while (list) {
+        hub_cleanup *next = list->next;
+        redis_leave(h, list->sid, list->room);
+        free(list);
+        list = next;
+    }
+}
+
+/* ---- session life cycle -------------------------------------------------- */
+
+typedef struct count_ctx {
+    pd_hub *h;
+    char sid[PD_SOCKET_ID_LEN + 1];
+} count_ctx;
+
+static void on_counted(long v, void *data)
+{
+    (void)v;
+    count_ctx *c = data;
+    pd_sess *s = pd_map_get(c->h->sessions, pd_slice_cstr(c->sid));
+    if (s)
+        pd_sess_counted(s);
+    free(c);
+}
+
+void pd_hub_on_open(pd_hub *h, pd_sess *s)
+{
+    pd_map_put(h->sessions, pd_slice_cstr(pd_sess_id(s)), s);
+    pd_metric_set(h->w->m_connections, NULL, (double)pd_map_count(h->sessions));
+    /* /health/detailed must count this socket as soon as its client sees
+     * "connect", so the Socket.IO connect answer waits for this reply. */
+    count_ctx *c = calloc(1, sizeof(*c));
+    if (c) {
+        c->h = h;
+        snprintf(c->sid, sizeof(c->sid), "%s", pd_sess_id(s));
+        if (pd_cluster_conn_delta(h->w->redis, h->w->cfg.worker_id, 1, on_counted, c) == PD_OK)
+            return;
+        free(c);
+    }
+    pd_sess_counted(s); /* Redis down: the next heartbeat sets the count */
+}
+
+void pd_hub_on_close(pd_hub *h, pd_sess *s)
+{
+    const char *sid = pd_sess_id(s);
+    if (!pd_map_del(h->sessions, pd_slice_cstr(sid)))
+        return; /* already handled */
+    pd_metric_set(h->w->m_connections, NULL, (double)pd_map_count(h->sessions));
+    pd_cluster_conn_delta(h->w->redis, h->w->cfg.worker_id, -1, NULL, NULL);
+    char *room = pd_sess_room(s);
+    if (room[0]) {
+        emit_peer_disconnected(h, room, sid, PD_BUS_BROADCAST);
+        hub_room *r = room_get(h, pd_slice_cstr(room));
+        if (r)
+            room_remove(r, s);
+        redis_leave(h, sid, room);
+        room[0] = '\0';
+    }
+}
+
+/* ---- join ---------------------------------------------------------------- */
+
+typedef struct join_ctx {
+    pd_hub *h;
+    char sid[PD_SOCKET_ID_LEN + 1];
+    char room[PD_ID_MAX + 1];
+} join_ctx;
+
+static void join_respond(pd_sess *s, int ok, const char *message, const char *room)
+{
+    emit_to(s, "joinResponse",
+            json_pack("{s:b, s:s, s:s}", "success", ok, "message", message, "roomId", room));
+}
+
+static void join_server_error(pd_sess *s, const char *error)
+{
+    emit_to(s, "joinResponse",
+            json_pack("{s:b, s:s, s:s}", "success", 0, "message", "Server error while joining room",
+                      "error", error));
+}
+
+static void on_join_done(const pd_join_result *res, void *data)
+{
+    join_ctx *c = data;
+    pd_hub *h = c->h;
+    hub_room *r = room_get(h, pd_slice_cstr(c->room));
+    if (r) {
+        r->joins_pending--;
+        room_maybe_empty(r);
+    }
+    pd_sess *s = pd_map_get(h->sessions, pd_slice_cstr(c->sid));
+    if (!s) {
+        /* The socket closed while Redis was binding it: undo the binding so
+         * no ghost stays in the room. */
+        if (res->status == PD_JOIN_OK)
+            redis_leave(h, c->sid, c->room);
+        free(c);
+        return;
+    }
+    (*pd_sess_joins_inflight(s))--;
+    char *bound = pd_sess_room(s);
+    char msg[128];
+    switch (res->status) {
+    case PD_JOIN_OK:
+    case PD_JOIN_REJOIN:
+        if (bound[0] && strcmp(bound, c->room) != 0) {
+            /* Bound elsewhere by a concurrent join that finished first. */
+            join_respond(s, 0, "Socket is already bound to another room", c->room);
+            break;
+        }
+        if (!r)
+            r = room_want(h, pd_slice_cstr(c->room));
+        if (!r || room_add(r, s) != PD_OK) {
+            join_server_error(s, "out of memory");
+            break;
+        }
+        snprintf(bound, PD_ID_MAX + 1, "%s", c->room);
+        join_respond(s, 1, "Successfully joined room", c->room);
+        {
+            size_t len = 0;
+            char *pkt = encode_event("ready", json_pack("{s:s}", "peerId", c->sid), &len);
+            if (pkt)
+                emit_room(h, c->room, c->sid, PD_BUS_BROADCAST, pkt, len);
+            free(pkt);
+        }
+        break;
+    case PD_JOIN_BOUND_ELSEWHERE:
+        join_respond(s, 0, "Socket is already bound to another room", c->room);
+        break;
+    case PD_JOIN_RATE_LIMITED:
+        snprintf(msg, sizeof(msg), "Rate limit exceeded. Try again in %lds. Attempts left: %ld.",
+                 res->reset_after_s, res->remaining);
+        join_respond(s, 0, msg, c->room);
+        break;
+    case PD_JOIN_NO_ROOM:
+        join_respond(s, 0, "Room does not exist", c->room);
+        break;
+    case PD_JOIN_ERROR:
+        join_server_error(s, res->error ? res->error : "redis error");
+        break;
+    }
+    free(c);
+}
+
+static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
+{
+    pd_worker *w = h->w;
+    json_t *jroom = json_is_object(payload) ? json_object_get(payload, "roomId") : NULL;
+    if (!json_is_string(jroom)) {
+        pd_metric_add(w->m_dropped, "bad_payload", 1);
+        return;
+    }
+    const char *room = json_string_value(jroom);
+    pd_slice rs = pd_slice_make(room, json_string_length(jroom));
+    if (!pd_id_valid(rs) || strlen(room) != rs.len) {
+        /* No such id can ever be created (create_room refuses it). */
+        emit_to(s, "joinResponse",
+                json_pack("{s:b, s:s, s:s#}", "success", 0, "message", "Room does not exist",
+                          "roomId", room, PD_MIN(rs.len, (size_t)PD_ID_MAX * 2)));
+        return;
+    }
+    char *bound = pd_sess_room(s);
+    if (bound[0] && strcmp(bound, room) != 0) {
+        join_respond(s, 0, "Socket is already bound to another room", room);
+        return;
+    }
+    int *inflight = pd_sess_joins_inflight(s);
+    if (*inflight >= HUB_MAX_JOINS_INFLIGHT) {
+        pd_metric_add(w->m_dropped, "join_flood", 1);
+        return;
+    }
+    if (w->draining || !pd_redis_ready(w->redis)) {
+        join_server_error(s, w->draining ? "server shutting down" : "redis unavailable");
+        return;
+    }
+    join_ctx *c = calloc(1, sizeof(*c));
+    hub_room *r = room_want(h, rs); /* subscribe before the peers hear of us */
+    if (!c || !r) {
+        free(c);
+        join_server_error(s, "out of memory");
+        return;
+    }
+    c->h = h;
+    snprintf(c->sid, sizeof(c->sid), "%s", pd_sess_id(s));
+    snprintf(c->room, sizeof(c->room), "%s", room);
+    if (pd_room_join(w->redis, pd_slice_cstr(c->sid), rs, pd_sess_client_ip(s), w->cfg.join_rate_limit,
+                     w->cfg.worker_id, on_join_done, c) != PD_OK) {
+        free(c);
+        room_maybe_empty(r);
+        join_server_error(s, "redis unavailable");
+        return;
+    }
+    r->joins_pending++;
+    (*inflight)++;
+}
+
+/* ---- signals and room broadcasts ---------------------------------------- */
+
+/* offer / answer / ice-candidate: {peerId, <field>, from?} → the target gets
+ * {<field>, from: sender, peerId: sender}. Only inside the sender's room. */
+static void on_signal(pd_hub *h, pd_sess *s, const char *event, const char *field, json_t *payload)
+{
+    pd_worker *w = h->w;
+    json_t *jpeer = json_is_object(payload) ? json_object_get(payload, "peerId") : NULL;
+    json_t *value = json_is_object(payload) ? json_object_get(payload, field) : NULL;
+    if (!json_is_string(jpeer) || !value) {
+        pd_metric_add(w->m_dropped, "bad_payload", 1);
+        return;
+    }
+    pd_slice peer = pd_slice_make(json_string_value(jpeer), json_string_length(jpeer));
+    const char *room = pd_sess_room(s);
+    if (!room[0]) {
+        pd_metric_add(w->m_dropped, "not_in_room", 1);
+        return;
+    }
+    if (!pd_id_valid(peer)) {
+        pd_metric_add(w->m_dropped, "bad_target", 1);
+        return;
+    }
+    pd_sess *target = pd_map_get(h->sessions, peer);
+    if (target && strcmp(pd_sess_room(target), room) != 0) {
+        pd_metric_add(w->m_dropped, "other_room", 1);
+        return;
+    }
+    json_t *out = json_object();
+    json_object_set(out, field, value);
+    json_object_set_new(out, "from", json_string(pd_sess_id(s)));
+    json_object_set_new(out, "peerId", json_string(pd_sess_id(s)));
+    size_t len = 0;
+    char *pkt = encode_event(event, out, &len);
+    if (!pkt)
+        return;
+    if (target) {
+        pd_sess_send(target, pkt, len);
+    } else {
+        char tgt[PD_ID_MAX + 1];
+        memcpy(tgt, peer.base, peer.len);
+        tgt[peer.len] = '\0';
+        publish(h, room, PD_BUS_TO_SOCKET, tgt, pkt, len);
+    }
+    free(pkt);
+}
+
+static void on_room_event(pd_hub *h, pd_sess *s, const char *event, json_t *payload)
+{
+    pd_worker *w = h->w;
+    json_t *jroom = json_is_object(payload) ? json_object_get(payload, "roomId") : NULL;
+    const char *room = pd_sess_room(s);
+    if (!json_is_string(jroom)) {
+        pd_metric_add(w->m_dropped, "bad_payload", 1);
+        return;
+    }
+    /* Stricter than PrivyDrop: only the sender's own room. */
+    if (!room[0] || strcmp(json_string_value(jroom), room) != 0) {
+        pd_metric_add(w->m_dropped, "other_room", 1);
+        return;
+    }
+    json_t *out;
+    if (strcmp(event, "initiator-online") == 0) {
+        out = json_pack("{s:s}", "roomId", room);
+    } else {
+        json_t *jpeer = json_object_get(payload, "peerId");
+        if (jpeer && (!json_is_string(jpeer) || strcmp(json_string_value(jpeer), pd_sess_id(s)) != 0)) {
+            pd_metric_add(w->m_dropped, "forged_peer", 1);
+            return;
+        }
+        out = json_pack("{s:s}", "peerId", pd_sess_id(s));
+    }
+    size_t len = 0;
+    char *pkt = encode_event(event, out, &len);
+    if (pkt)
+        emit_room(h, room, pd_sess_id(s), PD_BUS_BROADCAST, pkt, len);
+    free(pkt);
+}
+
+void pd_hub_on_event(pd_hub *h, pd_sess *s, const char *name, json_t *args)
+{
+    pd_worker *w = h->w;
+    json_t *payload = json_array_get(args, 1);
+    if (strcmp(name, "join") == 0) {
+        pd_metric_add(w->m_messages, "join", 1);
+        on_join(h, s, payload);
+    } else if (strcmp(name, "offer") == 0) {
+        pd_metric_add(w->m_messages, "offer", 1);
+        on_signal(h, s, "offer", "offer", payload);
+    } else if (strcmp(name, "answer") == 0) {
+        pd_metric_add(w->m_messages, "answer", 1);
+        on_signal(h, s, "answer", "answer", payload);
+    } else if (strcmp(name, "ice-candidate") == 0) {
+        pd_metric_add(w->m_messages, "ice-candidate", 1);
+        on_signal(h, s, "ice-candidate", "candidate", payload);
+    } else if (strcmp(name, "initiator-online") == 0) {
+        pd_metric_add(w->m_messages, "initiator-online", 1);
+        on_room_event(h, s, "initiator-online", payload);
+    } else if (strcmp(name, "recipient-ready") == 0) {
+        pd_metric_add(w->m_messages, "recipient-ready", 1);
+        on_room_event(h, s, "recipient-ready", payload);
+    } else {
+        pd_metric_add(w->m_messages, "unknown", 1);
+        pd_metric_add(w->m_dropped, "unknown_event", 1);
+    }
+}
+
+/* ---- bus ----------------------------------------------------------------- */
+
+void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
+{
+    pd_worker *w = h->w;
+    size_t pre = sizeof(PD_BUS_CHANNEL_PREFIX) - 1;
+    if (channel.len <= pre || memcmp(channel.base, PD_BUS_CHANNEL_PREFIX, pre) != 0)
+        return;
+    pd_slice room = pd_slice_make(channel.base + pre, channel.len - pre);
+    pd_bus_envelope env;
+    if (pd_bus_decode(message, &env) != PD_OK) {
+        pd_metric_add(w->m_dropped, "bad_envelope", 1);
+        return;
+    }
+    if (pd_slice_eq(env.origin, w->cfg.worker_id))
+        return; /* our own: already delivered locally */
+    hub_room *r = room_get(h, room);
+    if (!r)
+        return;
+    pd_metric_add(w->m_bus_received, NULL, 1);
+    char target[PD_ID_MAX + 1] = "";
+    if (env.target.len > PD_ID_MAX)
+        return;
+    memcpy(target, env.target.base, env.target.len);
+    target[env.target.len] = '\0';
+    switch (env.kind) {
+    case PD_BUS_TO_SOCKET: {
+        pd_sess *s = pd_map_get(h->sessions, env.target);
+        if (s && strcmp(pd_sess_room(s), r->id) == 0)
+            pd_sess_send(s, env.packet.base, env.packet.len);
+        break;
+    }
+    case PD_BUS_BROADCAST:
+        deliver_local(r, target[0] ? target : NULL, env.packet.base, env.packet.len);
+        break;
+    case PD_BUS_LEAVE: {
+        /* Left through the room API (or reaped): forget the binding here. */
+        pd_sess *s = pd_map_get(h->sessions, env.target);
+        if (s && strcmp(pd_sess_room(s), r->id) == 0) {
+            room_remove(r, s);
+            pd_sess_room(s)[0] = '\0';
+            pd_redis_cmd(w->redis, NULL, NULL, "SREM pd:worker:%s:sockets %s", w->cfg.worker_id, target);
+        }
+        deliver_local(r, target, env.packet.base, env.packet.len);
+        break;
+    }
+    }
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    pd_hub *h = t->data;
+    if (!pd_redis_ready(h->w->redis))
+        return;
+    pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_map_count(h->sessions));
+    cleanups_retry(h);
+}
+
+static void on_reaped(const char *room, const char *sid, void *data)
+{
+    pd_hub *h = data;
+    pd_log(PD_LOG_INFO, "reaped socket of a dead worker", "{s:s, s:s}", "room", room, "sid", sid);
+    emit_peer_disconnected(h, room, sid, PD_BUS_LEAVE);
+}
+
+static void on_reaper(uv_timer_t *t)
+{
+    pd_hub *h = t->data;
+    if (!pd_redis_ready(h->w->redis) || h->w->draining)
+        return;
+    pd_cluster_reap(h->w->redis, h->w->cfg.worker_id, on_reaped, NULL, h);
+}
+
+typedef struct sweep_ctx {
+    hub_room *victims[256];
+    size_t n;
+    uint64_t now;
+} sweep_ctx;
+
+static int sweep_visit(pd_slice key, void *value, void *data)
+{
+    (void)key;
+    hub_room *r = value;
+    sweep_ctx *c = data;
+    if (r->n == 0 && r->joins_pending == 0 && r->empty_since &&
+        c->now - r->empty_since >= HUB_UNSUB_GRACE_MS) {
+        c->victims[c->n++] = r;
+        if (c->n == PD_ARRAY_LEN(c->victims))
+            return 1;
+    }
+    return 0;
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    pd_hub *h = t->data;
+    sweep_ctx c;
+    do {
+        c.n = 0;
+        c.now = pd_mono_ms();
+        pd_map_foreach(h->rooms, sweep_visit, &c);
+        for (size_t i = 0; i < c.n; i++)
+            room_free(h, c.victims[i]);
+    } while (c.n == PD_ARRAY_LEN(c.victims));
+}
+
+void pd_hub_on_redis_state(pd_hub *h, int ready)
+{
+    pd_metric_set(h->w->m_redis_up, NULL, ready ? 1 : 0);
+    if (ready) {
+        /* Redis may have restarted empty: re-register at once. */
+        pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_map_count(h->sessions));
+        cleanups_retry(h);
+    }
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+pd_hub *pd_hub_create(pd_worker *w)
+{
+    pd_hub *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->w = w;
+    h->sessions = pd_map_create();
+    h->rooms = pd_map_create();
+    if (!h->sessions || !h->rooms) {
+        pd_map_free(h->sessions);
+        pd_map_free(h->rooms);
+        free(h);
+        return NULL;
+    }
+    uv_timer_t *timers[3] = {&h->heartbeat, &h->reaper, &h->sweep};
+    uv_timer_cb cbs[3] = {on_heartbeat, on_reaper, on_sweep};
+    uint64_t periods[3] = {HUB_HEARTBEAT_MS, HUB_REAP_MS, HUB_SWEEP_MS};
+    unsigned jitter = 0;
+    pd_random_bytes(&jitter, sizeof(jitter));
+    for (int i = 0; i < 3; i++) {
+        uv_timer_init(w->loop, timers[i]);
+        timers[i]->data = h;
+        uv_timer_start(timers[i], cbs[i], periods[i] / 2 + jitter % 1000, periods[i]);
+    }
+    return h;
+}
+
+size_t pd_hub_session_count(const pd_hub *h)
+{
+    return pd_map_count(h->sessions);
+}
+
+size_t pd_hub_pending_cleanups(const pd_hub *h)
+{
+    return h->ncleanups;
+}
+
+typedef struct collect_ctx {
+    pd_sess **list;
+    size_t n;
+} collect_ctx;
+
+static int collect_sess(pd_slice key, void *value, void *data)
+{
+    (void)key;
+    collect_ctx *c = data;
+    c->list[c->n++] = value;
+    return 0;
+}
+
+void pd_hub_close_all(pd_hub *h)
+{
+    size_t n = pd_map_count(h->sessions);
+    if (!n)
+        return;
+    collect_ctx c = {calloc(n, sizeof(pd_sess *)), 0};
+    if (!c.list)
+        return;
+    pd_map_foreach(h->sessions, collect_sess, &c);
+    for (size_t i = 0; i < c.n; i++)
+        pd_sess_close(c.list[i], 1001, "server shutting down");
+    free(c.list);
+}
+
+static int free_room_visit(pd_slice key, void *value, void *data)
+{
+    (void)key;
+    (void)data;
+    hub_room *r = value;
+    free(r->members);
+    free(r);
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *t)
+{
+    pd_hub *h = t->data;
+    if (--h->open_timers == 0)
+        free(h);
+}
+
+void pd_hub_free(pd_hub *h)
+{
+    if (!h)
+        return;
+    h->open_timers = 3;
+    uv_close((uv_handle_t *)&h->heartbeat, on_timer_closed);
+    uv_close((uv_handle_t *)&h->reaper, on_timer_closed);
+    uv_close((uv_handle_t *)&h->sweep, on_timer_closed);
+    pd_map_foreach(h->rooms, free_room_visit, NULL);
+    pd_map_free(h->rooms);
+    pd_map_free(h->sessions);
+    while (h->cleanups) {
+        hub_cleanup *n = h->cleanups->next;
+        free(h->cleanups);
+        h->cleanups = n;
+    }
+    h->rooms = h->sessions = NULL;
+    /* h itself is freed when its timers have closed. */
+}

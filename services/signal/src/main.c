@@ -1,0 +1,430 @@
+/* privydrop-signal — a stateless signaling worker (DESIGN §1–2, §5–6). */
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "privydrop/pd_config.h"
+#include "privydrop/pd_eio.h"
+#include "privydrop/pd_log.h"
+#include "privydrop/pd_room.h"
+#include "worker.h"
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+static const char USAGE[] =
+    "Usage: privydrop-signal [--help] [--version]\n"
+    "\n"
+    "Signaling worker: Engine.IO v4 / Socket.IO v5 over WebSocket at\n"
+    "/socket.io/, plus /healthz, /readyz and /metrics on the same port.\n"
+    "Configuration comes from the environment:\n"
+    "  PD_SIGNAL_PORT           listen port (3001)\n"
+    "  PD_LISTEN_ADDR           listen address (0.0.0.0)\n"
+    "  PD_WORKER_ID             instance id (host-pid)\n"
+    "  PD_PING_INTERVAL_MS      Engine.IO ping interval (25000)\n"
+    "  PD_PING_TIMEOUT_MS       Engine.IO ping timeout (20000)\n"
+    "  PD_CONNECT_TIMEOUT_MS    time to send the Socket.IO connect (45000)\n"
+    "  PD_MAX_MESSAGE_BYTES     largest accepted message (65536)\n"
+    "  PD_MAX_SEND_QUEUE_BYTES  per-socket send queue before a slow reader is closed (1048576)\n"
+    "  PD_MAX_CONNECTIONS       open sockets per worker (20000)\n"
+    "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
+    "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
+    "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD   Redis (127.0.0.1:6379)\n"
+    "  CORS_ORIGIN              allowed WebSocket Origins, comma-separated (any)\n"
+    "  NODE_ENV                 reported environment (production)\n"
+    "  DISABLE_JOIN_RATE_LIMIT  1 turns the per-address join limit off\n"
+    "  PD_LOG_LEVEL             debug, info, warn or error (info)\n";
+
+static pd_worker *g_worker; /* for the signal handlers only */
+static uv_signal_t sig_term, sig_int;
+static uv_timer_t drain_timer;
+static uint64_t drain_deadline;
+static int retire_state; /* 0 not yet, 1 sent, 2 done */
+
+/* ---- configuration ------------------------------------------------------ */
+
+static int env_long(const char *name, long def, long min, long max, long *out)
+{
+    const char *err = NULL;
+    if (pd_env_long(name, def, min, max, out, &err) != PD_OK) {
+        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", name, "error", err);
+        return PD_ERR;
+    }
+    return PD_OK;
+}
+
+static int worker_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 80)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static int load_config(pd_worker_config *c)
+{
+    c->listen_addr = pd_env_str("PD_LISTEN_ADDR", "0.0.0.0");
+    c->redis_host = pd_env_str("REDIS_HOST", "127.0.0.1");
+    c->redis_password = pd_env_str("REDIS_PASSWORD", NULL);
+    c->environment = pd_env_str("NODE_ENV", "production");
+    c->cors_origin = pd_env_str("CORS_ORIGIN", NULL);
+    c->join_rate_limit = !pd_env_flag("DISABLE_JOIN_RATE_LIMIT");
+    if (env_long("PD_SIGNAL_PORT", 3001, 1, 65535, &c->port) ||
+        env_long("PD_PING_INTERVAL_MS", 25000, 50, 3600000, &c->ping_interval_ms) ||
+        env_long("PD_PING_TIMEOUT_MS", 20000, 50, 3600000, &c->ping_timeout_ms) ||
+        env_long("PD_CONNECT_TIMEOUT_MS", 45000, 50, 3600000, &c->connect_timeout_ms) ||
+        env_long("PD_MAX_MESSAGE_BYTES", 65536, 256, 16 * 1024 * 1024, &c->max_message_bytes) ||
+        env_long("PD_MAX_SEND_QUEUE_BYTES", 1048576, 4096, 256 * 1024 * 1024, &c->max_send_queue_bytes) ||
+        env_long("PD_MAX_CONNECTIONS", 20000, 1, 10000000, &c->max_connections) ||
+        env_long("PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &c->drain_timeout_ms) ||
+        env_long("REDIS_PORT", 6379, 1, 65535, &c->redis_port))
+        return PD_ERR;
+    const char *id = pd_env_str("PD_WORKER_ID", NULL);
+    if (id) {
+        snprintf(c->worker_id, sizeof(c->worker_id), "%s", id);
+    } else {
+        char host[64] = "worker";
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        for (char *p = host; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                  *p == '-' || *p == '.'))
+                *p = '-';
+        snprintf(c->worker_id, sizeof(c->worker_id), "%s-%ld", host, (long)getpid());
+    }
+    if (!worker_id_valid(c->worker_id)) {
+        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", "PD_WORKER_ID", "error",
+               "1-80 characters of [A-Za-z0-9._-]");
+        return PD_ERR;
+    }
+    return PD_OK;
+}
+
+/* ---- HTTP routes ---------------------------------------------------------- */
+
+static int origin_allowed(const char *list, const pd_slice *origin)
+{
+    if (!list || !origin)
+        return 1;
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        pd_slice item = pd_slice_make(p, (size_t)(t - p));
+        if (pd_slice_eq(item, "*") || (item.len == origin->len && memcmp(item.base, origin->base, item.len) == 0))
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+/* RFC 6455 §4.2.1: the key is base64 of 16 bytes: 22 symbols and "==". */
+static int ws_key_valid(const pd_slice *key)
+{
+    if (!key || key->len != 24 || key->base[22] != '=' || key->base[23] != '=')
+        return 0;
+    for (size_t i = 0; i < 22; i++) {
+        char c = key->base[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+              c == '/'))
+            return 0;
+    }
+    return 1;
+}
+
+static void ws_accept_value(const pd_slice *key, char out[32])
+{
+    char buf[64];
+    memcpy(buf, key->base, 24);
+    memcpy(buf + 24, WS_GUID, 36);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(buf, 60, md, &mdlen, EVP_sha1(), NULL);
+    EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
+}
+
+static void handle_socketio(pd_worker *w, pd_http_conn *c, const pd_http_request *req)
+{
+    const char *err = pd_eio_check_handshake(req->query);
+    if (err) {
+        pd_http_respond_json(c, 400, NULL, err, 0);
+        return;
+    }
+    const pd_slice *upgrade = pd_http_request_header(req, "Upgrade");
+    if (!req->upgrade || !upgrade || !pd_slice_ieq(*upgrade, "websocket")) {
+        pd_http_respond_json(c, 400, NULL, PD_EIO_ERR_BAD_REQUEST, 0);
+        return;
+    }
+    const pd_slice *version = pd_http_request_header(req, "Sec-WebSocket-Version");
+    if (!version || !pd_slice_eq(*version, "13")) {
+        pd_http_respond_json(c, 426, "Sec-WebSocket-Version: 13\r\n",
+                             "{\"error\":\"Unsupported WebSocket version\"}", 1);
+        return;
+    }
+    const pd_slice *key = pd_http_request_header(req, "Sec-WebSocket-Key");
+    if (!ws_key_valid(key)) {
+        pd_http_respond_json(c, 400, NULL, "{\"error\":\"Invalid Sec-WebSocket-Key\"}", 1);
+        return;
+    }
+    if (!origin_allowed(w->cfg.cors_origin, pd_http_request_header(req, "Origin"))) {
+        pd_http_respond_json(c, 403, NULL, "{\"error\":\"Origin not allowed\"}", 1);
+        return;
+    }
+    if (w->draining || pd_hub_session_count(w->hub) >= (size_t)w->cfg.max_connections) {
+        pd_http_respond_json(c, 503, "Retry-After: 1\r\n",
+                             "{\"error\":\"Server busy, try another instance\"}", 1);
+        return;
+    }
+    char client_ip[INET6_ADDRSTRLEN];
+    pd_client_ip(w->trusted, req->peer_ip, pd_http_request_header(req, "X-Forwarded-For"), client_ip);
+    char accept[32];
+    ws_accept_value(key, accept);
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+    char *left = NULL;
+    size_t left_len = 0;
+    uv_tcp_t *tcp = pd_http_conn_detach(c, head, (size_t)n, &left, &left_len);
+    if (tcp)
+        pd_sess_create(w, tcp, client_ip, left, left_len);
+    free(left);
+}
+
+static void on_request(pd_http_conn *c, const pd_http_request *req, void *data)
+{
+    pd_worker *w = data;
+    int get = req->method == PD_HTTP_GET || req->method == PD_HTTP_HEAD;
+    if (pd_slice_eq(req->path, "/socket.io/") || pd_slice_eq(req->path, "/socket.io")) {
+        if (req->method != PD_HTTP_GET) {
+            pd_http_respond_json(c, 400, NULL, PD_EIO_ERR_BAD_REQUEST, 0);
+            return;
+        }
+        handle_socketio(w, c, req);
+        return;
+    }
+    if (!get) {
+        pd_http_respond_json(c, 405, "Allow: GET, HEAD\r\n", "{\"error\":\"Method not allowed\"}", 0);
+        return;
+    }
+    if (pd_slice_eq(req->path, "/healthz")) {
+        pd_http_respond_json(c, 200, NULL, "{\"status\":\"ok\"}", 0);
+    } else if (pd_slice_eq(req->path, "/readyz")) {
+        int redis = pd_redis_ready(w->redis);
+        char body[128];
+        snprintf(body, sizeof(body), "{\"status\":\"%s\",\"redis\":\"%s\",\"draining\":%s}",
+                 redis && !w->draining ? "ready" : "not ready", redis ? "connected" : "disconnected",
+                 w->draining ? "true" : "false");
+        pd_http_respond_json(c, redis && !w->draining ? 200 : 503, NULL, body, 0);
+    } else if (pd_slice_eq(req->path, "/metrics")) {
+        size_t len = 0;
+        char *text = pd_metrics_render(w->metrics, &len);
+        if (!text) {
+            pd_http_respond_json(c, 500, NULL, "{\"error\":\"Internal server error\"}", 0);
+            return;
+        }
+        pd_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, len, 0);
+        free(text);
+    } else {
+        pd_http_respond_json(c, 404, NULL, "{\"error\":\"Not found\"}", 0);
+    }
+}
+
+/* ---- Redis wiring ---------------------------------------------------------- */
+
+static void on_redis_state(pd_redis *r, int ready, void *data)
+{
+    (void)r;
+    pd_worker *w = data;
+    pd_log(ready ? PD_LOG_INFO : PD_LOG_WARN, ready ? "redis connected" : "redis unavailable", NULL);
+    if (w->hub)
+        pd_hub_on_redis_state(w->hub, ready);
+}
+
+static void on_bus(pd_slice channel, pd_slice message, void *data)
+{
+    pd_worker *w = data;
+    if (w->hub)
+        pd_hub_on_bus_message(w->hub, channel, message);
+}
+
+/* ---- shutdown ---------------------------------------------------------------- */
+
+static void shutdown_now(pd_worker *w)
+{
+    uv_timer_stop(&drain_timer);
+    uv_close((uv_handle_t *)&drain_timer, NULL);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    pd_http_server_free(w->http);
+    w->http = NULL;
+    pd_hub_free(w->hub);
+    w->hub = NULL;
+    pd_redis_free(w->redis);
+    w->redis = NULL;
+    pd_sess_layer_close(w);
+}
+
+static void on_retired(long v, void *data)
+{
+    (void)v;
+    (void)data;
+    retire_state = 2;
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    pd_worker *w = t->data;
+    uint64_t now = pd_mono_ms();
+    int sockets_gone = pd_hub_session_count(w->hub) == 0;
+    int redis_idle = !pd_redis_ready(w->redis) ||
+                     (pd_redis_pending(w->redis) == 0 && pd_hub_pending_cleanups(w->hub) == 0);
+    if (now >= drain_deadline) {
+        pd_log(PD_LOG_WARN, "drain timeout", "{s:I, s:I}", "sockets", (json_int_t)pd_hub_session_count(w->hub),
+               "pending_redis", (json_int_t)pd_redis_pending(w->redis));
+        shutdown_now(w);
+        return;
+    }
+    if (!sockets_gone || !redis_idle)
+        return;
+    if (retire_state == 0 && pd_redis_ready(w->redis)) {
+        if (pd_cluster_retire(w->redis, w->cfg.worker_id, on_retired, NULL) == PD_OK) {
+            retire_state = 1;
+            return;
+        }
+    }
+    if (retire_state == 1)
+        return;
+    pd_log(PD_LOG_INFO, "drained", NULL);
+    shutdown_now(w);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    pd_worker *w = h->data;
+    if (w->draining)
+        return;
+    w->draining = 1;
+    pd_log(PD_LOG_INFO, "draining", "{s:i, s:I}", "signal", signum, "sockets",
+           (json_int_t)pd_hub_session_count(w->hub));
+    pd_http_server_stop_accepting(w->http);
+    pd_hub_close_all(w->hub);
+    drain_deadline = pd_mono_ms() + (uint64_t)w->cfg.drain_timeout_ms;
+    uv_timer_start(&drain_timer, on_drain_tick, 20, 20);
+}
+
+/* ---- main ----------------------------------------------------------------------- */
+
+static void add_metrics(pd_worker *w)
+{
+    pd_metrics *m = w->metrics;
+    w->m_connections = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_connections",
+                                      "Open Socket.IO connections on this worker.", NULL);
+    w->m_messages = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_messages_total",
+                                   "Socket.IO events received, by event.", "event");
+    w->m_dropped = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_dropped_total",
+                                  "Packets and signals dropped, by reason.", "reason");
+    w->m_publishes = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_bus_publishes_total",
+                                    "Envelopes published on room channels.", NULL);
+    w->m_bus_received = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_bus_received_total",
+                                       "Envelopes from other instances handled here.", NULL);
+    w->m_redis_up = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_redis_up",
+                                   "1 while Redis is connected.", NULL);
+    w->m_rooms = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_rooms",
+                                "Rooms with sockets (or a grace period) on this worker.", NULL);
+    w->m_closed = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_sessions_closed_total",
+                                 "Sessions closed, by reason.", "reason");
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("privydrop-signal %s\n", PD_VERSION);
+            return 0;
+        }
+        fprintf(stderr, "privydrop-signal: unknown argument '%s'\n%s", argv[i], USAGE);
+        return 2;
+    }
+    pd_log_init("signal", pd_env_str("PD_LOG_LEVEL", "info"));
+    signal(SIGPIPE, SIG_IGN);
+
+    pd_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return 1;
+    if (load_config(&w->cfg) != PD_OK) {
+        free(w);
+        return 2;
+    }
+    const char *cerr = NULL;
+    w->trusted = pd_cidr_list_create(pd_env_str("PD_TRUSTED_PROXIES", "127.0.0.1/32,::1/128"), &cerr);
+    if (!w->trusted) {
+        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", "PD_TRUSTED_PROXIES",
+               "error", cerr ? cerr : "invalid");
+        free(w);
+        return 2;
+    }
+    w->loop = uv_default_loop();
+    w->started_ms = pd_now_ms();
+    w->metrics = pd_metrics_create();
+    add_metrics(w);
+    pd_sess_layer_init(w);
+    g_worker = w;
+
+    pd_redis_options ro = {w->cfg.redis_host, (int)w->cfg.redis_port, w->cfg.redis_password, 1, 1000};
+    w->redis = pd_redis_create(w->loop, &ro, on_redis_state, on_bus, w);
+    w->hub = pd_hub_create(w);
+    if (!w->redis || !w->hub) {
+        pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
+        return 1;
+    }
+
+    pd_http_limits lim;
+    pd_http_limits_default(&lim);
+    lim.max_connections = (size_t)w->cfg.max_connections + 64;
+    const char *err = NULL;
+    w->http = pd_http_server_create(w->loop, w->cfg.listen_addr, (int)w->cfg.port, &lim, on_request, w, &err);
+    if (!w->http) {
+        pd_log(PD_LOG_ERROR, "cannot listen", "{s:s, s:i, s:s}", "addr", w->cfg.listen_addr, "port",
+               (int)w->cfg.port, "error", err ? err : "unknown");
+        return 1;
+    }
+    uv_signal_init(w->loop, &sig_term);
+    uv_signal_init(w->loop, &sig_int);
+    sig_term.data = sig_int.data = w;
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_timer_init(w->loop, &drain_timer);
+    drain_timer.data = w;
+
+    pd_log(PD_LOG_INFO, "listening", "{s:s, s:i, s:s, s:s, s:i}", "addr", w->cfg.listen_addr, "port",
+           (int)w->cfg.port, "worker", w->cfg.worker_id, "redis", w->cfg.redis_host, "redis_port",
+           (int)w->cfg.redis_port);
+    uv_run(w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(w->loop);
+    pd_cidr_list_free(w->trusted);
+    pd_metrics_free(w->metrics);
+    free(w);
+    g_worker = NULL;
+    pd_log(PD_LOG_INFO, "stopped", NULL);
+    return 0;
+}

@@ -1,0 +1,571 @@
+/* One WebSocket connection carrying one Engine.IO v4 session and its
+ * Socket.IO v5 socket on the main namespace.
+ *
+ * Input: libuv reads into the worker's shared buffer and wslay consumes it at
+ * once (wslay keeps partial frames itself), so sessions hold no read buffer.
+ * Output: packets are queued in wslay and the session is put on the worker's
+ * dirty list; an idle handle flushes every dirty session once per loop turn
+ * into one uv_write each. Sending is therefore never re-entrant with wslay's
+ * receive path, and a broadcast never closes a session under its caller:
+ * overflow is only noted, and acted on at flush time. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <wslay/wslay.h>
+
+#include "privydrop/pd_eio.h"
+#include "privydrop/pd_log.h"
+#include "privydrop/pd_sio.h"
+#include "worker.h"
+
+typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
+
+struct pd_sess {
+    pd_worker *w;                  /* owning worker */
+    uv_tcp_t *tcp;                 /* owned stream; tcp->data == this */
+    uv_timer_t timer;              /* heartbeat, connect deadline, close deadline */
+    wslay_event_context_ptr ws;    /* frame state */
+    char sid[PD_SOCKET_ID_LEN + 1];     /* Socket.IO socket id */
+    char eio_sid[PD_SOCKET_ID_LEN + 1]; /* Engine.IO session id */
+    char room[PD_ID_MAX + 1];      /* bound room, "" if none (hub field) */
+    char client_ip[INET6_ADDRSTRLEN]; /* for the join rate limit */
+    int joins_inflight;            /* hub field */
+    const uint8_t *rbuf;           /* bytes being fed to wslay */
+    size_t rlen, rpos;
+    char *out;                     /* frames waiting for the next write */
+    size_t out_len, out_cap;
+    char *wr;                      /* frames being written */
+    size_t wr_len;
+    uv_write_t wreq;               /* the one write in flight */
+    int writing;                   /* wreq in use */
+    sess_state state;
+    int sio_connected;             /* answered 40 */
+    int connect_pending;           /* 40 received, waiting to be counted */
+    int counted;                   /* hub counted us in Redis */
+    int awaiting_pong;             /* ping sent, no pong yet */
+    int overflow;                  /* send queue passed the cap */
+    int peer_gone;                 /* transport failed: no close frame */
+    uint16_t close_code;           /* code to send at flush time after overflow */
+    uint64_t opened_ms;            /* monotonic */
+    int open_handles;              /* tcp + timer not yet closed */
+    pd_sess *dirty_next;           /* worker dirty list link */
+    int in_dirty;
+};
+
+static void sess_finish(pd_sess *s);
+static void sess_flush(pd_sess *s);
+
+const char *pd_sess_id(const pd_sess *s) { return s->sid; }
+const char *pd_sess_client_ip(const pd_sess *s) { return s->client_ip; }
+char *pd_sess_room(pd_sess *s) { return s->room; }
+int *pd_sess_joins_inflight(pd_sess *s) { return &s->joins_inflight; }
+
+/* ---- dirty list / flushing --------------------------------------------- */
+
+static void on_flush_idle(uv_idle_t *idle)
+{
+    pd_worker *w = idle->data;
+    /* Detach the list first: flushing may dirty sessions again (it never
+     * does today, but a close frame queued by overflow handling could). */
+    while (w->dirty) {
+        pd_sess *s = w->dirty;
+        w->dirty = s->dirty_next;
+        s->dirty_next = NULL;
+        s->in_dirty = 0;
+        sess_flush(s);
+    }
+    uv_idle_stop(idle);
+}
+
+static void sess_mark_dirty(pd_sess *s)
+{
+    if (s->in_dirty)
+        return;
+    s->in_dirty = 1;
+    s->dirty_next = s->w->dirty;
+    s->w->dirty = s;
+    if (!uv_is_active((uv_handle_t *)&s->w->flush_idle))
+        uv_idle_start(&s->w->flush_idle, on_flush_idle);
+}
+
+static void sess_unlink_dirty(pd_sess *s)
+{
+    if (!s->in_dirty)
+        return;
+    pd_sess **pp = &s->w->dirty;
+    while (*pp && *pp != s)
+        pp = &(*pp)->dirty_next;
+    if (*pp)
+        *pp = s->dirty_next;
+    s->in_dirty = 0;
+    s->dirty_next = NULL;
+}
+
+void pd_sess_layer_init(pd_worker *w)
+{
+    uv_idle_init(w->loop, &w->flush_idle);
+    w->flush_idle.data = w;
+    w->dirty = NULL;
+}
+
+void pd_sess_layer_close(pd_worker *w)
+{
+    uv_close((uv_handle_t *)&w->flush_idle, NULL);
+}
+
+/* ---- wslay callbacks ---------------------------------------------------- */
+
+static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+{
+    (void)flags;
+    pd_sess *s = ud;
+    size_t avail = s->rlen - s->rpos;
+    if (avail == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = PD_MIN(avail, len);
+    memcpy(buf, s->rbuf + s->rpos, n);
+    s->rpos += n;
+    return (ssize_t)n;
+}
+
+static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *ud)
+{
+    (void)flags;
+    pd_sess *s = ud;
+    if (s->out_len + len > s->out_cap) {
+        size_t cap = s->out_cap ? s->out_cap : 1024;
+        while (cap < s->out_len + len)
+            cap *= 2;
+        char *p = realloc(s->out, cap);
+        if (!p) {
+            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+            return -1;
+        }
+        s->out = p;
+        s->out_cap = cap;
+    }
+    memcpy(s->out + s->out_len, data, len);
+    s->out_len += len;
+    return (ssize_t)len;
+}
+
+static void sess_send_lit(pd_sess *s, const char *lit)
+{
+    pd_sess_send(s, lit, strlen(lit));
+}
+
+static void sess_send_connect(pd_sess *s)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof(buf), "40{\"sid\":\"%s\"}", s->sid);
+    pd_sess_send(s, buf, (size_t)n);
+    s->sio_connected = 1;
+    s->connect_pending = 0;
+}
+
+static void arm_timer(pd_sess *s, uint64_t ms);
+
+/* Socket.IO v5 packet inside an Engine.IO message. */
+static void handle_sio(pd_sess *s, pd_slice payload)
+{
+    pd_worker *w = s->w;
+    pd_sio_packet p;
+    if (pd_sio_parse(payload, &p) != PD_OK) {
+        pd_metric_add(w->m_dropped, "bad_packet", 1);
+        pd_sess_close(s, 1002, "invalid Socket.IO packet");
+        return;
+    }
+    int main_nsp = pd_slice_eq(p.nsp, "/");
+    switch (p.type) {
+    case PD_SIO_CONNECT:
+        if (!main_nsp) {
+            /* v5: CONNECT_ERROR on the namespace that was asked for. */
+            char buf[PD_ID_MAX + 96];
+            if (p.nsp.len > PD_ID_MAX)
+                p.nsp.len = PD_ID_MAX;
+            int n = snprintf(buf, sizeof(buf), "44%.*s,{\"message\":\"Invalid namespace\"}",
+                             (int)p.nsp.len, p.nsp.base);
+            if (n > 0)
+                pd_sess_send(s, buf, (size_t)n);
+            return;
+        }
+        if (s->sio_connected || s->connect_pending)
+            return;
+        if (s->counted)
+            sess_send_connect(s);
+        else
+            s->connect_pending = 1;
+        return;
+    case PD_SIO_DISCONNECT:
+        if (main_nsp)
+            pd_sess_close(s, 1000, "client namespace disconnect");
+        return;
+    case PD_SIO_EVENT: {
+        if (!s->sio_connected || !main_nsp) {
+            pd_metric_add(w->m_dropped, "not_connected", 1);
+            return;
+        }
+        json_t *args = NULL;
+        const char *name = NULL;
+        if (pd_sio_decode_event(p.data, (size_t)w->cfg.max_message_bytes, &args, &name) != PD_OK) {
+            pd_metric_add(w->m_dropped, "bad_payload", 1);
+            return;
+        }
+        if (p.ack_id != PD_SIO_NO_ACK) {
+            char buf[48];
+            int n = pd_sio_encode_ack_empty(buf, sizeof(buf), p.ack_id);
+            if (n > 0)
+                pd_sess_send(s, buf, (size_t)n);
+        }
+        pd_hub_on_event(w->hub, s, name, args);
+        json_decref(args);
+        return;
+    }
+    case PD_SIO_ACK:
+        return; /* we never ask for acks */
+    case PD_SIO_CONNECT_ERROR:
+        pd_sess_close(s, 1002, "unexpected packet from client");
+        return;
+    case PD_SIO_BINARY_EVENT:
+    case PD_SIO_BINARY_ACK:
+        pd_metric_add(w->m_dropped, "binary", 1);
+        pd_sess_close(s, 1003, "binary packets are not supported");
+        return;
+    }
+}
+
+/* Engine.IO v4 packet in one text frame. */
+static void handle_text(pd_sess *s, pd_slice frame)
+{
+    pd_eio_packet p;
+    if (pd_eio_parse(frame, &p) != PD_OK) {
+        pd_metric_add(s->w->m_dropped, "bad_packet", 1);
+        pd_sess_close(s, 1002, "invalid Engine.IO packet");
+        return;
+    }
+    switch (p.type) {
+    case PD_EIO_PONG:
+        if (s->awaiting_pong) {
+            s->awaiting_pong = 0;
+            arm_timer(s, (uint64_t)s->w->cfg.ping_interval_ms);
+        }
+        return;
+    case PD_EIO_PING: {
+        /* v4 clients do not ping, but answering costs nothing. */
+        char buf[64];
+        size_t n = PD_MIN(p.data.len, sizeof(buf) - 1);
+        buf[0] = '3';
+        memcpy(buf + 1, p.data.base, n);
+        pd_sess_send(s, buf, n + 1);
+        return;
+    }
+    case PD_EIO_MESSAGE:
+        handle_sio(s, p.data);
+        return;
+    case PD_EIO_CLOSE:
+        pd_sess_close(s, 1000, "client close");
+        return;
+    case PD_EIO_UPGRADE:
+    case PD_EIO_NOOP:
+        return;
+    case PD_EIO_OPEN:
+        pd_sess_close(s, 1002, "unexpected open packet");
+        return;
+    }
+}
+
+static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                      void *ud)
+{
+    (void)ctx;
+    pd_sess *s = ud;
+    if (s->state != S_OPEN)
+        return;
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+        handle_text(s, pd_slice_make((const char *)arg->msg, arg->msg_length));
+        break;
+    case WSLAY_BINARY_FRAME:
+        pd_metric_add(s->w->m_dropped, "binary", 1);
+        pd_sess_close(s, 1003, "binary frames are not supported");
+        break;
+    case WSLAY_CONNECTION_CLOSE:
+        /* wslay has queued the answering close frame; clean up the room now
+         * and let the flush finish the connection. */
+        s->state = S_CLOSING;
+        pd_metric_add(s->w->m_closed, "client_close", 1);
+        pd_hub_on_close(s->w->hub, s);
+        uv_read_stop((uv_stream_t *)s->tcp);
+        arm_timer(s, 2000);
+        sess_mark_dirty(s);
+        break;
+    default:
+        break; /* ping answered by wslay; pong ignored */
+    }
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    pd_sess *s = t->data;
+    if (s->state == S_CLOSING) {
+        sess_finish(s); /* the close frame did not drain in time */
+        return;
+    }
+    if (s->state != S_OPEN)
+        return;
+    uint64_t now = pd_mono_ms();
+    if (!s->sio_connected && now - s->opened_ms >= (uint64_t)s->w->cfg.connect_timeout_ms) {
+        pd_metric_add(s->w->m_closed, "connect_timeout", 1);
+        pd_sess_close(s, 1008, "connect timeout");
+        return;
+    }
+    if (s->awaiting_pong) {
+        pd_metric_add(s->w->m_closed, "ping_timeout", 1);
+        pd_sess_close(s, 1000, "ping timeout");
+        return;
+    }
+    sess_send_lit(s, "2");
+    s->awaiting_pong = 1;
+    uint64_t next = (uint64_t)s->w->cfg.ping_timeout_ms;
+    if (!s->sio_connected) {
+        uint64_t left = (uint64_t)s->w->cfg.connect_timeout_ms - (now - s->opened_ms);
+        next = PD_MIN(next, left);
+    }
+    arm_timer(s, next);
+}
+
+static void arm_timer(pd_sess *s, uint64_t ms)
+{
+    uv_timer_start(&s->timer, on_timer, ms ? ms : 1, 0);
+}
+
+/* ---- I/O ---------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    pd_sess *s = h->data;
+    buf->base = (char *)s->w->read_buf;
+    buf->len = sizeof(s->w->read_buf);
+}
+
+static void feed(pd_sess *s, const char *data, size_t len)
+{
+    s->rbuf = (const uint8_t *)data;
+    s->rlen = len;
+    s->rpos = 0;
+    int rc = wslay_event_recv(s->ws);
+    s->rbuf = NULL;
+    s->rlen = s->rpos = 0;
+    if (s->state == S_CLOSED)
+        return;
+    if (rc != 0 && s->state == S_OPEN) {
+        /* wslay queued a close frame for protocol errors (1002) and
+         * oversized messages (1009); record why and let the flush send it. */
+        pd_metric_add(s->w->m_closed, "protocol_error", 1);
+        s->state = S_CLOSING;
+        pd_hub_on_close(s->w->hub, s);
+        uv_read_stop((uv_stream_t *)s->tcp);
+        arm_timer(s, 2000);
+    }
+    sess_mark_dirty(s);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    pd_sess *s = stream->data;
+    if (nread < 0) {
+        s->peer_gone = 1;
+        if (s->state == S_OPEN) {
+            pd_metric_add(s->w->m_closed, "transport_close", 1);
+            pd_sess_close(s, 1006, "transport close");
+        } else {
+            sess_finish(s);
+        }
+        return;
+    }
+    if (nread == 0 || s->state != S_OPEN)
+        return;
+    feed(s, buf->base, (size_t)nread);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    pd_sess *s = req->data;
+    s->writing = 0;
+    free(s->wr);
+    s->wr = NULL;
+    s->wr_len = 0;
+    if (status < 0) {
+        s->peer_gone = 1;
+        if (s->state == S_OPEN)
+            pd_sess_close(s, 1006, "write failed");
+        else if (s->state == S_CLOSING)
+            sess_finish(s);
+        return;
+    }
+    if (s->state != S_CLOSED)
+        sess_flush(s);
+}
+
+static size_t sess_queued(const pd_sess *s)
+{
+    return wslay_event_get_queued_msg_length(s->ws) + s->out_len + s->wr_len;
+}
+
+static void sess_flush(pd_sess *s)
+{
+    if (s->state == S_CLOSED)
+        return;
+    if (s->overflow && s->state == S_OPEN) {
+        /* A reader that stopped reading: drop what it has not taken and
+         * close, so it cannot hold memory or stall anyone else. */
+        pd_metric_add(s->w->m_closed, "send_queue_full", 1);
+        s->overflow = 0;
+        pd_sess_close(s, 1008, "send queue full");
+        return;
+    }
+    if (!s->peer_gone && wslay_event_want_write(s->ws))
+        wslay_event_send(s->ws);
+    if (!s->writing && s->out_len > 0 && !s->peer_gone) {
+        s->wr = s->out;
+        s->wr_len = s->out_len;
+        s->out = NULL;
+        s->out_len = s->out_cap = 0;
+        uv_buf_t b = uv_buf_init(s->wr, (unsigned)s->wr_len);
+        s->wreq.data = s;
+        if (uv_write(&s->wreq, (uv_stream_t *)s->tcp, &b, 1, on_write) == 0) {
+            s->writing = 1;
+        } else {
+            free(s->wr);
+            s->wr = NULL;
+            s->wr_len = 0;
+            s->peer_gone = 1;
+        }
+    }
+    if (s->writing)
+        return;
+    if (s->state == S_CLOSING && (s->peer_gone || !wslay_event_want_write(s->ws)))
+        sess_finish(s);
+    else if (s->state == S_OPEN && !wslay_event_want_read(s->ws) && !wslay_event_want_write(s->ws))
+        pd_sess_close(s, 1000, "closed");
+}
+
+void pd_sess_send(pd_sess *s, const char *pkt, size_t len)
+{
+    if (s->state != S_OPEN || s->overflow)
+        return;
+    if (sess_queued(s) + len > (size_t)s->w->cfg.max_send_queue_bytes) {
+        s->overflow = 1;
+        sess_mark_dirty(s);
+        return;
+    }
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)pkt, len};
+    if (wslay_event_queue_msg(s->ws, &m) != 0) {
+        s->overflow = 1;
+    }
+    sess_mark_dirty(s);
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    pd_sess *s = h->data;
+    if (h == (uv_handle_t *)s->tcp)
+        free(s->tcp);
+    if (--s->open_handles > 0)
+        return;
+    wslay_event_context_free(s->ws);
+    free(s->out);
+    free(s->wr);
+    free(s);
+}
+
+static void sess_finish(pd_sess *s)
+{
+    if (s->state == S_CLOSED)
+        return;
+    if (s->state == S_OPEN) {
+        /* Never reached through a clean path; keep the hub consistent. */
+        pd_hub_on_close(s->w->hub, s);
+    }
+    s->state = S_CLOSED;
+    sess_unlink_dirty(s);
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    uv_close((uv_handle_t *)s->tcp, on_handle_closed);
+}
+
+void pd_sess_close(pd_sess *s, uint16_t code, const char *reason)
+{
+    if (s->state != S_OPEN)
+        return;
+    s->state = S_CLOSING;
+    pd_hub_on_close(s->w->hub, s);
+    uv_read_stop((uv_stream_t *)s->tcp);
+    if (s->peer_gone) {
+        sess_finish(s);
+        return;
+    }
+    /* Drop unsent packets: a closing peer gets the close frame promptly. */
+    size_t rlen = reason ? PD_MIN(strlen(reason), 120) : 0;
+    wslay_event_queue_close(s->ws, code == 1006 ? 1000 : code, (const uint8_t *)reason, rlen);
+    arm_timer(s, 2000);
+    sess_mark_dirty(s);
+}
+
+void pd_sess_counted(pd_sess *s)
+{
+    s->counted = 1;
+    if (s->connect_pending && s->state == S_OPEN)
+        sess_send_connect(s);
+}
+
+pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, const char *leftover,
+                        size_t leftover_len)
+{
+    pd_sess *s = calloc(1, sizeof(*s));
+    struct wslay_event_callbacks cbs = {ws_recv, ws_send, NULL, NULL, NULL, NULL, ws_on_msg};
+    if (!s || wslay_event_context_server_init(&s->ws, &cbs, s) != 0 || pd_id_socket(s->sid) != PD_OK ||
+        pd_id_socket(s->eio_sid) != PD_OK) {
+        if (s && s->ws)
+            wslay_event_context_free(s->ws);
+        free(s);
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return NULL;
+    }
+    s->w = w;
+    s->tcp = tcp;
+    tcp->data = s;
+    snprintf(s->client_ip, sizeof(s->client_ip), "%s", client_ip);
+    s->opened_ms = pd_mono_ms();
+    s->state = S_OPEN;
+    s->open_handles = 2;
+    wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)w->cfg.max_message_bytes);
+    uv_timer_init(w->loop, &s->timer);
+    s->timer.data = s;
+    uv_tcp_nodelay(tcp, 1);
+
+    pd_hub_on_open(w->hub, s);
+
+    char open[256];
+    int n = pd_eio_encode_open(open, sizeof(open), s->eio_sid, (unsigned)w->cfg.ping_interval_ms,
+                               (unsigned)w->cfg.ping_timeout_ms, (size_t)w->cfg.max_message_bytes);
+    if (n > 0)
+        pd_sess_send(s, open, (size_t)n);
+    arm_timer(s, (uint64_t)PD_MIN(w->cfg.ping_interval_ms, w->cfg.connect_timeout_ms));
+
+    if (uv_read_start((uv_stream_t *)tcp, on_alloc, on_read) != 0) {
+        s->peer_gone = 1;
+        pd_sess_close(s, 1006, "read failed");
+        return s;
+    }
+    if (leftover && leftover_len)
+        feed(s, leftover, leftover_len);
+    return s;
+}
