@@ -1,0 +1,591 @@
+/* Room API routes (DESIGN §3): PrivyDrop's api and health routes plus our
+ * /api/ice_servers and /metrics. Every answer is JSON; every bad input is a
+ * 4xx with {"error": …}; Redis trouble is a 503, never a hang. */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "privydrop/pd_bus.h"
+#include "privydrop/pd_log.h"
+#include "privydrop/pd_room.h"
+#include "privydrop/pd_sio.h"
+
+#define CORS_HDR_MAX 512
+
+struct pd_api {
+    pd_api_config cfg;       /* borrowed strings */
+    pd_redis *redis;         /* borrowed */
+    const pd_turn *turn;     /* borrowed */
+    pd_metric *m_requests;   /* counter{route} */
+    pd_metric *m_errors;     /* counter{class} for 4xx/5xx */
+    pd_metric *m_redis_up;   /* gauge, set when scraped */
+    pd_metric *m_inflight;   /* gauge, set when scraped */
+    pd_metrics *metrics;     /* borrowed registry */
+    size_t inflight;         /* requests waiting for Redis */
+    uint64_t started_ms;     /* monotonic start */
+};
+
+/* One request that waits for Redis. */
+typedef struct api_req {
+    pd_api *api;
+    pd_http_conn *conn;
+    char cors[CORS_HDR_MAX]; /* extra response headers */
+    char room[PD_ID_MAX + 1];
+    char sid[PD_ID_MAX + 1];
+} api_req;
+
+/* ---- pure helpers ------------------------------------------------------- */
+
+typedef struct route_def {
+    const char *path;
+    pd_http_method method;
+    pd_api_route route;
+} route_def;
+
+static const route_def ROUTES[] = {
+    {"/api/get_room", PD_HTTP_GET, PD_ROUTE_GET_ROOM},
+    {"/api/create_room", PD_HTTP_POST, PD_ROUTE_CREATE_ROOM},
+    {"/api/check_room", PD_HTTP_POST, PD_ROUTE_CHECK_ROOM},
+    {"/api/leave_room", PD_HTTP_POST, PD_ROUTE_LEAVE_ROOM},
+    {"/api/set_track", PD_HTTP_POST, PD_ROUTE_SET_TRACK},
+    {"/api/logs_debug", PD_HTTP_POST, PD_ROUTE_LOGS_DEBUG},
+    {"/api/ice_servers", PD_HTTP_GET, PD_ROUTE_ICE_SERVERS},
+    {"/health", PD_HTTP_GET, PD_ROUTE_HEALTH},
+    {"/api/health", PD_HTTP_GET, PD_ROUTE_HEALTH},
+    {"/health/detailed", PD_HTTP_GET, PD_ROUTE_HEALTH_DETAILED},
+    {"/metrics", PD_HTTP_GET, PD_ROUTE_METRICS},
+};
+
+pd_api_route pd_api_route_match(pd_http_method method, pd_slice path)
+{
+    if (method == PD_HTTP_OPTIONS)
+        return PD_ROUTE_PREFLIGHT;
+    /* Express ignores one trailing slash; so do we. */
+    if (path.len > 1 && path.base[path.len - 1] == '/')
+        path.len--;
+    for (size_t i = 0; i < PD_ARRAY_LEN(ROUTES); i++) {
+        if (!pd_slice_eq(path, ROUTES[i].path))
+            continue;
+        if (method == ROUTES[i].method || (method == PD_HTTP_HEAD && ROUTES[i].method == PD_HTTP_GET))
+            return ROUTES[i].route;
+        return PD_ROUTE_BAD_METHOD;
+    }
+    return PD_ROUTE_NOT_FOUND;
+}
+
+json_t *pd_api_parse_body(pd_slice body, const char **err)
+{
+    size_t i = 0;
+    while (i < body.len && (body.base[i] == ' ' || body.base[i] == '\t' || body.base[i] == '\r' ||
+                            body.base[i] == '\n'))
+        i++;
+    if (i == body.len)
+        return json_object();
+    json_error_t jerr;
+    json_t *v = json_loadb(body.base, body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v) {
+        *err = "Invalid JSON body";
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        *err = "Request body must be a JSON object";
+        return NULL;
+    }
+    return v;
+}
+
+int pd_api_get_id(json_t *obj, const char *field, const char *required_msg, const char **out,
+                  const char **err)
+{
+    json_t *v = json_object_get(obj, field);
+    if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0)) {
+        *err = required_msg;
+        return PD_ERR;
+    }
+    if (!json_is_string(v)) {
+        *err = strcmp(field, "roomId") == 0 ? "roomId must be a string" : "socketId must be a string";
+        return PD_ERR;
+    }
+    const char *s = json_string_value(v);
+    if (strlen(s) != json_string_length(v) || !pd_id_valid(pd_slice_make(s, json_string_length(v)))) {
+        *err = strcmp(field, "roomId") == 0
+                   ? "Invalid room ID: use 1-64 characters of A-Z, a-z, 0-9, _ and -"
+                   : "Invalid socket ID: use 1-64 characters of A-Z, a-z, 0-9, _ and -";
+        return PD_ERR;
+    }
+    *out = s;
+    return PD_OK;
+}
+
+static int date_prefix_ok(const char *s, size_t len)
+{
+    if (len < 10)
+        return 0;
+    for (int i = 0; i < 10; i++) {
+        if (i == 4 || i == 7) {
+            if (s[i] != '-')
+                return 0;
+        } else if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+    }
+    int month = (s[5] - '0') * 10 + (s[6] - '0'), day = (s[8] - '0') * 10 + (s[9] - '0');
+    return month >= 1 && month <= 12 && day >= 1 && day <= 31 && (len == 10 || s[10] == 'T' || s[10] == ' ');
+}
+
+int pd_api_track_date(json_t *ts, uint64_t now_ms, char out[11])
+{
+    double ms;
+    if (!ts || json_is_null(ts)) {
+        ms = (double)now_ms;
+    } else if (json_is_number(ts)) {
+        ms = json_number_value(ts);
+        /* Years 1970..9999: anything else is not a date a browser sends. */
+        if (!(ms >= 0 && ms < 253402300800000.0))
+            return PD_ERR;
+    } else if (json_is_string(ts)) {
+        const char *s = json_string_value(ts);
+        if (!date_prefix_ok(s, json_string_length(ts)))
+            return PD_ERR;
+        memcpy(out, s, 10);
+        out[10] = '\0';
+        return PD_OK;
+    } else {
+        return PD_ERR;
+    }
+    time_t t = (time_t)(ms / 1000.0);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm))
+        return PD_ERR;
+    char tmp[48];
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday);
+    memcpy(out, tmp, 10);
+    out[10] = '\0';
+    return PD_OK;
+}
+
+int pd_api_origin_allowed(const char *list, pd_slice origin)
+{
+    if (!list)
+        return 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        pd_slice item = pd_slice_make(p, (size_t)(t - p));
+        if (item.len && (pd_slice_eq(item, "*") ||
+                         (item.len == origin.len && memcmp(item.base, origin.base, item.len) == 0)))
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static void respond_json(pd_api *api, pd_http_conn *conn, const char *cors, int status, json_t *body)
+{
+    if (status >= 400)
+        pd_metric_add(api->m_errors, status >= 500 ? "5xx" : "4xx", 1);
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    if (!text) {
+        pd_http_respond_json(conn, 500, cors, "{\"error\":\"Internal server error\"}", 0);
+        return;
+    }
+    pd_http_respond_json(conn, status, cors, text, 0);
+    free(text);
+}
+
+static void respond_error(pd_api *api, pd_http_conn *conn, const char *cors, int status, const char *msg)
+{
+    respond_json(api, conn, cors, status, json_pack("{s:s}", "error", msg));
+}
+
+static void respond_unavailable(pd_api *api, pd_http_conn *conn, const char *cors)
+{
+    respond_json(api, conn, cors, 503, json_pack("{s:s}", "error", "Service temporarily unavailable"));
+}
+
+static api_req *req_new(pd_api *api, pd_http_conn *conn, const char *cors)
+{
+    api_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->api = api;
+    r->conn = conn;
+    snprintf(r->cors, sizeof(r->cors), "%s", cors);
+    api->inflight++;
+    return r;
+}
+
+static void req_done(api_req *r)
+{
+    r->api->inflight--;
+    free(r);
+}
+
+static void iso_now(char out[48])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+static json_t *health_base(pd_api *api, const char *status)
+{
+    char when[48];
+    iso_now(when);
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "status", status, "timestamp", when, "uptime",
+                     (json_int_t)((pd_mono_ms() - api->started_ms) / 1000), "service",
+                     "privydrop-backend", "version", PD_VERSION, "environment", api->cfg.environment);
+}
+
+/* ---- handlers ------------------------------------------------------------- */
+
+static void on_get_room(const char *room, void *data)
+{
+    api_req *r = data;
+    if (room)
+        respond_json(r->api, r->conn, r->cors, 200, json_pack("{s:s}", "roomId", room));
+    else
+        respond_error(r->api, r->conn, r->cors, 500, "Internal server error");
+    req_done(r);
+}
+
+static void on_create_room(long v, void *data)
+{
+    api_req *r = data;
+    if (v < 0)
+        respond_unavailable(r->api, r->conn, r->cors);
+    else if (v == 1)
+        respond_json(r->api, r->conn, r->cors, 200,
+                     json_pack("{s:b, s:s}", "success", 1, "message", "create room success"));
+    else if (strlen(r->room) >= 8) /* long ids are private enough to re-join */
+        respond_json(r->api, r->conn, r->cors, 200,
+                     json_pack("{s:b, s:s}", "success", 1, "message", "room exists (rejoin allowed)"));
+    else
+        respond_json(r->api, r->conn, r->cors, 200,
+                     json_pack("{s:b, s:s}", "success", 0, "message", "roomId is already exists"));
+    req_done(r);
+}
+
+static void on_check_room(long v, void *data)
+{
+    api_req *r = data;
+    if (v < 0)
+        respond_unavailable(r->api, r->conn, r->cors);
+    else
+        respond_json(r->api, r->conn, r->cors, 200, json_pack("{s:b}", "available", v == 0));
+    req_done(r);
+}
+
+static void tell_room_left(pd_api *api, const char *room, const char *sid)
+{
+    size_t plen = 0;
+    json_t *payload = json_pack("{s:s}", "peerId", sid);
+    char *pkt = pd_sio_encode_event("peer-disconnected", payload, &plen);
+    json_decref(payload);
+    if (!pkt)
+        return;
+    pd_bus_envelope env = {PD_BUS_LEAVE, pd_slice_cstr(api->cfg.instance_id), pd_slice_cstr(sid),
+                           pd_slice_make(pkt, plen)};
+    size_t elen = 0;
+    char *e = pd_bus_encode(&env, &elen);
+    char ch[PD_ID_MAX + 16];
+    int chlen = pd_bus_channel(ch, sizeof(ch), pd_slice_cstr(room));
+    if (e && chlen > 0) {
+        const char *argv[3] = {"PUBLISH", ch, e};
+        size_t lens[3] = {7, (size_t)chlen, elen};
+        pd_redis_cmd_argv(api->redis, NULL, NULL, 3, argv, lens);
+    }
+    free(e);
+    free(pkt);
+}
+
+static void on_leave_room(long v, void *data)
+{
+    api_req *r = data;
+    if (v < 0) {
+        respond_unavailable(r->api, r->conn, r->cors);
+    } else if (!(v & PD_LEAVE_ROOM_EXISTS)) {
+        respond_json(r->api, r->conn, r->cors, 200,
+                     json_pack("{s:b, s:s}", "success", 1, "message", "Room does not exist."));
+    } else {
+        if (v & PD_LEAVE_WAS_MEMBER)
+            tell_room_left(r->api, r->room, r->sid);
+        respond_json(r->api, r->conn, r->cors, 200,
+                     json_pack("{s:b, s:s}", "success", 1, "message", "Successfully left the room"));
+    }
+    req_done(r);
+}
+
+static void on_track(long v, void *data)
+{
+    api_req *r = data;
+    if (v < 0)
+        respond_unavailable(r->api, r->conn, r->cors);
+    else
+        respond_json(r->api, r->conn, r->cors, 200, json_pack("{s:b}", "success", 1));
+    req_done(r);
+}
+
+static json_t *system_info(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct utsname un;
+    const char *arch = uname(&un) == 0 ? un.machine : "unknown";
+    return json_pack("{s:{s:I}, s:{s:f}, s:s, s:s}", "memory", "maxRssBytes", (json_int_t)ru.ru_maxrss * 1024,
+                     "cpu", "seconds", (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                                           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6,
+                     "platform", "linux", "arch", arch);
+}
+
+static void detailed_respond(api_req *r, long connections)
+{
+    pd_api *api = r->api;
+    int healthy = connections >= 0;
+    json_t *body = health_base(api, healthy ? "healthy" : "unhealthy");
+    json_object_set_new(body, "dependencies",
+                        json_pack("{s:{s:s}, s:{s:s, s:I}}", "redis", "status",
+                                  healthy ? "connected" : "disconnected", "socketio", "status", "running",
+                                  "connections", (json_int_t)(connections < 0 ? 0 : connections)));
+    json_object_set_new(body, "system", system_info());
+    if (!healthy)
+        json_object_set_new(body, "errors", json_pack("[s]", "Redis connection failed"));
+    respond_json(api, r->conn, r->cors, healthy ? 200 : 503, body);
+    req_done(r);
+}
+
+static void on_conn_total(long v, void *data)
+{
+    detailed_respond(data, v);
+}
+
+static void handle_body_route(pd_api *api, pd_http_conn *conn, const pd_http_request *req,
+                              pd_api_route route, const char *cors)
+{
+    const char *err = NULL;
+    json_t *body = pd_api_parse_body(req->body, &err);
+    if (!body) {
+        respond_error(api, conn, cors, 400, err);
+        return;
+    }
+    const char *room = NULL, *sid = NULL;
+    api_req *r = NULL;
+    int rc = PD_ERR;
+    switch (route) {
+    case PD_ROUTE_CREATE_ROOM:
+    case PD_ROUTE_CHECK_ROOM:
+        if (pd_api_get_id(body, "roomId", "Room ID is required", &room, &err) != PD_OK)
+            break;
+        if (!(r = req_new(api, conn, cors)))
+            break;
+        snprintf(r->room, sizeof(r->room), "%s", room);
+        rc = route == PD_ROUTE_CREATE_ROOM
+                 ? pd_room_create(api->redis, pd_slice_cstr(room), on_create_room, r)
+                 : pd_room_exists(api->redis, pd_slice_cstr(room), on_check_room, r);
+        break;
+    case PD_ROUTE_LEAVE_ROOM: {
+        const char *msg = "Room ID and Socket ID are required";
+        if (pd_api_get_id(body, "roomId", msg, &room, &err) != PD_OK ||
+            pd_api_get_id(body, "socketId", msg, &sid, &err) != PD_OK)
+            break;
+        if (!(r = req_new(api, conn, cors)))
+            break;
+        snprintf(r->room, sizeof(r->room), "%s", room);
+        snprintf(r->sid, sizeof(r->sid), "%s", sid);
+        rc = pd_room_leave(api->redis, pd_slice_cstr(sid), pd_slice_cstr(room), NULL, on_leave_room, r);
+        break;
+    }
+    case PD_ROUTE_SET_TRACK: {
+        json_t *ref = json_object_get(body, "ref");
+        char date[11];
+        if (!json_is_string(ref) || json_string_length(ref) == 0 || json_string_length(ref) > 128 ||
+            strlen(json_string_value(ref)) != json_string_length(ref)) {
+            err = "ref must be a string of 1-128 characters";
+            break;
+        }
+        if (pd_api_track_date(json_object_get(body, "timestamp"), pd_now_ms(), date) != PD_OK) {
+            err = "Invalid timestamp";
+            break;
+        }
+        if (!(r = req_new(api, conn, cors)))
+            break;
+        rc = pd_room_track(api->redis, pd_slice_cstr(date), pd_slice_cstr(json_string_value(ref)), on_track, r);
+        break;
+    }
+    case PD_ROUTE_LOGS_DEBUG: {
+        json_t *msg = json_object_get(body, "message");
+        json_t *ts = json_object_get(body, "timestamp");
+        char *text = json_is_string(msg) ? strdup(json_string_value(msg))
+                                         : (msg ? json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY) : NULL);
+        if (!text) {
+            err = "message is required";
+            break;
+        }
+        if (strlen(text) > api->cfg.max_log_bytes)
+            text[api->cfg.max_log_bytes] = '\0';
+        char *tstext = ts ? json_dumps(ts, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        if (tstext && strlen(tstext) > 64)
+            tstext[64] = '\0';
+        pd_log(PD_LOG_INFO, "client log", "{s:s, s:s, s:s}", "client_message", text, "client_timestamp",
+               tstext ? tstext : "", "peer", req->peer_ip);
+        free(tstext);
+        free(text);
+        json_decref(body);
+        respond_json(api, conn, cors, 200, json_pack("{s:b}", "success", 1));
+        return;
+    }
+    default:
+        err = "Not found";
+        break;
+    }
+    json_decref(body);
+    if (r && rc != PD_OK) {
+        req_done(r);
+        respond_unavailable(api, conn, cors);
+        return;
+    }
+    if (!r)
+        respond_error(api, conn, cors, 400, err ? err : "Bad request");
+}
+
+static void cors_headers(pd_api *api, const pd_http_request *req, char out[CORS_HDR_MAX], int preflight)
+{
+    out[0] = '\0';
+    const pd_slice *origin = pd_http_request_header(req, "Origin");
+    if (!origin || origin->len > 200 || !pd_api_origin_allowed(api->cfg.cors_origin, *origin))
+        return;
+    int n = snprintf(out, CORS_HDR_MAX,
+                     "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: true\r\n"
+                     "Vary: Origin\r\n",
+                     (int)origin->len, origin->base);
+    if (preflight && n > 0 && n < CORS_HDR_MAX)
+        snprintf(out + n, (size_t)(CORS_HDR_MAX - n),
+                 "Access-Control-Allow-Methods: GET,HEAD,POST,OPTIONS\r\n"
+                 "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 600\r\n");
+}
+
+void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
+{
+    pd_api *api = data;
+    pd_api_route route = pd_api_route_match(req->method, req->path);
+    char cors[CORS_HDR_MAX];
+    cors_headers(api, req, cors, route == PD_ROUTE_PREFLIGHT);
+    static const char *const names[] = {"not_found", "bad_method", "preflight", "get_room", "create_room",
+                                        "check_room", "leave_room", "set_track", "logs_debug", "health",
+                                        "health_detailed", "ice_servers", "metrics"};
+    pd_metric_add(api->m_requests, names[route], 1);
+
+    switch (route) {
+    case PD_ROUTE_NOT_FOUND:
+        respond_error(api, conn, cors, 404, "Not found");
+        return;
+    case PD_ROUTE_BAD_METHOD:
+        respond_error(api, conn, cors, 405, "Method not allowed");
+        return;
+    case PD_ROUTE_PREFLIGHT:
+        pd_http_respond(conn, 204, NULL, cors, NULL, 0, 0);
+        return;
+    case PD_ROUTE_HEALTH:
+        respond_json(api, conn, cors, 200, health_base(api, "healthy"));
+        return;
+    case PD_ROUTE_METRICS: {
+        pd_metric_set(api->m_redis_up, NULL, pd_redis_ready(api->redis) ? 1 : 0);
+        pd_metric_set(api->m_inflight, NULL, (double)api->inflight);
+        size_t len = 0;
+        char *text = pd_metrics_render(api->metrics, &len);
+        if (!text) {
+            respond_error(api, conn, cors, 500, "Internal server error");
+            return;
+        }
+        pd_http_respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", cors, text, len, 0);
+        free(text);
+        return;
+    }
+    case PD_ROUTE_ICE_SERVERS: {
+        json_t *body = pd_turn_ice_servers(api->turn, pd_now_ms() / 1000);
+        if (!body) {
+            respond_error(api, conn, cors, 500, "Internal server error");
+            return;
+        }
+        char extra[CORS_HDR_MAX + 64];
+        snprintf(extra, sizeof(extra), "%sCache-Control: no-store\r\n", cors);
+        respond_json(api, conn, extra, 200, body);
+        return;
+    }
+    case PD_ROUTE_GET_ROOM: {
+        api_req *r = req_new(api, conn, cors);
+        if (!r || pd_room_get_free(api->redis, on_get_room, r) != PD_OK) {
+            if (r)
+                req_done(r);
+            respond_unavailable(api, conn, cors);
+        }
+        return;
+    }
+    case PD_ROUTE_HEALTH_DETAILED: {
+        api_req *r = req_new(api, conn, cors);
+        if (!r) {
+            respond_unavailable(api, conn, cors);
+            return;
+        }
+        if (pd_cluster_conn_total(api->redis, on_conn_total, r) != PD_OK)
+            detailed_respond(r, -1);
+        return;
+    }
+    default:
+        handle_body_route(api, conn, req, route, cors);
+        return;
+    }
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *turn, pd_metrics *metrics)
+{
+    pd_api *api = calloc(1, sizeof(*api));
+    if (!api)
+        return NULL;
+    api->cfg = *cfg;
+    if (!api->cfg.max_log_bytes)
+        api->cfg.max_log_bytes = 2048;
+    api->redis = redis;
+    api->turn = turn;
+    api->started_ms = pd_mono_ms();
+    api->m_requests = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_requests_total",
+                                     "HTTP requests, by route.", "route");
+    api->m_errors = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_errors_total",
+                                   "HTTP error answers, by class.", "class");
+    api->m_redis_up = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_redis_up",
+                                     "1 while Redis is connected.", NULL);
+    api->m_inflight = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_requests_inflight",
+                                     "Requests waiting for Redis.", NULL);
+    api->metrics = metrics;
+    return api;
+}
+
+void pd_api_free(pd_api *api)
+{
+    free(api);
+}
+
+size_t pd_api_inflight(const pd_api *api)
+{
+    return api->inflight;
+}

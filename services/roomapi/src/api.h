@@ -1,0 +1,72 @@
+/* api.h — the room API's routes (DESIGN §3) and the pure helpers they use,
+ * kept apart from the server so they can be tested without sockets. */
+#ifndef PD_ROOMAPI_API_H
+#define PD_ROOMAPI_API_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "privydrop/pd_http.h"
+#include "privydrop/pd_metrics.h"
+#include "privydrop/pd_redis.h"
+#include "privydrop/pd_turn.h"
+
+typedef enum pd_api_route {
+    PD_ROUTE_NOT_FOUND = 0,
+    PD_ROUTE_BAD_METHOD,
+    PD_ROUTE_PREFLIGHT,
+    PD_ROUTE_GET_ROOM,
+    PD_ROUTE_CREATE_ROOM,
+    PD_ROUTE_CHECK_ROOM,
+    PD_ROUTE_LEAVE_ROOM,
+    PD_ROUTE_SET_TRACK,
+    PD_ROUTE_LOGS_DEBUG,
+    PD_ROUTE_HEALTH,
+    PD_ROUTE_HEALTH_DETAILED,
+    PD_ROUTE_ICE_SERVERS,
+    PD_ROUTE_METRICS,
+} pd_api_route;
+
+/* Map method + path to a route. Known path with another method →
+ * PD_ROUTE_BAD_METHOD; OPTIONS on any path → PD_ROUTE_PREFLIGHT. */
+pd_api_route pd_api_route_match(pd_http_method method, pd_slice path);
+
+/* Parse a request body as a JSON object (an empty body counts as {}).
+ * Returns a new reference, or NULL with *err set to the 400 message. */
+json_t *pd_api_parse_body(pd_slice body, const char **err);
+
+/* Read a required room-style id field. PD_OK with *out borrowed from obj;
+ * else PD_ERR and *err is the 400 message (`required_msg` when absent). */
+int pd_api_get_id(json_t *obj, const char *field, const char *required_msg, const char **out,
+                  const char **err);
+
+/* The UTC date "YYYY-MM-DD" of a set_track timestamp: a number of ms since
+ * the epoch, or a string starting with such a date; a missing timestamp
+ * means now. PD_ERR for anything else. */
+int pd_api_track_date(json_t *timestamp, uint64_t now_ms, char out[11]);
+
+/* 1 if `origin` is allowed by CORS_ORIGIN (comma list, "*" = any). */
+int pd_api_origin_allowed(const char *list, pd_slice origin);
+
+typedef struct pd_api_config {
+    const char *cors_origin;   /* CORS_ORIGIN or NULL */
+    const char *environment;   /* NODE_ENV */
+    const char *instance_id;   /* envelope origin for the bus */
+    size_t max_log_bytes;      /* logs_debug message cap */
+} pd_api_config;
+
+typedef struct pd_api pd_api;
+
+/* The routes over a Redis connection and TURN settings (both borrowed, must
+ * outlive the api). */
+pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *turn,
+                      pd_metrics *metrics);
+void pd_api_free(pd_api *api);
+
+/* pd_http handler; data is the pd_api. */
+void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data);
+
+/* Requests waiting for Redis. */
+size_t pd_api_inflight(const pd_api *api);
+
+#endif

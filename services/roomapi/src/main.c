@@ -1,0 +1,224 @@
+/* privydrop-roomapi — the HTTP room API (DESIGN §3). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "privydrop/pd_bus.h"
+#include "privydrop/pd_config.h"
+#include "privydrop/pd_log.h"
+#include "privydrop/pd_room.h"
+#include "privydrop/pd_sio.h"
+
+static const char USAGE[] =
+    "Usage: privydrop-roomapi [--help] [--version]\n"
+    "\n"
+    "Room API: PrivyDrop's /api/... routes, /health, /health/detailed,\n"
+    "/api/ice_servers and /metrics. Configuration comes from the environment:\n"
+    "  PD_API_PORT (or BACKEND_PORT)  listen port (3002)\n"
+    "  PD_LISTEN_ADDR           listen address (0.0.0.0)\n"
+    "  CORS_ORIGIN              allowed browser origins, comma-separated (none)\n"
+    "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD   Redis (127.0.0.1:6379)\n"
+    "  NODE_ENV                 reported environment (production)\n"
+    "  PD_MAX_BODY_BYTES        largest request body (16384)\n"
+    "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
+    "  PD_TURN_SECRET           coturn static-auth-secret; TURN is offered only with it\n"
+    "  PD_TURN_HOST             public host or IP of coturn\n"
+    "  PD_TURN_PORT, PD_TURNS_PORT, PD_TURN_TLS   TURN ports (3478, 5349) and TLS (0)\n"
+    "  PD_TURN_TTL_S            TURN credential lifetime (86400)\n"
+    "  PD_STUN_URLS             STUN URLs, comma-separated (stun:<PD_TURN_HOST>:<port>)\n"
+    "  PD_LOG_LEVEL             debug, info, warn or error (info)\n";
+
+typedef struct roomapi {
+    uv_loop_t *loop;
+    pd_redis *redis;
+    pd_http_server *http;
+    pd_api *api;
+    pd_turn *turn;
+    pd_metrics *metrics;
+    uv_signal_t sig_term, sig_int;
+    uv_timer_t drain, reaper;
+    uint64_t drain_deadline;
+    long drain_timeout_ms;
+    int draining;
+    char instance_id[96];
+} roomapi;
+
+static int env_long(const char *name, long def, long min, long max, long *out)
+{
+    const char *err = NULL;
+    if (pd_env_long(name, def, min, max, out, &err) != PD_OK) {
+        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", name, "error", err);
+        return PD_ERR;
+    }
+    return PD_OK;
+}
+
+static void on_redis_state(pd_redis *r, int ready, void *data)
+{
+    (void)r;
+    (void)data;
+    pd_log(ready ? PD_LOG_INFO : PD_LOG_WARN, ready ? "redis connected" : "redis unavailable", NULL);
+}
+
+/* The room API also reaps dead workers, so a cluster whose workers all
+ * crashed still gets its rooms cleaned. */
+static void on_reaped(const char *room, const char *sid, void *data)
+{
+    roomapi *a = data;
+    json_t *payload = json_pack("{s:s}", "peerId", sid);
+    size_t plen = 0;
+    char *pkt = pd_sio_encode_event("peer-disconnected", payload, &plen);
+    json_decref(payload);
+    pd_bus_envelope env = {PD_BUS_LEAVE, pd_slice_cstr(a->instance_id), pd_slice_cstr(sid),
+                           pd_slice_make(pkt, plen)};
+    size_t elen = 0;
+    char *e = pkt ? pd_bus_encode(&env, &elen) : NULL;
+    char ch[PD_ID_MAX + 16];
+    int chlen = pd_bus_channel(ch, sizeof(ch), pd_slice_cstr(room));
+    if (e && chlen > 0) {
+        const char *argv[3] = {"PUBLISH", ch, e};
+        size_t lens[3] = {7, (size_t)chlen, elen};
+        pd_redis_cmd_argv(a->redis, NULL, NULL, 3, argv, lens);
+    }
+    free(e);
+    free(pkt);
+    pd_log(PD_LOG_INFO, "reaped socket of a dead worker", "{s:s, s:s}", "room", room, "sid", sid);
+}
+
+static void on_reaper(uv_timer_t *t)
+{
+    roomapi *a = t->data;
+    if (pd_redis_ready(a->redis) && !a->draining)
+        pd_cluster_reap(a->redis, a->instance_id, on_reaped, NULL, a);
+}
+
+static void shutdown_now(roomapi *a)
+{
+    uv_close((uv_handle_t *)&a->drain, NULL);
+    uv_close((uv_handle_t *)&a->reaper, NULL);
+    uv_close((uv_handle_t *)&a->sig_term, NULL);
+    uv_close((uv_handle_t *)&a->sig_int, NULL);
+    pd_http_server_free(a->http);
+    pd_redis_free(a->redis);
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    roomapi *a = t->data;
+    if (pd_api_inflight(a->api) == 0 || pd_mono_ms() >= a->drain_deadline) {
+        pd_log(PD_LOG_INFO, "drained", "{s:I}", "inflight", (json_int_t)pd_api_inflight(a->api));
+        uv_timer_stop(t);
+        shutdown_now(a);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    roomapi *a = h->data;
+    if (a->draining)
+        return;
+    a->draining = 1;
+    pd_log(PD_LOG_INFO, "draining", "{s:i}", "signal", signum);
+    pd_http_server_stop_accepting(a->http);
+    a->drain_deadline = pd_mono_ms() + (uint64_t)a->drain_timeout_ms;
+    uv_timer_start(&a->drain, on_drain_tick, 0, 20);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("privydrop-roomapi %s\n", PD_VERSION);
+            return 0;
+        }
+        fprintf(stderr, "privydrop-roomapi: unknown argument '%s'\n%s", argv[i], USAGE);
+        return 2;
+    }
+    pd_log_init("roomapi", pd_env_str("PD_LOG_LEVEL", "info"));
+    signal(SIGPIPE, SIG_IGN);
+
+    long port, backend_port, redis_port, body_max, turn_port, turns_port, turn_ttl;
+    static roomapi app;
+    roomapi *a = &app;
+    /* PD_API_PORT wins; PrivyDrop's BACKEND_PORT is honoured for drop-in use. */
+    if (env_long("BACKEND_PORT", 3002, 1, 65535, &backend_port) ||
+        env_long("PD_API_PORT", backend_port, 1, 65535, &port) ||
+        env_long("REDIS_PORT", 6379, 1, 65535, &redis_port) ||
+        env_long("PD_MAX_BODY_BYTES", 16384, 256, 1048576, &body_max) ||
+        env_long("PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &a->drain_timeout_ms) ||
+        env_long("PD_TURN_PORT", 3478, 1, 65535, &turn_port) ||
+        env_long("PD_TURNS_PORT", 5349, 1, 65535, &turns_port) ||
+        env_long("PD_TURN_TTL_S", 86400, 60, 7 * 86400, &turn_ttl))
+        return 2;
+
+    char host[64] = "roomapi";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    for (char *p = host; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '.'))
+            *p = '-';
+    snprintf(a->instance_id, sizeof(a->instance_id), "roomapi-%s-%ld", host, (long)getpid());
+
+    pd_turn_config tc = {pd_env_str("PD_STUN_URLS", NULL), pd_env_str("PD_TURN_HOST", NULL), (uint16_t)turn_port,
+                         (uint16_t)turns_port, pd_env_flag("PD_TURN_TLS"), pd_env_str("PD_TURN_SECRET", NULL),
+                         (uint32_t)turn_ttl};
+    const char *terr = NULL;
+    a->turn = pd_turn_create(&tc, &terr);
+    if (!a->turn) {
+        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", "PD_TURN_*", "error",
+               terr ? terr : "invalid");
+        return 2;
+    }
+
+    a->loop = uv_default_loop();
+    a->metrics = pd_metrics_create();
+    pd_redis_options ro = {pd_env_str("REDIS_HOST", "127.0.0.1"), (int)redis_port, pd_env_str("REDIS_PASSWORD", NULL),
+                           0, 1000};
+    a->redis = pd_redis_create(a->loop, &ro, on_redis_state, NULL, a);
+    pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048};
+    a->api = pd_api_create(&ac, a->redis, a->turn, a->metrics);
+    if (!a->metrics || !a->redis || !a->api) {
+        pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
+        return 1;
+    }
+
+    pd_http_limits lim;
+    pd_http_limits_default(&lim);
+    lim.max_body_bytes = (size_t)body_max;
+    const char *listen_addr = pd_env_str("PD_LISTEN_ADDR", "0.0.0.0");
+    const char *err = NULL;
+    a->http = pd_http_server_create(a->loop, listen_addr, (int)port, &lim, pd_api_handle, a->api, &err);
+    if (!a->http) {
+        pd_log(PD_LOG_ERROR, "cannot listen", "{s:s, s:i, s:s}", "addr", listen_addr, "port", (int)port, "error",
+               err ? err : "unknown");
+        return 1;
+    }
+    uv_signal_init(a->loop, &a->sig_term);
+    uv_signal_init(a->loop, &a->sig_int);
+    a->sig_term.data = a->sig_int.data = a;
+    uv_signal_start(&a->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&a->sig_int, on_signal, SIGINT);
+    uv_timer_init(a->loop, &a->drain);
+    a->drain.data = a;
+    uv_timer_init(a->loop, &a->reaper);
+    a->reaper.data = a;
+    uv_timer_start(&a->reaper, on_reaper, 5000, 5000);
+
+    pd_log(PD_LOG_INFO, "listening", "{s:s, s:i, s:b}", "addr", listen_addr, "port", (int)port, "turn",
+           pd_turn_has_relay(a->turn));
+    uv_run(a->loop, UV_RUN_DEFAULT);
+    uv_loop_close(a->loop);
+    pd_api_free(a->api);
+    pd_turn_free(a->turn);
+    pd_metrics_free(a->metrics);
+    pd_log(PD_LOG_INFO, "stopped", NULL);
+    return 0;
+}
