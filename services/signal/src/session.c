@@ -15,6 +15,7 @@
 #include "privydrop/pd_eio.h"
 #include "privydrop/pd_log.h"
 #include "privydrop/pd_sio.h"
+#include "privydrop/pd_wsscan.h"
 #include "worker.h"
 
 typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
@@ -44,7 +45,7 @@ struct pd_sess {
     int awaiting_pong;             /* ping sent, no pong yet */
     int overflow;                  /* send queue passed the cap */
     int peer_gone;                 /* transport failed: no close frame */
-    uint16_t close_code;           /* code to send at flush time after overflow */
+    pd_ws_scanner scan;            /* frame-header pre-check */
     uint64_t opened_ms;            /* monotonic */
     int open_handles;              /* tcp + timer not yet closed */
     pd_sess *dirty_next;           /* worker dirty list link */
@@ -355,6 +356,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void feed(pd_sess *s, const char *data, size_t len)
 {
+    /* Frame headers are checked before wslay buffers anything, so a bad or
+     * oversized frame is refused the moment its header arrives. */
+    size_t ok_len = len;
+    uint16_t violation = pd_ws_scan(&s->scan, (const uint8_t *)data, len, &ok_len);
+    len = ok_len;
     s->rbuf = (const uint8_t *)data;
     s->rlen = len;
     s->rpos = 0;
@@ -363,6 +369,11 @@ static void feed(pd_sess *s, const char *data, size_t len)
     s->rlen = s->rpos = 0;
     if (s->state == S_CLOSED)
         return;
+    if (violation && s->state == S_OPEN) {
+        pd_metric_add(s->w->m_closed, violation == 1009 ? "message_too_big" : "protocol_error", 1);
+        pd_sess_close(s, violation, violation == 1009 ? "message too big" : "protocol error");
+        return;
+    }
     if (rc != 0 && s->state == S_OPEN) {
         /* wslay queued a close frame for protocol errors (1002) and
          * oversized messages (1009); record why and let the flush send it. */
@@ -547,6 +558,7 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
     s->state = S_OPEN;
     s->open_handles = 2;
     wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)w->cfg.max_message_bytes);
+    pd_ws_scan_init(&s->scan, (uint64_t)w->cfg.max_message_bytes);
     uv_timer_init(w->loop, &s->timer);
     s->timer.data = s;
     uv_tcp_nodelay(tcp, 1);

@@ -1,0 +1,33 @@
+/* pd_wsscan.h — a pre-check of client WebSocket frame headers (RFC 6455
+ * §5.2, §5.4, §5.5), run on every received byte range before the frame
+ * library sees it. It reads only headers and skips payloads by count, so it
+ * can refuse a frame the moment its header arrives: before any payload is
+ * buffered, whatever length the header declares. Pure; no I/O. */
+#ifndef PD_WSSCAN_H
+#define PD_WSSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pd_ws_scanner {
+    uint8_t hdr[14];      /* header bytes of the frame being read */
+    size_t hdr_len;       /* bytes in hdr */
+    uint64_t remaining;   /* payload bytes of the current frame still to skip */
+    uint64_t msg_bytes;   /* payload bytes of the fragmented message so far */
+    int in_message;       /* a non-final data frame was seen */
+    uint64_t max_message; /* largest message accepted (sum of fragments) */
+} pd_ws_scanner;
+
+/* Start scanning a new connection's client-to-server stream. */
+void pd_ws_scan_init(pd_ws_scanner *sc, uint64_t max_message);
+
+/* Scan `len` more bytes. Returns 0 when everything is acceptable, else the
+ * close code to send: 1002 (protocol error: unmasked frame, reserved bits or
+ * opcodes, fragmented or oversized control frame, continuation without a
+ * start, a new message inside a fragmented one, a close payload of one
+ * byte, a 64-bit length with the top bit set) or 1009 (message larger than
+ * max_message). On a violation, *ok_len is the number of leading bytes that
+ * belong to frames before the offending one; otherwise it equals len. */
+uint16_t pd_ws_scan(pd_ws_scanner *sc, const uint8_t *data, size_t len, size_t *ok_len);
+
+#endif

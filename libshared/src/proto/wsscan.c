@@ -1,0 +1,91 @@
+#include "privydrop/pd_wsscan.h"
+
+#include <string.h>
+
+void pd_ws_scan_init(pd_ws_scanner *sc, uint64_t max_message)
+{
+    memset(sc, 0, sizeof(*sc));
+    sc->max_message = max_message;
+}
+
+/* Bytes of header needed once the first two are known. */
+static size_t header_size(const uint8_t *h)
+{
+    size_t n = 2;
+    uint8_t len7 = h[1] & 0x7f;
+    if (len7 == 126)
+        n += 2;
+    else if (len7 == 127)
+        n += 8;
+    if (h[1] & 0x80)
+        n += 4;
+    return n;
+}
+
+/* Validate a complete header; returns 0 or a close code. */
+static uint16_t check_header(pd_ws_scanner *sc)
+{
+    const uint8_t *h = sc->hdr;
+    int fin = (h[0] & 0x80) != 0;
+    int rsv = (h[0] >> 4) & 0x7;
+    int opcode = h[0] & 0x0f;
+    int masked = (h[1] & 0x80) != 0;
+    uint64_t len = h[1] & 0x7f;
+    if (len == 126) {
+        len = ((uint64_t)h[2] << 8) | h[3];
+    } else if (len == 127) {
+        len = 0;
+        for (int i = 0; i < 8; i++)
+            len = (len << 8) | h[2 + i];
+        if (len >> 63)
+            return 1002; /* §5.2: the most significant bit MUST be 0 */
+    }
+    if (rsv || !masked)
+        return 1002; /* no extension negotiated; §5.3: clients mask */
+    if (opcode >= 0x8) {
+        if (opcode > 0xa || !fin || len > 125 || (opcode == 0x8 && len == 1))
+            return 1002;
+    } else {
+        if (opcode > 0x2)
+            return 1002;
+        if (opcode == 0x0 && !sc->in_message)
+            return 1002; /* continuation without a start */
+        if (opcode != 0x0 && sc->in_message)
+            return 1002; /* new message inside a fragmented one */
+        if (opcode != 0x0)
+            sc->msg_bytes = 0;
+        if (len > sc->max_message || sc->msg_bytes + len > sc->max_message)
+            return 1009;
+        sc->msg_bytes += len;
+        sc->in_message = !fin;
+    }
+    sc->remaining = len;
+    return 0;
+}
+
+uint16_t pd_ws_scan(pd_ws_scanner *sc, const uint8_t *data, size_t len, size_t *ok_len)
+{
+    size_t pos = 0;
+    size_t frame_start = 0; /* where the frame whose header we read began */
+    while (pos < len) {
+        if (sc->remaining) {
+            uint64_t take = sc->remaining < (uint64_t)(len - pos) ? sc->remaining : (uint64_t)(len - pos);
+            sc->remaining -= take;
+            pos += (size_t)take;
+            continue;
+        }
+        if (sc->hdr_len == 0)
+            frame_start = pos;
+        sc->hdr[sc->hdr_len++] = data[pos++];
+        if (sc->hdr_len < 2 || sc->hdr_len < header_size(sc->hdr))
+            continue;
+        uint16_t code = check_header(sc);
+        sc->hdr_len = 0;
+        if (code) {
+            *ok_len = frame_start;
+            return code;
+        }
+    }
+    *ok_len = len;
+    return 0;
+}

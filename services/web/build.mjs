@@ -1,0 +1,50 @@
+// Builds dist/: index.html plus the bundled app.js and app.css under /assets/.
+import { build, context } from "esbuild";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, "dist");
+const watch = process.argv.includes("--watch");
+
+await rm(dist, { recursive: true, force: true });
+await mkdir(join(dist, "assets"), { recursive: true });
+
+const options = {
+  entryPoints: { app: join(here, "src/main.ts") },
+  outdir: join(dist, "assets"),
+  // Content-hashed names: a new build is never mixed with a cached old one.
+  entryNames: watch ? "[name]" : "[name]-[hash]",
+  metafile: true,
+  bundle: true,
+  format: "esm",
+  target: ["chrome109", "firefox115", "safari16"],
+  minify: !watch,
+  sourcemap: true,
+  legalComments: "linked",
+  logLevel: "info",
+};
+
+/** index.html with its asset URLs pointing at the files just built. */
+async function writeIndex(metafile) {
+  let html = await readFile(join(here, "index.html"), "utf8");
+  for (const [out, info] of Object.entries(metafile.outputs)) {
+    if (!info.entryPoint && !out.endsWith(".css")) continue;
+    const name = out.slice(out.lastIndexOf("/") + 1);
+    if (name.endsWith(".js")) html = html.replace('src="/assets/app.js"', `src="/assets/${name}"`);
+    if (name.endsWith(".css")) html = html.replace('href="/assets/app.css"', `href="/assets/${name}"`);
+  }
+  await writeFile(join(dist, "index.html"), html);
+}
+
+if (watch) {
+  const ctx = await context({
+    ...options,
+    plugins: [{ name: "index", setup(b) { b.onEnd((r) => r.metafile && writeIndex(r.metafile)); } }],
+  });
+  await ctx.watch();
+} else {
+  const result = await build(options);
+  await writeIndex(result.metafile);
+}

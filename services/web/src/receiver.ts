@@ -1,0 +1,499 @@
+// The receiving side: joins a room, answers the sender's offer, shows what is
+// offered, asks for items, checks each one's SHA-256, and resumes from the
+// last byte it has when the peer connection is replaced.
+import { makeZip } from "client-zip";
+import { newHasher, type Hasher } from "./hash";
+import { entryKey, groupEntries, type Entry } from "./entries";
+import { randomId, SpeedMeter } from "./format";
+import { PeerLink, type PeerLinkEvents } from "./peer";
+import {
+  ACK_EVERY, PROTOCOL_VERSION, decodeControl, decodeFrame, encodeControl, safePath,
+  type ControlMessage, type ManifestItem,
+} from "./protocol";
+import type { Signaling } from "./signaling";
+import {
+  MEMORY_WARN_BYTES, copyToDir, openDirSink, openScratch, openSink, planSink, saveBlob, type Sink,
+} from "./storage";
+
+export type RxState = "queued" | "receiving" | "verifying" | "done" | "failed";
+
+export interface RxTransfer {
+  item: ManifestItem;
+  state: RxState;
+  /** Bytes accepted in order (hashed and handed to the sink). */
+  received: number;
+  /** Bytes the sink has taken over; acknowledgements report this. */
+  accepted: number;
+  lastAck: number;
+  note: string;
+  meter: SpeedMeter;
+  /** The received file once verified (null when written into a picked folder). */
+  result: Blob | null;
+  sha256: string | null;
+  hasher: Hasher;
+  sink: Sink;
+  chain: Promise<void>;
+  done: Promise<boolean>;
+  settle: (ok: boolean) => void;
+}
+
+export type EntryState = "pending" | "receiving" | "done" | "failed";
+
+export interface ReceiverView {
+  status(text: string, connected: boolean): void;
+  manifestChanged(): void;
+  entryChanged(key: string): void;
+  textChanged(text: string | null): void;
+  notice(message: string, kind: "error" | "info"): void;
+  clearNotice(): void;
+  /** Asks before a large file is buffered in memory. */
+  confirmMemory(name: string, size: number): Promise<boolean>;
+}
+
+const ANNOUNCE_EVERY_MS = 5000;
+
+export class Receiver {
+  readonly clientId = randomId(12);
+  private link: PeerLink | null = null;
+  private session: string | null = null;
+  private items = new Map<number, ManifestItem>();
+  private parts: { revision: number; got: Map<number, ManifestItem[]>; parts: number } | null = null;
+  private haveManifest = false;
+  readonly transfers = new Map<number, RxTransfer>();
+  private starting = new Map<number, Promise<RxTransfer | null>>();
+  /** Entries saved (downloaded or written to a folder), by key. */
+  private saved = new Set<string>();
+  private busy = new Map<string, string>();
+  private announceTimer: ReturnType<typeof setInterval>;
+  private linkEvents: PeerLinkEvents;
+  private memoryOk = false;
+  private senderLeft = false;
+  text: string | null = null;
+  private textId: number | null = null;
+
+  constructor(private sig: Signaling, private ice: RTCIceServer[], private view: ReceiverView) {
+    this.linkEvents = {
+      open: (link) => this.onOpen(link),
+      message: (link, data) => { if (link === this.link) this.onMessage(data); },
+      lost: (link, reason) => this.onLost(link, reason),
+      bufferLow: () => undefined,
+    };
+    this.announceTimer = setInterval(() => {
+      if (this.sig.isJoined && (!this.link || this.link.isLost)) this.sig.announceRecipient();
+    }, ANNOUNCE_EVERY_MS);
+  }
+
+  get connected(): boolean {
+    return !!this.link?.isOpen && this.haveManifest;
+  }
+
+  // --- signaling ------------------------------------------------------------------
+
+  onJoined(): void {
+    this.view.clearNotice();
+    this.view.status(this.link?.isOpen ? "Connected to the sender" : "In the room, waiting for the sender…", this.connected);
+  }
+
+  onOffer(from: string, offer: RTCSessionDescriptionInit): void {
+    if (this.link) this.link.close("replaced by a new connection");
+    this.link = PeerLink.answer(from, offer, this.ice, this.sig, this.linkEvents);
+    this.senderLeft = false;
+    this.view.status("Connecting to the sender…", false);
+  }
+
+  onCandidate(from: string, c: RTCIceCandidateInit): void {
+    if (this.link && this.link.peerId === from) void this.link.addCandidate(c);
+  }
+
+  onInitiatorOnline(): void {
+    if (!this.link || this.link.isLost) this.sig.announceRecipient();
+  }
+
+  onPeerDisconnected(peerId: string): void {
+    if (this.link && this.link.peerId === peerId && !this.link.isOpen) {
+      this.link.close("the sender left");
+    }
+    if (this.link?.peerId === peerId || (!this.link && this.session)) {
+      if (!this.link?.isOpen) {
+        this.senderLeft = true;
+        this.view.notice("The sender left the room. Whatever is unfinished continues if they come back.", "error");
+        this.view.status("The sender left the room", false);
+      }
+    }
+  }
+
+  // --- data channel -------------------------------------------------------------------
+
+  private onOpen(link: PeerLink): void {
+    if (link !== this.link) return;
+    link.send(encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: "receiver", clientId: this.clientId }));
+  }
+
+  private onLost(link: PeerLink, reason: string): void {
+    if (link !== this.link) return;
+    this.link = null;
+    this.haveManifest = false;
+    for (const t of this.transfers.values()) if (t.state === "receiving" || t.state === "queued") t.note = "connection lost, reconnecting…";
+    for (const e of this.entries()) this.view.entryChanged(e.key);
+    if (!this.senderLeft) this.view.status(`Connection to the sender lost (${reason}), reconnecting…`, false);
+    if (this.sig.isJoined) this.sig.announceRecipient();
+  }
+
+  private onMessage(data: string | ArrayBuffer): void {
+    if (typeof data !== "string") {
+      const f = decodeFrame(data);
+      if (f) this.onChunk(f.id, f.offset, f.payload);
+      return;
+    }
+    const m = decodeControl(data);
+    if (!m) return;
+    switch (m.type) {
+      case "hello":
+        if (m.version !== PROTOCOL_VERSION || m.role !== "sender") {
+          this.view.notice(`The sender speaks protocol version ${m.version}; this page speaks ${PROTOCOL_VERSION}. Reload both pages.`, "error");
+          this.link?.close("protocol version mismatch");
+          return;
+        }
+        if (m.session && m.session !== this.session) this.resetSession(m.session);
+        break;
+      case "manifest": this.onManifestPart(m); break;
+      case "end": void this.onEnd(m); break;
+      case "error":
+        if (m.id !== undefined && this.transfers.has(m.id)) this.fail(this.transfers.get(m.id)!, m.message);
+        else this.view.notice(m.message, "error");
+        break;
+      default: break;
+    }
+  }
+
+  private resetSession(session: string): void {
+    for (const t of this.transfers.values()) {
+      if (t.state !== "done" && t.state !== "failed") {
+        void t.sink.abort();
+        t.settle(false);
+      }
+    }
+    this.transfers.clear();
+    this.saved.clear();
+    this.items.clear();
+    this.session = session;
+    this.parts = null;
+  }
+
+  private onManifestPart(m: Extract<ControlMessage, { type: "manifest" }>): void {
+    if (m.session !== this.session) return;
+    if (!this.parts || this.parts.revision !== m.revision) this.parts = { revision: m.revision, got: new Map(), parts: m.parts };
+    this.parts.got.set(m.part, m.items);
+    if (this.parts.got.size < this.parts.parts) return;
+    const items = new Map<number, ManifestItem>();
+    for (let i = 0; i < this.parts.parts; i++) for (const it of this.parts.got.get(i) ?? []) items.set(it.id, it);
+    this.parts = null;
+    this.applyManifest(items);
+  }
+
+  private applyManifest(items: Map<number, ManifestItem>): void {
+    this.items = items;
+    const first = !this.haveManifest;
+    this.haveManifest = true;
+    for (const [id, t] of this.transfers) {
+      if (!items.has(id)) {
+        if (t.state !== "done" && t.state !== "failed") this.fail(t, "The sender withdrew this item.");
+        this.transfers.delete(id);
+      }
+    }
+    if (first) {
+      this.view.clearNotice();
+      this.view.status("Connected to the sender", true);
+      // Resume what was under way when the previous connection dropped.
+      for (const t of this.transfers.values()) {
+        if (t.state === "queued" || t.state === "receiving") {
+          t.note = t.received > 0 ? `resuming at ${t.received} bytes` : "requested";
+          t.meter.reset();
+          this.sendControl({ type: "request", id: t.item.id, offset: t.received });
+        }
+      }
+    }
+    // Text is fetched right away: it is small and meant to be read.
+    const texts = [...items.values()].filter((i) => i.kind === "text");
+    const latest = texts.length ? texts[texts.length - 1] : null;
+    if (!latest) {
+      this.textId = null;
+      this.text = null;
+      this.view.textChanged(null);
+    } else if (latest.id !== this.textId) {
+      this.textId = latest.id;
+      void this.start(latest, null).then(async (t) => {
+        if (!t || !(await t.done) || this.textId !== latest.id || !t.result) return;
+        this.text = await t.result.text();
+        this.view.textChanged(this.text);
+      });
+    }
+    this.view.manifestChanged();
+  }
+
+  private sendControl(m: ControlMessage): void {
+    if (this.link?.isOpen) this.link.send(encodeControl(m));
+  }
+
+  private onChunk(id: number, offset: number, payload: Uint8Array): void {
+    const t = this.transfers.get(id);
+    if (!t || (t.state !== "queued" && t.state !== "receiving")) return;
+    if (offset > t.received) return; // a gap: the next request restarts at t.received
+    if (offset < t.received) {
+      const skip = t.received - offset;
+      if (skip >= payload.byteLength) return;
+      payload = payload.subarray(skip);
+    }
+    const n = payload.byteLength;
+    if (t.received + n > t.item.size) {
+      this.fail(t, "The sender sent more bytes than announced.");
+      return;
+    }
+    if (t.state === "queued") {
+      t.state = "receiving";
+      t.note = "receiving";
+    }
+    t.hasher.update(payload);
+    t.received += n;
+    t.meter.add(t.received);
+    const sink = t.sink;
+    t.chain = t.chain.then(() => sink.write(payload)).then(() => {
+      t.accepted += n;
+      if (t.accepted - t.lastAck >= ACK_EVERY || t.accepted === t.item.size) {
+        t.lastAck = t.accepted;
+        this.sendControl({ type: "ack", id, offset: t.accepted });
+      }
+    });
+    t.chain.catch((e) => this.fail(t, `Could not store the data: ${e instanceof Error ? e.message : String(e)}`));
+    this.changed(t);
+  }
+
+  private async onEnd(m: Extract<ControlMessage, { type: "end" }>): Promise<void> {
+    const t = this.transfers.get(m.id);
+    if (!t || (t.state !== "queued" && t.state !== "receiving")) return;
+    if (m.size !== t.item.size || t.received !== t.item.size) {
+      // Should not happen on an ordered channel; ask again from where we are.
+      if (t.received < t.item.size) this.sendControl({ type: "request", id: t.item.id, offset: t.received });
+      else this.fail(t, "The size announced at the end does not match.");
+      return;
+    }
+    t.state = "verifying";
+    t.note = "verifying";
+    this.changed(t);
+    try {
+      await t.chain;
+      const file = await t.sink.close();
+      const digest = t.hasher.digest("hex");
+      t.sha256 = digest;
+      const ok = digest === m.sha256.toLowerCase();
+      this.sendControl({ type: "result", id: t.item.id, ok, sha256: digest });
+      if (!ok) {
+        this.fail(t, "Checksum mismatch: the received data is not what was sent, so it was discarded.");
+        return;
+      }
+      t.result = file;
+      t.state = "done";
+      t.note = "verified";
+      t.settle(true);
+      this.changed(t);
+    } catch (e) {
+      this.fail(t, `Could not finish the file: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private fail(t: RxTransfer, message: string): void {
+    if (t.state === "failed") return;
+    const wasActive = t.state === "queued" || t.state === "receiving";
+    t.state = "failed";
+    t.note = message;
+    t.result = null;
+    void t.sink.abort();
+    if (wasActive) this.sendControl({ type: "cancel", id: t.item.id });
+    t.settle(false);
+    this.changed(t);
+  }
+
+  private changed(t: RxTransfer): void {
+    this.view.entryChanged(this.entryKeyOf(t.item));
+  }
+
+  // --- asking for items -------------------------------------------------------------
+
+  /**
+   * Starts receiving `item` (into `dir`/path when given, else disk or memory).
+   * Resolves to the transfer, or null when the person declined or it could not start.
+   */
+  private start(item: ManifestItem, dir: FileSystemDirectoryHandle | null, dirPath?: string): Promise<RxTransfer | null> {
+    const existing = this.transfers.get(item.id);
+    if (existing && existing.state !== "failed") return Promise.resolve(existing);
+    const pending = this.starting.get(item.id);
+    if (pending) return pending;
+    const p = this.open(item, dir, dirPath).finally(() => this.starting.delete(item.id));
+    this.starting.set(item.id, p);
+    return p;
+  }
+
+  private async open(item: ManifestItem, dir: FileSystemDirectoryHandle | null, dirPath?: string): Promise<RxTransfer | null> {
+    let sink: Sink;
+    try {
+      if (dir) {
+        sink = await openDirSink(dir, dirPath ?? item.path);
+      } else if (item.kind === "text") {
+        sink = await openSink({ where: "memory" }, item.mime);
+      } else {
+        const plan = await planSink(item.size);
+        if (plan.where === "memory" && item.size > MEMORY_WARN_BYTES && !this.memoryOk) {
+          if (!(await this.view.confirmMemory(item.path, item.size))) return null;
+          this.memoryOk = true;
+        }
+        sink = await openSink(plan, item.mime);
+      }
+    } catch (e) {
+      this.view.notice(`Cannot store "${item.path}": ${e instanceof Error ? e.message : String(e)}`, "error");
+      return null;
+    }
+    let settle!: (ok: boolean) => void;
+    const done = new Promise<boolean>((r) => { settle = r; });
+    const t: RxTransfer = {
+      item, state: "queued", received: 0, accepted: 0, lastAck: 0, note: "requested", meter: new SpeedMeter(),
+      result: null, sha256: null, hasher: await newHasher(), sink, chain: Promise.resolve(), done, settle,
+    };
+    if (!this.items.has(item.id)) {
+      void sink.abort();
+      return null;
+    }
+    this.transfers.set(item.id, t);
+    if (this.connected) this.sendControl({ type: "request", id: item.id, offset: 0 });
+    else t.note = "waiting for the connection";
+    this.changed(t);
+    return t;
+  }
+
+  // --- entries (what the person sees and picks) ---------------------------------------------
+
+  entries(): Entry<ManifestItem>[] {
+    return groupEntries(this.items.values());
+  }
+
+  entry(key: string): Entry<ManifestItem> | undefined {
+    return this.entries().find((e) => e.key === key);
+  }
+
+  private entryKeyOf(item: ManifestItem): string {
+    return entryKey(item);
+  }
+
+  /** Bytes received, state and a note for an entry. */
+  entryProgress(e: Entry<ManifestItem>): { bytes: number; state: EntryState; note: string; verified: boolean } {
+    let bytes = 0;
+    let anyActive = false;
+    let anyFailed = false;
+    let allDone = e.files.length > 0;
+    let note = "";
+    for (const f of e.files) {
+      const t = this.transfers.get(f.id);
+      if (!t) {
+        allDone = false;
+        continue;
+      }
+      bytes += t.state === "done" ? f.size : t.received;
+      if (t.state === "failed") {
+        anyFailed = true;
+        note = t.note;
+      } else if (t.state !== "done") {
+        anyActive = true;
+        note ||= t.note;
+      }
+      if (t.state !== "done") allDone = false;
+    }
+    const busy = this.busy.get(e.key);
+    if (anyFailed) return { bytes, state: "failed", note, verified: false };
+    if (allDone && this.saved.has(e.key) && !busy) return { bytes, state: "done", note: "verified (SHA-256)", verified: true };
+    if (anyActive || busy || allDone) return { bytes, state: "receiving", note: busy ?? (note || "receiving"), verified: false };
+    return { bytes, state: "pending", note: "", verified: false };
+  }
+
+  /** Receives an entry and saves it: a file as itself, a folder as a zip. */
+  async download(key: string): Promise<void> {
+    const e = this.entry(key);
+    if (!e || this.busy.has(key)) return;
+    this.busy.set(key, "requested");
+    this.view.entryChanged(key);
+    try {
+      this.saved.delete(key);
+      const ts = await Promise.all(e.files.map((f) => this.start(f, null)));
+      this.busy.set(key, "receiving");
+      this.view.entryChanged(key);
+      if (ts.some((t) => !t)) return;
+      const oks = await Promise.all(ts.map((t) => t!.done));
+      if (!oks.every(Boolean)) return;
+      if (e.kind === "file") {
+        saveBlob(ts[0]!.result!, safePath(e.name)?.replace(/\//g, "_") ?? "download");
+      } else {
+        this.busy.set(key, "packing the zip…");
+        this.view.entryChanged(key);
+        const zip = await this.zip(e, ts as RxTransfer[]);
+        saveBlob(zip, `${safePath(e.name) ?? "folder"}.zip`);
+      }
+      this.saved.add(key);
+    } catch (err) {
+      this.view.notice(`Could not save "${e.name}": ${err instanceof Error ? err.message : String(err)}`, "error");
+    } finally {
+      this.busy.delete(key);
+      this.view.entryChanged(key);
+    }
+  }
+
+  private async zip(e: Entry<ManifestItem>, ts: RxTransfer[]): Promise<Blob> {
+    const files = ts.map((t) => ({
+      name: safePath(t.item.path) ?? `${e.name}/unnamed`,
+      input: t.result!,
+      size: t.item.size,
+      lastModified: new Date(t.item.lastModified),
+    }));
+    const stream = makeZip(files);
+    const scratch = await openScratch();
+    if (scratch) {
+      await stream.pipeTo(scratch.writable);
+      return await scratch.finish();
+    }
+    return await new Response(stream).blob();
+  }
+
+  /** Receives entries straight into a folder the person picked, keeping paths. */
+  async saveToDirectory(keys: string[], dir: FileSystemDirectoryHandle): Promise<void> {
+    await Promise.all(keys.map(async (key) => {
+      const e = this.entry(key);
+      if (!e || this.busy.has(key)) return;
+      this.busy.set(key, `saving into "${dir.name}"`);
+      this.view.entryChanged(key);
+      try {
+        const oks = await Promise.all(e.files.map(async (f) => {
+          const have = this.transfers.get(f.id);
+          if (have && have.state === "done" && have.result) {
+            await copyToDir(dir, f.path, have.result);
+            return true;
+          }
+          const t = await this.start(f, dir, f.path);
+          return t ? await t.done : false;
+        }));
+        if (oks.every(Boolean)) this.saved.add(key);
+      } catch (err) {
+        this.view.notice(`Could not save "${e.name}": ${err instanceof Error ? err.message : String(err)}`, "error");
+      } finally {
+        this.busy.delete(key);
+        this.view.entryChanged(key);
+      }
+    }));
+  }
+
+  /** Every entry, each saved as its own download button would save it. */
+  async downloadAll(): Promise<void> {
+    await Promise.all(this.entries().map((e) => this.download(e.key)));
+  }
+
+  close(): void {
+    clearInterval(this.announceTimer);
+    this.link?.close("closed");
+  }
+}

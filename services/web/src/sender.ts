@@ -1,0 +1,419 @@
+// The sending side: owns the room, the offered items, and one peer connection
+// per receiver; serves requested items in chunks with flow control.
+import { hashBlob } from "./hash";
+import { randomId, SpeedMeter } from "./format";
+import { PeerLink, type PeerLinkEvents } from "./peer";
+import {
+  ACK_WINDOW, BUFFER_HIGH, CHUNK_BYTES, FRAME_HEADER_BYTES, PROTOCOL_VERSION, decodeControl, encodeControl,
+  makeFrame, manifestParts, type ControlMessage, type ItemKind, type ManifestItem,
+} from "./protocol";
+import type { Signaling } from "./signaling";
+
+export interface SharedItem {
+  id: number;
+  kind: ItemKind;
+  path: string;
+  size: number;
+  mime: string;
+  lastModified: number;
+  blob: Blob;
+  hash?: Promise<string>;
+}
+
+export type TransferState = "pending" | "sending" | "receiving" | "done" | "failed";
+
+/** One item's transfer to one receiver, as shown on the sending side. */
+export interface OutTransfer {
+  itemId: number;
+  receiver: string;
+  acked: number;
+  size: number;
+  state: TransferState;
+  note: string;
+  meter: SpeedMeter;
+}
+
+export interface ReceiverInfo {
+  /** Stable per receiver tab (from its hello), survives reconnects. */
+  clientId: string;
+  label: string;
+  connected: boolean;
+}
+
+export interface SenderView {
+  itemsChanged(): void;
+  peersChanged(): void;
+  transferChanged(t: OutTransfer): void;
+  notice(message: string, kind: "error" | "info"): void;
+}
+
+interface Request {
+  id: number;
+  offset: number;
+  aborted: boolean;
+}
+
+interface Peer {
+  link: PeerLink;
+  clientId: string | null;
+  queue: Request[];
+  current: Request | null;
+  pumping: boolean;
+  /** Highest acknowledged offset per item. */
+  acked: Map<number, number>;
+  wakers: (() => void)[];
+}
+
+const READ_BYTES = 1024 * 1024;
+
+export class Sender {
+  readonly session = randomId(12);
+  readonly items = new Map<number, SharedItem>();
+  readonly receivers = new Map<string, ReceiverInfo>();
+  readonly transfers = new Map<string, OutTransfer>();
+  private nextId = 1;
+  private revision = 0;
+  private peers = new Map<string, Peer>();
+  private textId: number | null = null;
+  private currentText = "";
+  private receiverNo = 0;
+  private linkEvents: PeerLinkEvents;
+
+  constructor(private sig: Signaling, private iceServers: () => Promise<RTCIceServer[]>, private view: SenderView) {
+    this.linkEvents = {
+      open: (link) => this.onOpen(link),
+      message: (link, data) => this.onMessage(link, data),
+      lost: (link, reason) => this.onLost(link, reason),
+      bufferLow: (link) => this.wake(this.peers.get(link.peerId)),
+    };
+  }
+
+  // --- items ------------------------------------------------------------------
+
+  addFiles(files: { file: File; path: string }[]): void {
+    for (const { file, path } of files) {
+      const id = this.nextId++;
+      this.items.set(id, {
+        id, kind: "file", path, size: file.size, mime: file.type || "application/octet-stream",
+        lastModified: file.lastModified || Date.now(), blob: file,
+      });
+    }
+    this.manifestChanged();
+  }
+
+  /** Shares `text` (replacing the text shared before); empty text withdraws it. */
+  setText(text: string): void {
+    if (text === this.currentText) return;
+    this.currentText = text;
+    if (this.textId !== null) {
+      this.withdraw(this.textId, false);
+      this.textId = null;
+    }
+    if (text !== "") {
+      const blob = new Blob([text], { type: "text/plain;charset=utf-8" });
+      const id = this.nextId++;
+      this.items.set(id, { id, kind: "text", path: "text", size: blob.size, mime: "text/plain;charset=utf-8", lastModified: Date.now(), blob });
+      this.textId = id;
+    }
+    this.manifestChanged();
+  }
+
+  get text(): SharedItem | null {
+    return this.textId === null ? null : this.items.get(this.textId) ?? null;
+  }
+
+  remove(ids: number[]): void {
+    for (const id of ids) this.withdraw(id, false);
+    this.manifestChanged();
+  }
+
+  private withdraw(id: number, announce: boolean): void {
+    this.items.delete(id);
+    for (const p of this.peers.values()) {
+      p.queue = p.queue.filter((r) => r.id !== id);
+      if (p.current?.id === id) p.current.aborted = true;
+      this.wake(p);
+    }
+    for (const [k, t] of this.transfers) if (t.itemId === id) this.transfers.delete(k);
+    if (announce) this.manifestChanged();
+  }
+
+  private manifestChanged(): void {
+    this.revision++;
+    this.view.itemsChanged();
+    for (const p of this.peers.values()) if (p.link.isOpen) this.sendManifest(p);
+  }
+
+  private manifest(): ManifestItem[] {
+    return [...this.items.values()].map(({ id, kind, path, size, mime, lastModified }) => ({ id, kind, path, size, mime, lastModified }));
+  }
+
+  private sendManifest(p: Peer): void {
+    for (const m of manifestParts(this.session, this.revision, this.manifest())) p.link.send(encodeControl(m));
+  }
+
+  private hashOf(item: SharedItem): Promise<string> {
+    item.hash ??= hashBlob(item.blob);
+    return item.hash;
+  }
+
+  // --- signaling ----------------------------------------------------------------
+
+  /** A receiver joined (`ready`) or asked for a fresh connection (`recipient-ready`). */
+  async connectTo(peerId: string): Promise<void> {
+    if (peerId === this.sig.id) return;
+    const ice = await this.iceServers();
+    const old = this.peers.get(peerId);
+    if (old) old.link.close("replaced by a new connection");
+    const link = PeerLink.offer(peerId, ice, this.sig, this.linkEvents);
+    this.peers.set(peerId, { link, clientId: null, queue: [], current: null, pumping: false, acked: new Map(), wakers: [] });
+    this.view.peersChanged();
+  }
+
+  onAnswer(from: string, answer: RTCSessionDescriptionInit): void {
+    void this.peers.get(from)?.link.acceptAnswer(answer);
+  }
+
+  onCandidate(from: string, c: RTCIceCandidateInit): void {
+    void this.peers.get(from)?.link.addCandidate(c);
+  }
+
+  /** The receiver's signaling socket went away; its data channel may live on. */
+  onPeerDisconnected(peerId: string): void {
+    const p = this.peers.get(peerId);
+    if (!p) return;
+    if (!p.link.isOpen) {
+      p.link.close("the receiver left");
+      const who = p.clientId ? this.receivers.get(p.clientId)?.label : null;
+      this.view.notice(`${who ?? "A receiver"} left the room.`, "info");
+    }
+  }
+
+  get connectedCount(): number {
+    let n = 0;
+    for (const r of this.receivers.values()) if (r.connected) n++;
+    return n;
+  }
+
+  // --- data channel -----------------------------------------------------------------
+
+  private onOpen(link: PeerLink): void {
+    const p = this.peers.get(link.peerId);
+    if (!p || p.link !== link) return;
+    link.send(encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: "sender", clientId: this.session, session: this.session }));
+    this.sendManifest(p);
+  }
+
+  private peerOf(link: PeerLink): Peer | null {
+    const p = this.peers.get(link.peerId);
+    return p && p.link === link ? p : null;
+  }
+
+  private onMessage(link: PeerLink, data: string | ArrayBuffer): void {
+    const p = this.peerOf(link);
+    if (!p || typeof data !== "string") return;
+    const m = decodeControl(data);
+    if (!m) return;
+    switch (m.type) {
+      case "hello": this.onHello(p, m); break;
+      case "request": this.onRequest(p, m.id, m.offset); break;
+      case "cancel": {
+        p.queue = p.queue.filter((r) => r.id !== m.id);
+        if (p.current?.id === m.id) p.current.aborted = true;
+        const t = this.transfer(p, m.id);
+        if (t) this.update(t, { state: "pending", note: "cancelled by the receiver" });
+        this.wake(p);
+        break;
+      }
+      case "ack": {
+        if (m.offset > (p.acked.get(m.id) ?? 0)) p.acked.set(m.id, m.offset);
+        const t = this.transfer(p, m.id);
+        if (t) {
+          t.meter.add(m.offset);
+          this.update(t, { acked: m.offset });
+        }
+        this.wake(p);
+        break;
+      }
+      case "result": {
+        const t = this.transfer(p, m.id);
+        if (t) this.update(t, m.ok ? { state: "done", acked: t.size, note: "verified by the receiver" } : { state: "failed", note: "the receiver's checksum did not match" });
+        break;
+      }
+      case "error":
+        this.view.notice(`Receiver reported: ${m.message}`, "error");
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onHello(p: Peer, m: Extract<ControlMessage, { type: "hello" }>): void {
+    if (m.version !== PROTOCOL_VERSION || m.role !== "receiver") {
+      p.link.send(encodeControl({ type: "error", code: "version", message: `unsupported protocol version ${m.version}` }));
+      p.link.close("protocol version mismatch");
+      return;
+    }
+    p.clientId = m.clientId;
+    // A receiver that reconnected may still have an older connection open.
+    for (const [pid, other] of this.peers) {
+      if (other !== p && other.clientId === m.clientId) {
+        other.link.close("replaced by a new connection");
+        this.peers.delete(pid);
+      }
+    }
+    let info = this.receivers.get(m.clientId);
+    if (!info) {
+      info = { clientId: m.clientId, label: `Receiver ${++this.receiverNo}`, connected: true };
+      this.receivers.set(m.clientId, info);
+    }
+    info.connected = true;
+    this.view.peersChanged();
+  }
+
+  private onLost(link: PeerLink, reason: string): void {
+    const p = this.peerOf(link);
+    if (!p) return;
+    this.peers.delete(link.peerId);
+    if (p.current) p.current.aborted = true;
+    this.wake(p);
+    if (p.clientId) {
+      const still = [...this.peers.values()].some((o) => o.clientId === p.clientId && o.link.isOpen);
+      const info = this.receivers.get(p.clientId);
+      if (info && !still) info.connected = false;
+      for (const t of this.transfers.values()) {
+        if (t.receiver === p.clientId && t.state === "sending") this.update(t, { state: "pending", note: `interrupted (${reason}); waiting for the receiver to reconnect` });
+      }
+    }
+    this.view.peersChanged();
+  }
+
+  private key(clientId: string, id: number): string {
+    return `${clientId}:${id}`;
+  }
+
+  private transfer(p: Peer, id: number): OutTransfer | null {
+    return p.clientId ? this.transfers.get(this.key(p.clientId, id)) ?? null : null;
+  }
+
+  private update(t: OutTransfer, patch: Partial<OutTransfer>): void {
+    Object.assign(t, patch);
+    this.view.transferChanged(t);
+  }
+
+  private onRequest(p: Peer, id: number, offset: number): void {
+    const item = this.items.get(id);
+    if (!item) {
+      p.link.send(encodeControl({ type: "error", id, code: "not-found", message: "This item is no longer offered." }));
+      return;
+    }
+    if (offset > item.size) {
+      p.link.send(encodeControl({ type: "error", id, code: "bad-offset", message: "Requested offset is past the end of the item." }));
+      return;
+    }
+    p.queue = p.queue.filter((r) => r.id !== id);
+    if (p.current?.id === id) p.current.aborted = true;
+    // Text first: it is small and shown as soon as it arrives.
+    const req = { id, offset, aborted: false };
+    if (item.kind === "text") p.queue.unshift(req);
+    else p.queue.push(req);
+    if (p.clientId) {
+      const k = this.key(p.clientId, id);
+      let t = this.transfers.get(k);
+      if (!t) {
+        t = { itemId: id, receiver: p.clientId, acked: offset, size: item.size, state: "pending", note: "queued", meter: new SpeedMeter() };
+        this.transfers.set(k, t);
+      }
+      t.meter.reset();
+      this.update(t, { acked: offset, state: "pending", note: offset > 0 ? `resuming at byte ${offset}` : "queued" });
+    }
+    this.wake(p);
+    void this.pump(p);
+  }
+
+  private wake(p: Peer | undefined): void {
+    if (!p) return;
+    const w = p.wakers;
+    p.wakers = [];
+    for (const f of w) f();
+  }
+
+  private waitWake(p: Peer): Promise<void> {
+    return new Promise((resolve) => {
+      p.wakers.push(resolve);
+      setTimeout(resolve, 250);
+    });
+  }
+
+  private async pump(p: Peer): Promise<void> {
+    if (p.pumping) return;
+    p.pumping = true;
+    try {
+      while (p.link.isOpen) {
+        const req = p.queue.shift();
+        if (!req) break;
+        p.current = req;
+        await this.serve(p, req);
+        p.current = null;
+      }
+    } finally {
+      p.pumping = false;
+      p.current = null;
+    }
+  }
+
+  private async serve(p: Peer, req: Request): Promise<void> {
+    const item = this.items.get(req.id);
+    if (!item) return;
+    const t = this.transfer(p, req.id);
+    const hash = this.hashOf(item); // runs alongside the sending
+    hash.catch(() => undefined);
+    const maxPayload = Math.max(1024, Math.min(CHUNK_BYTES, (p.link.maxMessageSize || 65536 + FRAME_HEADER_BYTES) - FRAME_HEADER_BYTES));
+    let off = req.offset;
+    p.acked.set(item.id, off);
+    if (t) this.update(t, { state: "sending", note: "sending" });
+    try {
+      while (off < item.size) {
+        // Flow control: the channel's own buffer, and the receiver's window.
+        while (!req.aborted && p.link.isOpen &&
+               (p.link.bufferedAmount > BUFFER_HIGH || off - (p.acked.get(item.id) ?? 0) >= ACK_WINDOW)) {
+          await this.waitWake(p);
+        }
+        if (req.aborted || !p.link.isOpen) return;
+        const end = Math.min(item.size, off + READ_BYTES);
+        const block = new Uint8Array(await item.blob.slice(off, end).arrayBuffer());
+        if (block.byteLength !== end - off) throw new Error("the file changed while it was being sent");
+        if (req.aborted || !p.link.isOpen) return;
+        for (let o = 0; o < block.byteLength; o += maxPayload) {
+          const n = Math.min(maxPayload, block.byteLength - o);
+          const frame = makeFrame(item.id, off + o, n);
+          frame.set(block.subarray(o, o + n), FRAME_HEADER_BYTES);
+          if (!p.link.send(frame)) return;
+        }
+        off = end;
+      }
+      const sha256 = await hash;
+      if (req.aborted || !p.link.isOpen) return;
+      p.link.send(encodeControl({ type: "end", id: item.id, size: item.size, sha256 }));
+      if (t) this.update(t, { note: "waiting for the receiver to verify" });
+    } catch (e) {
+      const message = `Could not read "${item.path}": ${e instanceof Error ? e.message : String(e)}`;
+      p.link.send(encodeControl({ type: "error", id: item.id, code: "read-failed", message }));
+      if (t) this.update(t, { state: "failed", note: message });
+      this.view.notice(message, "error");
+    }
+  }
+
+  /** Moves to another signaling connection (a new room): existing links end. */
+  rebind(sig: Signaling): void {
+    this.close();
+    for (const r of this.receivers.values()) r.connected = false;
+    this.sig = sig;
+    this.view.peersChanged();
+  }
+
+  close(): void {
+    for (const p of [...this.peers.values()]) p.link.close("closed");
+    this.peers.clear();
+  }
+}

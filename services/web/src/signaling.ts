@@ -1,0 +1,171 @@
+// Signaling over Socket.IO v5 (DESIGN §2): join a room, relay offers, answers
+// and ICE candidates, and re-join by itself after the connection drops.
+import { io, type Socket } from "socket.io-client";
+
+export type SignalStatus = "connecting" | "joined" | "reconnecting" | "offline";
+
+export interface SignalEvents {
+  status(status: SignalStatus, detail?: string): void;
+  /** Joined the room; `rejoin` is true after a reconnect (new socket id). */
+  joined(rejoin: boolean): void;
+  /** The server refused the join; `retryMs` is set when we will try again. */
+  joinFailed(message: string, retryMs?: number): void;
+  ready(peerId: string): void;
+  offer(from: string, offer: RTCSessionDescriptionInit): void;
+  answer(from: string, answer: RTCSessionDescriptionInit): void;
+  candidate(from: string, candidate: RTCIceCandidateInit): void;
+  initiatorOnline(): void;
+  recipientReady(peerId: string): void;
+  peerDisconnected(peerId: string): void;
+}
+
+interface JoinResponse {
+  success?: boolean;
+  message?: string;
+  roomId?: string;
+}
+
+type Relayed = { peerId?: string; from?: string; [k: string]: unknown };
+
+function origin(r: Relayed): string | null {
+  const id = typeof r?.peerId === "string" ? r.peerId : typeof r?.from === "string" ? r.from : null;
+  return id && id.length > 0 ? id : null;
+}
+
+export class Signaling {
+  private socket: Socket;
+  private room: string | null = null;
+  private joinedOnce = false;
+  private joined = false;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(private ev: SignalEvents) {
+    this.socket = io({
+      path: "/socket.io/",
+      transports: ["websocket"],
+      forceNew: true,
+      reconnection: true,
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 4000,
+      randomizationFactor: 0.3,
+      timeout: 10000,
+    });
+    const s = this.socket;
+    s.on("connect", () => {
+      if (this.room) this.emitJoin();
+      else ev.status("connecting");
+    });
+    s.on("disconnect", (reason) => {
+      this.joined = false;
+      ev.status("reconnecting", reason);
+      // The server closing us on purpose (e.g. a worker shutting down) does
+      // not trigger socket.io's own reconnection: ask for it.
+      if (reason === "io server disconnect") setTimeout(() => s.connect(), 300 + Math.random() * 700);
+    });
+    s.on("connect_error", () => {
+      this.joined = false;
+      ev.status("reconnecting", "the signaling server cannot be reached");
+    });
+    s.on("joinResponse", (r: JoinResponse) => this.onJoinResponse(r));
+    s.on("ready", (r: Relayed) => { const id = origin(r); if (id) ev.ready(id); });
+    s.on("offer", (r: Relayed) => {
+      const id = origin(r);
+      if (id && r.offer) ev.offer(id, r.offer as RTCSessionDescriptionInit);
+    });
+    s.on("answer", (r: Relayed) => {
+      const id = origin(r);
+      if (id && r.answer) ev.answer(id, r.answer as RTCSessionDescriptionInit);
+    });
+    s.on("ice-candidate", (r: Relayed) => {
+      const id = origin(r);
+      if (id && r.candidate) ev.candidate(id, r.candidate as RTCIceCandidateInit);
+    });
+    s.on("initiator-online", () => ev.initiatorOnline());
+    s.on("recipient-ready", (r: Relayed) => { const id = origin(r); if (id) ev.recipientReady(id); });
+    s.on("peer-disconnected", (r: Relayed) => { const id = origin(r); if (id) ev.peerDisconnected(id); });
+  }
+
+  /** Our socket id, or "" while disconnected. */
+  get id(): string {
+    return this.socket.id ?? "";
+  }
+
+  get roomId(): string | null {
+    return this.room;
+  }
+
+  get isJoined(): boolean {
+    return this.joined && this.socket.connected;
+  }
+
+  join(roomId: string): void {
+    this.room = roomId;
+    this.joinedOnce = false;
+    if (this.socket.connected) this.emitJoin();
+  }
+
+  private emitJoin(): void {
+    if (!this.room) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.ev.status("connecting");
+    this.socket.emit("join", { roomId: this.room });
+  }
+
+  private onJoinResponse(r: JoinResponse): void {
+    if (r?.roomId && this.room && r.roomId !== this.room) return;
+    if (r?.success) {
+      const rejoin = this.joinedOnce;
+      this.joined = true;
+      this.joinedOnce = true;
+      this.ev.status("joined");
+      this.ev.joined(rejoin);
+      return;
+    }
+    const msg = r?.message ?? "The server refused to join the room.";
+    const m = /try again in (\d+(?:\.\d+)?)\s*s/i.exec(msg);
+    if (m) {
+      const ms = Math.max(500, Math.ceil(parseFloat(m[1]) * 1000) + 200);
+      this.ev.joinFailed(msg, ms);
+      this.retryTimer = setTimeout(() => this.emitJoin(), ms);
+      return;
+    }
+    if (/server error/i.test(msg)) {
+      this.ev.joinFailed(msg, 3000);
+      this.retryTimer = setTimeout(() => this.emitJoin(), 3000);
+      return;
+    }
+    this.ev.joinFailed(msg);
+  }
+
+  /** Tries the join again now (after the caller fixed the cause). */
+  retryJoin(): void {
+    if (this.socket.connected) this.emitJoin();
+  }
+
+  sendOffer(peerId: string, offer: RTCSessionDescriptionInit): void {
+    this.socket.emit("offer", { peerId, offer, from: this.id });
+  }
+
+  sendAnswer(peerId: string, answer: RTCSessionDescriptionInit): void {
+    this.socket.emit("answer", { peerId, answer, from: this.id });
+  }
+
+  sendCandidate(peerId: string, candidate: RTCIceCandidateInit): void {
+    this.socket.emit("ice-candidate", { peerId, candidate, from: this.id });
+  }
+
+  announceInitiator(): void {
+    if (this.room && this.isJoined) this.socket.emit("initiator-online", { roomId: this.room });
+  }
+
+  announceRecipient(): void {
+    if (this.room && this.isJoined) this.socket.emit("recipient-ready", { roomId: this.room, peerId: this.id });
+  }
+
+  close(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.room = null;
+    this.socket.disconnect();
+  }
+}
