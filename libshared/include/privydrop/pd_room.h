@@ -31,6 +31,7 @@ typedef enum pd_join_status {
     PD_JOIN_BOUND_ELSEWHERE,   /* bound to another room */
     PD_JOIN_RATE_LIMITED,      /* too many joins from this client address */
     PD_JOIN_NO_ROOM,           /* room does not exist */
+    PD_JOIN_FULL,              /* room already has max_peers sockets */
     PD_JOIN_ERROR,             /* Redis failed */
 } pd_join_status;
 
@@ -49,10 +50,11 @@ typedef void (*pd_room_str_fn)(const char *room, void *data);
 
 /* Join as DESIGN §2 orders it: bound elsewhere, then the per-address rate
  * limit (skipped for a re-join of the same room, or if !rate_limit), then
- * existence; on success bind, refresh the room TTL and record the socket in
- * instance `owner`'s socket set. */
+ * existence, then room size (max_peers sockets, 0 = unbounded); on success
+ * bind, refresh the room TTL and record the socket in instance `owner`'s
+ * socket set. */
 int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
-                 const char *owner, pd_room_join_fn cb, void *data);
+                 long max_peers, const char *owner, pd_room_join_fn cb, void *data);
 
 /* Unbind sid from room (socket key only if it points there); an empty room
  * drops to PD_ROOM_EMPTY_TTL_S. `owner` (may be NULL) is the instance whose

@@ -7,7 +7,8 @@
 #include "privydrop/pd_id.h"
 
 /* KEYS: room, room sockets, socket:<sid>, ratelimit:join:<ip>, owner's set
- * ARGV: sid, room id, now ms, rate limit on, unique member, limit, window s */
+ * ARGV: sid, room id, now ms, rate limit on, unique member, limit, window s,
+ *       max peers (0 = unbounded) */
 static const char JOIN_LUA[] =
     "local cur = redis.call('GET', KEYS[3])\n"
     "if cur and cur ~= ARGV[2] then return {2} end\n"
@@ -31,8 +32,10 @@ static const char JOIN_LUA[] =
     "  end\n"
     "end\n"
     "if redis.call('HEXISTS', KEYS[1], 'created_at') == 0 then return {4} end\n"
+    "local maxp = tonumber(ARGV[8]) or 0\n"
+    "if (not rejoin) and maxp > 0 and redis.call('SCARD', KEYS[2]) >= maxp then return {5} end\n"
     "if not rejoin then\n"
-    "  redis.call('SET', KEYS[3], ARGV[2], 'EX', " "90000" ")\n"
+    "  redis.call('SET', KEYS[3], ARGV[2], 'EX', 90000)\n"
     "  redis.call('SADD', KEYS[2], ARGV[1])\n"
     "  redis.call('SADD', KEYS[5], ARGV[1])\n"
     "end\n"
@@ -216,6 +219,7 @@ static void on_join(redisReply *rep, void *data)
             }
             break;
         case 4: res.status = PD_JOIN_NO_ROOM; break;
+        case 5: res.status = PD_JOIN_FULL; break;
         default: res.error = "unexpected reply"; break;
         }
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
@@ -226,7 +230,7 @@ static void on_join(redisReply *rep, void *data)
 }
 
 int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
-                 const char *owner, pd_room_join_fn cb, void *data)
+                 long max_peers, const char *owner, pd_room_join_fn cb, void *data)
 {
     store_call *c = call_new(data);
     if (!c)
@@ -240,7 +244,7 @@ int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip
         key_fmt(k4, "ratelimit:join:", pd_slice_cstr(client_ip), ""),
         key_fmt(k5, "pd:worker:", pd_slice_cstr(owner), ":sockets"),
     };
-    char now[32], member[64], limit[16], window[16];
+    char now[32], member[64], limit[16], window[16], maxp[24];
     uint64_t t = pd_now_ms();
     unsigned rnd = 0;
     pd_random_bytes(&rnd, sizeof(rnd));
@@ -248,9 +252,11 @@ int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip
     snprintf(member, sizeof(member), "%llu-%u", (unsigned long long)t, rnd);
     snprintf(limit, sizeof(limit), "%d", PD_JOIN_LIMIT);
     snprintf(window, sizeof(window), "%d", PD_JOIN_WINDOW_S);
-    pd_slice args[7] = {sid, room, pd_slice_cstr(now), pd_slice_cstr(rate_limit ? "1" : "0"),
-                        pd_slice_cstr(member), pd_slice_cstr(limit), pd_slice_cstr(window)};
-    return store_eval(r, on_join, c, JOIN_LUA, 5, keys, 7, args);
+    snprintf(maxp, sizeof(maxp), "%ld", max_peers > 0 ? max_peers : 0);
+    pd_slice args[8] = {sid, room, pd_slice_cstr(now), pd_slice_cstr(rate_limit ? "1" : "0"),
+                        pd_slice_cstr(member), pd_slice_cstr(limit), pd_slice_cstr(window),
+                        pd_slice_cstr(maxp)};
+    return store_eval(r, on_join, c, JOIN_LUA, 5, keys, 8, args);
 }
 
 /* ---- simple integer-returning scripts --------------------------------- */

@@ -11,6 +11,7 @@
 
 #include "privydrop/pd_bus.h"
 #include "privydrop/pd_log.h"
+#include "privydrop/pd_ratelimit.h"
 #include "privydrop/pd_room.h"
 #include "privydrop/pd_sio.h"
 
@@ -25,6 +26,8 @@ struct pd_api {
     pd_metric *m_redis_up;   /* gauge, set when scraped */
     pd_metric *m_inflight;   /* gauge, set when scraped */
     pd_metrics *metrics;     /* borrowed registry */
+    pd_ratelimit *room_limit; /* per-address buckets, room routes */
+    pd_ratelimit *log_limit;  /* per-address buckets, track and log routes */
     size_t inflight;         /* requests waiting for Redis */
     uint64_t started_ms;     /* monotonic start */
 };
@@ -493,6 +496,23 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
                                         "health_detailed", "ice_servers", "metrics"};
     pd_metric_add(api->m_requests, names[route], 1);
 
+    pd_ratelimit *limit = NULL;
+    if (route == PD_ROUTE_GET_ROOM || route == PD_ROUTE_CREATE_ROOM || route == PD_ROUTE_CHECK_ROOM ||
+        route == PD_ROUTE_LEAVE_ROOM)
+        limit = api->room_limit;
+    else if (route == PD_ROUTE_SET_TRACK || route == PD_ROUTE_LOGS_DEBUG)
+        limit = api->log_limit;
+    if (limit) {
+        char ip[INET6_ADDRSTRLEN];
+        pd_client_ip(api->cfg.trusted, req->peer_ip, pd_http_request_header(req, "X-Forwarded-For"), ip);
+        if (!pd_ratelimit_take(limit, pd_slice_cstr(ip), pd_mono_ms())) {
+            char extra[CORS_HDR_MAX + 32];
+            snprintf(extra, sizeof(extra), "%sRetry-After: 1\r\n", cors);
+            respond_error(api, conn, extra, 429, "Too many requests");
+            return;
+        }
+    }
+
     switch (route) {
     case PD_ROUTE_NOT_FOUND:
         respond_error(api, conn, cors, 404, "Not found");
@@ -577,11 +597,23 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
     api->m_inflight = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_requests_inflight",
                                      "Requests waiting for Redis.", NULL);
     api->metrics = metrics;
+    api->room_limit = pd_ratelimit_create(cfg->room_rate > 0 ? cfg->room_rate : 20,
+                                          cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);
+    api->log_limit = pd_ratelimit_create(cfg->log_rate > 0 ? cfg->log_rate : 2,
+                                         cfg->log_burst > 0 ? cfg->log_burst : 20, 100000);
+    if (!api->room_limit || !api->log_limit) {
+        pd_api_free(api);
+        return NULL;
+    }
     return api;
 }
 
 void pd_api_free(pd_api *api)
 {
+    if (!api)
+        return;
+    pd_ratelimit_free(api->room_limit);
+    pd_ratelimit_free(api->log_limit);
     free(api);
 }
 

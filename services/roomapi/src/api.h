@@ -8,6 +8,7 @@
 
 #include "privydrop/pd_http.h"
 #include "privydrop/pd_metrics.h"
+#include "privydrop/pd_netaddr.h"
 #include "privydrop/pd_redis.h"
 #include "privydrop/pd_turn.h"
 
@@ -53,6 +54,9 @@ typedef struct pd_api_config {
     const char *environment;   /* NODE_ENV */
     const char *instance_id;   /* envelope origin for the bus */
     size_t max_log_bytes;      /* logs_debug message cap */
+    const pd_cidr_list *trusted; /* proxies whose X-Forwarded-For is believed (borrowed) */
+    double room_rate, room_burst; /* per-address limit on the room routes */
+    double log_rate, log_burst;   /* per-address limit on set_track and logs_debug */
 } pd_api_config;
 
 typedef struct pd_api pd_api;

@@ -23,6 +23,9 @@ static const char USAGE[] =
     "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD   Redis (127.0.0.1:6379)\n"
     "  NODE_ENV                 reported environment (production)\n"
     "  PD_MAX_BODY_BYTES        largest request body (16384)\n"
+    "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
+    "  PD_API_RATE, PD_API_BURST   per-address limit on room routes (20/s, 100)\n"
+    "  PD_LOG_RATE, PD_LOG_BURST   per-address limit on set_track and logs_debug (2/s, 20)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
     "  PD_TURN_SECRET           coturn static-auth-secret; TURN is offered only with it\n"
     "  PD_TURN_HOST             public host or IP of coturn\n"
@@ -145,6 +148,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     long port, backend_port, redis_port, body_max, turn_port, turns_port, turn_ttl;
+    long room_rate, room_burst, log_rate, log_burst;
     static roomapi app;
     roomapi *a = &app;
     /* PD_API_PORT wins; PrivyDrop's BACKEND_PORT is honoured for drop-in use. */
@@ -155,8 +159,19 @@ int main(int argc, char **argv)
         env_long("PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &a->drain_timeout_ms) ||
         env_long("PD_TURN_PORT", 3478, 1, 65535, &turn_port) ||
         env_long("PD_TURNS_PORT", 5349, 1, 65535, &turns_port) ||
-        env_long("PD_TURN_TTL_S", 86400, 60, 7 * 86400, &turn_ttl))
+        env_long("PD_TURN_TTL_S", 86400, 60, 7 * 86400, &turn_ttl) ||
+        env_long("PD_API_RATE", 20, 1, 1000000, &room_rate) ||
+        env_long("PD_API_BURST", 100, 1, 1000000, &room_burst) ||
+        env_long("PD_LOG_RATE", 2, 1, 1000000, &log_rate) ||
+        env_long("PD_LOG_BURST", 20, 1, 1000000, &log_burst))
         return 2;
+    const char *cerr = NULL;
+    pd_cidr_list *trusted = pd_cidr_list_create(pd_env_str("PD_TRUSTED_PROXIES", "127.0.0.1/32,::1/128"), &cerr);
+    if (!trusted) {
+        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", "PD_TRUSTED_PROXIES", "error",
+               cerr ? cerr : "invalid");
+        return 2;
+    }
 
     char host[64] = "roomapi";
     gethostname(host, sizeof(host) - 1);
@@ -183,7 +198,8 @@ int main(int argc, char **argv)
     pd_redis_options ro = {pd_env_str("REDIS_HOST", "127.0.0.1"), (int)redis_port, pd_env_str("REDIS_PASSWORD", NULL),
                            0, 1000};
     a->redis = pd_redis_create(a->loop, &ro, on_redis_state, NULL, a);
-    pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048};
+    pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048,
+                        trusted, (double)room_rate, (double)room_burst, (double)log_rate, (double)log_burst};
     a->api = pd_api_create(&ac, a->redis, a->turn, a->metrics);
     if (!a->metrics || !a->redis || !a->api) {
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
@@ -218,6 +234,7 @@ int main(int argc, char **argv)
     uv_loop_close(a->loop);
     pd_api_free(a->api);
     pd_turn_free(a->turn);
+    pd_cidr_list_free(trusted);
     pd_metrics_free(a->metrics);
     pd_log(PD_LOG_INFO, "stopped", NULL);
     return 0;

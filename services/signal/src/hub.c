@@ -42,6 +42,7 @@ struct pd_hub {
     pd_worker *w;
     pd_map *sessions;         /* sid → pd_sess */
     pd_map *rooms;            /* room id → hub_room */
+    pd_map *ips;              /* client address → open sockets (as uintptr_t) */
     uv_timer_t heartbeat;     /* cluster heartbeat + cleanup retries */
     uv_timer_t reaper;        /* dead-worker reaper */
     uv_timer_t sweep;         /* unsubscribe rooms left empty */
@@ -277,9 +278,26 @@ static void on_counted(long v, void *data)
     free(c);
 }
 
+static void ip_adjust(pd_hub *h, const char *ip, int delta)
+{
+    pd_slice key = pd_slice_cstr(ip);
+    uintptr_t n = (uintptr_t)pd_map_get(h->ips, key);
+    n = delta > 0 ? n + 1 : (n ? n - 1 : 0);
+    if (n == 0)
+        pd_map_del(h->ips, key);
+    else
+        pd_map_put(h->ips, key, (void *)n);
+}
+
+size_t pd_hub_ip_count(const pd_hub *h, const char *ip)
+{
+    return (size_t)(uintptr_t)pd_map_get(h->ips, pd_slice_cstr(ip));
+}
+
 void pd_hub_on_open(pd_hub *h, pd_sess *s)
 {
     pd_map_put(h->sessions, pd_slice_cstr(pd_sess_id(s)), s);
+    ip_adjust(h, pd_sess_client_ip(s), +1);
     pd_metric_set(h->w->m_connections, NULL, (double)pd_map_count(h->sessions));
     /* /health/detailed must count this socket as soon as its client sees
      * "connect", so the Socket.IO connect answer waits for this reply. */
@@ -299,6 +317,7 @@ void pd_hub_on_close(pd_hub *h, pd_sess *s)
     const char *sid = pd_sess_id(s);
     if (!pd_map_del(h->sessions, pd_slice_cstr(sid)))
         return; /* already handled */
+    ip_adjust(h, pd_sess_client_ip(s), -1);
     pd_metric_set(h->w->m_connections, NULL, (double)pd_map_count(h->sessions));
     pd_cluster_conn_delta(h->w->redis, h->w->cfg.worker_id, -1, NULL, NULL);
     char *room = pd_sess_room(s);
@@ -389,6 +408,9 @@ static void on_join_done(const pd_join_result *res, void *data)
     case PD_JOIN_NO_ROOM:
         join_respond(s, 0, "Room does not exist", c->room);
         break;
+    case PD_JOIN_FULL:
+        join_respond(s, 0, "Room is full", c->room);
+        break;
     case PD_JOIN_ERROR:
         join_server_error(s, res->error ? res->error : "redis error");
         break;
@@ -438,7 +460,7 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
     snprintf(c->sid, sizeof(c->sid), "%s", pd_sess_id(s));
     snprintf(c->room, sizeof(c->room), "%s", room);
     if (pd_room_join(w->redis, pd_slice_cstr(c->sid), rs, pd_sess_client_ip(s), w->cfg.join_rate_limit,
-                     w->cfg.worker_id, on_join_done, c) != PD_OK) {
+                     w->cfg.max_room_peers, w->cfg.worker_id, on_join_done, c) != PD_OK) {
         free(c);
         room_maybe_empty(r);
         join_server_error(s, "redis unavailable");
@@ -683,9 +705,11 @@ pd_hub *pd_hub_create(pd_worker *w)
     h->w = w;
     h->sessions = pd_map_create();
     h->rooms = pd_map_create();
-    if (!h->sessions || !h->rooms) {
+    h->ips = pd_map_create();
+    if (!h->sessions || !h->rooms || !h->ips) {
         pd_map_free(h->sessions);
         pd_map_free(h->rooms);
+        pd_map_free(h->ips);
         free(h);
         return NULL;
     }
@@ -767,11 +791,12 @@ void pd_hub_free(pd_hub *h)
     pd_map_foreach(h->rooms, free_room_visit, NULL);
     pd_map_free(h->rooms);
     pd_map_free(h->sessions);
+    pd_map_free(h->ips);
     while (h->cleanups) {
         hub_cleanup *n = h->cleanups->next;
         free(h->cleanups);
         h->cleanups = n;
     }
-    h->rooms = h->sessions = NULL;
+    h->rooms = h->sessions = h->ips = NULL;
     /* h itself is freed when its timers have closed. */
 }

@@ -29,6 +29,10 @@ static const char USAGE[] =
     "  PD_MAX_MESSAGE_BYTES     largest accepted message (65536)\n"
     "  PD_MAX_SEND_QUEUE_BYTES  per-socket send queue before a slow reader is closed (1048576)\n"
     "  PD_MAX_CONNECTIONS       open sockets per worker (20000)\n"
+    "  PD_MAX_CONNS_PER_IP      open sockets per client address per worker (200)\n"
+    "  PD_EVENT_RATE            Socket.IO events per second per socket (50)\n"
+    "  PD_EVENT_BURST           burst allowance for that rate (200)\n"
+    "  PD_MAX_ROOM_PEERS        sockets per room, 0 = unbounded (32)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
     "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
     "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD   Redis (127.0.0.1:6379)\n"
@@ -84,6 +88,10 @@ static int load_config(pd_worker_config *c)
         env_long("PD_MAX_MESSAGE_BYTES", 65536, 256, 16 * 1024 * 1024, &c->max_message_bytes) ||
         env_long("PD_MAX_SEND_QUEUE_BYTES", 1048576, 4096, 256 * 1024 * 1024, &c->max_send_queue_bytes) ||
         env_long("PD_MAX_CONNECTIONS", 20000, 1, 10000000, &c->max_connections) ||
+        env_long("PD_MAX_CONNS_PER_IP", 200, 1, 10000000, &c->max_conns_per_ip) ||
+        env_long("PD_EVENT_RATE", 50, 1, 1000000, &c->event_rate) ||
+        env_long("PD_EVENT_BURST", 200, 1, 1000000, &c->event_burst) ||
+        env_long("PD_MAX_ROOM_PEERS", 32, 0, 100000, &c->max_room_peers) ||
         env_long("PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &c->drain_timeout_ms) ||
         env_long("REDIS_PORT", 6379, 1, 65535, &c->redis_port))
         return PD_ERR;
@@ -191,6 +199,11 @@ static void handle_socketio(pd_worker *w, pd_http_conn *c, const pd_http_request
     }
     char client_ip[INET6_ADDRSTRLEN];
     pd_client_ip(w->trusted, req->peer_ip, pd_http_request_header(req, "X-Forwarded-For"), client_ip);
+    if (pd_hub_ip_count(w->hub, client_ip) >= (size_t)w->cfg.max_conns_per_ip) {
+        pd_metric_add(w->m_dropped, "ip_connection_cap", 1);
+        pd_http_respond_json(c, 429, "Retry-After: 5\r\n", "{\"error\":\"Too many connections from this address\"}", 1);
+        return;
+    }
     char accept[32];
     ws_accept_value(key, accept);
     char head[256];

@@ -14,6 +14,7 @@
 
 #include "privydrop/pd_eio.h"
 #include "privydrop/pd_log.h"
+#include "privydrop/pd_ratelimit.h"
 #include "privydrop/pd_sio.h"
 #include "privydrop/pd_wsscan.h"
 #include "worker.h"
@@ -46,6 +47,8 @@ struct pd_sess {
     int overflow;                  /* send queue passed the cap */
     int peer_gone;                 /* transport failed: no close frame */
     pd_ws_scanner scan;            /* frame-header pre-check */
+    pd_bucket events;              /* Socket.IO event rate */
+    unsigned limited_in_row;       /* events dropped by the rate limit since the last allowed one */
     uint64_t opened_ms;            /* monotonic */
     int open_handles;              /* tcp + timer not yet closed */
     pd_sess *dirty_next;           /* worker dirty list link */
@@ -208,6 +211,17 @@ static void handle_sio(pd_sess *s, pd_slice payload)
             pd_metric_add(w->m_dropped, "not_connected", 1);
             return;
         }
+        if (!pd_bucket_take(&s->events, (double)w->cfg.event_rate, (double)w->cfg.event_burst, pd_mono_ms())) {
+            pd_metric_add(w->m_dropped, "event_rate", 1);
+            /* A client that keeps flooding after being limited is not a
+             * browser having a burst: let it go. */
+            if (++s->limited_in_row > (unsigned)w->cfg.event_burst) {
+                pd_metric_add(w->m_closed, "event_flood", 1);
+                pd_sess_close(s, 1008, "event rate exceeded");
+            }
+            return;
+        }
+        s->limited_in_row = 0;
         json_t *args = NULL;
         const char *name = NULL;
         if (pd_sio_decode_event(p.data, (size_t)w->cfg.max_message_bytes, &args, &name) != PD_OK) {

@@ -32,6 +32,10 @@ typedef struct pd_worker_config {
     long max_send_queue_bytes;    /* PD_MAX_SEND_QUEUE_BYTES: slow readers are closed beyond */
     long drain_timeout_ms;        /* PD_DRAIN_TIMEOUT_MS */
     long max_connections;         /* PD_MAX_CONNECTIONS */
+    long max_conns_per_ip;        /* PD_MAX_CONNS_PER_IP */
+    long event_rate;              /* PD_EVENT_RATE: events per second per socket */
+    long event_burst;             /* PD_EVENT_BURST */
+    long max_room_peers;          /* PD_MAX_ROOM_PEERS */
     const char *redis_host;       /* REDIS_HOST */
     long redis_port;              /* REDIS_PORT */
     const char *redis_password;   /* REDIS_PASSWORD */
@@ -115,6 +119,8 @@ void pd_hub_on_redis_state(pd_hub *h, int ready);
 void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message);
 
 size_t pd_hub_session_count(const pd_hub *h);
+/* Open sockets from one client address on this worker. */
+size_t pd_hub_ip_count(const pd_hub *h, const char *ip);
 /* Close every session with 1001 (drain). */
 void pd_hub_close_all(pd_hub *h);
 /* Cleanups still waiting for Redis. */
