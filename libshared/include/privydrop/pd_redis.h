@@ -29,7 +29,7 @@ typedef struct pd_redis_options {
     int port;               /* server port */
     const char *password;   /* AUTH password or NULL (copied) */
     int subscriber;         /* open the pub/sub connection too */
-    unsigned watchdog_ms;   /* PING period; a PING unanswered for 3 periods kills the link; 0 → 1000 */
+    unsigned watchdog_ms;   /* PING period; a PING unanswered (or a connect unfinished) for 3 periods kills the link; 0 → 1000 */
 } pd_redis_options;
 
 /* Start connecting at once; never fails for an unreachable server (it keeps

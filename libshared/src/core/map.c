@@ -73,7 +73,7 @@ static pd_map_entry **map_find(const pd_map *m, pd_slice key, uint64_t h)
     pd_map_entry **pp = &m->buckets[h & (m->nbuckets - 1)];
     while (*pp) {
         pd_map_entry *e = *pp;
-        if (e->hash == h && e->klen == key.len && memcmp(e->key, key.base, key.len) == 0)
+        if (e->hash == h && e->klen == key.len && (key.len == 0 || memcmp(e->key, key.base, key.len) == 0))
             return pp;
         pp = &e->next;
     }

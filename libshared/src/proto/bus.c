@@ -78,7 +78,8 @@ int pd_bus_channel(char *buf, size_t cap, pd_slice room)
     if (pre + room.len + 1 > cap)
         return PD_ERR;
     memcpy(buf, PD_BUS_CHANNEL_PREFIX, pre);
-    memcpy(buf + pre, room.base, room.len);
+    if (room.len)
+        memcpy(buf + pre, room.base, room.len);
     buf[pre + room.len] = '\0';
     return (int)(pre + room.len);
 }

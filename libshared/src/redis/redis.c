@@ -91,9 +91,22 @@ static void link_schedule(pd_redis_link *l)
     uv_timer_start(&l->timer, on_reconnect_timer, d, 0);
 }
 
+static void link_drop(pd_redis_link *l);
+
+/* The link timer is the reconnect backoff while no context exists, and the
+ * connect deadline while one is connecting. */
 static void on_reconnect_timer(uv_timer_t *t)
 {
-    link_connect((pd_redis_link *)t->data);
+    pd_redis_link *l = t->data;
+    if (l->ac && !l->up) {
+        /* The connect neither succeeded nor failed in time. hiredis 0.14's
+         * libuv adapter drops poll errors, so a refused connect is never
+         * reported and would otherwise leave the link stuck for good. */
+        link_drop(l);
+        link_schedule(l);
+        return;
+    }
+    link_connect(l);
 }
 
 /* Drop the link's context on purpose (watchdog, shutdown). Pending
@@ -134,6 +147,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         link_schedule(l);
         return;
     }
+    uv_timer_stop(&l->timer); /* connect deadline */
     l->up = 1;
     l->backoff_ms = RECONNECT_MIN_MS;
     l->owner->connects++;
@@ -183,6 +197,8 @@ static void link_connect(pd_redis_link *l)
     l->ac = ac;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* Same rule as the watchdog: three periods without an answer. */
+    uv_timer_start(&l->timer, on_reconnect_timer, 3ull * r->watchdog_ms, 0);
     if (r->password) {
         /* Queued now, written first once the socket connects. A wrong
          * password makes every later command fail with NOAUTH, which callers

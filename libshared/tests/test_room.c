@@ -1,0 +1,846 @@
+/* test_room.c — the room schema (pd_room_*, pd_cluster_*) against a real
+ * redis-server started by the test: keys, TTLs, join ordering, the join
+ * rate limit, leave bits, free ids, referrer counts and the reaper. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "redis_fixture.h"
+
+#include "privydrop/pd_redis.h"
+#include "privydrop/pd_room.h"
+
+static rfx_server server;
+
+typedef struct room_fx {
+    rfx_loop l;        /* loop the store runs on */
+    pd_redis *r;       /* store connection */
+    redisContext *c;   /* inspection connection */
+} room_fx;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return rfx_start(&server) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    rfx_kill(&server);
+    return 0;
+}
+
+static int fx_setup(void **state)
+{
+    room_fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    rfx_loop_init(&f->l);
+    pd_redis_options opt = {"127.0.0.1", server.port, NULL, 0, 0};
+    f->r = pd_redis_create(&f->l.loop, &opt, NULL, NULL, NULL);
+    if (!f->r)
+        return -1;
+    RFX_WAIT(&f->l, pd_redis_ready(f->r), 3000);
+    if (!pd_redis_ready(f->r))
+        return -1;
+    f->c = rfx_sync(server.port);
+    if (!f->c)
+        return -1;
+    redisReply *rep = redisCommand(f->c, "FLUSHALL");
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    room_fx *f = *state;
+    if (!f)
+        return 0;
+    pd_redis_free(f->r);
+    rfx_loop_close(&f->l);
+    redisFree(f->c);
+    free(f);
+    return 0;
+}
+
+/* ---- synchronous wrappers over the async store ---------------------------- */
+
+typedef struct join_wait {
+    int done;
+    pd_join_result res;
+    char error[64];
+} join_wait;
+
+static void on_join_done(const pd_join_result *res, void *data)
+{
+    join_wait *w = data;
+    w->done++;
+    w->res = *res;
+    snprintf(w->error, sizeof w->error, "%s", res->error ? res->error : "");
+    w->res.error = NULL;
+}
+
+static join_wait join_max(room_fx *f, const char *sid, const char *room, const char *ip, int rate_limit,
+                          long max_peers, const char *owner)
+{
+    join_wait w = {0};
+    assert_int_equal(pd_room_join(f->r, pd_slice_cstr(sid), pd_slice_cstr(room), ip, rate_limit, max_peers, owner,
+                                  on_join_done, &w),
+                     PD_OK);
+    RFX_WAIT(&f->l, w.done, 3000);
+    assert_int_equal(w.done, 1);
+    return w;
+}
+
+static join_wait join_ex(room_fx *f, const char *sid, const char *room, const char *ip, int rate_limit,
+                         const char *owner)
+{
+    return join_max(f, sid, room, ip, rate_limit, 0, owner);
+}
+
+static pd_join_status join(room_fx *f, const char *sid, const char *room, const char *ip, int rate_limit)
+{
+    return join_ex(f, sid, room, ip, rate_limit, "w1").res.status;
+}
+
+typedef struct long_wait {
+    int done;
+    long v;
+} long_wait;
+
+static void on_long_done(long v, void *data)
+{
+    long_wait *w = data;
+    w->done++;
+    w->v = v;
+}
+
+static long wait_long(room_fx *f, long_wait *w)
+{
+    RFX_WAIT(&f->l, w->done, 3000);
+    assert_int_equal(w->done, 1);
+    return w->v;
+}
+
+static long leave(room_fx *f, const char *sid, const char *room, const char *owner)
+{
+    long_wait w = {0};
+    assert_int_equal(pd_room_leave(f->r, pd_slice_cstr(sid), pd_slice_cstr(room), owner, on_long_done, &w),
+                     PD_OK);
+    return wait_long(f, &w);
+}
+
+static long create(room_fx *f, const char *room)
+{
+    long_wait w = {0};
+    assert_int_equal(pd_room_create(f->r, pd_slice_cstr(room), on_long_done, &w), PD_OK);
+    return wait_long(f, &w);
+}
+
+static long exists(room_fx *f, const char *room)
+{
+    long_wait w = {0};
+    assert_int_equal(pd_room_exists(f->r, pd_slice_cstr(room), on_long_done, &w), PD_OK);
+    return wait_long(f, &w);
+}
+
+/* Commands on one connection complete in order: once this PING is
+ * answered, every fire-and-forget command sent before it has run. */
+static void on_ping(redisReply *rep, void *data)
+{
+    (void)rep;
+    (*(int *)data)++;
+}
+
+static void barrier(room_fx *f)
+{
+    int done = 0;
+    assert_int_equal(pd_redis_cmd(f->r, on_ping, &done, "PING"), PD_OK);
+    RFX_WAIT(&f->l, done, 3000);
+    assert_int_equal(done, 1);
+}
+
+static void assert_between(long long v, long long lo, long long hi)
+{
+    if (v < lo || v > hi)
+        fail_msg("%lld not in [%lld, %lld]", v, lo, hi);
+}
+
+/* ---- join ----------------------------------------------------------------- */
+
+static void join_binds_socket_and_sets_every_key_and_ttl(void **state)
+{
+    room_fx *f = *state;
+    assert_int_equal(create(f, "1234"), 1);
+    rfx_ok(f->c, "EXPIRE room:1234 100"); /* join must refresh it */
+    join_wait w = join_ex(f, "sockA", "1234", "10.0.0.1", 1, "worker-7");
+    assert_int_equal(w.res.status, PD_JOIN_OK);
+
+    char buf[64];
+    assert_true(rfx_str(f->c, buf, sizeof buf, "GET socket:sockA"));
+    assert_string_equal(buf, "1234");
+    assert_between(rfx_int(f->c, "TTL socket:sockA"), PD_SOCKET_TTL_S - 10, PD_SOCKET_TTL_S);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:1234:sockets sockA"), 1);
+    assert_between(rfx_int(f->c, "TTL room:1234"), PD_ROOM_TTL_S - 10, PD_ROOM_TTL_S);
+    assert_between(rfx_int(f->c, "TTL room:1234:sockets"), PD_ROOM_TTL_S - 10, PD_ROOM_TTL_S);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:worker:worker-7:sockets sockA"), 1);
+    /* The rate limiter recorded the attempt, with a short TTL. */
+    assert_int_equal(rfx_int(f->c, "ZCARD ratelimit:join:10.0.0.1"), 1);
+    assert_between(rfx_int(f->c, "TTL ratelimit:join:10.0.0.1"), 1, PD_JOIN_WINDOW_S);
+}
+
+static void join_copies_its_arguments_before_returning(void **state)
+{
+    room_fx *f = *state;
+    create(f, "copyroom");
+    char sid[16] = "sockCopy", room[16] = "copyroom", ip[16] = "10.9.9.9", owner[16] = "wcopy";
+    join_wait w = {0};
+    assert_int_equal(pd_room_join(f->r, pd_slice_cstr(sid), pd_slice_cstr(room), ip, 1, 0, owner, on_join_done, &w),
+                     PD_OK);
+    memset(sid, 'x', sizeof sid - 1);
+    memset(room, 'y', sizeof room - 1);
+    memset(ip, 'z', sizeof ip - 1);
+    memset(owner, 'q', sizeof owner - 1);
+    RFX_WAIT(&f->l, w.done, 3000);
+    assert_int_equal(w.res.status, PD_JOIN_OK);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:copyroom:sockets sockCopy"), 1);
+    assert_int_equal(rfx_int(f->c, "EXISTS ratelimit:join:10.9.9.9"), 1);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:worker:wcopy:sockets sockCopy"), 1);
+}
+
+static void rejoin_same_room_is_reported_and_never_rate_limited(void **state)
+{
+    room_fx *f = *state;
+    create(f, "5555");
+    assert_int_equal(join(f, "s1", "5555", "10.0.0.2", 1), PD_JOIN_OK);
+    rfx_ok(f->c, "EXPIRE room:5555 100");
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(join(f, "s1", "5555", "10.0.0.2", 1), PD_JOIN_REJOIN);
+    /* A re-join refreshes the room TTL ... */
+    assert_between(rfx_int(f->c, "TTL room:5555"), PD_ROOM_TTL_S - 10, PD_ROOM_TTL_S);
+    /* ... and did not count against the address: one more new join fits. */
+    assert_int_equal(rfx_int(f->c, "ZCARD ratelimit:join:10.0.0.2"), 1);
+    assert_int_equal(join(f, "s2", "5555", "10.0.0.2", 1), PD_JOIN_OK);
+    assert_int_equal(join(f, "s3", "5555", "10.0.0.2", 1), PD_JOIN_RATE_LIMITED);
+    /* Even with the address over its limit, a re-join still succeeds. */
+    assert_int_equal(join(f, "s1", "5555", "10.0.0.2", 1), PD_JOIN_REJOIN);
+    assert_int_equal(rfx_int(f->c, "SCARD room:5555:sockets"), 2);
+}
+
+static void join_while_bound_elsewhere_is_refused_first(void **state)
+{
+    room_fx *f = *state;
+    create(f, "roomA");
+    create(f, "roomB");
+    assert_int_equal(join(f, "sx", "roomA", "10.0.0.3", 1), PD_JOIN_OK);
+    assert_int_equal(join(f, "sx", "roomB", "10.0.0.3", 1), PD_JOIN_BOUND_ELSEWHERE);
+    char buf[64];
+    rfx_str(f->c, buf, sizeof buf, "GET socket:sx");
+    assert_string_equal(buf, "roomA");
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:roomB:sockets sx"), 0);
+    /* Bound-elsewhere comes before the rate limit and the existence check:
+     * exhaust the address, then try a room that does not exist. */
+    join(f, "other1", "roomA", "10.0.0.3", 1);
+    assert_int_equal(join(f, "other2", "roomA", "10.0.0.3", 1), PD_JOIN_RATE_LIMITED);
+    assert_int_equal(join(f, "sx", "nosuchroom", "10.0.0.3", 1), PD_JOIN_BOUND_ELSEWHERE);
+}
+
+static void join_missing_room_changes_nothing(void **state)
+{
+    room_fx *f = *state;
+    join_wait w = join_ex(f, "lonely", "9999", "10.0.0.4", 1, "w1");
+    assert_int_equal(w.res.status, PD_JOIN_NO_ROOM);
+    assert_int_equal(rfx_int(f->c, "EXISTS socket:lonely"), 0);
+    assert_int_equal(rfx_int(f->c, "EXISTS room:9999"), 0);
+    assert_int_equal(rfx_int(f->c, "EXISTS room:9999:sockets"), 0);
+    assert_int_equal(rfx_int(f->c, "EXISTS pd:worker:w1:sockets"), 0);
+    /* A room hash without created_at does not count as a room either. */
+    rfx_ok(f->c, "HSET room:9999 other 1");
+    assert_int_equal(join(f, "lonely", "9999", "10.0.0.4", 1), PD_JOIN_NO_ROOM);
+}
+
+static void rate_limit_is_checked_before_room_existence(void **state)
+{
+    room_fx *f = *state;
+    assert_int_equal(join(f, "m1", "missing", "10.0.0.5", 1), PD_JOIN_NO_ROOM);
+    assert_int_equal(join(f, "m2", "missing", "10.0.0.5", 1), PD_JOIN_NO_ROOM);
+    assert_int_equal(join(f, "m3", "missing", "10.0.0.5", 1), PD_JOIN_RATE_LIMITED);
+}
+
+static void third_new_join_from_one_address_is_rate_limited(void **state)
+{
+    room_fx *f = *state;
+    create(f, "rl");
+    assert_int_equal(join(f, "r1", "rl", "192.0.2.1", 1), PD_JOIN_OK);
+    assert_int_equal(join(f, "r2", "rl", "192.0.2.1", 1), PD_JOIN_OK);
+    join_wait w = join_ex(f, "r3", "rl", "192.0.2.1", 1, "w1");
+    assert_int_equal(w.res.status, PD_JOIN_RATE_LIMITED);
+    assert_int_equal(w.res.remaining, 0);
+    assert_between(w.res.reset_after_s, 1, PD_JOIN_WINDOW_S);
+    /* The refused socket was not bound. */
+    assert_int_equal(rfx_int(f->c, "EXISTS socket:r3"), 0);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:rl:sockets r3"), 0);
+    /* Another address has its own budget. */
+    assert_int_equal(join(f, "r4", "rl", "192.0.2.2", 1), PD_JOIN_OK);
+    assert_int_equal(join(f, "r5", "rl", "192.0.2.2", 1), PD_JOIN_OK);
+    assert_int_equal(join(f, "r6", "rl", "192.0.2.2", 1), PD_JOIN_RATE_LIMITED);
+}
+
+static void rate_limit_off_lets_every_join_through(void **state)
+{
+    room_fx *f = *state;
+    create(f, "free");
+    char sid[16];
+    for (int i = 0; i < 6; i++) {
+        snprintf(sid, sizeof sid, "n%d", i);
+        assert_int_equal(join(f, sid, "free", "192.0.2.9", 0), PD_JOIN_OK);
+    }
+    assert_int_equal(rfx_int(f->c, "SCARD room:free:sockets"), 6);
+    /* Nothing was recorded for the address either. */
+    assert_int_equal(rfx_int(f->c, "EXISTS ratelimit:join:192.0.2.9"), 0);
+}
+
+static void rate_limit_window_slides_and_reports_time_to_reset(void **state)
+{
+    room_fx *f = *state;
+    create(f, "slide");
+    unsigned long long now = (unsigned long long)pd_now_ms();
+    /* Attempts older than the window no longer count. */
+    rfx_ok(f->c, "ZADD ratelimit:join:198.51.100.1 %llu old1 %llu old2", now - 6000, now - 5500);
+    assert_int_equal(join(f, "w1", "slide", "198.51.100.1", 1), PD_JOIN_OK);
+    assert_int_equal(rfx_int(f->c, "ZCARD ratelimit:join:198.51.100.1"), 1);
+
+    /* Two attempts 3.5 s and 1 s ago: the oldest frees its slot in 1.5 s,
+     * reported rounded up. */
+    rfx_ok(f->c, "ZADD ratelimit:join:198.51.100.2 %llu a %llu b", now - 3500, now - 1000);
+    join_wait w = join_ex(f, "w2", "slide", "198.51.100.2", 1, "w1");
+    assert_int_equal(w.res.status, PD_JOIN_RATE_LIMITED);
+    assert_int_equal(w.res.remaining, 0);
+    assert_int_equal(w.res.reset_after_s, 2);
+}
+
+static void join_reports_error_when_redis_fails_the_script(void **state)
+{
+    room_fx *f = *state;
+    rfx_ok(f->c, "SET room:broken notahash");
+    join_wait w = join_ex(f, "sb", "broken", "10.0.0.6", 0, "w1");
+    assert_int_equal(w.res.status, PD_JOIN_ERROR);
+    assert_true(strlen(w.error) > 0);
+}
+
+static void full_room_refuses_new_sockets_but_not_rejoins(void **state)
+{
+    room_fx *f = *state;
+    create(f, "duo");
+    assert_int_equal(join_max(f, "p1", "duo", "10.2.0.1", 0, 2, "w1").res.status, PD_JOIN_OK);
+    assert_int_equal(join_max(f, "p2", "duo", "10.2.0.2", 0, 2, "w1").res.status, PD_JOIN_OK);
+    assert_int_equal(join_max(f, "p3", "duo", "10.2.0.3", 0, 2, "w1").res.status, PD_JOIN_FULL);
+    assert_int_equal(rfx_int(f->c, "EXISTS socket:p3"), 0);
+    assert_int_equal(rfx_int(f->c, "SCARD room:duo:sockets"), 2);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:worker:w1:sockets p3"), 0);
+    /* A member re-joining a full room is fine. */
+    assert_int_equal(join_max(f, "p1", "duo", "10.2.0.1", 0, 2, "w1").res.status, PD_JOIN_REJOIN);
+    /* Once someone leaves there is space again. */
+    leave(f, "p2", "duo", "w1");
+    assert_int_equal(join_max(f, "p3", "duo", "10.2.0.3", 0, 2, "w1").res.status, PD_JOIN_OK);
+    /* max_peers 0 (or negative) means unbounded. */
+    assert_int_equal(join_max(f, "p4", "duo", "10.2.0.4", 0, 0, "w1").res.status, PD_JOIN_OK);
+    assert_int_equal(join_max(f, "p5", "duo", "10.2.0.5", 0, -1, "w1").res.status, PD_JOIN_OK);
+    assert_int_equal(rfx_int(f->c, "SCARD room:duo:sockets"), 4);
+}
+
+static void room_size_is_checked_after_existence_and_rate_limit(void **state)
+{
+    room_fx *f = *state;
+    /* A missing room is reported as missing, not full. */
+    assert_int_equal(join_max(f, "q1", "absent", "10.3.0.1", 0, 1, "w1").res.status, PD_JOIN_NO_ROOM);
+    create(f, "solo");
+    assert_int_equal(join_max(f, "q1", "solo", "10.3.0.1", 1, 1, "w1").res.status, PD_JOIN_OK);
+    assert_int_equal(join_max(f, "q2", "solo", "10.3.0.1", 1, 1, "w1").res.status, PD_JOIN_FULL);
+    assert_int_equal(join_max(f, "q3", "solo", "10.3.0.1", 1, 1, "w1").res.status, PD_JOIN_RATE_LIMITED);
+}
+
+/* ---- leave ------------------------------------------------------------------ */
+
+static void leave_reports_bits_and_empties_room_to_short_ttl(void **state)
+{
+    room_fx *f = *state;
+    create(f, "lv");
+    assert_int_equal(join(f, "a", "lv", "10.1.0.1", 0), PD_JOIN_OK);
+    assert_int_equal(join(f, "b", "lv", "10.1.0.1", 0), PD_JOIN_OK);
+
+    assert_int_equal(leave(f, "a", "lv", "w1"), PD_LEAVE_WAS_MEMBER | PD_LEAVE_ROOM_EXISTS);
+    assert_int_equal(rfx_int(f->c, "EXISTS socket:a"), 0);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:lv:sockets a"), 0);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:worker:w1:sockets a"), 0);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:worker:w1:sockets b"), 1);
+    /* Not empty yet: the room keeps its long TTL. */
+    assert_true(rfx_int(f->c, "TTL room:lv") > PD_ROOM_EMPTY_TTL_S);
+
+    assert_int_equal(leave(f, "b", "lv", "w1"), PD_LEAVE_WAS_MEMBER | PD_LEAVE_ROOM_EXISTS);
+    assert_between(rfx_int(f->c, "TTL room:lv"), 1, PD_ROOM_EMPTY_TTL_S);
+    assert_int_equal(rfx_int(f->c, "EXISTS room:lv:sockets"), 0);
+
+    /* Leaving again: the room exists, the socket is no member. */
+    assert_int_equal(leave(f, "a", "lv", "w1"), PD_LEAVE_ROOM_EXISTS);
+    /* A room that does not exist. */
+    assert_int_equal(leave(f, "a", "nope", "w1"), 0);
+}
+
+static void leave_keeps_socket_key_that_points_to_another_room(void **state)
+{
+    room_fx *f = *state;
+    create(f, "home");
+    create(f, "away");
+    assert_int_equal(join(f, "s", "home", "10.1.0.2", 0), PD_JOIN_OK);
+    assert_int_equal(leave(f, "s", "away", NULL), PD_LEAVE_ROOM_EXISTS);
+    char buf[64];
+    assert_true(rfx_str(f->c, buf, sizeof buf, "GET socket:s"));
+    assert_string_equal(buf, "home");
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:home:sockets s"), 1);
+}
+
+static void leave_without_owner_keeps_owner_set(void **state)
+{
+    room_fx *f = *state;
+    create(f, "own");
+    assert_int_equal(join(f, "s", "own", "10.1.0.3", 0), PD_JOIN_OK);
+    assert_int_equal(leave(f, "s", "own", NULL), PD_LEAVE_WAS_MEMBER | PD_LEAVE_ROOM_EXISTS);
+    assert_int_equal(rfx_int(f->c, "EXISTS socket:s"), 0);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:worker:w1:sockets s"), 1);
+}
+
+static void leave_reports_error_on_redis_failure(void **state)
+{
+    room_fx *f = *state;
+    rfx_ok(f->c, "SET room:bad:sockets notaset");
+    assert_int_equal(leave(f, "s", "bad", NULL), -1);
+}
+
+/* ---- create / exists --------------------------------------------------------- */
+
+static void create_is_atomic_once_and_sets_created_at_and_ttl(void **state)
+{
+    room_fx *f = *state;
+    unsigned long long before = (unsigned long long)pd_now_ms();
+    assert_int_equal(create(f, "newroom"), 1);
+    assert_int_equal(create(f, "newroom"), 0);
+    assert_between(rfx_int(f->c, "TTL room:newroom"), PD_ROOM_TTL_S - 10, PD_ROOM_TTL_S);
+    char buf[64];
+    assert_true(rfx_str(f->c, buf, sizeof buf, "HGET room:newroom created_at"));
+    unsigned long long at = strtoull(buf, NULL, 10);
+    assert_true(at >= before && at <= before + 60000);
+    /* A second create does not touch created_at. */
+    rfx_ok(f->c, "HSET room:newroom created_at 1");
+    assert_int_equal(create(f, "newroom"), 0);
+    rfx_str(f->c, buf, sizeof buf, "HGET room:newroom created_at");
+    assert_string_equal(buf, "1");
+}
+
+static void exists_follows_created_at(void **state)
+{
+    room_fx *f = *state;
+    assert_int_equal(exists(f, "e1"), 0);
+    assert_int_equal(create(f, "e1"), 1);
+    assert_int_equal(exists(f, "e1"), 1);
+    rfx_ok(f->c, "HSET room:e2 something 1");
+    assert_int_equal(exists(f, "e2"), 0);
+    rfx_ok(f->c, "SET room:e3 string");
+    assert_int_equal(exists(f, "e3"), -1);
+}
+
+/* ---- get_free --------------------------------------------------------------- */
+
+typedef struct free_slot {
+    int done;    /* callback count */
+    char id[16]; /* room id, "" for NULL */
+} free_slot;
+
+static void on_free_done(const char *room, void *data)
+{
+    free_slot *s = data;
+    s->done++;
+    snprintf(s->id, sizeof s->id, "%s", room ? room : "");
+}
+
+static int all_done(const free_slot *slots, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!slots[i].done)
+            return 0;
+    return 1;
+}
+
+static void get_free_hands_out_distinct_4_digit_ids_under_concurrency(void **state)
+{
+    room_fx *f = *state;
+    enum { N = 200 };
+    free_slot *slots = calloc(N, sizeof *slots);
+    assert_non_null(slots);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pd_room_get_free(f->r, on_free_done, &slots[i]), PD_OK);
+    RFX_WAIT(&f->l, all_done(slots, N), 5000);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(slots[i].done, 1);
+        assert_int_equal(strlen(slots[i].id), 4);
+        assert_int_equal(strspn(slots[i].id, "0123456789"), 4);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(slots[i].id, slots[j].id);
+        assert_int_equal(rfx_int(f->c, "HEXISTS room:%s created_at", slots[i].id), 1);
+        assert_between(rfx_int(f->c, "TTL room:%s", slots[i].id), PD_ROOM_TTL_S - 10, PD_ROOM_TTL_S);
+    }
+    free(slots);
+}
+
+static void get_free_falls_back_to_alphanumeric_when_digits_are_taken(void **state)
+{
+    room_fx *f = *state;
+    for (int i = 0; i < 10000; i++)
+        redisAppendCommand(f->c, "HSET room:%04d created_at 1", i);
+    for (int i = 0; i < 10000; i++) {
+        redisReply *rep = NULL;
+        assert_int_equal(redisGetReply(f->c, (void **)&rep), REDIS_OK);
+        freeReplyObject(rep);
+    }
+    for (int k = 0; k < 5; k++) {
+        free_slot s = {0};
+        assert_int_equal(pd_room_get_free(f->r, on_free_done, &s), PD_OK);
+        RFX_WAIT(&f->l, s.done, 3000);
+        assert_int_equal(s.done, 1);
+        assert_int_equal(strlen(s.id), 4);
+        assert_true(pd_id_valid(pd_slice_cstr(s.id)));
+        assert_true(strspn(s.id, "0123456789") < 4); /* not a taken digit code */
+        assert_int_equal(rfx_int(f->c, "HEXISTS room:%s created_at", s.id), 1);
+    }
+}
+
+/* ---- track -------------------------------------------------------------------- */
+
+static void track_counts_referrers_per_day_with_30_day_ttl(void **state)
+{
+    room_fx *f = *state;
+    const char *ref = "https://example.com/page?a=b c";
+    for (int i = 0; i < 2; i++) {
+        long_wait w = {0};
+        assert_int_equal(pd_room_track(f->r, pd_slice_cstr("2024-05-01"), pd_slice_cstr(ref), on_long_done, &w),
+                         PD_OK);
+        assert_int_equal(wait_long(f, &w), 0);
+    }
+    long_wait w = {0};
+    pd_room_track(f->r, pd_slice_cstr("2024-05-01"), pd_slice_cstr("direct"), on_long_done, &w);
+    assert_int_equal(wait_long(f, &w), 0);
+    char buf[64];
+    rfx_str(f->c, buf, sizeof buf, "HGET referrers:daily:2024-05-01 %s", ref);
+    assert_string_equal(buf, "2");
+    rfx_str(f->c, buf, sizeof buf, "HGET referrers:daily:2024-05-01 direct");
+    assert_string_equal(buf, "1");
+    assert_between(rfx_int(f->c, "TTL referrers:daily:2024-05-01"), PD_REFERRER_TTL_S - 10, PD_REFERRER_TTL_S);
+    assert_int_equal(rfx_int(f->c, "EXISTS referrers:daily:2024-05-02"), 0);
+}
+
+/* ---- cluster bookkeeping ---------------------------------------------------- */
+
+static long conn_total(room_fx *f)
+{
+    long_wait w = {0};
+    assert_int_equal(pd_cluster_conn_total(f->r, on_long_done, &w), PD_OK);
+    return wait_long(f, &w);
+}
+
+static void heartbeat_registers_instance_with_short_ttl(void **state)
+{
+    room_fx *f = *state;
+    assert_int_equal(pd_cluster_heartbeat(f->r, "hb-1", 5), PD_OK);
+    barrier(f);
+    assert_int_equal(rfx_int(f->c, "EXISTS pd:worker:hb-1:hb"), 1);
+    assert_between(rfx_int(f->c, "PTTL pd:worker:hb-1:hb"), 1, PD_CLUSTER_HB_TTL_MS);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:workers hb-1"), 1);
+    char buf[32];
+    rfx_str(f->c, buf, sizeof buf, "HGET pd:conns hb-1");
+    assert_string_equal(buf, "5");
+    /* A later heartbeat overwrites the count. */
+    pd_cluster_heartbeat(f->r, "hb-1", 2);
+    barrier(f);
+    rfx_str(f->c, buf, sizeof buf, "HGET pd:conns hb-1");
+    assert_string_equal(buf, "2");
+}
+
+static void conn_delta_and_total_count_only_live_instances(void **state)
+{
+    room_fx *f = *state;
+    pd_cluster_heartbeat(f->r, "c1", 6);
+    pd_cluster_heartbeat(f->r, "c2", 4);
+    barrier(f);
+    rfx_ok(f->c, "HSET pd:conns ghost 100"); /* no heartbeat: not counted */
+    assert_int_equal(conn_total(f), 10);
+
+    long_wait w = {0};
+    assert_int_equal(pd_cluster_conn_delta(f->r, "c1", 3, on_long_done, &w), PD_OK);
+    assert_int_equal(wait_long(f, &w), 9);
+    w.done = 0;
+    assert_int_equal(pd_cluster_conn_delta(f->r, "c1", -2, on_long_done, &w), PD_OK);
+    assert_int_equal(wait_long(f, &w), 7);
+    assert_int_equal(pd_cluster_conn_delta(f->r, "c2", 1, NULL, NULL), PD_OK);
+    barrier(f);
+    assert_int_equal(conn_total(f), 12);
+
+    /* When c2's heartbeat expires its count no longer adds up. */
+    rfx_ok(f->c, "DEL pd:worker:c2:hb");
+    assert_int_equal(conn_total(f), 7);
+}
+
+static void conn_total_of_empty_cluster_is_zero(void **state)
+{
+    room_fx *f = *state;
+    assert_int_equal(conn_total(f), 0);
+}
+
+typedef struct reaped_log {
+    int n;             /* reaped_cb calls */
+    char rooms[8][16]; /* room per call */
+    char sids[8][16];  /* socket per call */
+} reaped_log;
+
+static void on_reaped(const char *room, const char *sid, void *data)
+{
+    reaped_log *log = data;
+    if (log->n < 8) {
+        snprintf(log->rooms[log->n], sizeof log->rooms[0], "%s", room);
+        snprintf(log->sids[log->n], sizeof log->sids[0], "%s", sid);
+    }
+    log->n++;
+}
+
+typedef struct reap_wait {
+    reaped_log log;
+    int done;
+    long n;
+} reap_wait;
+
+static void on_reap_done(long n, void *data)
+{
+    reap_wait *w = data;
+    w->done++;
+    w->n = n;
+}
+
+static reap_wait *reap(room_fx *f, const char *owner)
+{
+    reap_wait *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    /* The same data pointer reaches both callbacks. */
+    assert_int_equal(pd_cluster_reap(f->r, owner, on_reaped, on_reap_done, w), PD_OK);
+    RFX_WAIT(&f->l, w->done, 3000);
+    assert_int_equal(w->done, 1);
+    return w;
+}
+
+static int log_has(const reaped_log *log, const char *room, const char *sid)
+{
+    for (int i = 0; i < log->n && i < 8; i++)
+        if (strcmp(log->rooms[i], room) == 0 && strcmp(log->sids[i], sid) == 0)
+            return 1;
+    return 0;
+}
+
+static void reaper_unbinds_sockets_of_dead_instances_only(void **state)
+{
+    room_fx *f = *state;
+    pd_cluster_heartbeat(f->r, "live", 1);
+    pd_cluster_heartbeat(f->r, "dead", 3);
+    barrier(f);
+    create(f, "r1");
+    create(f, "r2");
+    assert_int_equal(join_ex(f, "s1", "r1", "ip", 0, "dead").res.status, PD_JOIN_OK);
+    assert_int_equal(join_ex(f, "s2", "r1", "ip", 0, "dead").res.status, PD_JOIN_OK);
+    assert_int_equal(join_ex(f, "s3", "r2", "ip", 0, "dead").res.status, PD_JOIN_OK);
+    assert_int_equal(join_ex(f, "s4", "r2", "ip", 0, "live").res.status, PD_JOIN_OK);
+    rfx_ok(f->c, "DEL pd:worker:dead:hb"); /* the instance died */
+
+    reap_wait *w = reap(f, "live");
+    assert_int_equal(w->n, 3);
+    assert_int_equal(w->log.n, 3);
+    assert_true(log_has(&w->log, "r1", "s1"));
+    assert_true(log_has(&w->log, "r1", "s2"));
+    assert_true(log_has(&w->log, "r2", "s3"));
+    free(w);
+
+    /* The dead instance's sockets are unbound ... */
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(rfx_int(f->c, "EXISTS socket:s%d", i), 0);
+    assert_int_equal(rfx_int(f->c, "EXISTS room:r1:sockets"), 0);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:r2:sockets s3"), 0);
+    /* ... the room it emptied drops to the short TTL, the other keeps its own ... */
+    assert_between(rfx_int(f->c, "TTL room:r1"), 1, PD_ROOM_EMPTY_TTL_S);
+    assert_true(rfx_int(f->c, "TTL room:r2") > PD_ROOM_EMPTY_TTL_S);
+    /* ... and the instance itself is forgotten. */
+    assert_int_equal(rfx_int(f->c, "EXISTS pd:worker:dead:sockets"), 0);
+    assert_int_equal(rfx_int(f->c, "HEXISTS pd:conns dead"), 0);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:workers dead"), 0);
+    /* The live instance is untouched. */
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:r2:sockets s4"), 1);
+    assert_int_equal(rfx_int(f->c, "EXISTS socket:s4"), 1);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:workers live"), 1);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:worker:live:sockets s4"), 1);
+}
+
+static void reaper_lock_prevents_a_second_reap_within_its_ttl(void **state)
+{
+    room_fx *f = *state;
+    pd_cluster_heartbeat(f->r, "live", 0);
+    barrier(f);
+    reap_wait *w = reap(f, "live");
+    assert_int_equal(w->n, 0);
+    free(w);
+    char buf[32];
+    rfx_str(f->c, buf, sizeof buf, "GET pd:reaper:lock");
+    assert_string_equal(buf, "live");
+    assert_between(rfx_int(f->c, "PTTL pd:reaper:lock"), 1, 4000);
+
+    /* An instance dies while the lock is held: nobody reaps it yet. */
+    pd_cluster_heartbeat(f->r, "dead2", 1);
+    barrier(f);
+    create(f, "r3");
+    assert_int_equal(join_ex(f, "s5", "r3", "ip", 0, "dead2").res.status, PD_JOIN_OK);
+    rfx_ok(f->c, "DEL pd:worker:dead2:hb");
+    w = reap(f, "other");
+    assert_int_equal(w->n, 0);
+    assert_int_equal(w->log.n, 0);
+    free(w);
+    assert_int_equal(rfx_int(f->c, "EXISTS socket:s5"), 1);
+
+    /* Once the lock is gone the next reap cleans up. */
+    rfx_ok(f->c, "DEL pd:reaper:lock");
+    w = reap(f, "other");
+    assert_int_equal(w->n, 1);
+    assert_true(log_has(&w->log, "r3", "s5"));
+    free(w);
+    assert_int_equal(rfx_int(f->c, "EXISTS socket:s5"), 0);
+}
+
+static void retire_removes_the_instance_keys(void **state)
+{
+    room_fx *f = *state;
+    pd_cluster_heartbeat(f->r, "bye", 4);
+    pd_cluster_heartbeat(f->r, "stay", 1);
+    barrier(f);
+    create(f, "rr");
+    assert_int_equal(join_ex(f, "sr", "rr", "ip", 0, "bye").res.status, PD_JOIN_OK);
+    long_wait w = {0};
+    assert_int_equal(pd_cluster_retire(f->r, "bye", on_long_done, &w), PD_OK);
+    assert_int_equal(wait_long(f, &w), 0);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:workers bye"), 0);
+    assert_int_equal(rfx_int(f->c, "HEXISTS pd:conns bye"), 0);
+    assert_int_equal(rfx_int(f->c, "EXISTS pd:worker:bye:hb"), 0);
+    assert_int_equal(rfx_int(f->c, "EXISTS pd:worker:bye:sockets"), 0);
+    /* Other instances keep theirs. */
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:workers stay"), 1);
+    assert_int_equal(rfx_int(f->c, "EXISTS pd:worker:stay:hb"), 1);
+}
+
+/* ---- not connected ------------------------------------------------------------ */
+
+static int never_called;
+
+static void count_join(const pd_join_result *res, void *data)
+{
+    (void)res;
+    (void)data;
+    never_called++;
+}
+
+static void count_long(long v, void *data)
+{
+    (void)v;
+    (void)data;
+    never_called++;
+}
+
+static void count_str(const char *s, void *data)
+{
+    (void)s;
+    (void)data;
+    never_called++;
+}
+
+static void count_reaped(const char *room, const char *sid, void *data)
+{
+    (void)room;
+    (void)sid;
+    (void)data;
+    never_called++;
+}
+
+static void every_call_fails_fast_without_callback_when_disconnected(void **state)
+{
+    (void)state;
+    rfx_loop l;
+    rfx_loop_init(&l);
+    pd_redis_options opt = {"127.0.0.1", rfx_free_port(), NULL, 0, 0};
+    pd_redis *r = pd_redis_create(&l.loop, &opt, NULL, NULL, NULL);
+    assert_non_null(r);
+    rfx_run_for(&l, 50);
+    assert_false(pd_redis_ready(r));
+    never_called = 0;
+    pd_slice s = pd_slice_cstr("sid"), room = pd_slice_cstr("room");
+    assert_int_equal(pd_room_join(r, s, room, "ip", 1, 0, "w", count_join, NULL), PD_ERR);
+    assert_int_equal(pd_room_leave(r, s, room, "w", count_long, NULL), PD_ERR);
+    assert_int_equal(pd_room_exists(r, room, count_long, NULL), PD_ERR);
+    assert_int_equal(pd_room_create(r, room, count_long, NULL), PD_ERR);
+    assert_int_equal(pd_room_get_free(r, count_str, NULL), PD_ERR);
+    assert_int_equal(pd_room_track(r, pd_slice_cstr("2024-01-01"), s, count_long, NULL), PD_ERR);
+    assert_int_equal(pd_cluster_heartbeat(r, "w", 1), PD_ERR);
+    assert_int_equal(pd_cluster_conn_delta(r, "w", 1, count_long, NULL), PD_ERR);
+    assert_int_equal(pd_cluster_conn_total(r, count_long, NULL), PD_ERR);
+    assert_int_equal(pd_cluster_reap(r, "w", count_reaped, count_long, NULL), PD_ERR);
+    assert_int_equal(pd_cluster_retire(r, "w", count_long, NULL), PD_ERR);
+    rfx_run_for(&l, 50);
+    assert_int_equal(never_called, 0);
+    assert_int_equal(pd_redis_pending(r), 0);
+    pd_redis_free(r);
+    rfx_loop_close(&l);
+}
+
+#define ROOM_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        ROOM_TEST(join_binds_socket_and_sets_every_key_and_ttl),
+        ROOM_TEST(join_copies_its_arguments_before_returning),
+        ROOM_TEST(rejoin_same_room_is_reported_and_never_rate_limited),
+        ROOM_TEST(join_while_bound_elsewhere_is_refused_first),
+        ROOM_TEST(join_missing_room_changes_nothing),
+        ROOM_TEST(rate_limit_is_checked_before_room_existence),
+        ROOM_TEST(third_new_join_from_one_address_is_rate_limited),
+        ROOM_TEST(rate_limit_off_lets_every_join_through),
+        ROOM_TEST(rate_limit_window_slides_and_reports_time_to_reset),
+        ROOM_TEST(join_reports_error_when_redis_fails_the_script),
+        ROOM_TEST(full_room_refuses_new_sockets_but_not_rejoins),
+        ROOM_TEST(room_size_is_checked_after_existence_and_rate_limit),
+        ROOM_TEST(leave_reports_bits_and_empties_room_to_short_ttl),
+        ROOM_TEST(leave_keeps_socket_key_that_points_to_another_room),
+        ROOM_TEST(leave_without_owner_keeps_owner_set),
+        ROOM_TEST(leave_reports_error_on_redis_failure),
+        ROOM_TEST(create_is_atomic_once_and_sets_created_at_and_ttl),
+        ROOM_TEST(exists_follows_created_at),
+        ROOM_TEST(get_free_hands_out_distinct_4_digit_ids_under_concurrency),
+        ROOM_TEST(get_free_falls_back_to_alphanumeric_when_digits_are_taken),
+        ROOM_TEST(track_counts_referrers_per_day_with_30_day_ttl),
+        ROOM_TEST(heartbeat_registers_instance_with_short_ttl),
+        ROOM_TEST(conn_delta_and_total_count_only_live_instances),
+        ROOM_TEST(conn_total_of_empty_cluster_is_zero),
+        ROOM_TEST(reaper_unbinds_sockets_of_dead_instances_only),
+        ROOM_TEST(reaper_lock_prevents_a_second_reap_within_its_ttl),
+        ROOM_TEST(retire_removes_the_instance_keys),
+        cmocka_unit_test(every_call_fails_fast_without_callback_when_disconnected),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
