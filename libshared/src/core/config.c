@@ -19,6 +19,10 @@ int pd_env_long(const char *name, long def, long min, long max, long *out, const
         *out = def;
         return PD_OK;
     }
+    if (!((v[0] >= '0' && v[0] <= '9') || v[0] == '-' || v[0] == '+')) {
+        *err = "not an integer";
+        return PD_ERR;
+    }
     errno = 0;
     char *end = NULL;
     long n = strtol(v, &end, 10);

@@ -52,14 +52,14 @@ int pd_bus_decode(pd_slice msg, pd_bus_envelope *out)
     if (p >= end || *p++ != ' ')
         return PD_ERR;
     const char *o = p;
-    while (p < end && *p != ' ' && *p != '\n')
+    while (p < end && *p != ' ' && *p != '\n' && *p != '\r')
         p++;
     if (p >= end || *p != ' ' || p == o || (size_t)(p - o) > PD_BUS_MAX_ORIGIN)
         return PD_ERR;
     out->origin = pd_slice_make(o, (size_t)(p - o));
     p++;
     const char *t = p;
-    while (p < end && *p != '\n' && *p != ' ')
+    while (p < end && *p != '\n' && *p != ' ' && *p != '\r')
         p++;
     if (p >= end || *p != '\n' || p == t)
         return PD_ERR;

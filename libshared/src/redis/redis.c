@@ -9,6 +9,7 @@
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "privydrop/pd_id.h"
@@ -21,6 +22,7 @@ typedef struct pd_redis_link {
     pd_redis *owner;         /* back pointer */
     redisAsyncContext *ac;   /* live context or NULL */
     int up;                  /* connect callback reported success */
+    int verified;            /* the server answered on this link since it connected */
     int is_sub;              /* subscriber link */
     uv_timer_t timer;        /* reconnect backoff */
     unsigned backoff_ms;     /* next reconnect delay */
@@ -59,6 +61,8 @@ struct pd_redis {
     uv_timer_t watchdog;         /* PING timer */
     unsigned watchdog_ms;
     uint64_t ping_sent_ms;       /* when the outstanding PING left, 0 if none */
+    uint64_t probe_sent_ms;      /* when the outstanding bus probe was published, 0 if none */
+    char probe_chan[48];         /* private channel that proves the subscriber link works */
     unsigned long connects;      /* successful connects */
     int closing;                 /* pd_redis_free called */
     int open_handles;            /* timers not yet closed */
@@ -66,10 +70,13 @@ struct pd_redis {
 
 static void link_connect(pd_redis_link *l);
 static void on_reconnect_timer(uv_timer_t *t);
+static void link_verify_cmd(pd_redis *r);
 
 static void redis_update_ready(pd_redis *r)
 {
-    int ready = r->cmd.up && (!r->subscriber || r->sub.up);
+    /* A connect alone proves little (a stopped server's kernel still
+     * accepts); ready means each link has seen an answer. */
+    int ready = r->cmd.verified && (!r->subscriber || r->sub.verified);
     if (ready != r->ready) {
         r->ready = ready;
         if (r->state_cb && !r->closing)
@@ -118,6 +125,9 @@ static void link_drop(pd_redis_link *l)
         return;
     l->ac = NULL;
     l->up = 0;
+    l->verified = 0;
+    if (l->is_sub)
+        l->owner->probe_sent_ms = 0;
     redisAsyncFree(ac);
 }
 
@@ -129,6 +139,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         return; /* dropped on purpose; already handled */
     l->ac = NULL;
     l->up = 0;
+    l->verified = 0;
     redis_update_ready(l->owner);
     link_schedule(l);
 }
@@ -151,11 +162,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
     l->up = 1;
     l->backoff_ms = RECONNECT_MIN_MS;
     l->owner->connects++;
-    if (l->is_sub)
+    if (l->is_sub) {
+        l->owner->probe_sent_ms = 0;
         resubscribe_all(l->owner);
-    else
-        l->owner->ping_sent_ms = 0;
-    redis_update_ready(l->owner);
+    } else {
+        link_verify_cmd(l->owner);
+    }
 }
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -165,12 +177,34 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     pd_redis *r = call->owner;
     r->pending--;
     if (call->internal_ping) {
-        if (reply)
+        redisReply *rep = reply;
+        if (rep && rep->type != REDIS_REPLY_ERROR) {
             r->ping_sent_ms = 0;
+            if (r->cmd.up && !r->cmd.verified) {
+                r->cmd.verified = 1;
+                redis_update_ready(r);
+            }
+        }
     } else if (call->cb) {
         call->cb(reply, call->data);
     }
     free(call);
+}
+
+/* PING right after connecting; ready only once it is answered. */
+static void link_verify_cmd(pd_redis *r)
+{
+    pd_redis_call *call = calloc(1, sizeof(*call));
+    if (!call)
+        return;
+    call->owner = r;
+    call->internal_ping = 1;
+    if (redisAsyncCommand(r->cmd.ac, on_reply, call, "PING") == REDIS_OK) {
+        r->pending++;
+        r->ping_sent_ms = pd_mono_ms();
+    } else {
+        free(call);
+    }
 }
 
 static void link_connect(pd_redis_link *l)
@@ -229,6 +263,16 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
     if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
         return;
     pd_slice chan = pd_slice_make(ch->str, ch->len);
+    if (pd_slice_eq(chan, r->probe_chan)) {
+        /* Our own probe: the subscription is live, the link carries data. */
+        if (strcmp(kind->str, "subscribe") == 0 && r->sub.up && !r->sub.verified) {
+            r->sub.verified = 1;
+            redis_update_ready(r);
+        } else if (strcmp(kind->str, "message") == 0) {
+            r->probe_sent_ms = 0;
+        }
+        return;
+    }
     if (strcmp(kind->str, "message") == 0 && payload->type == REDIS_REPLY_STRING) {
         if (r->message_cb && !r->closing)
             r->message_cb(chan, pd_slice_make(payload->str, payload->len), r->data);
@@ -291,6 +335,8 @@ static void resubscribe_all(pd_redis *r)
         }
     }
     pd_map_foreach(r->chans, resub_visit, r);
+    /* Last, so its confirmation arrives after every other subscription's. */
+    redisAsyncCommand(r->sub.ac, on_sub_message, r, "SUBSCRIBE %s", r->probe_chan);
 }
 
 int pd_redis_subscribe(pd_redis *r, pd_slice channel)
@@ -417,6 +463,19 @@ static void on_watchdog(uv_timer_t *t)
             link_schedule(&r->sub);
         return;
     }
+    if (r->subscriber && r->sub.verified) {
+        if (r->probe_sent_ms && now - r->probe_sent_ms > 3ull * r->watchdog_ms) {
+            /* hiredis 0.14's libuv adapter drops socket errors, so a broken
+             * subscriber link can look healthy: a probe that does not come
+             * back through it proves otherwise. */
+            link_drop(&r->sub);
+            redis_update_ready(r);
+            link_schedule(&r->sub);
+        } else if (!r->probe_sent_ms &&
+                   redisAsyncCommand(r->cmd.ac, NULL, NULL, "PUBLISH %s p", r->probe_chan) == REDIS_OK) {
+            r->probe_sent_ms = now;
+        }
+    }
     if (r->ping_sent_ms)
         return;
     pd_redis_call *call = call_new(r, NULL, NULL);
@@ -456,6 +515,10 @@ pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
     r->message_cb = message_cb;
     r->data = data;
     r->watchdog_ms = opt->watchdog_ms ? opt->watchdog_ms : 1000;
+    char token[17];
+    if (pd_id_random(token, 16, PD_ALPHABET_ALNUM) != PD_OK)
+        snprintf(token, sizeof(token), "%lx", (unsigned long)(uintptr_t)r);
+    snprintf(r->probe_chan, sizeof(r->probe_chan), "pd:probe:%s", token);
 
     pd_redis_link *links[2] = {&r->cmd, &r->sub};
     for (int i = 0; i < 2; i++) {

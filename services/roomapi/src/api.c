@@ -137,8 +137,14 @@ static int date_prefix_ok(const char *s, size_t len)
             return 0;
         }
     }
+    int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
     int month = (s[5] - '0') * 10 + (s[6] - '0'), day = (s[8] - '0') * 10 + (s[9] - '0');
-    return month >= 1 && month <= 12 && day >= 1 && day <= 31 && (len == 10 || s[10] == 'T' || s[10] == ' ');
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (month < 1 || month > 12 || day < 1)
+        return 0;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    int max = days[month - 1] + (month == 2 && leap);
+    return day <= max && (len == 10 || s[10] == 'T' || s[10] == ' ');
 }
 
 int pd_api_track_date(json_t *ts, uint64_t now_ms, char out[11])

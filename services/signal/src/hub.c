@@ -14,6 +14,7 @@
 #include "privydrop/pd_log.h"
 #include "privydrop/pd_room.h"
 #include "privydrop/pd_sio.h"
+#include "events.h"
 #include "worker.h"
 
 #define HUB_HEARTBEAT_MS 5000
@@ -421,18 +422,18 @@ static void on_join_done(const pd_join_result *res, void *data)
 static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
 {
     pd_worker *w = h->w;
-    json_t *jroom = json_is_object(payload) ? json_object_get(payload, "roomId") : NULL;
-    if (!json_is_string(jroom)) {
+    pd_slice rs;
+    pd_event_check chk = pd_event_join(payload, &rs);
+    if (chk == PD_EVENT_BAD_PAYLOAD) {
         pd_metric_add(w->m_dropped, "bad_payload", 1);
         return;
     }
-    const char *room = json_string_value(jroom);
-    pd_slice rs = pd_slice_make(room, json_string_length(jroom));
-    if (!pd_id_valid(rs) || strlen(room) != rs.len) {
+    const char *room = rs.base;
+    if (chk == PD_EVENT_BAD_ID) {
         /* No such id can ever be created (create_room refuses it). */
         emit_to(s, "joinResponse",
                 json_pack("{s:b, s:s, s:s#}", "success", 0, "message", "Room does not exist",
-                          "roomId", room, PD_MIN(rs.len, (size_t)PD_ID_MAX * 2)));
+                          "roomId", room, pd_event_echo_len(rs, (size_t)PD_ID_MAX * 2)));
         return;
     }
     char *bound = pd_sess_room(s);
@@ -477,19 +478,19 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
 static void on_signal(pd_hub *h, pd_sess *s, const char *event, const char *field, json_t *payload)
 {
     pd_worker *w = h->w;
-    json_t *jpeer = json_is_object(payload) ? json_object_get(payload, "peerId") : NULL;
-    json_t *value = json_is_object(payload) ? json_object_get(payload, field) : NULL;
-    if (!json_is_string(jpeer) || !value) {
+    pd_slice peer;
+    json_t *value = NULL;
+    pd_event_check chk = pd_event_signal(payload, field, &peer, &value);
+    if (chk == PD_EVENT_BAD_PAYLOAD) {
         pd_metric_add(w->m_dropped, "bad_payload", 1);
         return;
     }
-    pd_slice peer = pd_slice_make(json_string_value(jpeer), json_string_length(jpeer));
     const char *room = pd_sess_room(s);
     if (!room[0]) {
         pd_metric_add(w->m_dropped, "not_in_room", 1);
         return;
     }
-    if (!pd_id_valid(peer)) {
+    if (chk == PD_EVENT_BAD_ID) {
         pd_metric_add(w->m_dropped, "bad_target", 1);
         return;
     }
@@ -520,14 +521,14 @@ static void on_signal(pd_hub *h, pd_sess *s, const char *event, const char *fiel
 static void on_room_event(pd_hub *h, pd_sess *s, const char *event, json_t *payload)
 {
     pd_worker *w = h->w;
-    json_t *jroom = json_is_object(payload) ? json_object_get(payload, "roomId") : NULL;
+    const char *asked = NULL;
     const char *room = pd_sess_room(s);
-    if (!json_is_string(jroom)) {
+    if (pd_event_room(payload, &asked) != PD_EVENT_OK) {
         pd_metric_add(w->m_dropped, "bad_payload", 1);
         return;
     }
     /* Stricter than PrivyDrop: only the sender's own room. */
-    if (!room[0] || strcmp(json_string_value(jroom), room) != 0) {
+    if (!room[0] || strcmp(asked, room) != 0) {
         pd_metric_add(w->m_dropped, "other_room", 1);
         return;
     }

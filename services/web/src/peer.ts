@@ -1,5 +1,6 @@
 // One WebRTC peer connection with its data channel: offer/answer, trickled
 // ICE, and a single "lost" signal however the connection dies.
+import { debug } from "./log";
 import { BUFFER_LOW, CHANNEL_LABEL, CHANNEL_PROTOCOL } from "./protocol";
 
 export interface SignalOut {
@@ -35,6 +36,7 @@ export class PeerLink {
   private disconnectedSince = 0;
   private readonly createdAt = performance.now();
   private wasOpen = false;
+  private graceMs = DISCONNECTED_GRACE_MS;
 
   private constructor(readonly peerId: string, iceServers: RTCIceServer[], private sig: SignalOut, private ev: PeerLinkEvents) {
     this.pc = new RTCPeerConnection({ iceServers });
@@ -44,6 +46,7 @@ export class PeerLink {
     this.pc.onconnectionstatechange = () => this.check();
     this.pc.oniceconnectionstatechange = () => this.check();
     this.watchdog = setInterval(() => this.check(), 1000);
+    debug(`link ${this.no} to ${peerId}: created`);
   }
 
   /** The sending side: makes the channel and the offer. */
@@ -129,6 +132,9 @@ export class PeerLink {
     dc.binaryType = "arraybuffer";
     dc.bufferedAmountLowThreshold = BUFFER_LOW;
     dc.onopen = () => {
+      // A channel announced to us may already be open (and still fire "open").
+      if (this.wasOpen || this.isLost) return;
+      debug(`link ${this.no} to ${this.peerId}: channel open`);
       this.wasOpen = true;
       this.ev.open(this);
     };
@@ -184,7 +190,8 @@ export class PeerLink {
     const now = performance.now();
     if (cs === "disconnected" || ice === "disconnected") {
       if (!this.disconnectedSince) this.disconnectedSince = now;
-      else if (now - this.disconnectedSince > DISCONNECTED_GRACE_MS) this.fail("connection interrupted");
+      if (this.graceMs === 0) this.fail("connection interrupted");
+      else if (now - this.disconnectedSince >= this.graceMs) this.fail("connection interrupted");
       return;
     }
     this.disconnectedSince = 0;
@@ -194,6 +201,7 @@ export class PeerLink {
   private fail(reason: string): void {
     if (this.isLost) return;
     this.isLost = true;
+    debug(`link ${this.no} to ${this.peerId}: lost (${reason})`);
     clearInterval(this.watchdog);
     try {
       this.dc?.close();
@@ -202,6 +210,15 @@ export class PeerLink {
       this.pc.close();
     } catch { /* already closed */ }
     this.ev.lost(this, reason);
+  }
+
+  /**
+   * The remote side's signaling socket went away: from now on a
+   * "disconnected" connection is taken as gone at once instead of after a grace.
+   */
+  expectLoss(): void {
+    this.graceMs = 0;
+    this.check();
   }
 
   /** Closes on purpose; `lost` still fires once so owners clean up in one place. */

@@ -5,6 +5,7 @@ import { makeZip } from "client-zip";
 import { newHasher, type Hasher } from "./hash";
 import { entryKey, groupEntries, type Entry } from "./entries";
 import { randomId, SpeedMeter } from "./format";
+import { debug } from "./log";
 import { PeerLink, type PeerLinkEvents } from "./peer";
 import {
   ACK_EVERY, PROTOCOL_VERSION, decodeControl, decodeFrame, encodeControl, safePath,
@@ -67,7 +68,10 @@ export class Receiver {
   private announceTimer: ReturnType<typeof setInterval>;
   private linkEvents: PeerLinkEvents;
   private memoryOk = false;
-  private senderLeft = false;
+  /** Socket id of the sender whose offer we took last. */
+  private senderPeerId: string | null = null;
+  /** Its signaling socket disconnected (peer-disconnected). */
+  private senderGone = false;
   text: string | null = null;
   private textId: number | null = null;
 
@@ -95,9 +99,14 @@ export class Receiver {
   }
 
   onOffer(from: string, offer: RTCSessionDescriptionInit): void {
-    if (this.link) this.link.close("replaced by a new connection");
+    // Detach the old link first: its "lost" must not ask for yet another connection.
+    const old = this.link;
+    this.link = null;
+    this.haveManifest = false;
+    old?.close("replaced by a new connection");
     this.link = PeerLink.answer(from, offer, this.ice, this.sig, this.linkEvents);
-    this.senderLeft = false;
+    this.senderPeerId = from;
+    this.senderGone = false;
     this.view.status("Connecting to the sender…", false);
   }
 
@@ -106,20 +115,24 @@ export class Receiver {
   }
 
   onInitiatorOnline(): void {
+    this.senderGone = false;
     if (!this.link || this.link.isLost) this.sig.announceRecipient();
   }
 
   onPeerDisconnected(peerId: string): void {
-    if (this.link && this.link.peerId === peerId && !this.link.isOpen) {
-      this.link.close("the sender left");
-    }
-    if (this.link?.peerId === peerId || (!this.link && this.session)) {
-      if (!this.link?.isOpen) {
-        this.senderLeft = true;
-        this.view.notice("The sender left the room. Whatever is unfinished continues if they come back.", "error");
-        this.view.status("The sender left the room", false);
-      }
-    }
+    if (peerId !== this.senderPeerId) return;
+    // The sender's signaling socket is gone. Its data channel may outlive it
+    // for a moment (or for good, after a mere signaling blip): only a link
+    // that is not carrying data any more means the sender left.
+    this.senderGone = true;
+    if (!this.link?.isOpen) this.senderLeftNotice();
+    else this.link.expectLoss();
+  }
+
+  private senderLeftNotice(): void {
+    this.link?.close("the sender left");
+    this.view.notice("The sender left the room. Unfinished items continue if they come back.", "error");
+    this.view.status("The sender left the room", false);
   }
 
   // --- data channel -------------------------------------------------------------------
@@ -135,7 +148,12 @@ export class Receiver {
     this.haveManifest = false;
     for (const t of this.transfers.values()) if (t.state === "receiving" || t.state === "queued") t.note = "connection lost, reconnecting…";
     for (const e of this.entries()) this.view.entryChanged(e.key);
-    if (!this.senderLeft) this.view.status(`Connection to the sender lost (${reason}), reconnecting…`, false);
+    if (reason === "protocol version mismatch") return;
+    if (this.senderGone) {
+      this.senderLeftNotice();
+      return;
+    }
+    this.view.status(`Connection to the sender lost (${reason}), reconnecting…`, false);
     if (this.sig.isJoined) this.sig.announceRecipient();
   }
 
@@ -150,6 +168,7 @@ export class Receiver {
     switch (m.type) {
       case "hello":
         if (m.version !== PROTOCOL_VERSION || m.role !== "sender") {
+          this.sendControl({ type: "error", code: "version", message: `unsupported protocol version ${m.version}` });
           this.view.notice(`The sender speaks protocol version ${m.version}; this page speaks ${PROTOCOL_VERSION}. Reload both pages.`, "error");
           this.link?.close("protocol version mismatch");
           return;
@@ -209,6 +228,7 @@ export class Receiver {
         if (t.state === "queued" || t.state === "receiving") {
           t.note = t.received > 0 ? `resuming at ${t.received} bytes` : "requested";
           t.meter.reset();
+          debug(`resume item ${t.item.id} at ${t.received}`);
           this.sendControl({ type: "request", id: t.item.id, offset: t.received });
         }
       }

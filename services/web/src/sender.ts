@@ -2,6 +2,7 @@
 // per receiver; serves requested items in chunks with flow control.
 import { hashBlob } from "./hash";
 import { randomId, SpeedMeter } from "./format";
+import { debug } from "./log";
 import { PeerLink, type PeerLinkEvents } from "./peer";
 import {
   ACK_WINDOW, BUFFER_HIGH, CHUNK_BYTES, FRAME_HEADER_BYTES, PROTOCOL_VERSION, decodeControl, encodeControl,
@@ -62,6 +63,8 @@ interface Peer {
   /** Highest acknowledged offset per item. */
   acked: Map<number, number>;
   wakers: (() => void)[];
+  /** Its signaling socket disconnected (peer-disconnected). */
+  gone: boolean;
 }
 
 const READ_BYTES = 1024 * 1024;
@@ -164,9 +167,9 @@ export class Sender {
     if (peerId === this.sig.id) return;
     const ice = await this.iceServers();
     const old = this.peers.get(peerId);
-    if (old) old.link.close("replaced by a new connection");
+    if (old) this.dropPeer(peerId, old, "replaced by a new connection");
     const link = PeerLink.offer(peerId, ice, this.sig, this.linkEvents);
-    this.peers.set(peerId, { link, clientId: null, queue: [], current: null, pumping: false, acked: new Map(), wakers: [] });
+    this.peers.set(peerId, { link, clientId: null, queue: [], current: null, pumping: false, acked: new Map(), wakers: [], gone: false });
     this.view.peersChanged();
   }
 
@@ -182,11 +185,9 @@ export class Sender {
   onPeerDisconnected(peerId: string): void {
     const p = this.peers.get(peerId);
     if (!p) return;
-    if (!p.link.isOpen) {
-      p.link.close("the receiver left");
-      const who = p.clientId ? this.receivers.get(p.clientId)?.label : null;
-      this.view.notice(`${who ?? "A receiver"} left the room.`, "info");
-    }
+    p.gone = true;
+    if (p.link.isOpen) p.link.expectLoss();
+    else p.link.close("the receiver left");
   }
 
   get connectedCount(): number {
@@ -257,10 +258,7 @@ export class Sender {
     p.clientId = m.clientId;
     // A receiver that reconnected may still have an older connection open.
     for (const [pid, other] of this.peers) {
-      if (other !== p && other.clientId === m.clientId) {
-        other.link.close("replaced by a new connection");
-        this.peers.delete(pid);
-      }
+      if (other !== p && other.clientId === m.clientId) this.dropPeer(pid, other, "replaced by a new connection");
     }
     let info = this.receivers.get(m.clientId);
     if (!info) {
@@ -271,12 +269,24 @@ export class Sender {
     this.view.peersChanged();
   }
 
+  /** Ends a connection that a newer one replaces, without the "lost" bookkeeping. */
+  private dropPeer(peerId: string, p: Peer, reason: string): void {
+    this.peers.delete(peerId);
+    if (p.current) p.current.aborted = true;
+    this.wake(p);
+    p.link.close(reason);
+  }
+
   private onLost(link: PeerLink, reason: string): void {
     const p = this.peerOf(link);
     if (!p) return;
     this.peers.delete(link.peerId);
     if (p.current) p.current.aborted = true;
     this.wake(p);
+    if (p.gone) {
+      const who = p.clientId ? this.receivers.get(p.clientId)?.label : null;
+      this.view.notice(`${who ?? "A receiver"} left the room.`, "info");
+    }
     if (p.clientId) {
       const still = [...this.peers.values()].some((o) => o.clientId === p.clientId && o.link.isOpen);
       const info = this.receivers.get(p.clientId);
@@ -302,6 +312,7 @@ export class Sender {
   }
 
   private onRequest(p: Peer, id: number, offset: number): void {
+    debug(`request item ${id} from ${offset} by ${p.clientId ?? p.link.peerId}`);
     const item = this.items.get(id);
     if (!item) {
       p.link.send(encodeControl({ type: "error", id, code: "not-found", message: "This item is no longer offered." }));

@@ -1,6 +1,7 @@
 // Signaling over Socket.IO v5 (DESIGN §2): join a room, relay offers, answers
 // and ICE candidates, and re-join by itself after the connection drops.
 import { io, type Socket } from "socket.io-client";
+import { debug } from "./log";
 
 export type SignalStatus = "connecting" | "joined" | "reconnecting" | "offline";
 
@@ -52,10 +53,12 @@ export class Signaling {
     });
     const s = this.socket;
     s.on("connect", () => {
+      debug("signaling connected", s.id);
       if (this.room) this.emitJoin();
       else ev.status("connecting");
     });
     s.on("disconnect", (reason) => {
+      debug("signaling disconnected:", reason);
       this.joined = false;
       ev.status("reconnecting", reason);
       // The server closing us on purpose (e.g. a worker shutting down) does
@@ -67,22 +70,24 @@ export class Signaling {
       ev.status("reconnecting", "the signaling server cannot be reached");
     });
     s.on("joinResponse", (r: JoinResponse) => this.onJoinResponse(r));
-    s.on("ready", (r: Relayed) => { const id = origin(r); if (id) ev.ready(id); });
+    s.on("ready", (r: Relayed) => { debug("ready", r); const id = origin(r); if (id) ev.ready(id); });
     s.on("offer", (r: Relayed) => {
       const id = origin(r);
+      debug("offer from", id);
       if (id && r.offer) ev.offer(id, r.offer as RTCSessionDescriptionInit);
     });
     s.on("answer", (r: Relayed) => {
       const id = origin(r);
+      debug("answer from", id);
       if (id && r.answer) ev.answer(id, r.answer as RTCSessionDescriptionInit);
     });
     s.on("ice-candidate", (r: Relayed) => {
       const id = origin(r);
       if (id && r.candidate) ev.candidate(id, r.candidate as RTCIceCandidateInit);
     });
-    s.on("initiator-online", () => ev.initiatorOnline());
-    s.on("recipient-ready", (r: Relayed) => { const id = origin(r); if (id) ev.recipientReady(id); });
-    s.on("peer-disconnected", (r: Relayed) => { const id = origin(r); if (id) ev.peerDisconnected(id); });
+    s.on("initiator-online", () => { debug("initiator-online"); ev.initiatorOnline(); });
+    s.on("recipient-ready", (r: Relayed) => { debug("recipient-ready", r); const id = origin(r); if (id) ev.recipientReady(id); });
+    s.on("peer-disconnected", (r: Relayed) => { debug("peer-disconnected", r); const id = origin(r); if (id) ev.peerDisconnected(id); });
   }
 
   /** Our socket id, or "" while disconnected. */
@@ -113,6 +118,7 @@ export class Signaling {
   }
 
   private onJoinResponse(r: JoinResponse): void {
+    debug("joinResponse", r);
     if (r?.roomId && this.room && r.roomId !== this.room) return;
     if (r?.success) {
       const rejoin = this.joinedOnce;
@@ -156,10 +162,12 @@ export class Signaling {
   }
 
   announceInitiator(): void {
+    debug("announce initiator-online");
     if (this.room && this.isJoined) this.socket.emit("initiator-online", { roomId: this.room });
   }
 
   announceRecipient(): void {
+    debug("announce recipient-ready");
     if (this.room && this.isJoined) this.socket.emit("recipient-ready", { roomId: this.room, peerId: this.id });
   }
 

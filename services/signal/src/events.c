@@ -1,0 +1,56 @@
+/* events.c — payload field checks of the hub's Socket.IO events. */
+#include "events.h"
+
+#include <string.h>
+
+/* The string member `key` of an object payload, or NULL. */
+static const json_t *event_string_field(const json_t *payload, const char *key)
+{
+    const json_t *v = json_is_object(payload) ? json_object_get(payload, key) : NULL;
+    return json_is_string(v) ? v : NULL;
+}
+
+pd_event_check pd_event_join(const json_t *payload, pd_slice *room)
+{
+    const json_t *jroom = event_string_field(payload, "roomId");
+    if (!jroom)
+        return PD_EVENT_BAD_PAYLOAD;
+    *room = pd_slice_make(json_string_value(jroom), json_string_length(jroom));
+    /* strlen catches an embedded NUL, which a C-string key would truncate. */
+    if (!pd_id_valid(*room) || strlen(room->base) != room->len)
+        return PD_EVENT_BAD_ID;
+    return PD_EVENT_OK;
+}
+
+pd_event_check pd_event_signal(const json_t *payload, const char *field, pd_slice *peer,
+                               json_t **value)
+{
+    const json_t *jpeer = event_string_field(payload, "peerId");
+    json_t *v = json_is_object(payload) ? json_object_get(payload, field) : NULL;
+    if (!jpeer || !v)
+        return PD_EVENT_BAD_PAYLOAD;
+    *peer = pd_slice_make(json_string_value(jpeer), json_string_length(jpeer));
+    *value = v;
+    return pd_id_valid(*peer) ? PD_EVENT_OK : PD_EVENT_BAD_ID;
+}
+
+pd_event_check pd_event_room(const json_t *payload, const char **room)
+{
+    const json_t *jroom = event_string_field(payload, "roomId");
+    if (!jroom)
+        return PD_EVENT_BAD_PAYLOAD;
+    *room = json_string_value(jroom);
+    return PD_EVENT_OK;
+}
+
+size_t pd_event_echo_len(pd_slice s, size_t max)
+{
+    if (s.len <= max)
+        return s.len;
+    size_t n = max;
+    /* s.base[n] is the first byte left out: back off over continuation
+     * bytes (10xxxxxx) so the lead byte of that character goes too. */
+    while (n > 0 && ((unsigned char)s.base[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}

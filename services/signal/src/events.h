@@ -1,0 +1,35 @@
+/* events.h — the payload checks of the Socket.IO events the hub serves
+ * (DESIGN §2), apart from sessions and Redis so they can be fuzzed alone.
+ * Pure: every returned pointer or slice is borrowed from `payload`. */
+#ifndef PD_SIGNAL_EVENTS_H
+#define PD_SIGNAL_EVENTS_H
+
+#include <jansson.h>
+
+#include "privydrop/pd_common.h"
+
+typedef enum pd_event_check {
+    PD_EVENT_OK = 0,      /* every field present, ids valid */
+    PD_EVENT_BAD_PAYLOAD, /* not an object, or a required field absent or mistyped */
+    PD_EVENT_BAD_ID,      /* the id field is a string but not a valid id (pd_id_valid) */
+} pd_event_check;
+
+/* join: {roomId: <id>}. *room views the roomId string (NUL-terminated) on
+ * OK and on BAD_ID, so the caller can echo it back. */
+pd_event_check pd_event_join(const json_t *payload, pd_slice *room);
+
+/* offer / answer / ice-candidate: {peerId: <id>, <field>: any}. *peer and
+ * *value are set on OK and on BAD_ID. */
+pd_event_check pd_event_signal(const json_t *payload, const char *field, pd_slice *peer,
+                               json_t **value);
+
+/* initiator-online / recipient-ready: {roomId: string}. *room is set on OK;
+ * whether it is the sender's own room is the caller's business. */
+pd_event_check pd_event_room(const json_t *payload, const char **room);
+
+/* Length of `s` cut to at most `max` bytes without splitting a UTF-8
+ * sequence, for echoing a client's string back (jansson refuses a string
+ * cut mid-character). `s` is valid UTF-8, as every jansson string is. */
+size_t pd_event_echo_len(pd_slice s, size_t max);
+
+#endif
