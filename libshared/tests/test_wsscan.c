@@ -1,0 +1,202 @@
+/* test_wsscan.c — the WebSocket frame-header pre-check (RFC 6455 §5.2,
+ * §5.4, §5.5): every rule it enforces, headers split across reads, and the
+ * prefix it reports as safe before a bad frame. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <string.h>
+
+#include "privydrop/pd_wsscan.h"
+
+/* Build a masked (or not) client frame header + payload of `len` zero bytes
+ * into buf; returns its size. */
+static size_t frame(uint8_t *buf, int fin, int rsv, int opcode, int masked, uint64_t len, int with_payload)
+{
+    size_t n = 0;
+    buf[n++] = (uint8_t)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
+    uint8_t m = masked ? 0x80 : 0;
+    if (len < 126) {
+        buf[n++] = (uint8_t)(m | len);
+    } else if (len < 65536) {
+        buf[n++] = m | 126;
+        buf[n++] = (uint8_t)(len >> 8);
+        buf[n++] = (uint8_t)len;
+    } else {
+        buf[n++] = m | 127;
+        for (int i = 7; i >= 0; i--)
+            buf[n++] = (uint8_t)(len >> (8 * i));
+    }
+    if (masked) {
+        memcpy(buf + n, "\x01\x02\x03\x04", 4);
+        n += 4;
+    }
+    if (with_payload) {
+        memset(buf + n, 'a', (size_t)len);
+        n += (size_t)len;
+    }
+    return n;
+}
+
+static uint16_t scan_all(pd_ws_scanner *sc, const uint8_t *buf, size_t n, size_t *ok)
+{
+    return pd_ws_scan(sc, buf, n, ok);
+}
+
+static void valid_text_frames_pass_whole(void **state)
+{
+    (void)state;
+    pd_ws_scanner sc;
+    pd_ws_scan_init(&sc, 1000);
+    uint8_t buf[4096];
+    size_t n = frame(buf, 1, 0, 1, 1, 10, 1);
+    n += frame(buf + n, 1, 0, 1, 1, 300, 1);
+    n += frame(buf + n, 1, 0, 9, 1, 5, 1); /* ping */
+    size_t ok = 0;
+    assert_int_equal(scan_all(&sc, buf, n, &ok), 0);
+    assert_int_equal(ok, n);
+}
+
+static void header_split_byte_by_byte_is_checked_when_complete(void **state)
+{
+    (void)state;
+    pd_ws_scanner sc;
+    pd_ws_scan_init(&sc, 100);
+    uint8_t buf[64];
+    size_t n = frame(buf, 1, 0, 1, 1, 70000, 0); /* 2 + 8 + 4 header bytes */
+    size_t ok = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        assert_int_equal(pd_ws_scan(&sc, buf + i, 1, &ok), 0);
+    assert_int_equal(pd_ws_scan(&sc, buf + n - 1, 1, &ok), 1009);
+    assert_int_equal(ok, 0);
+}
+
+static void declared_length_over_limit_is_refused_without_payload(void **state)
+{
+    (void)state;
+    pd_ws_scanner sc;
+    pd_ws_scan_init(&sc, 65536);
+    uint8_t buf[64];
+    size_t n = frame(buf, 1, 0, 1, 1, 1000000000000ULL, 0);
+    size_t ok = 99;
+    assert_int_equal(scan_all(&sc, buf, n, &ok), 1009);
+    assert_int_equal(ok, 0);
+}
+
+static void fragments_add_up_to_the_limit(void **state)
+{
+    (void)state;
+    pd_ws_scanner sc;
+    pd_ws_scan_init(&sc, 100);
+    uint8_t buf[512];
+    size_t a = frame(buf, 0, 0, 1, 1, 60, 1);
+    size_t b = frame(buf + a, 0, 0, 0, 1, 40, 1);  /* 100: still fine */
+    size_t c = frame(buf + a + b, 1, 0, 0, 1, 1, 1); /* 101: too big */
+    size_t ok = 0;
+    assert_int_equal(scan_all(&sc, buf, a + b + c, &ok), 1009);
+    assert_int_equal(ok, a + b);
+}
+
+static void fragment_counter_resets_for_each_message(void **state)
+{
+    (void)state;
+    pd_ws_scanner sc;
+    pd_ws_scan_init(&sc, 100);
+    uint8_t buf[1024];
+    size_t n = 0;
+    for (int i = 0; i < 5; i++) {
+        n += frame(buf + n, 0, 0, 1, 1, 50, 1);
+        n += frame(buf + n, 1, 0, 0, 1, 50, 1);
+    }
+    size_t ok = 0;
+    assert_int_equal(scan_all(&sc, buf, n, &ok), 0);
+}
+
+static void ping_between_fragments_is_allowed(void **state)
+{
+    (void)state;
+    pd_ws_scanner sc;
+    pd_ws_scan_init(&sc, 100);
+    uint8_t buf[256];
+    size_t n = frame(buf, 0, 0, 1, 1, 3, 1);
+    n += frame(buf + n, 1, 0, 9, 1, 2, 1);
+    n += frame(buf + n, 1, 0, 0, 1, 3, 1);
+    size_t ok = 0;
+    assert_int_equal(scan_all(&sc, buf, n, &ok), 0);
+}
+
+static void protocol_errors_are_1002(void **state)
+{
+    (void)state;
+    struct {
+        int fin, rsv, opcode, masked;
+        uint64_t len;
+        int pre_fragment; /* send an unfinished text frame first */
+    } cases[] = {
+        {1, 0, 1, 0, 5, 0},   /* unmasked */
+        {1, 4, 1, 1, 5, 0},   /* RSV1 */
+        {1, 1, 1, 1, 5, 0},   /* RSV3 */
+        {1, 0, 3, 1, 5, 0},   /* reserved data opcode */
+        {1, 0, 0xb, 1, 5, 0}, /* reserved control opcode */
+        {0, 0, 9, 1, 5, 0},   /* fragmented ping */
+        {1, 0, 9, 1, 126, 0}, /* ping over 125 */
+        {1, 0, 8, 1, 1, 0},   /* close with a one-byte payload */
+        {1, 0, 0, 1, 5, 0},   /* continuation without a start */
+        {1, 0, 1, 1, 5, 1},   /* new message inside a fragmented one */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pd_ws_scanner sc;
+        pd_ws_scan_init(&sc, 1000);
+        uint8_t buf[512];
+        size_t pre = cases[i].pre_fragment ? frame(buf, 0, 0, 1, 1, 4, 1) : 0;
+        size_t n = pre + frame(buf + pre, cases[i].fin, cases[i].rsv, cases[i].opcode, cases[i].masked,
+                               cases[i].len, 1);
+        size_t ok = 12345;
+        uint16_t code = scan_all(&sc, buf, n, &ok);
+        if (code != 1002)
+            fail_msg("case %zu: expected 1002, got %u", i, code);
+        assert_int_equal(ok, pre);
+    }
+}
+
+static void top_bit_of_64_bit_length_is_refused(void **state)
+{
+    (void)state;
+    pd_ws_scanner sc;
+    pd_ws_scan_init(&sc, (uint64_t)-1);
+    uint8_t buf[16] = {0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4};
+    size_t ok = 0;
+    assert_int_equal(pd_ws_scan(&sc, buf, 14, &ok), 1002);
+}
+
+static void close_frames_with_code_pass(void **state)
+{
+    (void)state;
+    pd_ws_scanner sc;
+    pd_ws_scan_init(&sc, 100);
+    uint8_t buf[64];
+    size_t n = frame(buf, 1, 0, 8, 1, 2, 1);
+    size_t ok = 0;
+    assert_int_equal(scan_all(&sc, buf, n, &ok), 0);
+    pd_ws_scan_init(&sc, 100);
+    n = frame(buf, 1, 0, 8, 1, 0, 1);
+    assert_int_equal(scan_all(&sc, buf, n, &ok), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(valid_text_frames_pass_whole),
+        cmocka_unit_test(header_split_byte_by_byte_is_checked_when_complete),
+        cmocka_unit_test(declared_length_over_limit_is_refused_without_payload),
+        cmocka_unit_test(fragments_add_up_to_the_limit),
+        cmocka_unit_test(fragment_counter_resets_for_each_message),
+        cmocka_unit_test(ping_between_fragments_is_allowed),
+        cmocka_unit_test(protocol_errors_are_1002),
+        cmocka_unit_test(top_bit_of_64_bit_length_is_refused),
+        cmocka_unit_test(close_frames_with_code_pass),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
