@@ -286,10 +286,12 @@ static void shutdown_now(pd_worker *w)
     uv_close((uv_handle_t *)&sig_int, NULL);
     pd_http_server_free(w->http);
     w->http = NULL;
-    pd_hub_free(w->hub);
-    w->hub = NULL;
+    /* Redis first: its pending callbacks (run now, with NULL replies) still
+     * find the hub alive. */
     pd_redis_free(w->redis);
     w->redis = NULL;
+    pd_hub_free(w->hub);
+    w->hub = NULL;
     pd_sess_layer_close(w);
 }
 
@@ -304,7 +306,8 @@ static void on_drain_tick(uv_timer_t *t)
 {
     pd_worker *w = t->data;
     uint64_t now = pd_mono_ms();
-    int sockets_gone = pd_hub_session_count(w->hub) == 0;
+    /* Gone from the hub, and their close frames (1001) handed to the kernel. */
+    int sockets_gone = pd_hub_session_count(w->hub) == 0 && w->dirty == NULL;
     int redis_idle = !pd_redis_ready(w->redis) ||
                      (pd_redis_pending(w->redis) == 0 && pd_hub_pending_cleanups(w->hub) == 0);
     if (now >= drain_deadline) {

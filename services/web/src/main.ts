@@ -29,8 +29,8 @@ function iceServers(): Promise<RTCIceServer[]> {
 
 function showError(message: string): void {
   const box = $("notices");
-  box.replaceChildren(h("div", { class: "notice error", role: "alert", "data-testid": "error" },
-    h("span", {}, message),
+  box.replaceChildren(h("div", { class: "notice error", role: "alert" },
+    h("span", { "data-testid": "error" }, message),
     h("button", { type: "button", class: "icon", "aria-label": "Dismiss", onclick: () => box.replaceChildren() }, "×")));
 }
 
@@ -260,7 +260,31 @@ function showRoom(roomId: string): void {
 
 let sendTextTimer: ReturnType<typeof setTimeout> | undefined;
 
-async function startSender(customId?: string): Promise<void> {
+/** The sending side exists before its room does, so items can be added at once. */
+function ensureSender(): Sender {
+  sender ??= new Sender(null, iceServers, {
+    itemsChanged: () => renderShared(),
+    peersChanged: () => renderPeers(),
+    transferChanged: (t) => scheduleSend(t),
+    notice,
+  });
+  return sender;
+}
+
+let senderStarting: Promise<void> | null = null;
+
+/** Gets a room (ours, or `customId`) and joins it; one automatic room per page. */
+function startSender(customId?: string): Promise<void> {
+  if (customId) return openSenderRoom(customId);
+  senderStarting ??= openSenderRoom().catch(() => {
+    // No room yet (the room API is unreachable?): keep trying.
+    senderStarting = null;
+    setTimeout(() => void startSender(), 4000);
+  });
+  return senderStarting;
+}
+
+async function openSenderRoom(customId?: string): Promise<void> {
   $("send-start").hidden = true;
   $("send-body").hidden = false;
   const ice = iceServers();
@@ -273,9 +297,13 @@ async function startSender(customId?: string): Promise<void> {
       roomId = await getRoom();
     }
   } catch (e) {
-    showError(`Could not get a room: ${e instanceof Error ? e.message : String(e)}`);
-    if (!sender) $("room-id").textContent = "—";
-    return;
+    if (customId) {
+      showError(`Could not use room "${customId}": ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    showError(`Could not get a room: ${e instanceof Error ? e.message : String(e)} Trying again…`);
+    if (!senderSig) $("room-id").textContent = "—";
+    throw e;
   }
   const old = senderSig;
   const sig = new Signaling({
@@ -300,20 +328,12 @@ async function startSender(customId?: string): Promise<void> {
     offer: () => undefined,
     initiatorOnline: () => undefined,
   });
-  if (sender) {
-    sender.rebind(sig);
-  } else {
-    sender = new Sender(sig, iceServers, {
-      itemsChanged: () => renderShared(),
-      peersChanged: () => renderPeers(),
-      transferChanged: (t) => scheduleSend(t),
-      notice,
-    });
-  }
+  ensureSender().rebind(sig);
   await ice;
   senderSig = sig;
   old?.close();
   sig.join(roomId);
+  if (/^Could not (get a room|use room)/.test($("notices").textContent ?? "")) clearError();
   showRoom(roomId);
   renderShared();
   renderPeers();
@@ -339,11 +359,7 @@ function flushSend(): void {
 
 function addFiles(files: { file: File; path: string }[]): void {
   if (!files.length) return;
-  if (!sender) {
-    showError("No room yet. Wait a moment and try again.");
-    return;
-  }
-  sender.addFiles(files);
+  ensureSender().addFiles(files);
   toast(`Added ${files.length} file${files.length === 1 ? "" : "s"}.`);
 }
 
@@ -371,7 +387,7 @@ function initSend(): void {
     if (!e.dataTransfer?.types.includes("Files")) return;
     e.preventDefault();
     zone.classList.remove("over");
-    if (!sender) await startSender();
+    void startSender();
     try {
       addFiles(await fromDrop(e.dataTransfer));
     } catch (err) {
@@ -387,8 +403,9 @@ function initSend(): void {
   const text = $("text-input") as HTMLTextAreaElement;
   const share = () => {
     clearTimeout(sendTextTimer);
-    sender?.setText(text.value);
-    const t = sender?.text;
+    const s = ensureSender();
+    s.setText(text.value);
+    const t = s.text;
     $("text-status").textContent = t ? `Text shared (${formatBytes(t.size)}).` : "";
   };
   text.addEventListener("input", () => {
@@ -426,7 +443,7 @@ const recvRows = new Map<string, RecvRow>();
 function friendlyJoinError(msg: string): string {
   if (/does not exist/i.test(msg)) return "This room does not exist or has expired. Check the code, or ask the sender for a new link.";
   if (/rate limit/i.test(msg)) return `Too many attempts to join from your network (${msg}).`;
-  if (/full/i.test(msg)) return "This room is full.";
+  if (/full/i.test(msg)) return "This room is full: it has as many people as it allows. Ask the sender for a new room.";
   if (/already bound/i.test(msg)) return "This connection is already in another room. Reload the page.";
   if (/server error/i.test(msg)) return "The server had a problem joining the room.";
   return msg;
@@ -582,7 +599,9 @@ async function startReceiver(roomId: string): Promise<void> {
   sig.join(roomId);
   renderOffered();
   renderText(null);
-  document.body.classList.add("receiving");
+  // Receiving comes first, on screen and in the keyboard's tab order.
+  const recv = document.querySelector("section.receive");
+  if (recv && recv.parentElement?.firstElementChild !== recv) recv.parentElement?.prepend(recv);
 }
 
 function initReceive(): void {

@@ -52,6 +52,8 @@ export interface ReceiverView {
 }
 
 const ANNOUNCE_EVERY_MS = 5000;
+/** Files received at the same time (each holds an open file for writing). */
+const MAX_OPEN = 4;
 
 export class Receiver {
   readonly clientId = randomId(12);
@@ -68,6 +70,8 @@ export class Receiver {
   private announceTimer: ReturnType<typeof setInterval>;
   private linkEvents: PeerLinkEvents;
   private memoryOk = false;
+  private openSlots = MAX_OPEN;
+  private slotWaiters: (() => void)[] = [];
   /** Socket id of the sender whose offer we took last. */
   private senderPeerId: string | null = null;
   /** Its signaling socket disconnected (peer-disconnected). */
@@ -353,7 +357,32 @@ export class Receiver {
     return p;
   }
 
+  /**
+   * At most MAX_OPEN files are open for receiving at a time: a folder of
+   * thousands of files is asked for a few at a time, not all at once.
+   */
+  private async acquireSlot(): Promise<() => void> {
+    while (this.openSlots <= 0) await new Promise<void>((r) => this.slotWaiters.push(r));
+    this.openSlots--;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.openSlots++;
+      this.slotWaiters.shift()?.();
+    };
+  }
+
   private async open(item: ManifestItem, dir: FileSystemDirectoryHandle | null, dirPath?: string): Promise<RxTransfer | null> {
+    const release = item.kind === "text" ? () => undefined : await this.acquireSlot();
+    const t = await this.openWithSlot(item, dir, dirPath, release);
+    if (!t) release();
+    return t;
+  }
+
+  private async openWithSlot(item: ManifestItem, dir: FileSystemDirectoryHandle | null, dirPath: string | undefined,
+                             release: () => void): Promise<RxTransfer | null> {
+    if (!this.items.has(item.id)) return null;
     let sink: Sink;
     try {
       if (dir) {
@@ -373,7 +402,12 @@ export class Receiver {
       return null;
     }
     let settle!: (ok: boolean) => void;
-    const done = new Promise<boolean>((r) => { settle = r; });
+    const done = new Promise<boolean>((r) => {
+      settle = (ok) => {
+        release();
+        r(ok);
+      };
+    });
     const t: RxTransfer = {
       item, state: "queued", received: 0, accepted: 0, lastAck: 0, note: "requested", meter: new SpeedMeter(),
       result: null, sha256: null, hasher: await newHasher(), sink, chain: Promise.resolve(), done, settle,

@@ -82,7 +82,7 @@ export class Sender {
   private receiverNo = 0;
   private linkEvents: PeerLinkEvents;
 
-  constructor(private sig: Signaling, private iceServers: () => Promise<RTCIceServer[]>, private view: SenderView) {
+  constructor(private sig: Signaling | null, private iceServers: () => Promise<RTCIceServer[]>, private view: SenderView) {
     this.linkEvents = {
       open: (link) => this.onOpen(link),
       message: (link, data) => this.onMessage(link, data),
@@ -164,11 +164,13 @@ export class Sender {
 
   /** A receiver joined (`ready`) or asked for a fresh connection (`recipient-ready`). */
   async connectTo(peerId: string): Promise<void> {
-    if (peerId === this.sig.id) return;
+    const sig = this.sig;
+    if (!sig || peerId === sig.id) return;
     const ice = await this.iceServers();
+    if (sig !== this.sig) return; // moved to another room meanwhile
     const old = this.peers.get(peerId);
     if (old) this.dropPeer(peerId, old, "replaced by a new connection");
-    const link = PeerLink.offer(peerId, ice, this.sig, this.linkEvents);
+    const link = PeerLink.offer(peerId, ice, sig, this.linkEvents);
     this.peers.set(peerId, { link, clientId: null, queue: [], current: null, pumping: false, acked: new Map(), wakers: [], gone: false });
     this.view.peersChanged();
   }

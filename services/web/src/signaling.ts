@@ -26,6 +26,9 @@ interface JoinResponse {
   roomId?: string;
 }
 
+/** The server's join limit counts attempts over this sliding window (DESIGN §2). */
+const JOIN_WINDOW_MS = 5500;
+
 type Relayed = { peerId?: string; from?: string; [k: string]: unknown };
 
 function origin(r: Relayed): string | null {
@@ -39,6 +42,7 @@ export class Signaling {
   private joinedOnce = false;
   private joined = false;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private limitedInARow = 0;
 
   constructor(private ev: SignalEvents) {
     this.socket = io({
@@ -121,6 +125,7 @@ export class Signaling {
     debug("joinResponse", r);
     if (r?.roomId && this.room && r.roomId !== this.room) return;
     if (r?.success) {
+      this.limitedInARow = 0;
       const rejoin = this.joinedOnce;
       this.joined = true;
       this.joinedOnce = true;
@@ -131,7 +136,12 @@ export class Signaling {
     const msg = r?.message ?? "The server refused to join the room.";
     const m = /try again in (\d+(?:\.\d+)?)\s*s/i.exec(msg);
     if (m) {
-      const ms = Math.max(500, Math.ceil(parseFloat(m[1]) * 1000) + 200);
+      // Refused attempts count against the limit too (as in PrivyDrop), so
+      // retrying at the hinted moment is refused again: wait for the whole
+      // window (5 s) to drain, longer after each refusal in a row.
+      this.limitedInARow++;
+      const hinted = Math.ceil(parseFloat(m[1]) * 1000) + 300;
+      const ms = Math.min(30000, Math.max(hinted, JOIN_WINDOW_MS * 1.5 ** (this.limitedInARow - 1)));
       this.ev.joinFailed(msg, ms);
       this.retryTimer = setTimeout(() => this.emitJoin(), ms);
       return;
