@@ -16,7 +16,10 @@
 #   PD_WORKERS [2]          how many signal workers share PD_SIGNAL_PORT
 #   PD_BIN_DIR [build/bin]  where the binaries are
 #   PD_WEB_DIR [services/web/dist]  the built web client
-#   PD_LOG_LEVEL [info], NODE_ENV [development], CORS_ORIGIN, DISABLE_JOIN_RATE_LIMIT
+#   PD_TURN_PORT [3478]     coturn (STUN/TURN on 127.0.0.1, a fresh secret per run)
+#   PD_LOG_LEVEL [info], NODE_ENV [development], CORS_ORIGIN
+#   DISABLE_JOIN_RATE_LIMIT [1]  every local browser shares the address 127.0.0.1,
+#                           so the per-address join limit is off unless set to 0
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -26,6 +29,7 @@ http_port=${PD_HTTP_PORT:-8080}
 signal_port=${PD_SIGNAL_PORT:-3001}
 api_port=${PD_API_PORT:-3002}
 redis_port=${PD_REDIS_PORT:-6379}
+turn_port=${PD_TURN_PORT:-3478}
 workers=${PD_WORKERS:-2}
 bin_dir=${PD_BIN_DIR:-$top/build/bin}
 web_dir=${PD_WEB_DIR:-$top/services/web/dist}
@@ -38,7 +42,7 @@ die() { echo "run: $*" >&2; exit 1; }
 for b in privydrop-signal privydrop-roomapi; do
   [ -x "$bin_dir/$b" ] || die "$bin_dir/$b is missing: build it with 'make' (or set PD_BIN_DIR)"
 done
-for t in redis-server redis-cli nginx curl; do
+for t in redis-server redis-cli nginx curl turnserver openssl; do
   command -v "$t" >/dev/null 2>&1 || die "'$t' is not installed: run 'make deps'"
 done
 case "$workers" in ''|*[!0-9]*|0) die "PD_WORKERS must be a positive number";; esac
@@ -46,7 +50,8 @@ case "$workers" in ''|*[!0-9]*|0) die "PD_WORKERS must be a positive number";; e
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 busy=0
 for spec in "nginx:$http_port:PD_HTTP_PORT" "signal:$signal_port:PD_SIGNAL_PORT" \
-            "roomapi:$api_port:PD_API_PORT" "redis:$redis_port:PD_REDIS_PORT"; do
+            "roomapi:$api_port:PD_API_PORT" "redis:$redis_port:PD_REDIS_PORT" \
+            "coturn:$turn_port:PD_TURN_PORT"; do
   IFS=: read -r what port var <<<"$spec"
   if port_in_use "$port"; then
     echo "run: port $port (for $what) is already in use by another program; stop it or choose another port with $var=<port>" >&2
@@ -59,7 +64,7 @@ if [ ! -f "$web_dir/index.html" ]; then
   echo "run: note: $web_dir/index.html not found; the API and signaling work, but / has no web client (build it with 'make')" >&2
 fi
 
-mkdir -p "$run_dir/redis" "$run_dir/nginx" "$log_dir"
+mkdir -p "$run_dir/redis" "$run_dir/nginx" "$run_dir/coturn" "$log_dir"
 chmod 755 "$run_dir" "$run_dir/nginx"
 
 # --- supervision ------------------------------------------------------------
@@ -126,6 +131,9 @@ export CORS_ORIGIN=${CORS_ORIGIN:-http://localhost:$http_port,http://127.0.0.1:$
 # nginx on this machine is the only proxy whose X-Forwarded-For is believed.
 export PD_TRUSTED_PROXIES=${PD_TRUSTED_PROXIES:-127.0.0.1/32,::1/128}
 unset BACKEND_PORT
+if [ "${DISABLE_JOIN_RATE_LIMIT:-1}" = 0 ]; then unset DISABLE_JOIN_RATE_LIMIT; else export DISABLE_JOIN_RATE_LIMIT=1; fi
+# A fresh TURN secret each run, shared by coturn and the room API only.
+turn_secret=$(openssl rand -hex 24)
 
 # --- redis --------------------------------------------------------------------
 start redis "$log_dir/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
@@ -149,8 +157,17 @@ for k in "${!pids[@]}"; do
   kill -0 "${pids[$k]}" 2>/dev/null || die "${names[$k]} exited during startup; see its log in ${log_dir#"$top"/}"
 done
 
+# --- coturn -------------------------------------------------------------------
+# The production config denies relaying to loopback and private addresses;
+# on one machine both browsers are loopback peers, so the local run adds the
+# test overlay that allows 127.0.0.1.
+start coturn "$log_dir/coturn.log" env PD_TURN_SECRET="$turn_secret" PD_TURN_LISTEN_IP=127.0.0.1 \
+  PD_TURN_PORT="$turn_port" PD_TURN_RUN_DIR="$run_dir/coturn" \
+  PD_TURN_CONFIG_OVERLAYS="$top/deploy/coturn/turnserver.test.conf" "$top/deploy/coturn/run-coturn.sh"
+
 # --- room API -----------------------------------------------------------------
 start roomapi "$log_dir/roomapi.log" env PD_API_PORT="$api_port" PD_LISTEN_ADDR=127.0.0.1 \
+  PD_TURN_HOST=127.0.0.1 PD_TURN_PORT="$turn_port" PD_TURN_SECRET="$turn_secret" \
   "$bin_dir/privydrop-roomapi"
 wait_http "room API" "http://127.0.0.1:$api_port/health"
 
@@ -186,6 +203,7 @@ for k in "${!pids[@]}"; do
     redis) addr="127.0.0.1:$redis_port";;
     signal-*) addr="127.0.0.1:$signal_port (shared)";;
     roomapi) addr="127.0.0.1:$api_port";;
+    coturn) addr="127.0.0.1:$turn_port (udp+tcp)";;
     nginx) addr="127.0.0.1:$http_port";;
   esac
   printf '  %-14s %-8s %-28s %s\n' "${names[$k]}" "${pids[$k]}" "$addr" "${log_dir#"$top"/}/${names[$k]}.log"
