@@ -1,0 +1,189 @@
+// Turns bench/results/*.json (written by bench/run.sh and privydrop-sigload)
+// into one side-by-side table, summary.json, gnuplot data files and PNG plots.
+//   node bench/report.mjs DIR [--quick]
+// With --quick it exits non-zero when a figure is missing or zero: the quick
+// run proves the machinery works; no speed is asserted anywhere.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const dir = process.argv[2];
+const quick = process.argv.includes('--quick');
+if (!dir) {
+  console.error('usage: node bench/report.mjs DIR [--quick]');
+  process.exit(2);
+}
+const files = readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'summary.json');
+const R = {};
+for (const f of files) R[f.replace(/\.json$/, '')] = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+const get = (name) => R[name];
+const stacks = ['ours', 'ref'];
+
+// Server CPU of the signal workers only (relayx and churn also read Redis, last).
+function workerCpu(j, withRedis) {
+  const each = j.servers.cpu_s_each;
+  return withRedis ? each.slice(0, -1).reduce((a, b) => a + b, 0) : j.servers.cpu_s;
+}
+function redisCpu(j) {
+  const each = j.servers.cpu_s_each;
+  return each[each.length - 1];
+}
+// The open-loop run closest to half of the maximum.
+function half(stack, scen) {
+  return get(`${stack}-${scen}-rate0.5`);
+}
+
+const rows = []; // {group, figure, better, ours, ref, unit}
+function row(group, figure, better, unit, fn) {
+  const v = {};
+  for (const s of stacks) {
+    try {
+      const x = fn(s);
+      v[s] = typeof x === 'number' && Number.isFinite(x) ? x : null;
+    } catch {
+      v[s] = null;
+    }
+  }
+  rows.push({ group, figure, better, unit, ours: v.ours, ref: v.ref });
+}
+
+for (const [scen, label, redis] of [['relay1', 'relay, one worker', false], ['relayx', 'relay across two workers (Redis)', true]]) {
+  row(label, 'signals/s, closed loop (max)', 'higher', '/s', (s) => get(`${s}-${scen}-max`).relay.per_s);
+  row(label, 'signals per worker CPU-second', 'higher', '/CPU-s', (s) => {
+    const j = get(`${s}-${scen}-max`);
+    return j.relay.received_window / workerCpu(j, redis);
+  });
+  if (redis)
+    row(label, 'Redis CPU-s per 100k signals', 'lower', 'CPU-s', (s) => {
+      const j = get(`${s}-${scen}-max`);
+      return (redisCpu(j) / j.relay.received_window) * 1e5;
+    });
+  row(label, 'p50 at half of max', 'lower', 'µs', (s) => half(s, scen).latency.p50_us);
+  row(label, 'p99 at half of max', 'lower', 'µs', (s) => half(s, scen).latency.p99_us);
+}
+
+const idleLevels = [...new Set(files.filter((f) => /-idle-\d+\.json$/.test(f)).map((f) => Number(f.match(/-idle-(\d+)\.json$/)[1])))].sort((a, b) => a - b);
+const top = idleLevels[idleLevels.length - 1];
+if (top !== undefined) {
+  row(`idle sockets (${top} wanted)`, 'sockets connected and joined', 'higher', '', (s) => get(`${s}-idle-${top}`).joined);
+  row(`idle sockets (${top} wanted)`, 'worker RSS per socket', 'lower', 'bytes', (s) => get(`${s}-idle-${top}`).rss_bytes_per_conn);
+  row(`idle sockets (${top} wanted)`, 'kernel memory per socket, both ends (slab + TCP buffers; informational)', 'lower', 'bytes', (s) => get(`${s}-idle-${top}`).kernel_tcp_mem_per_conn);
+}
+
+for (const route of ['check_room', 'get_room']) {
+  const g = `room API ${route}`;
+  row(g, 'requests/s, closed loop (max)', 'higher', '/s', (s) => get(`${s}-api-${route}-max`).api.per_s);
+  row(g, 'requests per server CPU-second', 'higher', '/CPU-s', (s) => get(`${s}-api-${route}-max`).api.per_server_cpu_s);
+  row(g, 'p99 at half of max', 'lower', 'µs', (s) => get(`${s}-api-${route}-half`).latency.p99_us);
+}
+
+row('churn (connect, join, offer, leave)', 'cycles/s', 'higher', '/s', (s) => get(`${s}-churn`).churn.per_s);
+row('churn (connect, join, offer, leave)', 'cycles per worker CPU-second', 'higher', '/CPU-s', (s) => {
+  const j = get(`${s}-churn`);
+  return j.churn.cycles_window / workerCpu(j, true);
+});
+row('churn (connect, join, offer, leave)', 'p50 cycle time', 'lower', 'µs', (s) => get(`${s}-churn`).latency.p50_us);
+
+const rb = get('redis-publish');
+
+// ---- table ------------------------------------------------------------------
+const fmt = (x) => (x === null ? '—' : x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
+const ratio = (r) => {
+  if (r.ours === null || r.ref === null || r.ours === 0 || r.ref === 0) return '—';
+  const x = r.better === 'higher' ? r.ours / r.ref : r.ref / r.ours;
+  return `${x.toFixed(2)}×`;
+};
+const lines = [];
+lines.push('| scenario | figure | ours | Node reference | ours better by |');
+lines.push('|---|---|---:|---:|---:|');
+for (const r of rows) lines.push(`| ${r.group} | ${r.figure}${r.unit ? ` (${r.unit})` : ''} | ${fmt(r.ours)} | ${fmt(r.ref)} | ${ratio(r)} |`);
+if (rb) lines.push(`| Redis alone | redis-benchmark PUBLISH -P 16, 1 subscriber (/s) | ${fmt(rb.rps)} | | |`);
+const table = lines.join('\n');
+console.log('\n' + table + '\n');
+console.log('"ours better by": ours ÷ Node where higher is better, Node ÷ ours where lower is better.');
+
+// ---- summary + plots ------------------------------------------------------------
+writeFileSync(join(dir, 'summary.json'), JSON.stringify({ rows, redis_publish: rb || null, table }, null, 2) + '\n');
+
+const plots = [];
+for (const scen of ['relay1', 'relayx']) {
+  const series = [];
+  for (const s of stacks) {
+    const pts = Object.keys(R)
+      .filter((k) => k.startsWith(`${s}-${scen}-rate`))
+      .map((k) => R[k])
+      .filter((j) => j.relay && j.latency.count > 0)
+      .sort((a, b) => a.params.rate - b.params.rate);
+    if (!pts.length) continue;
+    const dat = join(dir, `${s}-${scen}-latency.dat`);
+    writeFileSync(dat, '# offered/s achieved/s p50_us p90_us p99_us p999_us\n' +
+      pts.map((j) => `${j.params.rate} ${j.relay.per_s.toFixed(0)} ${j.latency.p50_us} ${j.latency.p90_us} ${j.latency.p99_us} ${j.latency.p999_us}`).join('\n') + '\n');
+    series.push({ s, dat });
+  }
+  if (!series.length) continue;
+  const name = s => (s === 'ours' ? 'ours' : 'Node');
+  const plotsCmd = series.flatMap(({ s, dat }) => [
+    `'${dat}' using 1:3 with linespoints title '${name(s)} p50'`,
+    `'${dat}' using 1:5 with linespoints title '${name(s)} p99'`,
+  ]).join(', ');
+  plots.push({
+    png: join(dir, `${scen}-latency.png`),
+    script: `set title 'Relay latency against offered load (${scen === 'relay1' ? 'one worker' : 'two workers through Redis'})'
+set xlabel 'offered signals per second'
+set ylabel 'latency (µs)'
+set logscale y
+set key left top
+set grid
+plot ${plotsCmd}`,
+  });
+}
+{
+  const series = [];
+  for (const s of stacks) {
+    const pts = idleLevels.map((l) => get(`${s}-idle-${l}`)).filter(Boolean);
+    if (!pts.length) continue;
+    const dat = join(dir, `${s}-idle-memory.dat`);
+    writeFileSync(dat, '# joined worker_rss_mb kernel_mb\n' +
+      pts.map((j) => `${j.joined} ${((j.rss_kb - j.rss_kb_base) / 1024).toFixed(2)} ${(j.kernel_tcp_mem_bytes / 1048576).toFixed(2)}`).join('\n') + '\n');
+    series.push({ s, dat });
+  }
+  if (series.length)
+    plots.push({
+      png: join(dir, 'idle-memory.png'),
+      script: `set title 'Worker memory against connected, joined sockets'
+set xlabel 'sockets'
+set ylabel 'MB above the idle worker'
+set key left top
+set grid
+plot ${series.map(({ s, dat }) => `'${dat}' using 1:2 with linespoints title '${s === 'ours' ? 'ours' : 'Node'} worker RSS'`).join(', ')}, ${series.map(({ s, dat }) => `'${dat}' using 1:3 with linespoints dashtype 2 title 'kernel (${s === 'ours' ? 'ours' : 'Node'} run, both ends)'`).join(', ')}`,
+    });
+}
+let plotted = 0;
+const gp = spawnSync('gnuplot', ['--version']);
+if (gp.status !== 0) {
+  console.log('gnuplot not found: no plots (make deps installs gnuplot-nox)');
+} else {
+  for (const p of plots) {
+    const r = spawnSync('gnuplot', [], { input: `set terminal pngcairo size 900,560 noenhanced\nset output '${p.png}'\n${p.script}\n`, encoding: 'utf8' });
+    if (r.status === 0 && existsSync(p.png)) {
+      plotted++;
+      console.log(`plot: ${p.png}`);
+    } else {
+      console.log(`plot failed: ${p.png}\n${r.stderr}`);
+    }
+  }
+}
+
+if (quick) {
+  const missing = rows.filter((r) => !r.figure.includes('informational')).filter((r) => r.ours === null || r.ref === null || r.ours <= 0 || r.ref <= 0);
+  const wantPlots = plots.length;
+  const failures = [];
+  if (missing.length) failures.push(`missing figures: ${missing.map((r) => `${r.group}: ${r.figure}`).join('; ')}`);
+  if (gp.status === 0 && plotted < wantPlots) failures.push('a plot was not drawn');
+  if (rb && !(rb.rps > 0)) failures.push('redis-benchmark produced no figure');
+  const total = rows.length + 2;
+  const failed = failures.length;
+  console.log(failures.join('\n'));
+  console.log(`bench-quick: ${total - failed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}

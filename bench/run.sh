@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# Benchmark both stacks — ours (privydrop-signal + privydrop-roomapi) and the
+# Node reference (loadtest/reference) — under identical scenarios driven by
+# privydrop-sigload, against one private redis-server. Writes
+# bench/results/*.json, prints the side-by-side table (bench/report.mjs) and
+# draws PNG plots with gnuplot.
+#
+#   bench/run.sh            full run (several minutes)
+#   bench/run.sh --quick    a few seconds per scenario: proves the machinery
+#   options: --stacks ours,ref   --scenarios relay1,relayx,idle,api,churn,redis
+#
+# On a 2-core machine the servers (and Redis) are pinned to CPU 1 and the
+# load generators to CPU 0, so "per server CPU-second" figures are read from
+# /proc of the server processes only.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+BIN=${PD_BIN_DIR:-$top/build/bin}
+SIGLOAD=$BIN/privydrop-sigload
+REF=$top/loadtest/reference
+OUT=${PD_BENCH_OUT:-$here/results}
+
+quick=0
+stacks=ours,ref
+scenarios=relay1,relayx,idle,api,churn,redis
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --stacks) stacks=$2; shift ;;
+    --scenarios) scenarios=$2; shift ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    *) echo "bench: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+for b in privydrop-signal privydrop-roomapi privydrop-sigload; do
+  [ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (make c sigload)" >&2; exit 1; }
+done
+for t in redis-server redis-cli redis-benchmark node curl; do
+  command -v "$t" >/dev/null || { echo "bench: '$t' not found; run make deps" >&2; exit 1; }
+done
+if [[ ",$stacks," == *",ref,"* ]] && [ ! -d "$REF/node_modules/socket.io" ]; then
+  echo "bench: loadtest/reference has no node_modules; run make deps" >&2
+  exit 1
+fi
+
+if [ $quick = 1 ]; then
+  DUR=2; WARM=0.5; ROOMS=10; WINDOW=4; FRACTIONS="0.5"; IDLE_LEVELS="400"; IDLE_PROCS=1
+  IDLE_HOLD=4; API_CONNS=8; CHURN_PAIRS=4; RB_N=50000; OUT=${PD_BENCH_OUT:-$(mktemp -d)}
+else
+  DUR=10; WARM=2; ROOMS=100; WINDOW=8; FRACTIONS="0.1 0.25 0.5 0.75 0.9"
+  IDLE_LEVELS="${PD_BENCH_IDLE_LEVELS:-2000 10000 40000 80000}"; IDLE_PROCS=8
+  IDLE_HOLD=30; API_CONNS=64; CHURN_PAIRS=50; RB_N=2000000
+fi
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.dat
+LOGS=$(mktemp -d)
+echo "bench: results in $OUT, logs in $LOGS"
+
+# CPU placement: servers and Redis on one core, load generators on the other.
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  SRV=(taskset -c 1); GEN=(taskset -c 0)
+else
+  SRV=(); GEN=()
+fi
+
+PIDS=()          # every process started here, killed on exit
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() { # a free port from $1 upwards
+  local p=$1
+  while ! port_free "$p"; do p=$((p + 1)); done
+  echo "$p"
+}
+wait_http() { # url
+  local i
+  for i in $(seq 1 100); do
+    curl -s -o /dev/null --max-time 1 "$1" && return 0
+    sleep 0.1
+  done
+  echo "bench: $1 did not come up" >&2
+  return 1
+}
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Kernel memory that sockets take, system-wide (both ends of each loopback
+# connection): slab caches (socket structs, inodes, epoll items) plus TCP
+# buffer pages. Other activity on the machine adds noise.
+sock_mem() {
+  local slab tcp
+  slab=$(awk '/^Slab:/ {print $2 * 1024}' /proc/meminfo)
+  tcp=$(awk '/^TCP:/ {for (i=1;i<NF;i++) if ($i=="mem") print $(i+1)*'"$(getconf PAGESIZE)"'}' /proc/net/sockstat)
+  echo $((slab + tcp))
+}
+
+# ---- Redis --------------------------------------------------------------------
+RPORT=$(pick_port 26379)
+"${SRV[@]}" redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
+  --logfile "$LOGS/redis.log" &
+REDIS_PID=$!
+PIDS+=("$REDIS_PID")
+for i in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+# ---- stacks ---------------------------------------------------------------------
+WPIDS=(); WPORTS=(); API_PID=; API_PORT=
+start_stack() { # stack nworkers
+  local stack=$1 n=$2 i port
+  WPIDS=(); WPORTS=()
+  redis-cli -p "$RPORT" flushall >/dev/null
+  for i in $(seq 1 "$n"); do
+    port=$(pick_port $((27000 + 10 * i)))
+    if [ "$stack" = ours ]; then
+      env PD_SIGNAL_PORT="$port" PD_LISTEN_ADDR=127.0.0.1 PD_WORKER_ID="bench-w$i" REDIS_PORT="$RPORT" \
+        DISABLE_JOIN_RATE_LIMIT=1 PD_LOG_LEVEL=warn PD_MAX_CONNECTIONS=19800 PD_MAX_CONNS_PER_IP=1000000 \
+        PD_EVENT_RATE=1000000 PD_EVENT_BURST=1000000 PD_MAX_ROOM_PEERS=0 \
+        "${SRV[@]}" "$BIN/privydrop-signal" >"$LOGS/$stack-w$i.log" 2>&1 &
+    else
+      env ROLE=signal PORT="$port" PD_LISTEN_ADDR=127.0.0.1 REDIS_PORT="$RPORT" DISABLE_JOIN_RATE_LIMIT=1 \
+        "${SRV[@]}" node "$REF/server.js" >"$LOGS/$stack-w$i.log" 2>&1 &
+    fi
+    WPIDS+=($!); WPORTS+=("$port"); PIDS+=($!)
+  done
+  API_PORT=$(pick_port 27500)
+  if [ "$stack" = ours ]; then
+    env PD_API_PORT="$API_PORT" PD_LISTEN_ADDR=127.0.0.1 REDIS_PORT="$RPORT" PD_LOG_LEVEL=warn \
+      PD_API_RATE=1000000 PD_API_BURST=1000000 \
+      "${SRV[@]}" "$BIN/privydrop-roomapi" >"$LOGS/$stack-api.log" 2>&1 &
+  else
+    env ROLE=api PORT="$API_PORT" PD_LISTEN_ADDR=127.0.0.1 REDIS_PORT="$RPORT" \
+      "${SRV[@]}" node "$REF/server.js" >"$LOGS/$stack-api.log" 2>&1 &
+  fi
+  API_PID=$!; PIDS+=($!)
+  for port in "${WPORTS[@]}"; do wait_http "http://127.0.0.1:$port/healthz"; done
+  wait_http "http://127.0.0.1:$API_PORT/health"
+}
+stop_stack() {
+  local p
+  for p in "${WPIDS[@]}" "$API_PID"; do kill "$p" 2>/dev/null || true; done
+  for p in "${WPIDS[@]}" "$API_PID"; do wait "$p" 2>/dev/null || true; done
+  WPIDS=(); API_PID=
+}
+targets() { local t="" p; for p in "${WPORTS[@]}"; do t="$t${t:+,}127.0.0.1:$p"; done; echo "$t"; }
+join_pids() { local IFS=,; echo "$*"; }
+
+sigload() { # json-path args...
+  local json=$1; shift
+  "${GEN[@]}" "$SIGLOAD" "$@" --api "127.0.0.1:$API_PORT" --json "$json" --quiet
+}
+per_s() { node -e 'const j=require(process.argv[1]);const m=j[j.mode];process.stdout.write(String(Math.round(m.per_s)))' "$1"; }
+
+# ---- scenarios ----------------------------------------------------------------------
+relay_scenario() { # stack name nworkers cross?
+  local stack=$1 name=$2 n=$3 cross=$4 max f rate pids
+  start_stack "$stack" "$n"
+  pids=$(join_pids "${WPIDS[@]}")
+  [ "$name" = relayx ] && pids="$pids,$REDIS_PID"
+  echo "== $stack $name: closed loop (maximum)"
+  sigload "$OUT/$stack-$name-max.json" relay --target "$(targets)" $cross --rooms "$ROOMS" \
+    --window "$WINDOW" --duration "$DUR" --warmup "$WARM" --pids "$pids" --label "$stack $name max"
+  max=$(per_s "$OUT/$stack-$name-max.json")
+  for f in $FRACTIONS; do
+    rate=$(awk -v m="$max" -v f="$f" 'BEGIN {r = int(m * f); if (r < 10) r = 10; print r}')
+    echo "== $stack $name: open loop at $f of maximum ($rate/s)"
+    sigload "$OUT/$stack-$name-rate$f.json" relay --target "$(targets)" $cross --rooms "$ROOMS" \
+      --rate "$rate" --duration "$DUR" --warmup "$WARM" --pids "$pids" --label "$stack $name $f"
+  done
+  stop_stack
+}
+
+idle_scenario() { # stack
+  local stack=$1 level per_proc i logs=() gpids=() joined base=() now=() k sm0 sm1 total_base total_now
+  for level in $IDLE_LEVELS; do
+    local nw=$(( (level + 14999) / 15000 )); [ "$nw" -lt 1 ] && nw=1
+    local np=$nw; [ "$np" -gt "$IDLE_PROCS" ] && np=$IDLE_PROCS
+    [ $quick = 1 ] && nw=2
+    start_stack "$stack" "$nw"
+    sleep 1
+    base=(); for k in "${WPIDS[@]}"; do base+=("$(rss_kb "$k")"); done
+    sm0=$(sock_mem)
+    per_proc=$(( (level + np - 1) / np ))
+    echo "== $stack idle: $level sockets over $nw workers, $np generator(s)"
+    logs=(); gpids=()
+    for i in $(seq 1 "$np"); do
+      # Each generator has its own block of source addresses: 127.0.<i>.1-8.
+      "${GEN[@]}" "$SIGLOAD" idle --target "$(targets)" --api "127.0.0.1:$API_PORT" --conns "$per_proc" \
+        --duration "$IDLE_HOLD" --src-base "127.0.$i.1" --src-count 8 --connect-rate 3000 \
+        --json "$OUT/$stack-idle-$level-g$i.json" --label "$stack idle $level g$i" \
+        >"$LOGS/$stack-idle-$level-g$i.out" 2>"$LOGS/$stack-idle-$level-g$i.log" &
+      gpids+=($!); PIDS+=($!); logs+=("$LOGS/$stack-idle-$level-g$i.log")
+    done
+    # Wait until every generator has finished connecting, then read memory.
+    local t0=$SECONDS
+    while :; do
+      local done_n=0 l
+      for l in "${logs[@]}"; do grep -q "settling" "$l" 2>/dev/null && done_n=$((done_n + 1)); done
+      [ "$done_n" -eq "$np" ] && break
+      if [ $((SECONDS - t0)) -gt 300 ]; then echo "bench: idle ramp did not finish" >&2; break; fi
+      sleep 0.5
+    done
+    sleep 2
+    now=(); for k in "${WPIDS[@]}"; do now+=("$(rss_kb "$k")"); done
+    sm1=$(sock_mem)
+    joined=0
+    for l in "${logs[@]}"; do
+      k=$(sed -n 's/^idle: \([0-9]*\) joined.*/\1/p' "$l" | tail -1); joined=$((joined + ${k:-0}))
+    done
+    for k in "${gpids[@]}"; do kill -INT "$k" 2>/dev/null || true; done
+    for k in "${gpids[@]}"; do wait "$k" 2>/dev/null || true; done
+    total_base=0; total_now=0
+    for k in "${base[@]}"; do total_base=$((total_base + k)); done
+    for k in "${now[@]}"; do total_now=$((total_now + k)); done
+    cat >"$OUT/$stack-idle-$level.json" <<EOF
+{"stack":"$stack","scenario":"idle","level":$level,"workers":$nw,"generators":$np,"joined":$joined,
+ "rss_kb_base":$total_base,"rss_kb":$total_now,
+ "rss_bytes_per_conn":$(awk -v a="$total_now" -v b="$total_base" -v j="$joined" 'BEGIN {printf "%.1f", j ? (a-b)*1024/j : 0}'),
+ "kernel_tcp_mem_bytes":$((sm1 - sm0)),
+ "kernel_tcp_mem_per_conn":$(awk -v a="$sm1" -v b="$sm0" -v j="$joined" 'BEGIN {printf "%.1f", j ? (a-b)/j : 0}')}
+EOF
+    echo "   joined $joined, worker RSS $total_base kB -> $total_now kB"
+    stop_stack
+  done
+}
+
+api_scenario() { # stack
+  local stack=$1 route max rate
+  start_stack "$stack" 1
+  for route in check_room get_room; do
+    echo "== $stack api $route: closed loop (maximum)"
+    sigload "$OUT/$stack-api-$route-max.json" api --route "$route" --conns "$API_CONNS" --duration "$DUR" \
+      --warmup "$WARM" --pids "$API_PID" --label "$stack api $route max"
+    max=$(per_s "$OUT/$stack-api-$route-max.json")
+    rate=$(awk -v m="$max" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
+    echo "== $stack api $route: open loop at half ($rate/s)"
+    sigload "$OUT/$stack-api-$route-half.json" api --route "$route" --conns "$API_CONNS" --rate "$rate" \
+      --duration "$DUR" --warmup "$WARM" --pids "$API_PID" --label "$stack api $route half"
+  done
+  stop_stack
+}
+
+churn_scenario() { # stack
+  local stack=$1
+  start_stack "$stack" 2
+  echo "== $stack churn: $CHURN_PAIRS pairs across two workers"
+  sigload "$OUT/$stack-churn.json" churn --target "$(targets)" --cross --conns "$CHURN_PAIRS" \
+    --duration "$DUR" --warmup "$WARM" --src-base 127.0.9.1 --src-count 16 \
+    --pids "$(join_pids "${WPIDS[@]}" "$REDIS_PID")" --label "$stack churn"
+  stop_stack
+}
+
+redis_scenario() {
+  # PUBLISH of an envelope-sized payload, pipelined (-P 16) like the
+  # workers' own publishes, with one subscriber on the channel (each of our
+  # cross-worker signals has exactly one interested worker).
+  local payload sub_pid csv
+  payload=$(head -c 330 /dev/zero | tr '\0' x)
+  redis-cli -p "$RPORT" subscribe pd:room:bench >/dev/null &
+  sub_pid=$!; PIDS+=("$sub_pid")
+  sleep 0.3
+  echo "== redis-benchmark PUBLISH, -P 16, one subscriber"
+  csv=$("${GEN[@]}" redis-benchmark -p "$RPORT" -n "$RB_N" -P 16 -c 4 -q --csv PUBLISH pd:room:bench "$payload" | tail -1)
+  kill "$sub_pid" 2>/dev/null || true; wait "$sub_pid" 2>/dev/null || true
+  local rps p99
+  rps=$(echo "$csv" | awk -F'","' '{print $2}')
+  p99=$(echo "$csv" | awk -F'","' '{print $7}')
+  echo "   $rps PUBLISH/s"
+  printf '{"scenario":"redis-benchmark","command":"PUBLISH","pipeline":16,"subscribers":1,"payload_bytes":330,"rps":%s,"p99_ms":%s}\n' \
+    "${rps:-0}" "${p99:-0}" >"$OUT/redis-publish.json"
+}
+
+IFS=, read -r -a STACKS <<<"$stacks"
+IFS=, read -r -a SCEN <<<"$scenarios"
+for sc in "${SCEN[@]}"; do
+  if [ "$sc" = redis ]; then redis_scenario; continue; fi
+  for st in "${STACKS[@]}"; do
+    case "$sc" in
+      relay1) relay_scenario "$st" relay1 1 "" ;;
+      relayx) relay_scenario "$st" relayx 2 --cross ;;
+      idle) idle_scenario "$st" ;;
+      api) api_scenario "$st" ;;
+      churn) churn_scenario "$st" ;;
+      *) echo "bench: unknown scenario $sc" >&2; exit 2 ;;
+    esac
+  done
+done
+
+report_args=("$OUT")
+[ $quick = 1 ] && report_args+=(--quick)
+status=0
+node "$here/report.mjs" "${report_args[@]}" || status=$?
+if [ $quick = 1 ] && [ $status = 0 ] && [ -z "${PD_BENCH_OUT:-}" ]; then rm -rf "$OUT" "$LOGS"; fi
+exit $status

@@ -1,0 +1,169 @@
+/* sigload.h — a load generator for the signaling cluster and the room API.
+ *
+ * One libuv loop per process. The pieces:
+ *   ws.c     one client WebSocket connection: TCP connect from a chosen
+ *            source address, the HTTP upgrade, masked client frames (RFC
+ *            6455 §5.3), Engine.IO v4 open/heartbeat and the Socket.IO v5
+ *            connect; events are handed to the mode.
+ *   http.c   HTTP/1.1 keep-alive client connections for the room API
+ *            (Content-Length bodies only, which is what both stacks send).
+ *   stats.c  a log-linear latency histogram, /proc readings of the server
+ *            processes (CPU time, RSS) and of the kernel's socket memory.
+ *   main.c   options, the four modes (idle, relay, churn, api), reports.
+ * Nothing here is locked: one loop, one thread. */
+#ifndef SIGLOAD_H
+#define SIGLOAD_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define SL_MAX_TARGETS 16
+#define SL_MAX_PIDS 32
+
+/* ---- stats.c ----------------------------------------------------------- */
+
+/* Latencies in nanoseconds, ~3 % resolution (32 sub-buckets per octave). */
+#define SL_HIST_BUCKETS 1920
+typedef struct sl_hist {
+    uint64_t count;                /* samples */
+    uint64_t min, max;             /* extremes, ns */
+    double sum;                    /* for the mean */
+    uint64_t b[SL_HIST_BUCKETS];   /* bucket counts */
+} sl_hist;
+
+void sl_hist_reset(sl_hist *h);
+void sl_hist_add(sl_hist *h, uint64_t ns);
+/* The value at quantile q (0..1), in ns; 0 when empty. */
+uint64_t sl_hist_quantile(const sl_hist *h, double q);
+
+/* One reading of a process from /proc. */
+typedef struct sl_proc {
+    double cpu_s;                  /* user + system CPU seconds so far */
+    long rss_kb;                   /* VmRSS */
+    long fds;                      /* open descriptors, -1 unknown */
+} sl_proc;
+int sl_proc_read(int pid, sl_proc *out);
+
+/* Kernel TCP socket buffers in use (/proc/net/sockstat "mem", in bytes) and
+ * sockets in use; system-wide, both ends of loopback connections included. */
+int sl_sockstat(long *tcp_mem_bytes, long *tcp_inuse);
+
+/* ---- ws.c ------------------------------------------------------------------ */
+
+typedef struct sl_conn sl_conn;
+typedef struct sl_run sl_run;
+
+typedef enum sl_conn_state {
+    SL_C_IDLE,        /* not connected (initial, or closed and reusable) */
+    SL_C_CONNECTING,  /* TCP connect in flight */
+    SL_C_UPGRADING,   /* upgrade request sent, waiting for 101 */
+    SL_C_EIO,         /* waiting for the Engine.IO open packet */
+    SL_C_SIO,         /* sent "40", waiting for the Socket.IO connect */
+    SL_C_READY,       /* Socket.IO connected: sid known */
+    SL_C_CLOSING,     /* uv_close in flight */
+} sl_conn_state;
+
+/* What a mode does with a connection's life. */
+typedef struct sl_mode_ops {
+    void (*on_ready)(sl_conn *c);  /* Socket.IO connected */
+    /* An event `42["name",...]`: name (not NUL-terminated) and the whole
+     * packet text; both valid during the call only. */
+    void (*on_event)(sl_conn *c, const char *name, size_t name_len, const char *pkt, size_t len);
+    /* The connection is gone (err = 0 after sl_conn_close, else a failure);
+     * the struct may be reused with sl_conn_start from here on. */
+    void (*on_closed)(sl_conn *c, int err);
+} sl_mode_ops;
+
+struct sl_conn {
+    uv_tcp_t tcp;                 /* the stream; tcp.data == this */
+    uv_connect_t creq;            /* the connect request */
+    uv_write_t wreq;              /* the one write in flight */
+    sl_run *run;                  /* owner */
+    sl_conn_state state;
+    int index;                    /* position in the mode's array */
+    int target;                   /* index into run->targets */
+    char sid[32];                 /* Socket.IO id once READY */
+    char *rx;                     /* partial frame kept across reads */
+    size_t rx_len, rx_cap;
+    char *tx;                     /* frames waiting for the next flush */
+    size_t tx_len, tx_cap;
+    char *wbuf;                   /* bytes owned by the write in flight */
+    int writing;                  /* wreq in use */
+    int dirty;                    /* on run->dirty */
+    sl_conn *dirty_next;
+    int err;                      /* first failure, for on_closed */
+    uint64_t t_start;             /* hrtime when connect began */
+    /* mode fields */
+    sl_conn *peer;                /* the other member of its room */
+    int room;                     /* room index */
+    int joined;                   /* joinResponse success seen */
+    uint64_t sent, received;      /* signals */
+};
+
+/* Start connecting c (state must be IDLE) to run->targets[c->target]. */
+int sl_conn_start(sl_conn *c);
+/* Queue one Engine.IO packet as a masked text frame; flushed once per loop
+ * turn. No-op unless the WebSocket is open. */
+void sl_conn_send(sl_conn *c, const char *pkt, size_t len);
+/* Send a close frame (if open) and close; on_closed(c, 0) follows. */
+void sl_conn_close(sl_conn *c);
+/* Flush every connection with queued output (called from a prepare handle). */
+void sl_flush_dirty(sl_run *run);
+
+/* ---- http.c ----------------------------------------------------------------- */
+
+typedef struct sl_http sl_http;
+/* Write the next request into buf (cap bytes); return its length, 0 when
+ * this connection has nothing to send now. */
+typedef size_t (*sl_http_next_fn)(sl_http *h, char *buf, size_t cap);
+/* A response: status and body (valid during the call). */
+typedef void (*sl_http_done_fn)(sl_http *h, int status, const char *body, size_t len);
+
+struct sl_http {
+    uv_tcp_t tcp;                 /* tcp.data == this */
+    uv_connect_t creq;
+    uv_write_t wreq;
+    sl_run *run;
+    int index;
+    int connected;                /* TCP up */
+    int busy;                     /* a request is outstanding */
+    int closed;                   /* closing or closed */
+    char *rx;                     /* response bytes so far */
+    size_t rx_len, rx_cap;
+    char wbuf[1024];              /* the request being written */
+    sl_http_next_fn next;
+    sl_http_done_fn done;
+    uint64_t t_sched;             /* when the outstanding request was due (hrtime) */
+    void *data;                   /* mode context */
+};
+
+int sl_http_start(sl_http *h, const struct sockaddr_in *dst);
+/* Ask h->next for a request and send it if h is idle. */
+void sl_http_kick(sl_http *h);
+void sl_http_close(sl_http *h);
+
+/* ---- the run (main.c) -------------------------------------------------------- */
+
+struct sl_run {
+    uv_loop_t *loop;
+    struct sockaddr_in targets[SL_MAX_TARGETS];  /* signal workers */
+    char target_names[SL_MAX_TARGETS][64];       /* host:port for the Host header */
+    int ntargets;
+    struct in_addr src_base;      /* first source address */
+    int src_count;                /* how many consecutive addresses to use */
+    unsigned src_next;            /* round-robin cursor */
+    int xff;                      /* send X-Forwarded-For with distinct addresses */
+    const sl_mode_ops *ops;
+    sl_conn *dirty;               /* connections with queued output */
+    uv_prepare_t flush;           /* flushes dirty connections before polling */
+    uint8_t rbuf[256 * 1024];     /* shared read buffer */
+    uint64_t rng;                 /* xorshift state (mask keys, upgrade keys) */
+    /* counters */
+    uint64_t connects_ok, connects_failed, closed_by_server, protocol_errors, pings;
+};
+
+uint64_t sl_rand(sl_run *run);
+
+#endif

@@ -1,0 +1,33 @@
+# Load tests and benchmarks (loadtest/, bench/). Included by the top-level
+# Makefile.
+#   build/bin/privydrop-sigload   the C load generator (loadtest/sigload)
+#   make bench                    both stacks (ours, the Node reference) under the
+#                                 same scenarios: table, bench/results/*.json, PNG plots
+#   make test-bench-quick         the same machinery for a few seconds per scenario;
+#                                 asserts only that every figure was produced
+#   make test-k6-types            type-checks loadtest/k6/*.js against @types/k6
+
+SIGLOAD_SRCS := $(wildcard loadtest/sigload/*.c)
+SIGLOAD_OBJS := $(SIGLOAD_SRCS:%.c=$(OBJ)/%.o)
+SIGLOAD := $(BIN)/privydrop-sigload
+
+$(SIGLOAD): $(SIGLOAD_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(SIGLOAD_OBJS) -luv
+
+.PHONY: sigload bench test-bench-quick test-k6-types
+sigload: $(SIGLOAD)
+
+# Full benchmark: minutes; not part of `make test`.
+bench: c $(SIGLOAD)
+	@PD_BIN_DIR=$(abspath $(BIN)) bench/run.sh
+
+test-bench-quick: c $(SIGLOAD)
+	@PD_BIN_DIR=$(abspath $(BIN)) bench/run.sh --quick
+
+test-k6-types:
+	@test -d loadtest/k6/node_modules/@types/k6 || { echo "test-k6-types: npm packages missing; run 'make deps'" >&2; exit 1; }
+	cd loadtest/k6 && npx --no-install tsc -p tsconfig.json
+
+ALL_EXTRA += $(SIGLOAD)
+TEST_EXTRA += test-k6-types test-bench-quick
