@@ -6,7 +6,7 @@
  * a connection we dropped on purpose from one that died. */
 #include "privydrop/pd_redis.h"
 
-#include <hiredis/adapters/libuv.h>
+#include "uvadapter.h"
 #include <hiredis/async.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -223,7 +223,7 @@ static void link_connect(pd_redis_link *l)
         return;
     }
     ac->data = l;
-    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+    if (pd_redis_uv_attach(ac, r->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         link_schedule(l);
         return;

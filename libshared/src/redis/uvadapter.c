@@ -1,0 +1,89 @@
+#include "uvadapter.h"
+
+#include <stdlib.h>
+#include <sys/ioctl.h>
+
+/* Reads per wake-up while the kernel still holds bytes: enough to drain a
+ * burst of pub/sub messages, bounded so one link cannot starve the loop. */
+#define PD_REDIS_UV_MAX_READS 32
+
+typedef struct pd_redis_uv {
+    redisAsyncContext *ac; /* NULL once hiredis cleaned up */
+    uv_poll_t poll;        /* watches the context's socket */
+    int events;            /* UV_READABLE | UV_WRITABLE wanted by hiredis */
+    int fd;                /* the socket */
+} pd_redis_uv;
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    pd_redis_uv *p = h->data;
+    if (!p->ac)
+        return;
+    if (status < 0) {
+        /* Let hiredis meet the error itself: the connect check (on write)
+         * or the read fails, and it disconnects with callbacks. */
+        if (!(p->ac->c.flags & REDIS_CONNECTED))
+            redisAsyncHandleWrite(p->ac);
+        else
+            redisAsyncHandleRead(p->ac);
+        return;
+    }
+    if ((events & UV_WRITABLE) && p->ac)
+        redisAsyncHandleWrite(p->ac);
+    if (!(events & UV_READABLE))
+        return;
+    for (int i = 0; i < PD_REDIS_UV_MAX_READS && p->ac; i++) {
+        redisAsyncHandleRead(p->ac);
+        int avail = 0;
+        if (!p->ac || ioctl(p->fd, FIONREAD, &avail) != 0 || avail <= 0)
+            break;
+    }
+}
+
+static void update(pd_redis_uv *p)
+{
+    if (p->events)
+        uv_poll_start(&p->poll, p->events, on_poll);
+    else
+        uv_poll_stop(&p->poll);
+}
+
+static void add_read(void *data) { pd_redis_uv *p = data; p->events |= UV_READABLE; update(p); }
+static void del_read(void *data) { pd_redis_uv *p = data; p->events &= ~UV_READABLE; update(p); }
+static void add_write(void *data) { pd_redis_uv *p = data; p->events |= UV_WRITABLE; update(p); }
+static void del_write(void *data) { pd_redis_uv *p = data; p->events &= ~UV_WRITABLE; update(p); }
+
+static void on_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void cleanup(void *data)
+{
+    pd_redis_uv *p = data;
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->poll, on_closed);
+}
+
+int pd_redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (ac->ev.data)
+        return REDIS_ERR;
+    pd_redis_uv *p = calloc(1, sizeof(*p));
+    if (!p)
+        return REDIS_ERR;
+    p->ac = ac;
+    p->fd = ac->c.fd;
+    if (uv_poll_init(loop, &p->poll, p->fd) != 0) {
+        free(p);
+        return REDIS_ERR;
+    }
+    p->poll.data = p;
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = cleanup;
+    ac->ev.data = p;
+    return REDIS_OK;
+}
