@@ -27,6 +27,8 @@ static const char USAGE[] =
     "  PD_API_RATE, PD_API_BURST   per-address limit on room routes (20/s, 100)\n"
     "  PD_LOG_RATE, PD_LOG_BURST   per-address limit on set_track and logs_debug (2/s, 20)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
+    "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
+    "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
     "  PD_TURN_SECRET           coturn static-auth-secret; TURN is offered only with it\n"
     "  PD_TURN_HOST             public host or IP of coturn\n"
     "  PD_TURN_PORT, PD_TURNS_PORT, PD_TURN_TLS   TURN ports (3478, 5349) and TLS (0)\n"
@@ -148,7 +150,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     long port, backend_port, redis_port, body_max, turn_port, turns_port, turn_ttl;
-    long room_rate, room_burst, log_rate, log_burst;
+    long room_rate, room_burst, log_rate, log_burst, req_timeout, idle_timeout;
     static roomapi app;
     roomapi *a = &app;
     /* PD_API_PORT wins; PrivyDrop's BACKEND_PORT is honoured for drop-in use. */
@@ -163,7 +165,9 @@ int main(int argc, char **argv)
         env_long("PD_API_RATE", 20, 1, 1000000, &room_rate) ||
         env_long("PD_API_BURST", 100, 1, 1000000, &room_burst) ||
         env_long("PD_LOG_RATE", 2, 1, 1000000, &log_rate) ||
-        env_long("PD_LOG_BURST", 20, 1, 1000000, &log_burst))
+        env_long("PD_LOG_BURST", 20, 1, 1000000, &log_burst) ||
+        env_long("PD_HTTP_REQUEST_TIMEOUT_MS", 10000, 100, 600000, &req_timeout) ||
+        env_long("PD_HTTP_IDLE_TIMEOUT_MS", 30000, 100, 3600000, &idle_timeout))
         return 2;
     const char *cerr = NULL;
     pd_cidr_list *trusted = pd_cidr_list_create(pd_env_str("PD_TRUSTED_PROXIES", "127.0.0.1/32,::1/128"), &cerr);
@@ -209,6 +213,8 @@ int main(int argc, char **argv)
     pd_http_limits lim;
     pd_http_limits_default(&lim);
     lim.max_body_bytes = (size_t)body_max;
+    lim.request_timeout_ms = (uint64_t)req_timeout;
+    lim.idle_timeout_ms = (uint64_t)idle_timeout;
     const char *listen_addr = pd_env_str("PD_LISTEN_ADDR", "0.0.0.0");
     const char *err = NULL;
     a->http = pd_http_server_create(a->loop, listen_addr, (int)port, &lim, pd_api_handle, a->api, &err);

@@ -54,3 +54,26 @@ size_t pd_event_echo_len(pd_slice s, size_t max)
         n--;
     return n;
 }
+
+size_t pd_event_signal_packet(char *out, size_t cap, const char *event, const char *field, pd_slice value,
+                              const char *sid)
+{
+    size_t elen = strlen(event), flen = strlen(field), slen = strlen(sid);
+    size_t len = 4 + elen + 4 + flen + 2 + value.len + 9 + slen + 12 + slen + 3;
+    if (!out || cap < len)
+        return len;
+    char *o = out;
+    memcpy(o, "42[\"", 4), o += 4;
+    memcpy(o, event, elen), o += elen;
+    memcpy(o, "\",{\"", 4), o += 4;
+    memcpy(o, field, flen), o += flen;
+    memcpy(o, "\":", 2), o += 2;
+    if (value.len)
+        memcpy(o, value.base, value.len), o += value.len;
+    memcpy(o, ",\"from\":\"", 9), o += 9;
+    memcpy(o, sid, slen), o += slen;
+    memcpy(o, "\",\"peerId\":\"", 12), o += 12;
+    memcpy(o, sid, slen), o += slen;
+    memcpy(o, "\"}]", 3);
+    return len;
+}

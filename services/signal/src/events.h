@@ -32,4 +32,13 @@ pd_event_check pd_event_room(const json_t *payload, const char **room);
  * cut mid-character). `s` is valid UTF-8, as every jansson string is. */
 size_t pd_event_echo_len(pd_slice s, size_t max);
 
+/* Write the relayed signal
+ *     42["<event>",{"<field>":<value>,"from":"<sid>","peerId":"<sid>"}]
+ * into out (not NUL-terminated) when cap allows; returns its length either
+ * way (call with out NULL to size a buffer). `value` is copied as raw JSON,
+ * so the packet equals the general path's encoding of the same value up to
+ * the whitespace the client put inside it. */
+size_t pd_event_signal_packet(char *out, size_t cap, const char *event, const char *field, pd_slice value,
+                              const char *sid);
+
 #endif

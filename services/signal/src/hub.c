@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "privydrop/pd_bus.h"
+#include "privydrop/pd_jscan.h"
 #include "privydrop/pd_log.h"
 #include "privydrop/pd_room.h"
 #include "privydrop/pd_sio.h"
@@ -473,6 +474,20 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
 
 /* ---- signals and room broadcasts ---------------------------------------- */
 
+/* Deliver an encoded signal to its target: directly when local (and in
+ * the sender's room), else once on the sender's room channel. */
+static void relay_to(pd_hub *h, const char *room, pd_sess *target, pd_slice peer, const char *pkt, size_t len)
+{
+    if (target) {
+        pd_sess_send(target, pkt, len);
+        return;
+    }
+    char tgt[PD_ID_MAX + 1];
+    memcpy(tgt, peer.base, peer.len);
+    tgt[peer.len] = '\0';
+    publish(h, room, PD_BUS_TO_SOCKET, tgt, pkt, len);
+}
+
 /* offer / answer / ice-candidate: {peerId, <field>, from?} → the target gets
  * {<field>, from: sender, peerId: sender}. Only inside the sender's room. */
 static void on_signal(pd_hub *h, pd_sess *s, const char *event, const char *field, json_t *payload)
@@ -507,15 +522,66 @@ static void on_signal(pd_hub *h, pd_sess *s, const char *event, const char *fiel
     char *pkt = encode_event(event, out, &len);
     if (!pkt)
         return;
-    if (target) {
-        pd_sess_send(target, pkt, len);
-    } else {
-        char tgt[PD_ID_MAX + 1];
-        memcpy(tgt, peer.base, peer.len);
-        tgt[peer.len] = '\0';
-        publish(h, room, PD_BUS_TO_SOCKET, tgt, pkt, len);
-    }
+    relay_to(h, room, target, peer, pkt, len);
     free(pkt);
+}
+
+/* Deep enough for any SDP or candidate object; deeper packets take the
+ * general path. */
+#define RAW_MAX_DEPTH 32
+
+int pd_hub_on_event_raw(pd_hub *h, pd_sess *s, pd_slice data)
+{
+    pd_worker *w = h->w;
+    pd_slice name, payload;
+    int esc = 0;
+    if (pd_jscan_event(data, RAW_MAX_DEPTH, &name, &esc, &payload) != PD_OK || esc)
+        return 0;
+    const char *event, *field;
+    if (pd_slice_eq(name, "offer"))
+        event = "offer", field = "offer";
+    else if (pd_slice_eq(name, "answer"))
+        event = "answer", field = "answer";
+    else if (pd_slice_eq(name, "ice-candidate"))
+        event = "ice-candidate", field = "candidate";
+    else
+        return 0;
+    pd_jscan_member m[2] = {{"peerId", {NULL, 0}}, {field, {NULL, 0}}};
+    if (pd_jscan_object(payload, m, 2) != PD_OK || !m[0].value.base || !m[1].value.base ||
+        m[0].value.base[0] != '"') {
+        pd_metric_add(w->m_messages, event, 1);
+        pd_metric_add(w->m_dropped, "bad_payload", 1);
+        return 1;
+    }
+    pd_slice peer = pd_slice_make(m[0].value.base + 1, m[0].value.len - 2);
+    if (memchr(peer.base, '\\', peer.len))
+        return 0; /* an escaped id: let the decoder unescape it */
+    pd_metric_add(w->m_messages, event, 1);
+    const char *room = pd_sess_room(s);
+    if (!room[0]) {
+        pd_metric_add(w->m_dropped, "not_in_room", 1);
+        return 1;
+    }
+    if (!pd_id_valid(peer)) {
+        pd_metric_add(w->m_dropped, "bad_target", 1);
+        return 1;
+    }
+    pd_sess *target = pd_map_get(h->sessions, peer);
+    if (target && strcmp(pd_sess_room(target), room) != 0) {
+        pd_metric_add(w->m_dropped, "other_room", 1);
+        return 1;
+    }
+    const char *sid = pd_sess_id(s);
+    size_t len = pd_event_signal_packet(NULL, 0, event, field, m[1].value, sid);
+    char stackbuf[2048];
+    char *pkt = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
+    if (!pkt)
+        return 1;
+    pd_event_signal_packet(pkt, len, event, field, m[1].value, sid);
+    relay_to(h, room, target, peer, pkt, len);
+    if (pkt != stackbuf)
+        free(pkt);
+    return 1;
 }
 
 static void on_room_event(pd_hub *h, pd_sess *s, const char *event, json_t *payload)

@@ -34,6 +34,8 @@ static const char USAGE[] =
     "  PD_EVENT_BURST           burst allowance for that rate (200)\n"
     "  PD_MAX_ROOM_PEERS        sockets per room, 0 = unbounded (32)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
+    "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
+    "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
     "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
     "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD   Redis (127.0.0.1:6379)\n"
     "  CORS_ORIGIN              allowed WebSocket Origins, comma-separated (any)\n"
@@ -417,6 +419,12 @@ int main(int argc, char **argv)
     pd_http_limits lim;
     pd_http_limits_default(&lim);
     lim.max_connections = (size_t)w->cfg.max_connections + 64;
+    long req_timeout, idle_timeout;
+    if (env_long("PD_HTTP_REQUEST_TIMEOUT_MS", (long)lim.request_timeout_ms, 100, 600000, &req_timeout) ||
+        env_long("PD_HTTP_IDLE_TIMEOUT_MS", (long)lim.idle_timeout_ms, 100, 3600000, &idle_timeout))
+        return 2;
+    lim.request_timeout_ms = (uint64_t)req_timeout;
+    lim.idle_timeout_ms = (uint64_t)idle_timeout;
     const char *err = NULL;
     w->http = pd_http_server_create(w->loop, w->cfg.listen_addr, (int)w->cfg.port, &lim, on_request, w, &err);
     if (!w->http) {

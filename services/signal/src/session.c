@@ -222,6 +222,9 @@ static void handle_sio(pd_sess *s, pd_slice payload)
             return;
         }
         s->limited_in_row = 0;
+        if (p.ack_id == PD_SIO_NO_ACK && p.data.len <= (size_t)w->cfg.max_message_bytes &&
+            pd_hub_on_event_raw(w->hub, s, p.data))
+            return; /* relayed without building a JSON tree */
         json_t *args = NULL;
         const char *name = NULL;
         if (pd_sio_decode_event(p.data, (size_t)w->cfg.max_message_bytes, &args, &name) != PD_OK) {

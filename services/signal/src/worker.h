@@ -114,6 +114,13 @@ void pd_hub_on_close(pd_hub *h, pd_sess *s);
 /* A Socket.IO event: name and its argument array (borrowed). */
 void pd_hub_on_event(pd_hub *h, pd_sess *s, const char *name, json_t *args);
 
+/* The relay fast path: offer / answer / ice-candidate straight from the
+ * packet's JSON text (validated by pd_jscan, never turned into a tree).
+ * Returns 0 when the packet is anything else (another event, escapes in the
+ * name or target, nesting beyond the scanner's bound) and the caller must use
+ * the general path; 1 when it was handled (relayed or dropped). */
+int pd_hub_on_event_raw(pd_hub *h, pd_sess *s, pd_slice data);
+
 /* Redis readiness and bus messages (wired to pd_redis). */
 void pd_hub_on_redis_state(pd_hub *h, int ready);
 void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message);

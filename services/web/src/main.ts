@@ -139,7 +139,8 @@ function setProgress(p: ProgressRefs, bytes: number, total: number, state: strin
   p.bar.value = total === 0 ? (state === "done" ? 1 : 0) : bytes;
   if (state === "sending" || state === "receiving") p.meter.add(bytes);
   else p.meter.reset();
-  const prog = total > 0 || state !== "pending" ? progressText(bytes, total, p.meter.rate()) : "";
+  // Nothing asked for yet: an empty bar says enough.
+  const prog = state === "pending" && bytes === 0 ? "" : progressText(bytes, total, p.meter.rate());
   p.text.textContent = [prog, note].filter(Boolean).join(" — ");
 }
 

@@ -417,6 +417,7 @@ export class Receiver {
       return null;
     }
     this.transfers.set(item.id, t);
+    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.onDisk ? "to disk" : "in memory"}`);
     if (this.connected) this.sendControl({ type: "request", id: item.id, offset: 0 });
     else t.note = "waiting for the connection";
     this.changed(t);
@@ -475,6 +476,12 @@ export class Receiver {
     this.view.entryChanged(key);
     try {
       this.saved.delete(key);
+      // Files that went straight into a picked folder are not kept here:
+      // fetch them again.
+      for (const f of e.files) {
+        const t = this.transfers.get(f.id);
+        if (t?.state === "done" && !t.result) this.transfers.delete(f.id);
+      }
       const ts = await Promise.all(e.files.map((f) => this.start(f, null)));
       this.busy.set(key, "receiving");
       this.view.entryChanged(key);
@@ -529,7 +536,10 @@ export class Receiver {
             return true;
           }
           const t = await this.start(f, dir, f.path);
-          return t ? await t.done : false;
+          if (!t || !(await t.done)) return false;
+          // It was already on its way elsewhere (a download): copy it over.
+          if (t.result) await copyToDir(dir, f.path, t.result);
+          return true;
         }));
         if (oks.every(Boolean)) this.saved.add(key);
       } catch (err) {

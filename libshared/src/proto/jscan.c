@@ -1,0 +1,243 @@
+#include "privydrop/pd_jscan.h"
+
+typedef struct jcur {
+    const char *p;   /* next byte */
+    const char *end; /* one past the last byte */
+} jcur;
+
+static void skip_ws(jcur *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+static int hexdig(char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+/* At '"': consume the string; *esc set if it holds an escape. */
+static int scan_string(jcur *c, int *esc)
+{
+    c->p++;
+    while (c->p < c->end) {
+        unsigned char ch = (unsigned char)*c->p++;
+        if (ch == '"')
+            return 1;
+        if (ch < 0x20)
+            return 0;
+        if (ch == '\\') {
+            if (c->p >= c->end)
+                return 0;
+            char e = *c->p++;
+            if (esc)
+                *esc = 1;
+            if (e == 'u') {
+                if (c->end - c->p < 4 || !hexdig(c->p[0]) || !hexdig(c->p[1]) || !hexdig(c->p[2]) ||
+                    !hexdig(c->p[3]))
+                    return 0;
+                c->p += 4;
+            } else if (!(e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
+                         e == 't')) {
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+static int digits(jcur *c)
+{
+    const char *s = c->p;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9')
+        c->p++;
+    return c->p > s;
+}
+
+static int scan_number(jcur *c)
+{
+    if (c->p < c->end && *c->p == '-')
+        c->p++;
+    if (c->p >= c->end)
+        return 0;
+    if (*c->p == '0')
+        c->p++;
+    else if (!digits(c))
+        return 0;
+    if (c->p < c->end && *c->p == '.') {
+        c->p++;
+        if (!digits(c))
+            return 0;
+    }
+    if (c->p < c->end && (*c->p == 'e' || *c->p == 'E')) {
+        c->p++;
+        if (c->p < c->end && (*c->p == '+' || *c->p == '-'))
+            c->p++;
+        if (!digits(c))
+            return 0;
+    }
+    return 1;
+}
+
+static int scan_literal(jcur *c, const char *lit, size_t n)
+{
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, lit, n) != 0)
+        return 0;
+    c->p += n;
+    return 1;
+}
+
+static int scan_value(jcur *c, int depth);
+
+static int scan_array(jcur *c, int depth)
+{
+    c->p++;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ']') {
+        c->p++;
+        return 1;
+    }
+    for (;;) {
+        if (!scan_value(c, depth))
+            return 0;
+        skip_ws(c);
+        if (c->p >= c->end)
+            return 0;
+        if (*c->p == ']') {
+            c->p++;
+            return 1;
+        }
+        if (*c->p++ != ',')
+            return 0;
+        skip_ws(c);
+    }
+}
+
+static int scan_object(jcur *c, int depth)
+{
+    c->p++;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == '}') {
+        c->p++;
+        return 1;
+    }
+    for (;;) {
+        if (c->p >= c->end || *c->p != '"' || !scan_string(c, NULL))
+            return 0;
+        skip_ws(c);
+        if (c->p >= c->end || *c->p++ != ':')
+            return 0;
+        skip_ws(c);
+        if (!scan_value(c, depth))
+            return 0;
+        skip_ws(c);
+        if (c->p >= c->end)
+            return 0;
+        if (*c->p == '}') {
+            c->p++;
+            return 1;
+        }
+        if (*c->p++ != ',')
+            return 0;
+        skip_ws(c);
+    }
+}
+
+/* Recursion is bounded by `depth`, so the C stack is too. */
+static int scan_value(jcur *c, int depth)
+{
+    if (c->p >= c->end)
+        return 0;
+    switch (*c->p) {
+    case '{':
+        return depth > 0 && scan_object(c, depth - 1);
+    case '[':
+        return depth > 0 && scan_array(c, depth - 1);
+    case '"':
+        return scan_string(c, NULL);
+    case 't':
+        return scan_literal(c, "true", 4);
+    case 'f':
+        return scan_literal(c, "false", 5);
+    case 'n':
+        return scan_literal(c, "null", 4);
+    default:
+        return scan_number(c);
+    }
+}
+
+int pd_jscan_valid(pd_slice text, int max_depth)
+{
+    jcur c = {text.base, text.base + text.len};
+    skip_ws(&c);
+    if (!scan_value(&c, max_depth))
+        return 0;
+    skip_ws(&c);
+    return c.p == c.end;
+}
+
+int pd_jscan_event(pd_slice data, int max_depth, pd_slice *name, int *has_escape, pd_slice *payload)
+{
+    if (max_depth < 1 || !pd_jscan_valid(data, max_depth))
+        return PD_ERR;
+    /* Valid JSON from here on: walk the top level without re-checking. */
+    jcur c = {data.base, data.base + data.len};
+    skip_ws(&c);
+    if (*c.p != '[')
+        return PD_ERR;
+    c.p++;
+    skip_ws(&c);
+    if (*c.p != '"')
+        return PD_ERR;
+    const char *s = c.p + 1;
+    int esc = 0;
+    scan_string(&c, &esc);
+    *name = pd_slice_make(s, (size_t)(c.p - 1 - s));
+    *has_escape = esc;
+    *payload = pd_slice_make(NULL, 0);
+    skip_ws(&c);
+    if (*c.p == ',') {
+        c.p++;
+        skip_ws(&c);
+        const char *v = c.p;
+        scan_value(&c, max_depth);
+        *payload = pd_slice_make(v, (size_t)(c.p - v));
+    }
+    return PD_OK;
+}
+
+int pd_jscan_object(pd_slice obj, pd_jscan_member *members, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        members[i].value = pd_slice_make(NULL, 0);
+    jcur c = {obj.base, obj.base + obj.len};
+    skip_ws(&c);
+    if (c.p >= c.end || *c.p != '{')
+        return PD_ERR;
+    c.p++;
+    skip_ws(&c);
+    while (c.p < c.end && *c.p == '"') {
+        const char *k = c.p + 1;
+        int esc = 0;
+        if (!scan_string(&c, &esc))
+            return PD_ERR;
+        pd_slice key = pd_slice_make(k, (size_t)(c.p - 1 - k));
+        skip_ws(&c);
+        c.p++; /* ':' */
+        skip_ws(&c);
+        const char *v = c.p;
+        /* The span was validated by the caller; depth is irrelevant here. */
+        if (!scan_value(&c, 4096))
+            return PD_ERR;
+        pd_slice value = pd_slice_make(v, (size_t)(c.p - v));
+        for (size_t i = 0; i < n && !esc; i++)
+            if (pd_slice_eq(key, members[i].key))
+                members[i].value = value;
+        skip_ws(&c);
+        if (c.p < c.end && *c.p == ',') {
+            c.p++;
+            skip_ws(&c);
+        }
+    }
+    return PD_OK;
+}

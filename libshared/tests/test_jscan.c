@@ -1,0 +1,129 @@
+/* test_jscan.c — the relay's validating JSON scanner: it must accept what
+ * RFC 8259 accepts (checked against jansson on many inputs), refuse the
+ * rest, bound nesting, and find object members the way JSON.parse does. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "privydrop/pd_jscan.h"
+
+static int valid(const char *s)
+{
+    return pd_jscan_valid(pd_slice_cstr(s), 64);
+}
+
+static void accepts_valid_json(void **state)
+{
+    (void)state;
+    const char *ok[] = {"0", "-0", "1.5e10", "-12.25E-3", "true", "false", "null", "\"\"", "\"a\\u00e9\\n\\\"\"",
+                        "[]", "{}", " [1, {\"a\": [null, \"x\"]}] ", "{\"a\":1,\"a\":2}", "\"\xc3\xa9\""};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (!valid(ok[i]))
+            fail_msg("refused valid JSON %s", ok[i]);
+}
+
+static void refuses_invalid_json(void **state)
+{
+    (void)state;
+    const char *bad[] = {"", " ", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "[1,]", "[,1]", "{\"a\"}",
+                         "{\"a\":}", "{a:1}", "{\"a\":1,}", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\x01\"",
+                         "[1] [2]", "[1]]", "{\"a\":1}}", "NaN", "Infinity", "[\"a\" \"b\"]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (valid(bad[i]))
+            fail_msg("accepted invalid JSON '%s'", bad[i]);
+}
+
+static void agrees_with_jansson_on_mutations(void **state)
+{
+    (void)state;
+    const char *seed = "[\"offer\",{\"peerId\":\"abc\",\"offer\":{\"sdp\":\"v=0\\r\\n\",\"type\":\"offer\"},"
+                       "\"n\":[1,-2.5e3,true,false,null]}]";
+    size_t n = strlen(seed);
+    const char alphabet[] = "[]{}\",:\\ 0-1.eEtrufalsn\x01";
+    char buf[256];
+    srand(7);
+    for (int iter = 0; iter < 20000; iter++) {
+        memcpy(buf, seed, n + 1);
+        int edits = 1 + rand() % 3;
+        for (int e = 0; e < edits; e++)
+            buf[rand() % n] = alphabet[rand() % (sizeof(alphabet) - 1)];
+        json_error_t err;
+        /* jansson refuses \u0000 by default; the scanner has no such rule. */
+        json_t *j = json_loadb(buf, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        int jv = j != NULL;
+        json_decref(j);
+        int sv = pd_jscan_valid(pd_slice_make(buf, n), 64);
+        if (jv != sv)
+            fail_msg("disagreement (jansson %d, scanner %d) on %s", jv, sv, buf);
+    }
+}
+
+static void nesting_beyond_the_bound_is_invalid(void **state)
+{
+    (void)state;
+    char deep[202];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    deep[200] = '\0';
+    assert_true(pd_jscan_valid(pd_slice_cstr(deep), 100));
+    assert_false(pd_jscan_valid(pd_slice_cstr(deep), 99));
+    /* 100 000 deep never recurses more than the bound. */
+    size_t big = 100000;
+    char *huge = malloc(2 * big + 1);
+    memset(huge, '[', big);
+    memset(huge + big, ']', big);
+    huge[2 * big] = '\0';
+    assert_false(pd_jscan_valid(pd_slice_make(huge, 2 * big), 32));
+    free(huge);
+}
+
+static void event_gives_name_and_payload_spans(void **state)
+{
+    (void)state;
+    pd_slice name, payload;
+    int esc = -1;
+    const char *d = " [ \"ice-candidate\" , {\"peerId\":\"x\"} , 3 ] ";
+    assert_int_equal(pd_jscan_event(pd_slice_cstr(d), 8, &name, &esc, &payload), PD_OK);
+    assert_true(pd_slice_eq(name, "ice-candidate"));
+    assert_int_equal(esc, 0);
+    assert_true(pd_slice_eq(payload, "{\"peerId\":\"x\"}"));
+    assert_int_equal(pd_jscan_event(pd_slice_cstr("[\"a\\u0062\"]"), 8, &name, &esc, &payload), PD_OK);
+    assert_int_equal(esc, 1);
+    assert_int_equal(payload.len, 0);
+    assert_int_equal(pd_jscan_event(pd_slice_cstr("[1,2]"), 8, &name, &esc, &payload), PD_ERR);
+    assert_int_equal(pd_jscan_event(pd_slice_cstr("{\"a\":1}"), 8, &name, &esc, &payload), PD_ERR);
+    assert_int_equal(pd_jscan_event(pd_slice_cstr("[\"a\""), 8, &name, &esc, &payload), PD_ERR);
+    assert_int_equal(pd_jscan_event(pd_slice_cstr("[]"), 8, &name, &esc, &payload), PD_ERR);
+}
+
+static void object_members_last_wins_and_escaped_keys_never_match(void **state)
+{
+    (void)state;
+    pd_jscan_member m[3] = {{"peerId", {NULL, 0}}, {"offer", {NULL, 0}}, {"missing", {NULL, 0}}};
+    const char *o = "{\"peerId\":\"a\",\"offer\": {\"x\":[1,2]} ,\"peerId\":\"b\",\"peer\\u0049d\":\"c\"}";
+    assert_int_equal(pd_jscan_object(pd_slice_cstr(o), m, 3), PD_OK);
+    assert_true(pd_slice_eq(m[0].value, "\"b\""));
+    assert_true(pd_slice_eq(m[1].value, "{\"x\":[1,2]}"));
+    assert_null(m[2].value.base);
+    assert_int_equal(pd_jscan_object(pd_slice_cstr("[1]"), m, 3), PD_ERR);
+    assert_int_equal(pd_jscan_object(pd_slice_cstr("\"s\""), m, 3), PD_ERR);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(accepts_valid_json),
+        cmocka_unit_test(refuses_invalid_json),
+        cmocka_unit_test(agrees_with_jansson_on_mutations),
+        cmocka_unit_test(nesting_beyond_the_bound_is_invalid),
+        cmocka_unit_test(event_gives_name_and_payload_spans),
+        cmocka_unit_test(object_members_last_wins_and_escaped_keys_never_match),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
