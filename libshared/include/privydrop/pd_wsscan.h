@@ -30,4 +30,8 @@ void pd_ws_scan_init(pd_ws_scanner *sc, uint64_t max_message);
  * belong to frames before the offending one; otherwise it equals len. */
 uint16_t pd_ws_scan(pd_ws_scanner *sc, const uint8_t *data, size_t len, size_t *ok_len);
 
+/* 1 when the stream is between messages: no partial header, no payload
+ * left to skip, no fragmented message open. */
+int pd_ws_scan_idle(const pd_ws_scanner *sc);
+
 #endif

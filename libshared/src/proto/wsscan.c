@@ -89,3 +89,8 @@ uint16_t pd_ws_scan(pd_ws_scanner *sc, const uint8_t *data, size_t len, size_t *
     *ok_len = len;
     return 0;
 }
+
+int pd_ws_scan_idle(const pd_ws_scanner *sc)
+{
+    return sc->hdr_len == 0 && sc->remaining == 0 && !sc->in_message;
+}

@@ -160,7 +160,10 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     uv_timer_stop(&l->timer); /* connect deadline */
     l->up = 1;
-    l->backoff_ms = RECONNECT_MIN_MS;
+    /* The backoff is reset only once the server has answered on this link
+     * (see the two "verified = 1" sites): something that accepts and drops
+     * connections (a proxy without a backend, a full server) would otherwise
+     * be retried every 100 ms forever. */
     l->owner->connects++;
     if (l->is_sub) {
         l->owner->probe_sent_ms = 0;
@@ -182,6 +185,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             r->ping_sent_ms = 0;
             if (r->cmd.up && !r->cmd.verified) {
                 r->cmd.verified = 1;
+                r->cmd.backoff_ms = RECONNECT_MIN_MS;
                 redis_update_ready(r);
             }
         }
@@ -267,6 +271,7 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
         /* Our own probe: the subscription is live, the link carries data. */
         if (strcmp(kind->str, "subscribe") == 0 && r->sub.up && !r->sub.verified) {
             r->sub.verified = 1;
+            r->sub.backoff_ms = RECONNECT_MIN_MS;
             redis_update_ready(r);
         } else if (strcmp(kind->str, "message") == 0) {
             r->probe_sent_ms = 0;

@@ -386,6 +386,20 @@ static void on_conn_total(long v, void *data)
     detailed_respond(data, v);
 }
 
+/* Cut a UTF-8 string to at most `max` bytes without splitting a character:
+ * a cut inside one would make the log line's JSON packing fail and lose it. */
+static void utf8_cut(char *s, size_t max)
+{
+    if (strlen(s) <= max)
+        return;
+    size_t n = max;
+    /* s[n] is the first byte left out: back off over continuation bytes
+     * (10xxxxxx) so the lead byte of that character goes too. */
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    s[n] = '\0';
+}
+
 static void handle_body_route(pd_api *api, pd_http_conn *conn, const pd_http_request *req,
                               pd_api_route route, const char *cors)
 {
@@ -448,11 +462,10 @@ static void handle_body_route(pd_api *api, pd_http_conn *conn, const pd_http_req
             err = "message is required";
             break;
         }
-        if (strlen(text) > api->cfg.max_log_bytes)
-            text[api->cfg.max_log_bytes] = '\0';
+        utf8_cut(text, api->cfg.max_log_bytes);
         char *tstext = ts ? json_dumps(ts, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        if (tstext && strlen(tstext) > 64)
-            tstext[64] = '\0';
+        if (tstext)
+            utf8_cut(tstext, 64);
         pd_log(PD_LOG_INFO, "client log", "{s:s, s:s, s:s}", "client_message", text, "client_timestamp",
                tstext ? tstext : "", "peer", req->peer_ip);
         free(tstext);

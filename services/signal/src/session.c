@@ -3,9 +3,13 @@
  *
  * Input: libuv reads into the worker's shared buffer and wslay consumes it at
  * once (wslay keeps partial frames itself), so sessions hold no read buffer.
- * Output: packets are queued in wslay and the session is put on the worker's
- * dirty list; an idle handle flushes every dirty session once per loop turn
- * into one uv_write each. Sending is therefore never re-entrant with wslay's
+ * Output: text frames are written straight into the session's output buffer
+ * (server frames are unmasked, so framing is a 2–10 byte header) and the
+ * session is put on the worker's dirty list; an idle handle flushes every
+ * dirty session once per loop turn into one uv_write each. wslay writes its
+ * control replies (pong, close) into the same buffer, whole frames at a time.
+ * The wslay context (about 9 KiB) exists only while a session is between
+ * frames or has control frames to send: an idle socket holds none. Sending is therefore never re-entrant with wslay's
  * receive path, and a broadcast never closes a session under its caller:
  * overflow is only noted, and acted on at flush time. */
 #include <stdio.h>
@@ -21,24 +25,27 @@
 
 typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
 
+/* A write in flight and the bytes it carries; allocated per write so idle
+ * sessions do not carry a uv_write_t. */
+typedef struct sess_write {
+    uv_write_t req;
+    char *buf;  /* the frames, owned */
+    size_t len; /* their length */
+} sess_write;
+
+
 struct pd_sess {
     pd_worker *w;                  /* owning worker */
     uv_tcp_t *tcp;                 /* owned stream; tcp->data == this */
     uv_timer_t timer;              /* heartbeat, connect deadline, close deadline */
-    wslay_event_context_ptr ws;    /* frame state */
+    wslay_event_context_ptr ws;    /* receive state and control replies; NULL while idle */
     char sid[PD_SOCKET_ID_LEN + 1];     /* Socket.IO socket id */
-    char eio_sid[PD_SOCKET_ID_LEN + 1]; /* Engine.IO session id */
     char room[PD_ID_MAX + 1];      /* bound room, "" if none (hub field) */
     char client_ip[INET6_ADDRSTRLEN]; /* for the join rate limit */
     int joins_inflight;            /* hub field */
-    const uint8_t *rbuf;           /* bytes being fed to wslay */
-    size_t rlen, rpos;
     char *out;                     /* frames waiting for the next write */
     size_t out_len, out_cap;
-    char *wr;                      /* frames being written */
-    size_t wr_len;
-    uv_write_t wreq;               /* the one write in flight */
-    int writing;                   /* wreq in use */
+    struct sess_write *inflight;   /* the one write in flight, or NULL */
     sess_state state;
     int sio_connected;             /* answered 40 */
     int connect_pending;           /* 40 received, waiting to be counted */
@@ -57,6 +64,7 @@ struct pd_sess {
 
 static void sess_finish(pd_sess *s);
 static void sess_flush(pd_sess *s);
+static wslay_event_context_ptr sess_ws(pd_sess *s);
 
 const char *pd_sess_id(const pd_sess *s) { return s->sid; }
 const char *pd_sess_client_ip(const pd_sess *s) { return s->client_ip; }
@@ -121,16 +129,32 @@ void pd_sess_layer_close(pd_worker *w)
 static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
 {
     (void)flags;
-    pd_sess *s = ud;
-    size_t avail = s->rlen - s->rpos;
+    pd_worker *w = ((pd_sess *)ud)->w;
+    size_t avail = w->feed_len - w->feed_pos;
     if (avail == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
     size_t n = PD_MIN(avail, len);
-    memcpy(buf, s->rbuf + s->rpos, n);
-    s->rpos += n;
+    memcpy(buf, w->feed_buf + w->feed_pos, n);
+    w->feed_pos += n;
     return (ssize_t)n;
+}
+
+/* Make room for n more output bytes. */
+static int out_reserve(pd_sess *s, size_t n)
+{
+    if (s->out_len + n <= s->out_cap)
+        return PD_OK;
+    size_t cap = s->out_cap ? s->out_cap : 256;
+    while (cap < s->out_len + n)
+        cap *= 2;
+    char *p = realloc(s->out, cap);
+    if (!p)
+        return PD_ERR;
+    s->out = p;
+    s->out_cap = cap;
+    return PD_OK;
 }
 
 static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
@@ -138,17 +162,9 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 {
     (void)flags;
     pd_sess *s = ud;
-    if (s->out_len + len > s->out_cap) {
-        size_t cap = s->out_cap ? s->out_cap : 1024;
-        while (cap < s->out_len + len)
-            cap *= 2;
-        char *p = realloc(s->out, cap);
-        if (!p) {
-            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-            return -1;
-        }
-        s->out = p;
-        s->out_cap = cap;
+    if (out_reserve(s, len) != PD_OK) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
     }
     memcpy(s->out + s->out_len, data, len);
     s->out_len += len;
@@ -378,12 +394,20 @@ static void feed(pd_sess *s, const char *data, size_t len)
     size_t ok_len = len;
     uint16_t violation = pd_ws_scan(&s->scan, (const uint8_t *)data, len, &ok_len);
     len = ok_len;
-    s->rbuf = (const uint8_t *)data;
-    s->rlen = len;
-    s->rpos = 0;
-    int rc = wslay_event_recv(s->ws);
-    s->rbuf = NULL;
-    s->rlen = s->rpos = 0;
+    pd_worker *w = s->w;
+    w->feed_buf = (const uint8_t *)data;
+    w->feed_len = len;
+    w->feed_pos = 0;
+    wslay_event_context_ptr ws = sess_ws(s);
+    if (!ws) {
+        w->feed_buf = NULL;
+        w->feed_len = w->feed_pos = 0;
+        pd_sess_close(s, 1011, "out of memory");
+        return;
+    }
+    int rc = wslay_event_recv(ws);
+    w->feed_buf = NULL;
+    w->feed_len = w->feed_pos = 0;
     if (s->state == S_CLOSED)
         return;
     if (violation && s->state == S_OPEN) {
@@ -424,10 +448,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 static void on_write(uv_write_t *req, int status)
 {
     pd_sess *s = req->data;
-    s->writing = 0;
-    free(s->wr);
-    s->wr = NULL;
-    s->wr_len = 0;
+    sess_write *wr = (sess_write *)req;
+    free(wr->buf);
+    free(wr);
+    s->inflight = NULL;
     if (status < 0) {
         s->peer_gone = 1;
         if (s->state == S_OPEN)
@@ -442,7 +466,8 @@ static void on_write(uv_write_t *req, int status)
 
 static size_t sess_queued(const pd_sess *s)
 {
-    return wslay_event_get_queued_msg_length(s->ws) + s->out_len + s->wr_len;
+    return (s->ws ? wslay_event_get_queued_msg_length(s->ws) : 0) + s->out_len +
+           (s->inflight ? s->inflight->len : 0);
 }
 
 static void sess_flush(pd_sess *s)
@@ -457,29 +482,41 @@ static void sess_flush(pd_sess *s)
         pd_sess_close(s, 1008, "send queue full");
         return;
     }
-    if (!s->peer_gone && wslay_event_want_write(s->ws))
+    if (!s->peer_gone && s->ws && wslay_event_want_write(s->ws))
         wslay_event_send(s->ws);
-    if (!s->writing && s->out_len > 0 && !s->peer_gone) {
-        s->wr = s->out;
-        s->wr_len = s->out_len;
+    /* Between frames with nothing of wslay's left to send, the context holds
+     * no state worth 9 KiB: drop it until the next byte arrives. */
+    if (s->ws && s->state == S_OPEN && pd_ws_scan_idle(&s->scan) && wslay_event_want_read(s->ws) &&
+        !wslay_event_want_write(s->ws)) {
+        wslay_event_context_free(s->ws);
+        s->ws = NULL;
+    }
+    if (!s->inflight && s->out_len > 0 && !s->peer_gone) {
+        sess_write *wr = malloc(sizeof(*wr));
+        if (!wr) {
+            s->peer_gone = 1; /* cannot write: treat as a dead peer */
+            pd_sess_close(s, 1011, "out of memory");
+            return;
+        }
+        wr->buf = s->out;
+        wr->len = s->out_len;
         s->out = NULL;
         s->out_len = s->out_cap = 0;
-        uv_buf_t b = uv_buf_init(s->wr, (unsigned)s->wr_len);
-        s->wreq.data = s;
-        if (uv_write(&s->wreq, (uv_stream_t *)s->tcp, &b, 1, on_write) == 0) {
-            s->writing = 1;
+        uv_buf_t b = uv_buf_init(wr->buf, (unsigned)wr->len);
+        wr->req.data = s;
+        if (uv_write(&wr->req, (uv_stream_t *)s->tcp, &b, 1, on_write) == 0) {
+            s->inflight = wr;
         } else {
-            free(s->wr);
-            s->wr = NULL;
-            s->wr_len = 0;
+            free(wr->buf);
+            free(wr);
             s->peer_gone = 1;
         }
     }
-    if (s->writing)
+    if (s->inflight)
         return;
-    if (s->state == S_CLOSING && (s->peer_gone || !wslay_event_want_write(s->ws)))
+    if (s->state == S_CLOSING && (s->peer_gone || !s->ws || !wslay_event_want_write(s->ws)))
         sess_finish(s);
-    else if (s->state == S_OPEN && !wslay_event_want_read(s->ws) && !wslay_event_want_write(s->ws))
+    else if (s->state == S_OPEN && s->ws && !wslay_event_want_read(s->ws) && !wslay_event_want_write(s->ws))
         pd_sess_close(s, 1000, "closed");
 }
 
@@ -492,14 +529,45 @@ void pd_sess_send(pd_sess *s, const char *pkt, size_t len)
         sess_mark_dirty(s);
         return;
     }
-    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)pkt, len};
-    if (wslay_event_queue_msg(s->ws, &m) != 0) {
+    /* RFC 6455 §5.2: FIN + text opcode, unmasked, 7/16/64-bit length. */
+    uint8_t hdr[10];
+    size_t hlen = 0;
+    hdr[hlen++] = 0x81;
+    if (len < 126) {
+        hdr[hlen++] = (uint8_t)len;
+    } else if (len < 65536) {
+        hdr[hlen++] = 126;
+        hdr[hlen++] = (uint8_t)(len >> 8);
+        hdr[hlen++] = (uint8_t)len;
+    } else {
+        hdr[hlen++] = 127;
+        for (int i = 7; i >= 0; i--)
+            hdr[hlen++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    if (out_reserve(s, hlen + len) != PD_OK) {
         s->overflow = 1;
+    } else {
+        memcpy(s->out + s->out_len, hdr, hlen);
+        memcpy(s->out + s->out_len + hlen, pkt, len);
+        s->out_len += hlen + len;
     }
     sess_mark_dirty(s);
 }
 
 /* ---- life cycle --------------------------------------------------------- */
+
+static wslay_event_context_ptr sess_ws(pd_sess *s)
+{
+    if (s->ws)
+        return s->ws;
+    static const struct wslay_event_callbacks cbs = {ws_recv, ws_send, NULL, NULL, NULL, NULL, ws_on_msg};
+    if (wslay_event_context_server_init(&s->ws, &cbs, s) != 0) {
+        s->ws = NULL;
+        return NULL;
+    }
+    wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)s->w->cfg.max_message_bytes);
+    return s->ws;
+}
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -508,9 +576,9 @@ static void on_handle_closed(uv_handle_t *h)
         free(s->tcp);
     if (--s->open_handles > 0)
         return;
-    wslay_event_context_free(s->ws);
+    if (s->ws)
+        wslay_event_context_free(s->ws);
     free(s->out);
-    free(s->wr);
     free(s);
 }
 
@@ -542,7 +610,12 @@ void pd_sess_close(pd_sess *s, uint16_t code, const char *reason)
     }
     /* Drop unsent packets: a closing peer gets the close frame promptly. */
     size_t rlen = reason ? PD_MIN(strlen(reason), 120) : 0;
-    wslay_event_queue_close(s->ws, code == 1006 ? 1000 : code, (const uint8_t *)reason, rlen);
+    wslay_event_context_ptr ws = sess_ws(s);
+    if (!ws) {
+        sess_finish(s);
+        return;
+    }
+    wslay_event_queue_close(ws, code == 1006 ? 1000 : code, (const uint8_t *)reason, rlen);
     arm_timer(s, 2000);
     sess_mark_dirty(s);
 }
@@ -558,11 +631,8 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
                         size_t leftover_len)
 {
     pd_sess *s = calloc(1, sizeof(*s));
-    struct wslay_event_callbacks cbs = {ws_recv, ws_send, NULL, NULL, NULL, NULL, ws_on_msg};
-    if (!s || wslay_event_context_server_init(&s->ws, &cbs, s) != 0 || pd_id_socket(s->sid) != PD_OK ||
-        pd_id_socket(s->eio_sid) != PD_OK) {
-        if (s && s->ws)
-            wslay_event_context_free(s->ws);
+    char eio_sid[PD_SOCKET_ID_LEN + 1]; /* Engine.IO session id: we never look it up again */
+    if (!s || pd_id_socket(s->sid) != PD_OK || pd_id_socket(eio_sid) != PD_OK) {
         free(s);
         uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
         return NULL;
@@ -574,7 +644,6 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
     s->opened_ms = pd_mono_ms();
     s->state = S_OPEN;
     s->open_handles = 2;
-    wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)w->cfg.max_message_bytes);
     pd_ws_scan_init(&s->scan, (uint64_t)w->cfg.max_message_bytes);
     uv_timer_init(w->loop, &s->timer);
     s->timer.data = s;
@@ -583,7 +652,7 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
     pd_hub_on_open(w->hub, s);
 
     char open[256];
-    int n = pd_eio_encode_open(open, sizeof(open), s->eio_sid, (unsigned)w->cfg.ping_interval_ms,
+    int n = pd_eio_encode_open(open, sizeof(open), eio_sid, (unsigned)w->cfg.ping_interval_ms,
                                (unsigned)w->cfg.ping_timeout_ms, (size_t)w->cfg.max_message_bytes);
     if (n > 0)
         pd_sess_send(s, open, (size_t)n);

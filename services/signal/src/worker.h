@@ -68,6 +68,8 @@ typedef struct pd_worker {
     int draining;                 /* SIGTERM received */
     uint64_t started_ms;          /* wall clock at start */
     uint8_t read_buf[65536];      /* shared read buffer: frames are consumed at once */
+    const uint8_t *feed_buf;      /* bytes being handed to wslay by one session's feed */
+    size_t feed_len, feed_pos;    /* their length and how far wslay has taken them */
 } pd_worker;
 
 /* ---- session.c ---------------------------------------------------------- */

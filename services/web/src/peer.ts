@@ -39,7 +39,7 @@ export class PeerLink {
   private graceMs = DISCONNECTED_GRACE_MS;
 
   private constructor(readonly peerId: string, iceServers: RTCIceServer[], private sig: SignalOut, private ev: PeerLinkEvents) {
-    this.pc = new RTCPeerConnection({ iceServers });
+    this.pc = PeerLink.makePc(iceServers);
     this.pc.onicecandidate = (e) => {
       if (e.candidate && !this.isLost) this.sig.sendCandidate(this.peerId, e.candidate.toJSON());
     };
@@ -47,6 +47,16 @@ export class PeerLink {
     this.pc.oniceconnectionstatechange = () => this.check();
     this.watchdog = setInterval(() => this.check(), 1000);
     debug(`link ${this.no} to ${peerId}: created`);
+  }
+
+  /** A peer connection; ICE servers the browser rejects are dropped (loopback and LAN need none). */
+  private static makePc(iceServers: RTCIceServer[]): RTCPeerConnection {
+    try {
+      return new RTCPeerConnection({ iceServers });
+    } catch (e) {
+      debug("ICE servers rejected, going on without them:", String(e));
+      return new RTCPeerConnection({ iceServers: [] });
+    }
   }
 
   /** The sending side: makes the channel and the offer. */

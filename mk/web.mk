@@ -1,0 +1,28 @@
+# Web client (services/web) and its end-to-end browser tests (tests/e2e).
+# Included by the top-level Makefile; assumes `make deps` installed the npm
+# packages (npm ci in services/web and tests/e2e).
+
+WEB_DIR := services/web
+WEB_SRCS := $(wildcard $(WEB_DIR)/src/*.ts $(WEB_DIR)/src/*.css) $(WEB_DIR)/index.html \
+            $(WEB_DIR)/build.mjs $(WEB_DIR)/tsconfig.json $(WEB_DIR)/package.json
+
+.PHONY: web test-web test-e2e
+web: $(WEB_DIR)/dist/index.html
+
+# Type-check (tsc --noEmit) and bundle with esbuild into services/web/dist/.
+$(WEB_DIR)/dist/index.html: $(WEB_SRCS)
+	@test -d $(WEB_DIR)/node_modules || { echo "web: npm packages missing; run 'make deps'" >&2; exit 1; }
+	cd $(WEB_DIR) && npm run --silent build
+
+# Unit tests of the data-channel protocol codecs (node:test).
+test-web: web
+	cd $(WEB_DIR) && node --test test/
+
+# Two browsers (Debian chromium) against a real local cluster: redis-server,
+# two signal workers, the room API and nginx serving the built client.
+test-e2e: web c
+	@test -d tests/e2e/node_modules || { echo "test-e2e: npm packages missing; run 'make deps'" >&2; exit 1; }
+	@PD_BIN_DIR=$(abspath $(BIN)) PD_WEB_DIST=$(abspath $(WEB_DIR)/dist) node --test --test-concurrency=1 $(wildcard tests/e2e/*.test.mjs)
+
+ALL_EXTRA += web
+TEST_EXTRA += test-web test-e2e
