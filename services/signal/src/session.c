@@ -37,7 +37,8 @@ typedef struct sess_write {
 struct pd_sess {
     pd_worker *w;                  /* owning worker */
     uv_tcp_t *tcp;                 /* owned stream; tcp->data == this */
-    uv_timer_t timer;              /* heartbeat, connect deadline, close deadline */
+    uint64_t deadline;             /* next heartbeat / connect / close deadline (monotonic ms), 0 = none */
+    pd_sess *prev, *next;          /* the worker's list of sessions not yet closed */
     wslay_event_context_ptr ws;    /* receive state and control replies; NULL while idle */
     char sid[PD_SOCKET_ID_LEN + 1];     /* Socket.IO socket id */
     char room[PD_ID_MAX + 1];      /* bound room, "" if none (hub field) */
@@ -57,7 +58,7 @@ struct pd_sess {
     pd_bucket events;              /* Socket.IO event rate */
     unsigned limited_in_row;       /* events dropped by the rate limit since the last allowed one */
     uint64_t opened_ms;            /* monotonic */
-    int open_handles;              /* tcp + timer not yet closed */
+
     pd_sess *dirty_next;           /* worker dirty list link */
     int in_dirty;
 };
@@ -112,16 +113,36 @@ static void sess_unlink_dirty(pd_sess *s)
     s->dirty_next = NULL;
 }
 
+static void on_tick(uv_timer_t *t);
+
 void pd_sess_layer_init(pd_worker *w)
 {
     uv_idle_init(w->loop, &w->flush_idle);
     w->flush_idle.data = w;
     w->dirty = NULL;
+    w->sessions = NULL;
+    /* One clock for every session instead of a uv_timer_t each (152 bytes
+     * per socket): a tick a quarter of the shortest deadline, so heartbeats
+     * and timeouts are late by at most that much. */
+    long shortest = PD_MIN(PD_MIN(w->cfg.ping_interval_ms, w->cfg.ping_timeout_ms), w->cfg.connect_timeout_ms);
+    uint64_t tick = (uint64_t)PD_MAX(10, PD_MIN(250, shortest / 4));
+    uv_timer_init(w->loop, &w->sess_tick);
+    w->sess_tick.data = w;
+    uv_timer_start(&w->sess_tick, on_tick, tick, tick);
 }
 
 void pd_sess_layer_close(pd_worker *w)
 {
+    /* Whatever is still closing (a peer that never took its close frame)
+     * goes now, so the loop can end. */
+    pd_sess *s = w->sessions;
+    while (s) {
+        pd_sess *next = s->next;
+        sess_finish(s);
+        s = next;
+    }
     uv_close((uv_handle_t *)&w->flush_idle, NULL);
+    uv_close((uv_handle_t *)&w->sess_tick, NULL);
 }
 
 /* ---- wslay callbacks ---------------------------------------------------- */
@@ -342,9 +363,8 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 
 /* ---- timers ------------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(pd_sess *s)
 {
-    pd_sess *s = t->data;
     if (s->state == S_CLOSING) {
         sess_finish(s); /* the close frame did not drain in time */
         return;
@@ -374,7 +394,23 @@ static void on_timer(uv_timer_t *t)
 
 static void arm_timer(pd_sess *s, uint64_t ms)
 {
-    uv_timer_start(&s->timer, on_timer, ms ? ms : 1, 0);
+    s->deadline = pd_mono_ms() + (ms ? ms : 1);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    pd_worker *w = t->data;
+    uint64_t now = pd_mono_ms();
+    pd_sess *s = w->sessions;
+    while (s) {
+        /* on_timer may finish s (unlinking it) but never another session. */
+        pd_sess *next = s->next;
+        if (s->deadline && s->deadline <= now) {
+            s->deadline = 0;
+            on_timer(s);
+        }
+        s = next;
+    }
 }
 
 /* ---- I/O ---------------------------------------------------------------- */
@@ -572,10 +608,7 @@ static wslay_event_context_ptr sess_ws(pd_sess *s)
 static void on_handle_closed(uv_handle_t *h)
 {
     pd_sess *s = h->data;
-    if (h == (uv_handle_t *)s->tcp)
-        free(s->tcp);
-    if (--s->open_handles > 0)
-        return;
+    free(s->tcp);
     if (s->ws)
         wslay_event_context_free(s->ws);
     free(s->out);
@@ -586,14 +619,20 @@ static void sess_finish(pd_sess *s)
 {
     if (s->state == S_CLOSED)
         return;
-    if (s->state == S_OPEN) {
-        /* Never reached through a clean path; keep the hub consistent. */
+    if (s->state == S_OPEN && s->w->hub) {
+        /* Only at shutdown, or on a failed start: keep the hub consistent. */
         pd_hub_on_close(s->w->hub, s);
     }
     s->state = S_CLOSED;
     sess_unlink_dirty(s);
-    uv_timer_stop(&s->timer);
-    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->w->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    s->deadline = 0;
     uv_close((uv_handle_t *)s->tcp, on_handle_closed);
 }
 
@@ -643,10 +682,11 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
     snprintf(s->client_ip, sizeof(s->client_ip), "%s", client_ip);
     s->opened_ms = pd_mono_ms();
     s->state = S_OPEN;
-    s->open_handles = 2;
     pd_ws_scan_init(&s->scan, (uint64_t)w->cfg.max_message_bytes);
-    uv_timer_init(w->loop, &s->timer);
-    s->timer.data = s;
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
     uv_tcp_nodelay(tcp, 1);
 
     pd_hub_on_open(w->hub, s);

@@ -65,6 +65,8 @@ typedef struct pd_worker {
     pd_metric *m_closed;          /* counter{reason}: sessions closed */
     uv_idle_t flush_idle;         /* runs once per loop turn while sessions have output */
     pd_sess *dirty;               /* sessions with queued output (intrusive list) */
+    pd_sess *sessions;            /* every session not yet closed (intrusive list) */
+    uv_timer_t sess_tick;         /* drives every session's deadlines */
     int draining;                 /* SIGTERM received */
     uint64_t started_ms;          /* wall clock at start */
     uint8_t read_buf[65536];      /* shared read buffer: frames are consumed at once */
