@@ -96,8 +96,9 @@ async function startFront(cluster, worker, n) {
 /**
  * Starts redis, two signal workers, the room API and one nginx front per
  * worker. `fronts[i]` reaches only `cluster.workers[i]` for signaling.
+ * `env` goes to every server process, `roomApiEnv` to the room API only.
  */
-export async function startE2ECluster({ env = {}, keepLogsIn, joinRateLimit = false } = {}) {
+export async function startE2ECluster({ env = {}, roomApiEnv = {}, keepLogsIn, joinRateLimit = false } = {}) {
   if (!fs.existsSync(path.join(WEB_DIST, "index.html"))) {
     throw new Error(`${WEB_DIST}/index.html is missing: build the web client with 'make web'`);
   }
@@ -107,6 +108,7 @@ export async function startE2ECluster({ env = {}, keepLogsIn, joinRateLimit = fa
     // Every browser here joins from 127.0.0.1 within seconds; the per-IP join
     // limit is for the internet, not for this test.
     env: { ...(joinRateLimit ? {} : { DISABLE_JOIN_RATE_LIMIT: "1" }), PD_TRUSTED_PROXIES: "127.0.0.1/32", ...env },
+    roomApiEnv, // e.g. PD_TURN_* for GET /api/ice_servers (turn-relay.test.mjs)
   });
   const fronts = [];
   try {

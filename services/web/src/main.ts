@@ -5,6 +5,8 @@ import { $, copyText, h } from "./dom";
 import { buildTree, groupEntries, type TreeNode } from "./entries";
 import { fromDrop, fromInput } from "./files";
 import { SpeedMeter, formatBytes, progressText } from "./format";
+import { debug } from "./log";
+import { setRelayOnly } from "./peer";
 import { qrSvg } from "./qr";
 import { Receiver } from "./receiver";
 import { Sender, type OutTransfer } from "./sender";
@@ -19,9 +21,17 @@ let senderSig: Signaling | null = null;
 let receiver: Receiver | null = null;
 let receiverSig: Signaling | null = null;
 let icePromise: Promise<RTCIceServer[]> | null = null;
+/** `?relay=1`: relay-only ICE, for strict networks (and the TURN end-to-end test). */
+const relayOnly = new URLSearchParams(location.search).get("relay") === "1";
 
 function iceServers(): Promise<RTCIceServer[]> {
-  icePromise ??= getIceServers();
+  icePromise ??= getIceServers().then((servers) => {
+    const urls = servers.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]));
+    if (relayOnly && !urls.some((u) => /^turns?:/i.test(u))) {
+      showError("Relay-only mode (?relay=1) is on, but this server offers no TURN relay: connections will fail.");
+    }
+    return servers;
+  });
   return icePromise;
 }
 
@@ -625,6 +635,10 @@ function initReceive(): void {
 // --- start ------------------------------------------------------------------------------------
 
 function main(): void {
+  if (relayOnly) {
+    setRelayOnly(true);
+    debug("relay-only ICE (?relay=1): peer connections go through TURN only");
+  }
   initTheme();
   initSend();
   initReceive();

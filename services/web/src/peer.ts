@@ -24,6 +24,14 @@ const DISCONNECTED_GRACE_MS = 6000;
 
 let nextLinkNo = 1;
 
+/** Relay-only ICE (`?relay=1`): every connection goes through a TURN server, or fails. */
+let relayOnly = false;
+
+/** Forces `iceTransportPolicy: "relay"` on every peer connection made from now on. */
+export function setRelayOnly(on: boolean): void {
+  relayOnly = on;
+}
+
 export class PeerLink {
   readonly pc: RTCPeerConnection;
   dc: RTCDataChannel | null = null;
@@ -51,11 +59,12 @@ export class PeerLink {
 
   /** A peer connection; ICE servers the browser rejects are dropped (loopback and LAN need none). */
   private static makePc(iceServers: RTCIceServer[]): RTCPeerConnection {
+    const policy: RTCConfiguration = relayOnly ? { iceTransportPolicy: "relay" } : {};
     try {
-      return new RTCPeerConnection({ iceServers });
+      return new RTCPeerConnection({ iceServers, ...policy });
     } catch (e) {
       debug("ICE servers rejected, going on without them:", String(e));
-      return new RTCPeerConnection({ iceServers: [] });
+      return new RTCPeerConnection({ iceServers: [], ...policy });
     }
   }
 
