@@ -14,4 +14,10 @@ int pd_env_long(const char *name, long def, long min, long max, long *out, const
 /* "1", "true", "yes", "on" (any case) → 1; unset or anything else → 0. */
 int pd_env_flag(const char *name);
 
+/* The command line of our daemons, which take no arguments but --help
+ * (-h) and --version: prints usage or "<program> <version>" and returns the
+ * exit status (0, or 2 for anything else, with the usage on stderr);
+ * returns -1 when there are no arguments and the program should run. */
+int pd_cli_handle(int argc, char **argv, const char *program, const char *usage);
+
 #endif

@@ -133,6 +133,10 @@ const char *pd_http_conn_peer_ip(const pd_http_conn *conn);
 uv_tcp_t *pd_http_conn_detach(pd_http_conn *conn, const char *head, size_t head_len,
                               char **leftover, size_t *leftover_len);
 
+/* 1 if `origin` (an Origin header value) is in `list`, a comma-separated
+ * CORS_ORIGIN setting where "*" matches any origin; 0 for a NULL list. */
+int pd_http_origin_listed(const char *list, pd_slice origin);
+
 /* Human text for a status code ("Not Found"). */
 const char *pd_http_status_text(int status);
 

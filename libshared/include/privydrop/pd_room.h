@@ -16,6 +16,7 @@
 #ifndef PD_ROOM_H
 #define PD_ROOM_H
 
+#include "privydrop/pd_bus.h"
 #include "privydrop/pd_redis.h"
 
 #define PD_ROOM_TTL_S 86400
@@ -77,6 +78,15 @@ int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data);
 
 /* HINCRBY referrers:daily:<date> ref 1 with a 30-day TTL. 0 ok, -1 error. */
 int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, void *data);
+
+/* ---- the bus (DESIGN §5) ----------------------------------------------------
+ * Publish an envelope on the room's channel. Fire and forget: PD_ERR if it
+ * could not be encoded or sent (Redis down). */
+int pd_room_publish(pd_redis *r, pd_slice room, const pd_bus_envelope *env);
+
+/* Tell the room that `sid` left (peer-disconnected), as an L envelope: the
+ * instance holding sid forgets its binding, everyone else hears it. */
+int pd_room_publish_left(pd_redis *r, const char *origin, pd_slice room, pd_slice sid);
 
 /* ---- cluster bookkeeping (pd: keys) -------------------------------------
  *   pd:workers                set of live instance ids

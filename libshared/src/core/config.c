@@ -1,6 +1,8 @@
 #include "privydrop/pd_config.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <strings.h>
 
@@ -45,4 +47,20 @@ int pd_env_flag(const char *name)
         return 0;
     return strcasecmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
            strcasecmp(v, "on") == 0;
+}
+
+int pd_cli_handle(int argc, char **argv, const char *program, const char *usage)
+{
+    if (argc < 2)
+        return -1;
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("%s %s\n", program, PD_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "%s: unknown argument '%s'\n%s", program, argv[1], usage);
+    return 2;
 }

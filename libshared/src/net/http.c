@@ -1157,3 +1157,26 @@ void pd_http_server_free(pd_http_server *srv)
         free(srv);
     }
 }
+
+int pd_http_origin_listed(const char *list, pd_slice origin)
+{
+    if (!list)
+        return 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        pd_slice item = pd_slice_make(p, (size_t)(t - p));
+        if (item.len && (pd_slice_eq(item, "*") ||
+                         (item.len == origin.len && memcmp(item.base, origin.base, item.len) == 0)))
+            return 1;
+        p = e;
+    }
+    return 0;
+}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "privydrop/pd_id.h"
+#include "privydrop/pd_sio.h"
 
 /* KEYS: room, room sockets, socket:<sid>, ratelimit:join:<ip>, owner's set
  * ARGV: sid, room id, now ms, rate limit on, unique member, limit, window s,
@@ -465,4 +466,35 @@ int pd_cluster_retire(pd_redis *r, const char *owner, pd_room_long_fn cb, void *
                         key_fmt(socks, "pd:worker:", pd_slice_cstr(owner), ":sockets")};
     pd_slice args[1] = {pd_slice_cstr(owner)};
     return store_eval(r, on_long, c, RETIRE_LUA, 4, keys, 1, args);
+}
+
+/* ---- bus ----------------------------------------------------------------- */
+
+int pd_room_publish(pd_redis *r, pd_slice room, const pd_bus_envelope *env)
+{
+    char ch[PD_ID_MAX + 16];
+    int chlen = pd_bus_channel(ch, sizeof(ch), room);
+    size_t elen = 0;
+    char *e = chlen > 0 ? pd_bus_encode(env, &elen) : NULL;
+    if (!e)
+        return PD_ERR;
+    const char *argv[3] = {"PUBLISH", ch, e};
+    size_t lens[3] = {7, (size_t)chlen, elen};
+    int rc = pd_redis_cmd_argv(r, NULL, NULL, 3, argv, lens);
+    free(e);
+    return rc;
+}
+
+int pd_room_publish_left(pd_redis *r, const char *origin, pd_slice room, pd_slice sid)
+{
+    json_t *payload = json_pack("{s:s#}", "peerId", sid.base, sid.len);
+    size_t plen = 0;
+    char *pkt = payload ? pd_sio_encode_event("peer-disconnected", payload, &plen) : NULL;
+    json_decref(payload);
+    if (!pkt)
+        return PD_ERR;
+    pd_bus_envelope env = {PD_BUS_LEAVE, pd_slice_cstr(origin), sid, pd_slice_make(pkt, plen)};
+    int rc = pd_room_publish(r, room, &env);
+    free(pkt);
+    return rc;
 }

@@ -180,25 +180,7 @@ int pd_api_track_date(json_t *ts, uint64_t now_ms, char out[11])
 
 int pd_api_origin_allowed(const char *list, pd_slice origin)
 {
-    if (!list)
-        return 0;
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && t[-1] == ' ')
-            t--;
-        pd_slice item = pd_slice_make(p, (size_t)(t - p));
-        if (item.len && (pd_slice_eq(item, "*") ||
-                         (item.len == origin.len && memcmp(item.base, origin.base, item.len) == 0)))
-            return 1;
-        p = e;
-    }
-    return 0;
+    return pd_http_origin_listed(list, origin);
 }
 
 /* ---- responses ------------------------------------------------------------ */
@@ -303,29 +285,6 @@ static void on_check_room(long v, void *data)
     req_done(r);
 }
 
-static void tell_room_left(pd_api *api, const char *room, const char *sid)
-{
-    size_t plen = 0;
-    json_t *payload = json_pack("{s:s}", "peerId", sid);
-    char *pkt = pd_sio_encode_event("peer-disconnected", payload, &plen);
-    json_decref(payload);
-    if (!pkt)
-        return;
-    pd_bus_envelope env = {PD_BUS_LEAVE, pd_slice_cstr(api->cfg.instance_id), pd_slice_cstr(sid),
-                           pd_slice_make(pkt, plen)};
-    size_t elen = 0;
-    char *e = pd_bus_encode(&env, &elen);
-    char ch[PD_ID_MAX + 16];
-    int chlen = pd_bus_channel(ch, sizeof(ch), pd_slice_cstr(room));
-    if (e && chlen > 0) {
-        const char *argv[3] = {"PUBLISH", ch, e};
-        size_t lens[3] = {7, (size_t)chlen, elen};
-        pd_redis_cmd_argv(api->redis, NULL, NULL, 3, argv, lens);
-    }
-    free(e);
-    free(pkt);
-}
-
 static void on_leave_room(long v, void *data)
 {
     api_req *r = data;
@@ -336,7 +295,8 @@ static void on_leave_room(long v, void *data)
                      json_pack("{s:b, s:s}", "success", 1, "message", "Room does not exist."));
     } else {
         if (v & PD_LEAVE_WAS_MEMBER)
-            tell_room_left(r->api, r->room, r->sid);
+            pd_room_publish_left(r->api->redis, r->api->cfg.instance_id, pd_slice_cstr(r->room),
+                                 pd_slice_cstr(r->sid));
         respond_json(r->api, r->conn, r->cors, 200,
                      json_pack("{s:b, s:s}", "success", 1, "message", "Successfully left the room"));
     }

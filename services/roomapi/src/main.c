@@ -6,11 +6,9 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "privydrop/pd_bus.h"
 #include "privydrop/pd_config.h"
 #include "privydrop/pd_log.h"
 #include "privydrop/pd_room.h"
-#include "privydrop/pd_sio.h"
 
 static const char USAGE[] =
     "Usage: privydrop-roomapi [--help] [--version]\n"
@@ -73,23 +71,7 @@ static void on_redis_state(pd_redis *r, int ready, void *data)
 static void on_reaped(const char *room, const char *sid, void *data)
 {
     roomapi *a = data;
-    json_t *payload = json_pack("{s:s}", "peerId", sid);
-    size_t plen = 0;
-    char *pkt = pd_sio_encode_event("peer-disconnected", payload, &plen);
-    json_decref(payload);
-    pd_bus_envelope env = {PD_BUS_LEAVE, pd_slice_cstr(a->instance_id), pd_slice_cstr(sid),
-                           pd_slice_make(pkt, plen)};
-    size_t elen = 0;
-    char *e = pkt ? pd_bus_encode(&env, &elen) : NULL;
-    char ch[PD_ID_MAX + 16];
-    int chlen = pd_bus_channel(ch, sizeof(ch), pd_slice_cstr(room));
-    if (e && chlen > 0) {
-        const char *argv[3] = {"PUBLISH", ch, e};
-        size_t lens[3] = {7, (size_t)chlen, elen};
-        pd_redis_cmd_argv(a->redis, NULL, NULL, 3, argv, lens);
-    }
-    free(e);
-    free(pkt);
+    pd_room_publish_left(a->redis, a->instance_id, pd_slice_cstr(room), pd_slice_cstr(sid));
     pd_log(PD_LOG_INFO, "reaped socket of a dead worker", "{s:s, s:s}", "room", room, "sid", sid);
 }
 
@@ -134,18 +116,9 @@ static void on_signal(uv_signal_t *h, int signum)
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("privydrop-roomapi %s\n", PD_VERSION);
-            return 0;
-        }
-        fprintf(stderr, "privydrop-roomapi: unknown argument '%s'\n%s", argv[i], USAGE);
-        return 2;
-    }
+    int rc = pd_cli_handle(argc, argv, "privydrop-roomapi", USAGE);
+    if (rc >= 0)
+        return rc;
     pd_log_init("roomapi", pd_env_str("PD_LOG_LEVEL", "info"));
     signal(SIGPIPE, SIG_IGN);
 

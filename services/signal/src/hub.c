@@ -145,24 +145,12 @@ static void publish(pd_hub *h, const char *room, pd_bus_kind kind, const char *t
                     const char *pkt, size_t len)
 {
     pd_worker *w = h->w;
-    char ch[PD_ID_MAX + 16];
-    int chlen = pd_bus_channel(ch, sizeof(ch), pd_slice_cstr(room));
     pd_bus_envelope env = {kind, pd_slice_cstr(w->cfg.worker_id), pd_slice_cstr(target ? target : ""),
                            pd_slice_make(pkt, len)};
-    size_t elen = 0;
-    char *e = pd_bus_encode(&env, &elen);
-    if (!e || chlen < 0) {
-        free(e);
-        pd_metric_add(w->m_dropped, "encode", 1);
-        return;
-    }
-    const char *argv[3] = {"PUBLISH", ch, e};
-    size_t lens[3] = {7, (size_t)chlen, elen};
-    if (pd_redis_cmd_argv(w->redis, NULL, NULL, 3, argv, lens) == PD_OK)
+    if (pd_room_publish(w->redis, pd_slice_cstr(room), &env) == PD_OK)
         pd_metric_add(w->m_publishes, NULL, 1);
     else
-        pd_metric_add(w->m_dropped, "redis_down", 1);
-    free(e);
+        pd_metric_add(w->m_dropped, pd_redis_ready(w->redis) ? "encode" : "redis_down", 1);
 }
 
 /* A packet for everyone in `room` but `except`: local members directly,

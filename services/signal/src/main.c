@@ -120,26 +120,10 @@ static int load_config(pd_worker_config *c)
 
 /* ---- HTTP routes ---------------------------------------------------------- */
 
+/* No CORS_ORIGIN, or no Origin header (not a browser): any. */
 static int origin_allowed(const char *list, const pd_slice *origin)
 {
-    if (!list || !origin)
-        return 1;
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && t[-1] == ' ')
-            t--;
-        pd_slice item = pd_slice_make(p, (size_t)(t - p));
-        if (pd_slice_eq(item, "*") || (item.len == origin->len && memcmp(item.base, origin->base, item.len) == 0))
-            return 1;
-        p = e;
-    }
-    return 0;
+    return !list || !origin || pd_http_origin_listed(list, *origin);
 }
 
 /* RFC 6455 §4.2.1: the key is base64 of 16 bytes: 22 symbols and "==". */
@@ -371,18 +355,9 @@ static void add_metrics(pd_worker *w)
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("privydrop-signal %s\n", PD_VERSION);
-            return 0;
-        }
-        fprintf(stderr, "privydrop-signal: unknown argument '%s'\n%s", argv[i], USAGE);
-        return 2;
-    }
+    int rc = pd_cli_handle(argc, argv, "privydrop-signal", USAGE);
+    if (rc >= 0)
+        return rc;
     pd_log_init("signal", pd_env_str("PD_LOG_LEVEL", "info"));
     signal(SIGPIPE, SIG_IGN);
 
