@@ -4,6 +4,8 @@
 //   const c = await startCluster({ workers: 2 });   // redis + 2 signal workers + room API
 //   c.workers[0].port, c.workers[1].url, c.roomApi.url, c.redisPort
 //   await c.stopRedis(); await c.startRedis();       // fault tests, same port
+//   c.pauseRedis(); c.resumeRedis();                 // SIGSTOP / SIGCONT redis-server
+//   await c.killWorker(0);                           // SIGKILL on purpose (not a problem at stop())
 //   await c.stop();                                  // throws on a bad exit or a sanitizer report
 //
 // Only node builtins. Binaries come from PD_BIN_DIR (default <repo>/build/bin).
@@ -179,7 +181,9 @@ class Proc {
   /** Problems with this process as a list of strings (empty = fine). */
   problems() {
     const p = [];
-    if (this.exit && !(this.exit.signal === null && this.expectCodes.includes(this.exit.code))) {
+    const expected = (this.exit?.signal === null && this.expectCodes.includes(this.exit.code))
+      || (this.expectSignal && this.exit?.signal === this.expectSignal);
+    if (this.exit && !expected) {
       p.push(`${this.name} (pid ${this.pid}): ${this.describeExit()}${this.stopping ? " after SIGTERM" : " unexpectedly"}`
         + `\n--- ${this.stderrPath} (tail) ---\n${tail(this.stderrPath)}`);
     }
@@ -290,6 +294,7 @@ export class Cluster {
 
   async stopRedis() {
     if (!this.redis) return;
+    this.resumeRedis();
     const prob = await this.redis.terminate("SIGTERM");
     if (prob) this.problems.push(prob);
   }
@@ -413,6 +418,29 @@ export class Cluster {
     const prob = await w.proc.terminate(signal);
     if (prob) this.problems.push(prob);
     return w.proc.exit;
+  }
+
+  /** Send `signal` (default SIGKILL) to worker `i` on purpose and wait for it to die; not a problem at stop(). */
+  async killWorker(i, signal = "SIGKILL") {
+    const w = this.workers[i];
+    if (!w.proc.running) return w.proc.exit;
+    w.proc.expectSignal = signal;
+    w.proc.child.kill(signal);
+    await w.proc.exited;
+    return w.proc.exit;
+  }
+
+  /** Freeze redis-server (SIGSTOP): its port still accepts, nothing answers. */
+  pauseRedis() {
+    if (!this.redis?.running) throw new Error("redis is not running");
+    this.redis.child.kill("SIGSTOP");
+    this.redisPaused = true;
+  }
+
+  /** Thaw a frozen redis-server (SIGCONT). */
+  resumeRedis() {
+    if (this.redisPaused && this.redis?.running) this.redis.child.kill("SIGCONT");
+    this.redisPaused = false;
   }
 
   /** Stop everything (services first, then Redis) and throw if anything went wrong. */

@@ -1,0 +1,477 @@
+// Faults against real processes (issue 4): Redis stopped, restarted, frozen or
+// answering with a dropped connection; a worker SIGKILLed; SIGTERM drain;
+// missed pongs. The cluster must recover by itself.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import net from "node:net";
+import { after, before, describe, it } from "node:test";
+
+import { freePort, httpGet, startCluster } from "../lib/cluster.mjs";
+import {
+  closeAll, connect, createRoom, eventually, expectNothing, getJson, join, postJson, sleep, uniqueIp, waitFor,
+} from "./helpers.mjs";
+import { closeOf, metricValue, metrics, nextTextStarting, rawJoin, rawSession } from "./wire.mjs";
+
+const ready = async (w) => (await httpGet(`${w.url}/readyz`).catch(() => ({ status: 0 }))).status;
+
+/** Keep relaying offers a → b every `ms` until stop(); every one must arrive. */
+function relayLoop(a, b, ms = 150) {
+  let n = 0;
+  let stopped = false;
+  const failures = [];
+  const run = (async () => {
+    while (!stopped) {
+      const tag = `loop-${++n}`;
+      a.emit("offer", { peerId: b.id, offer: { type: "offer", sdp: tag } });
+      try {
+        await waitFor(b, "offer", { pred: (o) => o.offer?.sdp === tag, timeout: 3000 });
+      } catch (e) {
+        failures.push(e.message);
+      }
+      await sleep(ms);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await run;
+      return { sent: n, failures };
+    },
+  };
+}
+
+/** Cross-worker relay a → b works (retried until `timeout`). */
+async function crossRelays(a, b, what, timeout = 10000) {
+  await eventually(what, async () => {
+    const tag = `x-${Date.now()}-${Math.random()}`;
+    a.emit("offer", { peerId: b.id, offer: { type: "offer", sdp: tag } });
+    try {
+      await waitFor(b, "offer", { pred: (o) => o.offer?.sdp === tag, timeout: 700 });
+      return true;
+    } catch {
+      return false;
+    }
+  }, { timeout });
+}
+
+describe("Redis stops and restarts (for real)", { timeout: 120000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 2 });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("workers and room API stay up and not-ready, joins get the server error, same-worker relay never stops; all re-register, re-subscribe and relay across workers again", async () => {
+    const api = c.roomApi.url;
+    const rooms = [await createRoom(api), await createRoom(api), await createRoom(api)];
+    const pairs = [];
+    const sameRoom = await createRoom(api);
+    const s1 = await connect(c.workers[0].url);
+    const s2 = await connect(c.workers[0].url);
+    const late = await connect(c.workers[1].url);
+    const all = [s1, s2, late];
+    try {
+      for (const r of rooms) {
+        const a = await connect(c.workers[0].url);
+        const b = await connect(c.workers[1].url);
+        all.push(a, b);
+        assert.equal((await join(a, r)).success, true);
+        assert.equal((await join(b, r)).success, true);
+        pairs.push([a, b, r]);
+      }
+      assert.equal((await join(s1, sameRoom)).success, true);
+      assert.equal((await join(s2, sameRoom)).success, true);
+      const loop = relayLoop(s1, s2);
+
+      await c.stopRedis();
+      for (const w of c.workers) {
+        await eventually(`${w.url} not ready`, async () => (await ready(w)) === 503, { timeout: 10000 });
+        assert.equal((await httpGet(`${w.url}/healthz`)).status, 200);
+      }
+      const det = await eventually("/health/detailed 503", async () => {
+        const r = await getJson(api, "/health/detailed");
+        return r.status === 503 ? r : null;
+      }, { timeout: 10000 });
+      assert.equal(det.json.dependencies.redis.status, "disconnected");
+      const cr = await postJson(api, "/api/create_room", { roomId: "outage-room-1" }, { headers: { "x-forwarded-for": uniqueIp() } });
+      assert.equal(cr.status, 503);
+      assert.deepEqual(cr.json, { error: "Service temporarily unavailable" });
+      const t0 = Date.now();
+      const jr = await join(late, rooms[0]);
+      assert.equal(jr.success, false);
+      assert.equal(jr.message, "Server error while joining room");
+      assert.ok(Date.now() - t0 < 2000, "the join is answered at once, not after a hang");
+      // Down for longer than several backoff periods.
+      await sleep(4000);
+      assert.ok(c.workers.every((w) => w.proc.running) && c.roomApi.proc.running, "every service is still up");
+
+      await c.startRedis();
+      const tUp = Date.now();
+      for (const w of c.workers) await eventually(`${w.url} ready again`, async () => (await ready(w)) === 200, { timeout: 12000 });
+      console.log(`# workers ready ${Date.now() - tUp} ms after Redis came back`);
+
+      // Re-registered: heartbeat, membership, connection counts.
+      for (const w of c.workers) {
+        assert.equal(await c.redisCli("SISMEMBER", "pd:workers", w.id), "1", `${w.id} re-registered`);
+        assert.equal(await c.redisCli("EXISTS", `pd:worker:${w.id}:hb`), "1");
+      }
+      await eventually("pd:conns counts repaired", async () =>
+        Number(await c.redisCli("HGET", "pd:conns", c.workers[0].id)) === 5
+        && Number(await c.redisCli("HGET", "pd:conns", c.workers[1].id)) === 4, { timeout: 10000 });
+      // Re-subscribed: every room channel that has a member is subscribed again.
+      await eventually("every room channel re-subscribed", async () => {
+        const chans = (await c.redisCli("PUBSUB", "CHANNELS", "pd:room:*")).split("\n");
+        return [...rooms, sameRoom].every((r) => chans.includes(`pd:room:${r}`));
+      }, { timeout: 10000 });
+      for (const [a, b, r] of pairs) {
+        assert.equal(await c.redisCli("PUBSUB", "NUMSUB", `pd:room:${r}`).then((x) => x.split("\n")[1]), "2",
+          `both workers subscribed to ${r}`);
+        await crossRelays(a, b, `relay ${r} w1 → w2`);
+        await crossRelays(b, a, `relay ${r} w2 → w1`);
+      }
+      const res = await loop.stop();
+      assert.deepEqual(res.failures, [], `same-worker relay never stopped (${res.sent} offers)`);
+      assert.ok(res.sent >= 20);
+    } finally {
+      closeAll(all);
+    }
+  });
+});
+
+describe("Redis frozen (SIGSTOP) and thawed", { timeout: 90000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 2 });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("the watchdog declares it dead, joins fail fast, same-worker relay continues; after SIGCONT all recovers", async () => {
+    const api = c.roomApi.url;
+    const room = await createRoom(api);
+    const a = await connect(c.workers[0].url);
+    const a2 = await connect(c.workers[0].url);
+    const b = await connect(c.workers[1].url);
+    const late = await connect(c.workers[0].url);
+    try {
+      for (const s of [a, a2, b]) assert.equal((await join(s, room)).success, true);
+      const loop = relayLoop(a, a2);
+      c.pauseRedis();
+      const t0 = Date.now();
+      for (const w of c.workers) await eventually(`${w.url} not ready`, async () => (await ready(w)) === 503, { timeout: 8000 });
+      console.log(`# not ready ${Date.now() - t0} ms after Redis froze`);
+      const t1 = Date.now();
+      const jr = await join(late, room, { timeout: 8000 });
+      assert.equal(jr.message, "Server error while joining room");
+      assert.ok(Date.now() - t1 < 2000, "answered at once");
+      const d = await getJson(api, "/health/detailed", { timeout: 8000 });
+      assert.equal(d.status, 503, "room API reports the frozen Redis");
+      await sleep(2000);
+      c.resumeRedis();
+      for (const w of c.workers) await eventually(`${w.url} ready`, async () => (await ready(w)) === 200, { timeout: 12000 });
+      await crossRelays(a, b, "cross-worker relay after the thaw");
+      await crossRelays(b, a, "cross-worker relay after the thaw (back)");
+      assert.equal((await join(late, room)).success, true);
+      const res = await loop.stop();
+      assert.deepEqual(res.failures, [], "same-worker relay never stopped");
+    } finally {
+      closeAll(a, a2, b, late);
+    }
+  });
+});
+
+describe("Redis that accepts and drops every connection", { timeout: 60000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 1, roomApi: false });
+  });
+  after(async () => {
+    c?.resumeRedis();
+    await c?.stop();
+  });
+
+  it("reconnects back off (capped, jittered) instead of hammering it", async () => {
+    await c.stopRedis();
+    // In Redis's place: a server that reads the first command, then hangs up.
+    const attempts = [];
+    const srv = net.createServer((s) => {
+      const t = Date.now();
+      s.once("data", (d) => {
+        attempts.push({ t, kind: /SUBSCRIBE/i.test(d.toString()) ? "sub" : "cmd" });
+        s.destroy();
+      });
+      s.on("error", () => {});
+      setTimeout(() => s.destroy(), 2000);
+    });
+    await new Promise((r) => srv.listen(c.redisPort, "127.0.0.1", r));
+    const windowMs = 12000;
+    await sleep(windowMs);
+    await new Promise((r) => srv.close(r));
+    for (const kind of ["cmd", "sub"]) {
+      const ts = attempts.filter((x) => x.kind === kind).map((x) => x.t);
+      const gaps = ts.slice(1).map((t, i) => t - ts[i]);
+      console.log(`# ${kind} link: ${ts.length} attempts in ${windowMs} ms, gaps ${JSON.stringify(gaps)}`);
+      // 100 ms doubling to a 5 s cap: about 8 attempts in 12 s; a fixed
+      // 100 ms retry would be over a hundred.
+      assert.ok(ts.length >= 3 && ts.length <= 16, `${kind}: ${ts.length} attempts in ${windowMs} ms`);
+      assert.ok(gaps.every((g) => g <= 5000 * 1.25 + 3500), `${kind}: every gap within the cap (+ connect deadline)`);
+      assert.ok(gaps[gaps.length - 1] >= 4 * gaps[0], `${kind}: the delay grows`);
+    }
+    // Jittered: the two links do not retry in lockstep.
+    const g = (kind) => {
+      const ts = attempts.filter((x) => x.kind === kind).map((x) => x.t);
+      return ts.slice(1).map((t, i) => t - ts[i]);
+    };
+    const [gc, gs] = [g("cmd"), g("sub")];
+    const n = Math.min(gc.length, gs.length);
+    assert.ok(gc.slice(0, n).some((x, i) => Math.abs(x - gs[i]) > 20), `gaps differ between links: ${gc} / ${gs}`);
+    await c.startRedis();
+    await eventually("ready again", async () => (await ready(c.workers[0])) === 200, { timeout: 12000 });
+  });
+});
+
+describe("a worker SIGKILLed", { timeout: 90000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 2 });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("within 30 s its peers get peer-disconnected once and its sockets are gone from every room", async () => {
+    const api = c.roomApi.url;
+    const r1 = await createRoom(api);
+    const r2 = await createRoom(api);
+    const r3 = await createRoom(api);
+    const a = await connect(c.workers[0].url);
+    const d = await connect(c.workers[0].url);
+    const b = await connect(c.workers[1].url);
+    const e = await connect(c.workers[1].url);
+    const lone = await connect(c.workers[1].url);
+    try {
+      assert.equal((await join(a, r1)).success, true);
+      assert.equal((await join(b, r1)).success, true);
+      assert.equal((await join(d, r2)).success, true);
+      assert.equal((await join(e, r2)).success, true);
+      assert.equal((await join(lone, r3)).success, true);
+      const victim = c.workers[1];
+      const [aid, bid, did, eid] = [a.id, b.id, d.id, e.id]; // socket.io-client forgets ids on disconnect
+      const gone = [bid, eid, lone.id];
+      const t0 = Date.now();
+      assert.deepEqual(await c.killWorker(1), { code: null, signal: "SIGKILL" });
+      const [pa, pd] = await Promise.all([
+        waitFor(a, "peer-disconnected", { timeout: 30000 }),
+        waitFor(d, "peer-disconnected", { timeout: 30000 }),
+      ]);
+      const ms = Date.now() - t0;
+      console.log(`# peers told ${ms} ms after SIGKILL`);
+      assert.deepEqual(pa, { peerId: bid });
+      assert.deepEqual(pd, { peerId: eid });
+      assert.ok(ms < 30000);
+      for (const sid of gone) assert.equal(await c.redisCli("EXISTS", `socket:${sid}`), "0", `socket:${sid} reaped`);
+      assert.equal(await c.redisCli("SMEMBERS", `room:${r1}:sockets`), aid);
+      assert.equal(await c.redisCli("SMEMBERS", `room:${r2}:sockets`), did);
+      assert.equal(await c.redisCli("SCARD", `room:${r3}:sockets`), "0");
+      const ttl = Number(await c.redisCli("TTL", `room:${r3}`));
+      assert.ok(ttl > 0 && ttl <= 900, `a room left empty by the reaper gets the 900 s TTL (${ttl})`);
+      assert.equal(await c.redisCli("SISMEMBER", "pd:workers", victim.id), "0");
+      assert.equal(await c.redisCli("HEXISTS", "pd:conns", victim.id), "0");
+      assert.equal(await c.redisCli("EXISTS", `pd:worker:${victim.id}:sockets`), "0");
+      await expectNothing([a, d], "peer-disconnected", { ms: 6000 }); // one more reaper period: told once
+      const det = await getJson(api, "/health/detailed");
+      assert.equal(det.json.dependencies.socketio.connections, 2);
+      // The survivors still relay, and a new peer can take the seat.
+      const b2 = await connect(c.workers[0].url);
+      try {
+        assert.equal((await join(b2, r1)).success, true);
+        const b2id = b2.id;
+        assert.deepEqual(await waitFor(a, "ready", { pred: (x) => x.peerId === b2id }), { peerId: b2id });
+      } finally {
+        b2.close();
+      }
+    } finally {
+      closeAll(a, b, d, e, lone);
+    }
+  });
+});
+
+describe("SIGTERM drain", { timeout: 90000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 3, workerEnv: [{}, {}, { PD_DRAIN_TIMEOUT_MS: "800" }] });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  /** A keep-alive HTTP connection that answers request(path) → {status, body, headers}. */
+  function keepAlive(port) {
+    const s = net.connect({ host: "127.0.0.1", port });
+    let buf = "";
+    let waiter = null;
+    s.on("data", (d) => {
+      buf += d.toString("latin1");
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0 || !waiter) return;
+      const len = Number(/content-length: (\d+)/i.exec(buf.slice(0, end))?.[1] || 0);
+      if (buf.length < end + 4 + len) return;
+      const head = buf.slice(0, end);
+      const body = buf.slice(end + 4, end + 4 + len);
+      buf = buf.slice(end + 4 + len);
+      const w = waiter;
+      waiter = null;
+      w({ status: Number(head.split(" ")[1]), head, body });
+    });
+    s.on("error", () => {});
+    return {
+      ready: new Promise((r) => s.on("connect", r)),
+      request(path) {
+        return new Promise((resolve, reject) => {
+          waiter = resolve;
+          s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+          setTimeout(() => reject(new Error("no answer on the keep-alive connection")), 3000);
+        });
+      },
+      close: () => s.destroy(),
+    };
+  }
+
+  it("not ready at once, stops accepting, closes sockets (1001), cleans Redis, tells rooms, exits 0 in time", async () => {
+    const api = c.roomApi.url;
+    const room = await createRoom(api);
+    const w = c.workers[1];
+    const stay = await connect(c.workers[0].url);
+    const leaving = await connect(w.url);
+    const raw = await rawSession(w.port);
+    const ka = keepAlive(w.port);
+    try {
+      await ka.ready;
+      assert.equal((await ka.request("/readyz")).status, 200);
+      assert.equal((await join(stay, room)).success, true);
+      assert.equal((await join(leaving, room)).success, true);
+      assert.equal((await rawJoin(raw, room)).success, true);
+      const leavingId = leaving.id; // socket.io-client forgets it on disconnect
+      // Hold Redis for 1.5 s so the drain cannot finish before we look.
+      await c.redisCli("CLIENT", "PAUSE", "1500", "ALL");
+      const t0 = Date.now();
+      const exit = c.stopWorker(1);
+      await sleep(50);
+      const r = await ka.request("/readyz");
+      assert.equal(r.status, 503, "not ready at once");
+      assert.match(r.body, /"draining":true/);
+      assert.match(r.head, /Connection: close/i);
+      await assert.rejects(new Promise((resolve, reject) => {
+        const s = net.connect({ host: "127.0.0.1", port: w.port });
+        s.on("connect", () => {
+          s.destroy();
+          resolve();
+        });
+        s.on("error", reject);
+      }), /ECONNREFUSED/, "no longer accepting");
+      const cl = await closeOf(raw, 3000);
+      assert.equal(cl.code, 1001, "sockets closed with 1001 (going away)");
+      await eventually("socket.io client disconnected", async () => !leaving.connected, { timeout: 3000 });
+      assert.deepEqual(await exit, { code: 0, signal: null });
+      const ms = Date.now() - t0;
+      console.log(`# drained and exited ${ms} ms after SIGTERM (Redis paused 1500 ms)`);
+      assert.ok(ms < 10000, "within PD_DRAIN_TIMEOUT_MS (10 s)");
+      // Cleaned and told (the commands queued during the pause ran).
+      for (const sid of [leavingId, raw.sid]) {
+        assert.equal(await c.redisCli("EXISTS", `socket:${sid}`), "0");
+        assert.equal(await c.redisCli("SISMEMBER", `room:${room}:sockets`, sid), "0");
+      }
+      assert.equal(await c.redisCli("SISMEMBER", "pd:workers", w.id), "0", "retired");
+      assert.equal(await c.redisCli("EXISTS", `pd:worker:${w.id}:hb`), "0");
+      assert.equal(await c.redisCli("HEXISTS", "pd:conns", w.id), "0");
+      const told = [await waitFor(stay, "peer-disconnected"), await waitFor(stay, "peer-disconnected")].map((x) => x.peerId).sort();
+      assert.deepEqual(told, [leavingId, raw.sid].sort());
+    } finally {
+      ka.close();
+      raw.close();
+      closeAll(stay, leaving);
+    }
+  });
+
+  it("a drain that cannot finish stops at PD_DRAIN_TIMEOUT_MS (800) and still exits 0", async () => {
+    const w = c.workers[2];
+    const s = await connect(w.url);
+    const room = await createRoom(c.roomApi.url);
+    try {
+      assert.equal((await join(s, room)).success, true);
+      await c.redisCli("CLIENT", "PAUSE", "2500", "ALL");
+      const t0 = Date.now();
+      assert.deepEqual(await c.stopWorker(2), { code: 0, signal: null });
+      const ms = Date.now() - t0;
+      console.log(`# exited ${ms} ms after SIGTERM with Redis paused`);
+      assert.ok(ms >= 700 && ms < 2400, `stopped by the drain limit (${ms} ms)`);
+    } finally {
+      s.close();
+    }
+    await eventually("Redis back for the others", async () => (await ready(c.workers[0])) === 200, { timeout: 10000 });
+  });
+});
+
+describe("missed pongs", { timeout: 60000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 2, workerEnv: [{}, { PD_PING_INTERVAL_MS: "300", PD_PING_TIMEOUT_MS: "300" }] });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("the session is closed once, Redis cleaned once, peers told once", async () => {
+    const room = await createRoom(c.roomApi.url);
+    const w = c.workers[1];
+    const near = await connect(w.url); // socket.io-client answers pings
+    const far = await connect(c.workers[0].url);
+    let raw = null;
+    const mon = spawn("redis-cli", ["-h", "127.0.0.1", "-p", String(c.redisPort), "MONITOR"], { stdio: ["ignore", "pipe", "ignore"] });
+    let monitor = "";
+    mon.stdout.on("data", (d) => {
+      monitor += d.toString();
+    });
+    try {
+      await eventually("monitor attached", async () => {
+        await c.redisCli("PING");
+        return monitor.includes('"PING"');
+      });
+      assert.equal((await join(near, room)).success, true);
+      assert.equal((await join(far, room)).success, true);
+      const before = await metrics(w.url);
+      // Open, connect and join well within the 600 ms the pings allow, then never answer them.
+      const t0 = Date.now();
+      raw = await rawSession(w.port);
+      assert.equal((await rawJoin(raw, room)).success, true);
+      const cl = await closeOf(raw, 5000);
+      const ms = Date.now() - t0;
+      assert.equal(cl.code, 1000);
+      assert.match(cl.reason, /ping timeout/);
+      assert.ok(ms < 3000, `closed after interval + timeout (${ms} ms)`);
+      assert.deepEqual(await waitFor(near, "peer-disconnected"), { peerId: raw.sid });
+      assert.deepEqual(await waitFor(far, "peer-disconnected"), { peerId: raw.sid });
+      await sleep(1500);
+      assert.equal(near.received.get("peer-disconnected").length, 1, "same-worker peer told once");
+      assert.equal(far.received.get("peer-disconnected").length, 1, "other-worker peer told once");
+      assert.ok(near.connected && far.connected, "the peers that answer pings are kept");
+      const m = await metrics(w.url);
+      assert.equal(metricValue(m, 'privydrop_signal_sessions_closed_total{reason="ping_timeout"}')
+        - metricValue(before, 'privydrop_signal_sessions_closed_total{reason="ping_timeout"}'), 1, "closed once");
+      assert.equal(await c.redisCli("EXISTS", `socket:${raw.sid}`), "0");
+      assert.equal(await c.redisCli("SISMEMBER", `room:${room}:sockets`, raw.sid), "0");
+      const leaves = monitor.split("\n").filter((l) => l.includes("local removed") && l.includes(raw.sid));
+      assert.equal(leaves.length, 1, `one Redis cleanup for the socket:\n${leaves.join("\n")}`);
+      const publishes = monitor.split("\n").filter((l) => l.includes('"PUBLISH"') && l.includes("peer-disconnected") && l.includes(raw.sid));
+      assert.equal(publishes.length, 1, "one peer-disconnected published");
+      assert.equal(Number(await c.redisCli("HGET", "pd:conns", w.id)), 1, "the connection count dropped by one");
+    } finally {
+      mon.kill();
+      raw?.close();
+      closeAll(near, far);
+    }
+  });
+});
