@@ -46,7 +46,7 @@ struct pd_sess {
     int joins_inflight;            /* hub field */
     char *out;                     /* frames waiting for the next write */
     size_t out_len, out_cap;
-    struct sess_write *inflight;   /* the one write in flight, or NULL */
+    unsigned writes;               /* writes handed to libuv and not yet completed */
     sess_state state;
     int sio_connected;             /* answered 40 */
     int connect_pending;           /* 40 received, waiting to be counted */
@@ -487,7 +487,7 @@ static void on_write(uv_write_t *req, int status)
     sess_write *wr = (sess_write *)req;
     free(wr->buf);
     free(wr);
-    s->inflight = NULL;
+    s->writes--;
     if (status < 0) {
         s->peer_gone = 1;
         if (s->state == S_OPEN)
@@ -496,14 +496,47 @@ static void on_write(uv_write_t *req, int status)
             sess_finish(s);
         return;
     }
-    if (s->state != S_CLOSED)
+    if (s->state != S_CLOSED && s->writes == 0)
         sess_flush(s);
 }
 
+/* Bytes this peer has not taken yet: what waits for the next write, and
+ * what the kernel would not accept of the write in flight (libuv writes
+ * synchronously as far as the socket buffer allows). */
 static size_t sess_queued(const pd_sess *s)
 {
     return (s->ws ? wslay_event_get_queued_msg_length(s->ws) : 0) + s->out_len +
-           (s->inflight ? s->inflight->len : 0);
+           (s->writes ? uv_stream_get_write_queue_size((const uv_stream_t *)s->tcp) : 0);
+}
+
+/* Hand s->out to libuv (which writes at once what the socket takes and
+ * queues the rest, in order). Failures are only noted (overflow), never
+ * acted on here: callers may be iterating a room. */
+static void sess_start_write(pd_sess *s)
+{
+    if (s->out_len == 0 || s->peer_gone)
+        return;
+    sess_write *wr = malloc(sizeof(*wr));
+    if (!wr) {
+        s->overflow = 1;
+        sess_mark_dirty(s);
+        return;
+    }
+    wr->buf = s->out;
+    wr->len = s->out_len;
+    s->out = NULL;
+    s->out_len = s->out_cap = 0;
+    uv_buf_t b = uv_buf_init(wr->buf, (unsigned)wr->len);
+    wr->req.data = s;
+    if (uv_write(&wr->req, (uv_stream_t *)s->tcp, &b, 1, on_write) == 0) {
+        s->writes++;
+    } else {
+        free(wr->buf);
+        free(wr);
+        s->peer_gone = 1;
+        s->overflow = 1;
+        sess_mark_dirty(s);
+    }
 }
 
 static void sess_flush(pd_sess *s)
@@ -513,7 +546,7 @@ static void sess_flush(pd_sess *s)
     if (s->overflow && s->state == S_OPEN) {
         /* A reader that stopped reading: drop what it has not taken and
          * close, so it cannot hold memory or stall anyone else. */
-        pd_metric_add(s->w->m_closed, "send_queue_full", 1);
+        pd_metric_add(s->w->m_closed, s->peer_gone ? "write_failed" : "send_queue_full", 1);
         s->overflow = 0;
         pd_sess_close(s, 1008, "send queue full");
         return;
@@ -527,28 +560,10 @@ static void sess_flush(pd_sess *s)
         wslay_event_context_free(s->ws);
         s->ws = NULL;
     }
-    if (!s->inflight && s->out_len > 0 && !s->peer_gone) {
-        sess_write *wr = malloc(sizeof(*wr));
-        if (!wr) {
-            s->peer_gone = 1; /* cannot write: treat as a dead peer */
-            pd_sess_close(s, 1011, "out of memory");
-            return;
-        }
-        wr->buf = s->out;
-        wr->len = s->out_len;
-        s->out = NULL;
-        s->out_len = s->out_cap = 0;
-        uv_buf_t b = uv_buf_init(wr->buf, (unsigned)wr->len);
-        wr->req.data = s;
-        if (uv_write(&wr->req, (uv_stream_t *)s->tcp, &b, 1, on_write) == 0) {
-            s->inflight = wr;
-        } else {
-            free(wr->buf);
-            free(wr);
-            s->peer_gone = 1;
-        }
-    }
-    if (s->inflight)
+    /* Small packets wait for the write in flight, so they share a write. */
+    if (s->writes == 0)
+        sess_start_write(s);
+    if (s->writes)
         return;
     if (s->state == S_CLOSING && (s->peer_gone || !s->ws || !wslay_event_want_write(s->ws)))
         sess_finish(s);
@@ -586,6 +601,11 @@ void pd_sess_send(pd_sess *s, const char *pkt, size_t len)
         memcpy(s->out + s->out_len, hdr, hlen);
         memcpy(s->out + s->out_len + hlen, pkt, len);
         s->out_len += hlen + len;
+        /* A burst toward this peer goes to the kernel as it builds up, so
+         * the cap measures what the peer has not read, not what one loop
+         * turn produced. */
+        if (s->out_len >= 65536)
+            sess_start_write(s);
     }
     sess_mark_dirty(s);
 }
