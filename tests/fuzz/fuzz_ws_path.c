@@ -20,6 +20,7 @@
 
 #include "../../services/signal/src/events.h"
 #include "privydrop/pd_bus.h"
+#include "privydrop/pd_jscan.h"
 #include "privydrop/pd_eio.h"
 #include "privydrop/pd_sio.h"
 #include "privydrop/pd_wsscan.h"
@@ -263,8 +264,46 @@ static void fz_stream_path(uint8_t seed, const uint8_t *data, size_t size)
 
 /* ---- entry point ---------------------------------------------------------- */
 
+/* The relay fast path's scanner: it must agree with jansson on what is
+ * valid JSON (inside its depth bound; jansson refuses \u0000, the scanner
+ * does not), its spans must lie inside the input, and the packet built from
+ * them must be valid JSON again. */
+static void fz_jscan(const uint8_t *data, size_t size)
+{
+    pd_slice text = pd_slice_make((const char *)data, size);
+    int sv = pd_jscan_valid(text, 32);
+    json_error_t jerr;
+    json_t *j = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    /* jansson also checks UTF-8, which the scanner leaves to the WebSocket
+     * layer; so only "scanner valid ⇒ jansson valid" on valid UTF-8 input,
+     * and "jansson valid within depth ⇒ scanner valid" always. */
+    /* jansson stops at a NUL byte as if the text ended there. */
+    if (j && !sv && !memchr(data, 0, size)) {
+        /* Only possible when nesting passes the scanner's bound. */
+        FZ_CHECK(pd_jscan_valid(text, 4096));
+    }
+    json_decref(j);
+    pd_slice name, payload;
+    int esc = 0;
+    if (pd_jscan_event(text, 32, &name, &esc, &payload) == PD_OK) {
+        FZ_CHECK(fz_within(name, data, size) && fz_within(payload, data, size));
+        pd_jscan_member m[2] = {{"peerId", {NULL, 0}}, {"offer", {NULL, 0}}};
+        if (payload.len && pd_jscan_object(payload, m, 2) == PD_OK && m[1].value.base) {
+            FZ_CHECK(fz_within(m[1].value, data, size));
+            FZ_CHECK(pd_jscan_valid(m[1].value, 32));
+            size_t len = pd_event_signal_packet(NULL, 0, "offer", "offer", m[1].value, "AbCdEfGhIjKlMnOpQrSt");
+            char *pkt = malloc(len);
+            FZ_CHECK(pkt != NULL);
+            pd_event_signal_packet(pkt, len, "offer", "offer", m[1].value, "AbCdEfGhIjKlMnOpQrSt");
+            FZ_CHECK(len > 2 && pd_jscan_valid(pd_slice_make(pkt + 2, len - 2), 34));
+            free(pkt);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fz_jscan(data, size);
     if (size > 0)
         fz_stream_path(data[0], data + 1, size - 1);
 
