@@ -52,6 +52,14 @@ int pd_redis_cmd_argv(pd_redis *r, pd_redis_reply_fn cb, void *data, int argc, c
 /* Commands sent and not yet answered. */
 size_t pd_redis_pending(const pd_redis *r);
 
+/* 1 while Redis is connected but behind: more than `max_pending` commands
+ * unanswered, or the subscriber link's own probe message overdue by more
+ * than 100 ms while other messages keep arriving (Redis is queueing
+ * messages for us faster than we read them, and will drop the link once its
+ * output buffer limit is reached). Callers slow their producers while it
+ * holds. */
+int pd_redis_congested(const pd_redis *r, size_t max_pending);
+
 /* Want / stop wanting messages of a channel (subscriber connection only).
  * Idempotent; remembered across reconnects. PD_ERR on allocation failure. */
 int pd_redis_subscribe(pd_redis *r, pd_slice channel);

@@ -62,6 +62,8 @@ struct pd_redis {
     unsigned watchdog_ms;
     uint64_t ping_sent_ms;       /* when the outstanding PING left, 0 if none */
     uint64_t probe_sent_ms;      /* when the outstanding bus probe was published, 0 if none */
+    uint64_t cmd_heard_ms;       /* last reply of any kind on the command link */
+    uint64_t sub_heard_ms;       /* last message of any kind on the subscriber link */
     char probe_chan[48];         /* private channel that proves the subscriber link works */
     unsigned long connects;      /* successful connects */
     int closing;                 /* pd_redis_free called */
@@ -179,6 +181,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     pd_redis_call *call = privdata;
     pd_redis *r = call->owner;
     r->pending--;
+    if (reply)
+        r->cmd_heard_ms = pd_mono_ms();
     if (call->internal_ping) {
         redisReply *rep = reply;
         if (rep && rep->type != REDIS_REPLY_ERROR) {
@@ -267,6 +271,7 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
     if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
         return;
     pd_slice chan = pd_slice_make(ch->str, ch->len);
+    r->sub_heard_ms = pd_mono_ms();
     if (pd_slice_eq(chan, r->probe_chan)) {
         /* Our own probe: the subscription is live, the link carries data. */
         if (strcmp(kind->str, "subscribe") == 0 && r->sub.up && !r->sub.verified) {
@@ -437,6 +442,19 @@ size_t pd_redis_pending(const pd_redis *r)
     return r->pending;
 }
 
+int pd_redis_congested(const pd_redis *r, size_t max_pending)
+{
+    if (!r->ready)
+        return 0;
+    if (r->pending > max_pending)
+        return 1;
+    /* Overdue while messages keep arriving: we are behind. Overdue in
+     * silence is a stalled server, which is the watchdog's business, and
+     * must not stop same-worker traffic. */
+    uint64_t now = pd_mono_ms();
+    return r->probe_sent_ms && now - r->probe_sent_ms > 100 && now - r->sub_heard_ms < 100;
+}
+
 int pd_redis_ready(const pd_redis *r)
 {
     return r->ready;
@@ -455,7 +473,10 @@ static void on_watchdog(uv_timer_t *t)
     if (!r->cmd.up || !r->cmd.ac)
         return;
     uint64_t now = pd_mono_ms();
-    if (r->ping_sent_ms && now - r->ping_sent_ms > 3ull * r->watchdog_ms) {
+    uint64_t limit = 3ull * r->watchdog_ms;
+    /* Dead means silent: a PING stuck behind a long queue of replies that
+     * keep arriving is a busy link, not a dead one. */
+    if (r->ping_sent_ms && now - r->ping_sent_ms > limit && now - r->cmd_heard_ms > limit) {
         /* The server accepted our bytes but stopped answering (stopped
          * process, black-holed network): give up on both links so callers
          * get their failures now and the reconnect loop takes over. */
@@ -469,7 +490,7 @@ static void on_watchdog(uv_timer_t *t)
         return;
     }
     if (r->subscriber && r->sub.verified) {
-        if (r->probe_sent_ms && now - r->probe_sent_ms > 3ull * r->watchdog_ms) {
+        if (r->probe_sent_ms && now - r->probe_sent_ms > limit && now - r->sub_heard_ms > limit) {
             /* hiredis 0.14's libuv adapter drops socket errors, so a broken
              * subscriber link can look healthy: a probe that does not come
              * back through it proves otherwise. */

@@ -25,6 +25,11 @@
 
 typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
 
+/* Redis commands in flight above which sessions stop reading, and below
+ * which they start again (back-pressure, see on_read). */
+#define SESS_BUS_PENDING_HIGH 20000
+#define SESS_BUS_PENDING_LOW 5000
+
 /* A write in flight and the bytes it carries; allocated per write so idle
  * sessions do not carry a uv_write_t. */
 typedef struct sess_write {
@@ -54,6 +59,7 @@ struct pd_sess {
     int awaiting_pong;             /* ping sent, no pong yet */
     int overflow;                  /* send queue passed the cap */
     int peer_gone;                 /* transport failed: no close frame */
+    int read_paused;               /* reading stopped by back-pressure */
     pd_ws_scanner scan;            /* frame-header pre-check */
     pd_bucket events;              /* Socket.IO event rate */
     unsigned limited_in_row;       /* events dropped by the rate limit since the last allowed one */
@@ -128,6 +134,8 @@ void pd_sess_layer_init(pd_worker *w)
     uint64_t tick = (uint64_t)PD_MAX(10, PD_MIN(250, shortest / 4));
     uv_timer_init(w->loop, &w->sess_tick);
     w->sess_tick.data = w;
+    uv_timer_init(w->loop, &w->resume_timer);
+    w->resume_timer.data = w;
     uv_timer_start(&w->sess_tick, on_tick, tick, tick);
 }
 
@@ -143,6 +151,7 @@ void pd_sess_layer_close(pd_worker *w)
     }
     uv_close((uv_handle_t *)&w->flush_idle, NULL);
     uv_close((uv_handle_t *)&w->sess_tick, NULL);
+    uv_close((uv_handle_t *)&w->resume_timer, NULL);
 }
 
 /* ---- wslay callbacks ---------------------------------------------------- */
@@ -463,6 +472,8 @@ static void feed(pd_sess *s, const char *data, size_t len)
     sess_mark_dirty(s);
 }
 
+static void on_resume(uv_timer_t *t);
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     pd_sess *s = stream->data;
@@ -479,6 +490,34 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || s->state != S_OPEN)
         return;
     feed(s, buf->base, (size_t)nread);
+    pd_worker *w = s->w;
+    if (s->state == S_OPEN && w->redis && pd_redis_congested(w->redis, SESS_BUS_PENDING_HIGH)) {
+        /* Redis (or our own reading of its answers) is behind: stop taking
+         * more work from clients until it catches up, so overload becomes
+         * delay instead of a subscriber dropped for its output buffer. */
+        uv_read_stop(stream);
+        s->read_paused = 1;
+        if (!uv_is_active((uv_handle_t *)&w->resume_timer))
+            uv_timer_start(&w->resume_timer, on_resume, 1, 1);
+    }
+}
+
+static void on_resume(uv_timer_t *t)
+{
+    pd_worker *w = t->data;
+    if (w->redis && pd_redis_congested(w->redis, SESS_BUS_PENDING_LOW))
+        return;
+    for (pd_sess *s = w->sessions; s; s = s->next) {
+        if (!s->read_paused)
+            continue;
+        s->read_paused = 0;
+        if (s->state == S_OPEN && uv_read_start((uv_stream_t *)s->tcp, on_alloc, on_read) != 0) {
+            s->peer_gone = 1;
+            s->overflow = 1;
+            sess_mark_dirty(s);
+        }
+    }
+    uv_timer_stop(t);
 }
 
 static void on_write(uv_write_t *req, int status)

@@ -67,6 +67,7 @@ typedef struct pd_worker {
     pd_sess *dirty;               /* sessions with queued output (intrusive list) */
     pd_sess *sessions;            /* every session not yet closed (intrusive list) */
     uv_timer_t sess_tick;         /* drives every session's deadlines */
+    uv_timer_t resume_timer;      /* resumes reading once Redis has caught up */
     int draining;                 /* SIGTERM received */
     uint64_t started_ms;          /* wall clock at start */
     uint8_t read_buf[65536];      /* shared read buffer: frames are consumed at once */
