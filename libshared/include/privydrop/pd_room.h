@@ -84,6 +84,12 @@ int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, 
  * could not be encoded or sent (Redis down). */
 int pd_room_publish(pd_redis *r, pd_slice room, const pd_bus_envelope *env);
 
+/* The same, calling cb once Redis has handled the PUBLISH (or with NULL on
+ * failure) — so the caller can act only once every subscriber has it. When
+ * PD_ERR is returned cb is not called. */
+int pd_room_publish_then(pd_redis *r, pd_slice room, const pd_bus_envelope *env, pd_redis_reply_fn cb,
+                         void *data);
+
 /* Tell the room that `sid` left (peer-disconnected), as an L envelope: the
  * instance holding sid forgets its binding, everyone else hears it. */
 int pd_room_publish_left(pd_redis *r, const char *origin, pd_slice room, pd_slice sid);

@@ -472,6 +472,12 @@ int pd_cluster_retire(pd_redis *r, const char *owner, pd_room_long_fn cb, void *
 
 int pd_room_publish(pd_redis *r, pd_slice room, const pd_bus_envelope *env)
 {
+    return pd_room_publish_then(r, room, env, NULL, NULL);
+}
+
+int pd_room_publish_then(pd_redis *r, pd_slice room, const pd_bus_envelope *env, pd_redis_reply_fn cb,
+                         void *data)
+{
     char ch[PD_ID_MAX + 16];
     int chlen = pd_bus_channel(ch, sizeof(ch), room);
     size_t elen = 0;
@@ -480,7 +486,7 @@ int pd_room_publish(pd_redis *r, pd_slice room, const pd_bus_envelope *env)
         return PD_ERR;
     const char *argv[3] = {"PUBLISH", ch, e};
     size_t lens[3] = {7, (size_t)chlen, elen};
-    int rc = pd_redis_cmd_argv(r, NULL, NULL, 3, argv, lens);
+    int rc = pd_redis_cmd_argv(r, cb, data, 3, argv, lens);
     free(e);
     return rc;
 }

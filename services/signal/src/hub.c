@@ -342,6 +342,48 @@ static void join_server_error(pd_sess *s, const char *error)
                       "error", error));
 }
 
+static void on_ready_published(redisReply *reply, void *data)
+{
+    (void)reply;
+    join_ctx *c = data;
+    pd_sess *s = pd_map_get(c->h->sessions, pd_slice_cstr(c->sid));
+    if (s && strcmp(pd_sess_room(s), c->room) == 0)
+        join_respond(s, 1, "Successfully joined room", c->room);
+    free(c);
+}
+
+/* `ready` to the others, then the joiner's joinResponse — only once Redis
+ * has handled the PUBLISH. A client that reacts to its joinResponse (say,
+ * by having a second socket join on another worker) can then never cause a
+ * subscription to overtake the ready: nobody hears a stale ready for a peer
+ * that joined before them. */
+static void announce_join(pd_hub *h, pd_sess *s, hub_room *r, const join_ctx *c)
+{
+    pd_worker *w = h->w;
+    size_t len = 0;
+    char *pkt = encode_event("ready", json_pack("{s:s}", "peerId", c->sid), &len);
+    if (!pkt) {
+        join_respond(s, 1, "Successfully joined room", c->room);
+        return;
+    }
+    deliver_local(r, c->sid, pkt, len);
+    join_ctx *ack = malloc(sizeof(*ack));
+    pd_bus_envelope env = {PD_BUS_BROADCAST, pd_slice_cstr(w->cfg.worker_id), pd_slice_cstr(c->sid),
+                           pd_slice_make(pkt, len)};
+    if (ack) {
+        *ack = *c;
+        if (pd_room_publish_then(w->redis, pd_slice_cstr(c->room), &env, on_ready_published, ack) == PD_OK) {
+            pd_metric_add(w->m_publishes, NULL, 1);
+            free(pkt);
+            return;
+        }
+        free(ack);
+    }
+    pd_metric_add(w->m_dropped, "redis_down", 1);
+    join_respond(s, 1, "Successfully joined room", c->room);
+    free(pkt);
+}
+
 static void on_join_done(const pd_join_result *res, void *data)
 {
     join_ctx *c = data;
@@ -378,14 +420,7 @@ static void on_join_done(const pd_join_result *res, void *data)
             break;
         }
         snprintf(bound, PD_ID_MAX + 1, "%s", c->room);
-        join_respond(s, 1, "Successfully joined room", c->room);
-        {
-            size_t len = 0;
-            char *pkt = encode_event("ready", json_pack("{s:s}", "peerId", c->sid), &len);
-            if (pkt)
-                emit_room(h, c->room, c->sid, PD_BUS_BROADCAST, pkt, len);
-            free(pkt);
-        }
+        announce_join(h, s, r, c);
         break;
     case PD_JOIN_BOUND_ELSEWHERE:
         join_respond(s, 0, "Socket is already bound to another room", c->room);
