@@ -189,6 +189,19 @@ static void rooms_done(sl_http *h, int status, const char *body, size_t len)
     }
 }
 
+/* Connect a->nhttps keep-alive clients (already allocated) to the room API. */
+static void start_https(app *a, sl_http_next_fn next, sl_http_done_fn done)
+{
+    for (int i = 0; i < a->nhttps; i++) {
+        sl_http *h = &a->https[i];
+        h->run = &a->run;
+        h->index = i;
+        h->next = next;
+        h->done = done;
+        sl_http_start(h, &a->o.api);
+    }
+}
+
 static void create_rooms(app *a, int n, void (*then)(app *))
 {
     a->rooms_total = n;
@@ -199,14 +212,7 @@ static void create_rooms(app *a, int n, void (*then)(app *))
     }
     a->nhttps = n < 16 ? n : 16;
     a->https = calloc((size_t)a->nhttps, sizeof(sl_http));
-    for (int i = 0; i < a->nhttps; i++) {
-        sl_http *h = &a->https[i];
-        h->run = &a->run;
-        h->index = i;
-        h->next = rooms_next;
-        h->done = rooms_done;
-        sl_http_start(h, &a->o.api);
-    }
+    start_https(a, rooms_next, rooms_done);
 }
 
 /* ---- connection ramp (idle, relay) ------------------------------------- */
@@ -708,14 +714,7 @@ static void api_start(app *a)
     a->t_measure = now + (uint64_t)(a->o.warmup * 1e9);
     a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
     a->phase = 0;
-    for (int i = 0; i < a->nhttps; i++) {
-        sl_http *h = &a->https[i];
-        h->run = &a->run;
-        h->index = i;
-        h->next = api_next;
-        h->done = api_done;
-        sl_http_start(h, &a->o.api);
-    }
+    start_https(a, api_next, api_done);
 }
 
 /* ---- loop plumbing ---------------------------------------------------------------------- */
