@@ -303,6 +303,22 @@ static void idle_closed(sl_conn *c, int err)
 
 static const sl_mode_ops IDLE_OPS = {idle_ready, idle_event, idle_closed};
 
+/* The measured window: server and generator CPU (and server memory) read
+ * at its start and end. */
+static void measure_begin(app *a)
+{
+    read_procs(a, a->proc0);
+    a->self_cpu0 = self_cpu();
+    a->measuring = 1;
+}
+
+static void measure_end(app *a)
+{
+    read_procs(a, a->proc1);
+    a->self_cpu1 = self_cpu();
+    a->measuring = 0;
+}
+
 static void idle_tick(app *a)
 {
     uint64_t now = uv_hrtime();
@@ -326,9 +342,7 @@ static void idle_tick(app *a)
         a->t_end = now + (uint64_t)(a->o.duration * 1e9);
         a->measuring = 1;
     } else if (a->phase == 2 && now >= a->t_end) {
-        read_procs(a, a->proc1);
-        a->self_cpu1 = self_cpu();
-        a->measuring = 0;
+        measure_end(a);
         a->open_at_end = a->joined;
         a->phase = 3;
         finish(a);
@@ -492,14 +506,10 @@ static void relay_tick(app *a)
     }
     if (a->phase == 1) {
         if (!a->measuring && now >= a->t_measure && now < a->t_end) {
-            read_procs(a, a->proc0);
-            a->self_cpu0 = self_cpu();
-            a->measuring = 1;
+            measure_begin(a);
         }
         if (now >= a->t_end) {
-            read_procs(a, a->proc1);
-            a->self_cpu1 = self_cpu();
-            a->measuring = 0;
+            measure_end(a);
             a->sending = 0;
             a->phase = 2;
             a->t0 = now;
@@ -605,14 +615,10 @@ static void churn_tick(app *a)
 {
     uint64_t now = uv_hrtime();
     if (a->phase == 0 && now >= a->t_measure) {
-        read_procs(a, a->proc0);
-        a->self_cpu0 = self_cpu();
-        a->measuring = 1;
+        measure_begin(a);
         a->phase = 1;
     } else if (a->phase == 1 && now >= a->t_end) {
-        read_procs(a, a->proc1);
-        a->self_cpu1 = self_cpu();
-        a->measuring = 0;
+        measure_end(a);
         a->phase = 2;
         a->t0 = now;
     } else if (a->phase == 2) {
@@ -685,14 +691,10 @@ static void api_tick(app *a)
 {
     uint64_t now = uv_hrtime();
     if (a->phase == 0 && now >= a->t_measure) {
-        read_procs(a, a->proc0);
-        a->self_cpu0 = self_cpu();
-        a->measuring = 1;
+        measure_begin(a);
         a->phase = 1;
     } else if (a->phase == 1 && now >= a->t_end) {
-        read_procs(a, a->proc1);
-        a->self_cpu1 = self_cpu();
-        a->measuring = 0;
+        measure_end(a);
         a->phase = 2;
         a->t0 = now;
     } else if (a->phase == 2 && now - a->t0 > 300000000ull) {
