@@ -115,6 +115,30 @@ static void object_members_last_wins_and_escaped_keys_never_match(void **state)
     assert_int_equal(pd_jscan_object(pd_slice_cstr("\"s\""), m, 3), PD_ERR);
 }
 
+/* The string scan skips eight bytes at a time: a byte it must stop at is
+ * found wherever it falls, and bytes that only look alike in their low
+ * seven bits (0xa2, 0xdc) or are UTF-8 do not end the string. */
+static void string_scan_finds_stops_at_every_offset(void **state)
+{
+    (void)state;
+    char buf[64];
+    for (size_t k = 0; k < 24; k++) {
+        const struct {
+            const char *ins;
+            int valid;
+        } cases[] = {{"\x01", 0}, {"\x1f", 0}, {"\"", 0}, {"\\", 0}, {"\\n", 1},
+                     {"\xa2", 1}, {"\xdc", 1}, {"\xe2\x82\xac", 1}, {" ", 1}, {"\x7f", 1}};
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            memset(buf, 0, sizeof(buf));
+            buf[0] = '"';
+            memset(buf + 1, 'x', k);
+            strcat(buf, cases[i].ins);
+            strcat(buf, "yyyyyyyyyyyy\"");
+            assert_int_equal(pd_jscan_valid(pd_slice_cstr(buf), 4), cases[i].valid);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -124,6 +148,7 @@ int main(void)
         cmocka_unit_test(nesting_beyond_the_bound_is_invalid),
         cmocka_unit_test(event_gives_name_and_payload_spans),
         cmocka_unit_test(object_members_last_wins_and_escaped_keys_never_match),
+        cmocka_unit_test(string_scan_finds_stops_at_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

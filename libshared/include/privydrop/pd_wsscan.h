@@ -34,4 +34,19 @@ uint16_t pd_ws_scan(pd_ws_scanner *sc, const uint8_t *data, size_t len, size_t *
  * left to skip, no fragmented message open. */
 int pd_ws_scan_idle(const pd_ws_scanner *sc);
 
+/* The common case, handled without the frame library: a complete, final,
+ * masked text frame (no reserved bits, 7- or 16-bit length, payload at most
+ * `max` bytes) at the start of data[0..len). Returns its header size (6 or
+ * 8, mask key included) and sets *payload_len; 0 for anything else, which
+ * includes a frame not yet complete: such bytes are for the full path. Only
+ * meaningful while the stream is between messages (pd_ws_scan_idle). */
+size_t pd_ws_simple_text(const uint8_t *data, size_t len, uint64_t max, size_t *payload_len);
+
+/* Unmask a payload in place with the frame's 4-byte key (RFC 6455 §5.3). */
+void pd_ws_unmask(uint8_t *payload, size_t len, const uint8_t key[4]);
+
+/* 1 if data is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), as RFC 6455 §8.1 asks of text. */
+int pd_ws_utf8_valid(const uint8_t *data, size_t len);
+
 #endif

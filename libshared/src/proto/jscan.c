@@ -1,5 +1,7 @@
 #include "privydrop/pd_jscan.h"
 
+#include <string.h>
+
 typedef struct jcur {
     const char *p;   /* next byte */
     const char *end; /* one past the last byte */
@@ -16,11 +18,39 @@ static int hexdig(char ch)
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
 }
 
+/* Nonzero when one of the 8 bytes in v is '"', '\\' or below 0x20: the
+ * bytes a string scan must stop at. Bytes from 0x80 up never count (their
+ * top bit is masked off first), so a multi-byte UTF-8 sequence is skipped
+ * like ASCII; the WebSocket layer has validated it. */
+static uint64_t string_stops(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t low7 = v & ~highs;
+    uint64_t quote = low7 ^ (ones * '"'), bslash = low7 ^ (ones * '\\');
+    /* (x + 0x7f) sets a byte's top bit unless the byte is 0 (low 7 bits
+     * only, so no carry crosses bytes); control bytes are those whose low
+     * 7 bits plus 0x60 stay below 0x80 and whose own top bit is clear. */
+    uint64_t zq = ~((quote + ones * 0x7f) | quote) & highs;
+    uint64_t zb = ~((bslash + ones * 0x7f) | bslash) & highs;
+    uint64_t ctl = ~((low7 + ones * 0x60) | v) & highs;
+    return zq | zb | ctl;
+}
+
 /* At '"': consume the string; *esc set if it holds an escape. */
 static int scan_string(jcur *c, int *esc)
 {
     c->p++;
     while (c->p < c->end) {
+        /* Eight bytes at a time through the long runs (SDP text). */
+        while (c->end - c->p >= 8) {
+            uint64_t v;
+            memcpy(&v, c->p, 8);
+            if (string_stops(v))
+                break;
+            c->p += 8;
+        }
+        if (c->p >= c->end)
+            break;
         unsigned char ch = (unsigned char)*c->p++;
         if (ch == '"')
             return 1;

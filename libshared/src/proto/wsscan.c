@@ -94,3 +94,85 @@ int pd_ws_scan_idle(const pd_ws_scanner *sc)
 {
     return sc->hdr_len == 0 && sc->remaining == 0 && !sc->in_message;
 }
+
+size_t pd_ws_simple_text(const uint8_t *data, size_t len, uint64_t max, size_t *payload_len)
+{
+    if (len < 6 || data[0] != 0x81 || !(data[1] & 0x80))
+        return 0;
+    size_t plen = data[1] & 0x7f, hdr = 6;
+    if (plen == 127)
+        return 0;
+    if (plen == 126) {
+        if (len < 8)
+            return 0;
+        plen = ((size_t)data[2] << 8) | data[3];
+        hdr = 8;
+    }
+    if (plen > max || len - hdr < plen)
+        return 0;
+    *payload_len = plen;
+    return hdr;
+}
+
+void pd_ws_unmask(uint8_t *payload, size_t len, const uint8_t key[4])
+{
+    uint64_t k8;
+    memcpy(&k8, key, 4);
+    memcpy((uint8_t *)&k8 + 4, key, 4);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v;
+        memcpy(&v, payload + i, 8);
+        v ^= k8;
+        memcpy(payload + i, &v, 8);
+    }
+    for (; i < len; i++)
+        payload[i] ^= key[i & 3];
+}
+
+int pd_ws_utf8_valid(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        /* ASCII runs eight bytes at a time. */
+        if (len - i >= 8) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (!(v & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
+        uint8_t b = s[i];
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint8_t lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+        if (b >= 0xc2 && b <= 0xdf) {
+            n = 2;
+        } else if (b >= 0xe0 && b <= 0xef) {
+            n = 3;
+            if (b == 0xe0)
+                lo = 0xa0; /* overlong */
+            else if (b == 0xed)
+                hi = 0x9f; /* surrogates */
+        } else if (b >= 0xf0 && b <= 0xf4) {
+            n = 4;
+            if (b == 0xf0)
+                lo = 0x90; /* overlong */
+            else if (b == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return 0;
+        }
+        if (len - i < n || s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (size_t k = 2; k < n; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+        i += n;
+    }
+    return 1;
+}

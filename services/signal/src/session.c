@@ -472,6 +472,31 @@ static void feed(pd_sess *s, const char *data, size_t len)
     sess_mark_dirty(s);
 }
 
+/* Complete, final, masked text frames read while the stream is between
+ * messages skip wslay (which would copy each payload twice and unmask it a
+ * byte at a time): they are unmasked in place in the worker's read buffer,
+ * checked for UTF-8 and handled at once. Returns how many leading bytes were
+ * consumed; the rest (control frames, fragments, a frame cut by the read,
+ * anything the pre-check must refuse) goes through feed(). */
+static size_t feed_simple(pd_sess *s, uint8_t *data, size_t len)
+{
+    size_t pos = 0, plen = 0, hdr;
+    uint64_t max = (uint64_t)s->w->cfg.max_message_bytes;
+    while (s->state == S_OPEN && !s->ws && pd_ws_scan_idle(&s->scan) &&
+           (hdr = pd_ws_simple_text(data + pos, len - pos, max, &plen)) != 0) {
+        uint8_t *payload = data + pos + hdr;
+        pd_ws_unmask(payload, plen, payload - 4);
+        pos += hdr + plen;
+        if (!pd_ws_utf8_valid(payload, plen)) {
+            pd_metric_add(s->w->m_closed, "protocol_error", 1);
+            pd_sess_close(s, 1007, "invalid UTF-8");
+            return len;
+        }
+        handle_text(s, pd_slice_make((const char *)payload, plen));
+    }
+    return pos;
+}
+
 static void on_resume(uv_timer_t *t);
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -489,7 +514,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || s->state != S_OPEN)
         return;
-    feed(s, buf->base, (size_t)nread);
+    size_t done = feed_simple(s, (uint8_t *)buf->base, (size_t)nread);
+    if (done < (size_t)nread && s->state == S_OPEN)
+        feed(s, buf->base + done, (size_t)nread - done);
     pd_worker *w = s->w;
     if (s->state == S_OPEN && w->redis && pd_redis_congested(w->redis, SESS_BUS_PENDING_HIGH)) {
         /* Redis (or our own reading of its answers) is behind: stop taking
