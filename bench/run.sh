@@ -181,6 +181,11 @@ idle_scenario() { # stack
     local np=$nw; [ "$np" -gt "$IDLE_PROCS" ] && np=$IDLE_PROCS
     [ $quick = 1 ] && nw=2
     start_stack "$stack" "$nw"
+    # A few sockets first, closed again, so that code run once per process
+    # (library pages touched by the first handshake, join and heartbeat) is
+    # in the baseline and the figure is the cost of each further socket.
+    "${GEN[@]}" "$SIGLOAD" idle --target "$(targets)" --api "127.0.0.1:$API_PORT" --conns $((4 * nw)) \
+      --duration 1 --quiet --json "$LOGS/$stack-idle-warm.json" >/dev/null 2>&1 || true
     sleep 1
     base=(); for k in "${WPIDS[@]}"; do base+=("$(rss_kb "$k")"); done
     sm0=$(sock_mem)

@@ -73,6 +73,7 @@ typedef struct app {
     sl_http *https;               /* api load and room creation */
     int nhttps;
     uv_timer_t tick;              /* 1 ms: rates, ramps, phases */
+    uv_idle_t pace;               /* open loop: issues what is due on every loop turn */
     uv_timer_t progress;          /* 1 s */
     uv_signal_t sigint;
     int phase;                    /* mode-specific, see each mode */
@@ -474,6 +475,28 @@ static void relay_closed(sl_conn *c, int err)
 
 static const sl_mode_ops RELAY_OPS = {relay_ready, relay_event, relay_closed};
 
+/* Open loop: the signals due by now, spread over the rooms and alternating
+ * direction; each carries its due time, so time it spent waiting to leave
+ * counts as latency. */
+static void relay_pace(app *a)
+{
+    if (a->phase != 1 || !a->sending)
+        return;
+    uint64_t now = uv_hrtime();
+    uint64_t due = (uint64_t)((double)(now - a->t0) / 1e9 * a->o.rate);
+    uint64_t rooms = (uint64_t)(a->nconns / 2);
+    while (a->issued < due) {
+        uint64_t k = a->issued++;
+        sl_conn *c = &a->conns[2 * (k % rooms) + ((k / rooms) & 1)];
+        uint64_t t = a->t0 + (uint64_t)((double)k * 1e9 / a->o.rate);
+        if (c->joined == 2 && c->state == SL_C_READY && c->peer->state == SL_C_READY)
+            send_candidate(a, c, t);
+    }
+}
+
+static void pace_start(app *a);
+static void pace_stop(app *a);
+
 static void relay_tick(app *a)
 {
     uint64_t now = uv_hrtime();
@@ -493,6 +516,8 @@ static void relay_tick(app *a)
             a->t_measure = now + (uint64_t)(a->o.warmup * 1e9);
             a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
             a->sending = 1;
+            if (a->o.rate > 0)
+                pace_start(a);
             if (a->o.rate <= 0) {
                 for (int i = 0; i < a->nconns; i++) {
                     sl_conn *c = &a->conns[i];
@@ -511,22 +536,10 @@ static void relay_tick(app *a)
         if (now >= a->t_end) {
             measure_end(a);
             a->sending = 0;
+            pace_stop(a);
             a->phase = 2;
             a->t0 = now;
             return;
-        }
-        if (a->o.rate > 0) {
-            /* Open loop: the signals due by now, spread over the rooms and
-             * alternating direction; each carries its due time. */
-            uint64_t due = (uint64_t)((double)(now - a->t0) / 1e9 * a->o.rate);
-            uint64_t rooms = (uint64_t)(a->nconns / 2);
-            while (a->issued < due) {
-                uint64_t k = a->issued++;
-                sl_conn *c = &a->conns[2 * (k % rooms) + ((k / rooms) & 1)];
-                uint64_t t = a->t0 + (uint64_t)((double)k * 1e9 / a->o.rate);
-                if (c->joined == 2 && c->state == SL_C_READY && c->peer->state == SL_C_READY)
-                    send_candidate(a, c, t);
-            }
         }
         return;
     }
@@ -695,6 +708,7 @@ static void api_tick(app *a)
         a->phase = 1;
     } else if (a->phase == 1 && now >= a->t_end) {
         measure_end(a);
+        pace_stop(a);
         a->phase = 2;
         a->t0 = now;
     } else if (a->phase == 2 && now - a->t0 > 300000000ull) {
@@ -717,6 +731,8 @@ static void api_start(app *a)
     a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
     a->phase = 0;
     start_https(a, api_next, api_done);
+    if (a->o.rate > 0)
+        pace_start(a);
 }
 
 /* ---- loop plumbing ---------------------------------------------------------------------- */
@@ -769,6 +785,33 @@ static void on_progress(uv_timer_t *t)
     }
 }
 
+/* Open-loop runs poll instead of sleeping between timer ticks, so that
+ * each signal or request leaves within microseconds of its due time rather
+ * than in a burst once a millisecond; the generator's core is busy for it. */
+static void on_pace(uv_idle_t *idle)
+{
+    app *a = idle->data;
+    if (a->finished)
+        return;
+    if (a->o.mode == M_RELAY) {
+        relay_pace(a);
+    } else if (a->o.mode == M_API && a->phase < 2) {
+        for (int i = 0; i < a->nhttps; i++)
+            sl_http_kick(&a->https[i]);
+    }
+}
+
+static void pace_start(app *a)
+{
+    if (!uv_is_active((uv_handle_t *)&a->pace))
+        uv_idle_start(&a->pace, on_pace);
+}
+
+static void pace_stop(app *a)
+{
+    uv_idle_stop(&a->pace);
+}
+
 static void on_flush(uv_prepare_t *p)
 {
     sl_flush_dirty(p->data);
@@ -803,6 +846,7 @@ static void finish(app *a)
     a->phase = 3;
     uv_timer_stop(&a->tick);
     uv_timer_stop(&a->progress);
+    pace_stop(a);
     if (a->o.mode == M_IDLE && !a->open_at_end)
         a->open_at_end = a->joined;
     for (int i = 0; i < a->nconns; i++)
@@ -1183,6 +1227,8 @@ int main(int argc, char **argv)
     uv_timer_init(r->loop, &a->tick);
     a->tick.data = a;
     uv_timer_start(&a->tick, on_tick, 1, 1);
+    uv_idle_init(r->loop, &a->pace);
+    a->pace.data = a;
     uv_timer_init(r->loop, &a->progress);
     a->progress.data = a;
     uv_timer_start(&a->progress, on_progress, 1000, 1000);

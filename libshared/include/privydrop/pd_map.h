@@ -29,4 +29,7 @@ size_t pd_map_count(const pd_map *m);
 typedef int (*pd_map_visit_fn)(pd_slice key, void *value, void *data);
 void pd_map_foreach(const pd_map *m, pd_map_visit_fn fn, void *data);
 
+/* The seeded string hash both pd_map and pd_ptab use. */
+uint64_t pd_map_hash(uint64_t seed, pd_slice key);
+
 #endif

@@ -9,16 +9,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One per connection, so it is small: lengths are 32-bit because no frame
+ * longer than max_message (at most UINT32_MAX) is ever let through. */
 typedef struct pd_ws_scanner {
+    uint32_t remaining;   /* payload bytes of the current frame still to skip */
+    uint32_t msg_bytes;   /* payload bytes of the fragmented message so far */
+    uint32_t max_message; /* largest message accepted (sum of fragments) */
     uint8_t hdr[14];      /* header bytes of the frame being read */
-    size_t hdr_len;       /* bytes in hdr */
-    uint64_t remaining;   /* payload bytes of the current frame still to skip */
-    uint64_t msg_bytes;   /* payload bytes of the fragmented message so far */
-    int in_message;       /* a non-final data frame was seen */
-    uint64_t max_message; /* largest message accepted (sum of fragments) */
+    uint8_t hdr_len;      /* bytes in hdr */
+    uint8_t in_message;   /* a non-final data frame was seen */
 } pd_ws_scanner;
 
-/* Start scanning a new connection's client-to-server stream. */
+/* Start scanning a new connection's client-to-server stream; max_message
+ * above UINT32_MAX counts as UINT32_MAX. */
 void pd_ws_scan_init(pd_ws_scanner *sc, uint64_t max_message);
 
 /* Scan `len` more bytes. Returns 0 when everything is acceptable, else the

@@ -21,7 +21,7 @@ struct pd_map {
 
 /* FNV-1a over a seeded state, finished with a 64-bit mix so that the low
  * bits (the bucket index) depend on every input byte. */
-static uint64_t map_hash(uint64_t seed, pd_slice k)
+uint64_t pd_map_hash(uint64_t seed, pd_slice k)
 {
     uint64_t h = 1469598103934665603ULL ^ seed;
     for (size_t i = 0; i < k.len; i++) {
@@ -82,7 +82,7 @@ static pd_map_entry **map_find(const pd_map *m, pd_slice key, uint64_t h)
 
 void *pd_map_get(const pd_map *m, pd_slice key)
 {
-    pd_map_entry **pp = map_find(m, key, map_hash(m->seed, key));
+    pd_map_entry **pp = map_find(m, key, pd_map_hash(m->seed, key));
     return *pp ? (*pp)->value : NULL;
 }
 
@@ -109,7 +109,7 @@ static void map_grow(pd_map *m)
 
 int pd_map_put(pd_map *m, pd_slice key, void *value)
 {
-    uint64_t h = map_hash(m->seed, key);
+    uint64_t h = pd_map_hash(m->seed, key);
     pd_map_entry **pp = map_find(m, key, h);
     if (*pp) {
         (*pp)->value = value;
@@ -134,7 +134,7 @@ int pd_map_put(pd_map *m, pd_slice key, void *value)
 
 void *pd_map_del(pd_map *m, pd_slice key)
 {
-    pd_map_entry **pp = map_find(m, key, map_hash(m->seed, key));
+    pd_map_entry **pp = map_find(m, key, pd_map_hash(m->seed, key));
     pd_map_entry *e = *pp;
     if (!e)
         return NULL;

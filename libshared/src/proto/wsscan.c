@@ -5,7 +5,7 @@
 void pd_ws_scan_init(pd_ws_scanner *sc, uint64_t max_message)
 {
     memset(sc, 0, sizeof(*sc));
-    sc->max_message = max_message;
+    sc->max_message = max_message > UINT32_MAX ? UINT32_MAX : (uint32_t)max_message;
 }
 
 /* Bytes of header needed once the first two are known. */
@@ -54,12 +54,12 @@ static uint16_t check_header(pd_ws_scanner *sc)
             return 1002; /* new message inside a fragmented one */
         if (opcode != 0x0)
             sc->msg_bytes = 0;
-        if (len > sc->max_message || sc->msg_bytes + len > sc->max_message)
+        if (len > sc->max_message || (uint64_t)sc->msg_bytes + len > sc->max_message)
             return 1009;
-        sc->msg_bytes += len;
+        sc->msg_bytes += (uint32_t)len;
         sc->in_message = !fin;
     }
-    sc->remaining = len;
+    sc->remaining = (uint32_t)len; /* at most max_message, or 125 for control frames */
     return 0;
 }
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 #include "privydrop/pd_id.h"
-#include "privydrop/pd_map.h"
+#include "privydrop/pd_ptab.h"
 
 #define RECONNECT_MIN_MS 100u
 #define RECONNECT_MAX_MS 5000u
@@ -30,12 +30,19 @@ typedef struct pd_redis_link {
 
 typedef enum chan_state { CHAN_NONE = 0, CHAN_SUB, CHAN_UNSUB } chan_state;
 
+/* One per subscribed room on every worker: kept small. */
 typedef struct pd_redis_chan {
-    int want;          /* the owner wants messages */
-    chan_state state;  /* what we last asked the server for */
-    size_t len;        /* channel name length */
+    uint8_t want;      /* the owner wants messages */
+    uint8_t state;     /* chan_state: what we last asked the server for */
+    uint16_t len;      /* channel name length */
     char name[];       /* channel name */
 } pd_redis_chan;
+
+static pd_slice chan_key(const void *c)
+{
+    const pd_redis_chan *ch = c;
+    return pd_slice_make(ch->name, ch->len);
+}
 
 typedef struct pd_redis_call {
     pd_redis *owner;        /* to count pending commands */
@@ -57,7 +64,7 @@ struct pd_redis {
     void *data;
     int ready;                   /* last readiness reported */
     size_t pending;              /* commands awaiting a reply */
-    pd_map *chans;               /* channel name → pd_redis_chan */
+    pd_ptab *chans;              /* pd_redis_chan by name */
     uv_timer_t watchdog;         /* PING timer */
     unsigned watchdog_ms;
     uint64_t ping_sent_ms;       /* when the outstanding PING left, 0 if none */
@@ -289,14 +296,14 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
     } else if (strcmp(kind->str, "unsubscribe") == 0) {
         /* hiredis has just dropped its callback for this channel. If the
          * owner asked for it again meanwhile, subscribe anew now. */
-        pd_redis_chan *c = pd_map_get(r->chans, chan);
+        pd_redis_chan *c = pd_ptab_get(r->chans, chan);
         if (!c)
             return;
         c->state = CHAN_NONE;
         if (c->want)
             chan_send(r, c, 1);
         else
-            free(pd_map_del(r->chans, chan));
+            free(pd_ptab_del(r->chans, chan));
     }
 }
 
@@ -334,31 +341,33 @@ static int collect_unwanted(pd_slice key, void *value, void *data)
 static void resubscribe_all(pd_redis *r)
 {
     /* Channels nobody wants any more are forgotten rather than resent. */
-    size_t n = pd_map_count(r->chans);
+    size_t n = pd_ptab_count(r->chans);
     if (n) {
         pd_redis_chan **gone = calloc(n, sizeof(*gone)), **cur = gone;
         if (gone) {
-            pd_map_foreach(r->chans, collect_unwanted, &cur);
+            pd_ptab_foreach(r->chans, collect_unwanted, &cur);
             for (pd_redis_chan **p = gone; p < cur; p++)
-                free(pd_map_del(r->chans, pd_slice_make((*p)->name, (*p)->len)));
+                free(pd_ptab_del(r->chans, pd_slice_make((*p)->name, (*p)->len)));
             free(gone);
         }
     }
-    pd_map_foreach(r->chans, resub_visit, r);
+    pd_ptab_foreach(r->chans, resub_visit, r);
     /* Last, so its confirmation arrives after every other subscription's. */
     redisAsyncCommand(r->sub.ac, on_sub_message, r, "SUBSCRIBE %s", r->probe_chan);
 }
 
 int pd_redis_subscribe(pd_redis *r, pd_slice channel)
 {
-    pd_redis_chan *c = pd_map_get(r->chans, channel);
+    pd_redis_chan *c = pd_ptab_get(r->chans, channel);
     if (!c) {
+        if (channel.len > UINT16_MAX)
+            return PD_ERR;
         c = calloc(1, sizeof(*c) + channel.len + 1);
         if (!c)
             return PD_ERR;
         memcpy(c->name, channel.base, channel.len);
-        c->len = channel.len;
-        if (pd_map_put(r->chans, channel, c) != PD_OK) {
+        c->len = (uint16_t)channel.len;
+        if (pd_ptab_put(r->chans, c) != PD_OK) {
             free(c);
             return PD_ERR;
         }
@@ -372,20 +381,20 @@ int pd_redis_subscribe(pd_redis *r, pd_slice channel)
 
 int pd_redis_unsubscribe(pd_redis *r, pd_slice channel)
 {
-    pd_redis_chan *c = pd_map_get(r->chans, channel);
+    pd_redis_chan *c = pd_ptab_get(r->chans, channel);
     if (!c)
         return PD_OK;
     c->want = 0;
     if (c->state == CHAN_SUB)
         chan_send(r, c, 0);
     else if (c->state == CHAN_NONE)
-        free(pd_map_del(r->chans, channel));
+        free(pd_ptab_del(r->chans, channel));
     return PD_OK;
 }
 
 size_t pd_redis_subscription_count(const pd_redis *r)
 {
-    return pd_map_count(r->chans);
+    return pd_ptab_count(r->chans);
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -527,11 +536,11 @@ pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
     r->loop = loop;
     r->host = strdup(opt->host ? opt->host : "127.0.0.1");
     r->password = (opt->password && *opt->password) ? strdup(opt->password) : NULL;
-    r->chans = pd_map_create();
+    r->chans = pd_ptab_create(chan_key);
     if (!r->host || !r->chans || (opt->password && *opt->password && !r->password)) {
         free(r->host);
         free(r->password);
-        pd_map_free(r->chans);
+        pd_ptab_free(r->chans);
         free(r);
         return NULL;
     }
@@ -580,8 +589,8 @@ static void on_handle_closed(uv_handle_t *h)
     if (h != (uv_handle_t *)&r->watchdog)
         r = ((pd_redis_link *)h->data)->owner;
     if (--r->open_handles == 0) {
-        pd_map_foreach(r->chans, free_chan, NULL);
-        pd_map_free(r->chans);
+        pd_ptab_foreach(r->chans, free_chan, NULL);
+        pd_ptab_free(r->chans);
         free(r->host);
         free(r->password);
         free(r);

@@ -13,6 +13,7 @@
 #include "privydrop/pd_bus.h"
 #include "privydrop/pd_jscan.h"
 #include "privydrop/pd_log.h"
+#include "privydrop/pd_ptab.h"
 #include "privydrop/pd_room.h"
 #include "privydrop/pd_sio.h"
 #include "events.h"
@@ -25,13 +26,34 @@
 #define HUB_MAX_JOINS_INFLIGHT 4
 #define HUB_MAX_PENDING_CLEANUPS 200000
 
-typedef struct hub_room {
-    char id[PD_ID_MAX + 1];   /* room id */
-    pd_sess **members;        /* local sockets bound to it */
-    size_t n, cap;
+/* Rooms of two are the rule: their members fit in the entry itself. */
+#define HUB_ROOM_INLINE 2
+
+struct hub_room {
+    pd_sess **members;        /* local sockets bound to it: `inline_members` or owned */
+    uint32_t n, cap;
     int joins_pending;        /* joins in flight that want the channel */
     uint64_t empty_since;     /* monotonic ms when n and joins hit 0 */
-} hub_room;
+    pd_sess *inline_members[HUB_ROOM_INLINE];
+    char id[];                /* room id */
+};
+
+static pd_slice sess_key(const void *s)
+{
+    return pd_slice_cstr(pd_sess_id(s));
+}
+
+static pd_slice room_key(const void *r)
+{
+    return pd_slice_cstr(((const hub_room *)r)->id);
+}
+
+/* The id of the room a socket is bound to, "" if none. */
+static const char *sess_room_id(pd_sess *s)
+{
+    hub_room *r = *pd_sess_room(s);
+    return r ? r->id : "";
+}
 
 /* A socket whose Redis cleanup could not run (Redis down): retried. */
 typedef struct hub_cleanup {
@@ -42,8 +64,8 @@ typedef struct hub_cleanup {
 
 struct pd_hub {
     pd_worker *w;
-    pd_map *sessions;         /* sid → pd_sess */
-    pd_map *rooms;            /* room id → hub_room */
+    pd_ptab *sessions;        /* pd_sess by sid */
+    pd_ptab *rooms;           /* hub_room by id */
     pd_map *ips;              /* client address → open sockets (as uintptr_t) */
     uv_timer_t heartbeat;     /* cluster heartbeat + cleanup retries */
     uv_timer_t reaper;        /* dead-worker reaper */
@@ -57,7 +79,7 @@ struct pd_hub {
 
 static hub_room *room_get(pd_hub *h, pd_slice id)
 {
-    return pd_map_get(h->rooms, id);
+    return pd_ptab_get(h->rooms, id);
 }
 
 /* Find or create the local room entry and make sure its channel is wanted. */
@@ -66,11 +88,13 @@ static hub_room *room_want(pd_hub *h, pd_slice id)
     hub_room *r = room_get(h, id);
     if (r)
         return r;
-    r = calloc(1, sizeof(*r));
+    r = calloc(1, sizeof(*r) + id.len + 1);
     if (!r)
         return NULL;
     memcpy(r->id, id.base, id.len);
-    if (pd_map_put(h->rooms, id, r) != PD_OK) {
+    r->members = r->inline_members;
+    r->cap = HUB_ROOM_INLINE;
+    if (pd_ptab_put(h->rooms, r) != PD_OK) {
         free(r);
         return NULL;
     }
@@ -78,7 +102,7 @@ static hub_room *room_want(pd_hub *h, pd_slice id)
     int n = pd_bus_channel(ch, sizeof(ch), id);
     if (n > 0)
         pd_redis_subscribe(h->w->redis, pd_slice_make(ch, (size_t)n));
-    pd_metric_set(h->w->m_rooms, NULL, (double)pd_map_count(h->rooms));
+    pd_metric_set(h->w->m_rooms, NULL, (double)pd_ptab_count(h->rooms));
     return r;
 }
 
@@ -90,14 +114,17 @@ static void room_maybe_empty(hub_room *r)
 
 static int room_add(hub_room *r, pd_sess *s)
 {
-    for (size_t i = 0; i < r->n; i++)
+    for (uint32_t i = 0; i < r->n; i++)
         if (r->members[i] == s)
             return PD_OK;
     if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 4;
-        pd_sess **m = realloc(r->members, cap * sizeof(*m));
+        uint32_t cap = r->cap * 2;
+        pd_sess **m = r->members == r->inline_members ? malloc(cap * sizeof(*m))
+                                                      : realloc(r->members, cap * sizeof(*m));
         if (!m)
             return PD_ERR;
+        if (r->members == r->inline_members)
+            memcpy(m, r->inline_members, sizeof(r->inline_members));
         r->members = m;
         r->cap = cap;
     }
@@ -108,7 +135,7 @@ static int room_add(hub_room *r, pd_sess *s)
 
 static void room_remove(hub_room *r, pd_sess *s)
 {
-    for (size_t i = 0; i < r->n; i++) {
+    for (uint32_t i = 0; i < r->n; i++) {
         if (r->members[i] == s) {
             r->members[i] = r->members[--r->n];
             break;
@@ -123,10 +150,11 @@ static void room_free(pd_hub *h, hub_room *r)
     int n = pd_bus_channel(ch, sizeof(ch), pd_slice_cstr(r->id));
     if (n > 0)
         pd_redis_unsubscribe(h->w->redis, pd_slice_make(ch, (size_t)n));
-    pd_map_del(h->rooms, pd_slice_cstr(r->id));
-    free(r->members);
+    pd_ptab_del(h->rooms, pd_slice_cstr(r->id));
+    if (r->members != r->inline_members)
+        free(r->members);
     free(r);
-    pd_metric_set(h->w->m_rooms, NULL, (double)pd_map_count(h->rooms));
+    pd_metric_set(h->w->m_rooms, NULL, (double)pd_ptab_count(h->rooms));
 }
 
 /* ---- delivery ----------------------------------------------------------- */
@@ -262,7 +290,7 @@ static void on_counted(long v, void *data)
 {
     (void)v;
     count_ctx *c = data;
-    pd_sess *s = pd_map_get(c->h->sessions, pd_slice_cstr(c->sid));
+    pd_sess *s = pd_ptab_get(c->h->sessions, pd_slice_cstr(c->sid));
     if (s)
         pd_sess_counted(s);
     free(c);
@@ -286,9 +314,13 @@ size_t pd_hub_ip_count(const pd_hub *h, const char *ip)
 
 void pd_hub_on_open(pd_hub *h, pd_sess *s)
 {
-    pd_map_put(h->sessions, pd_slice_cstr(pd_sess_id(s)), s);
-    ip_adjust(h, pd_sess_client_ip(s), +1);
-    pd_metric_set(h->w->m_connections, NULL, (double)pd_map_count(h->sessions));
+    char ip[INET6_ADDRSTRLEN];
+    if (pd_ptab_put(h->sessions, s) != PD_OK) {
+        pd_sess_close(s, 1011, "out of memory");
+        return;
+    }
+    ip_adjust(h, pd_sess_client_ip(s, ip), +1);
+    pd_metric_set(h->w->m_connections, NULL, (double)pd_ptab_count(h->sessions));
     /* /health/detailed must count this socket as soon as its client sees
      * "connect", so the Socket.IO connect answer waits for this reply. */
     count_ctx *c = calloc(1, sizeof(*c));
@@ -305,19 +337,18 @@ void pd_hub_on_open(pd_hub *h, pd_sess *s)
 void pd_hub_on_close(pd_hub *h, pd_sess *s)
 {
     const char *sid = pd_sess_id(s);
-    if (!pd_map_del(h->sessions, pd_slice_cstr(sid)))
+    if (!pd_ptab_del(h->sessions, pd_slice_cstr(sid)))
         return; /* already handled */
-    ip_adjust(h, pd_sess_client_ip(s), -1);
-    pd_metric_set(h->w->m_connections, NULL, (double)pd_map_count(h->sessions));
+    char ip[INET6_ADDRSTRLEN];
+    ip_adjust(h, pd_sess_client_ip(s, ip), -1);
+    pd_metric_set(h->w->m_connections, NULL, (double)pd_ptab_count(h->sessions));
     pd_cluster_conn_delta(h->w->redis, h->w->cfg.worker_id, -1, NULL, NULL);
-    char *room = pd_sess_room(s);
-    if (room[0]) {
-        emit_peer_disconnected(h, room, sid, PD_BUS_BROADCAST);
-        hub_room *r = room_get(h, pd_slice_cstr(room));
-        if (r)
-            room_remove(r, s);
-        redis_leave(h, sid, room);
-        room[0] = '\0';
+    hub_room *r = *pd_sess_room(s);
+    if (r) {
+        emit_peer_disconnected(h, r->id, sid, PD_BUS_BROADCAST);
+        room_remove(r, s);
+        redis_leave(h, sid, r->id);
+        *pd_sess_room(s) = NULL;
     }
 }
 
@@ -346,8 +377,8 @@ static void on_ready_published(redisReply *reply, void *data)
 {
     (void)reply;
     join_ctx *c = data;
-    pd_sess *s = pd_map_get(c->h->sessions, pd_slice_cstr(c->sid));
-    if (s && strcmp(pd_sess_room(s), c->room) == 0)
+    pd_sess *s = pd_ptab_get(c->h->sessions, pd_slice_cstr(c->sid));
+    if (s && strcmp(sess_room_id(s), c->room) == 0)
         join_respond(s, 1, "Successfully joined room", c->room);
     free(c);
 }
@@ -393,7 +424,7 @@ static void on_join_done(const pd_join_result *res, void *data)
         r->joins_pending--;
         room_maybe_empty(r);
     }
-    pd_sess *s = pd_map_get(h->sessions, pd_slice_cstr(c->sid));
+    pd_sess *s = pd_ptab_get(h->sessions, pd_slice_cstr(c->sid));
     if (!s) {
         /* The socket closed while Redis was binding it: undo the binding so
          * no ghost stays in the room. */
@@ -403,12 +434,12 @@ static void on_join_done(const pd_join_result *res, void *data)
         return;
     }
     (*pd_sess_joins_inflight(s))--;
-    char *bound = pd_sess_room(s);
+    hub_room *bound = *pd_sess_room(s);
     char msg[128];
     switch (res->status) {
     case PD_JOIN_OK:
     case PD_JOIN_REJOIN:
-        if (bound[0] && strcmp(bound, c->room) != 0) {
+        if (bound && strcmp(bound->id, c->room) != 0) {
             /* Bound elsewhere by a concurrent join that finished first. */
             join_respond(s, 0, "Socket is already bound to another room", c->room);
             break;
@@ -419,7 +450,7 @@ static void on_join_done(const pd_join_result *res, void *data)
             join_server_error(s, "out of memory");
             break;
         }
-        snprintf(bound, PD_ID_MAX + 1, "%s", c->room);
+        *pd_sess_room(s) = r;
         announce_join(h, s, r, c);
         break;
     case PD_JOIN_BOUND_ELSEWHERE:
@@ -460,12 +491,12 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
                           "roomId", room, pd_event_echo_len(rs, (size_t)PD_ID_MAX * 2)));
         return;
     }
-    char *bound = pd_sess_room(s);
-    if (bound[0] && strcmp(bound, room) != 0) {
+    hub_room *bound = *pd_sess_room(s);
+    if (bound && strcmp(bound->id, room) != 0) {
         join_respond(s, 0, "Socket is already bound to another room", room);
         return;
     }
-    int *inflight = pd_sess_joins_inflight(s);
+    uint8_t *inflight = pd_sess_joins_inflight(s);
     if (*inflight >= HUB_MAX_JOINS_INFLIGHT) {
         pd_metric_add(w->m_dropped, "join_flood", 1);
         return;
@@ -484,7 +515,8 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
     c->h = h;
     snprintf(c->sid, sizeof(c->sid), "%s", pd_sess_id(s));
     snprintf(c->room, sizeof(c->room), "%s", room);
-    if (pd_room_join(w->redis, pd_slice_cstr(c->sid), rs, pd_sess_client_ip(s), w->cfg.join_rate_limit,
+    char ip[INET6_ADDRSTRLEN];
+    if (pd_room_join(w->redis, pd_slice_cstr(c->sid), rs, pd_sess_client_ip(s, ip), w->cfg.join_rate_limit,
                      w->cfg.max_room_peers, w->cfg.worker_id, on_join_done, c) != PD_OK) {
         free(c);
         room_maybe_empty(r);
@@ -523,7 +555,7 @@ static void on_signal(pd_hub *h, pd_sess *s, const char *event, const char *fiel
         pd_metric_add(w->m_dropped, "bad_payload", 1);
         return;
     }
-    const char *room = pd_sess_room(s);
+    const char *room = sess_room_id(s);
     if (!room[0]) {
         pd_metric_add(w->m_dropped, "not_in_room", 1);
         return;
@@ -532,8 +564,8 @@ static void on_signal(pd_hub *h, pd_sess *s, const char *event, const char *fiel
         pd_metric_add(w->m_dropped, "bad_target", 1);
         return;
     }
-    pd_sess *target = pd_map_get(h->sessions, peer);
-    if (target && strcmp(pd_sess_room(target), room) != 0) {
+    pd_sess *target = pd_ptab_get(h->sessions, peer);
+    if (target && *pd_sess_room(target) != *pd_sess_room(s)) {
         pd_metric_add(w->m_dropped, "other_room", 1);
         return;
     }
@@ -580,7 +612,7 @@ int pd_hub_on_event_raw(pd_hub *h, pd_sess *s, pd_slice data)
     if (memchr(peer.base, '\\', peer.len))
         return 0; /* an escaped id: let the decoder unescape it */
     pd_metric_add(w->m_messages, event, 1);
-    const char *room = pd_sess_room(s);
+    const char *room = sess_room_id(s);
     if (!room[0]) {
         pd_metric_add(w->m_dropped, "not_in_room", 1);
         return 1;
@@ -589,8 +621,8 @@ int pd_hub_on_event_raw(pd_hub *h, pd_sess *s, pd_slice data)
         pd_metric_add(w->m_dropped, "bad_target", 1);
         return 1;
     }
-    pd_sess *target = pd_map_get(h->sessions, peer);
-    if (target && strcmp(pd_sess_room(target), room) != 0) {
+    pd_sess *target = pd_ptab_get(h->sessions, peer);
+    if (target && *pd_sess_room(target) != *pd_sess_room(s)) {
         pd_metric_add(w->m_dropped, "other_room", 1);
         return 1;
     }
@@ -611,7 +643,7 @@ static void on_room_event(pd_hub *h, pd_sess *s, const char *event, json_t *payl
 {
     pd_worker *w = h->w;
     const char *asked = NULL;
-    const char *room = pd_sess_room(s);
+    const char *room = sess_room_id(s);
     if (pd_event_room(payload, &asked) != PD_EVENT_OK) {
         pd_metric_add(w->m_dropped, "bad_payload", 1);
         return;
@@ -694,8 +726,8 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
     target[env.target.len] = '\0';
     switch (env.kind) {
     case PD_BUS_TO_SOCKET: {
-        pd_sess *s = pd_map_get(h->sessions, env.target);
-        if (s && strcmp(pd_sess_room(s), r->id) == 0)
+        pd_sess *s = pd_ptab_get(h->sessions, env.target);
+        if (s && *pd_sess_room(s) == r)
             pd_sess_send(s, env.packet.base, env.packet.len);
         break;
     }
@@ -704,10 +736,10 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
         break;
     case PD_BUS_LEAVE: {
         /* Left through the room API (or reaped): forget the binding here. */
-        pd_sess *s = pd_map_get(h->sessions, env.target);
-        if (s && strcmp(pd_sess_room(s), r->id) == 0) {
+        pd_sess *s = pd_ptab_get(h->sessions, env.target);
+        if (s && *pd_sess_room(s) == r) {
             room_remove(r, s);
-            pd_sess_room(s)[0] = '\0';
+            *pd_sess_room(s) = NULL;
             pd_redis_cmd(w->redis, NULL, NULL, "SREM pd:worker:%s:sockets %s", w->cfg.worker_id, target);
         }
         deliver_local(r, target, env.packet.base, env.packet.len);
@@ -723,7 +755,7 @@ static void on_heartbeat(uv_timer_t *t)
     pd_hub *h = t->data;
     if (!pd_redis_ready(h->w->redis))
         return;
-    pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_map_count(h->sessions));
+    pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_ptab_count(h->sessions));
     cleanups_retry(h);
 }
 
@@ -769,7 +801,7 @@ static void on_sweep(uv_timer_t *t)
     do {
         c.n = 0;
         c.now = pd_mono_ms();
-        pd_map_foreach(h->rooms, sweep_visit, &c);
+        pd_ptab_foreach(h->rooms, sweep_visit, &c);
         for (size_t i = 0; i < c.n; i++)
             room_free(h, c.victims[i]);
     } while (c.n == PD_ARRAY_LEN(c.victims));
@@ -780,7 +812,7 @@ void pd_hub_on_redis_state(pd_hub *h, int ready)
     pd_metric_set(h->w->m_redis_up, NULL, ready ? 1 : 0);
     if (ready) {
         /* Redis may have restarted empty: re-register at once. */
-        pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_map_count(h->sessions));
+        pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_ptab_count(h->sessions));
         cleanups_retry(h);
     }
 }
@@ -793,12 +825,12 @@ pd_hub *pd_hub_create(pd_worker *w)
     if (!h)
         return NULL;
     h->w = w;
-    h->sessions = pd_map_create();
-    h->rooms = pd_map_create();
+    h->sessions = pd_ptab_create(sess_key);
+    h->rooms = pd_ptab_create(room_key);
     h->ips = pd_map_create();
     if (!h->sessions || !h->rooms || !h->ips) {
-        pd_map_free(h->sessions);
-        pd_map_free(h->rooms);
+        pd_ptab_free(h->sessions);
+        pd_ptab_free(h->rooms);
         pd_map_free(h->ips);
         free(h);
         return NULL;
@@ -818,7 +850,7 @@ pd_hub *pd_hub_create(pd_worker *w)
 
 size_t pd_hub_session_count(const pd_hub *h)
 {
-    return pd_map_count(h->sessions);
+    return pd_ptab_count(h->sessions);
 }
 
 size_t pd_hub_pending_cleanups(const pd_hub *h)
@@ -841,13 +873,13 @@ static int collect_sess(pd_slice key, void *value, void *data)
 
 void pd_hub_close_all(pd_hub *h)
 {
-    size_t n = pd_map_count(h->sessions);
+    size_t n = pd_ptab_count(h->sessions);
     if (!n)
         return;
     collect_ctx c = {calloc(n, sizeof(pd_sess *)), 0};
     if (!c.list)
         return;
-    pd_map_foreach(h->sessions, collect_sess, &c);
+    pd_ptab_foreach(h->sessions, collect_sess, &c);
     for (size_t i = 0; i < c.n; i++)
         pd_sess_close(c.list[i], 1001, "server shutting down");
     free(c.list);
@@ -858,7 +890,8 @@ static int free_room_visit(pd_slice key, void *value, void *data)
     (void)key;
     (void)data;
     hub_room *r = value;
-    free(r->members);
+    if (r->members != r->inline_members)
+        free(r->members);
     free(r);
     return 0;
 }
@@ -878,15 +911,16 @@ void pd_hub_free(pd_hub *h)
     uv_close((uv_handle_t *)&h->heartbeat, on_timer_closed);
     uv_close((uv_handle_t *)&h->reaper, on_timer_closed);
     uv_close((uv_handle_t *)&h->sweep, on_timer_closed);
-    pd_map_foreach(h->rooms, free_room_visit, NULL);
-    pd_map_free(h->rooms);
-    pd_map_free(h->sessions);
+    pd_ptab_foreach(h->rooms, free_room_visit, NULL);
+    pd_ptab_free(h->rooms);
+    pd_ptab_free(h->sessions);
     pd_map_free(h->ips);
     while (h->cleanups) {
         hub_cleanup *n = h->cleanups->next;
         free(h->cleanups);
         h->cleanups = n;
     }
-    h->rooms = h->sessions = h->ips = NULL;
+    h->rooms = h->sessions = NULL;
+    h->ips = NULL;
     /* h itself is freed when its timers have closed. */
 }

@@ -12,6 +12,7 @@
  * frames or has control frames to send: an idle socket holds none. Sending is therefore never re-entrant with wslay's
  * receive path, and a broadcast never closes a session under its caller:
  * overflow is only noted, and acted on at flush time. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <wslay/wslay.h>
@@ -30,6 +31,10 @@ typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
 #define SESS_BUS_PENDING_HIGH 20000
 #define SESS_BUS_PENDING_LOW 5000
 
+/* Output buffer kept between flushes up to this size, so a busy socket
+ * does not allocate for every write; larger ones are given back. */
+#define SESS_OUT_KEEP 1024
+
 /* A write in flight and the bytes it carries; allocated per write so idle
  * sessions do not carry a uv_write_t. */
 typedef struct sess_write {
@@ -39,34 +44,37 @@ typedef struct sess_write {
 } sess_write;
 
 
+/* Tens of thousands of these sit idle on a worker, so the layout is
+ * compact: the room is a pointer to the hub's entry, the client address is
+ * binary, flags are bits, and buffers exist only while in use. */
 struct pd_sess {
     pd_worker *w;                  /* owning worker */
     uv_tcp_t *tcp;                 /* owned stream; tcp->data == this */
-    uint64_t deadline;             /* next heartbeat / connect / close deadline (monotonic ms), 0 = none */
     pd_sess *prev, *next;          /* the worker's list of sessions not yet closed */
-    wslay_event_context_ptr ws;    /* receive state and control replies; NULL while idle */
-    char sid[PD_SOCKET_ID_LEN + 1];     /* Socket.IO socket id */
-    char room[PD_ID_MAX + 1];      /* bound room, "" if none (hub field) */
-    char client_ip[INET6_ADDRSTRLEN]; /* for the join rate limit */
-    int joins_inflight;            /* hub field */
-    char *out;                     /* frames waiting for the next write */
-    size_t out_len, out_cap;
-    unsigned writes;               /* writes handed to libuv and not yet completed */
-    sess_state state;
-    int sio_connected;             /* answered 40 */
-    int connect_pending;           /* 40 received, waiting to be counted */
-    int counted;                   /* hub counted us in Redis */
-    int awaiting_pong;             /* ping sent, no pong yet */
-    int overflow;                  /* send queue passed the cap */
-    int peer_gone;                 /* transport failed: no close frame */
-    int read_paused;               /* reading stopped by back-pressure */
-    pd_ws_scanner scan;            /* frame-header pre-check */
-    pd_bucket events;              /* Socket.IO event rate */
-    unsigned limited_in_row;       /* events dropped by the rate limit since the last allowed one */
-    uint64_t opened_ms;            /* monotonic */
-
     pd_sess *dirty_next;           /* worker dirty list link */
-    int in_dirty;
+    wslay_event_context_ptr ws;    /* receive state and control replies; NULL while idle */
+    hub_room *room;                /* bound room or NULL (hub field) */
+    char *out;                     /* frames waiting for the next write */
+    uint32_t out_len, out_cap;
+    uint64_t deadline;             /* next heartbeat / connect / close deadline (monotonic ms), 0 = none */
+    pd_bucket events;              /* Socket.IO event rate */
+    uint32_t opened;               /* monotonic ms at open, truncated (differences wrap safely) */
+    uint32_t writes;               /* writes handed to libuv and not yet completed */
+    uint32_t limited_in_row;       /* events dropped by the rate limit since the last allowed one */
+    pd_ws_scanner scan;            /* frame-header pre-check */
+    char sid[PD_SOCKET_ID_LEN + 1]; /* Socket.IO socket id */
+    uint8_t ip[16];                /* client address; IPv4 as ::ffff:a.b.c.d */
+    uint8_t joins_inflight;        /* hub field */
+    unsigned state : 2;            /* sess_state */
+    unsigned sio_connected : 1;    /* answered 40 */
+    unsigned connect_pending : 1;  /* 40 received, waiting to be counted */
+    unsigned counted : 1;          /* hub counted us in Redis */
+    unsigned awaiting_pong : 1;    /* ping sent, no pong yet */
+    unsigned overflow : 1;         /* send queue passed the cap */
+    unsigned peer_gone : 1;        /* transport failed: no close frame */
+    unsigned read_paused : 1;      /* reading stopped by back-pressure */
+    unsigned out_used : 1;         /* output queued since the last tick */
+    unsigned in_dirty : 1;         /* on the worker's dirty list */
 };
 
 static void sess_finish(pd_sess *s);
@@ -74,9 +82,30 @@ static void sess_flush(pd_sess *s);
 static wslay_event_context_ptr sess_ws(pd_sess *s);
 
 const char *pd_sess_id(const pd_sess *s) { return s->sid; }
-const char *pd_sess_client_ip(const pd_sess *s) { return s->client_ip; }
-char *pd_sess_room(pd_sess *s) { return s->room; }
-int *pd_sess_joins_inflight(pd_sess *s) { return &s->joins_inflight; }
+hub_room **pd_sess_room(pd_sess *s) { return &s->room; }
+uint8_t *pd_sess_joins_inflight(pd_sess *s) { return &s->joins_inflight; }
+
+static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+const char *pd_sess_client_ip(const pd_sess *s, char buf[INET6_ADDRSTRLEN])
+{
+    if (memcmp(s->ip, V4_MAPPED, sizeof(V4_MAPPED)) == 0)
+        inet_ntop(AF_INET, s->ip + 12, buf, INET6_ADDRSTRLEN);
+    else
+        inet_ntop(AF_INET6, s->ip, buf, INET6_ADDRSTRLEN);
+    return buf;
+}
+
+/* The text form comes from pd_client_ip (always a valid address); it is
+ * kept as 16 bytes and written out again on demand. */
+static void sess_set_ip(pd_sess *s, const char *text)
+{
+    memset(s->ip, 0, sizeof(s->ip));
+    if (inet_pton(AF_INET, text, s->ip + 12) == 1)
+        memcpy(s->ip, V4_MAPPED, sizeof(V4_MAPPED));
+    else if (inet_pton(AF_INET6, text, s->ip) != 1)
+        memset(s->ip, 0, sizeof(s->ip)); /* "::": one bucket for the unparseable */
+}
 
 /* ---- dirty list / flushing --------------------------------------------- */
 
@@ -176,6 +205,8 @@ static int out_reserve(pd_sess *s, size_t n)
 {
     if (s->out_len + n <= s->out_cap)
         return PD_OK;
+    if (n > UINT32_MAX / 4 || s->out_len + n > UINT32_MAX / 4)
+        return PD_ERR; /* lengths are 32-bit; the send-queue cap is far below */
     size_t cap = s->out_cap ? s->out_cap : 256;
     while (cap < s->out_len + n)
         cap *= 2;
@@ -381,7 +412,8 @@ static void on_timer(pd_sess *s)
     if (s->state != S_OPEN)
         return;
     uint64_t now = pd_mono_ms();
-    if (!s->sio_connected && now - s->opened_ms >= (uint64_t)s->w->cfg.connect_timeout_ms) {
+    uint32_t age = (uint32_t)now - s->opened;
+    if (!s->sio_connected && age >= (uint64_t)s->w->cfg.connect_timeout_ms) {
         pd_metric_add(s->w->m_closed, "connect_timeout", 1);
         pd_sess_close(s, 1008, "connect timeout");
         return;
@@ -395,7 +427,7 @@ static void on_timer(pd_sess *s)
     s->awaiting_pong = 1;
     uint64_t next = (uint64_t)s->w->cfg.ping_timeout_ms;
     if (!s->sio_connected) {
-        uint64_t left = (uint64_t)s->w->cfg.connect_timeout_ms - (now - s->opened_ms);
+        uint64_t left = (uint64_t)s->w->cfg.connect_timeout_ms - age;
         next = PD_MIN(next, left);
     }
     arm_timer(s, next);
@@ -414,6 +446,16 @@ static void on_tick(uv_timer_t *t)
     while (s) {
         /* on_timer may finish s (unlinking it) but never another session. */
         pd_sess *next = s->next;
+        /* An output buffer left empty for a whole tick goes back: idle
+         * sockets hold none. */
+        if (s->out && s->out_len == 0) {
+            if (!s->out_used) {
+                free(s->out);
+                s->out = NULL;
+                s->out_cap = 0;
+            }
+            s->out_used = 0;
+        }
         if (s->deadline && s->deadline <= now) {
             s->deadline = 0;
             on_timer(s);
@@ -582,6 +624,30 @@ static void sess_start_write(pd_sess *s)
 {
     if (s->out_len == 0 || s->peer_gone)
         return;
+    /* Most flushes fit in the socket buffer: write them directly. A write
+     * request costs an allocation and, once it completes, an epoll_ctl. */
+    if (s->writes == 0) {
+        uv_buf_t b = uv_buf_init(s->out, (unsigned)s->out_len);
+        int n = uv_try_write((uv_stream_t *)s->tcp, &b, 1);
+        if (n == (int)s->out_len) {
+            s->out_len = 0;
+            if (s->out_cap > SESS_OUT_KEEP) {
+                free(s->out);
+                s->out = NULL;
+                s->out_cap = 0;
+            }
+            return;
+        }
+        if (n > 0) {
+            memmove(s->out, s->out + n, s->out_len - (size_t)n);
+            s->out_len -= (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            s->peer_gone = 1;
+            s->overflow = 1;
+            sess_mark_dirty(s);
+            return;
+        }
+    }
     sess_write *wr = malloc(sizeof(*wr));
     if (!wr) {
         s->overflow = 1;
@@ -664,6 +730,7 @@ void pd_sess_send(pd_sess *s, const char *pkt, size_t len)
     if (out_reserve(s, hlen + len) != PD_OK) {
         s->overflow = 1;
     } else {
+        s->out_used = 1;
         memcpy(s->out + s->out_len, hdr, hlen);
         memcpy(s->out + s->out_len + hlen, pkt, len);
         s->out_len += hlen + len;
@@ -765,8 +832,8 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
     s->w = w;
     s->tcp = tcp;
     tcp->data = s;
-    snprintf(s->client_ip, sizeof(s->client_ip), "%s", client_ip);
-    s->opened_ms = pd_mono_ms();
+    sess_set_ip(s, client_ip);
+    s->opened = (uint32_t)pd_mono_ms();
     s->state = S_OPEN;
     pd_ws_scan_init(&s->scan, (uint64_t)w->cfg.max_message_bytes);
     s->next = w->sessions;

@@ -46,6 +46,7 @@ typedef struct pd_worker_config {
 
 typedef struct pd_sess pd_sess;
 typedef struct pd_hub pd_hub;
+typedef struct hub_room hub_room; /* hub.c: one room's local members */
 
 typedef struct pd_worker {
     uv_loop_t *loop;              /* the process loop */
@@ -101,11 +102,13 @@ void pd_sess_close(pd_sess *s, uint16_t code, const char *reason);
 void pd_sess_counted(pd_sess *s);
 
 const char *pd_sess_id(const pd_sess *s);
-const char *pd_sess_client_ip(const pd_sess *s);
-/* The room this socket is bound to ("" if none); hub-owned field. */
-char *pd_sess_room(pd_sess *s);
-/* Joins in flight, for bounding them. */
-int *pd_sess_joins_inflight(pd_sess *s);
+/* The client address in text form, written into buf. */
+const char *pd_sess_client_ip(const pd_sess *s, char buf[INET6_ADDRSTRLEN]);
+/* The room this socket is bound to (NULL if none); a hub-owned field. The
+ * hub keeps a room entry alive while any socket is bound to it. */
+hub_room **pd_sess_room(pd_sess *s);
+/* Joins in flight, for bounding them (hub-owned). */
+uint8_t *pd_sess_joins_inflight(pd_sess *s);
 
 /* ---- hub.c -------------------------------------------------------------- */
 
