@@ -135,6 +135,8 @@ typedef struct store_call {
     } cb;
     pd_cluster_reaped_fn reaped; /* reap only */
     void *data;
+    pd_redis *redis;             /* get_free: for its second batch */
+    int stage;                   /* get_free: 0 first batch, 1 the rest */
 } store_call;
 
 static store_call *call_new(void *data)
@@ -147,17 +149,16 @@ static store_call *call_new(void *data)
 
 /* EVAL with up to 64 keys + args given as slices. */
 #define EVAL_MAX_PARTS 140
-static int store_eval(pd_redis *r, pd_redis_reply_fn fn, store_call *call, const char *script,
-                      int nkeys, const pd_slice *keys, int nargs, const pd_slice *args)
+/* EVAL a script; on failure the call stays the caller's. */
+static int store_eval_keep(pd_redis *r, pd_redis_reply_fn fn, store_call *call, const char *script,
+                           int nkeys, const pd_slice *keys, int nargs, const pd_slice *args)
 {
     const char *argv[EVAL_MAX_PARTS];
     size_t lens[EVAL_MAX_PARTS];
     char nk[16];
     int n = 0;
-    if (3 + nkeys + nargs > EVAL_MAX_PARTS) {
-        free(call);
+    if (3 + nkeys + nargs > EVAL_MAX_PARTS)
         return PD_ERR;
-    }
     snprintf(nk, sizeof(nk), "%d", nkeys);
     argv[n] = "EVAL";
     lens[n++] = 4;
@@ -173,7 +174,14 @@ static int store_eval(pd_redis *r, pd_redis_reply_fn fn, store_call *call, const
         argv[n] = args[i].base;
         lens[n] = args[i].len;
     }
-    if (pd_redis_cmd_argv(r, fn, call, n, argv, lens) != PD_OK) {
+    return pd_redis_cmd_argv(r, fn, call, n, argv, lens);
+}
+
+/* EVAL a script; on failure the call is freed. */
+static int store_eval(pd_redis *r, pd_redis_reply_fn fn, store_call *call, const char *script,
+                      int nkeys, const pd_slice *keys, int nargs, const pd_slice *args)
+{
+    if (store_eval_keep(r, fn, call, script, nkeys, keys, nargs, args) != PD_OK) {
         free(call);
         return PD_ERR;
     }
@@ -337,6 +345,15 @@ int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, 
 #define FREE_ALNUM_TRIES 50
 #define FREE_TRIES (FREE_DIGIT_TRIES + FREE_ALNUM_TRIES)
 
+/* Candidates go to Redis in two batches: the first few almost always
+ * succeed (4-digit ids are rarely all taken), and every candidate is a Lua
+ * string Redis must build, so sending all sixty each time would cost Redis
+ * more than the HSETNX that decides. The order of tries is PrivyDrop's
+ * either way. */
+#define FREE_FIRST_BATCH 3
+
+static int get_free_batch(pd_redis *r, store_call *c, int from, int to);
+
 static void on_get_free(redisReply *rep, void *data)
 {
     store_call *c = data;
@@ -346,9 +363,34 @@ static void on_get_free(redisReply *rep, void *data)
         memcpy(room, rep->str, rep->len);
         room[rep->len] = '\0';
         out = room;
+    } else if (rep && rep->type == REDIS_REPLY_NIL && c->stage == 0) {
+        /* The first batch was all taken: the rest, in order. */
+        c->stage = 1;
+        if (get_free_batch(c->redis, c, FREE_FIRST_BATCH, FREE_TRIES) == PD_OK)
+            return;
     }
     c->cb.str(out, c->data);
     free(c);
+}
+
+static int get_free_batch(pd_redis *r, store_call *c, int from, int to)
+{
+    char ids[FREE_TRIES][8];
+    char keys_buf[FREE_TRIES][16];
+    pd_slice keys[FREE_TRIES], args[FREE_TRIES + 1];
+    int n = to - from;
+    for (int i = 0; i < n; i++) {
+        const char *alpha = from + i < FREE_DIGIT_TRIES ? PD_ALPHABET_DIGITS : PD_ALPHABET_ALNUM;
+        if (pd_id_random(ids[i], 4, alpha) != PD_OK)
+            return PD_ERR;
+        int k = snprintf(keys_buf[i], sizeof(keys_buf[i]), "room:%s", ids[i]);
+        keys[i] = pd_slice_make(keys_buf[i], (size_t)k);
+        args[i] = pd_slice_make(ids[i], 4);
+    }
+    char now[32];
+    snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
+    args[n] = pd_slice_cstr(now);
+    return store_eval_keep(r, on_get_free, c, GET_FREE_LUA, n, keys, n + 1, args);
 }
 
 int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
@@ -357,25 +399,14 @@ int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
     if (!c)
         return PD_ERR;
     c->cb.str = cb;
-    /* Candidates in the order PrivyDrop tries them; the script takes the
-     * first one HSETNX accepts, so two callers can never get the same id. */
-    char ids[FREE_TRIES][8];
-    char keys_buf[FREE_TRIES][16];
-    pd_slice keys[FREE_TRIES], args[FREE_TRIES + 1];
-    for (int i = 0; i < FREE_TRIES; i++) {
-        const char *alpha = i < FREE_DIGIT_TRIES ? PD_ALPHABET_DIGITS : PD_ALPHABET_ALNUM;
-        if (pd_id_random(ids[i], 4, alpha) != PD_OK) {
-            free(c);
-            return PD_ERR;
-        }
-        int n = snprintf(keys_buf[i], sizeof(keys_buf[i]), "room:%s", ids[i]);
-        keys[i] = pd_slice_make(keys_buf[i], (size_t)n);
-        args[i] = pd_slice_make(ids[i], 4);
+    c->redis = r;
+    /* The script takes the first candidate HSETNX accepts, so two callers
+     * can never get the same id. */
+    if (get_free_batch(r, c, 0, FREE_FIRST_BATCH) != PD_OK) {
+        free(c);
+        return PD_ERR;
     }
-    char now[32];
-    snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
-    args[FREE_TRIES] = pd_slice_cstr(now);
-    return store_eval(r, on_get_free, c, GET_FREE_LUA, FREE_TRIES, keys, FREE_TRIES + 1, args);
+    return PD_OK;
 }
 
 /* ---- cluster ------------------------------------------------------------ */
