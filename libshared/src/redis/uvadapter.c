@@ -7,10 +7,19 @@
  * burst of pub/sub messages, bounded so one link cannot starve the loop. */
 #define PD_REDIS_UV_MAX_READS 32
 
+/* Commands are not written as they are issued: hiredis asks for a write
+ * with every command, and the adapter writes the whole output buffer once
+ * per loop turn, just before the loop polls (a prepare handle). Only what
+ * the socket would not take waits for writability. That is one write
+ * syscall per turn however many commands the turn issued, and no epoll
+ * change per command. */
 typedef struct pd_redis_uv {
     redisAsyncContext *ac; /* NULL once hiredis cleaned up */
     uv_poll_t poll;        /* watches the context's socket */
-    int events;            /* UV_READABLE | UV_WRITABLE wanted by hiredis */
+    uv_prepare_t flush;    /* writes the output buffer before the loop polls */
+    int events;            /* UV_READABLE | UV_WRITABLE polled for */
+    int flushing;          /* inside the prepare callback's write */
+    int open_handles;      /* handles not yet closed */
     int fd;                /* the socket */
 } pd_redis_uv;
 
@@ -28,8 +37,11 @@ static void on_poll(uv_poll_t *h, int status, int events)
             redisAsyncHandleRead(p->ac);
         return;
     }
-    if ((events & UV_WRITABLE) && p->ac)
+    if ((events & UV_WRITABLE) && p->ac) {
+        p->flushing = 1;
         redisAsyncHandleWrite(p->ac);
+        p->flushing = 0;
+    }
     if (!(events & UV_READABLE))
         return;
     for (int i = 0; i < PD_REDIS_UV_MAX_READS && p->ac; i++) {
@@ -50,12 +62,46 @@ static void update(pd_redis_uv *p)
 
 static void add_read(void *data) { pd_redis_uv *p = data; p->events |= UV_READABLE; update(p); }
 static void del_read(void *data) { pd_redis_uv *p = data; p->events &= ~UV_READABLE; update(p); }
-static void add_write(void *data) { pd_redis_uv *p = data; p->events |= UV_WRITABLE; update(p); }
-static void del_write(void *data) { pd_redis_uv *p = data; p->events &= ~UV_WRITABLE; update(p); }
+static void on_flush(uv_prepare_t *h)
+{
+    pd_redis_uv *p = h->data;
+    uv_prepare_stop(h);
+    if (!p->ac)
+        return;
+    p->flushing = 1;
+    redisAsyncHandleWrite(p->ac); /* asks for add_write again if the socket was full */
+    p->flushing = 0;
+}
+
+static void add_write(void *data)
+{
+    pd_redis_uv *p = data;
+    /* Until connected, writability is how the connect completes; and a
+     * write the socket could not finish waits for room. */
+    if (!(p->ac->c.flags & REDIS_CONNECTED) || p->flushing) {
+        p->events |= UV_WRITABLE;
+        update(p);
+        return;
+    }
+    if (!(p->events & UV_WRITABLE) && !uv_is_active((uv_handle_t *)&p->flush))
+        uv_prepare_start(&p->flush, on_flush);
+}
+
+static void del_write(void *data)
+{
+    pd_redis_uv *p = data;
+    uv_prepare_stop(&p->flush);
+    if (p->events & UV_WRITABLE) {
+        p->events &= ~UV_WRITABLE;
+        update(p);
+    }
+}
 
 static void on_closed(uv_handle_t *h)
 {
-    free(h->data);
+    pd_redis_uv *p = h->data;
+    if (--p->open_handles == 0)
+        free(p);
 }
 
 static void cleanup(void *data)
@@ -63,6 +109,7 @@ static void cleanup(void *data)
     pd_redis_uv *p = data;
     p->ac = NULL;
     uv_close((uv_handle_t *)&p->poll, on_closed);
+    uv_close((uv_handle_t *)&p->flush, on_closed);
 }
 
 int pd_redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
@@ -79,6 +126,9 @@ int pd_redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
         return REDIS_ERR;
     }
     p->poll.data = p;
+    uv_prepare_init(loop, &p->flush);
+    p->flush.data = p;
+    p->open_handles = 2;
     ac->ev.addRead = add_read;
     ac->ev.delRead = del_read;
     ac->ev.addWrite = add_write;

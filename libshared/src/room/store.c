@@ -345,12 +345,13 @@ int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, 
 #define FREE_ALNUM_TRIES 50
 #define FREE_TRIES (FREE_DIGIT_TRIES + FREE_ALNUM_TRIES)
 
-/* Candidates go to Redis in two batches: the first few almost always
- * succeed (4-digit ids are rarely all taken), and every candidate is a Lua
- * string Redis must build, so sending all sixty each time would cost Redis
- * more than the HSETNX that decides. The order of tries is PrivyDrop's
- * either way. */
-#define FREE_FIRST_BATCH 3
+/* Candidates go to Redis in two batches: every digit candidate and two
+ * alphanumeric ones, then (only if all of those were taken, which needs
+ * the 4-digit space nearly full and two misses among 1.7 million) the rest.
+ * Every candidate is a Lua string Redis must build, so sending all sixty
+ * each time would cost Redis more than the HSETNX calls that decide. The
+ * order of tries is PrivyDrop's either way. */
+#define FREE_FIRST_BATCH (FREE_DIGIT_TRIES + 2)
 
 static int get_free_batch(pd_redis *r, store_call *c, int from, int to);
 
