@@ -95,6 +95,7 @@ typedef struct app {
     int sending;
     sl_hist hist;                 /* latency */
     sl_hist hist_connect;         /* idle: connect+join time */
+    sl_hist hist_lag;             /* open-loop relay: how late each signal left (generator's own delay) */
     /* readings */
     sl_proc proc0[SL_MAX_PIDS], proc1[SL_MAX_PIDS], proc_base[SL_MAX_PIDS];
     double self_cpu0, self_cpu1;
@@ -489,8 +490,11 @@ static void relay_pace(app *a)
         uint64_t k = a->issued++;
         sl_conn *c = &a->conns[2 * (k % rooms) + ((k / rooms) & 1)];
         uint64_t t = a->t0 + (uint64_t)((double)k * 1e9 / a->o.rate);
-        if (c->joined == 2 && c->state == SL_C_READY && c->peer->state == SL_C_READY)
+        if (c->joined == 2 && c->state == SL_C_READY && c->peer->state == SL_C_READY) {
             send_candidate(a, c, t);
+            if (a->measuring && t >= a->t_measure)
+                sl_hist_add(&a->hist_lag, uv_hrtime() - t);
+        }
     }
 }
 
@@ -965,11 +969,22 @@ static void report(app *a)
            (unsigned long long)a->established, (unsigned long long)a->join_failed, (unsigned long long)a->sent,
            (unsigned long long)a->received, (unsigned long long)a->received_window, (unsigned long long)a->dropped,
            rate, cpu > 0 ? (double)a->received_window / cpu : 0);
+        if (a->hist_lag.count) {
+            /* Time a signal waited in the generator before leaving: when
+             * it grows, the generator is the bottleneck and the latency
+             * below is partly its own. */
+            sb_hist(&j, "send_lag", &a->hist_lag);
+            sb(&j, ",");
+        }
         printf("  %llu rooms, %llu signals sent, %llu received; %.0f/s in the window", (unsigned long long)a->established,
                (unsigned long long)a->sent, (unsigned long long)a->received, rate);
         if (cpu > 0)
             printf(", %.0f per server CPU-second", (double)a->received_window / cpu);
         printf("\n");
+        if (a->hist_lag.count)
+            printf("  generator send lag: p50 %.0f us  p99 %.0f us  max %.0f us\n",
+                   (double)sl_hist_quantile(&a->hist_lag, 0.5) / 1e3,
+                   (double)sl_hist_quantile(&a->hist_lag, 0.99) / 1e3, (double)a->hist_lag.max / 1e3);
         break;
     }
     case M_CHURN: {
