@@ -475,3 +475,61 @@ describe("missed pongs", { timeout: 60000 }, () => {
     }
   });
 });
+
+describe("a worker that cannot keep up with the bus", { timeout: 60000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 2 });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("its pressure notices hold the others back: signals wait, none is lost, and flow resumes", async () => {
+    // What a worker behind on its subscriber link publishes every 50 ms:
+    // played here by the test for 1.2 s in the name of a worker that
+    // does not exist, so the timing is the test's own.
+    const room = await createRoom(c.roomApi.url);
+    const w = c.workers[0];
+    const a = await connect(w.url);
+    const b = await connect(w.url);
+    try {
+      assert.equal((await join(a, room)).success, true);
+      assert.equal((await join(b, room)).success, true);
+      const before = await metrics(w.url);
+      let pressing = true;
+      const presser = (async () => {
+        while (pressing) {
+          await c.redisCli("PUBLISH", "pd:pressure", "some-slow-worker");
+          await sleep(40);
+        }
+      })();
+      const t0 = Date.now();
+      await sleep(200);
+      // The first read after the notice is still handled; then reading stops.
+      a.emit("offer", { peerId: b.id, offer: { type: "offer", sdp: "first" } });
+      await waitFor(b, "offer", { pred: (o) => o.offer?.sdp === "first" });
+      await sleep(100);
+      a.emit("offer", { peerId: b.id, offer: { type: "offer", sdp: "held" } });
+      const held = waitFor(b, "offer", { pred: (o) => o.offer?.sdp === "held", timeout: 5000 }).then(() => Date.now());
+      await sleep(1000);
+      pressing = false;
+      await presser;
+      const tEnd = Date.now();
+      const arrived = await held;
+      assert.ok(arrived >= tEnd - 60, `held back while the notices lasted (arrived ${arrived - t0} ms, notices until ${tEnd - t0} ms)`);
+      assert.ok(arrived - tEnd < 2000, `resumed after the notices stopped (${arrived - tEnd} ms later)`);
+      const m = await metrics(w.url);
+      assert.ok(metricValue(m, 'privydrop_signal_backpressure_total{cause="peer_behind"}')
+        - metricValue(before, 'privydrop_signal_backpressure_total{cause="peer_behind"}') >= 1);
+      // Its own notices are ignored: a worker never holds itself back.
+      for (let i = 0; i < 5; i++) await c.redisCli("PUBLISH", "pd:pressure", w.id);
+      a.emit("offer", { peerId: b.id, offer: { type: "offer", sdp: "after" } });
+      const t1 = Date.now();
+      await waitFor(b, "offer", { pred: (o) => o.offer?.sdp === "after" });
+      assert.ok(Date.now() - t1 < 1000);
+    } finally {
+      closeAll(a, b);
+    }
+  });
+});

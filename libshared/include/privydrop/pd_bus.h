@@ -21,6 +21,9 @@ typedef enum pd_bus_kind {
 } pd_bus_kind;
 
 #define PD_BUS_CHANNEL_PREFIX "pd:room:"
+/* Every instance listens here for peers that cannot keep up with the bus
+ * (message: the slow instance's id); they slow down until it recovers. */
+#define PD_BUS_PRESSURE_CHANNEL "pd:pressure"
 /* Longest instance id accepted in an envelope. */
 #define PD_BUS_MAX_ORIGIN 128
 

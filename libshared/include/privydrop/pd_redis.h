@@ -60,6 +60,13 @@ size_t pd_redis_pending(const pd_redis *r);
  * holds. */
 int pd_redis_congested(const pd_redis *r, size_t max_pending);
 
+/* 1 while the subscriber link alone is behind (the second condition
+ * above): other instances' publishes arrive faster than we read them. Only
+ * they can relieve that, so callers tell them (see the hub's pressure
+ * channel). While messages flow, a probe goes out every 50 ms so this is
+ * noticed within about 150 ms. */
+int pd_redis_sub_behind(const pd_redis *r);
+
 /* Want / stop wanting messages of a channel (subscriber connection only).
  * Idempotent; remembered across reconnects. PD_ERR on allocation failure. */
 int pd_redis_subscribe(pd_redis *r, pd_slice channel);

@@ -66,6 +66,7 @@ struct pd_redis {
     size_t pending;              /* commands awaiting a reply */
     pd_ptab *chans;              /* pd_redis_chan by name */
     uv_timer_t watchdog;         /* PING timer */
+    uv_timer_t prober;           /* probes the subscriber link while it is busy */
     unsigned watchdog_ms;
     uint64_t ping_sent_ms;       /* when the outstanding PING left, 0 if none */
     uint64_t probe_sent_ms;      /* when the outstanding bus probe was published, 0 if none */
@@ -451,17 +452,22 @@ size_t pd_redis_pending(const pd_redis *r)
     return r->pending;
 }
 
-int pd_redis_congested(const pd_redis *r, size_t max_pending)
+int pd_redis_sub_behind(const pd_redis *r)
 {
     if (!r->ready)
         return 0;
-    if (r->pending > max_pending)
-        return 1;
     /* Overdue while messages keep arriving: we are behind. Overdue in
      * silence is a stalled server, which is the watchdog's business, and
      * must not stop same-worker traffic. */
     uint64_t now = pd_mono_ms();
     return r->probe_sent_ms && now - r->probe_sent_ms > 100 && now - r->sub_heard_ms < 100;
+}
+
+int pd_redis_congested(const pd_redis *r, size_t max_pending)
+{
+    if (!r->ready)
+        return 0;
+    return r->pending > max_pending || pd_redis_sub_behind(r);
 }
 
 int pd_redis_ready(const pd_redis *r)
@@ -525,6 +531,22 @@ static void on_watchdog(uv_timer_t *t)
     }
 }
 
+/* A probe through the subscriber link every 50 ms while it carries
+ * messages: how late it comes back is how far behind we read. An idle link
+ * gets the watchdog's probe once a period, which is enough to prove it
+ * alive. */
+static void on_prober(uv_timer_t *t)
+{
+    pd_redis *r = t->data;
+    if (!r->subscriber || !r->sub.verified || !r->cmd.up || !r->cmd.ac || r->probe_sent_ms)
+        return;
+    uint64_t now = pd_mono_ms();
+    if (now - r->sub_heard_ms > 200)
+        return;
+    if (redisAsyncCommand(r->cmd.ac, NULL, NULL, "PUBLISH %s p", r->probe_chan) == REDIS_OK)
+        r->probe_sent_ms = now;
+}
+
 /* ---- life cycle -------------------------------------------------------- */
 
 pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
@@ -568,6 +590,10 @@ pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
     r->watchdog.data = r;
     r->open_handles++;
     uv_timer_start(&r->watchdog, on_watchdog, r->watchdog_ms, r->watchdog_ms);
+    uv_timer_init(loop, &r->prober);
+    r->prober.data = r;
+    r->open_handles++;
+    uv_timer_start(&r->prober, on_prober, 50, 50);
 
     link_connect(&r->cmd);
     if (r->subscriber)
@@ -586,7 +612,7 @@ static int free_chan(pd_slice key, void *value, void *data)
 static void on_handle_closed(uv_handle_t *h)
 {
     pd_redis *r = h->data;
-    if (h != (uv_handle_t *)&r->watchdog)
+    if (h != (uv_handle_t *)&r->watchdog && h != (uv_handle_t *)&r->prober)
         r = ((pd_redis_link *)h->data)->owner;
     if (--r->open_handles == 0) {
         pd_ptab_foreach(r->chans, free_chan, NULL);
@@ -607,4 +633,5 @@ void pd_redis_free(pd_redis *r)
     uv_close((uv_handle_t *)&r->cmd.timer, on_handle_closed);
     uv_close((uv_handle_t *)&r->sub.timer, on_handle_closed);
     uv_close((uv_handle_t *)&r->watchdog, on_handle_closed);
+    uv_close((uv_handle_t *)&r->prober, on_handle_closed);
 }

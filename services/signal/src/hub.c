@@ -25,6 +25,10 @@
 #define HUB_UNSUB_GRACE_MS 5000
 #define HUB_MAX_JOINS_INFLIGHT 4
 #define HUB_MAX_PENDING_CLEANUPS 200000
+/* While behind on the bus we tell the others every HUB_PRESSURE_MS; a
+ * notice holds them back for HUB_PRESSURE_HOLD_MS. */
+#define HUB_PRESSURE_MS 50
+#define HUB_PRESSURE_HOLD_MS 150
 
 /* Rooms of two are the rule: their members fit in the entry itself. */
 #define HUB_ROOM_INLINE 2
@@ -70,6 +74,8 @@ struct pd_hub {
     uv_timer_t heartbeat;     /* cluster heartbeat + cleanup retries */
     uv_timer_t reaper;        /* dead-worker reaper */
     uv_timer_t sweep;         /* unsubscribe rooms left empty */
+    uv_timer_t pressure;      /* tells the others while we are behind on the bus */
+    uint64_t held_until;      /* a peer asked us to hold back until then (monotonic ms) */
     hub_cleanup *cleanups;    /* pending Redis cleanups */
     size_t ncleanups;
     int open_timers;          /* timers not yet closed (free-on-close) */
@@ -701,9 +707,22 @@ void pd_hub_on_event(pd_hub *h, pd_sess *s, const char *name, json_t *args)
 
 /* ---- bus ----------------------------------------------------------------- */
 
+int pd_hub_peers_behind(const pd_hub *h)
+{
+    return h->held_until > pd_mono_ms();
+}
+
 void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
 {
     pd_worker *w = h->w;
+    if (pd_slice_eq(channel, PD_BUS_PRESSURE_CHANNEL)) {
+        if (!pd_slice_eq(message, w->cfg.worker_id)) {
+            if (!pd_hub_peers_behind(h))
+                pd_metric_add(w->m_backpressure, "peer_behind", 1);
+            h->held_until = pd_mono_ms() + HUB_PRESSURE_HOLD_MS;
+        }
+        return;
+    }
     size_t pre = sizeof(PD_BUS_CHANNEL_PREFIX) - 1;
     if (channel.len <= pre || memcmp(channel.base, PD_BUS_CHANNEL_PREFIX, pre) != 0)
         return;
@@ -757,6 +776,19 @@ static void on_heartbeat(uv_timer_t *t)
         return;
     pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_ptab_count(h->sessions));
     cleanups_retry(h);
+}
+
+/* Our subscriber link is behind: the others publish faster than we can
+ * read, and Redis will drop the link (losing messages) once its output
+ * buffer for us passes its limit. Only the publishers can fix that. */
+static void on_pressure(uv_timer_t *t)
+{
+    pd_hub *h = t->data;
+    pd_worker *w = h->w;
+    if (!pd_redis_sub_behind(w->redis))
+        return;
+    pd_metric_add(w->m_backpressure, "bus_behind", 1);
+    pd_redis_cmd(w->redis, NULL, NULL, "PUBLISH %s %s", PD_BUS_PRESSURE_CHANNEL, w->cfg.worker_id);
 }
 
 static void on_reaped(const char *room, const char *sid, void *data)
@@ -835,12 +867,13 @@ pd_hub *pd_hub_create(pd_worker *w)
         free(h);
         return NULL;
     }
-    uv_timer_t *timers[3] = {&h->heartbeat, &h->reaper, &h->sweep};
-    uv_timer_cb cbs[3] = {on_heartbeat, on_reaper, on_sweep};
-    uint64_t periods[3] = {HUB_HEARTBEAT_MS, HUB_REAP_MS, HUB_SWEEP_MS};
+    pd_redis_subscribe(w->redis, pd_slice_cstr(PD_BUS_PRESSURE_CHANNEL));
+    uv_timer_t *timers[4] = {&h->heartbeat, &h->reaper, &h->sweep, &h->pressure};
+    uv_timer_cb cbs[4] = {on_heartbeat, on_reaper, on_sweep, on_pressure};
+    uint64_t periods[4] = {HUB_HEARTBEAT_MS, HUB_REAP_MS, HUB_SWEEP_MS, HUB_PRESSURE_MS};
     unsigned jitter = 0;
     pd_random_bytes(&jitter, sizeof(jitter));
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         uv_timer_init(w->loop, timers[i]);
         timers[i]->data = h;
         uv_timer_start(timers[i], cbs[i], periods[i] / 2 + jitter % 1000, periods[i]);
@@ -907,10 +940,11 @@ void pd_hub_free(pd_hub *h)
 {
     if (!h)
         return;
-    h->open_timers = 3;
+    h->open_timers = 4;
     uv_close((uv_handle_t *)&h->heartbeat, on_timer_closed);
     uv_close((uv_handle_t *)&h->reaper, on_timer_closed);
     uv_close((uv_handle_t *)&h->sweep, on_timer_closed);
+    uv_close((uv_handle_t *)&h->pressure, on_timer_closed);
     pd_ptab_foreach(h->rooms, free_room_visit, NULL);
     pd_ptab_free(h->rooms);
     pd_ptab_free(h->sessions);

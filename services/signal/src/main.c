@@ -351,6 +351,12 @@ static void add_metrics(pd_worker *w)
                                 "Rooms with sockets (or a grace period) on this worker.", NULL);
     w->m_closed = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_sessions_closed_total",
                                  "Sessions closed, by reason.", "reason");
+    w->m_backpressure = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_backpressure_total",
+                                       "Times this worker held back reading its clients, by cause "
+                                       "(redis_behind: its own Redis link; peer_behind: another worker "
+                                       "could not keep up with the bus; bus_behind: this worker asked the "
+                                       "others to hold back).",
+                                       "cause");
 }
 
 int main(int argc, char **argv)

@@ -560,21 +560,28 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (done < (size_t)nread && s->state == S_OPEN)
         feed(s, buf->base + done, (size_t)nread - done);
     pd_worker *w = s->w;
-    if (s->state == S_OPEN && w->redis && pd_redis_congested(w->redis, SESS_BUS_PENDING_HIGH)) {
-        /* Redis (or our own reading of its answers) is behind: stop taking
-         * more work from clients until it catches up, so overload becomes
-         * delay instead of a subscriber dropped for its output buffer. */
+    if (s->state != S_OPEN || !w->redis)
+        return;
+    int own = pd_redis_congested(w->redis, SESS_BUS_PENDING_HIGH);
+    if (own || pd_hub_peers_behind(w->hub)) {
+        /* Redis (or our own reading of its answers, or another worker's
+         * reading of the bus) is behind: stop taking more work from
+         * clients until it catches up, so overload becomes delay instead
+         * of a subscriber dropped for its output buffer. */
         uv_read_stop(stream);
         s->read_paused = 1;
-        if (!uv_is_active((uv_handle_t *)&w->resume_timer))
+        if (!uv_is_active((uv_handle_t *)&w->resume_timer)) {
+            if (own)
+                pd_metric_add(w->m_backpressure, "redis_behind", 1);
             uv_timer_start(&w->resume_timer, on_resume, 1, 1);
+        }
     }
 }
 
 static void on_resume(uv_timer_t *t)
 {
     pd_worker *w = t->data;
-    if (w->redis && pd_redis_congested(w->redis, SESS_BUS_PENDING_LOW))
+    if (w->redis && (pd_redis_congested(w->redis, SESS_BUS_PENDING_LOW) || pd_hub_peers_behind(w->hub)))
         return;
     for (pd_sess *s = w->sessions; s; s = s->next) {
         if (!s->read_paused)

@@ -64,6 +64,7 @@ typedef struct pd_worker {
     pd_metric *m_redis_up;        /* gauge */
     pd_metric *m_rooms;           /* gauge: rooms with local members */
     pd_metric *m_closed;          /* counter{reason}: sessions closed */
+    pd_metric *m_backpressure;    /* counter{cause}: times reading from clients was held back */
     uv_idle_t flush_idle;         /* runs once per loop turn while sessions have output */
     pd_sess *dirty;               /* sessions with queued output (intrusive list) */
     pd_sess *sessions;            /* every session not yet closed (intrusive list) */
@@ -128,6 +129,10 @@ void pd_hub_on_event(pd_hub *h, pd_sess *s, const char *name, json_t *args);
  * name or target, nesting beyond the scanner's bound) and the caller must use
  * the general path; 1 when it was handled (relayed or dropped). */
 int pd_hub_on_event_raw(pd_hub *h, pd_sess *s, pd_slice data);
+
+/* 1 while another instance has told us it cannot keep up with the bus:
+ * sessions hold back reading their clients until it recovers. */
+int pd_hub_peers_behind(const pd_hub *h);
 
 /* Redis readiness and bus messages (wired to pd_redis). */
 void pd_hub_on_redis_state(pd_hub *h, int ready);
