@@ -41,6 +41,8 @@ static const char USAGE[] =
     "  --inflight N           handshakes in flight at most (200)\n"
     "  --src-base A.B.C.D     first source address (127.0.0.1)\n"
     "  --src-count N          consecutive source addresses to spread over (1)\n"
+    "  --congestion NAME      TCP congestion control of the generator's own sockets\n"
+    "                         (e.g. cubic; default: the system's)\n"
     "  --xff                  a distinct X-Forwarded-For per connection\n"
     "  --no-join              idle: connect only, no rooms\n"
     "  --pids P[,P...]        server processes whose CPU time and RSS are read\n"
@@ -1155,6 +1157,9 @@ static int parse_args(app *a, int argc, char **argv)
         } else if (strcmp(k, "--src-count") == 0) {
             NEED();
             r->src_count = atoi(v);
+        } else if (strcmp(k, "--congestion") == 0) {
+            NEED();
+            r->congestion = v;
         } else if (strcmp(k, "--xff") == 0) {
             r->xff = 1;
         } else if (strcmp(k, "--no-join") == 0) {

@@ -155,6 +155,7 @@ struct sl_run {
     int src_count;                /* how many consecutive addresses to use */
     unsigned src_next;            /* round-robin cursor */
     int xff;                      /* send X-Forwarded-For with distinct addresses */
+    const char *congestion;       /* TCP_CONGESTION for our sockets, NULL = system default */
     const sl_mode_ops *ops;
     sl_conn *dirty;               /* connections with queued output */
     uv_prepare_t flush;           /* flushes dirty connections before polling */

@@ -535,6 +535,10 @@ static int open_socket(sl_run *run)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    if (run->congestion) {
+        /* The generator's own sockets only; failure leaves the default. */
+        setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, run->congestion, (socklen_t)strlen(run->congestion));
+    }
     if (run->src_count > 0) {
         int one = 1;
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
