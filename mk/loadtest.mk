@@ -11,9 +11,10 @@ SIGLOAD_SRCS := $(wildcard loadtest/sigload/*.c)
 SIGLOAD_OBJS := $(SIGLOAD_SRCS:%.c=$(OBJ)/%.o)
 SIGLOAD := $(BIN)/privydrop-sigload
 
-$(SIGLOAD): $(SIGLOAD_OBJS)
+# From the library it takes only the frame masking (pd_wsscan).
+$(SIGLOAD): $(SIGLOAD_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(SIGLOAD_OBJS) -luv
+	$(CC) $(LDFLAGS) -o $@ $(SIGLOAD_OBJS) $(LIB) -luv
 
 .PHONY: sigload bench test-bench-quick test-k6-types
 sigload: $(SIGLOAD)

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "privydrop/pd_wsscan.h"
 #include "sigload.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -90,19 +91,8 @@ static void frame_append(sl_conn *c, int op, const char *data, size_t len)
     memcpy(key, &key32, 4);
     memcpy(p, key, 4);
     p += 4;
-    /* Mask 8 bytes at a time, then the tail. */
-    uint64_t k8;
-    memcpy(&k8, key, 4);
-    memcpy((uint8_t *)&k8 + 4, key, 4);
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t v;
-        memcpy(&v, data + i, 8);
-        v ^= k8;
-        memcpy(p + i, &v, 8);
-    }
-    for (; i < len; i++)
-        p[i] = (uint8_t)data[i] ^ key[i & 3];
+    memcpy(p, data, len);
+    pd_ws_unmask(p, len, key); /* masking and unmasking are the same XOR */
     c->tx_len += hdr + len;
     mark_dirty(c);
 }

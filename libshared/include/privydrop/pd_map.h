@@ -29,7 +29,9 @@ size_t pd_map_count(const pd_map *m);
 typedef int (*pd_map_visit_fn)(pd_slice key, void *value, void *data);
 void pd_map_foreach(const pd_map *m, pd_map_visit_fn fn, void *data);
 
-/* The seeded string hash both pd_map and pd_ptab use. */
+/* The seeded string hash both pd_map and pd_ptab use, and a fresh random
+ * seed for it (`salt` only matters if the system has no randomness). */
 uint64_t pd_map_hash(uint64_t seed, pd_slice key);
+uint64_t pd_map_new_seed(const void *salt);
 
 #endif

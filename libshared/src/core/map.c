@@ -47,9 +47,16 @@ pd_map *pd_map_create(void)
         free(m);
         return NULL;
     }
-    if (pd_random_bytes(&m->seed, sizeof(m->seed)) != PD_OK)
-        m->seed = (uint64_t)(uintptr_t)m ^ pd_mono_ms();
+    m->seed = pd_map_new_seed(m);
     return m;
+}
+
+uint64_t pd_map_new_seed(const void *salt)
+{
+    uint64_t seed;
+    if (pd_random_bytes(&seed, sizeof(seed)) != PD_OK)
+        seed = (uint64_t)(uintptr_t)salt ^ pd_mono_ms();
+    return seed;
 }
 
 void pd_map_free(pd_map *m)

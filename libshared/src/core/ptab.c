@@ -2,7 +2,6 @@
 
 #include <stdlib.h>
 
-#include "privydrop/pd_id.h"
 #include "privydrop/pd_map.h"
 
 #define PTAB_MIN_SLOTS 16
@@ -27,8 +26,7 @@ pd_ptab *pd_ptab_create(pd_ptab_key_fn key)
         return NULL;
     }
     t->key = key;
-    if (pd_random_bytes(&t->seed, sizeof(t->seed)) != PD_OK)
-        t->seed = (uint64_t)(uintptr_t)t ^ pd_mono_ms();
+    t->seed = pd_map_new_seed(t);
     return t;
 }
 
