@@ -750,7 +750,9 @@ static void on_tick(uv_timer_t *t)
         return;
     switch (a->o.mode) {
     case M_IDLE:
-        if (a->conns)
+        /* Not before the rooms exist (idle_start), or early joins would
+         * find no room. */
+        if (a->conns && a->ramp_t0)
             idle_tick(a);
         break;
     case M_RELAY:
