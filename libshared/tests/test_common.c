@@ -71,6 +71,78 @@ static void slice_eq_is_exact(void **state)
     assert_int_equal(pd_slice_cstr(NULL).len, 0);
 }
 
+/* A second, independent reading of RFC 3629: decode the code point and
+ * check its range, instead of checking byte ranges. */
+static int utf8_reference(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t n;
+        uint8_t b = s[i];
+        if (b < 0x80) {
+            i++;
+            continue;
+        } else if ((b & 0xe0) == 0xc0) {
+            n = 2, cp = b & 0x1f;
+        } else if ((b & 0xf0) == 0xe0) {
+            n = 3, cp = b & 0x0f;
+        } else if ((b & 0xf8) == 0xf0) {
+            n = 4, cp = b & 0x07;
+        } else {
+            return 0;
+        }
+        if (len - i < n)
+            return 0;
+        for (size_t k = 1; k < n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
+static void utf8_agrees_with_a_reference_on_every_short_sequence(void **state)
+{
+    (void)state;
+    uint8_t s[12];
+    for (unsigned a = 0; a < 256; a++) {
+        s[0] = (uint8_t)a;
+        assert_int_equal(pd_utf8_valid(s, 1), utf8_reference(s, 1));
+        for (unsigned b = 0; b < 256; b++) {
+            s[1] = (uint8_t)b;
+            assert_int_equal(pd_utf8_valid(s, 2), utf8_reference(s, 2));
+            if (a < 0xc0)
+                continue;
+            for (unsigned c = 0; c < 256; c++) {
+                s[2] = (uint8_t)c;
+                assert_int_equal(pd_utf8_valid(s, 3), utf8_reference(s, 3));
+                if (a < 0xf0 || (b & 0xc0) != 0x80)
+                    continue;
+                /* Four-byte leads with a valid-looking second byte: the
+                 * fourth byte at its edges. */
+                static const uint8_t last[] = {0x00, 0x7f, 0x80, 0xbf, 0xc0, 0xff};
+                for (size_t k = 0; k < sizeof(last); k++) {
+                    s[3] = last[k];
+                    assert_int_equal(pd_utf8_valid(s, 4), utf8_reference(s, 4));
+                }
+            }
+        }
+    }
+    /* Behind an ASCII run that the fast path skips in eight-byte steps. */
+    memcpy(s, "abcdefghi", 9);
+    s[9] = 0xe2, s[10] = 0x82, s[11] = 0xac; /* € */
+    assert_true(pd_utf8_valid(s, 12));
+    assert_false(pd_utf8_valid(s, 11));
+    s[8] = 0xff;
+    assert_false(pd_utf8_valid(s, 12));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -78,6 +150,7 @@ int main(void)
         cmocka_unit_test(id_valid_rejects_everything_else),
         cmocka_unit_test(slice_ieq_ignores_ascii_case_only),
         cmocka_unit_test(slice_eq_is_exact),
+        cmocka_unit_test(utf8_agrees_with_a_reference_on_every_short_sequence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,6 +44,11 @@ static inline int pd_slice_eq(pd_slice s, const char *lit)
 /* ASCII case-insensitive comparison (HTTP header names, tokens). */
 int pd_slice_ieq(pd_slice s, const char *lit);
 
+/* 1 if data is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF): WebSocket text (RFC 6455 §8.1),
+ * metric label values. */
+int pd_utf8_valid(const uint8_t *data, size_t len);
+
 /* Wall clock in milliseconds since the Unix epoch. */
 uint64_t pd_now_ms(void);
 

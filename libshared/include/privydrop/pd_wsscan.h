@@ -48,8 +48,4 @@ size_t pd_ws_simple_text(const uint8_t *data, size_t len, uint64_t max, size_t *
 /* Unmask a payload in place with the frame's 4-byte key (RFC 6455 §5.3). */
 void pd_ws_unmask(uint8_t *payload, size_t len, const uint8_t key[4]);
 
-/* 1 if data is well-formed UTF-8 (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF), as RFC 6455 §8.1 asks of text. */
-int pd_ws_utf8_valid(const uint8_t *data, size_t len);
-
 #endif

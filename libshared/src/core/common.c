@@ -46,3 +46,50 @@ int pd_id_valid(pd_slice id)
     }
     return 1;
 }
+
+int pd_utf8_valid(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        /* ASCII runs eight bytes at a time. */
+        if (len - i >= 8) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (!(v & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
+        uint8_t b = s[i];
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint8_t lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+        if (b >= 0xc2 && b <= 0xdf) {
+            n = 2;
+        } else if (b >= 0xe0 && b <= 0xef) {
+            n = 3;
+            if (b == 0xe0)
+                lo = 0xa0; /* overlong */
+            else if (b == 0xed)
+                hi = 0x9f; /* surrogates */
+        } else if (b >= 0xf0 && b <= 0xf4) {
+            n = 4;
+            if (b == 0xf0)
+                lo = 0x90; /* overlong */
+            else if (b == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return 0;
+        }
+        if (len - i < n || s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (size_t k = 2; k < n; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+        i += n;
+    }
+    return 1;
+}

@@ -6,6 +6,8 @@
  * rest, along with over-long or non-UTF-8 values, into "other". */
 #include "privydrop/pd_metrics.h"
 
+#include "privydrop/pd_common.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,44 +94,6 @@ static int metrics_valid_name(const char *s, int is_label)
     return !(is_label && n >= 2 && s[0] == '_' && s[1] == '_');
 }
 
-/* Strict UTF-8 (no overlongs, surrogates or values above U+10FFFF): the
- * scraper rejects the whole exposition when one label value is invalid. */
-static int metrics_valid_utf8(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
 
 pd_metric *pd_metrics_add(pd_metrics *m, pd_metric_kind kind, const char *name,
                           const char *help, const char *label)
@@ -182,8 +146,9 @@ static double *metrics_slot(pd_metric *f, const char *lv, int create)
     if (lv == NULL)
         lv = "";
     size_t n = strlen(lv);
-    int fold = n > METRICS_MAX_LV || strcmp(lv, METRICS_OTHER) == 0 ||
-               !metrics_valid_utf8((const unsigned char *)lv, n);
+    /* Invalid UTF-8 is folded too: a scraper rejects the whole exposition
+     * when one label value is invalid. */
+    int fold = n > METRICS_MAX_LV || strcmp(lv, METRICS_OTHER) == 0 || !pd_utf8_valid((const uint8_t *)lv, n);
     if (!fold) {
         for (size_t i = 0; i < f->nseries; i++) {
             if (strcmp(f->series[i].lv, lv) == 0)

@@ -529,7 +529,7 @@ static size_t feed_simple(pd_sess *s, uint8_t *data, size_t len)
         uint8_t *payload = data + pos + hdr;
         pd_ws_unmask(payload, plen, payload - 4);
         pos += hdr + plen;
-        if (!pd_ws_utf8_valid(payload, plen)) {
+        if (!pd_utf8_valid(payload, plen)) {
             pd_metric_add(s->w->m_closed, "protocol_error", 1);
             pd_sess_close(s, 1007, "invalid UTF-8");
             return len;
