@@ -482,6 +482,14 @@ unsigned long pd_redis_connects(const pd_redis *r)
 
 /* ---- watchdog ---------------------------------------------------------- */
 
+/* Publish our private probe on the command link; it comes back through the
+ * subscriber link (on_sub_message clears probe_sent_ms). */
+static void probe_send(pd_redis *r, uint64_t now)
+{
+    if (redisAsyncCommand(r->cmd.ac, NULL, NULL, "PUBLISH %s p", r->probe_chan) == REDIS_OK)
+        r->probe_sent_ms = now;
+}
+
 static void on_watchdog(uv_timer_t *t)
 {
     pd_redis *r = t->data;
@@ -512,9 +520,8 @@ static void on_watchdog(uv_timer_t *t)
             link_drop(&r->sub);
             redis_update_ready(r);
             link_schedule(&r->sub);
-        } else if (!r->probe_sent_ms &&
-                   redisAsyncCommand(r->cmd.ac, NULL, NULL, "PUBLISH %s p", r->probe_chan) == REDIS_OK) {
-            r->probe_sent_ms = now;
+        } else if (!r->probe_sent_ms) {
+            probe_send(r, now);
         }
     }
     if (r->ping_sent_ms)
@@ -541,10 +548,8 @@ static void on_prober(uv_timer_t *t)
     if (!r->subscriber || !r->sub.verified || !r->cmd.up || !r->cmd.ac || r->probe_sent_ms)
         return;
     uint64_t now = pd_mono_ms();
-    if (now - r->sub_heard_ms > 200)
-        return;
-    if (redisAsyncCommand(r->cmd.ac, NULL, NULL, "PUBLISH %s p", r->probe_chan) == REDIS_OK)
-        r->probe_sent_ms = now;
+    if (now - r->sub_heard_ms <= 200)
+        probe_send(r, now);
 }
 
 /* ---- life cycle -------------------------------------------------------- */

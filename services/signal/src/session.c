@@ -109,6 +109,25 @@ static void sess_set_ip(pd_sess *s, const char *text)
 
 /* ---- dirty list / flushing --------------------------------------------- */
 
+static void sess_mark_dirty(pd_sess *s);
+
+/* Give the (empty) output buffer back. */
+static void sess_out_release(pd_sess *s)
+{
+    free(s->out);
+    s->out = NULL;
+    s->out_cap = 0;
+}
+
+/* The transport failed where the session cannot be closed at once (a
+ * caller may be iterating a room): the next flush closes it. */
+static void sess_fail_later(pd_sess *s)
+{
+    s->peer_gone = 1;
+    s->overflow = 1;
+    sess_mark_dirty(s);
+}
+
 static void on_flush_idle(uv_idle_t *idle)
 {
     pd_worker *w = idle->data;
@@ -449,11 +468,8 @@ static void on_tick(uv_timer_t *t)
         /* An output buffer left empty for a whole tick goes back: idle
          * sockets hold none. */
         if (s->out && s->out_len == 0) {
-            if (!s->out_used) {
-                free(s->out);
-                s->out = NULL;
-                s->out_cap = 0;
-            }
+            if (!s->out_used)
+                sess_out_release(s);
             s->out_used = 0;
         }
         if (s->deadline && s->deadline <= now) {
@@ -588,9 +604,7 @@ static void on_resume(uv_timer_t *t)
             continue;
         s->read_paused = 0;
         if (s->state == S_OPEN && uv_read_start((uv_stream_t *)s->tcp, on_alloc, on_read) != 0) {
-            s->peer_gone = 1;
-            s->overflow = 1;
-            sess_mark_dirty(s);
+            sess_fail_later(s);
         }
     }
     uv_timer_stop(t);
@@ -638,20 +652,15 @@ static void sess_start_write(pd_sess *s)
         int n = uv_try_write((uv_stream_t *)s->tcp, &b, 1);
         if (n == (int)s->out_len) {
             s->out_len = 0;
-            if (s->out_cap > SESS_OUT_KEEP) {
-                free(s->out);
-                s->out = NULL;
-                s->out_cap = 0;
-            }
+            if (s->out_cap > SESS_OUT_KEEP)
+                sess_out_release(s);
             return;
         }
         if (n > 0) {
             memmove(s->out, s->out + n, s->out_len - (size_t)n);
             s->out_len -= (size_t)n;
         } else if (n != UV_EAGAIN) {
-            s->peer_gone = 1;
-            s->overflow = 1;
-            sess_mark_dirty(s);
+            sess_fail_later(s);
             return;
         }
     }
@@ -672,9 +681,7 @@ static void sess_start_write(pd_sess *s)
     } else {
         free(wr->buf);
         free(wr);
-        s->peer_gone = 1;
-        s->overflow = 1;
-        sess_mark_dirty(s);
+        sess_fail_later(s);
     }
 }
 
