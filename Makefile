@@ -95,8 +95,17 @@ $(BUILD)/tests/roomapi_test_%: $(OBJ)/services/roomapi/tests/test_%.o $(ROOMAPI_
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(ROOMAPI_LIBOBJS) $(LIB) $(LIBS) -lcmocka
 
+# The install step; `make DEPS_CMD=...` swaps in another (tests/deploy stages
+# llhttp into a directory that does not exist yet, as on a fresh machine).
+DEPS_CMD ?= deploy/local/deps.sh
 deps:
-	@deploy/local/deps.sh
+	@$(DEPS_CMD)
+
+# Without node-llhttp there are no sources to compile: say what to do rather
+# than make's "No rule to make target".
+$(LLHTTP_DIR)/%.c:
+	@echo "llhttp's C sources are missing ($@): run 'make deps' (Debian package node-llhttp)" >&2
+	@exit 1
 
 # C unit tests (cmocka): every test binary, each must pass.
 test-unit: c
@@ -110,13 +119,18 @@ test-integration: c
 test-asan:
 	@$(MAKE) --no-print-directory SAN=1 test-unit test-integration
 
+# `deps` installs files (llhttp's sources under $(LLHTTP_DIR)) that this very
+# make may already have looked for and cached as missing: make reads each
+# directory once. So whatever builds on them runs in a fresh make after deps,
+# never as a prerequisite beside it.
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory test-unit test-integration
 	@$(MAKE) --no-print-directory test-asan
 	@set -e; for t in $(TEST_EXTRA); do $(MAKE) --no-print-directory $$t; done
 
-run: deps all
+run: deps
+	@$(MAKE) --no-print-directory all
 	@deploy/local/run.sh
 
 clean:
