@@ -190,10 +190,31 @@ render deploy/nginx/privydrop.conf.template "$run_dir/nginx/privydrop.conf" \
 render deploy/local/nginx.conf.template "$run_dir/nginx/nginx.conf" \
   "RUN_DIR=$run_dir/nginx" "LOG_DIR=$log_dir" "MIME_TYPES=${PD_NGINX_MIME_TYPES:-/etc/nginx/mime.types}" \
   "SERVER_CONF=$run_dir/nginx/privydrop.conf"
-nginx -t -q -p "$run_dir/nginx" -e "$log_dir/nginx.error.log" -c "$run_dir/nginx/nginx.conf" \
+# Started as root, nginx hands its workers to "nobody", who cannot enter a
+# checkout in a private directory (root's home is mode 0700): every page would
+# be 403. The workers run instead as the owner of the web client's files, who
+# can read them wherever they are. Copying dist/ somewhere world-readable was
+# the alternative; it would serve a stale page after a rebuild and still leave
+# the temp paths under .run/ out of the workers' reach. Not root: nginx cannot
+# switch users, and its workers are this user, who owns the checkout.
+nginx_global=()
+nginx_user=$(id -un)
+if [ "$(id -u)" -eq 0 ]; then
+  owned=$web_dir
+  [ -e "$owned" ] || owned=$top
+  nginx_user=$(stat -c %U "$owned")
+  nginx_global=(-g "user $nginx_user $(stat -c %G "$owned");")
+fi
+nginx -t -q -p "$run_dir/nginx" -e "$log_dir/nginx.error.log" -c "$run_dir/nginx/nginx.conf" "${nginx_global[@]}" \
   || die "nginx rejected its configuration (.run/nginx/nginx.conf)"
-start nginx "$log_dir/nginx.log" nginx -p "$run_dir/nginx" -e "$log_dir/nginx.error.log" -c "$run_dir/nginx/nginx.conf"
+start nginx "$log_dir/nginx.log" nginx -p "$run_dir/nginx" -e "$log_dir/nginx.error.log" -c "$run_dir/nginx/nginx.conf" "${nginx_global[@]}"
 wait_http nginx "http://127.0.0.1:$http_port/health"
+# The page itself, not just the proxied health check: a worker that cannot
+# read the files answers 403, and that must be said here, not found in a browser.
+if [ -f "$web_dir/index.html" ]; then
+  page=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$http_port/" 2>/dev/null || true)
+  [ "$page" = 200 ] || die "nginx (workers as '$nginx_user') answers $page for / instead of 200: it cannot read $web_dir; see ${log_dir#"$top"/}/nginx.error.log"
+fi
 
 # --- what runs where ----------------------------------------------------------
 echo
