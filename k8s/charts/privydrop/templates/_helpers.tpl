@@ -67,7 +67,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "privydrop.redisPort" -}}
-{{- if eq .Values.redis.mode "external" -}}{{ .Values.redis.external.port }}{{- else -}}6379{{- end -}}
+{{- if eq .Values.redis.mode "external" -}}{{ include "privydrop.int" .Values.redis.external.port }}{{- else -}}6379{{- end -}}
+{{- end -}}
+
+{{/* An integer value as decimal digits. Helm reads every number in values as a
+     float, and prints one of a million or more as "1.048576e+06", which the
+     binaries rightly refuse; a fraction is an error here, not a truncation. */}}
+{{- define "privydrop.int" -}}
+{{- if ne (float64 .) (float64 (int64 .)) -}}
+{{- fail (printf "expected an integer, got %v" .) -}}
+{{- end -}}
+{{- printf "%d" (int64 .) -}}
 {{- end -}}
 
 {{- define "privydrop.corsOrigin" -}}
