@@ -380,6 +380,103 @@ static void log_service_name_is_bounded(void **state)
     free(out);
 }
 
+
+/* ---- pd_config_check: every problem, not the first ---------------------- */
+
+static void config_check_collects_every_problem_with_its_range(void **state)
+{
+    (void)state;
+    pd_config_check *c = pd_config_check_create();
+    assert_non_null(c);
+    long a = 0, b = 0, d = 0;
+    setenv(VAR, "1.048576e+06", 1);
+    setenv("PD_TEST_CONFIG_OTHER", "0", 1);
+    assert_int_equal(pd_config_long(c, VAR, 65536, 256, 16777216, &a), PD_ERR);
+    assert_int_equal(pd_config_long(c, "PD_TEST_CONFIG_OTHER", 7, 1, 65535, &b), PD_ERR);
+    unsetenv("PD_TEST_CONFIG_UNSET");
+    assert_int_equal(pd_config_long(c, "PD_TEST_CONFIG_UNSET", 9, 1, 10, &d), PD_OK);
+    unsetenv("PD_TEST_CONFIG_OTHER");
+    /* A refused value leaves the default, so checking can go on. */
+    assert_int_equal(a, 65536);
+    assert_int_equal(b, 7);
+    assert_int_equal(d, 9);
+    assert_int_equal(pd_config_check_count(c), 2);
+    assert_string_equal(pd_config_check_line(c, 0),
+                        VAR "=\"1.048576e+06\": not an integer; expected an integer from 256 to 16777216");
+    assert_string_equal(pd_config_check_line(c, 1),
+                        "PD_TEST_CONFIG_OTHER=\"0\": out of range; expected an integer from 1 to 65535");
+    assert_null(pd_config_check_line(c, 2));
+    pd_config_check_free(c);
+}
+
+static void config_check_escapes_values_and_hides_secrets(void **state)
+{
+    (void)state;
+    pd_config_check *c = pd_config_check_create();
+    assert_int_equal(pd_config_check_add(c, "A", "x\n\"y\\", "bad"), PD_ERR);
+    assert_int_equal(pd_config_check_add(c, "SECRET", NULL, "too short"), PD_ERR);
+    char longv[200];
+    memset(longv, 'v', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    pd_config_check_add(c, "LONG", longv, "bad");
+    assert_string_equal(pd_config_check_line(c, 0), "A=\"x\\x0a\\\"y\\\\\": bad");
+    assert_string_equal(pd_config_check_line(c, 1), "SECRET: too short");
+    /* Cut at 64 bytes of value. */
+    const char *l = pd_config_check_line(c, 2);
+    assert_non_null(strstr(l, "vvv...\": bad"));
+    assert_true(strlen(l) < 90);
+    pd_config_check_free(c);
+}
+
+static void config_check_is_bounded(void **state)
+{
+    (void)state;
+    pd_config_check *c = pd_config_check_create();
+    for (int i = 0; i < PD_CONFIG_MAX_PROBLEMS + 10; i++)
+        pd_config_check_add(c, "V", "x", "bad");
+    assert_int_equal(pd_config_check_count(c), PD_CONFIG_MAX_PROBLEMS + 10);
+    assert_non_null(pd_config_check_line(c, PD_CONFIG_MAX_PROBLEMS - 1));
+    assert_null(pd_config_check_line(c, PD_CONFIG_MAX_PROBLEMS));
+    pd_config_check_free(c);
+    pd_config_check_free(NULL);
+}
+
+static void config_log_level_and_listen_addr(void **state)
+{
+    (void)state;
+    pd_config_check *c = pd_config_check_create();
+    const char *addr = NULL;
+    unsetenv("PD_LOG_LEVEL");
+    unsetenv("PD_LISTEN_ADDR");
+    assert_int_equal(pd_config_log_level(c), PD_OK);
+    assert_int_equal(pd_config_listen_addr(c, "0.0.0.0", &addr), PD_OK);
+    assert_string_equal(addr, "0.0.0.0");
+    setenv("PD_LOG_LEVEL", "warn", 1);
+    setenv("PD_LISTEN_ADDR", "::1", 1);
+    assert_int_equal(pd_config_log_level(c), PD_OK);
+    assert_int_equal(pd_config_listen_addr(c, "0.0.0.0", &addr), PD_OK);
+    assert_string_equal(addr, "::1");
+    assert_int_equal(pd_config_check_count(c), 0);
+    setenv("PD_LOG_LEVEL", "verbose", 1);
+    setenv("PD_LISTEN_ADDR", "localhost", 1);
+    assert_int_equal(pd_config_log_level(c), PD_ERR);
+    assert_int_equal(pd_config_listen_addr(c, "0.0.0.0", &addr), PD_ERR);
+    assert_int_equal(pd_config_check_count(c), 2);
+    assert_string_equal(pd_config_check_line(c, 1), "PD_LISTEN_ADDR=\"localhost\": not an IPv4 or IPv6 address");
+    unsetenv("PD_LOG_LEVEL");
+    unsetenv("PD_LISTEN_ADDR");
+    pd_config_check_free(c);
+}
+
+static void cli_recognises_check_config(void **state)
+{
+    (void)state;
+    char *run[] = {"p", NULL};
+    char *check[] = {"p", "--check-config", NULL};
+    assert_int_equal(pd_cli_handle(1, run, "p", "usage\n"), PD_CLI_RUN);
+    assert_int_equal(pd_cli_handle(2, check, "p", "usage\n"), PD_CLI_CHECK_CONFIG);
+}
+
 #define ENV_TEST(fn) cmocka_unit_test_teardown(fn, env_teardown)
 #define LOG_TEST(fn) cmocka_unit_test_teardown(fn, log_teardown)
 
@@ -394,6 +491,11 @@ int main(void)
         ENV_TEST(env_long_rejects_garbage),
         ENV_TEST(env_flag_accepts_truthy_words_in_any_case),
         ENV_TEST(env_flag_is_off_for_unset_and_everything_else),
+        ENV_TEST(config_check_collects_every_problem_with_its_range),
+        ENV_TEST(config_check_escapes_values_and_hides_secrets),
+        ENV_TEST(config_check_is_bounded),
+        ENV_TEST(config_log_level_and_listen_addr),
+        ENV_TEST(cli_recognises_check_config),
         LOG_TEST(log_level_filter_drops_lines_below_minimum),
         LOG_TEST(log_level_names_and_unknown_default_to_info),
         LOG_TEST(log_writes_one_json_line_with_fixed_keys_and_fields),

@@ -11,7 +11,10 @@
 #include "privydrop/pd_room.h"
 
 static const char USAGE[] =
-    "Usage: privydrop-roomapi [--help] [--version]\n"
+    "Usage: privydrop-roomapi [--help] [--version] [--check-config]\n"
+    "\n"
+    "--check-config validates the environment as start-up does, prints every\n"
+    "problem to stderr and exits 0 (fine) or 2 (not), without starting.\n"
     "\n"
     "Room API: PrivyDrop's /api/... routes, /health, /health/detailed,\n"
     "/api/ice_servers and /metrics. Configuration comes from the environment:\n"
@@ -49,14 +52,52 @@ typedef struct roomapi {
     char instance_id[96];
 } roomapi;
 
-static int env_long(const char *name, long def, long min, long max, long *out)
+/* Everything read from the environment, validated. */
+typedef struct roomapi_config {
+    long port, redis_port, body_max, turn_ttl;
+    long room_rate, room_burst, log_rate, log_burst, req_timeout, idle_timeout;
+    const char *listen_addr; /* borrowed from the environment */
+    pd_cidr_list *trusted;   /* owned; NULL when invalid */
+    pd_turn *turn;           /* owned; NULL when invalid */
+} roomapi_config;
+
+/* Reads and checks every variable, recording each problem in chk rather than
+ * stopping at the first: start-up and --check-config run exactly this. */
+static void load_config(roomapi_config *c, long *drain_timeout_ms, pd_config_check *chk)
 {
+    long backend_port, turn_port, turns_port;
+    pd_config_log_level(chk);
+    /* PD_API_PORT wins; PrivyDrop's BACKEND_PORT is honoured for drop-in use. */
+    pd_config_long(chk, "BACKEND_PORT", 3002, 1, 65535, &backend_port);
+    pd_config_long(chk, "PD_API_PORT", backend_port, 1, 65535, &c->port);
+    pd_config_long(chk, "REDIS_PORT", 6379, 1, 65535, &c->redis_port);
+    pd_config_long(chk, "PD_MAX_BODY_BYTES", 16384, 256, 1048576, &c->body_max);
+    pd_config_long(chk, "PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, drain_timeout_ms);
+    pd_config_long(chk, "PD_TURN_PORT", 3478, 1, 65535, &turn_port);
+    pd_config_long(chk, "PD_TURNS_PORT", 5349, 1, 65535, &turns_port);
+    pd_config_long(chk, "PD_TURN_TTL_S", 86400, 60, 7 * 86400, &c->turn_ttl);
+    pd_config_long(chk, "PD_API_RATE", 20, 1, 1000000, &c->room_rate);
+    pd_config_long(chk, "PD_API_BURST", 100, 1, 1000000, &c->room_burst);
+    pd_config_long(chk, "PD_LOG_RATE", 2, 1, 1000000, &c->log_rate);
+    pd_config_long(chk, "PD_LOG_BURST", 20, 1, 1000000, &c->log_burst);
+    pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", 10000, 100, 600000, &c->req_timeout);
+    pd_config_long(chk, "PD_HTTP_IDLE_TIMEOUT_MS", 30000, 100, 3600000, &c->idle_timeout);
+    pd_config_listen_addr(chk, "0.0.0.0", &c->listen_addr);
+
     const char *err = NULL;
-    if (pd_env_long(name, def, min, max, out, &err) != PD_OK) {
-        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", name, "error", err);
-        return PD_ERR;
-    }
-    return PD_OK;
+    const char *proxies = pd_env_str("PD_TRUSTED_PROXIES", "127.0.0.1/32,::1/128");
+    c->trusted = pd_cidr_list_create(proxies, &err);
+    if (!c->trusted)
+        pd_config_check_add(chk, "PD_TRUSTED_PROXIES", proxies, err ? err : "invalid");
+
+    /* The secret is never echoed: a TURN problem names the variables only. */
+    pd_turn_config tc = {pd_env_str("PD_STUN_URLS", NULL), pd_env_str("PD_TURN_HOST", NULL), (uint16_t)turn_port,
+                         (uint16_t)turns_port, pd_env_flag("PD_TURN_TLS"), pd_env_str("PD_TURN_SECRET", NULL),
+                         (uint32_t)c->turn_ttl};
+    err = NULL;
+    c->turn = pd_turn_create(&tc, &err);
+    if (!c->turn)
+        pd_config_check_add(chk, "PD_TURN_*, PD_STUN_URLS", NULL, err ? err : "invalid");
 }
 
 static void on_redis_state(pd_redis *r, int ready, void *data)
@@ -119,36 +160,26 @@ int main(int argc, char **argv)
     int rc = pd_cli_handle(argc, argv, "privydrop-roomapi", USAGE);
     if (rc >= 0)
         return rc;
+    int check_only = rc == PD_CLI_CHECK_CONFIG;
     pd_log_init("roomapi", pd_env_str("PD_LOG_LEVEL", "info"));
     signal(SIGPIPE, SIG_IGN);
 
-    long port, backend_port, redis_port, body_max, turn_port, turns_port, turn_ttl;
-    long room_rate, room_burst, log_rate, log_burst, req_timeout, idle_timeout;
     static roomapi app;
     roomapi *a = &app;
-    /* PD_API_PORT wins; PrivyDrop's BACKEND_PORT is honoured for drop-in use. */
-    if (env_long("BACKEND_PORT", 3002, 1, 65535, &backend_port) ||
-        env_long("PD_API_PORT", backend_port, 1, 65535, &port) ||
-        env_long("REDIS_PORT", 6379, 1, 65535, &redis_port) ||
-        env_long("PD_MAX_BODY_BYTES", 16384, 256, 1048576, &body_max) ||
-        env_long("PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &a->drain_timeout_ms) ||
-        env_long("PD_TURN_PORT", 3478, 1, 65535, &turn_port) ||
-        env_long("PD_TURNS_PORT", 5349, 1, 65535, &turns_port) ||
-        env_long("PD_TURN_TTL_S", 86400, 60, 7 * 86400, &turn_ttl) ||
-        env_long("PD_API_RATE", 20, 1, 1000000, &room_rate) ||
-        env_long("PD_API_BURST", 100, 1, 1000000, &room_burst) ||
-        env_long("PD_LOG_RATE", 2, 1, 1000000, &log_rate) ||
-        env_long("PD_LOG_BURST", 20, 1, 1000000, &log_burst) ||
-        env_long("PD_HTTP_REQUEST_TIMEOUT_MS", 10000, 100, 600000, &req_timeout) ||
-        env_long("PD_HTTP_IDLE_TIMEOUT_MS", 30000, 100, 3600000, &idle_timeout))
-        return 2;
-    const char *cerr = NULL;
-    pd_cidr_list *trusted = pd_cidr_list_create(pd_env_str("PD_TRUSTED_PROXIES", "127.0.0.1/32,::1/128"), &cerr);
-    if (!trusted) {
-        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", "PD_TRUSTED_PROXIES", "error",
-               cerr ? cerr : "invalid");
-        return 2;
+    roomapi_config cfg = {0};
+    pd_config_check *chk = pd_config_check_create();
+    if (!chk)
+        return 1;
+    load_config(&cfg, &a->drain_timeout_ms, chk);
+    rc = pd_config_check_report(chk, "privydrop-roomapi", check_only);
+    pd_config_check_free(chk);
+    if (rc >= 0) {
+        pd_turn_free(cfg.turn);
+        pd_cidr_list_free(cfg.trusted);
+        return rc;
     }
+    pd_cidr_list *trusted = cfg.trusted;
+    a->turn = cfg.turn;
 
     char host[64] = "roomapi";
     gethostname(host, sizeof(host) - 1);
@@ -159,24 +190,14 @@ int main(int argc, char **argv)
             *p = '-';
     snprintf(a->instance_id, sizeof(a->instance_id), "roomapi-%s-%ld", host, (long)getpid());
 
-    pd_turn_config tc = {pd_env_str("PD_STUN_URLS", NULL), pd_env_str("PD_TURN_HOST", NULL), (uint16_t)turn_port,
-                         (uint16_t)turns_port, pd_env_flag("PD_TURN_TLS"), pd_env_str("PD_TURN_SECRET", NULL),
-                         (uint32_t)turn_ttl};
-    const char *terr = NULL;
-    a->turn = pd_turn_create(&tc, &terr);
-    if (!a->turn) {
-        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", "PD_TURN_*", "error",
-               terr ? terr : "invalid");
-        return 2;
-    }
-
     a->loop = uv_default_loop();
     a->metrics = pd_metrics_create();
-    pd_redis_options ro = {pd_env_str("REDIS_HOST", "127.0.0.1"), (int)redis_port, pd_env_str("REDIS_PASSWORD", NULL),
+    pd_redis_options ro = {pd_env_str("REDIS_HOST", "127.0.0.1"), (int)cfg.redis_port, pd_env_str("REDIS_PASSWORD", NULL),
                            0, 1000};
     a->redis = pd_redis_create(a->loop, &ro, on_redis_state, NULL, a);
     pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048,
-                        trusted, (double)room_rate, (double)room_burst, (double)log_rate, (double)log_burst};
+                        trusted, (double)cfg.room_rate, (double)cfg.room_burst, (double)cfg.log_rate,
+                        (double)cfg.log_burst};
     a->api = pd_api_create(&ac, a->redis, a->turn, a->metrics);
     if (!a->metrics || !a->redis || !a->api) {
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
@@ -185,14 +206,14 @@ int main(int argc, char **argv)
 
     pd_http_limits lim;
     pd_http_limits_default(&lim);
-    lim.max_body_bytes = (size_t)body_max;
-    lim.request_timeout_ms = (uint64_t)req_timeout;
-    lim.idle_timeout_ms = (uint64_t)idle_timeout;
-    const char *listen_addr = pd_env_str("PD_LISTEN_ADDR", "0.0.0.0");
+    lim.max_body_bytes = (size_t)cfg.body_max;
+    lim.request_timeout_ms = (uint64_t)cfg.req_timeout;
+    lim.idle_timeout_ms = (uint64_t)cfg.idle_timeout;
+    const char *listen_addr = cfg.listen_addr;
     const char *err = NULL;
-    a->http = pd_http_server_create(a->loop, listen_addr, (int)port, &lim, pd_api_handle, a->api, &err);
+    a->http = pd_http_server_create(a->loop, listen_addr, (int)cfg.port, &lim, pd_api_handle, a->api, &err);
     if (!a->http) {
-        pd_log(PD_LOG_ERROR, "cannot listen", "{s:s, s:i, s:s}", "addr", listen_addr, "port", (int)port, "error",
+        pd_log(PD_LOG_ERROR, "cannot listen", "{s:s, s:i, s:s}", "addr", listen_addr, "port", (int)cfg.port, "error",
                err ? err : "unknown");
         return 1;
     }
@@ -207,7 +228,7 @@ int main(int argc, char **argv)
     a->reaper.data = a;
     uv_timer_start(&a->reaper, on_reaper, 5000, 5000);
 
-    pd_log(PD_LOG_INFO, "listening", "{s:s, s:i, s:b}", "addr", listen_addr, "port", (int)port, "turn",
+    pd_log(PD_LOG_INFO, "listening", "{s:s, s:i, s:b}", "addr", listen_addr, "port", (int)cfg.port, "turn",
            pd_turn_has_relay(a->turn));
     uv_run(a->loop, UV_RUN_DEFAULT);
     uv_loop_close(a->loop);

@@ -15,7 +15,10 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 static const char USAGE[] =
-    "Usage: privydrop-signal [--help] [--version]\n"
+    "Usage: privydrop-signal [--help] [--version] [--check-config]\n"
+    "\n"
+    "--check-config validates the environment as start-up does, prints every\n"
+    "problem to stderr and exits 0 (fine) or 2 (not), without starting.\n"
     "\n"
     "Signaling worker: Engine.IO v4 / Socket.IO v5 over WebSocket at\n"
     "/socket.io/, plus /healthz, /readyz and /metrics on the same port.\n"
@@ -51,16 +54,6 @@ static int retire_state; /* 0 not yet, 1 sent, 2 done */
 
 /* ---- configuration ------------------------------------------------------ */
 
-static int env_long(const char *name, long def, long min, long max, long *out)
-{
-    const char *err = NULL;
-    if (pd_env_long(name, def, min, max, out, &err) != PD_OK) {
-        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", name, "error", err);
-        return PD_ERR;
-    }
-    return PD_OK;
-}
-
 static int worker_id_valid(const char *id)
 {
     size_t n = strlen(id);
@@ -75,28 +68,37 @@ static int worker_id_valid(const char *id)
     return 1;
 }
 
-static int load_config(pd_worker_config *c)
+/* Reads and checks every variable, recording each problem in chk rather than
+ * stopping at the first: start-up and --check-config run exactly this. The
+ * trusted proxy list goes to *trusted (owned by the caller; NULL if invalid). */
+static void load_config(pd_worker_config *c, long *req_timeout, long *idle_timeout, pd_cidr_list **trusted,
+                        pd_config_check *chk)
 {
-    c->listen_addr = pd_env_str("PD_LISTEN_ADDR", "0.0.0.0");
+    pd_config_log_level(chk);
+    pd_config_listen_addr(chk, "0.0.0.0", &c->listen_addr);
     c->redis_host = pd_env_str("REDIS_HOST", "127.0.0.1");
     c->redis_password = pd_env_str("REDIS_PASSWORD", NULL);
     c->environment = pd_env_str("NODE_ENV", "production");
     c->cors_origin = pd_env_str("CORS_ORIGIN", NULL);
     c->join_rate_limit = !pd_env_flag("DISABLE_JOIN_RATE_LIMIT");
-    if (env_long("PD_SIGNAL_PORT", 3001, 1, 65535, &c->port) ||
-        env_long("PD_PING_INTERVAL_MS", 25000, 50, 3600000, &c->ping_interval_ms) ||
-        env_long("PD_PING_TIMEOUT_MS", 20000, 50, 3600000, &c->ping_timeout_ms) ||
-        env_long("PD_CONNECT_TIMEOUT_MS", 45000, 50, 3600000, &c->connect_timeout_ms) ||
-        env_long("PD_MAX_MESSAGE_BYTES", 65536, 256, 16 * 1024 * 1024, &c->max_message_bytes) ||
-        env_long("PD_MAX_SEND_QUEUE_BYTES", 1048576, 4096, 256 * 1024 * 1024, &c->max_send_queue_bytes) ||
-        env_long("PD_MAX_CONNECTIONS", 20000, 1, 10000000, &c->max_connections) ||
-        env_long("PD_MAX_CONNS_PER_IP", 200, 1, 10000000, &c->max_conns_per_ip) ||
-        env_long("PD_EVENT_RATE", 50, 1, 1000000, &c->event_rate) ||
-        env_long("PD_EVENT_BURST", 200, 1, 1000000, &c->event_burst) ||
-        env_long("PD_MAX_ROOM_PEERS", 32, 0, 100000, &c->max_room_peers) ||
-        env_long("PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &c->drain_timeout_ms) ||
-        env_long("REDIS_PORT", 6379, 1, 65535, &c->redis_port))
-        return PD_ERR;
+    pd_config_long(chk, "PD_SIGNAL_PORT", 3001, 1, 65535, &c->port);
+    pd_config_long(chk, "PD_PING_INTERVAL_MS", 25000, 50, 3600000, &c->ping_interval_ms);
+    pd_config_long(chk, "PD_PING_TIMEOUT_MS", 20000, 50, 3600000, &c->ping_timeout_ms);
+    pd_config_long(chk, "PD_CONNECT_TIMEOUT_MS", 45000, 50, 3600000, &c->connect_timeout_ms);
+    pd_config_long(chk, "PD_MAX_MESSAGE_BYTES", 65536, 256, 16 * 1024 * 1024, &c->max_message_bytes);
+    pd_config_long(chk, "PD_MAX_SEND_QUEUE_BYTES", 1048576, 4096, 256 * 1024 * 1024, &c->max_send_queue_bytes);
+    pd_config_long(chk, "PD_MAX_CONNECTIONS", 20000, 1, 10000000, &c->max_connections);
+    pd_config_long(chk, "PD_MAX_CONNS_PER_IP", 200, 1, 10000000, &c->max_conns_per_ip);
+    pd_config_long(chk, "PD_EVENT_RATE", 50, 1, 1000000, &c->event_rate);
+    pd_config_long(chk, "PD_EVENT_BURST", 200, 1, 1000000, &c->event_burst);
+    pd_config_long(chk, "PD_MAX_ROOM_PEERS", 32, 0, 100000, &c->max_room_peers);
+    pd_config_long(chk, "PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &c->drain_timeout_ms);
+    pd_config_long(chk, "REDIS_PORT", 6379, 1, 65535, &c->redis_port);
+    pd_http_limits lim;
+    pd_http_limits_default(&lim);
+    pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", (long)lim.request_timeout_ms, 100, 600000, req_timeout);
+    pd_config_long(chk, "PD_HTTP_IDLE_TIMEOUT_MS", (long)lim.idle_timeout_ms, 100, 3600000, idle_timeout);
+
     const char *id = pd_env_str("PD_WORKER_ID", NULL);
     if (id) {
         snprintf(c->worker_id, sizeof(c->worker_id), "%s", id);
@@ -110,12 +112,15 @@ static int load_config(pd_worker_config *c)
                 *p = '-';
         snprintf(c->worker_id, sizeof(c->worker_id), "%s-%ld", host, (long)getpid());
     }
-    if (!worker_id_valid(c->worker_id)) {
-        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", "PD_WORKER_ID", "error",
-               "1-80 characters of [A-Za-z0-9._-]");
-        return PD_ERR;
-    }
-    return PD_OK;
+    /* Checked on the whole value: the copy above may have cut a long one. */
+    if (!worker_id_valid(id ? id : c->worker_id))
+        pd_config_check_add(chk, "PD_WORKER_ID", id ? id : c->worker_id, "1-80 characters of [A-Za-z0-9._-]");
+
+    const char *err = NULL;
+    const char *proxies = pd_env_str("PD_TRUSTED_PROXIES", "127.0.0.1/32,::1/128");
+    *trusted = pd_cidr_list_create(proxies, &err);
+    if (!*trusted)
+        pd_config_check_add(chk, "PD_TRUSTED_PROXIES", proxies, err ? err : "invalid");
 }
 
 /* ---- HTTP routes ---------------------------------------------------------- */
@@ -364,23 +369,25 @@ int main(int argc, char **argv)
     int rc = pd_cli_handle(argc, argv, "privydrop-signal", USAGE);
     if (rc >= 0)
         return rc;
+    int check_only = rc == PD_CLI_CHECK_CONFIG;
     pd_log_init("signal", pd_env_str("PD_LOG_LEVEL", "info"));
     signal(SIGPIPE, SIG_IGN);
 
     pd_worker *w = calloc(1, sizeof(*w));
-    if (!w)
+    pd_config_check *chk = pd_config_check_create();
+    if (!w || !chk) {
+        free(w);
+        pd_config_check_free(chk);
         return 1;
-    if (load_config(&w->cfg) != PD_OK) {
-        free(w);
-        return 2;
     }
-    const char *cerr = NULL;
-    w->trusted = pd_cidr_list_create(pd_env_str("PD_TRUSTED_PROXIES", "127.0.0.1/32,::1/128"), &cerr);
-    if (!w->trusted) {
-        pd_log(PD_LOG_ERROR, "bad configuration", "{s:s, s:s}", "variable", "PD_TRUSTED_PROXIES",
-               "error", cerr ? cerr : "invalid");
+    long req_timeout, idle_timeout;
+    load_config(&w->cfg, &req_timeout, &idle_timeout, &w->trusted, chk);
+    rc = pd_config_check_report(chk, "privydrop-signal", check_only);
+    pd_config_check_free(chk);
+    if (rc >= 0) {
+        pd_cidr_list_free(w->trusted);
         free(w);
-        return 2;
+        return rc;
     }
     w->loop = uv_default_loop();
     w->started_ms = pd_now_ms();
@@ -400,10 +407,6 @@ int main(int argc, char **argv)
     pd_http_limits lim;
     pd_http_limits_default(&lim);
     lim.max_connections = (size_t)w->cfg.max_connections + 64;
-    long req_timeout, idle_timeout;
-    if (env_long("PD_HTTP_REQUEST_TIMEOUT_MS", (long)lim.request_timeout_ms, 100, 600000, &req_timeout) ||
-        env_long("PD_HTTP_IDLE_TIMEOUT_MS", (long)lim.idle_timeout_ms, 100, 3600000, &idle_timeout))
-        return 2;
     lim.request_timeout_ms = (uint64_t)req_timeout;
     lim.idle_timeout_ms = (uint64_t)idle_timeout;
     const char *err = NULL;
