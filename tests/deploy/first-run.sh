@@ -82,12 +82,16 @@ read -r http_port signal_port api_port redis_port turn_port < <(node -e '
 stage=$work/llhttp
 deps_cmd="deploy/local/deps.sh && mkdir -p $stage/src $stage/include && cp /usr/share/llhttp/*.c $stage/src/ && cp /usr/share/include/llhttp/llhttp.h $stage/include/"
 
-# Its own session (process group), like a terminal's foreground job.
-(cd "$clone" && exec setsid env PD_HTTP_PORT="$http_port" PD_SIGNAL_PORT="$signal_port" \
+# Its own process group, like a terminal's job. Job control (set -m) also
+# keeps SIGINT as it is: without it, bash starts background commands with
+# SIGINT ignored, and an ignored signal stays ignored in make and run.sh.
+set -m
+(cd "$clone" && exec env PD_HTTP_PORT="$http_port" PD_SIGNAL_PORT="$signal_port" \
   PD_API_PORT="$api_port" PD_REDIS_PORT="$redis_port" PD_TURN_PORT="$turn_port" \
   make --no-print-directory run DEPS_CMD="$deps_cmd" \
   LLHTTP_DIR="$stage/src" LLHTTP_INC="$stage/include") >"$out" 2>&1 </dev/null &
 make_pid=$!
+set +m
 
 # Building C and the web client from nothing takes minutes on a busy machine;
 # the limit only guards against a hang.
@@ -120,6 +124,11 @@ if node -e 'const r = JSON.parse(process.argv[1]); if (typeof r.roomId !== "stri
 else
   not_ok "GET /api/get_room answered: $room"
 fi
+
+# A Ctrl-C only works if make does not ignore SIGINT (bit 2 of SigIgn).
+ign=$(awk '/^SigIgn:/ {print $2}' "/proc/$make_pid/status" 2>/dev/null)
+if [ -n "$ign" ] && [ $((0x$ign & 2)) -eq 0 ]; then ok "make does not ignore SIGINT, as in a terminal"
+else not_ok "make ignores SIGINT (SigIgn=$ign): the Ctrl-C below would prove nothing"; fi
 
 # The PIDs of what run.sh started, from the table it printed.
 pids=$(awk '$1 ~ /^(redis|signal-[0-9]+|roomapi|coturn|nginx)$/ && $2 ~ /^[0-9]+$/ {print $2}' "$out")
