@@ -394,6 +394,23 @@ static void leave_reports_bits_and_empties_room_to_short_ttl(void **state)
     assert_int_equal(leave(f, "a", "nope", "w1"), 0);
 }
 
+/* Only a member's leave shortens a room's life: a leave naming anyone else
+ * of a room without members leaves its TTL alone. */
+static void leave_by_non_member_keeps_room_lifetime(void **state)
+{
+    room_fx *f = *state;
+    create(f, "keep");
+    long long ttl = rfx_int(f->c, "TTL room:keep");
+    assert_true(ttl > PD_ROOM_EMPTY_TTL_S);
+    assert_int_equal(leave(f, "nobody", "keep", NULL), PD_LEAVE_ROOM_EXISTS);
+    assert_true(rfx_int(f->c, "TTL room:keep") > PD_ROOM_EMPTY_TTL_S);
+    /* Also with members present: a stranger's leave changes nothing. */
+    assert_int_equal(join(f, "m", "keep", "10.1.0.9", 0), PD_JOIN_OK);
+    assert_int_equal(leave(f, "nobody", "keep", NULL), PD_LEAVE_ROOM_EXISTS);
+    assert_true(rfx_int(f->c, "TTL room:keep") > PD_ROOM_EMPTY_TTL_S);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:keep:sockets m"), 1);
+}
+
 static void leave_keeps_socket_key_that_points_to_another_room(void **state)
 {
     room_fx *f = *state;
@@ -826,6 +843,7 @@ int main(void)
         ROOM_TEST(full_room_refuses_new_sockets_but_not_rejoins),
         ROOM_TEST(room_size_is_checked_after_existence_and_rate_limit),
         ROOM_TEST(leave_reports_bits_and_empties_room_to_short_ttl),
+        ROOM_TEST(leave_by_non_member_keeps_room_lifetime),
         ROOM_TEST(leave_keeps_socket_key_that_points_to_another_room),
         ROOM_TEST(leave_without_owner_keeps_owner_set),
         ROOM_TEST(leave_reports_error_on_redis_failure),

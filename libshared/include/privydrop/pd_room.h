@@ -57,8 +57,10 @@ typedef void (*pd_room_str_fn)(const char *room, void *data);
 int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
                  long max_peers, const char *owner, pd_room_join_fn cb, void *data);
 
-/* Unbind sid from room (socket key only if it points there); an empty room
- * drops to PD_ROOM_EMPTY_TTL_S. `owner` (may be NULL) is the instance whose
+/* Unbind sid from room (socket key only if it points there); a room that
+ * this leave empties drops to PD_ROOM_EMPTY_TTL_S. Only a member's leave
+ * shortens a room's life: naming a socket that is not in the room changes
+ * nothing, so nobody can expire someone else's room early. `owner` (may be NULL) is the instance whose
  * socket set also loses sid. Callback value: -1 error; else bit 0 = sid was
  * a member, bit 1 = the room exists. */
 int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, pd_room_long_fn cb,

@@ -51,7 +51,7 @@ static const char LEAVE_LUA[] =
     "if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end\n"
     "if KEYS[4] then redis.call('SREM', KEYS[4], ARGV[1]) end\n"
     "local exists = redis.call('EXISTS', KEYS[1])\n"
-    "if exists == 1 and redis.call('SCARD', KEYS[2]) == 0 then\n"
+    "if exists == 1 and removed == 1 and redis.call('SCARD', KEYS[2]) == 0 then\n"
     "  redis.call('EXPIRE', KEYS[1], 900)\n"
     "end\n"
     "return removed + 2 * exists\n";

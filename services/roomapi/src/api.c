@@ -28,6 +28,7 @@ struct pd_api {
     pd_metrics *metrics;     /* borrowed registry */
     pd_ratelimit *room_limit; /* per-address buckets, room routes */
     pd_ratelimit *log_limit;  /* per-address buckets, track and log routes */
+    pd_ratelimit *ice_limit;  /* per-address buckets, TURN credentials */
     size_t inflight;         /* requests waiting for Redis */
     uint64_t started_ms;     /* monotonic start */
 };
@@ -293,10 +294,14 @@ static void on_leave_room(long v, void *data)
     } else if (!(v & PD_LEAVE_ROOM_EXISTS)) {
         respond_json(r->api, r->conn, r->cors, 200,
                      json_pack("{s:b, s:s}", "success", 1, "message", "Room does not exist."));
+    } else if (!(v & PD_LEAVE_WAS_MEMBER)) {
+        /* Nothing changed (the room keeps its lifetime); a client racing
+         * its own disconnect lands here too, so this is no error. */
+        respond_json(r->api, r->conn, r->cors, 200,
+                     json_pack("{s:b, s:s}", "success", 0, "message", "Socket is not in the room."));
     } else {
-        if (v & PD_LEAVE_WAS_MEMBER)
-            pd_room_publish_left(r->api->redis, r->api->cfg.instance_id, pd_slice_cstr(r->room),
-                                 pd_slice_cstr(r->sid));
+        pd_room_publish_left(r->api->redis, r->api->cfg.instance_id, pd_slice_cstr(r->room),
+                             pd_slice_cstr(r->sid));
         respond_json(r->api, r->conn, r->cors, 200,
                      json_pack("{s:b, s:s}", "success", 1, "message", "Successfully left the room"));
     }
@@ -452,12 +457,20 @@ static void cors_headers(pd_api *api, const pd_http_request *req, char out[CORS_
 {
     out[0] = '\0';
     const pd_slice *origin = pd_http_request_header(req, "Origin");
-    if (!origin || origin->len > 200 || !pd_api_origin_allowed(api->cfg.cors_origin, *origin))
+    int allowed = origin && origin->len <= 200 ? pd_api_origin_allowed(api->cfg.cors_origin, *origin) : 0;
+    if (!allowed)
         return;
-    int n = snprintf(out, CORS_HDR_MAX,
-                     "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: true\r\n"
-                     "Vary: Origin\r\n",
-                     (int)origin->len, origin->base);
+    /* Credentials only for origins the operator named. "*" lets every site
+     * read the answers, so it gets the plain wildcard without credentials:
+     * echoing any origin with credentials would hand every site whatever a
+     * cookie or HTTP auth in front of the API ever unlocks. Our routes need
+     * no credentials either way. */
+    int n = allowed == PD_ORIGIN_NAMED
+                ? snprintf(out, CORS_HDR_MAX,
+                           "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: true\r\n"
+                           "Vary: Origin\r\n",
+                           (int)origin->len, origin->base)
+                : snprintf(out, CORS_HDR_MAX, "Access-Control-Allow-Origin: *\r\n");
     if (preflight && n > 0 && n < CORS_HDR_MAX)
         snprintf(out + n, (size_t)(CORS_HDR_MAX - n),
                  "Access-Control-Allow-Methods: GET,HEAD,POST,OPTIONS\r\n"
@@ -481,6 +494,8 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
         limit = api->room_limit;
     else if (route == PD_ROUTE_SET_TRACK || route == PD_ROUTE_LOGS_DEBUG)
         limit = api->log_limit;
+    else if (route == PD_ROUTE_ICE_SERVERS)
+        limit = api->ice_limit;
     if (limit) {
         char ip[INET6_ADDRSTRLEN];
         pd_client_ip(api->cfg.trusted, req->peer_ip, pd_http_request_header(req, "X-Forwarded-For"), ip);
@@ -580,7 +595,11 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);
     api->log_limit = pd_ratelimit_create(cfg->log_rate > 0 ? cfg->log_rate : 2,
                                          cfg->log_burst > 0 ? cfg->log_burst : 20, 100000);
-    if (!api->room_limit || !api->log_limit) {
+    /* A page needs one set of TURN credentials per peer connection; minting
+     * them faster than that is no browser's doing. */
+    api->ice_limit = pd_ratelimit_create(cfg->ice_rate > 0 ? cfg->ice_rate : 1,
+                                         cfg->ice_burst > 0 ? cfg->ice_burst : 10, 100000);
+    if (!api->room_limit || !api->log_limit || !api->ice_limit) {
         pd_api_free(api);
         return NULL;
     }
@@ -593,6 +612,7 @@ void pd_api_free(pd_api *api)
         return;
     pd_ratelimit_free(api->room_limit);
     pd_ratelimit_free(api->log_limit);
+    pd_ratelimit_free(api->ice_limit);
     free(api);
 }
 

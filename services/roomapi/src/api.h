@@ -46,7 +46,8 @@ int pd_api_get_id(json_t *obj, const char *field, const char *required_msg, cons
  * means now. PD_ERR for anything else. */
 int pd_api_track_date(json_t *timestamp, uint64_t now_ms, char out[11]);
 
-/* 1 if `origin` is allowed by CORS_ORIGIN (comma list, "*" = any). */
+/* Whether `origin` is allowed by CORS_ORIGIN (comma list, "*" = any):
+ * PD_ORIGIN_NAMED, PD_ORIGIN_ANY or 0, as pd_http_origin_listed(). */
 int pd_api_origin_allowed(const char *list, pd_slice origin);
 
 typedef struct pd_api_config {
@@ -57,6 +58,7 @@ typedef struct pd_api_config {
     const pd_cidr_list *trusted; /* proxies whose X-Forwarded-For is believed (borrowed) */
     double room_rate, room_burst; /* per-address limit on the room routes */
     double log_rate, log_burst;   /* per-address limit on set_track and logs_debug */
+    double ice_rate, ice_burst;   /* per-address limit on ice_servers */
 } pd_api_config;
 
 typedef struct pd_api pd_api;

@@ -24,9 +24,12 @@ static const char USAGE[] =
     "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
     "  PD_API_RATE, PD_API_BURST   per-address limit on room routes (20/s, 100)\n"
     "  PD_LOG_RATE, PD_LOG_BURST   per-address limit on set_track and logs_debug (2/s, 20)\n"
+    "  PD_ICE_RATE, PD_ICE_BURST   per-address limit on ice_servers (1/s, 10)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
     "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
+    "  PD_HTTP_MAX_CONNS_PER_IP  open connections per client address (32)\n"
+    "  PD_HTTP_MAX_CONN_AGE_MS  keep-alive HTTP connections end after this (60000)\n"
     "  PD_TURN_SECRET           coturn static-auth-secret; TURN is offered only with it\n"
     "  PD_TURN_HOST             public host or IP of coturn\n"
     "  PD_TURN_PORT, PD_TURNS_PORT, PD_TURN_TLS   TURN ports (3478, 5349) and TLS (0)\n"
@@ -123,7 +126,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     long port, backend_port, redis_port, body_max, turn_port, turns_port, turn_ttl;
-    long room_rate, room_burst, log_rate, log_burst, req_timeout, idle_timeout;
+    long room_rate, room_burst, log_rate, log_burst, ice_rate, ice_burst, req_timeout, idle_timeout;
+    long http_per_ip, conn_age;
     static roomapi app;
     roomapi *a = &app;
     /* PD_API_PORT wins; PrivyDrop's BACKEND_PORT is honoured for drop-in use. */
@@ -139,6 +143,10 @@ int main(int argc, char **argv)
         env_long("PD_API_BURST", 100, 1, 1000000, &room_burst) ||
         env_long("PD_LOG_RATE", 2, 1, 1000000, &log_rate) ||
         env_long("PD_LOG_BURST", 20, 1, 1000000, &log_burst) ||
+        env_long("PD_ICE_RATE", 1, 1, 1000000, &ice_rate) ||
+        env_long("PD_ICE_BURST", 10, 1, 1000000, &ice_burst) ||
+        env_long("PD_HTTP_MAX_CONNS_PER_IP", 32, 1, 1000000, &http_per_ip) ||
+        env_long("PD_HTTP_MAX_CONN_AGE_MS", 60000, 1000, 86400000, &conn_age) ||
         env_long("PD_HTTP_REQUEST_TIMEOUT_MS", 10000, 100, 600000, &req_timeout) ||
         env_long("PD_HTTP_IDLE_TIMEOUT_MS", 30000, 100, 3600000, &idle_timeout))
         return 2;
@@ -176,7 +184,8 @@ int main(int argc, char **argv)
                            0, 1000};
     a->redis = pd_redis_create(a->loop, &ro, on_redis_state, NULL, a);
     pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048,
-                        trusted, (double)room_rate, (double)room_burst, (double)log_rate, (double)log_burst};
+                        trusted, (double)room_rate, (double)room_burst, (double)log_rate, (double)log_burst,
+                        (double)ice_rate, (double)ice_burst};
     a->api = pd_api_create(&ac, a->redis, a->turn, a->metrics);
     if (!a->metrics || !a->redis || !a->api) {
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
@@ -188,6 +197,9 @@ int main(int argc, char **argv)
     lim.max_body_bytes = (size_t)body_max;
     lim.request_timeout_ms = (uint64_t)req_timeout;
     lim.idle_timeout_ms = (uint64_t)idle_timeout;
+    lim.max_conns_per_ip = (size_t)http_per_ip;
+    lim.max_conn_age_ms = (uint64_t)conn_age;
+    lim.trusted = trusted;
     const char *listen_addr = pd_env_str("PD_LISTEN_ADDR", "0.0.0.0");
     const char *err = NULL;
     a->http = pd_http_server_create(a->loop, listen_addr, (int)port, &lim, pd_api_handle, a->api, &err);

@@ -36,6 +36,9 @@ static const char USAGE[] =
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
     "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
+    "  PD_HTTP_MAX_CONNS_PER_IP  connections not (yet) upgraded per client address (32,\n"
+    "                           at most PD_MAX_CONNS_PER_IP)\n"
+    "  PD_HTTP_MAX_CONN_AGE_MS  keep-alive HTTP connections end after this (60000)\n"
     "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
     "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD   Redis (127.0.0.1:6379)\n"
     "  CORS_ORIGIN              allowed WebSocket Origins, comma-separated (any)\n"
@@ -400,12 +403,21 @@ int main(int argc, char **argv)
     pd_http_limits lim;
     pd_http_limits_default(&lim);
     lim.max_connections = (size_t)w->cfg.max_connections + 64;
-    long req_timeout, idle_timeout;
+    long req_timeout, idle_timeout, http_per_ip, conn_age;
     if (env_long("PD_HTTP_REQUEST_TIMEOUT_MS", (long)lim.request_timeout_ms, 100, 600000, &req_timeout) ||
-        env_long("PD_HTTP_IDLE_TIMEOUT_MS", (long)lim.idle_timeout_ms, 100, 3600000, &idle_timeout))
+        env_long("PD_HTTP_IDLE_TIMEOUT_MS", (long)lim.idle_timeout_ms, 100, 3600000, &idle_timeout) ||
+        env_long("PD_HTTP_MAX_CONNS_PER_IP", (long)lim.max_conns_per_ip, 1, 1000000, &http_per_ip) ||
+        env_long("PD_HTTP_MAX_CONN_AGE_MS", (long)lim.max_conn_age_ms, 1000, 86400000, &conn_age))
         return 2;
     lim.request_timeout_ms = (uint64_t)req_timeout;
     lim.idle_timeout_ms = (uint64_t)idle_timeout;
+    /* A connection that has not upgraded yet is an upgrade request or a
+     * probe: short-lived, and never more per address than the sockets that
+     * address may open. Slots for them are PD_MAX_CONNECTIONS + 64 in all,
+     * so no single address can take the ones others need. */
+    lim.max_conns_per_ip = (size_t)PD_MIN(http_per_ip, w->cfg.max_conns_per_ip);
+    lim.max_conn_age_ms = (uint64_t)conn_age;
+    lim.trusted = w->trusted;
     const char *err = NULL;
     w->http = pd_http_server_create(w->loop, w->cfg.listen_addr, (int)w->cfg.port, &lim, on_request, w, &err);
     if (!w->http) {

@@ -79,6 +79,7 @@ struct pd_sess {
 
 static void sess_finish(pd_sess *s);
 static void sess_flush(pd_sess *s);
+static size_t sess_queued(const pd_sess *s);
 static wslay_event_context_ptr sess_ws(pd_sess *s);
 
 const char *pd_sess_id(const pd_sess *s) { return s->sid; }
@@ -237,11 +238,22 @@ static int out_reserve(pd_sess *s, size_t n)
     return PD_OK;
 }
 
+/* wslay hands us its control replies (pong, close) here. They count against
+ * the same send cap as everything else: a peer that pings and never reads
+ * must not grow our output without bound. Over the cap the bytes stay in
+ * wslay (would-block) and the session is closed at the next flush. */
 static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
                        void *ud)
 {
     (void)flags;
     pd_sess *s = ud;
+    size_t in_kernel_wait = s->writes ? uv_stream_get_write_queue_size((const uv_stream_t *)s->tcp) : 0;
+    if (s->state == S_OPEN && s->out_len + in_kernel_wait + len > (size_t)s->w->cfg.max_send_queue_bytes) {
+        s->overflow = 1;
+        sess_mark_dirty(s);
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
     if (out_reserve(s, len) != PD_OK) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -266,6 +278,25 @@ static void sess_send_connect(pd_sess *s)
 }
 
 static void arm_timer(pd_sess *s, uint64_t ms);
+
+/* Everything a peer sends that makes us work or answer (a Socket.IO event,
+ * a WebSocket ping, an Engine.IO ping) draws from one bucket per socket.
+ * Returns 1 if allowed; a peer that keeps going after being limited is no
+ * browser having a burst, and is closed. `what` labels the drop. */
+static int sess_take(pd_sess *s, const char *what)
+{
+    pd_worker *w = s->w;
+    if (pd_bucket_take(&s->events, (double)w->cfg.event_rate, (double)w->cfg.event_burst, pd_mono_ms())) {
+        s->limited_in_row = 0;
+        return 1;
+    }
+    pd_metric_add(w->m_dropped, what, 1);
+    if (++s->limited_in_row > (unsigned)w->cfg.event_burst) {
+        pd_metric_add(w->m_closed, "event_flood", 1);
+        pd_sess_close(s, 1008, "event rate exceeded");
+    }
+    return 0;
+}
 
 /* Socket.IO v5 packet inside an Engine.IO message. */
 static void handle_sio(pd_sess *s, pd_slice payload)
@@ -307,17 +338,8 @@ static void handle_sio(pd_sess *s, pd_slice payload)
             pd_metric_add(w->m_dropped, "not_connected", 1);
             return;
         }
-        if (!pd_bucket_take(&s->events, (double)w->cfg.event_rate, (double)w->cfg.event_burst, pd_mono_ms())) {
-            pd_metric_add(w->m_dropped, "event_rate", 1);
-            /* A client that keeps flooding after being limited is not a
-             * browser having a burst: let it go. */
-            if (++s->limited_in_row > (unsigned)w->cfg.event_burst) {
-                pd_metric_add(w->m_closed, "event_flood", 1);
-                pd_sess_close(s, 1008, "event rate exceeded");
-            }
+        if (!sess_take(s, "event_rate"))
             return;
-        }
-        s->limited_in_row = 0;
         if (p.ack_id == PD_SIO_NO_ACK && p.data.len <= (size_t)w->cfg.max_message_bytes &&
             pd_hub_on_event_raw(w->hub, s, p.data))
             return; /* relayed without building a JSON tree */
@@ -367,7 +389,10 @@ static void handle_text(pd_sess *s, pd_slice frame)
         }
         return;
     case PD_EIO_PING: {
-        /* v4 clients do not ping, but answering costs nothing. */
+        /* v4 clients do not ping (except the upgrade probe); answering is
+         * cheap, but only within the socket's rate. */
+        if (!sess_take(s, "ping_rate"))
+            return;
         char buf[64];
         size_t n = PD_MIN(p.data.len, sizeof(buf) - 1);
         buf[0] = '3';
@@ -415,8 +440,14 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         arm_timer(s, 2000);
         sess_mark_dirty(s);
         break;
+    case WSLAY_PING:
+    case WSLAY_PONG:
+        /* wslay has already queued the pong for a ping (the send cap bounds
+         * it); a flood of control frames is closed like an event flood. */
+        sess_take(s, "ping_rate");
+        break;
     default:
-        break; /* ping answered by wslay; pong ignored */
+        break;
     }
 }
 
@@ -513,6 +544,10 @@ static void feed(pd_sess *s, const char *data, size_t len)
     w->feed_len = w->feed_pos = 0;
     if (s->state == S_CLOSED)
         return;
+    /* Pongs wslay queued for this read's pings count against the cap too;
+     * one read adds at most a read buffer's worth before this check. */
+    if (s->state == S_OPEN && sess_queued(s) > (size_t)w->cfg.max_send_queue_bytes)
+        s->overflow = 1;
     if (violation && s->state == S_OPEN) {
         pd_metric_add(s->w->m_closed, violation == 1009 ? "message_too_big" : "protocol_error", 1);
         pd_sess_close(s, violation, violation == 1009 ? "message too big" : "protocol error");
