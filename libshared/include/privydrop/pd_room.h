@@ -1,4 +1,5 @@
-/* pd_room.h — the Redis schema of rooms (DESIGN §4) in one place.
+/* pd_room.h — the Redis schema of rooms in one place
+ * (docs/architecture.md §Redis schema, §Lua scripts).
  *
  * PrivyDrop's keys, so existing data and tools keep working:
  *   room:<id>               hash created_at (ms)   24 h, refreshed on join; 900 s once empty
@@ -49,11 +50,11 @@ typedef void (*pd_room_long_fn)(long value, void *data);
 /* room NULL means failure (or, for get_free, no free id found). */
 typedef void (*pd_room_str_fn)(const char *room, void *data);
 
-/* Join as DESIGN §2 orders it: bound elsewhere, then the per-address rate
- * limit (skipped for a re-join of the same room, or if !rate_limit), then
- * existence, then room size (max_peers sockets, 0 = unbounded); on success
- * bind, refresh the room TTL and record the socket in instance `owner`'s
- * socket set. */
+/* Join in the order of docs/wire-protocol.md §Join: bound elsewhere, then
+ * the per-address rate limit (skipped for a re-join of the same room, or if
+ * !rate_limit), then existence, then room size (max_peers sockets, 0 =
+ * unbounded); on success bind, refresh the room TTL and record the socket in
+ * instance `owner`'s socket set. */
 int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
                  long max_peers, const char *owner, pd_room_join_fn cb, void *data);
 
@@ -81,7 +82,7 @@ int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data);
 /* HINCRBY referrers:daily:<date> ref 1 with a 30-day TTL. 0 ok, -1 error. */
 int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, void *data);
 
-/* ---- the bus (DESIGN §5) ----------------------------------------------------
+/* ---- the bus (docs/architecture.md §Bus) ---------------------------------
  * Publish an envelope on the room's channel. Fire and forget: PD_ERR if it
  * could not be encoded or sent (Redis down). */
 int pd_room_publish(pd_redis *r, pd_slice room, const pd_bus_envelope *env);

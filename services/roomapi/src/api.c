@@ -1,6 +1,7 @@
-/* Room API routes (DESIGN §3): PrivyDrop's api and health routes plus our
- * /api/ice_servers and /metrics. Every answer is JSON; every bad input is a
- * 4xx with {"error": …}; Redis trouble is a 503, never a hang. */
+/* Room API routes (docs/wire-protocol.md §Room API): PrivyDrop's api and
+ * health routes plus our /api/ice_servers and /metrics. Every answer is
+ * JSON; every bad input is a 4xx with {"error": …}; Redis trouble is a 503,
+ * never a hang. */
 #include "api.h"
 
 #include <stdio.h>

@@ -1,5 +1,6 @@
-/* api.h — the room API's routes (DESIGN §3) and the pure helpers they use,
- * kept apart from the server so they can be tested without sockets. */
+/* api.h — the room API's routes (docs/wire-protocol.md §Room API) and the
+ * pure helpers they use, kept apart from the server so they can be tested
+ * without sockets. */
 #ifndef PD_ROOMAPI_API_H
 #define PD_ROOMAPI_API_H
 

@@ -1,4 +1,4 @@
-/* privydrop-roomapi — the HTTP room API (DESIGN §3). */
+/* privydrop-roomapi — the HTTP room API (docs/wire-protocol.md §Room API). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

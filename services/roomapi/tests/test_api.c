@@ -1,5 +1,6 @@
-/* test_api.c — the room API's pure helpers (DESIGN §3): routing, body
- * parsing, id validation, set_track dates and the CORS origin list. */
+/* test_api.c — the room API's pure helpers (docs/wire-protocol.md
+ * §Room API): routing, body parsing, id validation, set_track dates and the
+ * CORS origin list. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,6 @@
-/* The sockets and rooms of this worker, the Socket.IO events of DESIGN §2,
- * and the bus between workers (DESIGN §5).
+/* The sockets and rooms of this worker, the Socket.IO events
+ * (docs/wire-protocol.md §Events) and the bus between workers
+ * (docs/architecture.md §Bus).
  *
  * Local state is a cache of what Redis says, kept for the sockets this
  * worker owns: sid → session, room → local members. Redis stays the truth

@@ -1,4 +1,5 @@
-/* privydrop-signal — a stateless signaling worker (DESIGN §1–2, §5–6). */
+/* privydrop-signal — a stateless signaling worker (docs/architecture.md;
+ * its wire contract: docs/wire-protocol.md §Handshake, §Worker HTTP routes). */
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
