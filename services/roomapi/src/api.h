@@ -27,6 +27,7 @@ typedef enum pd_api_route {
     PD_ROUTE_HEALTH_DETAILED,
     PD_ROUTE_ICE_SERVERS,
     PD_ROUTE_METRICS,
+    PD_ROUTE_COUNT /* number of routes, not a route */
 } pd_api_route;
 
 /* Map method + path to a route. Known path with another method →
