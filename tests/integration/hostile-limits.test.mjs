@@ -20,7 +20,7 @@ import fs from "node:fs";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 
-import { httpGet, redisCli, startCluster } from "../lib/cluster.mjs";
+import { binDir, httpGet, redisCli, startCluster } from "../lib/cluster.mjs";
 import { RawWs, createRoom, eventually, postJson, request, sleep, uniqueIp, uniqueRoomId } from "./helpers.mjs";
 import { expectClose, metricValue, metrics, rawHttp, wellBehavedPair, wsFrame } from "./wire.mjs";
 
@@ -30,6 +30,11 @@ const TRUSTED = "127.0.0.1/32";
 const W_CAP = { PD_MAX_SEND_QUEUE_BYTES: String(SENDQ), PD_EVENT_RATE: "1000000", PD_EVENT_BURST: "1000000" };
 const W_RATE = { PD_EVENT_RATE: "50", PD_EVENT_BURST: "40" };
 const W_SLOTS = { PD_MAX_CONNECTIONS: "4", PD_MAX_CONNS_PER_IP: "2", PD_HTTP_MAX_CONN_AGE_MS: "1000" };
+
+// AddressSanitizer keeps freed memory in quarantine, so a sanitized
+// worker's RSS grows with churn however little it holds: memory is only
+// measured on normal builds (the close at the cap is checked on both).
+const SANITIZED = /asan/.test(binDir());
 
 const closed = (reason) => `privydrop_signal_sessions_closed_total{reason="${reason}"}`;
 const dropped = (reason) => `privydrop_signal_dropped_total{reason="${reason}"}`;
@@ -162,7 +167,7 @@ describe("hostile input: what a peer can make us hold", { timeout: 300000 }, () 
       const grown = rss(w.pid) - rss0;
       // The cap is 256 KiB; wslay's queue holds at most one read's worth of
       // pongs beyond it. 64 MiB of pings once grew the worker by as much.
-      assert.ok(grown < 16 * 1048576, `worker grew by ${grown} bytes after ${sent} bytes of pings`);
+      if (!SANITIZED) assert.ok(grown < 16 * 1048576, `worker grew by ${grown} bytes after ${sent} bytes of pings`);
       ws.sock.destroy();
       const g = await wellBehavedPair(w.url, api);
       g.close();

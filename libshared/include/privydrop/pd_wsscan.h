@@ -9,6 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* WebSocket close codes we send (RFC 6455 §7.4.1). */
+#define PD_WS_CLOSE_NORMAL 1000        /* the session ended as asked (or timed out) */
+#define PD_WS_CLOSE_GOING_AWAY 1001    /* the server is shutting down */
+#define PD_WS_CLOSE_PROTOCOL 1002      /* a frame or packet the protocol does not allow */
+#define PD_WS_CLOSE_UNSUPPORTED 1003   /* binary data: we speak text only */
+#define PD_WS_CLOSE_ABNORMAL 1006      /* never on the wire: the transport failed */
+#define PD_WS_CLOSE_INVALID_DATA 1007  /* text that is not UTF-8 */
+#define PD_WS_CLOSE_POLICY 1008        /* a limit: rate, send queue, connect timeout */
+#define PD_WS_CLOSE_TOO_BIG 1009       /* a message over the size limit */
+#define PD_WS_CLOSE_INTERNAL 1011      /* the server could not go on (memory) */
+
 /* One per connection, so it is small: lengths are 32-bit because no frame
  * longer than max_message (at most UINT32_MAX) is ever let through. */
 typedef struct pd_ws_scanner {

@@ -17,6 +17,7 @@
 #include "privydrop/pd_ptab.h"
 #include "privydrop/pd_room.h"
 #include "privydrop/pd_sio.h"
+#include "privydrop/pd_wsscan.h"
 #include "events.h"
 #include "worker.h"
 
@@ -226,15 +227,18 @@ static void emit_peer_disconnected(pd_hub *h, const char *room, const char *sid,
 
 /* ---- Redis cleanup with retry ------------------------------------------- */
 
+/* A leave Redis did not take is kept for a retry. When the queue is full
+ * (or memory is short) it is dropped and counted: the socket's keys then
+ * expire with their TTLs, and the reaper removes it from its room once this
+ * worker is gone. */
 static void cleanup_queue(pd_hub *h, const char *sid, const char *room)
 {
-    if (h->ncleanups >= HUB_MAX_PENDING_CLEANUPS) {
+    hub_cleanup *c = h->ncleanups < HUB_MAX_PENDING_CLEANUPS ? calloc(1, sizeof(*c)) : NULL;
+    if (!c) {
         pd_metric_add(h->w->m_dropped, "cleanup_queue_full", 1);
+        pd_log(PD_LOG_WARN, "room cleanup dropped", "{s:s, s:i}", "room", room, "pending", (int)h->ncleanups);
         return;
     }
-    hub_cleanup *c = calloc(1, sizeof(*c));
-    if (!c)
-        return;
     snprintf(c->sid, sizeof(c->sid), "%s", sid);
     snprintf(c->room, sizeof(c->room), "%s", room);
     c->next = h->cleanups;
@@ -323,7 +327,7 @@ void pd_hub_on_open(pd_hub *h, pd_sess *s)
 {
     char ip[INET6_ADDRSTRLEN];
     if (pd_ptab_put(h->sessions, s) != PD_OK) {
-        pd_sess_close(s, 1011, "out of memory");
+        pd_sess_close(s, PD_WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
     ip_adjust(h, pd_sess_client_ip(s, ip), +1);
@@ -516,6 +520,8 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
     hub_room *r = room_want(h, rs); /* subscribe before the peers hear of us */
     if (!c || !r) {
         free(c);
+        if (r)
+            room_maybe_empty(r); /* nobody joined it after all: unsubscribe */
         join_server_error(s, "out of memory");
         return;
     }
@@ -892,9 +898,12 @@ size_t pd_hub_pending_cleanups(const pd_hub *h)
     return h->ncleanups;
 }
 
+/* Sessions closed per pass of pd_hub_close_all. */
+#define HUB_CLOSE_BATCH 256
+
 typedef struct collect_ctx {
-    pd_sess **list;
-    size_t n;
+    pd_sess **list; /* HUB_CLOSE_BATCH slots */
+    size_t n;       /* slots filled */
 } collect_ctx;
 
 static int collect_sess(pd_slice key, void *value, void *data)
@@ -902,21 +911,25 @@ static int collect_sess(pd_slice key, void *value, void *data)
     (void)key;
     collect_ctx *c = data;
     c->list[c->n++] = value;
-    return 0;
+    return c->n == HUB_CLOSE_BATCH; /* full: stop the walk */
 }
 
 void pd_hub_close_all(pd_hub *h)
 {
-    size_t n = pd_ptab_count(h->sessions);
-    if (!n)
-        return;
-    collect_ctx c = {calloc(n, sizeof(pd_sess *)), 0};
-    if (!c.list)
-        return;
-    pd_ptab_foreach(h->sessions, collect_sess, &c);
-    for (size_t i = 0; i < c.n; i++)
-        pd_sess_close(c.list[i], 1001, "server shutting down");
-    free(c.list);
+    /* Closing a session takes it out of the table, which the walk must not
+     * see happen; so sessions are taken a batch at a time into an array on
+     * the stack (a drain cannot fail for want of memory) until none is left,
+     * or a pass closes nothing. */
+    pd_sess *batch[HUB_CLOSE_BATCH];
+    for (;;) {
+        size_t before = pd_ptab_count(h->sessions);
+        collect_ctx c = {batch, 0};
+        pd_ptab_foreach(h->sessions, collect_sess, &c);
+        for (size_t i = 0; i < c.n; i++)
+            pd_sess_close(batch[i], PD_WS_CLOSE_GOING_AWAY, "server shutting down");
+        if (c.n == 0 || pd_ptab_count(h->sessions) >= before)
+            break;
+    }
 }
 
 static int free_room_visit(pd_slice key, void *value, void *data)
