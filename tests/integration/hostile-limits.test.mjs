@@ -212,6 +212,14 @@ describe("hostile input: what a peer can make us hold", { timeout: 300000 }, () 
       ws.sock.write(Buffer.concat(Array(400).fill(wsFrame({ opcode: 1, payload: "2probe" }))));
       await expectClose(ws, 1008, "Engine.IO ping flood");
     });
+
+    it("a flood of CONNECTs to other namespaces is closed too (each one is answered)", async () => {
+      const w = c.workers[1];
+      const ws = await RawWs.connect(w.port, undefined, { "X-Forwarded-For": uniqueIp() });
+      await ws.nextText();
+      ws.sock.write(Buffer.concat(Array(400).fill(wsFrame({ opcode: 1, payload: "40/elsewhere," }))));
+      await expectClose(ws, 1008, "namespace CONNECT flood");
+    });
   });
 
   describe("2. connections that have not upgraded are bounded per host", () => {
