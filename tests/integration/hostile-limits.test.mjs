@@ -186,12 +186,44 @@ describe("hostile input: what a peer can make us hold", { timeout: 300000 }, () 
       assert.ok(metricValue(m1, closed("event_flood")) > metricValue(m0, closed("event_flood")));
     });
 
+    it("a message in 1-byte fragments is closed (1009) before its bookkeeping outgrows it", async () => {
+      // wslay keeps every fragment as its own allocation: 60 000 one-byte
+      // fragments (420 KB on the wire, under the 64 KiB message cap) once
+      // held ~6 MiB per socket, 300 MiB for 50 sockets from one client.
+      const w = c.workers[0];
+      const rss0 = rss(w.pid);
+      const frag = Buffer.concat(Array(60000).fill(wsFrame({ fin: false, opcode: 0, payload: "x" })));
+      const socks = [];
+      try {
+        for (let i = 0; i < 20; i++) {
+          const ws = await RawWs.connect(w.port, undefined, { "X-Forwarded-For": uniqueIp() });
+          await ws.nextText();
+          ws.sock.write(wsFrame({ fin: false, opcode: 1, payload: "4" }));
+          ws.sock.write(frag);
+          socks.push(ws);
+        }
+        for (const ws of socks) await expectClose(ws, 1009, "a message in too many pieces", 20000);
+        const grown = rss(w.pid) - rss0;
+        assert.ok(grown < 32 * 1048576, `worker grew by ${grown} bytes for 20 fragmented messages`);
+      } finally {
+        for (const ws of socks) ws.sock.destroy();
+      }
+    });
+
     it("an Engine.IO ping flood is closed too", async () => {
       const w = c.workers[1];
       const ws = await RawWs.connect(w.port, undefined, { "X-Forwarded-For": uniqueIp() });
       await ws.nextText();
       ws.sock.write(Buffer.concat(Array(400).fill(wsFrame({ opcode: 1, payload: "2probe" }))));
       await expectClose(ws, 1008, "Engine.IO ping flood");
+    });
+
+    it("a flood of CONNECTs to other namespaces is closed too (each one is answered)", async () => {
+      const w = c.workers[1];
+      const ws = await RawWs.connect(w.port, undefined, { "X-Forwarded-For": uniqueIp() });
+      await ws.nextText();
+      ws.sock.write(Buffer.concat(Array(400).fill(wsFrame({ opcode: 1, payload: "40/elsewhere," }))));
+      await expectClose(ws, 1008, "namespace CONNECT flood");
     });
   });
 

@@ -285,7 +285,8 @@ static void sess_send_connect(pd_sess *s)
 static void arm_timer(pd_sess *s, uint64_t ms);
 
 /* Everything a peer sends that makes us work or answer (a Socket.IO event,
- * a WebSocket ping, an Engine.IO ping) draws from one bucket per socket.
+ * a WebSocket ping, an Engine.IO ping, a CONNECT to a namespace we refuse)
+ * draws from one bucket per socket.
  * Returns 1 if allowed; a peer that keeps going after being limited is no
  * browser having a burst, and is closed. `what` labels the drop. */
 static int sess_take(pd_sess *s, const char *what)
@@ -317,7 +318,10 @@ static void handle_sio(pd_sess *s, pd_slice payload)
     switch (p.type) {
     case PD_SIO_CONNECT:
         if (!main_nsp) {
-            /* v5: CONNECT_ERROR on the namespace that was asked for. */
+            /* v5: CONNECT_ERROR on the namespace that was asked for. An
+             * answer per packet, so it draws from the bucket like a ping. */
+            if (!sess_take(s, "connect_rate"))
+                return;
             char buf[PD_ID_MAX + 96];
             if (p.nsp.len > PD_ID_MAX)
                 p.nsp.len = PD_ID_MAX;
