@@ -15,7 +15,7 @@ $(WEB_DIR)/dist/index.html: $(WEB_SRCS)
 	cd $(WEB_DIR) && npm run --silent build
 
 # Unit tests in Node (node:test): protocol codecs, the sender's flow control, the
-# receiver's in-order intake and resume offsets. test/load.mjs is a helper, not a test.
+# receiver's in-order intake and resume offsets. test/load.mjs only loads sources for them.
 test-web: web
 	cd $(WEB_DIR) && node --test test/*.test.mjs
 

@@ -32,20 +32,19 @@ describe("limits, as the page shows them", { timeout: 5 * 60 * 1000 }, () => {
 
   it("explains the join rate limit, retries by itself, then explains a full room", async () => {
     const [front1, front2] = env.fronts;
-    const sender = await openBrowser("limits-sender", logDir);
-    browsers.push(sender);
+    // All three browsers start before the first join: the join limit's window
+    // is 5 s of real time, and starting a browser on a busy machine can take
+    // longer than that.
+    for (const n of ["limits-sender", "limits-receiver-1", "limits-receiver-2"]) browsers.push(await openBrowser(n, logDir));
+    const [sender, r1, r2] = browsers;
     await sender.page.goto(`${front1.url}/`); // join 1 from 127.0.0.1
     await sender.page.waitForFunction(() => /^[A-Za-z0-9_-]+$/.test(document.querySelector('[data-testid="room-id"]')?.textContent ?? ""));
     const room = await sender.page.getByTestId("room-id").textContent();
     await sender.page.waitForFunction(() => document.querySelector("#signal-status")?.getAttribute("data-state") === "joined");
 
-    const r1 = await openBrowser("limits-receiver-1", logDir);
-    browsers.push(r1);
     await r1.page.goto(`${front2.url}/?room=${room}`); // join 2 within 5 s
     await r1.page.waitForFunction(() => document.querySelector("#signal-status")?.getAttribute("data-state") === "joined", null, { timeout: 15000 });
 
-    const r2 = await openBrowser("limits-receiver-2", logDir);
-    browsers.push(r2);
     const t0 = Date.now();
     await r2.page.goto(`${front2.url}/?room=${room}`); // join 3 within 5 s: limited
     const limited = await errorText(r2.page, /too many attempts/, 10000);

@@ -377,7 +377,7 @@ export class Sender {
     const t = this.transfer(p, req.id);
     const hash = this.hashOf(item); // runs alongside the sending
     hash.catch(() => undefined);
-    // The window counts from where this request starts, not from an older connection's acks.
+    // The window counts from where this request starts; acks of an earlier request for the item do not count.
     p.acked.set(item.id, req.offset);
     const gate: FlowGate = { acked: (id) => p.acked.get(id) ?? 0, wait: () => this.waitWake(p) };
     if (t) this.update(t, { state: "sending", note: "sending" });
