@@ -98,6 +98,28 @@ row('churn (connect, join, offer, leave)', 'cycles per worker CPU-second', 'high
 row('churn (connect, join, offer, leave)', 'p50 cycle time', 'lower', 'µs', (s) => get(`${s}-churn`).latency.p50_us);
 
 const rb = get('redis-publish');
+const roll = get('ours-rolling');
+
+// The rolling restart has no Node column (the reference cannot drain), so
+// it is its own small table.
+function rollingTable(j) {
+  const r = j.rolling;
+  const ms = (us) => (us / 1000).toFixed(0);
+  return [
+    '| rolling restart (three workers, each SIGTERM → drain → start → ready) | ours | target |',
+    '|---|---:|---|',
+    `| rooms of two peers | ${r.rooms} | ≥ 1 000 |`,
+    `| rooms whose peers met again | ${r.rooms_met_again} / ${r.rooms_disrupted} (${r.met_again_pct.toFixed(1)} %) | 100 % |`,
+    `| re-join p50 / p99 / max (ms) | ${ms(r.rejoin.p50_us)} / ${ms(r.rejoin.p99_us)} / ${ms(r.rejoin.max_us)} | p99 < 3 000 |`,
+    `| met again p50 / p99 / max (ms) | ${ms(r.remeet.p50_us)} / ${ms(r.remeet.p99_us)} / ${ms(r.remeet.max_us)} | |`,
+    `| signals sent / received | ${r.signals_sent} / ${r.signals_received} | |`,
+    `| signals lost in reconnect windows / outside | ${r.lost_in_window} / ${r.lost_outside} | 0 outside |`,
+    `| moves (at most per peer) | ${r.moves} (${r.max_moves_per_peer}) | |`,
+    `| joins answered "Rate limit exceeded" | ${r.rate_limited} | 0 |`,
+    `| refused connects (worker gone or not ready yet) | ${r.connects_refused} | |`,
+    `| seconds after the rollout until every room met | ${r.settle_s.toFixed(2)} | |`,
+  ].join('\n');
+}
 
 // ---- table ------------------------------------------------------------------
 const fmt = (x) => (x === null ? '—' : x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
@@ -114,9 +136,11 @@ if (rb) lines.push(`| Redis alone | redis-benchmark PUBLISH -P 16, 1 subscriber 
 const table = lines.join('\n');
 console.log('\n' + table + '\n');
 console.log('"ours better by": ours ÷ Node where higher is better, Node ÷ ours where lower is better.');
+const rollTable = roll ? rollingTable(roll) : null;
+if (rollTable) console.log('\n' + rollTable + '\n');
 
 // ---- summary + plots ------------------------------------------------------------
-writeFileSync(join(dir, 'summary.json'), JSON.stringify({ rows, redis_publish: rb || null, table }, null, 2) + '\n');
+writeFileSync(join(dir, 'summary.json'), JSON.stringify({ rows, redis_publish: rb || null, table, rolling: roll ? roll.rolling : null, rolling_table: rollTable }, null, 2) + '\n');
 
 const plots = [];
 for (const scen of ['relay1', 'relayx']) {
@@ -194,7 +218,18 @@ if (quick) {
   if (missing.length) failures.push(`missing figures: ${missing.map((r) => `${r.group}: ${r.figure}`).join('; ')}`);
   if (gp.status === 0 && plotted < wantPlots) failures.push('a plot was not drawn');
   if (rb && !(rb.rps > 0)) failures.push('redis-benchmark produced no figure');
-  const total = rows.length + 2;
+  // The rolling restart's mechanism (never its timings): every room was
+  // disrupted and met again, and no signal was lost outside a reconnect
+  // window. sigload exits non-zero on the same, this restates it.
+  if (!roll) failures.push('no rolling restart result');
+  else {
+    const r = roll.rolling;
+    if (!(r.rooms > 0 && r.rooms_disrupted === r.rooms && r.rooms_met_again === r.rooms && r.rooms_met_at_end === r.rooms))
+      failures.push(`rolling: ${r.rooms_met_again}/${r.rooms_disrupted} disrupted rooms met again, ${r.rooms_met_at_end}/${r.rooms} at the end`);
+    if (r.lost_outside !== 0) failures.push(`rolling: ${r.lost_outside} signals lost outside reconnect windows`);
+    if (!(r.signals_received > 0 && r.rejoin.count > 0)) failures.push('rolling: no signals or no re-joins measured');
+  }
+  const total = rows.length + 3;
   const failed = failures.length;
   console.log(failures.join('\n'));
   console.log(`bench-quick: ${total - failed} passed, ${failed} failed`);
