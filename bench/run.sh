@@ -306,7 +306,7 @@ rolling_scenario() { # stack
   rm -f "$ready"
   echo "== $stack rolling: $ROLL_ROOMS rooms over three workers, each restarted in turn"
   "${GEN[@]}" "$SIGLOAD" rolling --target "$(targets)" --api "127.0.0.1:$API_PORT" --rooms "$ROLL_ROOMS" --xff \
-    --ready-file "$ready" --settle 15 --duration 600 --pids "$(join_pids "${WPIDS[@]}")" \
+    --ready-file "$ready" --settle 15 --duration 600 \
     --json "$json" --label "$stack rolling" >"$LOGS/rolling.out" 2>"$LOGS/rolling.log" &
   gen_pid=$!; PIDS+=("$gen_pid")
   for k in $(seq 1 1200); do

@@ -58,8 +58,6 @@ static const char USAGE[] =
     "  --ready-file FILE      rolling: written once every room has met (start the rollout then)\n"
     "  --settle S             rolling: seconds after SIGUSR1 for every room to meet again (15)\n"
     "  --health-interval MS   rolling: the front's /readyz probe period (100)\n"
-    "  --window-guard MS      rolling: a signal lost this close before a close counts as\n"
-    "                         in the reconnect window (1000)\n"
     "  --quiet                no progress lines\n";
 
 typedef enum mode { M_IDLE, M_RELAY, M_CHURN, M_API, M_ROLLING } mode;
@@ -75,7 +73,6 @@ typedef struct opts {
     const char *ready_file;       /* rolling: written once every room has met */
     double settle;                /* rolling: seconds allowed after the rollout */
     int health_interval;          /* rolling: the front's /readyz probe period, ms */
-    double window_guard_ms;       /* rolling: a loss this close before a close is in its window */
     struct sockaddr_in api;
     char api_name[64];
     int pids[SL_MAX_PIDS];
@@ -128,7 +125,7 @@ typedef struct app {
     uv_signal_t sigusr1;          /* the rollout is over */
     int roll_started, rollout_done, timed_out, rooms_met;
     unsigned roll_cursor;
-    uint64_t t_rollout_end, t_roll_stop;
+    uint64_t t_rollout_end, t_roll_stop, t_roll_quiet, roll_last_received;
     double settle_s;
     uint64_t rate_limited, server_errors, connects_refused, moves, lost_outside;
     sl_hist hist_rejoin;          /* connection lost → joined again */
@@ -784,13 +781,12 @@ static void api_start(app *a)
  *
  * ICE candidates flow between met peers at --rate in all; each carries its
  * sender's sequence number, so every one sent is either received or lost.
- * A lost one is "in the reconnect window" when its sender's or receiver's
- * connection (as the sender knew it) closed less than --window-guard ms
- * after it was sent, or had already closed; any other loss is a defect.
+ * A lost one is "in the reconnect window" when it is among the last sent on
+ * a path that then closed (roll_count_losses); any other loss is a defect.
  *
  * phase 0 rooms, connect, first meeting; 1 steady (signals), waiting for
  * SIGUSR1 = the rollout is over; 2 settling (until every room has met
- * again, at most --settle s); 3 winding down (1 s for signals in flight). */
+ * again, at most --settle s); 3 winding down (signals in flight arrive). */
 
 #define ROLL_GENS 64
 
@@ -1068,7 +1064,8 @@ static void roll_closed(sl_conn *c, int err)
     roll_peer *p = RP(a, c);
     uint64_t now = uv_hrtime();
     int was_ready = c->sid[0] != '\0';
-    p->gen_close[p->gen] = now;
+    if (!a->finished)
+        p->gen_close[p->gen] = now; /* closes at the run's end are not losses' causes */
     if (p->ramping) {
         p->ramping = 0;
         a->handshakes--;
@@ -1187,7 +1184,16 @@ static void roll_tick(app *a)
             a->t_end = now;
             measure_end(a);
         }
-        if (now - a->t_roll_stop >= 1000000000ull) {
+        /* Signals still in flight arrive: wait until nothing more has come
+         * for 500 ms (at least 1 s, at most 10 s as a hang guard). */
+        if (a->received != a->roll_last_received) {
+            a->roll_last_received = a->received;
+            a->t_roll_quiet = now;
+        }
+        if (!a->t_roll_quiet)
+            a->t_roll_quiet = now;
+        if ((now - a->t_roll_stop >= 1000000000ull && now - a->t_roll_quiet >= 500000000ull) ||
+            now - a->t_roll_stop >= 10000000000ull) {
             a->phase = 4;
             finish(a);
         }
@@ -1225,26 +1231,39 @@ static void roll_start(app *a)
     a->roll_started = 1;
 }
 
-/* Lost candidates, split by whether a connection of either end (as the
- * sender knew it) was going away when it left. */
+/* Lost candidates, split by cause. One sender connection's signals to one
+ * receiver connection travel one ordered path (a TCP connection, one worker,
+ * one Redis channel, one worker, a TCP connection), so within such a stream
+ * a signal missing before one that arrived is a true loss, whatever the
+ * timing. Missing ones after the last that arrived are the stream's tail:
+ * lost in the reconnect window when either connection closed (or the
+ * sender was talking to an id already gone), and a true loss when both
+ * stayed open until the end of the run. */
 static void roll_count_losses(app *a, uint64_t *in_window, uint64_t *outside, uint64_t *dups)
 {
-    uint64_t guard = (uint64_t)(a->o.window_guard_ms * 1e6);
     *in_window = *outside = *dups = 0;
     for (int i = 0; a->roll && i < a->nconns; i++) {
         roll_peer *p = &a->roll[i], *q = &a->roll[i ^ 1];
-        for (size_t k = 0; k < p->nsig; k++) {
-            const roll_sig *s = &p->sig[k];
-            if (s->got) {
-                *dups += s->got - 1u;
-                continue;
+        size_t k = 0;
+        while (k < p->nsig) {
+            size_t end = k, last = SIZE_MAX;
+            while (end < p->nsig && p->sig[end].sgen == p->sig[k].sgen && p->sig[end].rgen == p->sig[k].rgen) {
+                if (p->sig[end].got)
+                    last = end;
+                end++;
             }
-            uint64_t sc = p->gen_close[s->sgen], rc = s->rgen ? q->gen_close[s->rgen] : 1;
-            int window = s->rgen == 0 || (sc && s->t + guard >= sc) || (rc && s->t + guard >= rc);
-            if (window)
-                (*in_window)++;
-            else
-                (*outside)++;
+            const roll_sig *s0 = &p->sig[k];
+            int closed = s0->rgen == 0 || p->gen_close[s0->sgen] || q->gen_close[s0->rgen];
+            for (; k < end; k++) {
+                const roll_sig *s = &p->sig[k];
+                if (s->got) {
+                    *dups += s->got - 1u;
+                } else if ((last != SIZE_MAX && k < last) || !closed) {
+                    (*outside)++;
+                } else {
+                    (*in_window)++;
+                }
+            }
         }
     }
 }
@@ -1451,10 +1470,10 @@ static void report(app *a)
         sb(&j, "%s%.3f", i ? "," : "", a->proc1[i].cpu_s - a->proc0[i].cpu_s);
     sb(&j, "],\"rss_kb_base\":%ld,\"rss_kb_start\":%ld,\"rss_kb_end\":%ld},", rss_base, rss0, rss1);
     sb(&j, "\"generator_cpu_s\":%.3f,\"client\":{\"connects_ok\":%llu,\"connects_failed\":%llu,"
-           "\"closed_by_server\":%llu,\"protocol_errors\":%llu,\"pings\":%llu},",
+           "\"closed_by_server\":%llu,\"protocol_errors\":%llu,\"pings\":%llu,\"upgrades_refused\":%llu},",
        gen_cpu, (unsigned long long)a->run.connects_ok, (unsigned long long)a->run.connects_failed,
        (unsigned long long)a->run.closed_by_server, (unsigned long long)a->run.protocol_errors,
-       (unsigned long long)a->run.pings);
+       (unsigned long long)a->run.pings, (unsigned long long)a->run.upgrades_refused);
     printf("privydrop-sigload %s%s%s: %.1fs measured", MODE_NAMES[o->mode], o->label ? " " : "",
            o->label ? o->label : "", window);
     if (o->npids)
@@ -1547,14 +1566,13 @@ static void report(app *a)
                "\"rooms_met_again\":%d,\"met_again_pct\":%.2f,\"rollout_seen\":%s,\"timed_out\":%s,"
                "\"settle_s\":%.3f,\"moves\":%llu,\"max_moves_per_peer\":%u,\"connects_refused\":%llu,"
                "\"rate_limited\":%llu,\"server_errors\":%llu,\"join_refused\":%llu,\"signals_sent\":%llu,"
-               "\"signals_received\":%llu,\"lost_in_window\":%llu,\"lost_outside\":%llu,\"duplicates\":%llu,"
-               "\"window_guard_ms\":%.0f,",
+               "\"signals_received\":%llu,\"lost_in_window\":%llu,\"lost_outside\":%llu,\"duplicates\":%llu,",
            rooms, a->rooms_met, disrupted, apart_met, disrupted ? 100.0 * apart_met / disrupted : 0.0,
            a->rollout_done ? "true" : "false", a->timed_out ? "true" : "false", a->settle_s,
            (unsigned long long)a->moves, max_moves, (unsigned long long)a->connects_refused,
            (unsigned long long)a->rate_limited, (unsigned long long)a->server_errors,
            (unsigned long long)a->join_failed, (unsigned long long)a->sent, (unsigned long long)a->received,
-           (unsigned long long)lost_in, (unsigned long long)lost_out, (unsigned long long)dups, o->window_guard_ms);
+           (unsigned long long)lost_in, (unsigned long long)lost_out, (unsigned long long)dups);
         sb_hist(&j, "rejoin", &a->hist_rejoin);
         sb(&j, ",");
         sb_hist(&j, "remeet", &a->hist_remeet);
@@ -1642,7 +1660,6 @@ static int parse_args(app *a, int argc, char **argv)
     o->join = 1;
     o->settle = 15;
     o->health_interval = 100;
-    o->window_guard_ms = 1000;
     parse_hostport("127.0.0.1:3001", &r->targets[0], r->target_names[0], sizeof(r->target_names[0]));
     r->ntargets = 1;
     parse_hostport("127.0.0.1:3002", &o->api, o->api_name, sizeof(o->api_name));
@@ -1757,9 +1774,6 @@ static int parse_args(app *a, int argc, char **argv)
         } else if (strcmp(k, "--health-interval") == 0) {
             NEED();
             o->health_interval = atoi(v);
-        } else if (strcmp(k, "--window-guard") == 0) {
-            NEED();
-            o->window_guard_ms = atof(v);
         } else if (strcmp(k, "--quiet") == 0) {
             o->quiet = 1;
         } else {
@@ -1768,8 +1782,7 @@ static int parse_args(app *a, int argc, char **argv)
 #undef NEED
     }
     if (o->conns < 1 || o->rooms < 1 || o->window < 1 || o->duration <= 0 || o->warmup < 0 ||
-        o->connect_rate < 1 || o->inflight < 1 || r->src_count < 0 || o->settle < 0 || o->health_interval < 1 ||
-        o->window_guard_ms < 0)
+        o->connect_rate < 1 || o->inflight < 1 || r->src_count < 0 || o->settle < 0 || o->health_interval < 1)
         return die_usage("a count or time is out of range", NULL);
     if (o->mode == M_ROLLING) {
         if (o->rate <= 0)

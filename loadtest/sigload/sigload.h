@@ -177,6 +177,7 @@ struct sl_run {
     uint64_t rng;                 /* xorshift state (mask keys, upgrade keys) */
     /* counters */
     uint64_t connects_ok, connects_failed, closed_by_server, protocol_errors, pings;
+    uint64_t upgrades_refused;    /* HTTP answers other than 101 to the upgrade */
 };
 
 uint64_t sl_rand(sl_run *run);
