@@ -1017,8 +1017,10 @@ static void roll_event(sl_conn *c, const char *name, size_t nl, const char *pkt,
     }
     char from[32];
     if (nl == 5 && memcmp(name, "ready", 5) == 0) {
-        /* The partner (re)joined: offer to it. */
-        if (roll_field(pkt, len, "peerId", from, sizeof(from)) != 0 || !c->joined)
+        /* The partner (re)joined: offer to it. This can arrive before our
+         * own joinResponse (the server answers the joiner only once its own
+         * ready is published), as in the browser, which offers then too. */
+        if (roll_field(pkt, len, "peerId", from, sizeof(from)) != 0)
             return;
         memcpy(p->psid, from, sizeof(from));
         p->met = 0;
