@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
-import { startCluster } from "../lib/cluster.mjs";
-import { closeAll, connect, createRoom, eventually, join, uniqueIp } from "./helpers.mjs";
+import { freePort, httpGet, startCluster } from "../lib/cluster.mjs";
+import { closeAll, connect, createRoom, eventually, join, uniqueIp, waitFor } from "./helpers.mjs";
 
 const credit = (c, room, ip) => c.redisCli("GET", `pd:rejoin:${room}:${ip}`);
 
@@ -97,6 +97,45 @@ describe("re-join after a drain", { timeout: 120000 }, () => {
       u.close();
       await eventually("the server saw the close", async () => (await c.redisCli("EXISTS", `socket:${sid}`)) === "0");
       assert.equal(await c.redisCli("EXISTS", `pd:rejoin:${room}:${ip2}`), "0");
+    } finally {
+      closeAll(sockets);
+    }
+  });
+
+  it("a draining worker is out of rotation before it tells its clients to go, and serves them until then", async () => {
+    // A long notice, so that what is checked during it cannot race its end.
+    const w = await c.startWorker(3, await freePort(), {
+      PD_DRAIN_NOTICE_MS: "8000", PD_DRAIN_SPREAD_MS: "0", PD_DRAIN_TIMEOUT_MS: "30000",
+    });
+    const room = await createRoom(c.roomApi.url);
+    const ip = uniqueIp();
+    const sockets = [];
+    try {
+      const a = await connect(w.url, { ip });
+      const b = await connect(c.workers[0].url);
+      sockets.push(a, b);
+      assert.equal((await join(a, room)).success, true);
+      assert.equal((await join(b, room)).success, true);
+      const gone = closed(a);
+      const exit = c.stopWorker(3);
+      // Out of rotation: a balancer's probe finds no listener (or a 503).
+      await eventually("no longer ready", async () => {
+        try {
+          return (await httpGet(`${w.url}/readyz`, { timeout: 1000 })).status === 503;
+        } catch (e) {
+          return /ECONNREFUSED/.test(e.message);
+        }
+      });
+      // Its clients are still served: a signal reaches a, which is not yet
+      // told to go and has no credit yet.
+      assert.equal(a.connected, true, "still connected during the notice");
+      assert.equal(await credit(c, room, ip), "");
+      b.emit("offer", { peerId: a.id, offer: { type: "offer", sdp: "v=0" }, from: b.id });
+      assert.equal((await waitFor(a, "offer")).from, b.id);
+      // Then it is told to go, its credit already in Redis.
+      await gone;
+      assert.equal(await credit(c, room, ip), "1");
+      assert.deepEqual(await exit, { code: 0, signal: null });
     } finally {
       closeAll(sockets);
     }
