@@ -36,7 +36,7 @@ static const char USAGE[] =
     "  --target H:P[,H:P...]  signal workers, used round-robin (127.0.0.1:3001)\n"
     "  --api H:P              room API; rooms are created through it (127.0.0.1:3002)\n"
     "  --conns N              idle: sockets; churn: pairs; api: connections (100)\n"
-    "  --rooms N              relay: rooms (100)\n"
+    "  --rooms N              relay, rolling: rooms (100)\n"
     "  --cross                relay/churn: the two peers on different targets\n"
     "  --rate R               relay: signals/s; api: requests/s; 0 = as fast as answered (0)\n"
     "  --window W             closed-loop relay: signals in flight per peer (4)\n"
