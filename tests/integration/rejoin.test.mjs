@@ -113,7 +113,8 @@ describe("re-join after a drain", { timeout: 120000 }, () => {
     try {
       const a = await connect(w.url, { ip });
       const b = await connect(c.workers[0].url);
-      sockets.push(a, b);
+      const late = await connect(w.url); // connected, not yet joined, when the drain begins
+      sockets.push(a, b, late);
       assert.equal((await join(a, room)).success, true);
       assert.equal((await join(b, room)).success, true);
       const gone = closed(a);
@@ -132,7 +133,14 @@ describe("re-join after a drain", { timeout: 120000 }, () => {
       assert.equal(await credit(c, room, ip), "");
       b.emit("offer", { peerId: a.id, offer: { type: "offer", sdp: "v=0" }, from: b.id });
       assert.equal((await waitFor(a, "offer")).from, b.id);
-      // Then it is told to go, its credit already in Redis.
+      // A join reaching the draining worker is not answered "Server error"
+      // (the page would wait 3 s to retry there): the socket is closed at
+      // once, and its client reconnects to a worker that stays.
+      const lateGone = closed(late);
+      late.emit("join", { roomId: room });
+      await lateGone;
+      assert.equal(late.received.get("joinResponse"), undefined, "no joinResponse, just the close");
+      // Then a is told to go, its credit already in Redis.
       await gone;
       assert.equal(await credit(c, room, ip), "1");
       assert.deepEqual(await exit, { code: 0, signal: null });

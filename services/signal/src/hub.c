@@ -515,8 +515,15 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
         pd_metric_add(w->m_dropped, "join_flood", 1);
         return;
     }
-    if (w->draining || !pd_redis_ready(w->redis)) {
-        join_server_error(s, w->draining ? "server shutting down" : "redis unavailable");
+    if (w->draining) {
+        /* A client that reached us just before the drain: "Server error"
+         * would make it wait 3 s to retry here, where it will be closed
+         * anyway; closed now, it reconnects to a worker that stays. */
+        pd_sess_close(s, 1001, "server shutting down");
+        return;
+    }
+    if (!pd_redis_ready(w->redis)) {
+        join_server_error(s, "redis unavailable");
         return;
     }
     join_ctx *c = calloc(1, sizeof(*c));
