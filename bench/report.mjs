@@ -101,23 +101,26 @@ const rb = get('redis-publish');
 const roll = get('ours-rolling');
 
 // The rolling restart has no Node column (the reference cannot drain), so
-// it is its own small table.
-function rollingTable(j) {
-  const r = j.rolling;
+// it is its own small table: round-robin front with maxSurge 0, and (full
+// runs) least-connections front with maxSurge 1.
+const rollSurge = get('ours-rolling-surge');
+function rollingTable(runs) {
   const ms = (us) => (us / 1000).toFixed(0);
+  const cols = runs.map((j) => j.rolling);
+  const line = (label, fn, target = '') => `| ${label} | ${cols.map(fn).join(' | ')} | ${target} |`;
   return [
-    '| rolling restart (three workers, each SIGTERM → drain → start → ready) | ours | target |',
-    '|---|---:|---|',
-    `| rooms of two peers | ${r.rooms} | ≥ 1 000 |`,
-    `| rooms whose peers met again | ${r.rooms_met_again} / ${r.rooms_disrupted} (${r.met_again_pct.toFixed(1)} %) | 100 % |`,
-    `| re-join p50 / p99 / max (ms) | ${ms(r.rejoin.p50_us)} / ${ms(r.rejoin.p99_us)} / ${ms(r.rejoin.max_us)} | p99 < 3 000 |`,
-    `| met again p50 / p99 / max (ms) | ${ms(r.remeet.p50_us)} / ${ms(r.remeet.p99_us)} / ${ms(r.remeet.max_us)} | |`,
-    `| signals sent / received | ${r.signals_sent} / ${r.signals_received} | |`,
-    `| signals lost in reconnect windows / outside | ${r.lost_in_window} / ${r.lost_outside} | 0 outside |`,
-    `| moves (at most per peer) | ${r.moves} (${r.max_moves_per_peer}) | |`,
-    `| joins answered "Rate limit exceeded" | ${r.rate_limited} | 0 |`,
-    `| refused connects (worker gone or not ready yet) | ${r.connects_refused} | |`,
-    `| seconds after the rollout until every room met | ${r.settle_s.toFixed(2)} | |`,
+    `| rolling restart of three workers | ${runs.map((j) => (j.rolling.front === 'leastconn' ? 'least connections, maxSurge 1' : 'round-robin, maxSurge 0')).join(' | ')} | target |`,
+    `|---|${runs.map(() => '---:|').join('')}---|`,
+    line('rooms of two peers', (r) => `${r.rooms}`, '≥ 1 000'),
+    line('rooms whose peers met again', (r) => `${r.rooms_met_again} / ${r.rooms_disrupted} (${r.met_again_pct.toFixed(1)} %)`, '100 %'),
+    line('re-join p50 / p99 / max (ms)', (r) => `${ms(r.rejoin.p50_us)} / ${ms(r.rejoin.p99_us)} / ${ms(r.rejoin.max_us)}`, 'p99 < 3 000'),
+    line('met again p50 / p99 / max (ms)', (r) => `${ms(r.remeet.p50_us)} / ${ms(r.remeet.p99_us)} / ${ms(r.remeet.max_us)}`),
+    line('signals sent / received', (r) => `${r.signals_sent} / ${r.signals_received}`),
+    line('signals lost in reconnect windows / outside', (r) => `${r.lost_in_window} / ${r.lost_outside}`, '0 outside'),
+    line('moves (at most per peer)', (r) => `${r.moves} (${r.max_moves_per_peer})`),
+    line('joins answered "Rate limit exceeded"', (r) => `${r.rate_limited}`, '0'),
+    line('refused connects (worker gone or not ready yet)', (r) => `${r.connects_refused}`),
+    line('seconds after the rollout until every room met', (r) => r.settle_s.toFixed(2)),
   ].join('\n');
 }
 
@@ -136,7 +139,7 @@ if (rb) lines.push(`| Redis alone | redis-benchmark PUBLISH -P 16, 1 subscriber 
 const table = lines.join('\n');
 console.log('\n' + table + '\n');
 console.log('"ours better by": ours ÷ Node where higher is better, Node ÷ ours where lower is better.');
-const rollTable = roll ? rollingTable(roll) : null;
+const rollTable = roll ? rollingTable([roll, rollSurge].filter(Boolean)) : null;
 if (rollTable) console.log('\n' + rollTable + '\n');
 
 // ---- summary + plots ------------------------------------------------------------
@@ -222,8 +225,8 @@ if (quick) {
   // disrupted and met again, and no signal was lost outside a reconnect
   // window. sigload exits non-zero on the same, this restates it.
   if (!roll) failures.push('no rolling restart result');
-  else {
-    const r = roll.rolling;
+  for (const j of [roll, rollSurge].filter(Boolean)) {
+    const r = j.rolling;
     if (!(r.rooms > 0 && r.rooms_disrupted === r.rooms && r.rooms_met_again === r.rooms && r.rooms_met_at_end === r.rooms))
       failures.push(`rolling: ${r.rooms_met_again}/${r.rooms_disrupted} disrupted rooms met again, ${r.rooms_met_at_end}/${r.rooms} at the end`);
     if (r.lost_outside !== 0) failures.push(`rolling: ${r.lost_outside} signals lost outside reconnect windows`);

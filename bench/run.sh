@@ -12,7 +12,9 @@
 # rolling (ours only: the Node reference has no drain or readiness to roll
 # on): three workers with the join limit on, rooms of two behind
 # privydrop-sigload's front, every worker restarted in turn as a Deployment
-# rollout does (SIGTERM, wait for its exit, start it again, wait for /readyz).
+# rollout does: round-robin front, maxSurge 0 (SIGTERM, wait for its exit,
+# start it again, wait for /readyz); then (full run only) least-connections
+# front, maxSurge 1 (replacement first, then SIGTERM the old one).
 #
 # On a 2-core machine the servers (and Redis) are pinned to CPU 1 and the
 # load generators to CPU 0, so "per server CPU-second" figures are read from
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1 ;;
     --stacks) stacks=$2; shift ;;
     --scenarios) scenarios=$2; shift ;;
-    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,24p "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -288,10 +290,10 @@ wait_ready() { # url: until it answers 200 (a worker's /readyz)
   return 1
 }
 
-rolling_scenario() { # stack
-  local stack=$1 i k ready gen_pid status=0 json=$OUT/$1-rolling.json
+rolling_scenario() { # stack front(rr|leastconn) surge(0|1) json-name
+  local stack=$1 front=$2 surge=$3 i k ready gen_pid old_pid old_port spare status=0 json=$OUT/$1-$4.json
   if [ "$stack" != ours ]; then
-    echo "== $stack rolling: skipped (the Node reference has no drain or readiness endpoint)"
+    echo "== $stack $4: skipped (the Node reference has no drain or readiness endpoint)"
     return
   fi
   # Three workers with every protective limit at its default (the join
@@ -302,12 +304,17 @@ rolling_scenario() { # stack
     start_ours_worker "$i" "$(pick_port $((27000 + 10 * i)))" "bench-w$i-g0"
   done
   for i in 0 1 2; do wait_ready "http://127.0.0.1:${WPORTS[$i]}/readyz"; done
-  ready=$LOGS/rolling.ready
+  # A surge rollout starts each replacement before stopping the old worker,
+  # so the front also watches one more port, where the first replacement
+  # starts (each later one takes the port its predecessor freed).
+  spare=
+  [ "$surge" = 1 ] && spare=$(pick_port 27100)
+  ready=$LOGS/$4.ready
   rm -f "$ready"
-  echo "== $stack rolling: $ROLL_ROOMS rooms over three workers, each restarted in turn"
-  "${GEN[@]}" "$SIGLOAD" rolling --target "$(targets)" --api "127.0.0.1:$API_PORT" --rooms "$ROLL_ROOMS" --xff \
-    --ready-file "$ready" --settle 15 --duration 600 \
-    --json "$json" --label "$stack rolling" >"$LOGS/rolling.out" 2>"$LOGS/rolling.log" &
+  echo "== $stack $4: $ROLL_ROOMS rooms over three workers, front $front, maxSurge $surge"
+  "${GEN[@]}" "$SIGLOAD" rolling --target "$(targets)${spare:+,127.0.0.1:$spare}" --api "127.0.0.1:$API_PORT" \
+    --rooms "$ROLL_ROOMS" --xff --front "$front" --ready-file "$ready" --settle 15 --duration 600 \
+    --json "$json" --label "$stack $4" >"$LOGS/$4.out" 2>"$LOGS/$4.log" &
   gen_pid=$!; PIDS+=("$gen_pid")
   for k in $(seq 1 1200); do
     [ -s "$ready" ] && break
@@ -315,25 +322,37 @@ rolling_scenario() { # stack
     sleep 0.1
   done
   if [ ! -s "$ready" ]; then
-    echo "bench: rolling: the rooms never all met" >&2
-    cat "$LOGS/rolling.log" >&2
+    echo "bench: $4: the rooms never all met" >&2
+    cat "$LOGS/$4.log" >&2
     kill -INT "$gen_pid" 2>/dev/null || true; wait "$gen_pid" 2>/dev/null || true
     stop_stack
     return 1
   fi
-  # The rollout: one worker at a time, as a Deployment with maxSurge 0 and
-  # maxUnavailable 1 does: SIGTERM, wait for the drain to end (exit), start
-  # the new one, wait until it is ready, then the next.
+  # The rollout, one worker at a time as a Deployment does. maxSurge 0
+  # (maxUnavailable 1): SIGTERM, wait for the drain to end (exit), start
+  # the replacement on the same port, wait until it is ready, next.
+  # maxSurge 1 (maxUnavailable 0): start the replacement, wait until it is
+  # ready, then SIGTERM the old one and wait for its exit, next.
   for i in 0 1 2; do
-    echo "   worker $((i + 1)): SIGTERM, drain, start again"
-    kill -TERM "${WPIDS[$i]}"
-    wait "${WPIDS[$i]}" || { echo "bench: worker $((i + 1)) exited non-zero while draining" >&2; status=1; }
-    start_ours_worker "$((i + 1))" "${WPORTS[$i]}" "bench-w$((i + 1))-g1"
-    wait_ready "http://127.0.0.1:${WPORTS[$i]}/readyz"
+    old_pid=${WPIDS[$i]}; old_port=${WPORTS[$i]}
+    if [ "$surge" = 1 ]; then
+      echo "   worker $((i + 1)): start the replacement, wait ready, SIGTERM the old one, drain"
+      start_ours_worker "$((i + 1))" "$spare" "bench-w$((i + 1))-g1"
+      wait_ready "http://127.0.0.1:$spare/readyz"
+      kill -TERM "$old_pid"
+      wait "$old_pid" || { echo "bench: worker $((i + 1)) exited non-zero while draining" >&2; status=1; }
+      spare=$old_port
+    else
+      echo "   worker $((i + 1)): SIGTERM, drain, start again"
+      kill -TERM "$old_pid"
+      wait "$old_pid" || { echo "bench: worker $((i + 1)) exited non-zero while draining" >&2; status=1; }
+      start_ours_worker "$((i + 1))" "$old_port" "bench-w$((i + 1))-g1"
+      wait_ready "http://127.0.0.1:$old_port/readyz"
+    fi
   done
   kill -USR1 "$gen_pid"
   wait "$gen_pid" || status=1
-  cat "$LOGS/rolling.out"
+  cat "$LOGS/$4.out"
   stop_stack
   return $status
 }
@@ -369,7 +388,11 @@ for sc in "${SCEN[@]}"; do
       idle) idle_scenario "$st" ;;
       api) api_scenario "$st" ;;
       churn) churn_scenario "$st" ;;
-      rolling) rolling_scenario "$st" ;;
+      rolling)
+        rolling_scenario "$st" rr 0 rolling
+        # What a balancer and a rollout can do better (not in the quick pass).
+        [ $quick = 1 ] || rolling_scenario "$st" leastconn 1 rolling-surge
+        ;;
       *) echo "bench: unknown scenario $sc" >&2; exit 2 ;;
     esac
   done

@@ -2,8 +2,9 @@
  * does with new connections. Every target's GET /readyz is probed on a fresh
  * TCP connection every interval (as a Kubernetes Service's endpoints follow
  * readiness, or nginx/HAProxy active health checks); a new client connection
- * goes to the next target, round-robin, among those whose last probe
- * answered 200. A target that refuses the connection, answers anything
+ * goes, among the targets whose last probe answered 200, to the next one
+ * round-robin, or (least-connections) to the one holding the fewest of our
+ * connections. A target that refuses the connection, answers anything
  * else or stays silent for a second is out until a probe says otherwise.
  * Kept in the generator rather than as a proxy process: the client still
  * opens its own TCP connection straight to the chosen worker (no extra hop
@@ -33,7 +34,9 @@ struct sl_front {
     sl_run *run;
     uv_timer_t timer;             /* one probe round per interval */
     probe probes[SL_MAX_TARGETS];
-    unsigned next;                /* round-robin cursor */
+    int conns[SL_MAX_TARGETS];    /* our connections picked for each target and not yet released */
+    int leastconn;                /* policy: 0 round-robin, 1 least connections */
+    unsigned next;                /* round-robin cursor (also breaks ties) */
     int closing;
 };
 
@@ -121,12 +124,13 @@ static void on_round(uv_timer_t *t)
     }
 }
 
-sl_front *sl_front_create(sl_run *run, int interval_ms)
+sl_front *sl_front_create(sl_run *run, int interval_ms, int leastconn)
 {
     sl_front *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
     f->run = run;
+    f->leastconn = leastconn;
     for (int i = 0; i < run->ntargets; i++) {
         f->probes[i].front = f;
         f->probes[i].target = i;
@@ -146,17 +150,40 @@ int sl_front_ready_count(const sl_front *f)
     return n;
 }
 
-int sl_front_pick(sl_front *f)
+static int pick(sl_front *f)
 {
-    int n = f->run->ntargets;
+    int n = f->run->ntargets, best = -1;
     for (int k = 0; k < n; k++) {
-        int i = (int)(f->next++ % (unsigned)n);
-        if (f->probes[i].ready)
+        int i = (int)((f->next + (unsigned)k) % (unsigned)n);
+        if (!f->probes[i].ready)
+            continue;
+        if (!f->leastconn) {
+            f->next += (unsigned)k + 1;
             return i;
+        }
+        if (best < 0 || f->conns[i] < f->conns[best])
+            best = i;
+    }
+    if (best >= 0) {
+        f->next++;
+        return best;
     }
     /* None ready (all restarting at once): any, as a balancer with every
      * backend down still tries one; the client's backoff does the rest. */
     return (int)(f->next++ % (unsigned)n);
+}
+
+int sl_front_pick(sl_front *f)
+{
+    int i = pick(f);
+    f->conns[i]++;
+    return i;
+}
+
+void sl_front_release(sl_front *f, int target)
+{
+    if (target >= 0 && target < f->run->ntargets && f->conns[target] > 0)
+        f->conns[target]--;
 }
 
 void sl_front_free(sl_front *f)

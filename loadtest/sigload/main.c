@@ -58,6 +58,8 @@ static const char USAGE[] =
     "  --ready-file FILE      rolling: written once every room has met (start the rollout then)\n"
     "  --settle S             rolling: seconds after SIGUSR1 for every room to meet again (15)\n"
     "  --health-interval MS   rolling: the front's /readyz probe period (100)\n"
+    "  --front rr|leastconn   rolling: among ready workers the next one, or the one\n"
+    "                         holding the fewest of our connections (rr)\n"
     "  --quiet                no progress lines\n";
 
 typedef enum mode { M_IDLE, M_RELAY, M_CHURN, M_API, M_ROLLING } mode;
@@ -73,6 +75,7 @@ typedef struct opts {
     const char *ready_file;       /* rolling: written once every room has met */
     double settle;                /* rolling: seconds allowed after the rollout */
     int health_interval;          /* rolling: the front's /readyz probe period, ms */
+    int leastconn;                /* rolling: the front picks the least-loaded ready worker */
     struct sockaddr_in api;
     char api_name[64];
     int pids[SL_MAX_PIDS];
@@ -1066,6 +1069,7 @@ static void roll_closed(sl_conn *c, int err)
     roll_peer *p = RP(a, c);
     uint64_t now = uv_hrtime();
     int was_ready = c->sid[0] != '\0';
+    sl_front_release(a->front, c->target);
     if (!a->finished)
         p->gen_close[p->gen] = now; /* closes at the run's end are not losses' causes */
     if (p->ramping) {
@@ -1223,7 +1227,11 @@ static void roll_start(app *a)
         uv_timer_init(a->run.loop, &p->retry);
         p->retry.data = p->c;
     }
-    a->front = sl_front_create(&a->run, a->o.health_interval);
+    a->front = sl_front_create(&a->run, a->o.health_interval, a->o.leastconn);
+    if (!a->front) {
+        fprintf(stderr, "sigload: out of memory\n");
+        exit(1);
+    }
     uv_signal_init(a->run.loop, &a->sigusr1);
     a->sigusr1.data = a;
     uv_signal_start(&a->sigusr1, roll_on_usr1, SIGUSR1);
@@ -1564,13 +1572,13 @@ static void report(app *a)
             if (a->roll[i].moves > max_moves)
                 max_moves = a->roll[i].moves;
         a->lost_outside = lost_out;
-        sb(&j, "\"rolling\":{\"rooms\":%d,\"rooms_met_at_end\":%d,\"rooms_disrupted\":%d,"
+        sb(&j, "\"rolling\":{\"front\":\"%s\",\"rooms\":%d,\"rooms_met_at_end\":%d,\"rooms_disrupted\":%d,"
                "\"rooms_met_again\":%d,\"met_again_pct\":%.2f,\"rollout_seen\":%s,\"timed_out\":%s,"
                "\"settle_s\":%.3f,\"moves\":%llu,\"max_moves_per_peer\":%u,\"connects_refused\":%llu,"
                "\"rate_limited\":%llu,\"server_errors\":%llu,\"join_refused\":%llu,\"signals_sent\":%llu,"
                "\"signals_received\":%llu,\"lost_in_window\":%llu,\"lost_outside\":%llu,\"duplicates\":%llu,",
-           rooms, a->rooms_met, disrupted, apart_met, disrupted ? 100.0 * apart_met / disrupted : 0.0,
-           a->rollout_done ? "true" : "false", a->timed_out ? "true" : "false", a->settle_s,
+           o->leastconn ? "leastconn" : "rr", rooms, a->rooms_met, disrupted, apart_met,
+           disrupted ? 100.0 * apart_met / disrupted : 0.0, a->rollout_done ? "true" : "false", a->timed_out ? "true" : "false", a->settle_s,
            (unsigned long long)a->moves, max_moves, (unsigned long long)a->connects_refused,
            (unsigned long long)a->rate_limited, (unsigned long long)a->server_errors,
            (unsigned long long)a->join_failed, (unsigned long long)a->sent, (unsigned long long)a->received,
@@ -1773,6 +1781,12 @@ static int parse_args(app *a, int argc, char **argv)
         } else if (strcmp(k, "--settle") == 0) {
             NEED();
             o->settle = atof(v);
+        } else if (strcmp(k, "--front") == 0) {
+            NEED();
+            if (strcmp(v, "leastconn") == 0)
+                o->leastconn = 1;
+            else if (strcmp(v, "rr") != 0)
+                return die_usage("unknown --front", v);
         } else if (strcmp(k, "--health-interval") == 0) {
             NEED();
             o->health_interval = atoi(v);

@@ -151,10 +151,13 @@ void sl_http_close(sl_http *h);
 typedef struct sl_front sl_front;
 /* Probe every run->targets[i] GET /readyz each interval_ms. Its handles are
  * closed with the loop's (finish walks them); free after uv_run returns. */
-sl_front *sl_front_create(sl_run *run, int interval_ms);
-/* The target for the next new connection: round-robin over the ready ones
- * (over all when none is ready). */
+sl_front *sl_front_create(sl_run *run, int interval_ms, int leastconn);
+/* The target for the next new connection among the ready ones (any when
+ * none is ready): round-robin, or the one with the fewest connections
+ * picked and not yet released. Each pick is released once, when that
+ * connection is gone. */
 int sl_front_pick(sl_front *f);
+void sl_front_release(sl_front *f, int target);
 int sl_front_ready_count(const sl_front *f);
 void sl_front_free(sl_front *f);
 
