@@ -68,6 +68,11 @@ typedef struct hub_cleanup {
     char room[PD_ID_MAX + 1];
 } hub_cleanup;
 
+/* One socket a drain still has to close. */
+typedef struct hub_drain_entry {
+    char sid[PD_SOCKET_ID_LEN + 1];
+} hub_drain_entry;
+
 struct pd_hub {
     pd_worker *w;
     pd_ptab *sessions;        /* pd_sess by sid */
@@ -80,6 +85,9 @@ struct pd_hub {
     uint64_t held_until;      /* a peer asked us to hold back until then (monotonic ms) */
     hub_cleanup *cleanups;    /* pending Redis cleanups */
     size_t ncleanups;
+    hub_drain_entry *drain;   /* SIGTERM: the sockets to close, in order (owned) */
+    size_t ndrain;            /* entries in drain */
+    size_t drain_next;        /* first entry not yet handled */
     int open_timers;          /* timers not yet closed (free-on-close) */
 };
 
@@ -512,8 +520,15 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
         pd_metric_add(w->m_dropped, "join_flood", 1);
         return;
     }
-    if (w->draining || !pd_redis_ready(w->redis)) {
-        join_server_error(s, w->draining ? "server shutting down" : "redis unavailable");
+    if (w->draining) {
+        /* A client that reached us just before the drain: "Server error"
+         * would make it wait 3 s to retry here, where it will be closed
+         * anyway; closed now, it reconnects to a worker that stays. */
+        pd_sess_close(s, 1001, "server shutting down");
+        return;
+    }
+    if (!pd_redis_ready(w->redis)) {
+        join_server_error(s, "redis unavailable");
         return;
     }
     join_ctx *c = calloc(1, sizeof(*c));
@@ -932,6 +947,80 @@ void pd_hub_close_all(pd_hub *h)
     }
 }
 
+/* ---- drain ------------------------------------------------------------------ */
+
+static int collect_sid(pd_slice key, void *value, void *data)
+{
+    (void)value;
+    pd_hub *h = data;
+    size_t n = key.len < PD_SOCKET_ID_LEN ? key.len : PD_SOCKET_ID_LEN;
+    memcpy(h->drain[h->ndrain].sid, key.base, n);
+    h->drain[h->ndrain].sid[n] = '\0';
+    h->ndrain++;
+    return 0;
+}
+
+size_t pd_hub_drain_begin(pd_hub *h)
+{
+    free(h->drain);
+    h->drain = NULL;
+    h->ndrain = h->drain_next = 0;
+    size_t n = pd_ptab_count(h->sessions);
+    if (!n)
+        return 0;
+    h->drain = calloc(n, sizeof(*h->drain));
+    if (!h->drain)
+        return 0; /* the caller's close_all at the deadline still closes them */
+    pd_ptab_foreach(h->sessions, collect_sid, h);
+    return h->ndrain;
+}
+
+typedef struct drain_ctx {
+    pd_hub *h;
+    char sid[PD_SOCKET_ID_LEN + 1];
+} drain_ctx;
+
+static void drain_close(pd_hub *h, const char *sid)
+{
+    pd_sess *s = pd_ptab_get(h->sessions, pd_slice_cstr(sid));
+    if (s)
+        pd_sess_close(s, 1001, "server shutting down");
+}
+
+/* The credit is in Redis (or Redis failed): only now is the client told to go,
+ * so its re-join on another worker cannot overtake the credit. */
+static void on_rejoin_granted(long v, void *data)
+{
+    (void)v;
+    drain_ctx *c = data;
+    drain_close(c->h, c->sid);
+    free(c);
+}
+
+void pd_hub_drain_step(pd_hub *h, size_t upto)
+{
+    if (upto > h->ndrain)
+        upto = h->ndrain;
+    while (h->drain_next < upto) {
+        const char *sid = h->drain[h->drain_next++].sid;
+        pd_sess *s = pd_ptab_get(h->sessions, pd_slice_cstr(sid));
+        if (!s)
+            continue; /* gone by itself */
+        hub_room *r = *pd_sess_room(s);
+        drain_ctx *c = r ? calloc(1, sizeof(*c)) : NULL;
+        if (c) {
+            char ip[INET6_ADDRSTRLEN];
+            c->h = h;
+            snprintf(c->sid, sizeof(c->sid), "%s", sid);
+            if (pd_room_grant_rejoin(h->w->redis, pd_slice_cstr(r->id), pd_sess_client_ip(s, ip),
+                                     on_rejoin_granted, c) == PD_OK)
+                continue;
+            free(c);
+        }
+        drain_close(h, sid);
+    }
+}
+
 static int free_room_visit(pd_slice key, void *value, void *data)
 {
     (void)key;
@@ -963,6 +1052,8 @@ void pd_hub_free(pd_hub *h)
     pd_ptab_free(h->rooms);
     pd_ptab_free(h->sessions);
     pd_map_free(h->ips);
+    free(h->drain);
+    h->drain = NULL;
     while (h->cleanups) {
         hub_cleanup *n = h->cleanups->next;
         free(h->cleanups);

@@ -35,6 +35,8 @@ static const char USAGE[] =
     "  PD_EVENT_BURST           burst allowance for that rate (200)\n"
     "  PD_MAX_ROOM_PEERS        sockets per room, 0 = unbounded (32)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
+    "  PD_DRAIN_NOTICE_MS       SIGTERM: not ready this long before closing sockets (1000)\n"
+    "  PD_DRAIN_SPREAD_MS       SIGTERM: then close sockets evenly over this (3000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
     "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
     "  PD_HTTP_MAX_CONNS_PER_IP  connections not (yet) upgraded per client address (32,\n"
@@ -51,6 +53,9 @@ static pd_worker *g_worker; /* for the signal handlers only */
 static uv_signal_t sig_term, sig_int;
 static uv_timer_t drain_timer;
 static uint64_t drain_deadline;
+static uint64_t drain_close_from; /* monotonic ms: first socket closes */
+static uint64_t drain_spread;     /* ms over which sockets close */
+static size_t drain_total;        /* sockets open at SIGTERM */
 static int retire_state; /* 0 not yet, 1 sent, 2 done */
 
 /* ---- configuration ------------------------------------------------------ */
@@ -99,6 +104,8 @@ static int load_config(pd_worker_config *c)
         env_long("PD_EVENT_BURST", 200, 1, 1000000, &c->event_burst) ||
         env_long("PD_MAX_ROOM_PEERS", 32, 0, 100000, &c->max_room_peers) ||
         env_long("PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &c->drain_timeout_ms) ||
+        env_long("PD_DRAIN_NOTICE_MS", 1000, 0, 600000, &c->drain_notice_ms) ||
+        env_long("PD_DRAIN_SPREAD_MS", 3000, 0, 600000, &c->drain_spread_ms) ||
         env_long("REDIS_PORT", 6379, 1, 65535, &c->redis_port))
         return PD_ERR;
     const char *id = pd_env_str("PD_WORKER_ID", NULL);
@@ -300,9 +307,19 @@ static void on_drain_tick(uv_timer_t *t)
     int sockets_gone = pd_hub_session_count(w->hub) == 0 && w->dirty == NULL;
     int redis_idle = !pd_redis_ready(w->redis) ||
                      (pd_redis_pending(w->redis) == 0 && pd_hub_pending_cleanups(w->hub) == 0);
+    if (now >= drain_close_from && drain_total) {
+        /* Evenly over the spread: the clients' reconnections do not all
+         * arrive at once, and the later ones find the workers started since. */
+        uint64_t el = now - drain_close_from;
+        size_t upto = drain_total;
+        if (el < drain_spread)
+            upto = (size_t)((drain_total * el + drain_spread - 1) / drain_spread);
+        pd_hub_drain_step(w->hub, upto);
+    }
     if (now >= drain_deadline) {
         pd_log(PD_LOG_WARN, "drain timeout", "{s:I, s:I}", "sockets", (json_int_t)pd_hub_session_count(w->hub),
                "pending_redis", (json_int_t)pd_redis_pending(w->redis));
+        pd_hub_close_all(w->hub); /* any still waiting for their credit: 1001 now */
         shutdown_now(w);
         return;
     }
@@ -329,8 +346,24 @@ static void on_signal(uv_signal_t *h, int signum)
     pd_log(PD_LOG_INFO, "draining", "{s:i, s:I}", "signal", signum, "sockets",
            (json_int_t)pd_hub_session_count(w->hub));
     pd_http_server_stop_accepting(w->http);
-    pd_hub_close_all(w->hub);
-    drain_deadline = pd_mono_ms() + (uint64_t)w->cfg.drain_timeout_ms;
+    /* /readyz answers 503 from now on; the sockets stay open for the notice
+     * so a balancer polling readiness stops sending clients here before the
+     * first one is told to move, then they close evenly over the spread.
+     * Both together take at most half the drain limit (scaled down if
+     * configured longer), leaving the rest for Redis cleanup. */
+    uint64_t now = pd_mono_ms();
+    uint64_t notice = (uint64_t)w->cfg.drain_notice_ms, spread = (uint64_t)w->cfg.drain_spread_ms;
+    uint64_t budget = (uint64_t)w->cfg.drain_timeout_ms / 2;
+    if (notice + spread > budget) {
+        notice = notice * budget / (notice + spread);
+        spread = budget - notice;
+    }
+    drain_total = pd_hub_drain_begin(w->hub);
+    if (!drain_total)
+        pd_hub_close_all(w->hub); /* none open, or no memory for the list */
+    drain_close_from = now + notice;
+    drain_spread = spread;
+    drain_deadline = now + (uint64_t)w->cfg.drain_timeout_ms;
     uv_timer_start(&drain_timer, on_drain_tick, 20, 20);
 }
 
