@@ -301,6 +301,13 @@ describe("hostile input: what a peer can make us hold", { timeout: 300000 }, () 
         assert.ok(r.ended);
       });
     }
+    it("Transfer-Encoding in two lines (identity, then chunked) → 400", async () => {
+      // A proxy that reads only the first line sees a request without a
+      // body and would take the chunked bytes for its next request.
+      const r = await rawHttp(c.roomApi.port, folded(" identity\r\nTransfer-Encoding: chunked"));
+      assert.equal(r.status, 400, r.text);
+      assert.ok(r.ended);
+    });
     it("… also when the fold arrives in a later packet, and on the workers", async () => {
       const r = await rawHttp(c.roomApi.port, ["POST /api/check_room HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n",
         " chunked\r\n\r\n0\r\n\r\n"], { gapMs: 100 });
