@@ -672,6 +672,13 @@ static const char *const smuggling[] = {
     "GET /hello HTTP/1.1\r\nHost: x\r\nX-A:\r\n \r\n\r\n",
     /* chunked not the final coding */
     "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    /* Transfer-Encoding in two header lines (a proxy that reads the first
+     * one sees no body), and codings we do not implement before chunked */
+    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "0\r\n\r\n",
+    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "0\r\n\r\n",
+    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     /* not HTTP at all */
     "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 junk\r\n\r\n",
     /* duplicate Content-Length with different values */

@@ -740,10 +740,33 @@ static int slice_has_token_ci(const char *v, size_t n, const char *tok)
     return pd_slice_ieq(trim_ows(v, n), tok);
 }
 
+/* 1 unless Transfer-Encoding is exactly one header line saying "chunked".
+ * llhttp joins repeated lines into one list and only wants chunked last;
+ * a proxy that reads just the first line ("identity") sees no body and
+ * takes ours for its next request, and a coding we do not decode (gzip)
+ * before chunked is no body we could read: both are refused. */
+static int te_unsupported(const pd_http_conn *c)
+{
+    size_t n = 0;
+    int chunked = 0;
+    for (size_t i = 0; i < c->nhdr; i++) {
+        const pd_http_hdr_off *h = &c->hdr[i];
+        if (!pd_slice_ieq(pd_slice_make(c->arena + h->name_off, h->name_len), "transfer-encoding"))
+            continue;
+        n++;
+        chunked = slice_has_token_ci(c->arena + h->value_off, h->value_len, "chunked");
+    }
+    return n > 1 || (n == 1 && !chunked);
+}
+
 static int cb_headers_complete(llhttp_t *p)
 {
     pd_http_conn *c = p->data;
     c->headers_done = 1;
+    if ((p->flags & F_TRANSFER_ENCODING) && te_unsupported(c)) {
+        c->err_status = 400;
+        return -1;
+    }
     int has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
     if (p->content_length > c->limits.max_body_bytes && !(p->flags & F_CHUNKED)) {
         c->err_status = 413; /* refuse before receiving it */
