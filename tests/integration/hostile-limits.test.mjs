@@ -133,6 +133,7 @@ describe("hostile input: what a peer can make us hold", { timeout: 300000 }, () 
         PD_API_BURST: "3",
         PD_ICE_RATE: "1",
         PD_ICE_BURST: "3",
+        PD_API_MAX_INFLIGHT: "4",
       },
     });
     api = c.roomApi.url;
@@ -395,6 +396,42 @@ describe("hostile input: what a peer can make us hold", { timeout: 300000 }, () 
       const r = await httpGet(`${api}/health`, { headers: { Origin: "https://evil.example" } });
       assert.equal(r.headers["access-control-allow-origin"], "*");
       assert.equal(r.headers["access-control-allow-credentials"], undefined);
+    });
+
+    it("/health/detailed (a Redis script each) is rate-limited per address", async () => {
+      const codes = [];
+      for (let i = 0; i < 130; i++) codes.push((await request(api, "GET", "/health/detailed", from("198.51.100.44"))).status);
+      assert.ok(codes.includes(429), "a flood is limited");
+      assert.equal(codes[0], 200);
+      assert.equal((await request(api, "GET", "/health/detailed", from("198.51.100.45"))).status, 200);
+    });
+  });
+
+  describe("7. requests waiting for Redis are bounded for everyone together", () => {
+    it("with Redis stalled, requests beyond PD_API_MAX_INFLIGHT are 503 at once; the others are answered once it is back", async () => {
+      c.pauseRedis();
+      let pending;
+      try {
+        // Each from its own address, so no per-address limit is what stops them.
+        let refused = 0;
+        pending = Array.from({ length: 12 }, (_, i) =>
+          postJson(api, "/api/check_room", { roomId: uniqueRoomId() }, { headers: { "X-Forwarded-For": `198.51.100.${100 + i}` }, timeout: 30000 })
+            .then((r) => {
+              if (r.status === 503) refused++;
+              return r;
+            }));
+        // Eight are refused while Redis is still stalled: they never waited.
+        await eventually("requests beyond the cap refused", () => refused >= 8, { timeout: 20000 });
+      } finally {
+        c.resumeRedis();
+      }
+      const results = await Promise.all(pending);
+      const unavailable = results.filter((r) => r.status === 503).length;
+      const answered = results.filter((r) => r.status === 200).length;
+      // PD_API_MAX_INFLIGHT=4: four waited (answered once Redis returned, or
+      // 503 if the link dropped meanwhile); the rest never waited.
+      assert.ok(unavailable >= 8, `503 answers: ${unavailable}`);
+      assert.equal(unavailable + answered, 12);
     });
   });
 });

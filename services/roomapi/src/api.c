@@ -30,6 +30,7 @@ struct pd_api {
     pd_ratelimit *room_limit; /* per-address buckets, room routes */
     pd_ratelimit *log_limit;  /* per-address buckets, track and log routes */
     pd_ratelimit *ice_limit;  /* per-address buckets, TURN credentials */
+    pd_ratelimit *detailed_limit; /* per-address buckets, /health/detailed (a Redis script each) */
     size_t inflight;         /* requests waiting for Redis */
     uint64_t started_ms;     /* monotonic start */
 };
@@ -211,8 +212,14 @@ static void respond_unavailable(pd_api *api, pd_http_conn *conn, const char *cor
     respond_json(api, conn, cors, 503, json_pack("{s:s}", "error", "Service temporarily unavailable"));
 }
 
+/* A request that waits for Redis holds memory (and its connection) until
+ * Redis answers, even once its client has gone: while Redis is slow, the
+ * number waiting is bounded for everyone together, and beyond it the answer
+ * is 503 at once. */
 static api_req *req_new(pd_api *api, pd_http_conn *conn, const char *cors)
 {
+    if (api->inflight >= api->cfg.max_inflight)
+        return NULL;
     api_req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
@@ -600,7 +607,7 @@ static void route_logs_debug(pd_api *api, pd_http_conn *conn, const pd_http_requ
 /* ---- dispatch -------------------------------------------------------------- */
 
 /* Which per-address bucket a route draws from before its handler runs. */
-typedef enum route_limit { LIMIT_NONE = 0, LIMIT_ROOM, LIMIT_LOG, LIMIT_ICE } route_limit;
+typedef enum route_limit { LIMIT_NONE = 0, LIMIT_ROOM, LIMIT_LOG, LIMIT_ICE, LIMIT_DETAILED } route_limit;
 
 /* One row per route, indexed by pd_api_route: the metric label, the rate
  * limit and the handler, so adding a route is one line here (plus its path
@@ -622,7 +629,7 @@ static const route_info ROUTE_INFO[] = {
     [PD_ROUTE_SET_TRACK] = {"set_track", LIMIT_LOG, route_set_track},
     [PD_ROUTE_LOGS_DEBUG] = {"logs_debug", LIMIT_LOG, route_logs_debug},
     [PD_ROUTE_HEALTH] = {"health", LIMIT_NONE, route_health},
-    [PD_ROUTE_HEALTH_DETAILED] = {"health_detailed", LIMIT_NONE, route_health_detailed},
+    [PD_ROUTE_HEALTH_DETAILED] = {"health_detailed", LIMIT_DETAILED, route_health_detailed},
     [PD_ROUTE_ICE_SERVERS] = {"ice_servers", LIMIT_ICE, route_ice_servers},
     [PD_ROUTE_METRICS] = {"metrics", LIMIT_NONE, route_metrics},
 };
@@ -638,7 +645,8 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
     pd_metric_add(api->m_requests, ri->metric, 1);
 
     pd_ratelimit *const limits[] = {[LIMIT_NONE] = NULL, [LIMIT_ROOM] = api->room_limit,
-                                    [LIMIT_LOG] = api->log_limit, [LIMIT_ICE] = api->ice_limit};
+                                    [LIMIT_LOG] = api->log_limit, [LIMIT_ICE] = api->ice_limit,
+                                    [LIMIT_DETAILED] = api->detailed_limit};
     pd_ratelimit *limit = limits[ri->limit];
     if (limit) {
         char ip[INET6_ADDRSTRLEN];
@@ -683,7 +691,12 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
      * them faster than that is no browser's doing. */
     api->ice_limit = pd_ratelimit_create(cfg->ice_rate > 0 ? cfg->ice_rate : 1,
                                          cfg->ice_burst > 0 ? cfg->ice_burst : 10, 100000);
-    if (!api->room_limit || !api->log_limit || !api->ice_limit) {
+    /* /health/detailed runs a Lua script over every worker's count: enough
+     * for probes and dashboards, not a way to keep Redis busy. */
+    api->detailed_limit = pd_ratelimit_create(10, 100, 100000);
+    if (!api->cfg.max_inflight)
+        api->cfg.max_inflight = 4096;
+    if (!api->room_limit || !api->log_limit || !api->ice_limit || !api->detailed_limit) {
         pd_api_free(api);
         return NULL;
     }
@@ -697,6 +710,7 @@ void pd_api_free(pd_api *api)
     pd_ratelimit_free(api->room_limit);
     pd_ratelimit_free(api->log_limit);
     pd_ratelimit_free(api->ice_limit);
+    pd_ratelimit_free(api->detailed_limit);
     free(api);
 }
 

@@ -61,6 +61,7 @@ typedef struct pd_api_config {
     double room_rate, room_burst; /* per-address limit on the room routes */
     double log_rate, log_burst;   /* per-address limit on set_track and logs_debug */
     double ice_rate, ice_burst;   /* per-address limit on ice_servers */
+    size_t max_inflight;          /* requests waiting for Redis, all together; 0 = 4096 */
 } pd_api_config;
 
 typedef struct pd_api pd_api;

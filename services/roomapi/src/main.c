@@ -25,6 +25,7 @@ static const char USAGE[] =
     "  PD_API_RATE, PD_API_BURST   per-address limit on room routes (20/s, 100)\n"
     "  PD_LOG_RATE, PD_LOG_BURST   per-address limit on set_track and logs_debug (2/s, 20)\n"
     "  PD_ICE_RATE, PD_ICE_BURST   per-address limit on ice_servers (1/s, 10)\n"
+    "  PD_API_MAX_INFLIGHT      requests waiting for Redis, all together; beyond: 503 (4096)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
     "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
 
     long port, backend_port, redis_port, body_max, turn_port, turns_port, turn_ttl;
     long room_rate, room_burst, log_rate, log_burst, ice_rate, ice_burst, req_timeout, idle_timeout;
-    long http_per_ip, conn_age;
+    long http_per_ip, conn_age, max_inflight;
     static roomapi app;
     roomapi *a = &app;
     /* PD_API_PORT wins; PrivyDrop's BACKEND_PORT is honoured for drop-in use. */
@@ -145,6 +146,7 @@ int main(int argc, char **argv)
         env_long("PD_LOG_BURST", 20, 1, 1000000, &log_burst) ||
         env_long("PD_ICE_RATE", 1, 1, 1000000, &ice_rate) ||
         env_long("PD_ICE_BURST", 10, 1, 1000000, &ice_burst) ||
+        env_long("PD_API_MAX_INFLIGHT", 4096, 1, 10000000, &max_inflight) ||
         env_long("PD_HTTP_MAX_CONNS_PER_IP", 32, 1, 1000000, &http_per_ip) ||
         env_long("PD_HTTP_MAX_CONN_AGE_MS", 60000, 1000, 86400000, &conn_age) ||
         env_long("PD_HTTP_REQUEST_TIMEOUT_MS", 10000, 100, 600000, &req_timeout) ||
@@ -185,7 +187,7 @@ int main(int argc, char **argv)
     a->redis = pd_redis_create(a->loop, &ro, on_redis_state, NULL, a);
     pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048,
                         trusted, (double)room_rate, (double)room_burst, (double)log_rate, (double)log_burst,
-                        (double)ice_rate, (double)ice_burst};
+                        (double)ice_rate, (double)ice_burst, (size_t)max_inflight};
     a->api = pd_api_create(&ac, a->redis, a->turn, a->metrics);
     if (!a->metrics || !a->redis || !a->api) {
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
