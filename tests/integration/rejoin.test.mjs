@@ -105,7 +105,7 @@ describe("re-join after a drain", { timeout: 120000 }, () => {
   it("a draining worker is out of rotation before it tells its clients to go, and serves them until then", async () => {
     // A long notice, so that what is checked during it cannot race its end.
     const w = await c.startWorker(3, await freePort(), {
-      PD_DRAIN_NOTICE_MS: "8000", PD_DRAIN_SPREAD_MS: "0", PD_DRAIN_TIMEOUT_MS: "30000",
+      PD_DRAIN_NOTICE_MS: "12000", PD_DRAIN_SPREAD_MS: "0", PD_DRAIN_TIMEOUT_MS: "30000",
     });
     const room = await createRoom(c.roomApi.url);
     const ip = uniqueIp();
