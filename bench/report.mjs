@@ -98,6 +98,31 @@ row('churn (connect, join, offer, leave)', 'cycles per worker CPU-second', 'high
 row('churn (connect, join, offer, leave)', 'p50 cycle time', 'lower', 'µs', (s) => get(`${s}-churn`).latency.p50_us);
 
 const rb = get('redis-publish');
+const roll = get('ours-rolling');
+
+// The rolling restart has no Node column (the reference cannot drain), so
+// it is its own small table: round-robin front with maxSurge 0, and (full
+// runs) least-connections front with maxSurge 1.
+const rollSurge = get('ours-rolling-surge');
+function rollingTable(runs) {
+  const ms = (us) => (us / 1000).toFixed(0);
+  const cols = runs.map((j) => j.rolling);
+  const line = (label, fn, target = '') => `| ${label} | ${cols.map(fn).join(' | ')} | ${target} |`;
+  return [
+    `| rolling restart of three workers | ${runs.map((j) => (j.rolling.front === 'leastconn' ? 'least connections, maxSurge 1' : 'round-robin, maxSurge 0')).join(' | ')} | target |`,
+    `|---|${runs.map(() => '---:|').join('')}---|`,
+    line('rooms of two peers', (r) => `${r.rooms}`, '≥ 1 000'),
+    line('rooms whose peers met again', (r) => `${r.rooms_met_again} / ${r.rooms_disrupted} (${r.met_again_pct.toFixed(1)} %)`, '100 %'),
+    line('re-join p50 / p99 / max (ms)', (r) => `${ms(r.rejoin.p50_us)} / ${ms(r.rejoin.p99_us)} / ${ms(r.rejoin.max_us)}`, 'p99 < 3 000'),
+    line('met again p50 / p99 / max (ms)', (r) => `${ms(r.remeet.p50_us)} / ${ms(r.remeet.p99_us)} / ${ms(r.remeet.max_us)}`),
+    line('signals sent / received', (r) => `${r.signals_sent} / ${r.signals_received}`),
+    line('signals lost in reconnect windows / outside', (r) => `${r.lost_in_window} / ${r.lost_outside}`, '0 outside'),
+    line('moves (at most per peer)', (r) => `${r.moves} (${r.max_moves_per_peer})`),
+    line('joins answered "Rate limit exceeded"', (r) => `${r.rate_limited}`, '0'),
+    line('refused connects (worker gone or not ready yet)', (r) => `${r.connects_refused}`),
+    line('seconds after the rollout until every room met', (r) => r.settle_s.toFixed(2)),
+  ].join('\n');
+}
 
 // ---- table ------------------------------------------------------------------
 const fmt = (x) => (x === null ? '—' : x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
@@ -114,9 +139,11 @@ if (rb) lines.push(`| Redis alone | redis-benchmark PUBLISH -P 16, 1 subscriber 
 const table = lines.join('\n');
 console.log('\n' + table + '\n');
 console.log('"ours better by": ours ÷ Node where higher is better, Node ÷ ours where lower is better.');
+const rollTable = roll ? rollingTable([roll, rollSurge].filter(Boolean)) : null;
+if (rollTable) console.log('\n' + rollTable + '\n');
 
 // ---- summary + plots ------------------------------------------------------------
-writeFileSync(join(dir, 'summary.json'), JSON.stringify({ rows, redis_publish: rb || null, table }, null, 2) + '\n');
+writeFileSync(join(dir, 'summary.json'), JSON.stringify({ rows, redis_publish: rb || null, table, rolling: roll ? roll.rolling : null, rolling_table: rollTable }, null, 2) + '\n');
 
 const plots = [];
 for (const scen of ['relay1', 'relayx']) {
@@ -194,7 +221,18 @@ if (quick) {
   if (missing.length) failures.push(`missing figures: ${missing.map((r) => `${r.group}: ${r.figure}`).join('; ')}`);
   if (gp.status === 0 && plotted < wantPlots) failures.push('a plot was not drawn');
   if (rb && !(rb.rps > 0)) failures.push('redis-benchmark produced no figure');
-  const total = rows.length + 2;
+  // The rolling restart's mechanism (never its timings): every room was
+  // disrupted and met again, and no signal was lost outside a reconnect
+  // window. sigload exits non-zero on the same, this restates it.
+  if (!roll) failures.push('no rolling restart result');
+  for (const j of [roll, rollSurge].filter(Boolean)) {
+    const r = j.rolling;
+    if (!(r.rooms > 0 && r.rooms_disrupted === r.rooms && r.rooms_met_again === r.rooms && r.rooms_met_at_end === r.rooms))
+      failures.push(`rolling: ${r.rooms_met_again}/${r.rooms_disrupted} disrupted rooms met again, ${r.rooms_met_at_end}/${r.rooms} at the end`);
+    if (r.lost_outside !== 0) failures.push(`rolling: ${r.lost_outside} signals lost outside reconnect windows`);
+    if (!(r.signals_received > 0 && r.rejoin.count > 0)) failures.push('rolling: no signals or no re-joins measured');
+  }
+  const total = rows.length + 3;
   const failed = failures.length;
   console.log(failures.join('\n'));
   console.log(`bench-quick: ${total - failed} passed, ${failed} failed`);

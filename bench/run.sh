@@ -7,7 +7,14 @@
 #
 #   bench/run.sh            full run (several minutes)
 #   bench/run.sh --quick    a few seconds per scenario: proves the machinery
-#   options: --stacks ours,ref   --scenarios relay1,relayx,api,churn,redis,idle
+#   options: --stacks ours,ref   --scenarios relay1,relayx,api,churn,redis,rolling,idle
+#
+# rolling (ours only: the Node reference has no drain or readiness to roll
+# on): three workers with the join limit on, rooms of two behind
+# privydrop-sigload's front, every worker restarted in turn as a Deployment
+# rollout does: round-robin front, maxSurge 0 (SIGTERM, wait for its exit,
+# start it again, wait for /readyz); then (full run only) least-connections
+# front, maxSurge 1 (replacement first, then SIGTERM the old one).
 #
 # On a 2-core machine the servers (and Redis) are pinned to CPU 1 and the
 # load generators to CPU 0, so "per server CPU-second" figures are read from
@@ -25,13 +32,13 @@ stacks=ours,ref
 # idle runs last: tearing down 160 000 sockets keeps the kernel busy (and
 # their TIME_WAIT expiry a minute later), which would show in whatever
 # latency is measured next.
-scenarios=relay1,relayx,api,churn,redis,idle
+scenarios=relay1,relayx,api,churn,redis,rolling,idle
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --stacks) stacks=$2; shift ;;
     --scenarios) scenarios=$2; shift ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,24p "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -51,10 +58,15 @@ fi
 if [ $quick = 1 ]; then
   DUR=2; WARM=0.5; ROOMS=10; WINDOW=4; FRACTIONS="0.5"; IDLE_LEVELS="400"; IDLE_PROCS=1
   IDLE_HOLD=4; API_CONNS=8; CHURN_PAIRS=4; RB_N=50000; OUT=${PD_BENCH_OUT:-$(mktemp -d)}
+  # The quick pass asserts only that every room meets again: its settle
+  # time is a hang guard (the run ends as soon as all have met), so a busy
+  # machine cannot turn a slow reconnection into a failure.
+  ROLL_ROOMS=30; ROLL_SETTLE=60
 else
   DUR=10; WARM=2; ROOMS=100; WINDOW=8; FRACTIONS="0.1 0.25 0.5 0.75 0.9"
   IDLE_LEVELS="${PD_BENCH_IDLE_LEVELS:-2000 10000 40000 80000}"; IDLE_PROCS=8
   IDLE_HOLD=30; API_CONNS=64; CHURN_PAIRS=50; RB_N=2000000
+  ROLL_ROOMS=${PD_BENCH_ROLL_ROOMS:-1000}; ROLL_SETTLE=15
 fi
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.dat
@@ -113,6 +125,16 @@ for i in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sl
 
 # ---- stacks ---------------------------------------------------------------------
 WPIDS=(); WPORTS=(); API_PID=; API_PORT=
+# One of our workers as number i (1-based) on port, with extra VAR=value
+# settings; its pid and port go to WPIDS[i-1] and WPORTS[i-1].
+start_ours_worker() { # i port worker-id env...
+  local i=$1 port=$2 id=$3
+  shift 3
+  env PD_SIGNAL_PORT="$port" PD_LISTEN_ADDR=127.0.0.1 PD_WORKER_ID="$id" REDIS_PORT="$RPORT" \
+    PD_LOG_LEVEL=warn PD_MAX_CONNECTIONS=19800 PD_MAX_CONNS_PER_IP=1000000 "$@" \
+    "${SRV[@]}" "$BIN/privydrop-signal" >>"$LOGS/ours-w$i.log" 2>&1 &
+  WPIDS[$((i - 1))]=$!; WPORTS[$((i - 1))]=$port; PIDS+=($!)
+}
 start_stack() { # stack nworkers
   local stack=$1 n=$2 i port
   WPIDS=(); WPORTS=()
@@ -120,10 +142,9 @@ start_stack() { # stack nworkers
   for i in $(seq 1 "$n"); do
     port=$(pick_port $((27000 + 10 * i)))
     if [ "$stack" = ours ]; then
-      env PD_SIGNAL_PORT="$port" PD_LISTEN_ADDR=127.0.0.1 PD_WORKER_ID="bench-w$i" REDIS_PORT="$RPORT" \
-        DISABLE_JOIN_RATE_LIMIT=1 PD_LOG_LEVEL=warn PD_MAX_CONNECTIONS=19800 PD_MAX_CONNS_PER_IP=1000000 \
-        PD_EVENT_RATE=1000000 PD_EVENT_BURST=1000000 PD_MAX_ROOM_PEERS=0 \
-        "${SRV[@]}" "$BIN/privydrop-signal" >"$LOGS/$stack-w$i.log" 2>&1 &
+      start_ours_worker "$i" "$port" "bench-w$i" DISABLE_JOIN_RATE_LIMIT=1 PD_EVENT_RATE=1000000 \
+        PD_EVENT_BURST=1000000 PD_MAX_ROOM_PEERS=0
+      continue
     else
       env ROLE=signal PORT="$port" PD_LISTEN_ADDR=127.0.0.1 REDIS_PORT="$RPORT" DISABLE_JOIN_RATE_LIMIT=1 \
         "${SRV[@]}" node "$REF/server.js" >"$LOGS/$stack-w$i.log" 2>&1 &
@@ -262,6 +283,83 @@ churn_scenario() { # stack
   stop_stack
 }
 
+wait_ready() { # url: until it answers 200 (a worker's /readyz)
+  local i
+  for i in $(seq 1 300); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1")" = 200 ] && return 0
+    sleep 0.1
+  done
+  echo "bench: $1 never became ready" >&2
+  return 1
+}
+
+rolling_scenario() { # stack front(rr|leastconn) surge(0|1) json-name
+  local stack=$1 front=$2 surge=$3 i k ready gen_pid old_pid old_port spare status=0 json=$OUT/$1-$4.json
+  if [ "$stack" != ours ]; then
+    echo "== $stack $4: skipped (the Node reference has no drain or readiness endpoint)"
+    return
+  fi
+  # Three workers with every protective limit at its default (the join
+  # limit on); --xff gives each peer its own client address, kept across
+  # its reconnections, so the limit sees what it would see in production.
+  start_stack ours 0
+  for i in 1 2 3; do
+    start_ours_worker "$i" "$(pick_port $((27000 + 10 * i)))" "bench-w$i-g0"
+  done
+  for i in 0 1 2; do wait_ready "http://127.0.0.1:${WPORTS[$i]}/readyz"; done
+  # A surge rollout starts each replacement before stopping the old worker,
+  # so the front also watches one more port, where the first replacement
+  # starts (each later one takes the port its predecessor freed).
+  spare=
+  [ "$surge" = 1 ] && spare=$(pick_port 27100)
+  ready=$LOGS/$4.ready
+  rm -f "$ready"
+  echo "== $stack $4: $ROLL_ROOMS rooms over three workers, front $front, maxSurge $surge"
+  "${GEN[@]}" "$SIGLOAD" rolling --target "$(targets)${spare:+,127.0.0.1:$spare}" --api "127.0.0.1:$API_PORT" \
+    --rooms "$ROLL_ROOMS" --xff --front "$front" --ready-file "$ready" --settle "$ROLL_SETTLE" --duration 600 \
+    --json "$json" --label "$stack $4" >"$LOGS/$4.out" 2>"$LOGS/$4.log" &
+  gen_pid=$!; PIDS+=("$gen_pid")
+  for k in $(seq 1 1200); do
+    [ -s "$ready" ] && break
+    kill -0 "$gen_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ ! -s "$ready" ]; then
+    echo "bench: $4: the rooms never all met" >&2
+    cat "$LOGS/$4.log" >&2
+    kill -INT "$gen_pid" 2>/dev/null || true; wait "$gen_pid" 2>/dev/null || true
+    stop_stack
+    return 1
+  fi
+  # The rollout, one worker at a time as a Deployment does. maxSurge 0
+  # (maxUnavailable 1): SIGTERM, wait for the drain to end (exit), start
+  # the replacement on the same port, wait until it is ready, next.
+  # maxSurge 1 (maxUnavailable 0): start the replacement, wait until it is
+  # ready, then SIGTERM the old one and wait for its exit, next.
+  for i in 0 1 2; do
+    old_pid=${WPIDS[$i]}; old_port=${WPORTS[$i]}
+    if [ "$surge" = 1 ]; then
+      echo "   worker $((i + 1)): start the replacement, wait ready, SIGTERM the old one, drain"
+      start_ours_worker "$((i + 1))" "$spare" "bench-w$((i + 1))-g1"
+      wait_ready "http://127.0.0.1:$spare/readyz"
+      kill -TERM "$old_pid"
+      wait "$old_pid" || { echo "bench: worker $((i + 1)) exited non-zero while draining" >&2; status=1; }
+      spare=$old_port
+    else
+      echo "   worker $((i + 1)): SIGTERM, drain, start again"
+      kill -TERM "$old_pid"
+      wait "$old_pid" || { echo "bench: worker $((i + 1)) exited non-zero while draining" >&2; status=1; }
+      start_ours_worker "$((i + 1))" "$old_port" "bench-w$((i + 1))-g1"
+      wait_ready "http://127.0.0.1:$old_port/readyz"
+    fi
+  done
+  kill -USR1 "$gen_pid"
+  wait "$gen_pid" || status=1
+  cat "$LOGS/$4.out"
+  stop_stack
+  return $status
+}
+
 redis_scenario() {
   # PUBLISH of an envelope-sized payload, pipelined (-P 16) like the
   # workers' own publishes, with one subscriber on the channel (each of our
@@ -293,6 +391,11 @@ for sc in "${SCEN[@]}"; do
       idle) idle_scenario "$st" ;;
       api) api_scenario "$st" ;;
       churn) churn_scenario "$st" ;;
+      rolling)
+        rolling_scenario "$st" rr 0 rolling
+        # What a balancer and a rollout can do better (not in the quick pass).
+        [ $quick = 1 ] || rolling_scenario "$st" leastconn 1 rolling-surge
+        ;;
       *) echo "bench: unknown scenario $sc" >&2; exit 2 ;;
     esac
   done

@@ -14,9 +14,10 @@ $(WEB_DIR)/dist/index.html: $(WEB_SRCS)
 	@test -d $(WEB_DIR)/node_modules || { echo "web: npm packages missing; run 'make deps'" >&2; exit 1; }
 	cd $(WEB_DIR) && npm run --silent build
 
-# Unit tests of the data-channel protocol codecs (node:test).
+# Unit tests in Node (node:test): protocol codecs, the sender's flow control, the
+# receiver's in-order intake and resume offsets. test/load.mjs only loads sources for them.
 test-web: web
-	cd $(WEB_DIR) && node --test test/
+	cd $(WEB_DIR) && node --test test/*.test.mjs
 
 # Two browsers (Debian chromium) against a real local cluster: redis-server,
 # two signal workers, the room API and nginx serving the built client.

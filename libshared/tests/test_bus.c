@@ -1,5 +1,6 @@
-/* test_bus.c — the pub/sub envelope codec (DESIGN §5): round trips for every
- * kind, the "-" target, and everything a malformed envelope can get wrong. */
+/* test_bus.c — the pub/sub envelope codec (docs/architecture.md §Bus): round
+ * trips for every kind, the "-" target, and everything a malformed envelope
+ * can get wrong. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

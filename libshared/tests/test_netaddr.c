@@ -224,11 +224,12 @@ static void xff_from_trusted_peer(void **state)
     /* Spaces and tabs around entries, none around commas. */
     assert_string_equal(client(l, "10.0.0.1", "  198.51.100.7\t,\t10.1.1.1  "), "198.51.100.7");
     assert_string_equal(client(l, "10.0.0.1", "6.6.6.6,198.51.100.7,10.1.1.1"), "198.51.100.7");
-    /* IPv6 clients and peers. */
-    assert_string_equal(client(l, "fd00::1", "2001:db8::1"), "2001:db8::1");
+    /* IPv6 clients and peers; an IPv6 client counts as its /64. */
+    assert_string_equal(client(l, "fd00::1", "2001:db8::1"), "2001:db8::");
     assert_string_equal(client(l, "::ffff:10.0.0.1", "198.51.100.7"), "198.51.100.7");
     /* Canonical text, mapped addresses as IPv4. */
-    assert_string_equal(client(l, "10.0.0.1", "2001:DB8:0:0::1"), "2001:db8::1");
+    assert_string_equal(client(l, "10.0.0.1", "2001:DB8:0:0::1"), "2001:db8::");
+    assert_string_equal(client(l, "10.0.0.1", "2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
     assert_string_equal(client(l, "10.0.0.1", "::ffff:198.51.100.7"), "198.51.100.7");
     pd_cidr_list_free(l);
 }
@@ -288,6 +289,32 @@ static void xff_huge_header(void **state)
     pd_cidr_list_free(l);
 }
 
+static void ipv6_hosts_count_as_their_64(void **state)
+{
+    (void)state;
+    char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+    /* Two interface ids of one /64: one key. */
+    pd_addr_key("2001:db8:5:6:1111:2222:3333:4444", a);
+    pd_addr_key("2001:db8:5:6::9", b);
+    assert_string_equal(a, "2001:db8:5:6::");
+    assert_string_equal(a, b);
+    /* The neighbouring /64: another key. */
+    pd_addr_key("2001:db8:5:7::9", b);
+    assert_string_not_equal(a, b);
+    /* IPv4, plain or mapped, stays a single host. */
+    pd_addr_key("198.51.100.7", a);
+    assert_string_equal(a, "198.51.100.7");
+    pd_addr_key("::ffff:198.51.100.7", a);
+    assert_string_equal(a, "198.51.100.7");
+    /* An untrusted IPv6 peer is keyed the same way. */
+    assert_string_equal(client(NULL, "2001:db8:5:6::abcd", NULL), "2001:db8:5:6::");
+    /* Not an address: kept, bounded. */
+    pd_addr_key("", a);
+    assert_string_equal(a, "");
+    pd_addr_key(NULL, a);
+    assert_string_equal(a, "");
+}
+
 static void peer_text_is_bounded(void **state)
 {
     (void)state;
@@ -315,6 +342,7 @@ int main(void)
         cmocka_unit_test(xff_all_trusted),
         cmocka_unit_test(xff_invalid_entries_stop_the_walk),
         cmocka_unit_test(xff_huge_header),
+        cmocka_unit_test(ipv6_hosts_count_as_their_64),
         cmocka_unit_test(peer_text_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

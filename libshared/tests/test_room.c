@@ -293,6 +293,31 @@ static void third_new_join_from_one_address_is_rate_limited(void **state)
     assert_int_equal(join(f, "r6", "rl", "192.0.2.2", 1), PD_JOIN_RATE_LIMITED);
 }
 
+/* A re-join credit pays for one join of its own room from its own address
+ * (not counted by the limit); it never pays for another room or address. */
+static void rejoin_credit_pays_one_join_of_its_room_only(void **state)
+{
+    room_fx *f = *state;
+    create(f, "cr");
+    create(f, "cr2");
+    assert_int_equal(join(f, "c1", "cr", "192.0.2.50", 1), PD_JOIN_OK);
+    assert_int_equal(join(f, "c2", "cr", "192.0.2.50", 1), PD_JOIN_OK);
+    long_wait g = {0};
+    assert_int_equal(pd_room_grant_rejoin(f->r, pd_slice_cstr("cr"), "192.0.2.50", on_long_done, &g), PD_OK);
+    assert_int_equal(wait_long(f, &g), 1);
+    assert_between(rfx_int(f->c, "TTL pd:rejoin:cr:192.0.2.50"), 1, PD_REJOIN_GRACE_S);
+    /* Another room or another address: no credit, the limit decides. */
+    assert_int_equal(join(f, "c3", "cr2", "192.0.2.50", 1), PD_JOIN_RATE_LIMITED);
+    assert_int_equal(rfx_int(f->c, "EXISTS pd:rejoin:cr:192.0.2.50"), 1);
+    assert_int_equal(rfx_int(f->c, "EXISTS pd:rejoin:cr:192.0.2.51"), 0);
+    /* Its room from its address: paid by the credit, which is then gone. */
+    long counted = rfx_int(f->c, "ZCARD ratelimit:join:192.0.2.50");
+    assert_int_equal(join(f, "c4", "cr", "192.0.2.50", 1), PD_JOIN_OK);
+    assert_int_equal(rfx_int(f->c, "EXISTS pd:rejoin:cr:192.0.2.50"), 0);
+    assert_int_equal(rfx_int(f->c, "ZCARD ratelimit:join:192.0.2.50"), counted);
+    assert_int_equal(join(f, "c5", "cr", "192.0.2.50", 1), PD_JOIN_RATE_LIMITED);
+}
+
 static void rate_limit_off_lets_every_join_through(void **state)
 {
     room_fx *f = *state;
@@ -392,6 +417,23 @@ static void leave_reports_bits_and_empties_room_to_short_ttl(void **state)
     assert_int_equal(leave(f, "a", "lv", "w1"), PD_LEAVE_ROOM_EXISTS);
     /* A room that does not exist. */
     assert_int_equal(leave(f, "a", "nope", "w1"), 0);
+}
+
+/* Only a member's leave shortens a room's life: a leave naming anyone else
+ * of a room without members leaves its TTL alone. */
+static void leave_by_non_member_keeps_room_lifetime(void **state)
+{
+    room_fx *f = *state;
+    create(f, "keep");
+    long long ttl = rfx_int(f->c, "TTL room:keep");
+    assert_true(ttl > PD_ROOM_EMPTY_TTL_S);
+    assert_int_equal(leave(f, "nobody", "keep", NULL), PD_LEAVE_ROOM_EXISTS);
+    assert_true(rfx_int(f->c, "TTL room:keep") > PD_ROOM_EMPTY_TTL_S);
+    /* Also with members present: a stranger's leave changes nothing. */
+    assert_int_equal(join(f, "m", "keep", "10.1.0.9", 0), PD_JOIN_OK);
+    assert_int_equal(leave(f, "nobody", "keep", NULL), PD_LEAVE_ROOM_EXISTS);
+    assert_true(rfx_int(f->c, "TTL room:keep") > PD_ROOM_EMPTY_TTL_S);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:keep:sockets m"), 1);
 }
 
 static void leave_keeps_socket_key_that_points_to_another_room(void **state)
@@ -792,6 +834,7 @@ static void every_call_fails_fast_without_callback_when_disconnected(void **stat
     pd_slice s = pd_slice_cstr("sid"), room = pd_slice_cstr("room");
     assert_int_equal(pd_room_join(r, s, room, "ip", 1, 0, "w", count_join, NULL), PD_ERR);
     assert_int_equal(pd_room_leave(r, s, room, "w", count_long, NULL), PD_ERR);
+    assert_int_equal(pd_room_grant_rejoin(r, room, "10.0.0.1", count_long, NULL), PD_ERR);
     assert_int_equal(pd_room_exists(r, room, count_long, NULL), PD_ERR);
     assert_int_equal(pd_room_create(r, room, count_long, NULL), PD_ERR);
     assert_int_equal(pd_room_get_free(r, count_str, NULL), PD_ERR);
@@ -820,12 +863,14 @@ int main(void)
         ROOM_TEST(join_missing_room_changes_nothing),
         ROOM_TEST(rate_limit_is_checked_before_room_existence),
         ROOM_TEST(third_new_join_from_one_address_is_rate_limited),
+        ROOM_TEST(rejoin_credit_pays_one_join_of_its_room_only),
         ROOM_TEST(rate_limit_off_lets_every_join_through),
         ROOM_TEST(rate_limit_window_slides_and_reports_time_to_reset),
         ROOM_TEST(join_reports_error_when_redis_fails_the_script),
         ROOM_TEST(full_room_refuses_new_sockets_but_not_rejoins),
         ROOM_TEST(room_size_is_checked_after_existence_and_rate_limit),
         ROOM_TEST(leave_reports_bits_and_empties_room_to_short_ttl),
+        ROOM_TEST(leave_by_non_member_keeps_room_lifetime),
         ROOM_TEST(leave_keeps_socket_key_that_points_to_another_room),
         ROOM_TEST(leave_without_owner_keeps_owner_set),
         ROOM_TEST(leave_reports_error_on_redis_failure),

@@ -227,6 +227,63 @@ static void unmask_matches_the_bytewise_rule(void **state)
 }
 
 
+/* The frame library keeps each frame, and each read of a frame, of a data
+ * message as one allocation: a message in tiny pieces must stop at
+ * pd_ws_scan_max_pieces, whatever its byte count. */
+static void a_message_in_too_many_pieces_is_1009(void **state)
+{
+    (void)state;
+    pd_ws_scanner sc;
+    pd_ws_scan_init(&sc, 65536);
+    uint32_t max = pd_ws_scan_max_pieces(&sc);
+    assert_int_equal(max, 1024);
+    uint8_t buf[64];
+    size_t ok = 0;
+    size_t n = frame(buf, 0, 0, 1, 1, 1, 1);
+    assert_int_equal(scan_all(&sc, buf, n, &ok), 0);
+    for (uint32_t i = 1; i < max; i++) {
+        n = frame(buf, 0, 0, 0, 1, 1, 1);
+        size_t m = frame(buf + n, 1, 0, 9, 1, 0, 1); /* pings in between are no pieces */
+        assert_int_equal(scan_all(&sc, buf, n + m, &ok), 0);
+    }
+    n = frame(buf, 0, 0, 0, 1, 0, 1); /* empty fragments count too */
+    n += frame(buf + n, 1, 0, 0, 1, 1, 1);
+    assert_int_equal(scan_all(&sc, buf, n, &ok), 1009);
+    assert_int_equal(ok, 0);
+
+    /* A new message starts counting afresh. */
+    pd_ws_scan_init(&sc, 65536);
+    for (uint32_t i = 0; i < 2 * max; i++) {
+        n = frame(buf, 1, 0, 1, 1, 1, 1);
+        assert_int_equal(scan_all(&sc, buf, n, &ok), 0);
+    }
+}
+
+static void a_frame_trickled_a_byte_per_read_is_1009(void **state)
+{
+    (void)state;
+    pd_ws_scanner sc;
+    pd_ws_scan_init(&sc, 4096); /* 64 pieces */
+    static uint8_t buf[4200];
+    size_t n = frame(buf, 1, 0, 1, 1, 4000, 1);
+    size_t ok = 0, pos = 0;
+    uint16_t code = 0;
+    /* The header and the first payload byte are one piece. */
+    assert_int_equal(scan_all(&sc, buf, 9, &ok), 0);
+    pos = 9;
+    while (pos < n && (code = scan_all(&sc, buf + pos, 1, &ok)) == 0)
+        pos++;
+    assert_int_equal(code, 1009);
+    assert_int_equal(ok, 0);
+    assert_int_equal(pos, 9 + pd_ws_scan_max_pieces(&sc) - 1);
+
+    /* The same frame in reads of 100 bytes passes. */
+    pd_ws_scan_init(&sc, 4096);
+    for (pos = 0; pos < n; pos += 100)
+        assert_int_equal(scan_all(&sc, buf + pos, n - pos < 100 ? n - pos : 100, &ok), 0);
+    assert_true(pd_ws_scan_idle(&sc));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +298,8 @@ int main(void)
         cmocka_unit_test(close_frames_with_code_pass),
         cmocka_unit_test(simple_text_frames_are_recognised_whole_only),
         cmocka_unit_test(unmask_matches_the_bytewise_rule),
+        cmocka_unit_test(a_message_in_too_many_pieces_is_1009),
+        cmocka_unit_test(a_frame_trickled_a_byte_per_read_is_1009),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,10 @@
 'use strict';
 // The Node baseline for benchmarks: what a user would deploy instead of the
 // C services — Socket.IO 4 with the Redis adapter for the signaling workers,
-// Express for the room API, ioredis for Redis. Same events (DESIGN §2), same
-// routes (§3), same join rules and the same Redis keys (§4), so the same
-// load generator drives both stacks.
+// Express for the room API, ioredis for Redis. Same events and join rules
+// (docs/wire-protocol.md §Events, §Join), same routes (§Room API) and the
+// same Redis keys (docs/architecture.md §Redis schema), so the same load
+// generator drives both stacks.
 //
 //   ROLE=signal PORT=3001 node server.js     one signaling process
 //   ROLE=api    PORT=3002 node server.js     the room API

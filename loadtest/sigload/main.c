@@ -25,17 +25,24 @@ static const char USAGE[] =
     "          flight per peer); latency from a timestamp in each payload\n"
     "  churn   --conns pairs in flight, each cycle: connect, join, offer, leave\n"
     "  api     HTTP keep-alive load on the room API (--route), --conns connections\n"
+    "  rolling --rooms rooms of two peers behind a front that probes every --target's\n"
+    "          /readyz and sends each new connection to the next ready one; peers\n"
+    "          reconnect and re-join as PrivyDrop's client does while the caller\n"
+    "          restarts the workers in turn, then sends SIGUSR1; signals at --rate\n"
+    "          (default 2 per room per second). Exit 1 unless every room met again\n"
+    "          and no signal was lost outside a reconnect window\n"
     "\n"
     "Options:\n"
     "  --target H:P[,H:P...]  signal workers, used round-robin (127.0.0.1:3001)\n"
     "  --api H:P              room API; rooms are created through it (127.0.0.1:3002)\n"
     "  --conns N              idle: sockets; churn: pairs; api: connections (100)\n"
-    "  --rooms N              relay: rooms (100)\n"
+    "  --rooms N              relay, rolling: rooms (100)\n"
     "  --cross                relay/churn: the two peers on different targets\n"
     "  --rate R               relay: signals/s; api: requests/s; 0 = as fast as answered (0)\n"
     "  --window W             closed-loop relay: signals in flight per peer (4)\n"
     "  --route NAME           api: check_room or get_room (check_room)\n"
-    "  --duration S           measured seconds (10); idle: seconds to hold\n"
+    "  --duration S           measured seconds (10); idle: seconds to hold; rolling: the\n"
+    "                         whole run's limit (a hang guard)\n"
     "  --warmup S             seconds before measuring (1)\n"
     "  --connect-rate N       new connections per second (4000)\n"
     "  --inflight N           handshakes in flight at most (200)\n"
@@ -48,10 +55,16 @@ static const char USAGE[] =
     "  --pids P[,P...]        server processes whose CPU time and RSS are read\n"
     "  --label TEXT           free text copied into the JSON report\n"
     "  --json FILE            also write the report as JSON (- for stdout)\n"
+    "  --ready-file FILE      rolling: written once every room has met (start the rollout then)\n"
+    "  --settle S             rolling: seconds after SIGUSR1 for every room to meet again (15)\n"
+    "  --health-interval MS   rolling: the front's /readyz probe period (100)\n"
+    "  --front rr|leastconn   rolling: among ready workers the next one, or the one\n"
+    "                         holding the fewest of our connections (rr)\n"
     "  --quiet                no progress lines\n";
 
-typedef enum mode { M_IDLE, M_RELAY, M_CHURN, M_API } mode;
-static const char *const MODE_NAMES[] = {"idle", "relay", "churn", "api"};
+typedef enum mode { M_IDLE, M_RELAY, M_CHURN, M_API, M_ROLLING } mode;
+static const char *const MODE_NAMES[] = {"idle", "relay", "churn", "api", "rolling"};
+#define NMODES 5
 
 typedef struct opts {
     mode mode;
@@ -59,6 +72,10 @@ typedef struct opts {
     double rate, duration, warmup;
     int connect_rate, inflight;
     const char *route, *json, *label;
+    const char *ready_file;       /* rolling: written once every room has met */
+    double settle;                /* rolling: seconds allowed after the rollout */
+    int health_interval;          /* rolling: the front's /readyz probe period, ms */
+    int leastconn;                /* rolling: the front picks the least-loaded ready worker */
     struct sockaddr_in api;
     char api_name[64];
     int pids[SL_MAX_PIDS];
@@ -104,6 +121,18 @@ typedef struct app {
     long sock_mem_base, sock_mem, sock_inuse_base, sock_inuse;
     double ramp_s;
     uint64_t open_at_end;
+    /* rolling */
+    struct roll_peer *roll;       /* per connection slot */
+    struct roll_room *rooms_roll; /* per room */
+    sl_front *front;
+    uv_signal_t sigusr1;          /* the rollout is over */
+    int roll_started, rollout_done, timed_out, rooms_met;
+    unsigned roll_cursor;
+    uint64_t t_rollout_end, t_roll_stop, t_roll_quiet, roll_last_received;
+    double settle_s;
+    uint64_t rate_limited, server_errors, connects_refused, moves, lost_outside;
+    sl_hist hist_rejoin;          /* connection lost → joined again */
+    sl_hist hist_remeet;          /* room lost a peer → both met again */
 } app;
 
 static app *A(sl_run *r) { return (app *)r; }
@@ -741,6 +770,514 @@ static void api_start(app *a)
         pace_start(a);
 }
 
+/* ---- rolling ---------------------------------------------------------------------- */
+
+/* --rooms rooms of two peers behind the front (front.c) while the caller
+ * restarts the workers one by one (bench/run.sh). Each peer behaves as
+ * PrivyDrop's client (services/web/src/signaling.ts with socket.io-client):
+ * on losing its connection it reconnects through the front with
+ * socket.io-client's backoff (500 ms doubling to 4 s, ±30 %), joins the same
+ * room again, and on "Rate limit exceeded" waits as the page does. Whoever
+ * is in the room when the other (re)joins hears `ready` and offers; the
+ * newcomer answers: the room has met again. Peers learn each other's ids
+ * only from the wire (ready, offer, answer), never from this process.
+ *
+ * ICE candidates flow between met peers at --rate in all; each carries its
+ * sender's sequence number, so every one sent is either received or lost.
+ * A lost one is "in the reconnect window" when it is among the last sent on
+ * a path that then closed (roll_count_losses); any other loss is a defect.
+ *
+ * phase 0 rooms, connect, first meeting; 1 steady (signals), waiting for
+ * SIGUSR1 = the rollout is over; 2 settling (until every room has met
+ * again, at most --settle s); 3 winding down (signals in flight arrive). */
+
+#define ROLL_GENS 64
+
+typedef struct roll_sig {
+    uint64_t t;                   /* hrtime sent */
+    uint16_t sgen, rgen;          /* sender's, receiver's connection generation */
+    uint8_t got;                  /* received (count, saturating) */
+} roll_sig;
+
+typedef struct roll_peer {
+    sl_conn *c;
+    uv_timer_t retry;             /* reconnect or re-join after a delay */
+    char psid[32];                /* the partner's socket id as last heard */
+    int met;                      /* this connection has met the partner (offer/answer) */
+    int want_join;                /* connected, join not yet answered */
+    int attempt;                  /* failed connects since the last success */
+    int limited;                  /* rate-limited join answers in a row */
+    uint64_t t_lost;              /* hrtime its connection was lost, 0 while fine */
+    uint16_t gen;                 /* connection generation (1, 2, ...) */
+    uint64_t gen_close[ROLL_GENS];/* hrtime each generation closed, 0 = open */
+    uint32_t moves;               /* connections lost after having joined */
+    int ramping;                  /* started by the ramp, not yet connected */
+    roll_sig *sig;                /* candidates sent, by sequence number */
+    size_t nsig, capsig;
+} roll_peer;
+
+typedef struct roll_room {
+    uint64_t t_apart;             /* hrtime the room lost a peer, 0 while met */
+    int met;                      /* both peers met on their current connections */
+    int disrupted;                /* lost a peer at least once */
+} roll_room;
+
+static roll_peer *RP(app *a, sl_conn *c) { return &a->roll[c->index]; }
+
+static uint64_t roll_backoff_ms(app *a, int attempt)
+{
+    /* socket.io-client: reconnectionDelay 500 × 2^attempt, at most 4000,
+     * randomizationFactor 0.3 (the web client's settings). */
+    double d = 500.0 * (double)(1u << (attempt < 4 ? attempt : 4));
+    if (d > 4000)
+        d = 4000;
+    double r = (double)(sl_rand(&a->run) % 10000) / 10000.0;
+    return (uint64_t)(d * (0.7 + 0.6 * r));
+}
+
+static void roll_connect(app *a, sl_conn *c)
+{
+    roll_peer *p = RP(a, c);
+    if (a->finished || c->state != SL_C_IDLE)
+        return;
+    c->target = sl_front_pick(a->front);
+    p->met = 0;
+    p->want_join = 0;
+    p->psid[0] = '\0';
+    if (p->gen + 1 < ROLL_GENS)
+        p->gen++;
+    p->gen_close[p->gen] = 0;
+    sl_conn_start(c);
+}
+
+static void roll_on_retry(uv_timer_t *t)
+{
+    sl_conn *c = t->data;
+    app *a = A(c->run);
+    if (c->state == SL_C_IDLE)
+        roll_connect(a, c);
+    else if (c->state == SL_C_READY && RP(a, c)->want_join)
+        send_join(a, c);
+}
+
+static void roll_later(app *a, sl_conn *c, uint64_t ms)
+{
+    if (!a->finished)
+        uv_timer_start(&RP(a, c)->retry, roll_on_retry, ms, 0);
+}
+
+static void roll_room_check(app *a, int room)
+{
+    roll_room *r = &a->rooms_roll[room];
+    sl_conn *x = &a->conns[2 * room], *y = &a->conns[2 * room + 1];
+    int met = RP(a, x)->met && RP(a, y)->met;
+    if (met && !r->met) {
+        r->met = 1;
+        a->rooms_met++;
+        if (r->t_apart) {
+            sl_hist_add(&a->hist_remeet, uv_hrtime() - r->t_apart);
+            r->t_apart = 0;
+        }
+    } else if (!met && r->met) {
+        r->met = 0;
+        a->rooms_met--;
+    }
+}
+
+static void roll_ready(sl_conn *c)
+{
+    app *a = A(c->run);
+    roll_peer *p = RP(a, c);
+    p->attempt = 0;
+    p->want_join = 1;
+    if (p->ramping) {
+        p->ramping = 0;
+        a->handshakes--;
+    }
+    send_join(a, c);
+}
+
+/* Copy a "key":"value" string field of pkt into out (cap bytes). */
+static int roll_field(const char *pkt, size_t len, const char *key, char *out, size_t cap)
+{
+    char k[24];
+    int kn = snprintf(k, sizeof(k), "\"%s\":\"", key);
+    const char *s = memmem(pkt, len, k, (size_t)kn);
+    if (!s)
+        return -1;
+    s += kn;
+    const char *e = memchr(s, '"', len - (size_t)(s - pkt));
+    if (!e || (size_t)(e - s) >= cap)
+        return -1;
+    memcpy(out, s, (size_t)(e - s));
+    out[e - s] = '\0';
+    return 0;
+}
+
+static void roll_send_candidate(app *a, sl_conn *c)
+{
+    roll_peer *p = RP(a, c);
+    sl_conn *q = c->peer;
+    roll_peer *pq = RP(a, q);
+    if (p->nsig == p->capsig) {
+        size_t n = p->capsig ? 2 * p->capsig : 64;
+        roll_sig *s = realloc(p->sig, n * sizeof(*s));
+        if (!s)
+            return;
+        p->sig = s;
+        p->capsig = n;
+    }
+    uint64_t now = uv_hrtime();
+    /* The receiver's connection the sender is talking to: its current one
+     * if the id matches, else one already gone (generation 0 = gone). */
+    uint16_t rgen = (q->state == SL_C_READY && strcmp(q->sid, p->psid) == 0) ? pq->gen : 0;
+    size_t seq = p->nsig++;
+    p->sig[seq] = (roll_sig){now, p->gen, rgen, 0};
+    char pkt[512];
+    int n = snprintf(pkt, sizeof(pkt),
+                     "42[\"ice-candidate\",{\"peerId\":\"%s\",\"candidate\":{\"candidate\":\"%s\","
+                     "\"sdpMid\":\"0\",\"sdpMLineIndex\":0,\"t\":%llu,\"s\":%zu},\"from\":\"%s\"}]",
+                     p->psid, CANDIDATE, (unsigned long long)now, seq, c->sid);
+    sl_conn_send(c, pkt, (size_t)n);
+    a->sent++;
+}
+
+static uint64_t payload_u64(const char *pkt, size_t len, const char *key)
+{
+    const char *p = memmem(pkt, len, key, strlen(key));
+    if (!p)
+        return UINT64_MAX;
+    p += strlen(key);
+    uint64_t v = 0;
+    int digits = 0;
+    while (p < pkt + len && *p >= '0' && *p <= '9' && digits < 20) {
+        v = v * 10 + (uint64_t)(*p++ - '0');
+        digits++;
+    }
+    return digits ? v : UINT64_MAX;
+}
+
+static void roll_join_answer(app *a, sl_conn *c, const char *pkt, size_t len)
+{
+    roll_peer *p = RP(a, c);
+    if (!p->want_join)
+        return;
+    if (join_ok(pkt, len)) {
+        p->want_join = 0;
+        p->limited = 0;
+        c->joined = 1;
+        if (p->t_lost) {
+            sl_hist_add(&a->hist_rejoin, uv_hrtime() - p->t_lost);
+            p->t_lost = 0;
+        }
+        return;
+    }
+    char msg[160] = "";
+    roll_field(pkt, len, "message", msg, sizeof(msg));
+    const char *m = strstr(msg, "Try again in ");
+    if (strstr(msg, "Rate limit exceeded")) {
+        /* The page's rule: the hinted time + 300 ms, at least the whole
+         * window (5.5 s) × 1.5 per refusal in a row, at most 30 s. */
+        a->rate_limited++;
+        p->limited++;
+        double hinted = m ? atof(m + 13) * 1000 + 300 : 0;
+        double ms = 5500;
+        for (int i = 1; i < p->limited; i++)
+            ms *= 1.5;
+        if (hinted > ms)
+            ms = hinted;
+        if (ms > 30000)
+            ms = 30000;
+        roll_later(a, c, (uint64_t)ms);
+    } else if (strstr(msg, "Server error")) {
+        a->server_errors++;
+        roll_later(a, c, 3000);
+    } else {
+        a->join_failed++;
+        p->want_join = 0;
+    }
+}
+
+static void roll_event(sl_conn *c, const char *name, size_t nl, const char *pkt, size_t len)
+{
+    app *a = A(c->run);
+    roll_peer *p = RP(a, c);
+    if (nl == 13 && memcmp(name, "ice-candidate", 13) == 0) {
+        uint64_t seq = payload_u64(pkt, len, "\"s\":"), t = payload_u64(pkt, len, "\"t\":");
+        roll_peer *ps = RP(a, c->peer);
+        if (seq < ps->nsig && ps->sig[seq].got < 255)
+            ps->sig[seq].got++;
+        else
+            a->errors++; /* a candidate nobody sent */
+        a->received++;
+        if (t != UINT64_MAX)
+            sl_hist_add(&a->hist, uv_hrtime() - t);
+        return;
+    }
+    if (nl == 12 && memcmp(name, "joinResponse", 12) == 0) {
+        roll_join_answer(a, c, pkt, len);
+        return;
+    }
+    char from[32];
+    if (nl == 5 && memcmp(name, "ready", 5) == 0) {
+        /* The partner (re)joined: offer to it. This can arrive before our
+         * own joinResponse (the server answers the joiner only once its own
+         * ready is published), as in the browser, which offers then too. */
+        if (roll_field(pkt, len, "peerId", from, sizeof(from)) != 0)
+            return;
+        memcpy(p->psid, from, sizeof(from));
+        p->met = 0;
+        roll_room_check(a, c->room);
+        char o[256];
+        int n = snprintf(o, sizeof(o),
+                         "42[\"offer\",{\"peerId\":\"%s\",\"offer\":{\"type\":\"offer\",\"sdp\":\"v=0\"},"
+                         "\"from\":\"%s\"}]", from, c->sid);
+        sl_conn_send(c, o, (size_t)n);
+        return;
+    }
+    if (nl == 5 && memcmp(name, "offer", 5) == 0) {
+        if (roll_field(pkt, len, "from", from, sizeof(from)) != 0)
+            return;
+        memcpy(p->psid, from, sizeof(from));
+        char o[256];
+        int n = snprintf(o, sizeof(o),
+                         "42[\"answer\",{\"peerId\":\"%s\",\"answer\":{\"type\":\"answer\",\"sdp\":\"v=0\"},"
+                         "\"from\":\"%s\"}]", from, c->sid);
+        sl_conn_send(c, o, (size_t)n);
+        p->met = 1;
+        roll_room_check(a, c->room);
+        return;
+    }
+    if (nl == 6 && memcmp(name, "answer", 6) == 0) {
+        if (roll_field(pkt, len, "from", from, sizeof(from)) != 0 || strcmp(from, p->psid) != 0)
+            return;
+        p->met = 1;
+        roll_room_check(a, c->room);
+        return;
+    }
+    if (nl == 17 && memcmp(name, "peer-disconnected", 17) == 0) {
+        if (roll_field(pkt, len, "peerId", from, sizeof(from)) == 0 && strcmp(from, p->psid) == 0) {
+            p->met = 0;
+            roll_room_check(a, c->room);
+        }
+    }
+}
+
+static void roll_closed(sl_conn *c, int err)
+{
+    app *a = A(c->run);
+    roll_peer *p = RP(a, c);
+    uint64_t now = uv_hrtime();
+    int was_ready = c->sid[0] != '\0';
+    sl_front_release(a->front, c->target);
+    if (!a->finished)
+        p->gen_close[p->gen] = now; /* closes at the run's end are not losses' causes */
+    if (p->ramping) {
+        p->ramping = 0;
+        a->handshakes--;
+    }
+    if (a->finished || a->phase >= 3)
+        return;
+    (void)err;
+    if (c->joined == 1) {
+        p->moves++;
+        a->moves++;
+        if (!p->t_lost)
+            p->t_lost = now;
+    } else if (!was_ready) {
+        a->connects_refused++;
+        p->attempt++;
+    }
+    c->joined = 0;
+    p->met = 0;
+    p->want_join = 0;
+    roll_room_check(a, c->room);
+    if (!a->rooms_roll[c->room].t_apart && a->phase > 0) {
+        a->rooms_roll[c->room].t_apart = now;
+        a->rooms_roll[c->room].disrupted = 1;
+    }
+    roll_later(a, c, roll_backoff_ms(a, was_ready ? 0 : p->attempt));
+}
+
+static const sl_mode_ops ROLL_OPS = {roll_ready, roll_event, roll_closed};
+
+static void roll_pace(app *a)
+{
+    if (a->phase < 1 || a->phase > 2)
+        return;
+    uint64_t now = uv_hrtime();
+    uint64_t due = (uint64_t)((double)(now - a->t0) / 1e9 * a->o.rate);
+    int n = a->nconns;
+    int tries = 0;
+    while (a->issued < due && tries < n) {
+        sl_conn *c = &a->conns[a->roll_cursor++ % (unsigned)n];
+        roll_peer *p = RP(a, c);
+        if (c->state == SL_C_READY && c->joined && p->met && p->psid[0]) {
+            roll_send_candidate(a, c);
+            a->issued++;
+            tries = 0;
+        } else {
+            tries++;
+        }
+    }
+    if (a->issued < due)
+        a->issued = due; /* nobody to send for now: not owed later */
+}
+
+static void roll_write_ready_file(app *a)
+{
+    if (!a->o.ready_file)
+        return;
+    FILE *f = fopen(a->o.ready_file, "w");
+    if (f) {
+        fprintf(f, "steady %d rooms\n", a->rooms_met);
+        fclose(f);
+    }
+}
+
+static void roll_tick(app *a)
+{
+    uint64_t now = uv_hrtime();
+    if (a->t_end && now >= a->t_end && a->phase < 3) {
+        say(a, "rolling: --duration reached (phase %d), stopping\n", a->phase);
+        a->timed_out = 1;
+        a->phase = 3;
+        a->t0 = now;
+    }
+    if (a->phase == 0) {
+        if (sl_front_ready_count(a->front) == 0)
+            return;
+        if (!a->ramp_t0)
+            a->ramp_t0 = now;
+        double el = (double)(now - a->ramp_t0) / 1e9;
+        long allowed = (long)(el * a->o.connect_rate) + 1;
+        while (a->next_conn < a->nconns && a->next_conn < allowed && a->handshakes < a->o.inflight) {
+            a->handshakes++;
+            a->roll[a->next_conn].ramping = 1;
+            roll_connect(a, &a->conns[a->next_conn++]);
+        }
+        if (a->rooms_met == a->nconns / 2) {
+            a->ramp_s = (double)(now - a->ramp_t0) / 1e9;
+            say(a, "rolling: steady, %d rooms met in %.1fs; signals flowing, waiting for SIGUSR1\n", a->rooms_met,
+                a->ramp_s);
+            a->phase = 1;
+            a->t0 = now;
+            a->issued = 0;
+            a->t_measure = now;
+            measure_begin(a);
+            roll_write_ready_file(a);
+        }
+        return;
+    }
+    roll_pace(a); /* once a millisecond: signals leave in small batches */
+    if (a->phase == 1 && a->rollout_done) {
+        a->phase = 2;
+        a->t_rollout_end = now;
+        say(a, "rolling: rollout over; %d/%d rooms met, settling\n", a->rooms_met, a->nconns / 2);
+    }
+    if (a->phase == 2) {
+        int all = a->rooms_met == a->nconns / 2;
+        if (all || now - a->t_rollout_end >= (uint64_t)(a->o.settle * 1e9)) {
+            a->settle_s = (double)(now - a->t_rollout_end) / 1e9;
+            a->phase = 3;
+            a->t0 = now;
+        }
+        return;
+    }
+    if (a->phase == 3) {
+        if (!a->t_roll_stop) {
+            a->t_roll_stop = now;
+            a->t_end = now;
+            measure_end(a);
+        }
+        /* Signals still in flight arrive: wait until nothing more has come
+         * for 500 ms (at least 1 s, at most 10 s as a hang guard). */
+        if (a->received != a->roll_last_received) {
+            a->roll_last_received = a->received;
+            a->t_roll_quiet = now;
+        }
+        if (!a->t_roll_quiet)
+            a->t_roll_quiet = now;
+        if ((now - a->t_roll_stop >= 1000000000ull && now - a->t_roll_quiet >= 500000000ull) ||
+            now - a->t_roll_stop >= 10000000000ull) {
+            a->phase = 4;
+            finish(a);
+        }
+    }
+}
+
+static void roll_on_usr1(uv_signal_t *s, int sig)
+{
+    (void)sig;
+    app *a = s->data;
+    a->rollout_done = 1;
+}
+
+static void roll_start(app *a)
+{
+    a->roll = calloc((size_t)a->nconns, sizeof(roll_peer));
+    a->rooms_roll = calloc((size_t)a->nconns / 2, sizeof(roll_room));
+    if (!a->roll || !a->rooms_roll) {
+        fprintf(stderr, "sigload: out of memory\n");
+        exit(1);
+    }
+    for (int i = 0; i < a->nconns; i++) {
+        roll_peer *p = &a->roll[i];
+        p->c = &a->conns[i];
+        uv_timer_init(a->run.loop, &p->retry);
+        p->retry.data = p->c;
+    }
+    a->front = sl_front_create(&a->run, a->o.health_interval, a->o.leastconn);
+    if (!a->front) {
+        fprintf(stderr, "sigload: out of memory\n");
+        exit(1);
+    }
+    uv_signal_init(a->run.loop, &a->sigusr1);
+    a->sigusr1.data = a;
+    uv_signal_start(&a->sigusr1, roll_on_usr1, SIGUSR1);
+    uint64_t now = uv_hrtime();
+    a->t_end = now + (uint64_t)(a->o.duration * 1e9);
+    a->phase = 0;
+    a->roll_started = 1;
+}
+
+/* Lost candidates, split by cause. One sender connection's signals to one
+ * receiver connection travel one ordered path (a TCP connection, one worker,
+ * one Redis channel, one worker, a TCP connection), so within such a stream
+ * a signal missing before one that arrived is a true loss, whatever the
+ * timing. Missing ones after the last that arrived are the stream's tail:
+ * lost in the reconnect window when either connection closed (or the
+ * sender was talking to an id already gone), and a true loss when both
+ * stayed open until the end of the run. */
+static void roll_count_losses(app *a, uint64_t *in_window, uint64_t *outside, uint64_t *dups)
+{
+    *in_window = *outside = *dups = 0;
+    for (int i = 0; a->roll && i < a->nconns; i++) {
+        roll_peer *p = &a->roll[i], *q = &a->roll[i ^ 1];
+        size_t k = 0;
+        while (k < p->nsig) {
+            size_t end = k, last = SIZE_MAX;
+            while (end < p->nsig && p->sig[end].sgen == p->sig[k].sgen && p->sig[end].rgen == p->sig[k].rgen) {
+                if (p->sig[end].got)
+                    last = end;
+                end++;
+            }
+            const roll_sig *s0 = &p->sig[k];
+            int closed = s0->rgen == 0 || p->gen_close[s0->sgen] || q->gen_close[s0->rgen];
+            for (; k < end; k++) {
+                const roll_sig *s = &p->sig[k];
+                if (s->got) {
+                    *dups += s->got - 1u;
+                } else if ((last != SIZE_MAX && k < last) || !closed) {
+                    (*outside)++;
+                } else {
+                    (*in_window)++;
+                }
+            }
+        }
+    }
+}
+
 /* ---- loop plumbing ---------------------------------------------------------------------- */
 
 static void on_tick(uv_timer_t *t)
@@ -767,6 +1304,10 @@ static void on_tick(uv_timer_t *t)
         if (a->t_end)
             api_tick(a);
         break;
+    case M_ROLLING:
+        if (a->roll_started)
+            roll_tick(a);
+        break;
     }
 }
 
@@ -789,6 +1330,11 @@ static void on_progress(uv_timer_t *t)
         break;
     case M_API:
         say(a, "  ok %llu  errors %llu\n", (unsigned long long)a->ok, (unsigned long long)a->errors);
+        break;
+    case M_ROLLING:
+        say(a, "  rooms met %d/%d  moves %llu  rate-limited %llu  signals %llu/%llu\n", a->rooms_met,
+            a->nconns / 2, (unsigned long long)a->moves, (unsigned long long)a->rate_limited,
+            (unsigned long long)a->received, (unsigned long long)a->sent);
         break;
     }
 }
@@ -934,10 +1480,10 @@ static void report(app *a)
         sb(&j, "%s%.3f", i ? "," : "", a->proc1[i].cpu_s - a->proc0[i].cpu_s);
     sb(&j, "],\"rss_kb_base\":%ld,\"rss_kb_start\":%ld,\"rss_kb_end\":%ld},", rss_base, rss0, rss1);
     sb(&j, "\"generator_cpu_s\":%.3f,\"client\":{\"connects_ok\":%llu,\"connects_failed\":%llu,"
-           "\"closed_by_server\":%llu,\"protocol_errors\":%llu,\"pings\":%llu},",
+           "\"closed_by_server\":%llu,\"protocol_errors\":%llu,\"pings\":%llu,\"upgrades_refused\":%llu},",
        gen_cpu, (unsigned long long)a->run.connects_ok, (unsigned long long)a->run.connects_failed,
        (unsigned long long)a->run.closed_by_server, (unsigned long long)a->run.protocol_errors,
-       (unsigned long long)a->run.pings);
+       (unsigned long long)a->run.pings, (unsigned long long)a->run.upgrades_refused);
     printf("privydrop-sigload %s%s%s: %.1fs measured", MODE_NAMES[o->mode], o->label ? " " : "",
            o->label ? o->label : "", window);
     if (o->npids)
@@ -1013,6 +1559,52 @@ static void report(app *a)
         printf("\n");
         break;
     }
+    case M_ROLLING: {
+        uint64_t lost_in, lost_out, dups;
+        roll_count_losses(a, &lost_in, &lost_out, &dups);
+        int rooms = a->nconns / 2, disrupted = 0, apart_met = 0;
+        uint32_t max_moves = 0;
+        for (int i = 0; a->rooms_roll && i < rooms; i++) {
+            disrupted += a->rooms_roll[i].disrupted;
+            apart_met += a->rooms_roll[i].disrupted && a->rooms_roll[i].met;
+        }
+        for (int i = 0; a->roll && i < a->nconns; i++)
+            if (a->roll[i].moves > max_moves)
+                max_moves = a->roll[i].moves;
+        a->lost_outside = lost_out;
+        sb(&j, "\"rolling\":{\"front\":\"%s\",\"rooms\":%d,\"rooms_met_at_end\":%d,\"rooms_disrupted\":%d,"
+               "\"rooms_met_again\":%d,\"met_again_pct\":%.2f,\"rollout_seen\":%s,\"timed_out\":%s,"
+               "\"settle_s\":%.3f,\"moves\":%llu,\"max_moves_per_peer\":%u,\"connects_refused\":%llu,"
+               "\"rate_limited\":%llu,\"server_errors\":%llu,\"join_refused\":%llu,\"signals_sent\":%llu,"
+               "\"signals_received\":%llu,\"lost_in_window\":%llu,\"lost_outside\":%llu,\"duplicates\":%llu,",
+           o->leastconn ? "leastconn" : "rr", rooms, a->rooms_met, disrupted, apart_met,
+           disrupted ? 100.0 * apart_met / disrupted : 0.0, a->rollout_done ? "true" : "false", a->timed_out ? "true" : "false", a->settle_s,
+           (unsigned long long)a->moves, max_moves, (unsigned long long)a->connects_refused,
+           (unsigned long long)a->rate_limited, (unsigned long long)a->server_errors,
+           (unsigned long long)a->join_failed, (unsigned long long)a->sent, (unsigned long long)a->received,
+           (unsigned long long)lost_in, (unsigned long long)lost_out, (unsigned long long)dups);
+        sb_hist(&j, "rejoin", &a->hist_rejoin);
+        sb(&j, ",");
+        sb_hist(&j, "remeet", &a->hist_remeet);
+        sb(&j, "},");
+        printf("  %d rooms: %d met at the end; %d disrupted by the rollout, %d met again (%.1f %%)%s\n", rooms,
+               a->rooms_met, disrupted, apart_met, disrupted ? 100.0 * apart_met / disrupted : 0.0,
+               a->rollout_done ? "" : " — the rollout's end was never signalled");
+        printf("  %llu moves (at most %u for one peer), %llu refused connects, %llu joins rate-limited, "
+               "%llu server errors, %llu refused\n",
+               (unsigned long long)a->moves, max_moves, (unsigned long long)a->connects_refused,
+               (unsigned long long)a->rate_limited, (unsigned long long)a->server_errors,
+               (unsigned long long)a->join_failed);
+        printf("  re-join p50 %.0f ms  p99 %.0f ms  max %.0f ms; met again p50 %.0f ms  p99 %.0f ms  max %.0f ms\n",
+               (double)sl_hist_quantile(&a->hist_rejoin, 0.5) / 1e6,
+               (double)sl_hist_quantile(&a->hist_rejoin, 0.99) / 1e6, (double)a->hist_rejoin.max / 1e6,
+               (double)sl_hist_quantile(&a->hist_remeet, 0.5) / 1e6,
+               (double)sl_hist_quantile(&a->hist_remeet, 0.99) / 1e6, (double)a->hist_remeet.max / 1e6);
+        printf("  signals: %llu sent, %llu received; lost %llu in reconnect windows, %llu outside\n",
+               (unsigned long long)a->sent, (unsigned long long)a->received, (unsigned long long)lost_in,
+               (unsigned long long)lost_out);
+        break;
+    }
     }
     sb_hist(&j, "latency", &a->hist);
     sb(&j, "}\n");
@@ -1076,6 +1668,8 @@ static int parse_args(app *a, int argc, char **argv)
     o->inflight = 200;
     o->route = "check_room";
     o->join = 1;
+    o->settle = 15;
+    o->health_interval = 100;
     parse_hostport("127.0.0.1:3001", &r->targets[0], r->target_names[0], sizeof(r->target_names[0]));
     r->ntargets = 1;
     parse_hostport("127.0.0.1:3002", &o->api, o->api_name, sizeof(o->api_name));
@@ -1087,12 +1681,13 @@ static int parse_args(app *a, int argc, char **argv)
         exit(0);
     }
     int m = -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < NMODES; i++)
         if (strcmp(argv[1], MODE_NAMES[i]) == 0)
             m = i;
     if (m < 0)
         return die_usage("unknown mode", argv[1]);
     o->mode = (mode)m;
+    int duration_set = 0;
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1141,6 +1736,7 @@ static int parse_args(app *a, int argc, char **argv)
         } else if (strcmp(k, "--duration") == 0) {
             NEED();
             o->duration = atof(v);
+            duration_set = 1;
         } else if (strcmp(k, "--warmup") == 0) {
             NEED();
             o->warmup = atof(v);
@@ -1179,6 +1775,21 @@ static int parse_args(app *a, int argc, char **argv)
         } else if (strcmp(k, "--json") == 0) {
             NEED();
             o->json = v;
+        } else if (strcmp(k, "--ready-file") == 0) {
+            NEED();
+            o->ready_file = v;
+        } else if (strcmp(k, "--settle") == 0) {
+            NEED();
+            o->settle = atof(v);
+        } else if (strcmp(k, "--front") == 0) {
+            NEED();
+            if (strcmp(v, "leastconn") == 0)
+                o->leastconn = 1;
+            else if (strcmp(v, "rr") != 0)
+                return die_usage("unknown --front", v);
+        } else if (strcmp(k, "--health-interval") == 0) {
+            NEED();
+            o->health_interval = atoi(v);
         } else if (strcmp(k, "--quiet") == 0) {
             o->quiet = 1;
         } else {
@@ -1187,8 +1798,14 @@ static int parse_args(app *a, int argc, char **argv)
 #undef NEED
     }
     if (o->conns < 1 || o->rooms < 1 || o->window < 1 || o->duration <= 0 || o->warmup < 0 ||
-        o->connect_rate < 1 || o->inflight < 1 || r->src_count < 0)
+        o->connect_rate < 1 || o->inflight < 1 || r->src_count < 0 || o->settle < 0 || o->health_interval < 1)
         return die_usage("a count or time is out of range", NULL);
+    if (o->mode == M_ROLLING) {
+        if (o->rate <= 0)
+            o->rate = 2.0 * o->rooms;
+        if (!duration_set)
+            o->duration = 600;
+    }
     if (strcmp(o->route, "check_room") != 0 && strcmp(o->route, "get_room") != 0)
         return die_usage("unknown --route", o->route);
     if (o->cross && r->ntargets < 2)
@@ -1278,13 +1895,28 @@ int main(int argc, char **argv)
     case M_API:
         create_rooms(a, 1, api_start);
         break;
+    case M_ROLLING:
+        r->ops = &ROLL_OPS;
+        setup_conns(a, 2 * o->rooms);
+        create_rooms(a, o->rooms, roll_start);
+        break;
     }
     uv_run(r->loop, UV_RUN_DEFAULT);
     report(a);
+    /* rolling: every room met at the end, after a rollout, with no signal
+     * lost outside a reconnect window. */
     int bad = a->run.protocol_errors > 0 || (o->mode == M_RELAY && a->established == 0) ||
               (o->mode == M_IDLE && a->joined == 0) || (o->mode == M_CHURN && a->cycles == 0) ||
-              (o->mode == M_API && a->ok == 0);
+              (o->mode == M_API && a->ok == 0) ||
+              (o->mode == M_ROLLING && (!a->rollout_done || a->timed_out || a->rooms_met != o->rooms ||
+                                        a->lost_outside > 0 || a->errors > 0));
     uv_loop_close(r->loop);
+    if (a->roll)
+        for (int i = 0; i < a->nconns; i++)
+            free(a->roll[i].sig);
+    free(a->roll);
+    free(a->rooms_roll);
+    sl_front_free(a->front);
     free(a->conns);
     free(a->https);
     free(a);

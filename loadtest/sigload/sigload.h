@@ -9,7 +9,9 @@
  *            (Content-Length bodies only, which is what both stacks send).
  *   stats.c  a log-linear latency histogram, /proc readings of the server
  *            processes (CPU time, RSS) and of the kernel's socket memory.
- *   main.c   options, the four modes (idle, relay, churn, api), reports.
+ *   front.c  the balancer of the rolling mode: /readyz probes, round-robin
+ *            over the ready workers.
+ *   main.c   options, the modes (idle, relay, churn, api, rolling), reports.
  * Nothing here is locked: one loop, one thread. */
 #ifndef SIGLOAD_H
 #define SIGLOAD_H
@@ -144,6 +146,21 @@ int sl_http_start(sl_http *h, const struct sockaddr_in *dst);
 void sl_http_kick(sl_http *h);
 void sl_http_close(sl_http *h);
 
+/* ---- front.c ------------------------------------------------------------------ */
+
+typedef struct sl_front sl_front;
+/* Probe every run->targets[i] GET /readyz each interval_ms. Its handles are
+ * closed with the loop's (finish walks them); free after uv_run returns. */
+sl_front *sl_front_create(sl_run *run, int interval_ms, int leastconn);
+/* The target for the next new connection among the ready ones (any when
+ * none is ready): round-robin, or the one with the fewest connections
+ * picked and not yet released. Each pick is released once, when that
+ * connection is gone. */
+int sl_front_pick(sl_front *f);
+void sl_front_release(sl_front *f, int target);
+int sl_front_ready_count(const sl_front *f);
+void sl_front_free(sl_front *f);
+
 /* ---- the run (main.c) -------------------------------------------------------- */
 
 struct sl_run {
@@ -163,6 +180,7 @@ struct sl_run {
     uint64_t rng;                 /* xorshift state (mask keys, upgrade keys) */
     /* counters */
     uint64_t connects_ok, connects_failed, closed_by_server, protocol_errors, pings;
+    uint64_t upgrades_refused;    /* HTTP answers other than 101 to the upgrade */
 };
 
 uint64_t sl_rand(sl_run *run);

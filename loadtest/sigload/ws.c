@@ -383,7 +383,12 @@ static void consume(sl_conn *c, const char *data, size_t len)
     if (c->state == SL_C_UPGRADING) {
         long n = parse_upgrade(c, data, len);
         if (n < 0) {
-            c->run->protocol_errors++;
+            /* An HTTP answer other than 101 (a worker shutting down or at a
+             * limit answers 503) is a refusal; anything else is garbage. */
+            if (len >= 9 && memcmp(data, "HTTP/1.1 ", 9) == 0)
+                c->run->upgrades_refused++;
+            else
+                c->run->protocol_errors++;
             conn_fail(c, UV_ECONNREFUSED);
             return;
         }

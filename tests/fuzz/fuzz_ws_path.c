@@ -254,6 +254,10 @@ static void fz_stream_path(uint8_t seed, const uint8_t *data, size_t size)
      * already accepted (at most a full 14-byte header). */
     if (off < size && code == 0) {
         /* stopped by wslay: no statement about the scanner */
+    } else if (code == 1009 && whole_code != 1009 && sc.pieces > pd_ws_scan_max_pieces(&sc)) {
+        /* Each read that continues a data frame is one more piece: a
+         * finer split may reach the piece cap where one read did not. */
+        FZ_CHECK(code_at < whole_ok + 14);
     } else {
         FZ_CHECK(code == whole_code);
         if (code)

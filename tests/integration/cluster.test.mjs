@@ -1,4 +1,5 @@
-// Process-level behaviour: command line, SO_REUSEPORT, SIGTERM, Redis faults (DESIGN §1, §6).
+// Process-level behaviour: command line, SO_REUSEPORT, SIGTERM, Redis faults
+// (docs/architecture.md §SIGTERM drain, §Failures).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";

@@ -1,4 +1,5 @@
-// Engine.IO v4 / Socket.IO v5 wire details of the signal workers (DESIGN §2).
+// Engine.IO v4 / Socket.IO v5 wire details of the signal workers
+// (docs/wire-protocol.md §Handshake, §Engine.IO, §Socket.IO).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 

@@ -1,4 +1,5 @@
-// join rules (DESIGN §2), in their order, with the peers of a room on different workers.
+// join rules (docs/wire-protocol.md §Join), in their order, with the peers of
+// a room on different workers.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 

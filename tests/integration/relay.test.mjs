@@ -1,5 +1,6 @@
-// Signal relay and room broadcasts across two workers (DESIGN §2, §5), and
-// what a disconnect leaves in Redis (DESIGN §4).
+// Signal relay and room broadcasts across two workers (docs/wire-protocol.md
+// §Signals, docs/architecture.md §Bus), and what a disconnect leaves in Redis
+// (docs/architecture.md §Redis schema).
 import assert from "node:assert/strict";
 import { after, before, beforeEach, afterEach, describe, it } from "node:test";
 

@@ -1,4 +1,4 @@
-// Room API routes (DESIGN §3) against a real Redis, with peers on two workers.
+// Room API routes (docs/wire-protocol.md §Room API) against a real Redis, with peers on two workers.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import http from "node:http";

@@ -6,7 +6,8 @@
 // started:
 //   - no socket:<sid> of a closed socket, every room that had members is
 //     empty with the 900 s TTL, rooms never joined keep at most 24 h,
-//     ratelimit:join:* at most 5 s, no key outside the schema;
+//     ratelimit:join:* at most 5 s, pd:rejoin:* at most 30 s, no key
+//     outside the schema;
 //   - pd:conns counts back to 0, no socket left in a worker's set, the
 //     workers' connection gauges at 0;
 //   - worker RSS (VmRSS) back near its level after warm-up;
@@ -224,6 +225,10 @@ async function main() {
       } else if (/^ratelimit:join:/.test(k)) {
         const ttl = Number(await cli("TTL", k));
         if (ttl !== -2 && !(ttl >= 0 && ttl <= 5)) problems.push(`${k}: TTL ${ttl}, contract ≤ 5`);
+      } else if (/^pd:rejoin:/.test(k)) {
+        // Re-join credits of a drain (none expected here: no worker drains).
+        const ttl = Number(await cli("TTL", k));
+        if (ttl !== -2 && !(ttl >= 0 && ttl <= 30)) problems.push(`${k}: TTL ${ttl}, contract ≤ 30`);
       } else if ((m = /^pd:worker:(.+):sockets$/.exec(k))) {
         problems.push(`${k} still lists ${await cli("SCARD", k)} socket(s)`);
       } else if ((m = /^pd:worker:(.+):hb$/.exec(k))) {

@@ -107,7 +107,7 @@ if ! body=$(PD_TURN_SECRET=$secret PD_TURN_HOST=127.0.0.1 PD_TURN_PORT=$port PD_
     not_ok "turncred failed"
 else
     # Pull the TURN entry out of the JSON body; the checks here are the
-    # wire contract (DESIGN §3), independent of the C unit test.
+    # wire contract (docs/wire-protocol.md §Room API), independent of the C unit test.
     read -r pd_user pd_pass < <(node -e '
         const b = JSON.parse(process.argv[1]);
         const t = b.iceServers.find(s => s.username);

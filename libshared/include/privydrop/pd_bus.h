@@ -1,5 +1,6 @@
 /* pd_bus.h — the envelope that carries a room-scoped Socket.IO packet between
- * instances over the room's pub/sub channel (DESIGN §5). Pure codec.
+ * instances over the room's pub/sub channel (docs/architecture.md §Bus).
+ * Pure codec.
  *
  * Wire form (text, one PUBLISH payload):
  *     PD1 <kind> <origin> <target>\n<engine.io packet bytes>

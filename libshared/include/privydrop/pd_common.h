@@ -55,8 +55,9 @@ uint64_t pd_now_ms(void);
 /* Monotonic clock in milliseconds (intervals, timeouts). */
 uint64_t pd_mono_ms(void);
 
-/* A room id is 1..64 bytes of [A-Za-z0-9_-] (DESIGN §3). Socket ids use the
- * same alphabet, so the same check bounds both before they reach Redis keys. */
+/* A room id is 1..64 bytes of [A-Za-z0-9_-] (docs/wire-protocol.md §Ids).
+ * Socket ids use the same alphabet, so the same check bounds both before they
+ * reach Redis keys. */
 #define PD_ID_MAX 64
 int pd_id_valid(pd_slice id);
 

@@ -33,7 +33,8 @@ int pd_eio_parse(pd_slice frame, pd_eio_packet *out);
 int pd_eio_encode_open(char *buf, size_t cap, const char *sid, unsigned ping_interval_ms,
                        unsigned ping_timeout_ms, size_t max_payload);
 
-/* The Engine.IO HTTP error bodies of DESIGN §2 (static strings). */
+/* The Engine.IO HTTP error bodies (docs/wire-protocol.md §Handshake),
+ * static strings. */
 #define PD_EIO_ERR_TRANSPORT "{\"code\":0,\"message\":\"Transport unknown\"}"
 #define PD_EIO_ERR_BAD_REQUEST "{\"code\":3,\"message\":\"Bad request\"}"
 #define PD_EIO_ERR_PROTOCOL "{\"code\":5,\"message\":\"Unsupported protocol version\"}"

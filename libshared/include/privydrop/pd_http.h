@@ -9,9 +9,15 @@
  *
  * Limits (all bounded, all from pd_http_limits): header bytes and count (431),
  * body bytes (413), time to receive a whole request (408 then close), idle
- * keep-alive time (close). llhttp's lenient flags stay off, so smuggling
- * shapes (Content-Length with Transfer-Encoding, bare LF, obs-fold, ...) are
- * parse errors: 400 and close.
+ * keep-alive time (close), a keep-alive connection's age (Connection: close
+ * on its next answer), open connections in all (503 and close at accept) and
+ * per client host (429 and close at accept). llhttp's lenient flags stay off,
+ * and any header line that starts with SP or HTAB (obs-fold) is refused, so
+ * smuggling shapes (Content-Length with Transfer-Encoding, bare LF, folded
+ * headers, ...) are parse errors: 400 and close.
+ *
+ * A client that shuts its sending side after a request (half-close) still
+ * gets its answer; the connection closes after it.
  *
  * Requests on one connection are answered in order: while one is pending the
  * parser is paused and later pipelined bytes wait.
@@ -23,6 +29,7 @@
 #include <uv.h>
 
 #include "privydrop/pd_common.h"
+#include "privydrop/pd_netaddr.h"
 
 #define PD_HTTP_MAX_HEADERS_CAP 64
 
@@ -72,7 +79,13 @@ typedef struct pd_http_limits {
     size_t max_body_bytes;     /* default 16384 */
     uint64_t request_timeout_ms; /* first byte to complete request; default 10000 */
     uint64_t idle_timeout_ms;    /* keep-alive idle; default 30000 */
-    size_t max_connections;      /* per server; default 20000; beyond → accept+close */
+    size_t max_connections;      /* per server; default 20000; beyond → 503 and close */
+    size_t max_conns_per_ip;     /* open, not detached, per client host (pd_addr_key of
+                                    the TCP peer); default 32; 0 = no cap; beyond → 429 */
+    const pd_cidr_list *trusted; /* TCP peers exempt from max_conns_per_ip (proxies carry
+                                    many clients); borrowed, must outlive the server; NULL = none */
+    uint64_t max_conn_age_ms;    /* keep-alive ends with the first answer after this; default
+                                    60000; 0 = no limit */
 } pd_http_limits;
 
 /* Fill `l` with the defaults above. */
@@ -133,8 +146,12 @@ const char *pd_http_conn_peer_ip(const pd_http_conn *conn);
 uv_tcp_t *pd_http_conn_detach(pd_http_conn *conn, const char *head, size_t head_len,
                               char **leftover, size_t *leftover_len);
 
-/* 1 if `origin` (an Origin header value) is in `list`, a comma-separated
- * CORS_ORIGIN setting where "*" matches any origin; 0 for a NULL list. */
+/* Whether `origin` (an Origin header value) is allowed by `list`, a
+ * comma-separated CORS_ORIGIN setting where "*" matches any origin:
+ * PD_ORIGIN_NAMED if the list names it, PD_ORIGIN_ANY if only "*" lets it
+ * in, 0 if not allowed (or `list` is NULL). Both non-zero values are true. */
+#define PD_ORIGIN_ANY 1
+#define PD_ORIGIN_NAMED 2
 int pd_http_origin_listed(const char *list, pd_slice origin);
 
 /* Human text for a status code ("Not Found"). */

@@ -1,10 +1,12 @@
-/* pd_room.h — the Redis schema of rooms (DESIGN §4) in one place.
+/* pd_room.h — the Redis schema of rooms in one place
+ * (docs/architecture.md §Redis schema, §Lua scripts).
  *
  * PrivyDrop's keys, so existing data and tools keep working:
  *   room:<id>               hash created_at (ms)   24 h, refreshed on join; 900 s once empty
  *   room:<id>:sockets       set of socket ids      same as the room
  *   socket:<sid>            string → room id       25 h
  *   ratelimit:join:<ip>     sorted set of times    5 s
+ *   pd:rejoin:<room>:<ip>   re-join credits        PD_REJOIN_GRACE_S (ours)
  *   referrers:daily:<date>  hash ref → count       30 days
  * Cluster keys are ours, under pd: (see pd_cluster_* below).
  *
@@ -25,6 +27,8 @@
 #define PD_REFERRER_TTL_S 2592000
 #define PD_JOIN_LIMIT 2
 #define PD_JOIN_WINDOW_S 5
+/* How long a re-join credit (pd_room_grant_rejoin) stays usable. */
+#define PD_REJOIN_GRACE_S 30
 
 typedef enum pd_join_status {
     PD_JOIN_OK = 0,            /* newly bound */
@@ -49,16 +53,30 @@ typedef void (*pd_room_long_fn)(long value, void *data);
 /* room NULL means failure (or, for get_free, no free id found). */
 typedef void (*pd_room_str_fn)(const char *room, void *data);
 
-/* Join as DESIGN §2 orders it: bound elsewhere, then the per-address rate
- * limit (skipped for a re-join of the same room, or if !rate_limit), then
+/* Join in the order of docs/wire-protocol.md §Join: bound elsewhere, then
+ * the per-address rate limit (skipped for a re-join of the same room, if a
+ * re-join credit of (room, client_ip) pays instead, or if !rate_limit), then
  * existence, then room size (max_peers sockets, 0 = unbounded); on success
  * bind, refresh the room TTL and record the socket in instance `owner`'s
  * socket set. */
 int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
                  long max_peers, const char *owner, pd_room_join_fn cb, void *data);
 
-/* Unbind sid from room (socket key only if it points there); an empty room
- * drops to PD_ROOM_EMPTY_TTL_S. `owner` (may be NULL) is the instance whose
+/* Re-join credits. A worker that closes a socket on purpose (its drain)
+ * grants, before closing it, one credit to the socket's (room, client
+ * address); the next join of that room from that address within
+ * PD_REJOIN_GRACE_S spends it instead of counting against the join limit.
+ * Only the server creates credits, one per socket it closed, and only for a
+ * room that socket had joined (and paid for), so a credit never helps anyone
+ * guess or flood other rooms; genuinely new joins count as before. Callback
+ * value: credits now held, or -1 on error. */
+int pd_room_grant_rejoin(pd_redis *r, pd_slice room, const char *client_ip, pd_room_long_fn cb, void *data);
+
+/* Unbind sid from room (socket key only if it points there); a room that
+ * this leave empties drops to PD_ROOM_EMPTY_TTL_S. Only a member's leave
+ * shortens a room's life: naming a socket that is not in the room changes
+ * nothing, so nobody can expire someone else's room early. `owner` (may be
+ * NULL) is the instance whose
  * socket set also loses sid. Callback value: -1 error; else bit 0 = sid was
  * a member, bit 1 = the room exists. */
 int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, pd_room_long_fn cb,
@@ -79,7 +97,7 @@ int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data);
 /* HINCRBY referrers:daily:<date> ref 1 with a 30-day TTL. 0 ok, -1 error. */
 int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, void *data);
 
-/* ---- the bus (DESIGN §5) ----------------------------------------------------
+/* ---- the bus (docs/architecture.md §Bus) ---------------------------------
  * Publish an envelope on the room's channel. Fire and forget: PD_ERR if it
  * could not be encoded or sent (Redis down). */
 int pd_room_publish(pd_redis *r, pd_slice room, const pd_bus_envelope *env);

@@ -11,7 +11,8 @@
  *   - pd_turn_hmac / pd_turn_credential_make: pure functions, no state.
  *   - pd_turn (create/free): a validated copy of the TURN configuration, made
  *     once at start-up, from which pd_turn_ice_servers builds the JSON body
- *     of GET /api/ice_servers (DESIGN §3) on every request.
+ *     of GET /api/ice_servers (docs/wire-protocol.md §Room API) on every
+ *     request.
  * Nothing here prints: errors are returned (PD_ERR / NULL + a static message). */
 #ifndef PD_TURN_H
 #define PD_TURN_H

@@ -15,6 +15,8 @@
  * buffer and parsed once the handler has answered (pipelining, in order).
  */
 #include "privydrop/pd_http.h"
+#include "privydrop/pd_map.h"
+#include "privydrop/pd_netaddr.h"
 
 #include <errno.h>
 #include <llhttp.h>
@@ -83,6 +85,11 @@ struct pd_http_conn {
     const char *feed_begin;     /* bounds of the buffer in the running llhttp_execute */
     const char *feed_end;       /* (to tell a split value from an obs-fold) */
     int val_at_end;             /* last value piece ended at its buffer's end */
+    int tail_line_start;        /* the last feed ended at a line start, maybe after SP/HTAB */
+    int peer_eof;               /* the peer shut its sending side (half-close) */
+    uint64_t born_ms;           /* loop time at accept (bounds keep-alive life) */
+    int ip_counted;             /* counted in the server's per-address table */
+    char ip_key[INET6_ADDRSTRLEN]; /* pd_addr_key of the peer, for that table */
     char *rbuf;                 /* retained input (after a paused request) */
     size_t rpos, rlen;          /* unparsed retained bytes are rbuf[rpos, rlen) */
     char *arena;                /* url and header bytes of the current request */
@@ -107,6 +114,7 @@ struct pd_http_server {
     void *data;                  /* handler context */
     pd_http_conn *conns;         /* head of the list of conns with an open tcp */
     size_t nconns;               /* length of that list */
+    pd_map *per_ip;              /* pd_addr_key -> open conns (as uintptr_t), untrusted peers */
     char rbuf[PD_HTTP_RBUF_SIZE];/* shared read buffer for conns with nothing retained */
 };
 
@@ -135,6 +143,9 @@ void pd_http_limits_default(pd_http_limits *l)
     l->request_timeout_ms = 10000;
     l->idle_timeout_ms = 30000;
     l->max_connections = 20000;
+    l->max_conns_per_ip = 32;
+    l->trusted = NULL;
+    l->max_conn_age_ms = 60000;
 }
 
 const char *pd_http_status_text(int status)
@@ -239,6 +250,15 @@ static void conn_unlink(pd_http_conn *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     srv->nconns--;
+    if (c->ip_counted) {
+        pd_slice key = pd_slice_cstr(c->ip_key);
+        uintptr_t n = (uintptr_t)pd_map_get(srv->per_ip, key);
+        if (n > 1)
+            pd_map_put(srv->per_ip, key, (void *)(n - 1)); /* replaces: no allocation */
+        else
+            pd_map_del(srv->per_ip, key);
+        c->ip_counted = 0;
+    }
     c->srv = NULL;
 }
 
@@ -356,8 +376,13 @@ static int stream_write(uv_tcp_t *tcp, pd_http_conn *notify, const char *a, size
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)status;
+    pd_http_conn *c = req->data;
     free(req);
+    /* A peer that already half-closed sends nothing more to drain: once our
+     * answer is out, the connection is done. (A cancelled shutdown reports
+     * here before the handle's close callback, so c is still alive.) */
+    if (status == 0 && c->peer_eof && c->state == PD_HTTP_LINGER)
+        conn_close(c);
 }
 
 /* Half-close after the final response and drain input for a bounded time. */
@@ -366,6 +391,8 @@ static void conn_linger(pd_http_conn *c)
     c->state = PD_HTTP_LINGER;
     conn_arm(c, PD_HTTP_T_LINGER, PD_HTTP_LINGER_MS);
     uv_shutdown_t *sd = malloc(sizeof(*sd));
+    if (sd)
+        sd->data = c;
     if (!sd || uv_shutdown(sd, (uv_stream_t *)c->tcp, on_shutdown) < 0) {
         free(sd);
         conn_close(c);
@@ -514,6 +541,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
+        if (nread == UV_EOF && c->state == PD_HTTP_OPEN && (c->pending || conn_has_retained(c))) {
+            /* A half-close: the client shut its sending side after its
+             * request(s), which HTTP allows. Answer what it sent, then
+             * close (pd_http_respond sees peer_eof). */
+            c->peer_eof = 1;
+            uv_read_stop(s);
+            c->reading = 0;
+            return;
+        }
         /* EOF or error: the peer is gone; a pending request keeps the conn. */
         conn_close(c);
         return;
@@ -534,7 +570,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void conn_start_reading(pd_http_conn *c)
 {
-    if (c->reading || (c->state != PD_HTTP_OPEN && c->state != PD_HTTP_LINGER))
+    if (c->reading || c->peer_eof || (c->state != PD_HTTP_OPEN && c->state != PD_HTTP_LINGER))
         return;
     if (uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read) == 0)
         c->reading = 1;
@@ -642,6 +678,21 @@ static int cb_header_field(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* 1 if the value piece at `at` opens a continuation line: only SP/HTAB
+ * stand between it and a line feed, looking back into the previous read
+ * when the piece starts this one. llhttp skips the fold's whitespace and
+ * reports what follows as a value, also when the folded header's first
+ * line had no value at all ("Transfer-Encoding:\r\n chunked"). */
+static int value_opens_line(const pd_http_conn *c, const char *at)
+{
+    const char *q = at;
+    while (q > c->feed_begin && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    if (q > c->feed_begin)
+        return q[-1] == '\n';
+    return c->tail_line_start;
+}
+
 static int cb_header_value(llhttp_t *p, const char *at, size_t len)
 {
     pd_http_conn *c = p->data;
@@ -650,6 +701,12 @@ static int cb_header_value(llhttp_t *p, const char *at, size_t len)
     if (c->nhdr == 0)
         return -1; /* llhttp never sends a value first; refuse if it did */
     pd_http_hdr_off *h = &c->hdr[c->nhdr - 1];
+    if (value_opens_line(c, at)) {
+        /* RFC 9112 §5.2: obs-fold may be rejected, and we do (a folded
+         * Transfer-Encoding is a smuggling shape). */
+        c->err_status = 400;
+        return -1;
+    }
     if (c->last_cb != CB_VALUE) {
         h->value_off = c->arena_len;
         h->value_len = 0;
@@ -683,10 +740,33 @@ static int slice_has_token_ci(const char *v, size_t n, const char *tok)
     return pd_slice_ieq(trim_ows(v, n), tok);
 }
 
+/* 1 unless Transfer-Encoding is exactly one header line saying "chunked".
+ * llhttp joins repeated lines into one list and only wants chunked last;
+ * a proxy that reads just the first line ("identity") sees no body and
+ * takes ours for its next request, and a coding we do not decode (gzip)
+ * before chunked is no body we could read: both are refused. */
+static int te_unsupported(const pd_http_conn *c)
+{
+    size_t n = 0;
+    int chunked = 0;
+    for (size_t i = 0; i < c->nhdr; i++) {
+        const pd_http_hdr_off *h = &c->hdr[i];
+        if (!pd_slice_ieq(pd_slice_make(c->arena + h->name_off, h->name_len), "transfer-encoding"))
+            continue;
+        n++;
+        chunked = slice_has_token_ci(c->arena + h->value_off, h->value_len, "chunked");
+    }
+    return n > 1 || (n == 1 && !chunked);
+}
+
 static int cb_headers_complete(llhttp_t *p)
 {
     pd_http_conn *c = p->data;
     c->headers_done = 1;
+    if ((p->flags & F_TRANSFER_ENCODING) && te_unsupported(c)) {
+        c->err_status = 400;
+        return -1;
+    }
     int has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
     if (p->content_length > c->limits.max_body_bytes && !(p->flags & F_CHUNKED)) {
         c->err_status = 413; /* refuse before receiving it */
@@ -793,6 +873,15 @@ static void conn_dispatch(pd_http_conn *c)
     srv->handler(c, &c->req, srv->data);
 }
 
+/* Whether bytes b[0..n) end at the start of a line, possibly after SP/HTAB
+ * (n == 0, or only whitespace: unchanged from `prev`). */
+static int tail_at_line_start(const char *b, size_t n, int prev)
+{
+    while (n > 0 && (b[n - 1] == ' ' || b[n - 1] == '\t'))
+        n--;
+    return n == 0 ? prev : b[n - 1] == '\n';
+}
+
 /* Parse p[0..n) until it is used up or parsing must wait. Bytes left over
  * after a pause are retained. Never frees c (see file comment). */
 static void conn_feed(pd_http_conn *c, const char *p, size_t n)
@@ -813,6 +902,7 @@ static void conn_feed(pd_http_conn *c, const char *p, size_t n)
         size_t used = n;
         if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE)
             used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
+        c->tail_line_start = tail_at_line_start(p, used, c->tail_line_start);
         c->msg_raw += used;
         p += used;
         n -= used;
@@ -875,8 +965,13 @@ void pd_http_respond(pd_http_conn *conn, int status, const char *content_type,
         conn_maybe_free(c);
         return;
     }
+    /* Keep-alive is for clients, not for holding a slot: a connection past
+     * its age limit is told to go (browsers reconnect transparently), and a
+     * half-closed one ends with its last answer. */
+    uv_loop_t *loop = c->tcp->loop;
+    int aged = c->limits.max_conn_age_ms && uv_now(loop) - c->born_ms >= c->limits.max_conn_age_ms;
     int keep = c->req.keep_alive && !close_after && !c->req.upgrade &&
-               !(c->srv && c->srv->draining);
+               !(c->srv && c->srv->draining) && !aged && !(c->peer_eof && !conn_has_retained(c));
     int head_only = c->req.method == PD_HTTP_HEAD;
     if (!body)
         body_len = 0;
@@ -916,6 +1011,10 @@ uv_tcp_t *pd_http_conn_detach(pd_http_conn *conn, const char *head, size_t head_
         *leftover_len = 0;
     if (!c || !c->pending)
         return NULL;
+    /* A peer that stopped sending (half-close) can never speak the
+     * protocol it asked for: nothing worth handing over. */
+    if (c->peer_eof && c->state == PD_HTTP_OPEN)
+        conn_close(c);
     if (c->state != PD_HTTP_OPEN) {
         /* The peer already left: nothing to hand over; the conn is gone now. */
         c->pending = 0;
@@ -981,6 +1080,41 @@ static void on_reject_close(uv_handle_t *h)
     free(h);
 }
 
+/* A connection refused before any request: one short answer, written only
+ * if the socket takes it at once (a fresh socket always does), then close.
+ * Nothing is queued, so refusing costs no memory beyond the handle. */
+static void reject_conn(uv_tcp_t *tcp, int status, const char *msg)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n{\"error\":\"%s\"}",
+                     status, pd_http_status_text(status), strlen(msg) + 12, msg);
+    if (n > 0 && (size_t)n < sizeof buf) {
+        uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+        (void)uv_try_write((uv_stream_t *)tcp, &b, 1);
+    }
+    uv_close((uv_handle_t *)tcp, on_reject_close);
+}
+
+/* Connections that have not been handed over (no upgrade yet) are bounded
+ * per client host, so one host can never hold the slots everyone else
+ * needs. Peers that are trusted proxies carry many clients on their
+ * connections and are exempt; per-client limits behind them apply once the
+ * request names the client (X-Forwarded-For). Returns 0 if over the cap. */
+static int conn_count_peer(pd_http_server *srv, pd_http_conn *c)
+{
+    if (srv->limits.max_conns_per_ip == 0 || pd_cidr_list_contains(srv->limits.trusted, c->peer_ip))
+        return 1;
+    pd_addr_key(c->peer_ip, c->ip_key);
+    pd_slice key = pd_slice_cstr(c->ip_key);
+    uintptr_t n = (uintptr_t)pd_map_get(srv->per_ip, key);
+    if (n >= srv->limits.max_conns_per_ip || pd_map_put(srv->per_ip, key, (void *)(n + 1)) != PD_OK)
+        return 0;
+    c->ip_counted = 1;
+    return 1;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     pd_http_server *srv = listener->data;
@@ -993,8 +1127,12 @@ static void on_connection(uv_stream_t *listener, int status)
         free(tcp);
         return;
     }
-    if (uv_accept(listener, (uv_stream_t *)tcp) != 0 || srv->nconns >= srv->limits.max_connections) {
+    if (uv_accept(listener, (uv_stream_t *)tcp) != 0) {
         uv_close((uv_handle_t *)tcp, on_reject_close);
+        return;
+    }
+    if (srv->nconns >= srv->limits.max_connections) {
+        reject_conn(tcp, 503, "Server is at its connection limit");
         return;
     }
     pd_http_conn *c = calloc(1, sizeof(*c));
@@ -1002,7 +1140,14 @@ static void on_connection(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)tcp, on_reject_close);
         return;
     }
+    peer_name(tcp, c->peer_ip, sizeof c->peer_ip);
+    if (!conn_count_peer(srv, c)) {
+        free(c);
+        reject_conn(tcp, 429, "Too many connections from this address");
+        return;
+    }
     c->srv = srv;
+    c->born_ms = uv_now(srv->loop);
     c->tcp = tcp;
     c->limits = srv->limits;
     tcp->data = c;
@@ -1012,7 +1157,6 @@ static void on_connection(uv_stream_t *listener, int status)
     llhttp_init(&c->parser, HTTP_REQUEST, &pd_http_settings);
     c->parser.data = c;
     uv_tcp_nodelay(tcp, 1);
-    peer_name(tcp, c->peer_ip, sizeof c->peer_ip);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -1023,12 +1167,18 @@ static void on_connection(uv_stream_t *listener, int status)
     conn_start_reading(c);
 }
 
+static void server_release(pd_http_server *srv)
+{
+    pd_map_free(srv->per_ip);
+    free(srv);
+}
+
 static void on_listener_close(uv_handle_t *h)
 {
     pd_http_server *srv = h->data;
     srv->listener_state = 2;
     if (srv->free_requested)
-        free(srv);
+        server_release(srv);
 }
 
 pd_http_server *pd_http_server_create(uv_loop_t *loop, const char *addr, int port,
@@ -1068,6 +1218,11 @@ pd_http_server *pd_http_server_create(uv_loop_t *loop, const char *addr, int por
         pd_http_limits_default(&srv->limits);
     if (srv->limits.max_headers > PD_HTTP_MAX_HEADERS_CAP)
         srv->limits.max_headers = PD_HTTP_MAX_HEADERS_CAP;
+    if (!(srv->per_ip = pd_map_create())) {
+        free(srv);
+        *err = "out of memory";
+        return NULL;
+    }
 
     /* Our own socket, so SO_REUSEPORT is set before bind (sibling processes
      * share the port) and bind errors come back before any handle exists. */
@@ -1087,13 +1242,13 @@ pd_http_server *pd_http_server_create(uv_loop_t *loop, const char *addr, int por
     if (fail) {
         if (fd >= 0)
             close(fd);
-        free(srv);
+        server_release(srv);
         *err = fail;
         return NULL;
     }
     if (uv_tcp_init(loop, &srv->listener) != 0) {
         close(fd);
-        free(srv);
+        server_release(srv);
         *err = "socket creation failed";
         return NULL;
     }
@@ -1154,7 +1309,7 @@ void pd_http_server_free(pd_http_server *srv)
         srv->listener_state = 1;
         uv_close((uv_handle_t *)&srv->listener, on_listener_close);
     } else if (srv->listener_state == 2) {
-        free(srv);
+        server_release(srv);
     }
 }
 
@@ -1163,6 +1318,7 @@ int pd_http_origin_listed(const char *list, pd_slice origin)
     if (!list)
         return 0;
     const char *p = list;
+    int any = 0;
     while (*p) {
         while (*p == ' ' || *p == ',')
             p++;
@@ -1173,10 +1329,11 @@ int pd_http_origin_listed(const char *list, pd_slice origin)
         while (t > p && t[-1] == ' ')
             t--;
         pd_slice item = pd_slice_make(p, (size_t)(t - p));
-        if (item.len && (pd_slice_eq(item, "*") ||
-                         (item.len == origin.len && memcmp(item.base, origin.base, item.len) == 0)))
-            return 1;
+        if (item.len == origin.len && item.len && memcmp(item.base, origin.base, item.len) == 0)
+            return PD_ORIGIN_NAMED;
+        if (pd_slice_eq(item, "*"))
+            any = PD_ORIGIN_ANY;
         p = e;
     }
-    return 0;
+    return any;
 }

@@ -235,20 +235,34 @@ int pd_cidr_list_contains(const pd_cidr_list *l, const char *ip)
     return netaddr_trusted(l, &a);
 }
 
-/* Canonical text, with a mapped address written as plain IPv4, so one client
- * gets one rate-limit key whatever form the proxy wrote. */
-static void netaddr_format(const netaddr *a, char out[INET6_ADDRSTRLEN])
+/* Canonical text of the host a limit counts: a mapped address is written as
+ * plain IPv4, so one client gets one key whatever form the proxy wrote, and
+ * an IPv6 address keeps only its /64 prefix. A /64 is one subnet, routinely
+ * one household or one machine (RFC 4291 §2.5.4, SLAAC, privacy addresses):
+ * counting each of its 2^64 addresses apart would let one host dodge every
+ * per-address limit by changing its interface id. */
+static void netaddr_format_key(const netaddr *a, char out[INET6_ADDRSTRLEN])
 {
     netaddr v = netaddr_is_v4mapped(a) ? netaddr_unmap(a) : *a;
+    if (v.family == AF_INET6)
+        memset(v.bytes + 8, 0, 8);
     if (inet_ntop(v.family, v.bytes, out, INET6_ADDRSTRLEN) == NULL)
         out[0] = '\0';
 }
 
-static void netaddr_copy_peer(const char *peer_ip, char out[INET6_ADDRSTRLEN])
+void pd_addr_key(const char *ip, char out[INET6_ADDRSTRLEN])
 {
-    size_t n = peer_ip ? strnlen(peer_ip, INET6_ADDRSTRLEN - 1) : 0;
+    netaddr a;
+    size_t n = ip ? strnlen(ip, INET6_ADDRSTRLEN) : 0;
+    if (n < INET6_ADDRSTRLEN && netaddr_parse(pd_slice_make(ip, n), &a) == PD_OK) {
+        netaddr_format_key(&a, out);
+        return;
+    }
+    /* Not an address (a unix socket, a failed getpeername): one shared key,
+     * bounded in length. */
+    n = PD_MIN(n, (size_t)INET6_ADDRSTRLEN - 1);
     if (n > 0)
-        memcpy(out, peer_ip, n);
+        memcpy(out, ip, n);
     out[n] = '\0';
 }
 
@@ -260,7 +274,7 @@ void pd_client_ip(const pd_cidr_list *trusted, const char *peer_ip, const pd_sli
 {
     if (!pd_cidr_list_contains(trusted, peer_ip) || xff == NULL || xff->len == 0 ||
         xff->base == NULL) {
-        netaddr_copy_peer(peer_ip, out);
+        pd_addr_key(peer_ip, out);
         return;
     }
     netaddr found = {0, {0}};
@@ -283,7 +297,7 @@ void pd_client_ip(const pd_cidr_list *trusted, const char *peer_ip, const pd_sli
         end = start - 1;
     }
     if (have)
-        netaddr_format(&found, out);
+        netaddr_format_key(&found, out);
     else
-        netaddr_copy_peer(peer_ip, out);
+        pd_addr_key(peer_ip, out);
 }

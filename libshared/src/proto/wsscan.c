@@ -8,6 +8,18 @@ void pd_ws_scan_init(pd_ws_scanner *sc, uint64_t max_message)
     sc->max_message = max_message > UINT32_MAX ? UINT32_MAX : (uint32_t)max_message;
 }
 
+uint32_t pd_ws_scan_max_pieces(const pd_ws_scanner *sc)
+{
+    uint32_t n = sc->max_message / 64;
+    return n < 64 ? 64 : n;
+}
+
+/* Count one more piece of the current data message; 1009 past the cap. */
+static uint16_t add_piece(pd_ws_scanner *sc)
+{
+    return ++sc->pieces > pd_ws_scan_max_pieces(sc) ? 1009 : 0;
+}
+
 /* Bytes of header needed once the first two are known. */
 static size_t header_size(const uint8_t *h)
 {
@@ -53,13 +65,14 @@ static uint16_t check_header(pd_ws_scanner *sc)
         if (opcode != 0x0 && sc->in_message)
             return 1002; /* new message inside a fragmented one */
         if (opcode != 0x0)
-            sc->msg_bytes = 0;
-        if (len > sc->max_message || (uint64_t)sc->msg_bytes + len > sc->max_message)
+            sc->msg_bytes = sc->pieces = 0;
+        if (len > sc->max_message || (uint64_t)sc->msg_bytes + len > sc->max_message || add_piece(sc))
             return 1009;
         sc->msg_bytes += (uint32_t)len;
         sc->in_message = !fin;
     }
     sc->remaining = (uint32_t)len; /* at most max_message, or 125 for control frames */
+    sc->in_data = opcode < 0x8;
     return 0;
 }
 
@@ -67,6 +80,11 @@ uint16_t pd_ws_scan(pd_ws_scanner *sc, const uint8_t *data, size_t len, size_t *
 {
     size_t pos = 0;
     size_t frame_start = 0; /* where the frame whose header we read began */
+    /* A data frame's payload resuming in this read is one more piece. */
+    if (len > 0 && sc->remaining && sc->in_data && add_piece(sc)) {
+        *ok_len = 0;
+        return 1009;
+    }
     while (pos < len) {
         if (sc->remaining) {
             uint64_t take = sc->remaining < (uint64_t)(len - pos) ? sc->remaining : (uint64_t)(len - pos);

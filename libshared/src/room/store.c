@@ -7,14 +7,22 @@
 #include "privydrop/pd_id.h"
 #include "privydrop/pd_sio.h"
 
-/* KEYS: room, room sockets, socket:<sid>, ratelimit:join:<ip>, owner's set
+/* KEYS: room, room sockets, socket:<sid>, ratelimit:join:<ip>, owner's set,
+ *       pd:rejoin:<room>:<ip>
  * ARGV: sid, room id, now ms, rate limit on, unique member, limit, window s,
- *       max peers (0 = unbounded) */
+ *       max peers (0 = unbounded)
+ * A re-join credit (granted when a draining worker closed a socket of this
+ * address that was in this room) pays for the join instead of the limit. */
 static const char JOIN_LUA[] =
     "local cur = redis.call('GET', KEYS[3])\n"
     "if cur and cur ~= ARGV[2] then return {2} end\n"
     "local rejoin = (cur == ARGV[2])\n"
-    "if (not rejoin) and ARGV[4] == '1' then\n"
+    "local credited = false\n"
+    "if (not rejoin) and ARGV[4] == '1' and (tonumber(redis.call('GET', KEYS[6])) or 0) > 0 then\n"
+    "  if redis.call('DECR', KEYS[6]) <= 0 then redis.call('DEL', KEYS[6]) end\n"
+    "  credited = true\n"
+    "end\n"
+    "if (not rejoin) and (not credited) and ARGV[4] == '1' then\n"
     "  local now = tonumber(ARGV[3])\n"
     "  local win = tonumber(ARGV[7]) * 1000\n"
     "  redis.call('ZADD', KEYS[4], now, ARGV[5])\n"
@@ -45,13 +53,19 @@ static const char JOIN_LUA[] =
     "if rejoin then return {1} end\n"
     "return {0}\n";
 
+/* KEYS: pd:rejoin:<room>:<ip>  ARGV: grace s */
+static const char GRANT_REJOIN_LUA[] =
+    "local n = redis.call('INCR', KEYS[1])\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+    "return n\n";
+
 /* KEYS: room, room sockets, socket:<sid>[, owner's set]  ARGV: sid, room id */
 static const char LEAVE_LUA[] =
     "local removed = redis.call('SREM', KEYS[2], ARGV[1])\n"
     "if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end\n"
     "if KEYS[4] then redis.call('SREM', KEYS[4], ARGV[1]) end\n"
     "local exists = redis.call('EXISTS', KEYS[1])\n"
-    "if exists == 1 and redis.call('SCARD', KEYS[2]) == 0 then\n"
+    "if exists == 1 and removed == 1 and redis.call('SCARD', KEYS[2]) == 0 then\n"
     "  redis.call('EXPIRE', KEYS[1], 900)\n"
     "end\n"
     "return removed + 2 * exists\n";
@@ -208,6 +222,16 @@ static long reply_integer(const redisReply *rep, long dflt)
     return dflt;
 }
 
+/* pd:rejoin:<room>:<ip>: at most 10 + 64 + 1 + 45 bytes. */
+static pd_slice rejoin_key(char *buf, pd_slice room, const char *client_ip)
+{
+    int n = snprintf(buf, KEYBUF, "pd:rejoin:%.*s:%s", (int)room.len, room.base ? room.base : "",
+                     client_ip ? client_ip : "");
+    if (n < 0 || n >= KEYBUF)
+        n = 0;
+    return pd_slice_make(buf, (size_t)n);
+}
+
 /* ---- join --------------------------------------------------------------- */
 
 static void on_join(redisReply *rep, void *data)
@@ -245,13 +269,14 @@ int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip
     if (!c)
         return PD_ERR;
     c->cb.join = cb;
-    char k1[KEYBUF], k2[KEYBUF], k3[KEYBUF], k4[KEYBUF], k5[KEYBUF];
-    pd_slice keys[5] = {
+    char k1[KEYBUF], k2[KEYBUF], k3[KEYBUF], k4[KEYBUF], k5[KEYBUF], k6[KEYBUF];
+    pd_slice keys[6] = {
         key_fmt(k1, "room:", room, ""),
         key_fmt(k2, "room:", room, ":sockets"),
         key_fmt(k3, "socket:", sid, ""),
         key_fmt(k4, "ratelimit:join:", pd_slice_cstr(client_ip), ""),
         key_fmt(k5, "pd:worker:", pd_slice_cstr(owner), ":sockets"),
+        rejoin_key(k6, room, client_ip),
     };
     char now[32], member[64], limit[16], window[16], maxp[24];
     uint64_t t = pd_now_ms();
@@ -265,7 +290,7 @@ int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip
     pd_slice args[8] = {sid, room, pd_slice_cstr(now), pd_slice_cstr(rate_limit ? "1" : "0"),
                         pd_slice_cstr(member), pd_slice_cstr(limit), pd_slice_cstr(window),
                         pd_slice_cstr(maxp)};
-    return store_eval(r, on_join, c, JOIN_LUA, 5, keys, 8, args);
+    return store_eval(r, on_join, c, JOIN_LUA, 6, keys, 8, args);
 }
 
 /* ---- simple integer-returning scripts --------------------------------- */
@@ -277,6 +302,19 @@ static void on_long(redisReply *rep, void *data)
     if (c->cb.num)
         c->cb.num(v, c->data);
     free(c);
+}
+
+int pd_room_grant_rejoin(pd_redis *r, pd_slice room, const char *client_ip, pd_room_long_fn cb, void *data)
+{
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = cb;
+    char k1[KEYBUF], grace[16];
+    pd_slice key = rejoin_key(k1, room, client_ip);
+    snprintf(grace, sizeof(grace), "%d", PD_REJOIN_GRACE_S);
+    pd_slice args[1] = {pd_slice_cstr(grace)};
+    return store_eval(r, on_long, c, GRANT_REJOIN_LUA, 1, &key, 1, args);
 }
 
 int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, pd_room_long_fn cb,

@@ -1,6 +1,7 @@
-/* Room API routes (DESIGN §3): PrivyDrop's api and health routes plus our
- * /api/ice_servers and /metrics. Every answer is JSON; every bad input is a
- * 4xx with {"error": …}; Redis trouble is a 503, never a hang. */
+/* Room API routes (docs/wire-protocol.md §Room API): PrivyDrop's api and
+ * health routes plus our /api/ice_servers and /metrics. Every answer is
+ * JSON; every bad input is a 4xx with {"error": …}; Redis trouble is a 503,
+ * never a hang. */
 #include "api.h"
 
 #include <stdio.h>
@@ -28,6 +29,8 @@ struct pd_api {
     pd_metrics *metrics;     /* borrowed registry */
     pd_ratelimit *room_limit; /* per-address buckets, room routes */
     pd_ratelimit *log_limit;  /* per-address buckets, track and log routes */
+    pd_ratelimit *ice_limit;  /* per-address buckets, TURN credentials */
+    pd_ratelimit *detailed_limit; /* per-address buckets, /health/detailed (a Redis script each) */
     size_t inflight;         /* requests waiting for Redis */
     uint64_t started_ms;     /* monotonic start */
 };
@@ -209,8 +212,14 @@ static void respond_unavailable(pd_api *api, pd_http_conn *conn, const char *cor
     respond_json(api, conn, cors, 503, json_pack("{s:s}", "error", "Service temporarily unavailable"));
 }
 
+/* A request that waits for Redis holds memory (and its connection) until
+ * Redis answers, even once its client has gone: while Redis is slow, the
+ * number waiting is bounded for everyone together, and beyond it the answer
+ * is 503 at once. */
 static api_req *req_new(pd_api *api, pd_http_conn *conn, const char *cors)
 {
+    if (api->inflight >= api->cfg.max_inflight)
+        return NULL;
     api_req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
@@ -293,10 +302,14 @@ static void on_leave_room(long v, void *data)
     } else if (!(v & PD_LEAVE_ROOM_EXISTS)) {
         respond_json(r->api, r->conn, r->cors, 200,
                      json_pack("{s:b, s:s}", "success", 1, "message", "Room does not exist."));
+    } else if (!(v & PD_LEAVE_WAS_MEMBER)) {
+        /* Nothing changed (the room keeps its lifetime); a client racing
+         * its own disconnect lands here too, so this is no error. */
+        respond_json(r->api, r->conn, r->cors, 200,
+                     json_pack("{s:b, s:s}", "success", 0, "message", "Socket is not in the room."));
     } else {
-        if (v & PD_LEAVE_WAS_MEMBER)
-            pd_room_publish_left(r->api->redis, r->api->cfg.instance_id, pd_slice_cstr(r->room),
-                                 pd_slice_cstr(r->sid));
+        pd_room_publish_left(r->api->redis, r->api->cfg.instance_id, pd_slice_cstr(r->room),
+                             pd_slice_cstr(r->sid));
         respond_json(r->api, r->conn, r->cors, 200,
                      json_pack("{s:b, s:s}", "success", 1, "message", "Successfully left the room"));
     }
@@ -360,127 +373,281 @@ static void utf8_cut(char *s, size_t max)
     s[n] = '\0';
 }
 
-static void handle_body_route(pd_api *api, pd_http_conn *conn, const pd_http_request *req,
-                              pd_api_route route, const char *cors)
-{
-    const char *err = NULL;
-    json_t *body = pd_api_parse_body(req->body, &err);
-    if (!body) {
-        respond_error(api, conn, cors, 400, err);
-        return;
-    }
-    const char *room = NULL, *sid = NULL;
-    api_req *r = NULL;
-    int rc = PD_ERR;
-    switch (route) {
-    case PD_ROUTE_CREATE_ROOM:
-    case PD_ROUTE_CHECK_ROOM:
-        if (pd_api_get_id(body, "roomId", "Room ID is required", &room, &err) != PD_OK)
-            break;
-        if (!(r = req_new(api, conn, cors)))
-            break;
-        snprintf(r->room, sizeof(r->room), "%s", room);
-        rc = route == PD_ROUTE_CREATE_ROOM
-                 ? pd_room_create(api->redis, pd_slice_cstr(room), on_create_room, r)
-                 : pd_room_exists(api->redis, pd_slice_cstr(room), on_check_room, r);
-        break;
-    case PD_ROUTE_LEAVE_ROOM: {
-        const char *msg = "Room ID and Socket ID are required";
-        if (pd_api_get_id(body, "roomId", msg, &room, &err) != PD_OK ||
-            pd_api_get_id(body, "socketId", msg, &sid, &err) != PD_OK)
-            break;
-        if (!(r = req_new(api, conn, cors)))
-            break;
-        snprintf(r->room, sizeof(r->room), "%s", room);
-        snprintf(r->sid, sizeof(r->sid), "%s", sid);
-        rc = pd_room_leave(api->redis, pd_slice_cstr(sid), pd_slice_cstr(room), NULL, on_leave_room, r);
-        break;
-    }
-    case PD_ROUTE_SET_TRACK: {
-        json_t *ref = json_object_get(body, "ref");
-        char date[11];
-        if (!json_is_string(ref) || json_string_length(ref) == 0 || json_string_length(ref) > 128 ||
-            strlen(json_string_value(ref)) != json_string_length(ref)) {
-            err = "ref must be a string of 1-128 characters";
-            break;
-        }
-        if (pd_api_track_date(json_object_get(body, "timestamp"), pd_now_ms(), date) != PD_OK) {
-            err = "Invalid timestamp";
-            break;
-        }
-        if (!(r = req_new(api, conn, cors)))
-            break;
-        rc = pd_room_track(api->redis, pd_slice_cstr(date), pd_slice_cstr(json_string_value(ref)), on_track, r);
-        break;
-    }
-    case PD_ROUTE_LOGS_DEBUG: {
-        json_t *msg = json_object_get(body, "message");
-        json_t *ts = json_object_get(body, "timestamp");
-        char *text = json_is_string(msg) ? strdup(json_string_value(msg))
-                                         : (msg ? json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY) : NULL);
-        if (!text) {
-            err = "message is required";
-            break;
-        }
-        utf8_cut(text, api->cfg.max_log_bytes);
-        char *tstext = ts ? json_dumps(ts, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        if (tstext)
-            utf8_cut(tstext, 64);
-        pd_log(PD_LOG_INFO, "client log", "{s:s, s:s, s:s}", "client_message", text, "client_timestamp",
-               tstext ? tstext : "", "peer", req->peer_ip);
-        free(tstext);
-        free(text);
-        json_decref(body);
-        respond_json(api, conn, cors, 200, json_pack("{s:b}", "success", 1));
-        return;
-    }
-    default:
-        err = "Not found";
-        break;
-    }
-    json_decref(body);
-    if (r && rc != PD_OK) {
-        req_done(r);
-        respond_unavailable(api, conn, cors);
-        return;
-    }
-    if (!r)
-        respond_error(api, conn, cors, 400, err ? err : "Bad request");
-}
-
 static void cors_headers(pd_api *api, const pd_http_request *req, char out[CORS_HDR_MAX], int preflight)
 {
     out[0] = '\0';
     const pd_slice *origin = pd_http_request_header(req, "Origin");
-    if (!origin || origin->len > 200 || !pd_api_origin_allowed(api->cfg.cors_origin, *origin))
+    int allowed = origin && origin->len <= 200 ? pd_api_origin_allowed(api->cfg.cors_origin, *origin) : 0;
+    if (!allowed)
         return;
-    int n = snprintf(out, CORS_HDR_MAX,
-                     "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: true\r\n"
-                     "Vary: Origin\r\n",
-                     (int)origin->len, origin->base);
+    /* Credentials only for origins the operator named. "*" lets every site
+     * read the answers, so it gets the plain wildcard without credentials:
+     * echoing any origin with credentials would hand every site whatever a
+     * cookie or HTTP auth in front of the API ever unlocks. Our routes need
+     * no credentials either way. */
+    int n = allowed == PD_ORIGIN_NAMED
+                ? snprintf(out, CORS_HDR_MAX,
+                           "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: true\r\n"
+                           "Vary: Origin\r\n",
+                           (int)origin->len, origin->base)
+                : snprintf(out, CORS_HDR_MAX, "Access-Control-Allow-Origin: *\r\n");
     if (preflight && n > 0 && n < CORS_HDR_MAX)
         snprintf(out + n, (size_t)(CORS_HDR_MAX - n),
                  "Access-Control-Allow-Methods: GET,HEAD,POST,OPTIONS\r\n"
                  "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 600\r\n");
 }
 
+/* ---- route handlers ------------------------------------------------------- */
+
+/* One handler per route; each answers exactly once (now, or when Redis has
+ * answered through an api_req). `cors` holds the response's CORS lines. */
+typedef void (*route_fn)(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors);
+
+/* A Redis-backed request has been started (rc) with r, or could not be. */
+static void route_started(pd_api *api, pd_http_conn *conn, const char *cors, api_req *r, int rc)
+{
+    if (r && rc == PD_OK)
+        return;
+    if (r)
+        req_done(r);
+    respond_unavailable(api, conn, cors);
+}
+
+/* The request body as a JSON object, or NULL after answering 400. */
+static json_t *route_body(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    const char *err = NULL;
+    json_t *body = pd_api_parse_body(req->body, &err);
+    if (!body)
+        respond_error(api, conn, cors, 400, err);
+    return body;
+}
+
+static void route_not_found(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    (void)req;
+    respond_error(api, conn, cors, 404, "Not found");
+}
+
+static void route_bad_method(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    (void)req;
+    respond_error(api, conn, cors, 405, "Method not allowed");
+}
+
+static void route_preflight(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    (void)api;
+    (void)req;
+    pd_http_respond(conn, 204, NULL, cors, NULL, 0, 0);
+}
+
+static void route_health(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    (void)req;
+    respond_json(api, conn, cors, 200, health_base(api, "healthy"));
+}
+
+static void route_health_detailed(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    (void)req;
+    api_req *r = req_new(api, conn, cors);
+    if (!r) {
+        respond_unavailable(api, conn, cors);
+        return;
+    }
+    if (pd_cluster_conn_total(api->redis, on_conn_total, r) != PD_OK)
+        detailed_respond(r, -1);
+}
+
+static void route_metrics(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    (void)req;
+    pd_metric_set(api->m_redis_up, NULL, pd_redis_ready(api->redis) ? 1 : 0);
+    pd_metric_set(api->m_inflight, NULL, (double)api->inflight);
+    size_t len = 0;
+    char *text = pd_metrics_render(api->metrics, &len);
+    if (!text) {
+        respond_error(api, conn, cors, 500, "Internal server error");
+        return;
+    }
+    pd_http_respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", cors, text, len, 0);
+    free(text);
+}
+
+static void route_ice_servers(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    (void)req;
+    json_t *body = pd_turn_ice_servers(api->turn, pd_now_ms() / 1000);
+    if (!body) {
+        respond_error(api, conn, cors, 500, "Internal server error");
+        return;
+    }
+    char extra[CORS_HDR_MAX + 64];
+    snprintf(extra, sizeof(extra), "%sCache-Control: no-store\r\n", cors);
+    respond_json(api, conn, extra, 200, body);
+}
+
+static void route_get_room(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    (void)req;
+    api_req *r = req_new(api, conn, cors);
+    route_started(api, conn, cors, r, r ? pd_room_get_free(api->redis, on_get_room, r) : PD_ERR);
+}
+
+/* create_room and check_room: one roomId, one Redis call. */
+static void route_room_id(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors,
+                          int create)
+{
+    json_t *body = route_body(api, conn, req, cors);
+    if (!body)
+        return;
+    const char *room = NULL, *err = NULL;
+    if (pd_api_get_id(body, "roomId", "Room ID is required", &room, &err) != PD_OK) {
+        respond_error(api, conn, cors, 400, err);
+        json_decref(body);
+        return;
+    }
+    api_req *r = req_new(api, conn, cors);
+    int rc = PD_ERR;
+    if (r) {
+        snprintf(r->room, sizeof(r->room), "%s", room);
+        rc = create ? pd_room_create(api->redis, pd_slice_cstr(room), on_create_room, r)
+                    : pd_room_exists(api->redis, pd_slice_cstr(room), on_check_room, r);
+    }
+    json_decref(body);
+    route_started(api, conn, cors, r, rc);
+}
+
+static void route_create_room(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    route_room_id(api, conn, req, cors, 1);
+}
+
+static void route_check_room(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    route_room_id(api, conn, req, cors, 0);
+}
+
+static void route_leave_room(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    json_t *body = route_body(api, conn, req, cors);
+    if (!body)
+        return;
+    const char *msg = "Room ID and Socket ID are required";
+    const char *room = NULL, *sid = NULL, *err = NULL;
+    if (pd_api_get_id(body, "roomId", msg, &room, &err) != PD_OK ||
+        pd_api_get_id(body, "socketId", msg, &sid, &err) != PD_OK) {
+        respond_error(api, conn, cors, 400, err);
+        json_decref(body);
+        return;
+    }
+    api_req *r = req_new(api, conn, cors);
+    int rc = PD_ERR;
+    if (r) {
+        snprintf(r->room, sizeof(r->room), "%s", room);
+        snprintf(r->sid, sizeof(r->sid), "%s", sid);
+        rc = pd_room_leave(api->redis, pd_slice_cstr(sid), pd_slice_cstr(room), NULL, on_leave_room, r);
+    }
+    json_decref(body);
+    route_started(api, conn, cors, r, rc);
+}
+
+static void route_set_track(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    json_t *body = route_body(api, conn, req, cors);
+    if (!body)
+        return;
+    json_t *ref = json_object_get(body, "ref");
+    char date[11];
+    const char *err = NULL;
+    if (!json_is_string(ref) || json_string_length(ref) == 0 || json_string_length(ref) > 128 ||
+        strlen(json_string_value(ref)) != json_string_length(ref))
+        err = "ref must be a string of 1-128 characters";
+    else if (pd_api_track_date(json_object_get(body, "timestamp"), pd_now_ms(), date) != PD_OK)
+        err = "Invalid timestamp";
+    if (err) {
+        respond_error(api, conn, cors, 400, err);
+        json_decref(body);
+        return;
+    }
+    api_req *r = req_new(api, conn, cors);
+    int rc = r ? pd_room_track(api->redis, pd_slice_cstr(date), pd_slice_cstr(json_string_value(ref)), on_track, r)
+               : PD_ERR;
+    json_decref(body);
+    route_started(api, conn, cors, r, rc);
+}
+
+static void route_logs_debug(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
+{
+    json_t *body = route_body(api, conn, req, cors);
+    if (!body)
+        return;
+    json_t *msg = json_object_get(body, "message");
+    json_t *ts = json_object_get(body, "timestamp");
+    char *text = json_is_string(msg) ? strdup(json_string_value(msg))
+                                     : (msg ? json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY) : NULL);
+    if (!text) {
+        respond_error(api, conn, cors, 400, "message is required");
+        json_decref(body);
+        return;
+    }
+    utf8_cut(text, api->cfg.max_log_bytes);
+    char *tstext = ts ? json_dumps(ts, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (tstext)
+        utf8_cut(tstext, 64);
+    pd_log(PD_LOG_INFO, "client log", "{s:s, s:s, s:s}", "client_message", text, "client_timestamp",
+           tstext ? tstext : "", "peer", req->peer_ip);
+    free(tstext);
+    free(text);
+    json_decref(body);
+    respond_json(api, conn, cors, 200, json_pack("{s:b}", "success", 1));
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+/* Which per-address bucket a route draws from before its handler runs. */
+typedef enum route_limit { LIMIT_NONE = 0, LIMIT_ROOM, LIMIT_LOG, LIMIT_ICE, LIMIT_DETAILED } route_limit;
+
+/* One row per route, indexed by pd_api_route: the metric label, the rate
+ * limit and the handler, so adding a route is one line here (plus its path
+ * in ROUTES). */
+typedef struct route_info {
+    const char *metric; /* label of privydrop_roomapi_requests_total */
+    route_limit limit;  /* bucket checked first */
+    route_fn fn;        /* the handler */
+} route_info;
+
+static const route_info ROUTE_INFO[] = {
+    [PD_ROUTE_NOT_FOUND] = {"not_found", LIMIT_NONE, route_not_found},
+    [PD_ROUTE_BAD_METHOD] = {"bad_method", LIMIT_NONE, route_bad_method},
+    [PD_ROUTE_PREFLIGHT] = {"preflight", LIMIT_NONE, route_preflight},
+    [PD_ROUTE_GET_ROOM] = {"get_room", LIMIT_ROOM, route_get_room},
+    [PD_ROUTE_CREATE_ROOM] = {"create_room", LIMIT_ROOM, route_create_room},
+    [PD_ROUTE_CHECK_ROOM] = {"check_room", LIMIT_ROOM, route_check_room},
+    [PD_ROUTE_LEAVE_ROOM] = {"leave_room", LIMIT_ROOM, route_leave_room},
+    [PD_ROUTE_SET_TRACK] = {"set_track", LIMIT_LOG, route_set_track},
+    [PD_ROUTE_LOGS_DEBUG] = {"logs_debug", LIMIT_LOG, route_logs_debug},
+    [PD_ROUTE_HEALTH] = {"health", LIMIT_NONE, route_health},
+    [PD_ROUTE_HEALTH_DETAILED] = {"health_detailed", LIMIT_DETAILED, route_health_detailed},
+    [PD_ROUTE_ICE_SERVERS] = {"ice_servers", LIMIT_ICE, route_ice_servers},
+    [PD_ROUTE_METRICS] = {"metrics", LIMIT_NONE, route_metrics},
+};
+_Static_assert(PD_ARRAY_LEN(ROUTE_INFO) == PD_ROUTE_COUNT, "ROUTE_INFO needs one row per pd_api_route");
+
 void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
 {
     pd_api *api = data;
     pd_api_route route = pd_api_route_match(req->method, req->path);
+    const route_info *ri = &ROUTE_INFO[route];
     char cors[CORS_HDR_MAX];
     cors_headers(api, req, cors, route == PD_ROUTE_PREFLIGHT);
-    static const char *const names[] = {"not_found", "bad_method", "preflight", "get_room", "create_room",
-                                        "check_room", "leave_room", "set_track", "logs_debug", "health",
-                                        "health_detailed", "ice_servers", "metrics"};
-    pd_metric_add(api->m_requests, names[route], 1);
+    pd_metric_add(api->m_requests, ri->metric, 1);
 
-    pd_ratelimit *limit = NULL;
-    if (route == PD_ROUTE_GET_ROOM || route == PD_ROUTE_CREATE_ROOM || route == PD_ROUTE_CHECK_ROOM ||
-        route == PD_ROUTE_LEAVE_ROOM)
-        limit = api->room_limit;
-    else if (route == PD_ROUTE_SET_TRACK || route == PD_ROUTE_LOGS_DEBUG)
-        limit = api->log_limit;
+    pd_ratelimit *const limits[] = {[LIMIT_NONE] = NULL, [LIMIT_ROOM] = api->room_limit,
+                                    [LIMIT_LOG] = api->log_limit, [LIMIT_ICE] = api->ice_limit,
+                                    [LIMIT_DETAILED] = api->detailed_limit};
+    pd_ratelimit *limit = limits[ri->limit];
     if (limit) {
         char ip[INET6_ADDRSTRLEN];
         pd_client_ip(api->cfg.trusted, req->peer_ip, pd_http_request_header(req, "X-Forwarded-For"), ip);
@@ -491,67 +658,7 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
             return;
         }
     }
-
-    switch (route) {
-    case PD_ROUTE_NOT_FOUND:
-        respond_error(api, conn, cors, 404, "Not found");
-        return;
-    case PD_ROUTE_BAD_METHOD:
-        respond_error(api, conn, cors, 405, "Method not allowed");
-        return;
-    case PD_ROUTE_PREFLIGHT:
-        pd_http_respond(conn, 204, NULL, cors, NULL, 0, 0);
-        return;
-    case PD_ROUTE_HEALTH:
-        respond_json(api, conn, cors, 200, health_base(api, "healthy"));
-        return;
-    case PD_ROUTE_METRICS: {
-        pd_metric_set(api->m_redis_up, NULL, pd_redis_ready(api->redis) ? 1 : 0);
-        pd_metric_set(api->m_inflight, NULL, (double)api->inflight);
-        size_t len = 0;
-        char *text = pd_metrics_render(api->metrics, &len);
-        if (!text) {
-            respond_error(api, conn, cors, 500, "Internal server error");
-            return;
-        }
-        pd_http_respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", cors, text, len, 0);
-        free(text);
-        return;
-    }
-    case PD_ROUTE_ICE_SERVERS: {
-        json_t *body = pd_turn_ice_servers(api->turn, pd_now_ms() / 1000);
-        if (!body) {
-            respond_error(api, conn, cors, 500, "Internal server error");
-            return;
-        }
-        char extra[CORS_HDR_MAX + 64];
-        snprintf(extra, sizeof(extra), "%sCache-Control: no-store\r\n", cors);
-        respond_json(api, conn, extra, 200, body);
-        return;
-    }
-    case PD_ROUTE_GET_ROOM: {
-        api_req *r = req_new(api, conn, cors);
-        if (!r || pd_room_get_free(api->redis, on_get_room, r) != PD_OK) {
-            if (r)
-                req_done(r);
-            respond_unavailable(api, conn, cors);
-        }
-        return;
-    }
-    case PD_ROUTE_HEALTH_DETAILED: {
-        api_req *r = req_new(api, conn, cors);
-        if (!r) {
-            respond_unavailable(api, conn, cors);
-            return;
-        }
-        if (pd_cluster_conn_total(api->redis, on_conn_total, r) != PD_OK)
-            detailed_respond(r, -1);
-        return;
-    }
-    default:
-        handle_body_route(api, conn, req, route, cors);
-        return;
-    }
+    ri->fn(api, conn, req, cors);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -580,7 +687,16 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);
     api->log_limit = pd_ratelimit_create(cfg->log_rate > 0 ? cfg->log_rate : 2,
                                          cfg->log_burst > 0 ? cfg->log_burst : 20, 100000);
-    if (!api->room_limit || !api->log_limit) {
+    /* A page needs one set of TURN credentials per peer connection; minting
+     * them faster than that is no browser's doing. */
+    api->ice_limit = pd_ratelimit_create(cfg->ice_rate > 0 ? cfg->ice_rate : 1,
+                                         cfg->ice_burst > 0 ? cfg->ice_burst : 10, 100000);
+    /* /health/detailed runs a Lua script over every worker's count: enough
+     * for probes and dashboards, not a way to keep Redis busy. */
+    api->detailed_limit = pd_ratelimit_create(10, 100, 100000);
+    if (!api->cfg.max_inflight)
+        api->cfg.max_inflight = 4096;
+    if (!api->room_limit || !api->log_limit || !api->ice_limit || !api->detailed_limit) {
         pd_api_free(api);
         return NULL;
     }
@@ -593,6 +709,8 @@ void pd_api_free(pd_api *api)
         return;
     pd_ratelimit_free(api->room_limit);
     pd_ratelimit_free(api->log_limit);
+    pd_ratelimit_free(api->ice_limit);
+    pd_ratelimit_free(api->detailed_limit);
     free(api);
 }
 

@@ -1,5 +1,6 @@
-/* api.h — the room API's routes (DESIGN §3) and the pure helpers they use,
- * kept apart from the server so they can be tested without sockets. */
+/* api.h — the room API's routes (docs/wire-protocol.md §Room API) and the
+ * pure helpers they use, kept apart from the server so they can be tested
+ * without sockets. */
 #ifndef PD_ROOMAPI_API_H
 #define PD_ROOMAPI_API_H
 
@@ -26,6 +27,7 @@ typedef enum pd_api_route {
     PD_ROUTE_HEALTH_DETAILED,
     PD_ROUTE_ICE_SERVERS,
     PD_ROUTE_METRICS,
+    PD_ROUTE_COUNT /* number of routes, not a route */
 } pd_api_route;
 
 /* Map method + path to a route. Known path with another method →
@@ -46,7 +48,8 @@ int pd_api_get_id(json_t *obj, const char *field, const char *required_msg, cons
  * means now. PD_ERR for anything else. */
 int pd_api_track_date(json_t *timestamp, uint64_t now_ms, char out[11]);
 
-/* 1 if `origin` is allowed by CORS_ORIGIN (comma list, "*" = any). */
+/* Whether `origin` is allowed by CORS_ORIGIN (comma list, "*" = any):
+ * PD_ORIGIN_NAMED, PD_ORIGIN_ANY or 0, as pd_http_origin_listed(). */
 int pd_api_origin_allowed(const char *list, pd_slice origin);
 
 typedef struct pd_api_config {
@@ -57,6 +60,8 @@ typedef struct pd_api_config {
     const pd_cidr_list *trusted; /* proxies whose X-Forwarded-For is believed (borrowed) */
     double room_rate, room_burst; /* per-address limit on the room routes */
     double log_rate, log_burst;   /* per-address limit on set_track and logs_debug */
+    double ice_rate, ice_burst;   /* per-address limit on ice_servers */
+    size_t max_inflight;          /* requests waiting for Redis, all together; 0 = 4096 */
 } pd_api_config;
 
 typedef struct pd_api pd_api;

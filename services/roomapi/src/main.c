@@ -1,4 +1,4 @@
-/* privydrop-roomapi — the HTTP room API (DESIGN §3). */
+/* privydrop-roomapi — the HTTP room API (docs/wire-protocol.md §Room API). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +27,13 @@ static const char USAGE[] =
     "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
     "  PD_API_RATE, PD_API_BURST   per-address limit on room routes (20/s, 100)\n"
     "  PD_LOG_RATE, PD_LOG_BURST   per-address limit on set_track and logs_debug (2/s, 20)\n"
+    "  PD_ICE_RATE, PD_ICE_BURST   per-address limit on ice_servers (1/s, 10)\n"
+    "  PD_API_MAX_INFLIGHT      requests waiting for Redis, all together; beyond: 503 (4096)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
     "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
+    "  PD_HTTP_MAX_CONNS_PER_IP  open connections per client address (32)\n"
+    "  PD_HTTP_MAX_CONN_AGE_MS  keep-alive HTTP connections end after this (60000)\n"
     "  PD_TURN_SECRET           coturn static-auth-secret; TURN is offered only with it\n"
     "  PD_TURN_HOST             public host or IP of coturn\n"
     "  PD_TURN_PORT, PD_TURNS_PORT, PD_TURN_TLS   TURN ports (3478, 5349) and TLS (0)\n"
@@ -55,7 +59,8 @@ typedef struct roomapi {
 /* Everything read from the environment, validated. */
 typedef struct roomapi_config {
     long port, redis_port, body_max, turn_ttl;
-    long room_rate, room_burst, log_rate, log_burst, req_timeout, idle_timeout;
+    long room_rate, room_burst, log_rate, log_burst, ice_rate, ice_burst, req_timeout, idle_timeout;
+    long http_per_ip, conn_age, max_inflight;
     const char *listen_addr; /* borrowed from the environment */
     pd_cidr_list *trusted;   /* owned; NULL when invalid */
     pd_turn *turn;           /* owned; NULL when invalid */
@@ -80,6 +85,11 @@ static void load_config(roomapi_config *c, long *drain_timeout_ms, pd_config_che
     pd_config_long(chk, "PD_API_BURST", 100, 1, 1000000, &c->room_burst);
     pd_config_long(chk, "PD_LOG_RATE", 2, 1, 1000000, &c->log_rate);
     pd_config_long(chk, "PD_LOG_BURST", 20, 1, 1000000, &c->log_burst);
+    pd_config_long(chk, "PD_ICE_RATE", 1, 1, 1000000, &c->ice_rate);
+    pd_config_long(chk, "PD_ICE_BURST", 10, 1, 1000000, &c->ice_burst);
+    pd_config_long(chk, "PD_API_MAX_INFLIGHT", 4096, 1, 10000000, &c->max_inflight);
+    pd_config_long(chk, "PD_HTTP_MAX_CONNS_PER_IP", 32, 1, 1000000, &c->http_per_ip);
+    pd_config_long(chk, "PD_HTTP_MAX_CONN_AGE_MS", 60000, 1000, 86400000, &c->conn_age);
     pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", 10000, 100, 600000, &c->req_timeout);
     pd_config_long(chk, "PD_HTTP_IDLE_TIMEOUT_MS", 30000, 100, 3600000, &c->idle_timeout);
     pd_config_listen_addr(chk, "0.0.0.0", &c->listen_addr);
@@ -197,7 +207,7 @@ int main(int argc, char **argv)
     a->redis = pd_redis_create(a->loop, &ro, on_redis_state, NULL, a);
     pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048,
                         trusted, (double)cfg.room_rate, (double)cfg.room_burst, (double)cfg.log_rate,
-                        (double)cfg.log_burst};
+                        (double)cfg.log_burst, (double)cfg.ice_rate, (double)cfg.ice_burst, (size_t)cfg.max_inflight};
     a->api = pd_api_create(&ac, a->redis, a->turn, a->metrics);
     if (!a->metrics || !a->redis || !a->api) {
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
@@ -209,6 +219,9 @@ int main(int argc, char **argv)
     lim.max_body_bytes = (size_t)cfg.body_max;
     lim.request_timeout_ms = (uint64_t)cfg.req_timeout;
     lim.idle_timeout_ms = (uint64_t)cfg.idle_timeout;
+    lim.max_conns_per_ip = (size_t)cfg.http_per_ip;
+    lim.max_conn_age_ms = (uint64_t)cfg.conn_age;
+    lim.trusted = trusted;
     const char *listen_addr = cfg.listen_addr;
     const char *err = NULL;
     a->http = pd_http_server_create(a->loop, listen_addr, (int)cfg.port, &lim, pd_api_handle, a->api, &err);

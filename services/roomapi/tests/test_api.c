@@ -1,5 +1,6 @@
-/* test_api.c — the room API's pure helpers (DESIGN §3): routing, body
- * parsing, id validation, set_track dates and the CORS origin list. */
+/* test_api.c — the room API's pure helpers (docs/wire-protocol.md
+ * §Room API): routing, body parsing, id validation, set_track dates and the
+ * CORS origin list. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -483,6 +484,12 @@ static void star_allows_any_origin(void **state)
     assert_true(allowed("*", "https://anything.example"));
     assert_true(allowed(" * ", "http://x"));
     assert_true(allowed("https://a.example, *", "https://other.example"));
+    /* Only a named origin is NAMED (credentials); "*" alone is ANY. */
+    assert_int_equal(allowed("*", "https://anything.example"), PD_ORIGIN_ANY);
+    assert_int_equal(allowed("https://a.example, *", "https://a.example"), PD_ORIGIN_NAMED);
+    assert_int_equal(allowed("*, https://a.example", "https://a.example"), PD_ORIGIN_NAMED);
+    assert_int_equal(allowed("https://a.example, *", "https://b.example"), PD_ORIGIN_ANY);
+    assert_int_equal(allowed("https://a.example", "https://a.example"), PD_ORIGIN_NAMED);
     /* '*' only as a whole item. */
     assert_false(allowed("https://*.example", "https://a.example"));
     assert_false(allowed("**", "https://a.example"));

@@ -1,5 +1,6 @@
 /* events.h — the payload checks of the Socket.IO events the hub serves
- * (DESIGN §2), apart from sessions and Redis so they can be fuzzed alone.
+ * (docs/wire-protocol.md §Events), apart from sessions and Redis so they can
+ * be fuzzed alone.
  * Pure: every returned pointer or slice is borrowed from `payload`. */
 #ifndef PD_SIGNAL_EVENTS_H
 #define PD_SIGNAL_EVENTS_H

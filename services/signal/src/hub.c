@@ -1,5 +1,6 @@
-/* The sockets and rooms of this worker, the Socket.IO events of DESIGN §2,
- * and the bus between workers (DESIGN §5).
+/* The sockets and rooms of this worker, the Socket.IO events
+ * (docs/wire-protocol.md §Events) and the bus between workers
+ * (docs/architecture.md §Bus).
  *
  * Local state is a cache of what Redis says, kept for the sockets this
  * worker owns: sid → session, room → local members. Redis stays the truth
@@ -16,6 +17,7 @@
 #include "privydrop/pd_ptab.h"
 #include "privydrop/pd_room.h"
 #include "privydrop/pd_sio.h"
+#include "privydrop/pd_wsscan.h"
 #include "events.h"
 #include "worker.h"
 
@@ -66,6 +68,11 @@ typedef struct hub_cleanup {
     char room[PD_ID_MAX + 1];
 } hub_cleanup;
 
+/* One socket a drain still has to close. */
+typedef struct hub_drain_entry {
+    char sid[PD_SOCKET_ID_LEN + 1];
+} hub_drain_entry;
+
 struct pd_hub {
     pd_worker *w;
     pd_ptab *sessions;        /* pd_sess by sid */
@@ -78,6 +85,9 @@ struct pd_hub {
     uint64_t held_until;      /* a peer asked us to hold back until then (monotonic ms) */
     hub_cleanup *cleanups;    /* pending Redis cleanups */
     size_t ncleanups;
+    hub_drain_entry *drain;   /* SIGTERM: the sockets to close, in order (owned) */
+    size_t ndrain;            /* entries in drain */
+    size_t drain_next;        /* first entry not yet handled */
     int open_timers;          /* timers not yet closed (free-on-close) */
 };
 
@@ -225,15 +235,18 @@ static void emit_peer_disconnected(pd_hub *h, const char *room, const char *sid,
 
 /* ---- Redis cleanup with retry ------------------------------------------- */
 
+/* A leave Redis did not take is kept for a retry. When the queue is full
+ * (or memory is short) it is dropped and counted: the socket's keys then
+ * expire with their TTLs, and the reaper removes it from its room once this
+ * worker is gone. */
 static void cleanup_queue(pd_hub *h, const char *sid, const char *room)
 {
-    if (h->ncleanups >= HUB_MAX_PENDING_CLEANUPS) {
+    hub_cleanup *c = h->ncleanups < HUB_MAX_PENDING_CLEANUPS ? calloc(1, sizeof(*c)) : NULL;
+    if (!c) {
         pd_metric_add(h->w->m_dropped, "cleanup_queue_full", 1);
+        pd_log(PD_LOG_WARN, "room cleanup dropped", "{s:s, s:i}", "room", room, "pending", (int)h->ncleanups);
         return;
     }
-    hub_cleanup *c = calloc(1, sizeof(*c));
-    if (!c)
-        return;
     snprintf(c->sid, sizeof(c->sid), "%s", sid);
     snprintf(c->room, sizeof(c->room), "%s", room);
     c->next = h->cleanups;
@@ -322,7 +335,7 @@ void pd_hub_on_open(pd_hub *h, pd_sess *s)
 {
     char ip[INET6_ADDRSTRLEN];
     if (pd_ptab_put(h->sessions, s) != PD_OK) {
-        pd_sess_close(s, 1011, "out of memory");
+        pd_sess_close(s, PD_WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
     ip_adjust(h, pd_sess_client_ip(s, ip), +1);
@@ -507,14 +520,23 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
         pd_metric_add(w->m_dropped, "join_flood", 1);
         return;
     }
-    if (w->draining || !pd_redis_ready(w->redis)) {
-        join_server_error(s, w->draining ? "server shutting down" : "redis unavailable");
+    if (w->draining) {
+        /* A client that reached us just before the drain: "Server error"
+         * would make it wait 3 s to retry here, where it will be closed
+         * anyway; closed now, it reconnects to a worker that stays. */
+        pd_sess_close(s, 1001, "server shutting down");
+        return;
+    }
+    if (!pd_redis_ready(w->redis)) {
+        join_server_error(s, "redis unavailable");
         return;
     }
     join_ctx *c = calloc(1, sizeof(*c));
     hub_room *r = room_want(h, rs); /* subscribe before the peers hear of us */
     if (!c || !r) {
         free(c);
+        if (r)
+            room_maybe_empty(r); /* nobody joined it after all: unsubscribe */
         join_server_error(s, "out of memory");
         return;
     }
@@ -891,9 +913,12 @@ size_t pd_hub_pending_cleanups(const pd_hub *h)
     return h->ncleanups;
 }
 
+/* Sessions closed per pass of pd_hub_close_all. */
+#define HUB_CLOSE_BATCH 256
+
 typedef struct collect_ctx {
-    pd_sess **list;
-    size_t n;
+    pd_sess **list; /* HUB_CLOSE_BATCH slots */
+    size_t n;       /* slots filled */
 } collect_ctx;
 
 static int collect_sess(pd_slice key, void *value, void *data)
@@ -901,21 +926,99 @@ static int collect_sess(pd_slice key, void *value, void *data)
     (void)key;
     collect_ctx *c = data;
     c->list[c->n++] = value;
-    return 0;
+    return c->n == HUB_CLOSE_BATCH; /* full: stop the walk */
 }
 
 void pd_hub_close_all(pd_hub *h)
 {
+    /* Closing a session takes it out of the table, which the walk must not
+     * see happen; so sessions are taken a batch at a time into an array on
+     * the stack (a drain cannot fail for want of memory) until none is left,
+     * or a pass closes nothing. */
+    pd_sess *batch[HUB_CLOSE_BATCH];
+    for (;;) {
+        size_t before = pd_ptab_count(h->sessions);
+        collect_ctx c = {batch, 0};
+        pd_ptab_foreach(h->sessions, collect_sess, &c);
+        for (size_t i = 0; i < c.n; i++)
+            pd_sess_close(batch[i], PD_WS_CLOSE_GOING_AWAY, "server shutting down");
+        if (c.n == 0 || pd_ptab_count(h->sessions) >= before)
+            break;
+    }
+}
+
+/* ---- drain ------------------------------------------------------------------ */
+
+static int collect_sid(pd_slice key, void *value, void *data)
+{
+    (void)value;
+    pd_hub *h = data;
+    size_t n = key.len < PD_SOCKET_ID_LEN ? key.len : PD_SOCKET_ID_LEN;
+    memcpy(h->drain[h->ndrain].sid, key.base, n);
+    h->drain[h->ndrain].sid[n] = '\0';
+    h->ndrain++;
+    return 0;
+}
+
+size_t pd_hub_drain_begin(pd_hub *h)
+{
+    free(h->drain);
+    h->drain = NULL;
+    h->ndrain = h->drain_next = 0;
     size_t n = pd_ptab_count(h->sessions);
     if (!n)
-        return;
-    collect_ctx c = {calloc(n, sizeof(pd_sess *)), 0};
-    if (!c.list)
-        return;
-    pd_ptab_foreach(h->sessions, collect_sess, &c);
-    for (size_t i = 0; i < c.n; i++)
-        pd_sess_close(c.list[i], 1001, "server shutting down");
-    free(c.list);
+        return 0;
+    h->drain = calloc(n, sizeof(*h->drain));
+    if (!h->drain)
+        return 0; /* the caller's close_all at the deadline still closes them */
+    pd_ptab_foreach(h->sessions, collect_sid, h);
+    return h->ndrain;
+}
+
+typedef struct drain_ctx {
+    pd_hub *h;
+    char sid[PD_SOCKET_ID_LEN + 1];
+} drain_ctx;
+
+static void drain_close(pd_hub *h, const char *sid)
+{
+    pd_sess *s = pd_ptab_get(h->sessions, pd_slice_cstr(sid));
+    if (s)
+        pd_sess_close(s, 1001, "server shutting down");
+}
+
+/* The credit is in Redis (or Redis failed): only now is the client told to go,
+ * so its re-join on another worker cannot overtake the credit. */
+static void on_rejoin_granted(long v, void *data)
+{
+    (void)v;
+    drain_ctx *c = data;
+    drain_close(c->h, c->sid);
+    free(c);
+}
+
+void pd_hub_drain_step(pd_hub *h, size_t upto)
+{
+    if (upto > h->ndrain)
+        upto = h->ndrain;
+    while (h->drain_next < upto) {
+        const char *sid = h->drain[h->drain_next++].sid;
+        pd_sess *s = pd_ptab_get(h->sessions, pd_slice_cstr(sid));
+        if (!s)
+            continue; /* gone by itself */
+        hub_room *r = *pd_sess_room(s);
+        drain_ctx *c = r ? calloc(1, sizeof(*c)) : NULL;
+        if (c) {
+            char ip[INET6_ADDRSTRLEN];
+            c->h = h;
+            snprintf(c->sid, sizeof(c->sid), "%s", sid);
+            if (pd_room_grant_rejoin(h->w->redis, pd_slice_cstr(r->id), pd_sess_client_ip(s, ip),
+                                     on_rejoin_granted, c) == PD_OK)
+                continue;
+            free(c);
+        }
+        drain_close(h, sid);
+    }
 }
 
 static int free_room_visit(pd_slice key, void *value, void *data)
@@ -949,6 +1052,8 @@ void pd_hub_free(pd_hub *h)
     pd_ptab_free(h->rooms);
     pd_ptab_free(h->sessions);
     pd_map_free(h->ips);
+    free(h->drain);
+    h->drain = NULL;
     while (h->cleanups) {
         hub_cleanup *n = h->cleanups->next;
         free(h->cleanups);

@@ -1,4 +1,5 @@
-/* privydrop-signal — a stateless signaling worker (DESIGN §1–2, §5–6). */
+/* privydrop-signal — a stateless signaling worker (docs/architecture.md;
+ * its wire contract: docs/wire-protocol.md §Handshake, §Worker HTTP routes). */
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,8 +38,13 @@ static const char USAGE[] =
     "  PD_EVENT_BURST           burst allowance for that rate (200)\n"
     "  PD_MAX_ROOM_PEERS        sockets per room, 0 = unbounded (32)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
+    "  PD_DRAIN_NOTICE_MS       SIGTERM: not ready this long before closing sockets (1000)\n"
+    "  PD_DRAIN_SPREAD_MS       SIGTERM: then close sockets evenly over this (3000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
     "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
+    "  PD_HTTP_MAX_CONNS_PER_IP  connections not (yet) upgraded per client address (32,\n"
+    "                           at most PD_MAX_CONNS_PER_IP)\n"
+    "  PD_HTTP_MAX_CONN_AGE_MS  keep-alive HTTP connections end after this (60000)\n"
     "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
     "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD   Redis (127.0.0.1:6379)\n"
     "  CORS_ORIGIN              allowed WebSocket Origins, comma-separated (any)\n"
@@ -50,6 +56,9 @@ static pd_worker *g_worker; /* for the signal handlers only */
 static uv_signal_t sig_term, sig_int;
 static uv_timer_t drain_timer;
 static uint64_t drain_deadline;
+static uint64_t drain_close_from; /* monotonic ms: first socket closes */
+static uint64_t drain_spread;     /* ms over which sockets close */
+static size_t drain_total;        /* sockets open at SIGTERM */
 static int retire_state; /* 0 not yet, 1 sent, 2 done */
 
 /* ---- configuration ------------------------------------------------------ */
@@ -68,11 +77,16 @@ static int worker_id_valid(const char *id)
     return 1;
 }
 
+/* The HTTP listener's limits, read with the rest of the configuration. */
+typedef struct http_config {
+    long req_timeout, idle_timeout; /* PD_HTTP_REQUEST_TIMEOUT_MS, PD_HTTP_IDLE_TIMEOUT_MS */
+    long per_ip, conn_age;          /* PD_HTTP_MAX_CONNS_PER_IP, PD_HTTP_MAX_CONN_AGE_MS */
+} http_config;
+
 /* Reads and checks every variable, recording each problem in chk rather than
  * stopping at the first: start-up and --check-config run exactly this. The
  * trusted proxy list goes to *trusted (owned by the caller; NULL if invalid). */
-static void load_config(pd_worker_config *c, long *req_timeout, long *idle_timeout, pd_cidr_list **trusted,
-                        pd_config_check *chk)
+static void load_config(pd_worker_config *c, http_config *h, pd_cidr_list **trusted, pd_config_check *chk)
 {
     pd_config_log_level(chk);
     pd_config_listen_addr(chk, "0.0.0.0", &c->listen_addr);
@@ -93,11 +107,15 @@ static void load_config(pd_worker_config *c, long *req_timeout, long *idle_timeo
     pd_config_long(chk, "PD_EVENT_BURST", 200, 1, 1000000, &c->event_burst);
     pd_config_long(chk, "PD_MAX_ROOM_PEERS", 32, 0, 100000, &c->max_room_peers);
     pd_config_long(chk, "PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &c->drain_timeout_ms);
+    pd_config_long(chk, "PD_DRAIN_NOTICE_MS", 1000, 0, 600000, &c->drain_notice_ms);
+    pd_config_long(chk, "PD_DRAIN_SPREAD_MS", 3000, 0, 600000, &c->drain_spread_ms);
     pd_config_long(chk, "REDIS_PORT", 6379, 1, 65535, &c->redis_port);
     pd_http_limits lim;
     pd_http_limits_default(&lim);
-    pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", (long)lim.request_timeout_ms, 100, 600000, req_timeout);
-    pd_config_long(chk, "PD_HTTP_IDLE_TIMEOUT_MS", (long)lim.idle_timeout_ms, 100, 3600000, idle_timeout);
+    pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", (long)lim.request_timeout_ms, 100, 600000, &h->req_timeout);
+    pd_config_long(chk, "PD_HTTP_IDLE_TIMEOUT_MS", (long)lim.idle_timeout_ms, 100, 3600000, &h->idle_timeout);
+    pd_config_long(chk, "PD_HTTP_MAX_CONNS_PER_IP", (long)lim.max_conns_per_ip, 1, 1000000, &h->per_ip);
+    pd_config_long(chk, "PD_HTTP_MAX_CONN_AGE_MS", (long)lim.max_conn_age_ms, 1000, 86400000, &h->conn_age);
 
     const char *id = pd_env_str("PD_WORKER_ID", NULL);
     if (id) {
@@ -301,9 +319,19 @@ static void on_drain_tick(uv_timer_t *t)
     int sockets_gone = pd_hub_session_count(w->hub) == 0 && w->dirty == NULL;
     int redis_idle = !pd_redis_ready(w->redis) ||
                      (pd_redis_pending(w->redis) == 0 && pd_hub_pending_cleanups(w->hub) == 0);
+    if (now >= drain_close_from && drain_total) {
+        /* Evenly over the spread: the clients' reconnections do not all
+         * arrive at once, and the later ones find the workers started since. */
+        uint64_t el = now - drain_close_from;
+        size_t upto = drain_total;
+        if (el < drain_spread)
+            upto = (size_t)((drain_total * el + drain_spread - 1) / drain_spread);
+        pd_hub_drain_step(w->hub, upto);
+    }
     if (now >= drain_deadline) {
         pd_log(PD_LOG_WARN, "drain timeout", "{s:I, s:I}", "sockets", (json_int_t)pd_hub_session_count(w->hub),
                "pending_redis", (json_int_t)pd_redis_pending(w->redis));
+        pd_hub_close_all(w->hub); /* any still waiting for their credit: 1001 now */
         shutdown_now(w);
         return;
     }
@@ -330,8 +358,24 @@ static void on_signal(uv_signal_t *h, int signum)
     pd_log(PD_LOG_INFO, "draining", "{s:i, s:I}", "signal", signum, "sockets",
            (json_int_t)pd_hub_session_count(w->hub));
     pd_http_server_stop_accepting(w->http);
-    pd_hub_close_all(w->hub);
-    drain_deadline = pd_mono_ms() + (uint64_t)w->cfg.drain_timeout_ms;
+    /* /readyz answers 503 from now on; the sockets stay open for the notice
+     * so a balancer polling readiness stops sending clients here before the
+     * first one is told to move, then they close evenly over the spread.
+     * Both together take at most half the drain limit (scaled down if
+     * configured longer), leaving the rest for Redis cleanup. */
+    uint64_t now = pd_mono_ms();
+    uint64_t notice = (uint64_t)w->cfg.drain_notice_ms, spread = (uint64_t)w->cfg.drain_spread_ms;
+    uint64_t budget = (uint64_t)w->cfg.drain_timeout_ms / 2;
+    if (notice + spread > budget) {
+        notice = notice * budget / (notice + spread);
+        spread = budget - notice;
+    }
+    drain_total = pd_hub_drain_begin(w->hub);
+    if (!drain_total)
+        pd_hub_close_all(w->hub); /* none open, or no memory for the list */
+    drain_close_from = now + notice;
+    drain_spread = spread;
+    drain_deadline = now + (uint64_t)w->cfg.drain_timeout_ms;
     uv_timer_start(&drain_timer, on_drain_tick, 20, 20);
 }
 
@@ -380,8 +424,8 @@ int main(int argc, char **argv)
         pd_config_check_free(chk);
         return 1;
     }
-    long req_timeout, idle_timeout;
-    load_config(&w->cfg, &req_timeout, &idle_timeout, &w->trusted, chk);
+    http_config hc;
+    load_config(&w->cfg, &hc, &w->trusted, chk);
     rc = pd_config_check_report(chk, "privydrop-signal", check_only);
     pd_config_check_free(chk);
     if (rc >= 0) {
@@ -407,8 +451,15 @@ int main(int argc, char **argv)
     pd_http_limits lim;
     pd_http_limits_default(&lim);
     lim.max_connections = (size_t)w->cfg.max_connections + 64;
-    lim.request_timeout_ms = (uint64_t)req_timeout;
-    lim.idle_timeout_ms = (uint64_t)idle_timeout;
+    lim.request_timeout_ms = (uint64_t)hc.req_timeout;
+    lim.idle_timeout_ms = (uint64_t)hc.idle_timeout;
+    /* A connection that has not upgraded yet is an upgrade request or a
+     * probe: short-lived, and never more per address than the sockets that
+     * address may open. Slots for them are PD_MAX_CONNECTIONS + 64 in all,
+     * so no single address can take the ones others need. */
+    lim.max_conns_per_ip = (size_t)PD_MIN(hc.per_ip, w->cfg.max_conns_per_ip);
+    lim.max_conn_age_ms = (uint64_t)hc.conn_age;
+    lim.trusted = w->trusted;
     const char *err = NULL;
     w->http = pd_http_server_create(w->loop, w->cfg.listen_addr, (int)w->cfg.port, &lim, on_request, w, &err);
     if (!w->http) {

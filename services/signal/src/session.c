@@ -31,6 +31,10 @@ typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
 #define SESS_BUS_PENDING_HIGH 20000
 #define SESS_BUS_PENDING_LOW 5000
 
+/* A closing session waits this long for its close frame to drain (or for
+ * the peer's answering close) before the TCP connection is cut. */
+#define SESS_CLOSE_LINGER_MS 2000
+
 /* Output buffer kept between flushes up to this size, so a busy socket
  * does not allocate for every write; larger ones are given back. */
 #define SESS_OUT_KEEP 1024
@@ -79,6 +83,7 @@ struct pd_sess {
 
 static void sess_finish(pd_sess *s);
 static void sess_flush(pd_sess *s);
+static size_t sess_queued(const pd_sess *s);
 static wslay_event_context_ptr sess_ws(pd_sess *s);
 
 const char *pd_sess_id(const pd_sess *s) { return s->sid; }
@@ -131,8 +136,9 @@ static void sess_fail_later(pd_sess *s)
 static void on_flush_idle(uv_idle_t *idle)
 {
     pd_worker *w = idle->data;
-    /* Detach the list first: flushing may dirty sessions again (it never
-     * does today, but a close frame queued by overflow handling could). */
+    /* Pop one session at a time: a flush may put a session back on the
+     * list (a close frame queued by overflow handling), and popping from the
+     * head then simply flushes it again in this same pass. */
     while (w->dirty) {
         pd_sess *s = w->dirty;
         w->dirty = s->dirty_next;
@@ -237,11 +243,22 @@ static int out_reserve(pd_sess *s, size_t n)
     return PD_OK;
 }
 
+/* wslay hands us its control replies (pong, close) here. They count against
+ * the same send cap as everything else: a peer that pings and never reads
+ * must not grow our output without bound. Over the cap the bytes stay in
+ * wslay (would-block) and the session is closed at the next flush. */
 static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
                        void *ud)
 {
     (void)flags;
     pd_sess *s = ud;
+    size_t in_kernel_wait = s->writes ? uv_stream_get_write_queue_size((const uv_stream_t *)s->tcp) : 0;
+    if (s->state == S_OPEN && s->out_len + in_kernel_wait + len > (size_t)s->w->cfg.max_send_queue_bytes) {
+        s->overflow = 1;
+        sess_mark_dirty(s);
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
     if (out_reserve(s, len) != PD_OK) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -267,6 +284,26 @@ static void sess_send_connect(pd_sess *s)
 
 static void arm_timer(pd_sess *s, uint64_t ms);
 
+/* Everything a peer sends that makes us work or answer (a Socket.IO event,
+ * a WebSocket ping, an Engine.IO ping, a CONNECT to a namespace we refuse)
+ * draws from one bucket per socket.
+ * Returns 1 if allowed; a peer that keeps going after being limited is no
+ * browser having a burst, and is closed. `what` labels the drop. */
+static int sess_take(pd_sess *s, const char *what)
+{
+    pd_worker *w = s->w;
+    if (pd_bucket_take(&s->events, (double)w->cfg.event_rate, (double)w->cfg.event_burst, pd_mono_ms())) {
+        s->limited_in_row = 0;
+        return 1;
+    }
+    pd_metric_add(w->m_dropped, what, 1);
+    if (++s->limited_in_row > (unsigned)w->cfg.event_burst) {
+        pd_metric_add(w->m_closed, "event_flood", 1);
+        pd_sess_close(s, PD_WS_CLOSE_POLICY, "event rate exceeded");
+    }
+    return 0;
+}
+
 /* Socket.IO v5 packet inside an Engine.IO message. */
 static void handle_sio(pd_sess *s, pd_slice payload)
 {
@@ -274,14 +311,17 @@ static void handle_sio(pd_sess *s, pd_slice payload)
     pd_sio_packet p;
     if (pd_sio_parse(payload, &p) != PD_OK) {
         pd_metric_add(w->m_dropped, "bad_packet", 1);
-        pd_sess_close(s, 1002, "invalid Socket.IO packet");
+        pd_sess_close(s, PD_WS_CLOSE_PROTOCOL, "invalid Socket.IO packet");
         return;
     }
     int main_nsp = pd_slice_eq(p.nsp, "/");
     switch (p.type) {
     case PD_SIO_CONNECT:
         if (!main_nsp) {
-            /* v5: CONNECT_ERROR on the namespace that was asked for. */
+            /* v5: CONNECT_ERROR on the namespace that was asked for. An
+             * answer per packet, so it draws from the bucket like a ping. */
+            if (!sess_take(s, "connect_rate"))
+                return;
             char buf[PD_ID_MAX + 96];
             if (p.nsp.len > PD_ID_MAX)
                 p.nsp.len = PD_ID_MAX;
@@ -300,24 +340,15 @@ static void handle_sio(pd_sess *s, pd_slice payload)
         return;
     case PD_SIO_DISCONNECT:
         if (main_nsp)
-            pd_sess_close(s, 1000, "client namespace disconnect");
+            pd_sess_close(s, PD_WS_CLOSE_NORMAL, "client namespace disconnect");
         return;
     case PD_SIO_EVENT: {
         if (!s->sio_connected || !main_nsp) {
             pd_metric_add(w->m_dropped, "not_connected", 1);
             return;
         }
-        if (!pd_bucket_take(&s->events, (double)w->cfg.event_rate, (double)w->cfg.event_burst, pd_mono_ms())) {
-            pd_metric_add(w->m_dropped, "event_rate", 1);
-            /* A client that keeps flooding after being limited is not a
-             * browser having a burst: let it go. */
-            if (++s->limited_in_row > (unsigned)w->cfg.event_burst) {
-                pd_metric_add(w->m_closed, "event_flood", 1);
-                pd_sess_close(s, 1008, "event rate exceeded");
-            }
+        if (!sess_take(s, "event_rate"))
             return;
-        }
-        s->limited_in_row = 0;
         if (p.ack_id == PD_SIO_NO_ACK && p.data.len <= (size_t)w->cfg.max_message_bytes &&
             pd_hub_on_event_raw(w->hub, s, p.data))
             return; /* relayed without building a JSON tree */
@@ -340,12 +371,12 @@ static void handle_sio(pd_sess *s, pd_slice payload)
     case PD_SIO_ACK:
         return; /* we never ask for acks */
     case PD_SIO_CONNECT_ERROR:
-        pd_sess_close(s, 1002, "unexpected packet from client");
+        pd_sess_close(s, PD_WS_CLOSE_PROTOCOL, "unexpected packet from client");
         return;
     case PD_SIO_BINARY_EVENT:
     case PD_SIO_BINARY_ACK:
         pd_metric_add(w->m_dropped, "binary", 1);
-        pd_sess_close(s, 1003, "binary packets are not supported");
+        pd_sess_close(s, PD_WS_CLOSE_UNSUPPORTED, "binary packets are not supported");
         return;
     }
 }
@@ -356,7 +387,7 @@ static void handle_text(pd_sess *s, pd_slice frame)
     pd_eio_packet p;
     if (pd_eio_parse(frame, &p) != PD_OK) {
         pd_metric_add(s->w->m_dropped, "bad_packet", 1);
-        pd_sess_close(s, 1002, "invalid Engine.IO packet");
+        pd_sess_close(s, PD_WS_CLOSE_PROTOCOL, "invalid Engine.IO packet");
         return;
     }
     switch (p.type) {
@@ -367,7 +398,10 @@ static void handle_text(pd_sess *s, pd_slice frame)
         }
         return;
     case PD_EIO_PING: {
-        /* v4 clients do not ping, but answering costs nothing. */
+        /* v4 clients do not ping (except the upgrade probe); answering is
+         * cheap, but only within the socket's rate. */
+        if (!sess_take(s, "ping_rate"))
+            return;
         char buf[64];
         size_t n = PD_MIN(p.data.len, sizeof(buf) - 1);
         buf[0] = '3';
@@ -379,13 +413,13 @@ static void handle_text(pd_sess *s, pd_slice frame)
         handle_sio(s, p.data);
         return;
     case PD_EIO_CLOSE:
-        pd_sess_close(s, 1000, "client close");
+        pd_sess_close(s, PD_WS_CLOSE_NORMAL, "client close");
         return;
     case PD_EIO_UPGRADE:
     case PD_EIO_NOOP:
         return;
     case PD_EIO_OPEN:
-        pd_sess_close(s, 1002, "unexpected open packet");
+        pd_sess_close(s, PD_WS_CLOSE_PROTOCOL, "unexpected open packet");
         return;
     }
 }
@@ -403,7 +437,7 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         break;
     case WSLAY_BINARY_FRAME:
         pd_metric_add(s->w->m_dropped, "binary", 1);
-        pd_sess_close(s, 1003, "binary frames are not supported");
+        pd_sess_close(s, PD_WS_CLOSE_UNSUPPORTED, "binary frames are not supported");
         break;
     case WSLAY_CONNECTION_CLOSE:
         /* wslay has queued the answering close frame; clean up the room now
@@ -412,11 +446,17 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         pd_metric_add(s->w->m_closed, "client_close", 1);
         pd_hub_on_close(s->w->hub, s);
         uv_read_stop((uv_stream_t *)s->tcp);
-        arm_timer(s, 2000);
+        arm_timer(s, SESS_CLOSE_LINGER_MS);
         sess_mark_dirty(s);
         break;
+    case WSLAY_PING:
+    case WSLAY_PONG:
+        /* wslay has already queued the pong for a ping (the send cap bounds
+         * it); a flood of control frames is closed like an event flood. */
+        sess_take(s, "ping_rate");
+        break;
     default:
-        break; /* ping answered by wslay; pong ignored */
+        break;
     }
 }
 
@@ -434,12 +474,12 @@ static void on_timer(pd_sess *s)
     uint32_t age = (uint32_t)now - s->opened;
     if (!s->sio_connected && age >= (uint64_t)s->w->cfg.connect_timeout_ms) {
         pd_metric_add(s->w->m_closed, "connect_timeout", 1);
-        pd_sess_close(s, 1008, "connect timeout");
+        pd_sess_close(s, PD_WS_CLOSE_POLICY, "connect timeout");
         return;
     }
     if (s->awaiting_pong) {
         pd_metric_add(s->w->m_closed, "ping_timeout", 1);
-        pd_sess_close(s, 1000, "ping timeout");
+        pd_sess_close(s, PD_WS_CLOSE_NORMAL, "ping timeout");
         return;
     }
     sess_send_lit(s, "2");
@@ -505,7 +545,7 @@ static void feed(pd_sess *s, const char *data, size_t len)
     if (!ws) {
         w->feed_buf = NULL;
         w->feed_len = w->feed_pos = 0;
-        pd_sess_close(s, 1011, "out of memory");
+        pd_sess_close(s, PD_WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
     int rc = wslay_event_recv(ws);
@@ -513,9 +553,13 @@ static void feed(pd_sess *s, const char *data, size_t len)
     w->feed_len = w->feed_pos = 0;
     if (s->state == S_CLOSED)
         return;
+    /* Pongs wslay queued for this read's pings count against the cap too;
+     * one read adds at most a read buffer's worth before this check. */
+    if (s->state == S_OPEN && sess_queued(s) > (size_t)w->cfg.max_send_queue_bytes)
+        s->overflow = 1;
     if (violation && s->state == S_OPEN) {
-        pd_metric_add(s->w->m_closed, violation == 1009 ? "message_too_big" : "protocol_error", 1);
-        pd_sess_close(s, violation, violation == 1009 ? "message too big" : "protocol error");
+        pd_metric_add(s->w->m_closed, violation == PD_WS_CLOSE_TOO_BIG ? "message_too_big" : "protocol_error", 1);
+        pd_sess_close(s, violation, violation == PD_WS_CLOSE_TOO_BIG ? "message too big" : "protocol error");
         return;
     }
     if (rc != 0 && s->state == S_OPEN) {
@@ -525,7 +569,7 @@ static void feed(pd_sess *s, const char *data, size_t len)
         s->state = S_CLOSING;
         pd_hub_on_close(s->w->hub, s);
         uv_read_stop((uv_stream_t *)s->tcp);
-        arm_timer(s, 2000);
+        arm_timer(s, SESS_CLOSE_LINGER_MS);
     }
     sess_mark_dirty(s);
 }
@@ -547,7 +591,7 @@ static size_t feed_simple(pd_sess *s, uint8_t *data, size_t len)
         pos += hdr + plen;
         if (!pd_utf8_valid(payload, plen)) {
             pd_metric_add(s->w->m_closed, "protocol_error", 1);
-            pd_sess_close(s, 1007, "invalid UTF-8");
+            pd_sess_close(s, PD_WS_CLOSE_INVALID_DATA, "invalid UTF-8");
             return len;
         }
         handle_text(s, pd_slice_make((const char *)payload, plen));
@@ -564,7 +608,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         s->peer_gone = 1;
         if (s->state == S_OPEN) {
             pd_metric_add(s->w->m_closed, "transport_close", 1);
-            pd_sess_close(s, 1006, "transport close");
+            pd_sess_close(s, PD_WS_CLOSE_ABNORMAL, "transport close");
         } else {
             sess_finish(s);
         }
@@ -620,7 +664,7 @@ static void on_write(uv_write_t *req, int status)
     if (status < 0) {
         s->peer_gone = 1;
         if (s->state == S_OPEN)
-            pd_sess_close(s, 1006, "write failed");
+            pd_sess_close(s, PD_WS_CLOSE_ABNORMAL, "write failed");
         else if (s->state == S_CLOSING)
             sess_finish(s);
         return;
@@ -694,7 +738,7 @@ static void sess_flush(pd_sess *s)
          * close, so it cannot hold memory or stall anyone else. */
         pd_metric_add(s->w->m_closed, s->peer_gone ? "write_failed" : "send_queue_full", 1);
         s->overflow = 0;
-        pd_sess_close(s, 1008, "send queue full");
+        pd_sess_close(s, PD_WS_CLOSE_POLICY, "send queue full");
         return;
     }
     if (!s->peer_gone && s->ws && wslay_event_want_write(s->ws))
@@ -714,7 +758,7 @@ static void sess_flush(pd_sess *s)
     if (s->state == S_CLOSING && (s->peer_gone || !s->ws || !wslay_event_want_write(s->ws)))
         sess_finish(s);
     else if (s->state == S_OPEN && s->ws && !wslay_event_want_read(s->ws) && !wslay_event_want_write(s->ws))
-        pd_sess_close(s, 1000, "closed");
+        pd_sess_close(s, PD_WS_CLOSE_NORMAL, "closed");
 }
 
 void pd_sess_send(pd_sess *s, const char *pkt, size_t len)
@@ -814,15 +858,16 @@ void pd_sess_close(pd_sess *s, uint16_t code, const char *reason)
         sess_finish(s);
         return;
     }
-    /* Drop unsent packets: a closing peer gets the close frame promptly. */
+    /* Packets already queued still go out, then the close frame (wslay
+     * sends it after what it holds); the linger timer bounds the wait. */
     size_t rlen = reason ? PD_MIN(strlen(reason), 120) : 0;
     wslay_event_context_ptr ws = sess_ws(s);
     if (!ws) {
         sess_finish(s);
         return;
     }
-    wslay_event_queue_close(ws, code == 1006 ? 1000 : code, (const uint8_t *)reason, rlen);
-    arm_timer(s, 2000);
+    wslay_event_queue_close(ws, code == PD_WS_CLOSE_ABNORMAL ? PD_WS_CLOSE_NORMAL : code, (const uint8_t *)reason, rlen);
+    arm_timer(s, SESS_CLOSE_LINGER_MS);
     sess_mark_dirty(s);
 }
 
@@ -867,7 +912,7 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
 
     if (uv_read_start((uv_stream_t *)tcp, on_alloc, on_read) != 0) {
         s->peer_gone = 1;
-        pd_sess_close(s, 1006, "read failed");
+        pd_sess_close(s, PD_WS_CLOSE_ABNORMAL, "read failed");
         return s;
     }
     if (leftover && leftover_len)

@@ -31,6 +31,8 @@ typedef struct pd_worker_config {
     long max_message_bytes;       /* PD_MAX_MESSAGE_BYTES */
     long max_send_queue_bytes;    /* PD_MAX_SEND_QUEUE_BYTES: slow readers are closed beyond */
     long drain_timeout_ms;        /* PD_DRAIN_TIMEOUT_MS */
+    long drain_notice_ms;         /* PD_DRAIN_NOTICE_MS: not ready, sockets still open */
+    long drain_spread_ms;         /* PD_DRAIN_SPREAD_MS: sockets closed evenly over this */
     long max_connections;         /* PD_MAX_CONNECTIONS */
     long max_conns_per_ip;        /* PD_MAX_CONNS_PER_IP */
     long event_rate;              /* PD_EVENT_RATE: events per second per socket */
@@ -143,6 +145,12 @@ size_t pd_hub_session_count(const pd_hub *h);
 size_t pd_hub_ip_count(const pd_hub *h, const char *ip);
 /* Close every session with 1001 (drain). */
 void pd_hub_close_all(pd_hub *h);
+/* A drain in steps: begin takes the list of open sockets (returns how many);
+ * each step closes the listed sockets up to index `upto` (exclusive) that
+ * are still open, with 1001 — a socket bound to a room only once its
+ * re-join credit (pd_room_grant_rejoin) is in Redis. */
+size_t pd_hub_drain_begin(pd_hub *h);
+void pd_hub_drain_step(pd_hub *h, size_t upto);
 /* Cleanups still waiting for Redis. */
 size_t pd_hub_pending_cleanups(const pd_hub *h);
 

@@ -1,4 +1,4 @@
-// The room API over HTTP (DESIGN §3), same origin as the page.
+// The room API over HTTP (docs/wire-protocol.md §Room API), same origin as the page.
 
 export class ApiError extends Error {
   constructor(message: string, readonly status: number) {

@@ -5,10 +5,11 @@ import { makeZip } from "client-zip";
 import { newHasher, type Hasher } from "./hash";
 import { entryKey, groupEntries, type Entry } from "./entries";
 import { randomId, SpeedMeter } from "./format";
+import { Intake } from "./intake";
 import { debug } from "./log";
 import { PeerLink, type PeerLinkEvents } from "./peer";
 import {
-  ACK_EVERY, PROTOCOL_VERSION, decodeControl, decodeFrame, encodeControl, safePath,
+  PROTOCOL_VERSION, decodeControl, decodeFrame, encodeControl, safePath,
   type ControlMessage, type ManifestItem,
 } from "./protocol";
 import type { Signaling } from "./signaling";
@@ -21,11 +22,8 @@ export type RxState = "queued" | "receiving" | "verifying" | "done" | "failed";
 export interface RxTransfer {
   item: ManifestItem;
   state: RxState;
-  /** Bytes accepted in order (hashed and handed to the sink). */
-  received: number;
-  /** Bytes the sink has taken over; acknowledgements report this. */
-  accepted: number;
-  lastAck: number;
+  /** The bytes so far: what is held (the resume offset), stored and acknowledged. */
+  intake: Intake;
   note: string;
   meter: SpeedMeter;
   /** The received file once verified (null when written into a picked folder). */
@@ -33,7 +31,6 @@ export interface RxTransfer {
   sha256: string | null;
   hasher: Hasher;
   sink: Sink;
-  chain: Promise<void>;
   done: Promise<boolean>;
   settle: (ok: boolean) => void;
 }
@@ -230,10 +227,11 @@ export class Receiver {
       // Resume what was under way when the previous connection dropped.
       for (const t of this.transfers.values()) {
         if (t.state === "queued" || t.state === "receiving") {
-          t.note = t.received > 0 ? `resuming at ${t.received} bytes` : "requested";
+          const offset = t.intake.received;
+          t.note = offset > 0 ? `resuming at ${offset} bytes` : "requested";
           t.meter.reset();
-          debug(`resume item ${t.item.id} at ${t.received}`);
-          this.sendControl({ type: "request", id: t.item.id, offset: t.received });
+          debug(`resume item ${t.item.id} at ${offset}`);
+          this.sendControl({ type: "request", id: t.item.id, offset });
         }
       }
     }
@@ -262,14 +260,9 @@ export class Receiver {
   private onChunk(id: number, offset: number, payload: Uint8Array): void {
     const t = this.transfers.get(id);
     if (!t || (t.state !== "queued" && t.state !== "receiving")) return;
-    if (offset > t.received) return; // a gap: the next request restarts at t.received
-    if (offset < t.received) {
-      const skip = t.received - offset;
-      if (skip >= payload.byteLength) return;
-      payload = payload.subarray(skip);
-    }
-    const n = payload.byteLength;
-    if (t.received + n > t.item.size) {
+    const got = t.intake.take(offset, payload);
+    if (got === "dropped") return;
+    if (got === "overflow") {
       this.fail(t, "The sender sent more bytes than announced.");
       return;
     }
@@ -277,27 +270,18 @@ export class Receiver {
       t.state = "receiving";
       t.note = "receiving";
     }
-    t.hasher.update(payload);
-    t.received += n;
-    t.meter.add(t.received);
-    const sink = t.sink;
-    t.chain = t.chain.then(() => sink.write(payload)).then(() => {
-      t.accepted += n;
-      if (t.accepted - t.lastAck >= ACK_EVERY || t.accepted === t.item.size) {
-        t.lastAck = t.accepted;
-        this.sendControl({ type: "ack", id, offset: t.accepted });
-      }
-    });
-    t.chain.catch((e) => this.fail(t, `Could not store the data: ${e instanceof Error ? e.message : String(e)}`));
+    t.meter.add(t.intake.received);
+    t.intake.written.catch((e) => this.fail(t, `Could not store the data: ${e instanceof Error ? e.message : String(e)}`));
     this.changed(t);
   }
 
   private async onEnd(m: Extract<ControlMessage, { type: "end" }>): Promise<void> {
     const t = this.transfers.get(m.id);
     if (!t || (t.state !== "queued" && t.state !== "receiving")) return;
-    if (m.size !== t.item.size || t.received !== t.item.size) {
+    const held = t.intake.received;
+    if (m.size !== t.item.size || held !== t.item.size) {
       // Should not happen on an ordered channel; ask again from where we are.
-      if (t.received < t.item.size) this.sendControl({ type: "request", id: t.item.id, offset: t.received });
+      if (held < t.item.size) this.sendControl({ type: "request", id: t.item.id, offset: held });
       else this.fail(t, "The size announced at the end does not match.");
       return;
     }
@@ -305,7 +289,7 @@ export class Receiver {
     t.note = "verifying";
     this.changed(t);
     try {
-      await t.chain;
+      await t.intake.written;
       const file = await t.sink.close();
       const digest = t.hasher.digest("hex");
       t.sha256 = digest;
@@ -408,9 +392,11 @@ export class Receiver {
         r(ok);
       };
     });
+    const hasher = await newHasher();
+    const intake = new Intake(item.size, hasher, sink, (offset) => this.sendControl({ type: "ack", id: item.id, offset }));
     const t: RxTransfer = {
-      item, state: "queued", received: 0, accepted: 0, lastAck: 0, note: "requested", meter: new SpeedMeter(),
-      result: null, sha256: null, hasher: await newHasher(), sink, chain: Promise.resolve(), done, settle,
+      item, state: "queued", intake, note: "requested", meter: new SpeedMeter(),
+      result: null, sha256: null, hasher, sink, done, settle,
     };
     if (!this.items.has(item.id)) {
       void sink.abort();
@@ -451,7 +437,7 @@ export class Receiver {
         allDone = false;
         continue;
       }
-      bytes += t.state === "done" ? f.size : t.received;
+      bytes += t.state === "done" ? f.size : t.intake.received;
       if (t.state === "failed") {
         anyFailed = true;
         note = t.note;

@@ -5,20 +5,21 @@ import { randomId, SpeedMeter } from "./format";
 import { debug } from "./log";
 import { PeerLink, type PeerLinkEvents } from "./peer";
 import {
-  ACK_WINDOW, BUFFER_HIGH, CHUNK_BYTES, FRAME_HEADER_BYTES, PROTOCOL_VERSION, decodeControl, encodeControl,
-  makeFrame, manifestParts, type ControlMessage, type ItemKind, type ManifestItem,
+  PROTOCOL_VERSION, decodeControl, encodeControl, manifestParts, type ControlMessage, type ManifestItem,
 } from "./protocol";
+import { sendItem, type FlowGate, type OutRequest } from "./send-flow";
 import type { Signaling } from "./signaling";
 
-export interface SharedItem {
-  id: number;
-  kind: ItemKind;
-  path: string;
-  size: number;
-  mime: string;
-  lastModified: number;
+/** An offered item: what the manifest says of it, and where its bytes are. */
+export interface SharedItem extends ManifestItem {
   blob: Blob;
+  /** SHA-256 (hex), computed once, on the first request. */
   hash?: Promise<string>;
+}
+
+/** The manifest's view of an item (no blob, no hash). */
+function manifestItem({ id, kind, path, size, mime, lastModified }: SharedItem): ManifestItem {
+  return { id, kind, path, size, mime, lastModified };
 }
 
 export type TransferState = "pending" | "sending" | "receiving" | "done" | "failed";
@@ -48,17 +49,11 @@ export interface SenderView {
   notice(message: string, kind: "error" | "info"): void;
 }
 
-interface Request {
-  id: number;
-  offset: number;
-  aborted: boolean;
-}
-
 interface Peer {
   link: PeerLink;
   clientId: string | null;
-  queue: Request[];
-  current: Request | null;
+  queue: OutRequest[];
+  current: OutRequest | null;
   pumping: boolean;
   /** Highest acknowledged offset per item. */
   acked: Map<number, number>;
@@ -67,7 +62,8 @@ interface Peer {
   gone: boolean;
 }
 
-const READ_BYTES = 1024 * 1024;
+/** A flow-control wait re-checks after this even without a wake-up (a missed bufferedamountlow must not stall). */
+const WAKE_POLL_MS = 250;
 
 export class Sender {
   readonly session = randomId(12);
@@ -148,7 +144,7 @@ export class Sender {
   }
 
   private manifest(): ManifestItem[] {
-    return [...this.items.values()].map(({ id, kind, path, size, mime, lastModified }) => ({ id, kind, path, size, mime, lastModified }));
+    return [...this.items.values()].map(manifestItem);
   }
 
   private sendManifest(p: Peer): void {
@@ -354,7 +350,7 @@ export class Sender {
   private waitWake(p: Peer): Promise<void> {
     return new Promise((resolve) => {
       p.wakers.push(resolve);
-      setTimeout(resolve, 250);
+      setTimeout(resolve, WAKE_POLL_MS);
     });
   }
 
@@ -375,36 +371,18 @@ export class Sender {
     }
   }
 
-  private async serve(p: Peer, req: Request): Promise<void> {
+  private async serve(p: Peer, req: OutRequest): Promise<void> {
     const item = this.items.get(req.id);
     if (!item) return;
     const t = this.transfer(p, req.id);
     const hash = this.hashOf(item); // runs alongside the sending
     hash.catch(() => undefined);
-    const maxPayload = Math.max(1024, Math.min(CHUNK_BYTES, (p.link.maxMessageSize || 65536 + FRAME_HEADER_BYTES) - FRAME_HEADER_BYTES));
-    let off = req.offset;
-    p.acked.set(item.id, off);
+    // The window counts from where this request starts; acks of an earlier request for the item do not count.
+    p.acked.set(item.id, req.offset);
+    const gate: FlowGate = { acked: (id) => p.acked.get(id) ?? 0, wait: () => this.waitWake(p) };
     if (t) this.update(t, { state: "sending", note: "sending" });
     try {
-      while (off < item.size) {
-        // Flow control: the channel's own buffer, and the receiver's window.
-        while (!req.aborted && p.link.isOpen &&
-               (p.link.bufferedAmount > BUFFER_HIGH || off - (p.acked.get(item.id) ?? 0) >= ACK_WINDOW)) {
-          await this.waitWake(p);
-        }
-        if (req.aborted || !p.link.isOpen) return;
-        const end = Math.min(item.size, off + READ_BYTES);
-        const block = new Uint8Array(await item.blob.slice(off, end).arrayBuffer());
-        if (block.byteLength !== end - off) throw new Error("the file changed while it was being sent");
-        if (req.aborted || !p.link.isOpen) return;
-        for (let o = 0; o < block.byteLength; o += maxPayload) {
-          const n = Math.min(maxPayload, block.byteLength - o);
-          const frame = makeFrame(item.id, off + o, n);
-          frame.set(block.subarray(o, o + n), FRAME_HEADER_BYTES);
-          if (!p.link.send(frame)) return;
-        }
-        off = end;
-      }
+      if (!(await sendItem(p.link, item, req, gate))) return;
       const sha256 = await hash;
       if (req.aborted || !p.link.isOpen) return;
       p.link.send(encodeControl({ type: "end", id: item.id, size: item.size, sha256 }));

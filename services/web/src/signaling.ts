@@ -1,5 +1,6 @@
-// Signaling over Socket.IO v5 (DESIGN §2): join a room, relay offers, answers
-// and ICE candidates, and re-join by itself after the connection drops.
+// Signaling over Socket.IO v5 (docs/wire-protocol.md §Events): join a room,
+// relay offers, answers and ICE candidates, and re-join by itself after the
+// connection drops.
 import { io, type Socket } from "socket.io-client";
 import { debug } from "./log";
 
@@ -26,7 +27,8 @@ interface JoinResponse {
   roomId?: string;
 }
 
-/** The server's join limit counts attempts over this sliding window (DESIGN §2). */
+/** The server's join limit counts attempts over this sliding window
+ * (docs/wire-protocol.md §Join). */
 const JOIN_WINDOW_MS = 5500;
 
 type Relayed = { peerId?: string; from?: string; [k: string]: unknown };

@@ -1,17 +1,11 @@
-// Unit tests of the data-channel protocol codecs (src/protocol.ts), bundled
-// on the fly with esbuild so the tests run the very source the page ships.
+// Unit tests of the data-channel protocol codecs (src/protocol.ts).
 import assert from "node:assert/strict";
 import { describe, it, before } from "node:test";
-import { build } from "esbuild";
-import { fileURLToPath } from "node:url";
+import { loadSources } from "./load.mjs";
 
 let P;
 before(async () => {
-  const out = await build({
-    entryPoints: [fileURLToPath(new URL("../src/protocol.ts", import.meta.url))],
-    bundle: true, format: "esm", write: false, platform: "neutral",
-  });
-  P = await import(`data:text/javascript;base64,${Buffer.from(out.outputFiles[0].text).toString("base64")}`);
+  P = await loadSources("protocol.ts");
 });
 
 describe("chunk frames", () => {

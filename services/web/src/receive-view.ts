@@ -1,0 +1,203 @@
+// The "Receive" half of the page: joining a room by code or link, what the
+// sender offers with each item's progress, received text, and saving (as
+// downloads or into a picked folder). It owns the Receiver and the signaling
+// connection of the room it joined.
+import { validRoomId } from "./api";
+import { $, copyText, h } from "./dom";
+import { buildTree } from "./entries";
+import { formatBytes } from "./format";
+import type { ManifestItem } from "./protocol";
+import { Receiver } from "./receiver";
+import { Signaling } from "./signaling";
+import { canPickDirectory, pickDirectory } from "./storage";
+import {
+  ProgressBar, ROOM_CODE_RULE, RedrawBatch, clearError, confirmDialog, entrySize, friendlyJoinError, kindIcon,
+  notice, setSignalStatus, setVerified, showError, toast, treeList, type PageContext,
+} from "./ui";
+
+interface RecvRow {
+  progress: ProgressBar;
+  verified: HTMLElement;
+  button: HTMLButtonElement;
+  tree: HTMLElement | null;
+}
+
+/** Folders with at most this many files show their contents unfolded. */
+const OPEN_TREE_FILES = 20;
+
+export class ReceiveView {
+  private receiver: Receiver | null = null;
+  private sig: Signaling | null = null;
+  private rows = new Map<string, RecvRow>();
+  private batch = new RedrawBatch((key) => this.updateEntry(key));
+
+  constructor(private page: PageContext) {}
+
+  /** 1 while connected to the sender over WebRTC, else 0. */
+  get connectedCount(): number {
+    return this.receiver?.connected ? 1 : 0;
+  }
+
+  /** Joins `roomId` as a receiver, replacing the room joined before. */
+  async start(roomId: string): Promise<void> {
+    if (!validRoomId(roomId)) {
+      showError(ROOM_CODE_RULE);
+      return;
+    }
+    if (this.receiver && this.sig?.roomId === roomId) return;
+    this.receiver?.close();
+    this.sig?.close();
+    clearError();
+    $("recv-room").textContent = roomId;
+    $("recv-body").hidden = false;
+    $("recv-status").textContent = "Joining…";
+    const url = new URL(location.href);
+    url.searchParams.set("room", roomId);
+    history.replaceState(null, "", url);
+    const ice = await this.page.iceServers();
+    let r!: Receiver;
+    const sig = new Signaling({
+      status: (s) => {
+        setSignalStatus(s);
+        if (s === "reconnecting") $("recv-status").textContent = "Signaling connection lost, reconnecting…";
+      },
+      joined: () => r.onJoined(),
+      joinFailed: (msg, retryMs) => {
+        const text = friendlyJoinError(msg);
+        showError(retryMs ? `${text} Retrying in ${Math.ceil(retryMs / 1000)} s…` : text);
+        $("recv-status").textContent = retryMs ? "Waiting to retry…" : "Could not join.";
+      },
+      offer: (from, o) => r.onOffer(from, o),
+      candidate: (from, c) => r.onCandidate(from, c),
+      initiatorOnline: () => r.onInitiatorOnline(),
+      peerDisconnected: (id) => r.onPeerDisconnected(id),
+      ready: () => undefined,
+      answer: () => undefined,
+      recipientReady: () => undefined,
+    });
+    r = new Receiver(sig, ice, {
+      status: (text) => {
+        $("recv-status").textContent = text;
+        this.page.peersChanged();
+        $("offered-empty").hidden = !(r.connected && r.entries().length === 0);
+      },
+      manifestChanged: () => this.renderOffered(),
+      entryChanged: (key) => this.batch.add(key),
+      textChanged: (t) => this.renderText(t),
+      notice,
+      clearNotice: clearError,
+      confirmMemory: (name, size) => confirmDialog(
+        `This browser cannot write "${name}" to disk as it arrives, so all ${formatBytes(size)} will be held in memory. ` +
+        "A file this large may slow down or crash the tab. Continue?", "Receive into memory"),
+    });
+    this.receiver = r;
+    this.sig = sig;
+    sig.join(roomId);
+    this.renderOffered();
+    this.renderText(null);
+    // Receiving comes first, on screen and in the keyboard's tab order.
+    const recv = document.querySelector("section.receive");
+    if (recv && recv.parentElement?.firstElementChild !== recv) recv.parentElement?.prepend(recv);
+  }
+
+  // --- what is offered ----------------------------------------------------------------------
+
+  private renderOffered(): void {
+    const list = $("offered-list");
+    list.replaceChildren();
+    this.rows.clear();
+    const receiver = this.receiver;
+    if (!receiver) return;
+    const entries = receiver.entries();
+    $("offered-empty").hidden = entries.length > 0 || !receiver.connected;
+    $("offered-actions").hidden = entries.length === 0;
+    for (const e of entries) {
+      const progress = new ProgressBar(e.name);
+      const verified = h("span", { class: "badge ok", hidden: true }, "✓ SHA-256 verified");
+      const button = h("button", { type: "button", class: "primary", "data-testid": "download-button", "data-name": e.name,
+        "aria-label": `Download ${e.name}`, onclick: () => void receiver.download(e.key) }, e.kind === "folder" ? "Download (zip)" : "Download");
+      const tree = e.kind === "folder" ? treeList(buildTree(e.files), (it) => this.fileMark(it)) : null;
+      const actions = h("div", { class: "item-actions" }, button,
+        e.kind === "folder" && canPickDirectory()
+          ? h("button", { type: "button", onclick: () => void this.saveIntoFolder([e.key]) }, "Save into a folder…") : null);
+      const row = h("li", { class: "item", "data-testid": "offered-item", "data-name": e.name, "data-kind": e.kind, "data-size": e.size },
+        h("div", { class: "item-head" },
+          kindIcon(e.kind),
+          h("span", { class: "name" }, e.name),
+          h("span", { class: "size" }, entrySize(e.kind, e.files.length, e.size))),
+        tree ? h("details", { open: e.files.length <= OPEN_TREE_FILES }, h("summary", {}, "Folder contents"), tree) : null,
+        progress.root, actions, verified);
+      list.append(row);
+      this.rows.set(e.key, { progress, verified, button, tree });
+      this.updateEntry(e.key);
+    }
+  }
+
+  /** A folder's file in its tree: ✓ verified, ✗ failed, or the share received. */
+  private fileMark(it: ManifestItem): string {
+    const t = this.receiver?.transfers.get(it.id);
+    if (!t) return "";
+    if (t.state === "done") return " ✓";
+    if (t.state === "failed") return " ✗";
+    return ` ${it.size ? Math.floor((100 * t.intake.received) / it.size) : 0}%`;
+  }
+
+  private updateEntry(key: string): void {
+    const row = this.rows.get(key);
+    const receiver = this.receiver;
+    if (!row || !receiver) return;
+    const e = receiver.entry(key);
+    if (!e) return;
+    const p = receiver.entryProgress(e);
+    row.progress.set(p.bytes, e.size, p.state, p.note);
+    setVerified(row.verified, p.verified, e.name);
+    row.button.textContent = p.state === "failed" ? "Retry" : p.state === "done" ? "Save again" : e.kind === "folder" ? "Download (zip)" : "Download";
+    row.button.disabled = p.state === "receiving";
+    if (row.tree) {
+      for (const li of row.tree.querySelectorAll<HTMLElement>(".tree-file")) {
+        const f = e.files.find((x) => x.path === li.dataset.path);
+        const mark = li.querySelector(".mark");
+        if (f && mark) mark.textContent = this.fileMark(f);
+      }
+    }
+  }
+
+  private renderText(text: string | null): void {
+    const box = $("received-text-box");
+    box.replaceChildren();
+    box.hidden = text === null;
+    if (text === null) return;
+    box.append(
+      h("div", { class: "text-head" }, h("h3", {}, "Text"),
+        h("button", { type: "button", "data-testid": "copy-text", onclick: async () => toast((await copyText(text)) ? "Text copied." : "Copy failed.") }, "Copy text")),
+      h("pre", { class: "received-text", "data-testid": "received-text", tabindex: 0 }, text));
+  }
+
+  private async saveIntoFolder(keys: string[]): Promise<void> {
+    const dir = await pickDirectory();
+    if (!dir || !this.receiver) return;
+    await this.receiver.saveToDirectory(keys, dir);
+  }
+
+  // --- input ---------------------------------------------------------------------------------
+
+  /** Hooks the receive half's controls (join form, download all, save all into a folder). */
+  bind(): void {
+    $("join-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      let code = ($("join-input") as HTMLInputElement).value.trim();
+      // Accept a pasted link as well as a bare code.
+      try {
+        const u = new URL(code);
+        code = u.searchParams.get("room") ?? code;
+      } catch { /* not a link */ }
+      void this.start(code);
+    });
+    $("download-all").addEventListener("click", () => void this.receiver?.downloadAll());
+    const saveAll = $("save-all-dir");
+    saveAll.hidden = !canPickDirectory();
+    saveAll.addEventListener("click", () => {
+      if (this.receiver) void this.saveIntoFolder(this.receiver.entries().map((e) => e.key));
+    });
+  }
+}

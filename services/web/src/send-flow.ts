@@ -1,0 +1,93 @@
+// The sender's flow control (docs/datachannel-protocol.md §5): one item's
+// bytes, from a requested offset, as chunk frames, paced by the data
+// channel's send buffer and by the receiver's acknowledgements. No WebRTC
+// here, only the FrameChannel interface, so it runs (and is tested) in Node.
+import { ACK_WINDOW, BUFFER_HIGH, CHUNK_BYTES, FRAME_HEADER_BYTES, makeFrame } from "./protocol";
+
+/** What sending needs of a data channel; PeerLink is the real one. */
+export interface FrameChannel {
+  readonly isOpen: boolean;
+  /** Bytes queued in the channel and not yet handed to the network. */
+  readonly bufferedAmount: number;
+  /** Largest message the far side accepts; 0 when unknown. */
+  readonly maxMessageSize: number;
+  /** False when the channel could not take the message (it is then closing). */
+  send(data: Uint8Array): boolean;
+}
+
+/** What is being sent: item `id`, `size` bytes read from `blob`. */
+export interface OutItem {
+  id: number;
+  size: number;
+  blob: Blob;
+}
+
+/** One request of one receiver, served until the end or until `aborted` is set. */
+export interface OutRequest {
+  id: number;
+  offset: number;
+  aborted: boolean;
+}
+
+/** The receiver's side of flow control, as the sender sees it. */
+export interface FlowGate {
+  /** Highest offset of item `id` the receiver has acknowledged. */
+  acked(id: number): number;
+  /**
+   * Resolves when waiting may be over: an ack arrived, the channel's buffer
+   * drained, the request was aborted. Resolving for nothing is harmless; the
+   * conditions are checked again.
+   */
+  wait(): Promise<void>;
+}
+
+/** Bytes read from the file at a time, then cut into frames. */
+export const READ_BYTES = 1024 * 1024;
+/** Smallest payload, whatever the peer's max-message-size says. */
+export const MIN_PAYLOAD_BYTES = 1024;
+/** Max-message-size assumed when the browser does not say (RFC 8841's default). */
+const DEFAULT_MAX_MESSAGE = 65536;
+
+/** Payload bytes per frame for a channel whose far side accepts `maxMessageSize`. */
+export function payloadBytes(maxMessageSize: number): number {
+  const max = maxMessageSize || DEFAULT_MAX_MESSAGE + FRAME_HEADER_BYTES;
+  return Math.max(MIN_PAYLOAD_BYTES, Math.min(CHUNK_BYTES, max - FRAME_HEADER_BYTES));
+}
+
+/**
+ * True while the next block must wait: the channel holds more than
+ * BUFFER_HIGH, or ACK_WINDOW bytes past the last ack are already sent. Checked
+ * before each READ_BYTES block, so at most a block more than either limit is
+ * ever outstanding.
+ */
+export function mustWait(bufferedAmount: number, sent: number, acked: number): boolean {
+  return bufferedAmount > BUFFER_HIGH || sent - acked >= ACK_WINDOW;
+}
+
+/**
+ * Sends `item` from `req.offset` to its end as frames, in order of offset.
+ * Resolves true once every byte is handed to the channel, false when the
+ * request was aborted or the channel closed first. Rejects when the blob
+ * cannot be read or no longer has `item.size` bytes.
+ */
+export async function sendItem(ch: FrameChannel, item: OutItem, req: OutRequest, gate: FlowGate): Promise<boolean> {
+  const maxPayload = payloadBytes(ch.maxMessageSize);
+  let off = req.offset;
+  while (off < item.size) {
+    while (!req.aborted && ch.isOpen && mustWait(ch.bufferedAmount, off, gate.acked(item.id))) await gate.wait();
+    if (req.aborted || !ch.isOpen) return false;
+    const end = Math.min(item.size, off + READ_BYTES);
+    const block = new Uint8Array(await item.blob.slice(off, end).arrayBuffer());
+    if (block.byteLength !== end - off) throw new Error("the file changed while it was being sent");
+    // Reading took a while: the request may have been called off meanwhile.
+    if (req.aborted || !ch.isOpen) return false;
+    for (let o = 0; o < block.byteLength; o += maxPayload) {
+      const n = Math.min(maxPayload, block.byteLength - o);
+      const frame = makeFrame(item.id, off + o, n);
+      frame.set(block.subarray(o, o + n), FRAME_HEADER_BYTES);
+      if (!ch.send(frame)) return false;
+    }
+    off = end;
+  }
+  return true;
+}
