@@ -413,6 +413,13 @@ static void route_started(pd_api *api, pd_http_conn *conn, const char *cors, api
     respond_unavailable(api, conn, cors);
 }
 
+/* Answer 400 with `err` and let the request body go. */
+static void route_refuse(pd_api *api, pd_http_conn *conn, const char *cors, json_t *body, const char *err)
+{
+    respond_error(api, conn, cors, 400, err);
+    json_decref(body);
+}
+
 /* The request body as a JSON object, or NULL after answering 400. */
 static json_t *route_body(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
 {
@@ -504,8 +511,7 @@ static void route_room_id(pd_api *api, pd_http_conn *conn, const pd_http_request
         return;
     const char *room = NULL, *err = NULL;
     if (pd_api_get_id(body, "roomId", "Room ID is required", &room, &err) != PD_OK) {
-        respond_error(api, conn, cors, 400, err);
-        json_decref(body);
+        route_refuse(api, conn, cors, body, err);
         return;
     }
     api_req *r = req_new(api, conn, cors);
@@ -538,8 +544,7 @@ static void route_leave_room(pd_api *api, pd_http_conn *conn, const pd_http_requ
     const char *room = NULL, *sid = NULL, *err = NULL;
     if (pd_api_get_id(body, "roomId", msg, &room, &err) != PD_OK ||
         pd_api_get_id(body, "socketId", msg, &sid, &err) != PD_OK) {
-        respond_error(api, conn, cors, 400, err);
-        json_decref(body);
+        route_refuse(api, conn, cors, body, err);
         return;
     }
     api_req *r = req_new(api, conn, cors);
@@ -567,8 +572,7 @@ static void route_set_track(pd_api *api, pd_http_conn *conn, const pd_http_reque
     else if (pd_api_track_date(json_object_get(body, "timestamp"), pd_now_ms(), date) != PD_OK)
         err = "Invalid timestamp";
     if (err) {
-        respond_error(api, conn, cors, 400, err);
-        json_decref(body);
+        route_refuse(api, conn, cors, body, err);
         return;
     }
     api_req *r = req_new(api, conn, cors);
@@ -588,8 +592,7 @@ static void route_logs_debug(pd_api *api, pd_http_conn *conn, const pd_http_requ
     char *text = json_is_string(msg) ? strdup(json_string_value(msg))
                                      : (msg ? json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY) : NULL);
     if (!text) {
-        respond_error(api, conn, cors, 400, "message is required");
-        json_decref(body);
+        route_refuse(api, conn, cors, body, "message is required");
         return;
     }
     utf8_cut(text, api->cfg.max_log_bytes);
