@@ -111,10 +111,38 @@ export async function expectClose(ws, code, what, timeout = EVENT_TIMEOUT_MS) {
   return c;
 }
 
-/** Raw WebSocket with its own client address; reads the open packet; `sio` also sends 40. */
-export async function rawSession(port, { ip = uniqueIp(), sio = true, headers = {} } = {}) {
+/**
+ * Answer the server's pings ("2" → "3") on a raw session until
+ * ws.stopPongs(), taking them out of ws.frames: a test that must set up
+ * within a short ping interval then need not be fast.
+ */
+function answerPings(ws) {
+  const answer = () => {
+    for (let i = 0; i < ws.frames.length; i++) {
+      const f = ws.frames[i];
+      if (f.opcode === 1 && f.data.length === 1 && f.data[0] === 0x32 /* "2" */) {
+        ws.frames.splice(i--, 1);
+        if (!ws.closed) ws.send("3");
+      }
+    }
+    return false; // stay among the waiters
+  };
+  // First in line, so no other waiter sees a ping before it is answered.
+  ws.waiters.unshift(answer);
+  answer();
+  ws.stopPongs = () => {
+    ws.waiters = ws.waiters.filter((w) => w !== answer);
+  };
+}
+
+/**
+ * Raw WebSocket with its own client address; reads the open packet; `sio`
+ * also sends 40; `pongs` answers pings until ws.stopPongs().
+ */
+export async function rawSession(port, { ip = uniqueIp(), sio = true, headers = {}, pongs = false } = {}) {
   const ws = await RawWs.connect(port, undefined, { "X-Forwarded-For": ip, ...headers });
   ws.ip = ip;
+  if (pongs) answerPings(ws);
   const open = await ws.nextText();
   assert.equal(open[0], "0", `open packet first: ${open}`);
   ws.open = JSON.parse(open.slice(1));
