@@ -341,7 +341,7 @@ describe("SIGTERM drain", { timeout: 90000 }, () => {
     };
   }
 
-  it("not ready at once, stops accepting, closes sockets (1001), cleans Redis, tells rooms, exits 0 in time", async () => {
+  it("not ready while draining, stops accepting, closes sockets (1001), cleans Redis, tells rooms, exits 0", async () => {
     const api = c.roomApi.url;
     const room = await createRoom(api);
     const w = c.workers[1];
@@ -356,31 +356,42 @@ describe("SIGTERM drain", { timeout: 90000 }, () => {
       assert.equal((await join(leaving, room)).success, true);
       assert.equal((await rawJoin(raw, room)).success, true);
       const leavingId = leaving.id; // socket.io-client forgets it on disconnect
-      // Hold Redis for 1.5 s so the drain cannot finish before we look.
-      await c.redisCli("CLIENT", "PAUSE", "1500", "ALL");
+      // Redis stays frozen until the drain has been seen under way, so the
+      // drain cannot finish before we look, however slow this machine is;
+      // the cleanup it queued runs once Redis thaws.
+      c.pauseRedis();
       const t0 = Date.now();
-      const exit = c.stopWorker(1);
-      await sleep(50);
-      const r = await ka.request("/readyz");
-      assert.equal(r.status, 503, "not ready at once");
-      assert.match(r.body, /"draining":true/);
-      assert.match(r.head, /Connection: close/i);
-      await assert.rejects(new Promise((resolve, reject) => {
-        const s = net.connect({ host: "127.0.0.1", port: w.port });
-        s.on("connect", () => {
-          s.destroy();
-          resolve();
-        });
-        s.on("error", reject);
-      }), /ECONNREFUSED/, "no longer accepting");
-      const cl = await closeOf(raw, 3000);
+      let exit;
+      try {
+        exit = c.stopWorker(1);
+        // Ready until the worker has taken the SIGTERM, then never again.
+        let r;
+        for (;;) {
+          r = await ka.request("/readyz");
+          if (r.status !== 200) break;
+          await sleep(20);
+        }
+        assert.equal(r.status, 503, "not ready while draining");
+        assert.match(r.body, /"draining":true/);
+        assert.match(r.head, /Connection: close/i);
+        await assert.rejects(new Promise((resolve, reject) => {
+          const s = net.connect({ host: "127.0.0.1", port: w.port });
+          s.on("connect", () => {
+            s.destroy();
+            resolve();
+          });
+          s.on("error", reject);
+        }), /ECONNREFUSED/, "no longer accepting");
+      } finally {
+        c.resumeRedis();
+      }
+      const cl = await closeOf(raw, 15000);
       assert.equal(cl.code, 1001, "sockets closed with 1001 (going away)");
-      await eventually("socket.io client disconnected", async () => !leaving.connected, { timeout: 3000 });
+      await eventually("socket.io client disconnected", async () => !leaving.connected, { timeout: 15000 });
       assert.deepEqual(await exit, { code: 0, signal: null });
-      const ms = Date.now() - t0;
-      console.log(`# drained and exited ${ms} ms after SIGTERM (Redis paused 1500 ms)`);
-      assert.ok(ms < 10000, "within PD_DRAIN_TIMEOUT_MS (10 s)");
-      // Cleaned and told (the commands queued during the pause ran).
+      console.log(`# drained and exited ${Date.now() - t0} ms after SIGTERM (Redis frozen until the drain was seen)`);
+      // Cleaned and told (the commands queued while Redis was frozen ran):
+      // the drain finished its work rather than running out of time.
       for (const sid of [leavingId, raw.sid]) {
         assert.equal(await c.redisCli("EXISTS", `socket:${sid}`), "0");
         assert.equal(await c.redisCli("SISMEMBER", `room:${room}:sockets`, sid), "0");
@@ -403,12 +414,21 @@ describe("SIGTERM drain", { timeout: 90000 }, () => {
     const room = await createRoom(c.roomApi.url);
     try {
       assert.equal((await join(s, room)).success, true);
-      await c.redisCli("CLIENT", "PAUSE", "2500", "ALL");
+      // Redis stays frozen until the worker has exited, so its drain can
+      // never finish: an exit at all is the drain limit's doing, and no
+      // upper bound on the time (which a busy machine stretches) is needed.
+      c.pauseRedis();
       const t0 = Date.now();
-      assert.deepEqual(await c.stopWorker(2), { code: 0, signal: null });
+      let exit;
+      try {
+        exit = await c.stopWorker(2);
+      } finally {
+        c.resumeRedis();
+      }
       const ms = Date.now() - t0;
-      console.log(`# exited ${ms} ms after SIGTERM with Redis paused`);
-      assert.ok(ms >= 700 && ms < 2400, `stopped by the drain limit (${ms} ms)`);
+      console.log(`# exited ${ms} ms after SIGTERM with Redis frozen`);
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.ok(ms >= 700, `waited for the drain limit before giving up (${ms} ms)`);
     } finally {
       s.close();
     }
