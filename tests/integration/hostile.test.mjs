@@ -792,18 +792,31 @@ describe("hostile input", { timeout: 300000 }, () => {
     });
 
     it("room routes are rate limited per client address (429 + Retry-After); other addresses are not", async () => {
+      // Requests go in parallel batches until one is refused: one at a time
+      // on a busy machine, the bucket (5/s) refilled as fast as it was
+      // spent. The verdicts are the bucket's accounting: the burst is served
+      // in full, and no more than the burst plus what the time taken refills.
       const who = uniqueIp();
       const statuses = [];
-      for (let i = 0; i < 60; i++) {
-        const r = await postJson(api, "/api/check_room", { roomId: "abcdefgh" }, { headers: { "x-forwarded-for": `203.0.113.9, ${who}` } });
-        statuses.push(r.status);
-        if (r.status === 429) {
-          assert.equal(r.headers["retry-after"], "1");
-          assert.deepEqual(r.json, { error: "Too many requests" });
+      const t0 = Date.now();
+      for (let batch = 0; batch < 50 && !statuses.includes(429); batch++) {
+        const rs = await Promise.all(Array.from({ length: 20 }, () =>
+          postJson(api, "/api/check_room", { roomId: "abcdefgh" }, { headers: { "x-forwarded-for": `203.0.113.9, ${who}` } })));
+        for (const r of rs) {
+          statuses.push(r.status);
+          if (r.status === 429) {
+            assert.equal(r.headers["retry-after"], "1");
+            assert.deepEqual(r.json, { error: "Too many requests" });
+          } else {
+            assert.equal(r.status, 200);
+          }
         }
       }
+      const seconds = (Date.now() - t0) / 1000;
+      const served = statuses.filter((s) => s === 200).length;
       assert.ok(statuses.includes(429), "the burst runs out");
-      assert.ok(statuses.filter((s) => s === 200).length >= 40, "the burst (40) is served");
+      assert.ok(served >= 40, `the burst (40) is served (${served})`);
+      assert.ok(served <= 40 + Math.ceil(5 * seconds) + 1, `no more than the burst and the refill (${served} in ${seconds} s)`);
       await apiSurvived("a flood from one address");
     });
 
@@ -821,12 +834,15 @@ describe("hostile input", { timeout: 300000 }, () => {
       const bad = await postJson(api, "/api/set_track", { ref: "x", timestamp: "yesterday" }, { headers: ip() });
       assert.equal(bad.status, 400);
       const fieldsBefore = Number(await c.redisCli("HLEN", key));
-      const statuses = [];
-      for (let i = 0; i < 15; i++) {
-        statuses.push((await postJson(api, "/api/set_track", { ref: `flood-${who}-${i}`, timestamp: Date.now() }, h)).status);
-      }
+      // In parallel, so that the bucket (1/s) cannot refill as fast as a busy
+      // machine sends; judged by the bucket's accounting, not the clock.
+      const t0 = Date.now();
+      const statuses = (await Promise.all(Array.from({ length: 15 }, (_, i) =>
+        postJson(api, "/api/set_track", { ref: `flood-${who}-${i}`, timestamp: Date.now() }, h)))).map((r) => r.status);
+      const seconds = (Date.now() - t0) / 1000;
       const ok = statuses.filter((s) => s === 200).length;
-      assert.ok(ok >= 5 && ok <= 7, `about PD_LOG_BURST (5) accepted, got ${ok}: ${statuses}`);
+      assert.ok(ok >= 5 && ok <= 5 + Math.ceil(seconds) + 1,
+        `PD_LOG_BURST (5) accepted, plus at most the refill of ${seconds} s; got ${ok}: ${statuses}`);
       assert.ok(statuses.includes(429));
       const fieldsAfter = Number(await c.redisCli("HLEN", key));
       assert.equal(fieldsAfter - fieldsBefore, ok, "only accepted refs reach Redis");
