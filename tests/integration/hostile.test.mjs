@@ -762,32 +762,40 @@ describe("hostile input", { timeout: 300000 }, () => {
 
     it("slowloris: a request trickled byte by byte is cut with 408 after the request timeout", async () => {
       const pieces = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".split("");
+      // Cut while the trickle still goes on (a timer restarted by every byte
+      // would wait for its end): judged by how much was sent, not by the
+      // clock, which a busy machine stretches on both sides.
       const [a, w] = await Promise.all([
-        rawHttp(c.roomApi.port, pieces, { gapMs: 100, timeout: HTTP_TIMEOUT_MS + 5000 }),
-        rawHttp(p0, pieces, { gapMs: 100, timeout: HTTP_TIMEOUT_MS + 5000 }),
+        rawHttp(c.roomApi.port, pieces, { gapMs: 100, timeout: 60000 }),
+        rawHttp(p0, pieces, { gapMs: 100, timeout: 60000 }),
       ]);
       for (const r of [a, w]) {
         assert.equal(r.status, 408, r.text);
         assert.ok(r.ended);
-        assert.ok(r.ms >= HTTP_TIMEOUT_MS - 200 && r.ms < HTTP_TIMEOUT_MS + 4000, `cut at the timeout (${r.ms} ms)`);
+        assert.ok(r.ms >= HTTP_TIMEOUT_MS - 200, `not before the timeout (${r.ms} ms)`);
+        assert.ok(r.sent < pieces.length, `cut before the trickle ended (${r.sent} of ${pieces.length} pieces sent)`);
       }
       await apiSurvived("slowloris");
     });
 
     it("idle connections time out: silent from the start, and idle keep-alive after a response", async () => {
-      const silent = rawHttp(c.roomApi.port, [], { timeout: HTTP_TIMEOUT_MS + 5000 });
-      const silentW = rawHttp(p0, [], { timeout: HTTP_TIMEOUT_MS + 5000 });
-      const keep = rawHttp(c.roomApi.port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", { timeout: HTTP_TIMEOUT_MS + 5000 });
-      const keepW = rawHttp(p0, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", { timeout: HTTP_TIMEOUT_MS + 5000 });
+      // Nothing but these timeouts closes such a connection, so "closed"
+      // (with a wait that is only a hang guard) and "not before the
+      // timeout" are the verdicts; how late is the machine's business.
+      const guard = { timeout: 60000 };
+      const silent = rawHttp(c.roomApi.port, [], guard);
+      const silentW = rawHttp(p0, [], guard);
+      const keep = rawHttp(c.roomApi.port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", guard);
+      const keepW = rawHttp(p0, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", guard);
       for (const r of await Promise.all([silent, silentW])) {
         assert.ok(r.ended, "a connection that never sends is closed");
-        assert.ok(r.ms >= HTTP_TIMEOUT_MS - 200 && r.ms < HTTP_TIMEOUT_MS + 4000, `closed at the timeout (${r.ms} ms)`);
+        assert.ok(r.ms >= HTTP_TIMEOUT_MS - 200, `closed at the timeout, not before (${r.ms} ms)`);
       }
       for (const r of await Promise.all([keep, keepW])) {
         assert.equal(r.status, 200);
         assert.equal(r.headers.connection, "keep-alive");
         assert.ok(r.ended, "an idle keep-alive connection is closed");
-        assert.ok(r.ms >= HTTP_TIMEOUT_MS - 200 && r.ms < HTTP_TIMEOUT_MS + 4000, `closed at the idle timeout (${r.ms} ms)`);
+        assert.ok(r.ms >= HTTP_TIMEOUT_MS - 200, `closed at the idle timeout, not before (${r.ms} ms)`);
       }
     });
 

@@ -172,7 +172,7 @@ export async function rawJoin(ws, roomId) {
  * A raw HTTP exchange: write `bytes` (string or Buffer, or an array written
  * with `gapMs` between the pieces), collect what comes back until the server
  * ends the connection or `timeout` passes.
- * Resolves {text, status, headers, ended, ms}.
+ * Resolves {text, status, headers, ended, ms, sent} (sent: pieces written).
  */
 export function rawHttp(port, bytes, { timeout = 3000, gapMs = 0, stopAt101 = true } = {}) {
   return new Promise((resolve, reject) => {
@@ -182,6 +182,7 @@ export function rawHttp(port, bytes, { timeout = 3000, gapMs = 0, stopAt101 = tr
     let ended = false;
     let timer;
     let done = false;
+    let sent = 0; // pieces written before the answer ended the exchange
     const finish = () => {
       if (done) return;
       done = true;
@@ -197,7 +198,7 @@ export function rawHttp(port, bytes, { timeout = 3000, gapMs = 0, stopAt101 = tr
           headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
         }
       }
-      resolve({ text, status: m ? Number(m[1]) : null, headers, body: headEnd > 0 ? text.slice(headEnd + 4) : "", ended, ms: Date.now() - t0 });
+      resolve({ text, status: m ? Number(m[1]) : null, headers, body: headEnd > 0 ? text.slice(headEnd + 4) : "", ended, ms: Date.now() - t0, sent });
     };
     s.on("data", (d) => {
       chunks.push(d);
@@ -224,8 +225,9 @@ export function rawHttp(port, bytes, { timeout = 3000, gapMs = 0, stopAt101 = tr
     s.on("connect", async () => {
       const pieces = Array.isArray(bytes) ? bytes : [bytes];
       for (const p of pieces) {
-        if (s.destroyed) break;
+        if (s.destroyed || done) break;
         s.write(p);
+        sent++;
         if (gapMs) await sleep(gapMs);
       }
     });
