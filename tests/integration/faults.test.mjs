@@ -99,11 +99,11 @@ describe("Redis stops and restarts (for real)", { timeout: 120000 }, () => {
       const cr = await postJson(api, "/api/create_room", { roomId: "outage-room-1" }, { headers: { "x-forwarded-for": uniqueIp() } });
       assert.equal(cr.status, 503);
       assert.deepEqual(cr.json, { error: "Service temporarily unavailable" });
-      const t0 = Date.now();
-      const jr = await join(late, rooms[0]);
+      // Answered while Redis is down (it is started again only after this):
+      // refused on the spot, not queued until Redis returns.
+      const jr = await join(late, rooms[0], { timeout: 15000 });
       assert.equal(jr.success, false);
       assert.equal(jr.message, "Server error while joining room");
-      assert.ok(Date.now() - t0 < 2000, "the join is answered at once, not after a hang");
       // Down for longer than several backoff periods.
       await sleep(4000);
       assert.ok(c.workers.every((w) => w.proc.running) && c.roomApi.proc.running, "every service is still up");
@@ -164,15 +164,19 @@ describe("Redis frozen (SIGSTOP) and thawed", { timeout: 90000 }, () => {
       const t0 = Date.now();
       for (const w of c.workers) await eventually(`${w.url} not ready`, async () => (await ready(w)) === 503, { timeout: 8000 });
       console.log(`# not ready ${Date.now() - t0} ms after Redis froze`);
-      const t1 = Date.now();
-      const jr = await join(late, room, { timeout: 8000 });
+      // Answered while Redis is still frozen, without writing to it: had the
+      // worker sent the join anyway, Redis would run it on thawing and the
+      // socket would show up in the room (checked below). That, not a time
+      // limit, tells "failed fast" from "waited for the watchdog".
+      const jr = await join(late, room, { timeout: 15000 });
       assert.equal(jr.message, "Server error while joining room");
-      assert.ok(Date.now() - t1 < 2000, "answered at once");
       const d = await getJson(api, "/health/detailed", { timeout: 8000 });
       assert.equal(d.status, 503, "room API reports the frozen Redis");
       await sleep(2000);
       c.resumeRedis();
       for (const w of c.workers) await eventually(`${w.url} ready`, async () => (await ready(w)) === 200, { timeout: 12000 });
+      assert.equal(await c.redisCli("EXISTS", `socket:${late.id}`), "0", "the refused join never reached Redis");
+      assert.equal(await c.redisCli("SISMEMBER", `room:${room}:sockets`, late.id), "0");
       await crossRelays(a, b, "cross-worker relay after the thaw");
       await crossRelays(b, a, "cross-worker relay after the thaw (back)");
       assert.equal((await join(late, room)).success, true);
@@ -341,7 +345,7 @@ describe("SIGTERM drain", { timeout: 90000 }, () => {
     };
   }
 
-  it("not ready at once, stops accepting, closes sockets (1001), cleans Redis, tells rooms, exits 0 in time", async () => {
+  it("not ready while draining, stops accepting, closes sockets (1001), cleans Redis, tells rooms, exits 0", async () => {
     const api = c.roomApi.url;
     const room = await createRoom(api);
     const w = c.workers[1];
@@ -356,31 +360,42 @@ describe("SIGTERM drain", { timeout: 90000 }, () => {
       assert.equal((await join(leaving, room)).success, true);
       assert.equal((await rawJoin(raw, room)).success, true);
       const leavingId = leaving.id; // socket.io-client forgets it on disconnect
-      // Hold Redis for 1.5 s so the drain cannot finish before we look.
-      await c.redisCli("CLIENT", "PAUSE", "1500", "ALL");
+      // Redis stays frozen until the drain has been seen under way, so the
+      // drain cannot finish before we look, however slow this machine is;
+      // the cleanup it queued runs once Redis thaws.
+      c.pauseRedis();
       const t0 = Date.now();
-      const exit = c.stopWorker(1);
-      await sleep(50);
-      const r = await ka.request("/readyz");
-      assert.equal(r.status, 503, "not ready at once");
-      assert.match(r.body, /"draining":true/);
-      assert.match(r.head, /Connection: close/i);
-      await assert.rejects(new Promise((resolve, reject) => {
-        const s = net.connect({ host: "127.0.0.1", port: w.port });
-        s.on("connect", () => {
-          s.destroy();
-          resolve();
-        });
-        s.on("error", reject);
-      }), /ECONNREFUSED/, "no longer accepting");
-      const cl = await closeOf(raw, 3000);
+      let exit;
+      try {
+        exit = c.stopWorker(1);
+        // Ready until the worker has taken the SIGTERM, then never again.
+        let r;
+        for (;;) {
+          r = await ka.request("/readyz");
+          if (r.status !== 200) break;
+          await sleep(20);
+        }
+        assert.equal(r.status, 503, "not ready while draining");
+        assert.match(r.body, /"draining":true/);
+        assert.match(r.head, /Connection: close/i);
+        await assert.rejects(new Promise((resolve, reject) => {
+          const s = net.connect({ host: "127.0.0.1", port: w.port });
+          s.on("connect", () => {
+            s.destroy();
+            resolve();
+          });
+          s.on("error", reject);
+        }), /ECONNREFUSED/, "no longer accepting");
+      } finally {
+        c.resumeRedis();
+      }
+      const cl = await closeOf(raw, 15000);
       assert.equal(cl.code, 1001, "sockets closed with 1001 (going away)");
-      await eventually("socket.io client disconnected", async () => !leaving.connected, { timeout: 3000 });
+      await eventually("socket.io client disconnected", async () => !leaving.connected, { timeout: 15000 });
       assert.deepEqual(await exit, { code: 0, signal: null });
-      const ms = Date.now() - t0;
-      console.log(`# drained and exited ${ms} ms after SIGTERM (Redis paused 1500 ms)`);
-      assert.ok(ms < 10000, "within PD_DRAIN_TIMEOUT_MS (10 s)");
-      // Cleaned and told (the commands queued during the pause ran).
+      console.log(`# drained and exited ${Date.now() - t0} ms after SIGTERM (Redis frozen until the drain was seen)`);
+      // Cleaned and told (the commands queued while Redis was frozen ran):
+      // the drain finished its work rather than running out of time.
       for (const sid of [leavingId, raw.sid]) {
         assert.equal(await c.redisCli("EXISTS", `socket:${sid}`), "0");
         assert.equal(await c.redisCli("SISMEMBER", `room:${room}:sockets`, sid), "0");
@@ -403,12 +418,21 @@ describe("SIGTERM drain", { timeout: 90000 }, () => {
     const room = await createRoom(c.roomApi.url);
     try {
       assert.equal((await join(s, room)).success, true);
-      await c.redisCli("CLIENT", "PAUSE", "2500", "ALL");
+      // Redis stays frozen until the worker has exited, so its drain can
+      // never finish: an exit at all is the drain limit's doing, and no
+      // upper bound on the time (which a busy machine stretches) is needed.
+      c.pauseRedis();
       const t0 = Date.now();
-      assert.deepEqual(await c.stopWorker(2), { code: 0, signal: null });
+      let exit;
+      try {
+        exit = await c.stopWorker(2);
+      } finally {
+        c.resumeRedis();
+      }
       const ms = Date.now() - t0;
-      console.log(`# exited ${ms} ms after SIGTERM with Redis paused`);
-      assert.ok(ms >= 700 && ms < 2400, `stopped by the drain limit (${ms} ms)`);
+      console.log(`# exited ${ms} ms after SIGTERM with Redis frozen`);
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.ok(ms >= 700, `waited for the drain limit before giving up (${ms} ms)`);
     } finally {
       s.close();
     }
@@ -419,7 +443,10 @@ describe("SIGTERM drain", { timeout: 90000 }, () => {
 describe("missed pongs", { timeout: 60000 }, () => {
   let c;
   before(async () => {
-    c = await startCluster({ workers: 2, workerEnv: [{}, { PD_PING_INTERVAL_MS: "300", PD_PING_TIMEOUT_MS: "300" }] });
+    // Pings come often, so a silent client is found soon; the time allowed
+    // for each answer is long, so that the socket.io clients (which do
+    // answer) are never late on a busy machine.
+    c = await startCluster({ workers: 2, workerEnv: [{}, { PD_PING_INTERVAL_MS: "300", PD_PING_TIMEOUT_MS: "3000" }] });
   });
   after(async () => {
     await c?.stop();
@@ -444,15 +471,14 @@ describe("missed pongs", { timeout: 60000 }, () => {
       assert.equal((await join(near, room)).success, true);
       assert.equal((await join(far, room)).success, true);
       const before = await metrics(w.url);
-      // Open, connect and join well within the 600 ms the pings allow, then never answer them.
-      const t0 = Date.now();
-      raw = await rawSession(w.port);
+      // Open, connect and join answering pings (however long that takes on
+      // a busy machine), then never answer them again.
+      raw = await rawSession(w.port, { pongs: true });
       assert.equal((await rawJoin(raw, room)).success, true);
-      const cl = await closeOf(raw, 5000);
-      const ms = Date.now() - t0;
+      raw.stopPongs();
+      const cl = await closeOf(raw, 15000);
       assert.equal(cl.code, 1000);
       assert.match(cl.reason, /ping timeout/);
-      assert.ok(ms < 3000, `closed after interval + timeout (${ms} ms)`);
       assert.deepEqual(await waitFor(near, "peer-disconnected"), { peerId: raw.sid });
       assert.deepEqual(await waitFor(far, "peer-disconnected"), { peerId: raw.sid });
       await sleep(1500);

@@ -111,10 +111,38 @@ export async function expectClose(ws, code, what, timeout = EVENT_TIMEOUT_MS) {
   return c;
 }
 
-/** Raw WebSocket with its own client address; reads the open packet; `sio` also sends 40. */
-export async function rawSession(port, { ip = uniqueIp(), sio = true, headers = {} } = {}) {
+/**
+ * Answer the server's pings ("2" → "3") on a raw session until
+ * ws.stopPongs(), taking them out of ws.frames: a test that must set up
+ * within a short ping interval then need not be fast.
+ */
+function answerPings(ws) {
+  const answer = () => {
+    for (let i = 0; i < ws.frames.length; i++) {
+      const f = ws.frames[i];
+      if (f.opcode === 1 && f.data.length === 1 && f.data[0] === 0x32 /* "2" */) {
+        ws.frames.splice(i--, 1);
+        if (!ws.closed) ws.send("3");
+      }
+    }
+    return false; // stay among the waiters
+  };
+  // First in line, so no other waiter sees a ping before it is answered.
+  ws.waiters.unshift(answer);
+  answer();
+  ws.stopPongs = () => {
+    ws.waiters = ws.waiters.filter((w) => w !== answer);
+  };
+}
+
+/**
+ * Raw WebSocket with its own client address; reads the open packet; `sio`
+ * also sends 40; `pongs` answers pings until ws.stopPongs().
+ */
+export async function rawSession(port, { ip = uniqueIp(), sio = true, headers = {}, pongs = false } = {}) {
   const ws = await RawWs.connect(port, undefined, { "X-Forwarded-For": ip, ...headers });
   ws.ip = ip;
+  if (pongs) answerPings(ws);
   const open = await ws.nextText();
   assert.equal(open[0], "0", `open packet first: ${open}`);
   ws.open = JSON.parse(open.slice(1));
@@ -144,7 +172,7 @@ export async function rawJoin(ws, roomId) {
  * A raw HTTP exchange: write `bytes` (string or Buffer, or an array written
  * with `gapMs` between the pieces), collect what comes back until the server
  * ends the connection or `timeout` passes.
- * Resolves {text, status, headers, ended, ms}.
+ * Resolves {text, status, headers, ended, ms, sent} (sent: pieces written).
  */
 export function rawHttp(port, bytes, { timeout = 3000, gapMs = 0, stopAt101 = true } = {}) {
   return new Promise((resolve, reject) => {
@@ -154,6 +182,7 @@ export function rawHttp(port, bytes, { timeout = 3000, gapMs = 0, stopAt101 = tr
     let ended = false;
     let timer;
     let done = false;
+    let sent = 0; // pieces written before the answer ended the exchange
     const finish = () => {
       if (done) return;
       done = true;
@@ -169,7 +198,7 @@ export function rawHttp(port, bytes, { timeout = 3000, gapMs = 0, stopAt101 = tr
           headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
         }
       }
-      resolve({ text, status: m ? Number(m[1]) : null, headers, body: headEnd > 0 ? text.slice(headEnd + 4) : "", ended, ms: Date.now() - t0 });
+      resolve({ text, status: m ? Number(m[1]) : null, headers, body: headEnd > 0 ? text.slice(headEnd + 4) : "", ended, ms: Date.now() - t0, sent });
     };
     s.on("data", (d) => {
       chunks.push(d);
@@ -196,8 +225,9 @@ export function rawHttp(port, bytes, { timeout = 3000, gapMs = 0, stopAt101 = tr
     s.on("connect", async () => {
       const pieces = Array.isArray(bytes) ? bytes : [bytes];
       for (const p of pieces) {
-        if (s.destroyed) break;
+        if (s.destroyed || done) break;
         s.write(p);
+        sent++;
         if (gapMs) await sleep(gapMs);
       }
     });

@@ -763,7 +763,10 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
     char target[PD_ID_MAX + 1] = "";
     if (env.target.len > PD_ID_MAX)
         return;
-    memcpy(target, env.target.base, env.target.len);
+    /* "Nobody excluded" decodes as an empty slice with no base: memcpy
+     * must not be handed that NULL, even for zero bytes. */
+    if (env.target.len)
+        memcpy(target, env.target.base, env.target.len);
     target[env.target.len] = '\0';
     switch (env.kind) {
     case PD_BUS_TO_SOCKET: {
