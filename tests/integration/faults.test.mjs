@@ -544,6 +544,11 @@ describe("a worker that cannot keep up with the bus", { timeout: 60000 }, () => 
     try {
       assert.equal((await join(a, room)).success, true);
       assert.equal((await join(b, room)).success, true);
+      // The worker subscribes to the room's channel on its subscriber link,
+      // which a join's answer (on the command link) may overtake: the marks
+      // below are published only once Redis has the subscription.
+      await eventually("the worker subscribed to the room", async () =>
+        Number((await bus.command("PUBSUB", "NUMSUB", `pd:room:${room}`))[1]) >= 1, { timeout: 15000 });
       const before = await metrics(w.url);
 
       // One notice, taken by the worker before "first" is sent. The read that
