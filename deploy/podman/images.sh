@@ -12,6 +12,8 @@
 # --format docker keeps HEALTHCHECK (the OCI format has no such field).
 # --layers: unchanged steps come from the layer cache, so a second run with
 # the same sources takes seconds.
+# --network host: RUN steps (apt-get, npm ci) resolve and reach the mirrors
+# as the host does; a bridge network's DNS may not reach the host's resolver.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -24,7 +26,7 @@ deploy/podman/base-image.sh
 build() { # NAME DOCKERFILE [TARGET]
     local name=$1 df=deploy/docker/$2 target=${3:-}
     echo "images: $name:$tag ($df${target:+ --target $target})"
-    podman build --quiet --format docker --pull=never --layers \
+    podman build --quiet --format docker --pull=never --layers --network host \
         -f "$df" ${target:+--target "$target"} --ignorefile "$df.dockerignore" \
         -t "$name:$tag" . >/dev/null
 }
