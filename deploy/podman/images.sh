@@ -11,7 +11,7 @@
 # --pull=never: the base names resolve to the local image, never a registry.
 # --format docker keeps HEALTHCHECK (the OCI format has no such field).
 # --layers: unchanged steps come from the layer cache, so a second run with
-# the same sources takes seconds.
+# the same sources only hashes the build contexts.
 # --network host: RUN steps (apt-get, npm ci) resolve and reach the mirrors
 # as the host does; a bridge network's DNS may not reach the host's resolver.
 set -euo pipefail
