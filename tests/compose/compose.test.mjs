@@ -317,7 +317,11 @@ describe("docker-compose.yml on podman", { timeout: 60 * 60 * 1000 }, () => {
     await sender.page.evaluate(() => {
       const el = document.querySelector("#signal-status");
       const seen = (window.__pdStates = [el.getAttribute("data-state")]);
-      new MutationObserver(() => seen.push(el.getAttribute("data-state"))).observe(el, { attributes: true, attributeFilter: ["data-state"] });
+      // Every change, even several within one batch of records.
+      new MutationObserver((records) => {
+        for (const r of records.slice(1)) seen.push(r.oldValue);
+        seen.push(el.getAttribute("data-state"));
+      }).observe(el, { attributes: true, attributeFilter: ["data-state"], attributeOldValue: true });
     });
     await sender.page.waitForFunction(() => document.querySelector("#signal-status")?.getAttribute("data-state") === "joined", null, { timeout: 30000 });
 
