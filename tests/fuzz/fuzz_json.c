@@ -131,7 +131,7 @@ static void fz_route(const char *s, size_t size)
 static void fz_origin(const char *s, size_t size)
 {
     pd_slice origin = pd_slice_make(s, size);
-    FZ_CHECK(pd_api_origin_allowed("*", origin) == 1);
+    FZ_CHECK(pd_api_origin_allowed("*", origin) == PD_ORIGIN_ANY);
     FZ_CHECK(pd_api_origin_allowed(NULL, origin) == 0);
     FZ_CHECK(pd_api_origin_allowed("", origin) == 0);
     (void)pd_api_origin_allowed("https://privydrop.app, http://localhost:3002", origin);

@@ -1329,10 +1329,12 @@ int pd_http_origin_listed(const char *list, pd_slice origin)
         while (t > p && t[-1] == ' ')
             t--;
         pd_slice item = pd_slice_make(p, (size_t)(t - p));
-        if (item.len == origin.len && item.len && memcmp(item.base, origin.base, item.len) == 0)
-            return PD_ORIGIN_NAMED;
+        /* "*" is the wildcard even when the Origin itself reads "*": it
+         * names no origin. */
         if (pd_slice_eq(item, "*"))
             any = PD_ORIGIN_ANY;
+        else if (item.len == origin.len && item.len && memcmp(item.base, origin.base, item.len) == 0)
+            return PD_ORIGIN_NAMED;
         p = e;
     }
     return any;

@@ -490,6 +490,7 @@ static void star_allows_any_origin(void **state)
     assert_int_equal(allowed("*, https://a.example", "https://a.example"), PD_ORIGIN_NAMED);
     assert_int_equal(allowed("https://a.example, *", "https://b.example"), PD_ORIGIN_ANY);
     assert_int_equal(allowed("https://a.example", "https://a.example"), PD_ORIGIN_NAMED);
+    assert_int_equal(allowed("*", "*"), PD_ORIGIN_ANY); /* an Origin reading "*" is named by nobody */
     /* '*' only as a whole item. */
     assert_false(allowed("https://*.example", "https://a.example"));
     assert_false(allowed("**", "https://a.example"));
