@@ -24,10 +24,14 @@ let sub;
 let cmd;
 const browsers = [];
 
+// The text is taken in the same look that matched it: the page changes it
+// by itself (it retries), and a second look may come after that.
 async function errorText(page, re, timeout) {
-  await page.waitForFunction((src) => new RegExp(src, "i").test(document.querySelector('[data-testid="error"]')?.textContent ?? ""),
-    re.source, { timeout });
-  return page.getByTestId("error").textContent();
+  const h = await page.waitForFunction((src) => {
+    const t = document.querySelector('[data-testid="error"]')?.textContent ?? "";
+    return new RegExp(src, "i").test(t) ? t : null;
+  }, re.source, { timeout });
+  return h.jsonValue();
 }
 
 const joined = (page) => page.waitForFunction(

@@ -112,7 +112,7 @@ export async function expectClose(ws, code, what, timeout = EVENT_TIMEOUT_MS) {
 }
 
 /**
- * Answer the server's pings ("2" → "3") on a raw session until
+ * Answer the server's pings ("2" → "3") on a raw connection until
  * ws.stopPongs(), taking them out of ws.frames: a test that must set up
  * within a short ping interval then need not be fast.
  */
