@@ -11,7 +11,8 @@
 #include "privydrop/pd_eio.h"
 #include "privydrop/pd_log.h"
 #include "privydrop/pd_room.h"
-#include "worker.h"
+#include "hub.h"
+#include "session.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -287,6 +288,7 @@ static void shutdown_now(pd_worker *w)
      * find the hub alive. */
     pd_redis_free(w->redis);
     w->redis = NULL;
+    pd_sess_layer_set_handler(w, NULL, NULL);
     pd_hub_free(w->hub);
     w->hub = NULL;
     pd_sess_layer_close(w);
@@ -433,6 +435,7 @@ int main(int argc, char **argv)
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
         return 1;
     }
+    pd_sess_layer_set_handler(w, &pd_hub_conn_handler, w->hub);
 
     pd_http_limits lim;
     pd_http_limits_default(&lim);
