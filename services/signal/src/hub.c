@@ -20,16 +20,13 @@
 #include "privydrop/pd_wsscan.h"
 #include "events.h"
 #include "hub.h"
+#include "maint.h"
 
-#define HUB_HEARTBEAT_MS 5000
-#define HUB_REAP_MS 5000
-#define HUB_SWEEP_MS 2000
 #define HUB_UNSUB_GRACE_MS 5000
 #define HUB_MAX_JOINS_INFLIGHT 4
 #define HUB_MAX_PENDING_CLEANUPS 200000
-/* While behind on the bus we tell the others every HUB_PRESSURE_MS; a
- * notice holds them back for HUB_PRESSURE_HOLD_MS. */
-#define HUB_PRESSURE_MS 50
+/* A pressure notice from another worker (maint.c sends ours) holds us back
+ * this long. */
 #define HUB_PRESSURE_HOLD_MS 150
 
 /* Rooms of two are the rule: their members fit in the entry itself. */
@@ -88,10 +85,7 @@ struct pd_hub {
     pd_ptab *sessions;        /* hub_sock by sid */
     pd_ptab *rooms;           /* hub_room by id */
     pd_map *ips;              /* client address → open sockets (as uintptr_t) */
-    uv_timer_t heartbeat;     /* cluster heartbeat + cleanup retries */
-    uv_timer_t reaper;        /* dead-worker reaper */
-    uv_timer_t sweep;         /* unsubscribe rooms left empty */
-    uv_timer_t pressure;      /* tells the others while we are behind on the bus */
+    pd_maint *maint;          /* heartbeat, reaper, sweep and pressure timers (owned) */
     uint64_t held_until;      /* a peer asked us to hold back until then (monotonic ms) */
     int holding;              /* may_read said no and has not said yes since */
     hub_cleanup *cleanups;    /* pending Redis cleanups */
@@ -99,7 +93,6 @@ struct pd_hub {
     hub_drain_entry *drain;   /* SIGTERM: the sockets to close, in order (owned) */
     size_t ndrain;            /* entries in drain */
     size_t drain_next;        /* first entry not yet handled */
-    int open_timers;          /* timers not yet closed (free-on-close) */
 };
 
 /* ---- rooms -------------------------------------------------------------- */
@@ -817,43 +810,22 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
     }
 }
 
-/* ---- timers -------------------------------------------------------------- */
+/* ---- periodic duties (maint.h) -------------------------------------------- */
 
-static void on_heartbeat(uv_timer_t *t)
+static size_t maint_sockets(void *ud)
 {
-    pd_hub *h = t->data;
-    if (!pd_redis_ready(h->w->redis))
-        return;
-    pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_ptab_count(h->sessions));
-    cleanups_retry(h);
+    return pd_ptab_count(((pd_hub *)ud)->sessions);
 }
 
-/* Our subscriber link is behind: the others publish faster than we can
- * read, and Redis will drop the link (losing messages) once its output
- * buffer for us passes its limit. Only the publishers can fix that. */
-static void on_pressure(uv_timer_t *t)
+static void maint_retry(void *ud)
 {
-    pd_hub *h = t->data;
-    pd_worker *w = h->w;
-    if (!pd_redis_sub_behind(w->redis))
-        return;
-    pd_metric_add(w->m_backpressure, "bus_behind", 1);
-    pd_redis_cmd(w->redis, NULL, NULL, "PUBLISH %s %s", PD_BUS_PRESSURE_CHANNEL, w->cfg.worker_id);
+    cleanups_retry(ud);
 }
 
-static void on_reaped(const char *room, const char *sid, void *data)
+static void maint_reaped(void *ud, const char *room, const char *sid)
 {
-    pd_hub *h = data;
     pd_log(PD_LOG_INFO, "reaped socket of a dead worker", "{s:s, s:s}", "room", room, "sid", sid);
-    emit_peer_disconnected(h, room, sid, PD_BUS_LEAVE);
-}
-
-static void on_reaper(uv_timer_t *t)
-{
-    pd_hub *h = t->data;
-    if (!pd_redis_ready(h->w->redis) || h->w->draining)
-        return;
-    pd_cluster_reap(h->w->redis, h->w->cfg.worker_id, on_reaped, NULL, h);
+    emit_peer_disconnected(ud, room, sid, PD_BUS_LEAVE);
 }
 
 typedef struct sweep_ctx {
@@ -876,9 +848,10 @@ static int sweep_visit(pd_slice key, void *value, void *data)
     return 0;
 }
 
-static void on_sweep(uv_timer_t *t)
+/* Unsubscribe rooms left empty for the grace period. */
+static void maint_sweep(void *ud)
 {
-    pd_hub *h = t->data;
+    pd_hub *h = ud;
     sweep_ctx c;
     do {
         c.n = 0;
@@ -892,11 +865,8 @@ static void on_sweep(uv_timer_t *t)
 void pd_hub_on_redis_state(pd_hub *h, int ready)
 {
     pd_metric_set(h->w->m_redis_up, NULL, ready ? 1 : 0);
-    if (ready) {
-        /* Redis may have restarted empty: re-register at once. */
-        pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_ptab_count(h->sessions));
-        cleanups_retry(h);
-    }
+    if (ready)
+        pd_maint_beat_now(h->maint); /* Redis may have restarted empty: re-register at once */
 }
 
 /* ---- life cycle ----------------------------------------------------------- */
@@ -910,7 +880,9 @@ pd_hub *pd_hub_create(pd_worker *w)
     h->sessions = pd_ptab_create(sess_key);
     h->rooms = pd_ptab_create(room_key);
     h->ips = pd_map_create();
-    if (!h->sessions || !h->rooms || !h->ips) {
+    static const pd_maint_hooks hooks = {maint_sockets, maint_retry, maint_reaped, maint_sweep};
+    h->maint = h->sessions && h->rooms && h->ips ? pd_maint_create(w, &hooks, h) : NULL;
+    if (!h->maint) {
         pd_ptab_free(h->sessions);
         pd_ptab_free(h->rooms);
         pd_map_free(h->ips);
@@ -918,16 +890,6 @@ pd_hub *pd_hub_create(pd_worker *w)
         return NULL;
     }
     pd_redis_subscribe(w->redis, pd_slice_cstr(PD_BUS_PRESSURE_CHANNEL));
-    uv_timer_t *timers[4] = {&h->heartbeat, &h->reaper, &h->sweep, &h->pressure};
-    uv_timer_cb cbs[4] = {on_heartbeat, on_reaper, on_sweep, on_pressure};
-    uint64_t periods[4] = {HUB_HEARTBEAT_MS, HUB_REAP_MS, HUB_SWEEP_MS, HUB_PRESSURE_MS};
-    unsigned jitter = 0;
-    pd_random_bytes(&jitter, sizeof(jitter));
-    for (int i = 0; i < 4; i++) {
-        uv_timer_init(w->loop, timers[i]);
-        timers[i]->data = h;
-        uv_timer_start(timers[i], cbs[i], periods[i] / 2 + jitter % 1000, periods[i]);
-    }
     return h;
 }
 
@@ -1070,22 +1032,11 @@ static int free_sock_visit(pd_slice key, void *value, void *data)
     return 0;
 }
 
-static void on_timer_closed(uv_handle_t *t)
-{
-    pd_hub *h = t->data;
-    if (--h->open_timers == 0)
-        free(h);
-}
-
 void pd_hub_free(pd_hub *h)
 {
     if (!h)
         return;
-    h->open_timers = 4;
-    uv_close((uv_handle_t *)&h->heartbeat, on_timer_closed);
-    uv_close((uv_handle_t *)&h->reaper, on_timer_closed);
-    uv_close((uv_handle_t *)&h->sweep, on_timer_closed);
-    uv_close((uv_handle_t *)&h->pressure, on_timer_closed);
+    pd_maint_free(h->maint); /* no duty runs after this */
     pd_ptab_foreach(h->rooms, free_room_visit, NULL);
     pd_ptab_foreach(h->sessions, free_sock_visit, NULL);
     pd_ptab_free(h->rooms);
@@ -1098,9 +1049,7 @@ void pd_hub_free(pd_hub *h)
         free(h->cleanups);
         h->cleanups = n;
     }
-    h->rooms = h->sessions = NULL;
-    h->ips = NULL;
-    /* h itself is freed when its timers have closed. */
+    free(h);
 }
 
 /* ---- the transport's handler (conn.h) --------------------------------------- */

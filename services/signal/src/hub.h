@@ -13,9 +13,9 @@ typedef struct pd_hub pd_hub;
 /* Uses w's loop, configuration, metrics and Redis (w->redis, which may be
  * down but must exist). NULL on allocation failure. */
 pd_hub *pd_hub_create(pd_worker *w);
-/* Stop timers and free; h itself goes once its timers have closed (run the
- * loop). Connections still open lose their record here: detach the handler
- * from their transport first. */
+/* Stop its periodic duties (maint.h) and free. Connections still open lose
+ * their record here: detach the handler from their transport first; Redis
+ * callbacks still pending must have run (free w->redis first). */
 void pd_hub_free(pd_hub *h);
 
 /* What transports report to the hub: pass with the pd_hub as `ud`. The hub
