@@ -802,7 +802,7 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
         if (s && s->room == r) {
             room_remove(r, s);
             s->room = NULL;
-            pd_redis_cmd(w->redis, NULL, NULL, "SREM pd:worker:%s:sockets %s", w->cfg.worker_id, target);
+            pd_cluster_forget_socket(w->redis, w->cfg.worker_id, env.target);
         }
         deliver_local(r, target, env.packet.base, env.packet.len);
         break;
