@@ -50,7 +50,10 @@ static int fz_within(pd_slice s, const uint8_t *base, size_t len)
 static void fz_hub_event(const char *name, json_t *args)
 {
     json_t *payload = json_array_get(args, 1);
-    if (strcmp(name, "join") == 0) {
+    const pd_event_def *ev = pd_event_lookup(pd_slice_cstr(name));
+    if (!ev)
+        return; /* the hub counts it as unknown */
+    if (ev->kind == PD_EVENT_JOIN) {
         pd_slice room;
         pd_event_check chk = pd_event_join(payload, &room);
         if (chk == PD_EVENT_BAD_PAYLOAD)
@@ -69,9 +72,8 @@ static void fz_hub_event(const char *name, json_t *args)
         json_decref(out);
         FZ_CHECK(pkt != NULL);
         free(pkt);
-    } else if (strcmp(name, "offer") == 0 || strcmp(name, "answer") == 0 ||
-               strcmp(name, "ice-candidate") == 0) {
-        const char *field = name[0] == 'i' ? "candidate" : name;
+    } else if (ev->kind == PD_EVENT_SIGNAL) {
+        const char *field = ev->field;
         pd_slice peer;
         json_t *value = NULL;
         pd_event_check chk = pd_event_signal(payload, field, &peer, &value);
@@ -102,7 +104,7 @@ static void fz_hub_event(const char *name, json_t *args)
         FZ_CHECK(strcmp(bname, name) == 0);
         json_decref(back);
         free(pkt);
-    } else if (strcmp(name, "initiator-online") == 0 || strcmp(name, "recipient-ready") == 0) {
+    } else {
         const char *room = NULL;
         if (pd_event_room(payload, &room) == PD_EVENT_OK)
             FZ_CHECK(room != NULL);

@@ -585,41 +585,53 @@ static void relay_to(pd_hub *h, const char *room, hub_sock *target, pd_slice pee
     publish(h, room, PD_BUS_TO_SOCKET, tgt, pkt, len);
 }
 
-/* offer / answer / ice-candidate: {peerId, <field>, from?} → the target gets
- * {<field>, from: sender, peerId: sender}. Only inside the sender's room. */
-static void on_signal(pd_hub *h, hub_sock *s, const char *event, const char *field, json_t *payload)
+/* Whether s may signal `peer` (both paths ask here): 1 if so, with *target
+ * the peer's record when it is on this worker (NULL: relay through the
+ * bus); 0 if not, counted by reason. Only inside the sender's room — a
+ * target on another worker is checked there, against its own room. */
+static int relay_allowed(pd_hub *h, hub_sock *s, pd_slice peer, int peer_valid, hub_sock **target)
 {
-    pd_worker *w = h->w;
+    pd_metric *dropped = h->w->m_dropped;
+    *target = NULL;
+    if (!s->room) {
+        pd_metric_add(dropped, "not_in_room", 1);
+        return 0;
+    }
+    if (!peer_valid) {
+        pd_metric_add(dropped, "bad_target", 1);
+        return 0;
+    }
+    *target = pd_ptab_get(h->sessions, peer);
+    if (*target && (*target)->room != s->room) {
+        pd_metric_add(dropped, "other_room", 1);
+        return 0;
+    }
+    return 1;
+}
+
+/* offer / answer / ice-candidate: {peerId, <field>, from?} → the target gets
+ * {<field>, from: sender, peerId: sender}. */
+static void on_signal(pd_hub *h, hub_sock *s, const pd_event_def *ev, json_t *payload)
+{
     pd_slice peer;
     json_t *value = NULL;
-    pd_event_check chk = pd_event_signal(payload, field, &peer, &value);
+    pd_event_check chk = pd_event_signal(payload, ev->field, &peer, &value);
     if (chk == PD_EVENT_BAD_PAYLOAD) {
-        pd_metric_add(w->m_dropped, "bad_payload", 1);
+        pd_metric_add(h->w->m_dropped, "bad_payload", 1);
         return;
     }
-    const char *room = sess_room_id(s);
-    if (!room[0]) {
-        pd_metric_add(w->m_dropped, "not_in_room", 1);
+    hub_sock *target;
+    if (!relay_allowed(h, s, peer, chk == PD_EVENT_OK, &target))
         return;
-    }
-    if (chk == PD_EVENT_BAD_ID) {
-        pd_metric_add(w->m_dropped, "bad_target", 1);
-        return;
-    }
-    hub_sock *target = pd_ptab_get(h->sessions, peer);
-    if (target && target->room != s->room) {
-        pd_metric_add(w->m_dropped, "other_room", 1);
-        return;
-    }
     json_t *out = json_object();
-    json_object_set(out, field, value);
+    json_object_set(out, ev->field, value);
     json_object_set_new(out, "from", json_string(s->conn->sid));
     json_object_set_new(out, "peerId", json_string(s->conn->sid));
     size_t len = 0;
-    char *pkt = encode_event(event, out, &len);
+    char *pkt = encode_event(ev->name, out, &len);
     if (!pkt)
         return;
-    relay_to(h, room, target, peer, pkt, len);
+    relay_to(h, s->room->id, target, peer, pkt, len);
     free(pkt);
 }
 
@@ -639,53 +651,37 @@ static int on_event_raw(pd_hub *h, hub_sock *s, pd_slice data)
     int esc = 0;
     if (pd_jscan_event(data, RAW_MAX_DEPTH, &name, &esc, &payload) != PD_OK || esc)
         return 0;
-    const char *event, *field;
-    if (pd_slice_eq(name, "offer"))
-        event = "offer", field = "offer";
-    else if (pd_slice_eq(name, "answer"))
-        event = "answer", field = "answer";
-    else if (pd_slice_eq(name, "ice-candidate"))
-        event = "ice-candidate", field = "candidate";
-    else
+    const pd_event_def *ev = pd_event_lookup(name);
+    if (!ev || ev->kind != PD_EVENT_SIGNAL)
         return 0;
-    pd_jscan_member m[2] = {{"peerId", {NULL, 0}}, {field, {NULL, 0}}};
+    pd_jscan_member m[2] = {{"peerId", {NULL, 0}}, {ev->field, {NULL, 0}}};
     if (pd_jscan_object(payload, m, 2) != PD_OK || !m[0].value.base || !m[1].value.base ||
         m[0].value.base[0] != '"') {
-        pd_metric_add(w->m_messages, event, 1);
+        pd_metric_add(w->m_messages, ev->name, 1);
         pd_metric_add(w->m_dropped, "bad_payload", 1);
         return 1;
     }
     pd_slice peer = pd_slice_make(m[0].value.base + 1, m[0].value.len - 2);
     if (memchr(peer.base, '\\', peer.len))
         return 0; /* an escaped id: let the decoder unescape it */
-    pd_metric_add(w->m_messages, event, 1);
-    const char *room = sess_room_id(s);
-    if (!room[0]) {
-        pd_metric_add(w->m_dropped, "not_in_room", 1);
+    pd_metric_add(w->m_messages, ev->name, 1);
+    hub_sock *target;
+    if (!relay_allowed(h, s, peer, pd_id_valid(peer), &target))
         return 1;
-    }
-    if (!pd_id_valid(peer)) {
-        pd_metric_add(w->m_dropped, "bad_target", 1);
-        return 1;
-    }
-    hub_sock *target = pd_ptab_get(h->sessions, peer);
-    if (target && target->room != s->room) {
-        pd_metric_add(w->m_dropped, "other_room", 1);
-        return 1;
-    }
     const char *sid = s->conn->sid;
-    size_t len = pd_event_signal_packet(NULL, 0, event, field, m[1].value, sid);
+    size_t len = pd_event_signal_packet(NULL, 0, ev->name, ev->field, m[1].value, sid);
     char stackbuf[2048];
     char *pkt = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
     if (!pkt)
         return 1;
-    pd_event_signal_packet(pkt, len, event, field, m[1].value, sid);
-    relay_to(h, room, target, peer, pkt, len);
+    pd_event_signal_packet(pkt, len, ev->name, ev->field, m[1].value, sid);
+    relay_to(h, s->room->id, target, peer, pkt, len);
     if (pkt != stackbuf)
         free(pkt);
     return 1;
 }
 
+/* initiator-online / recipient-ready: to the rest of the sender's room. */
 static void on_room_event(pd_hub *h, hub_sock *s, const char *event, json_t *payload)
 {
     pd_worker *w = h->w;
@@ -723,27 +719,23 @@ static void on_event(pd_hub *h, hub_sock *s, const char *name, json_t *args)
 {
     pd_worker *w = h->w;
     json_t *payload = json_array_get(args, 1);
-    if (strcmp(name, "join") == 0) {
-        pd_metric_add(w->m_messages, "join", 1);
-        on_join(h, s, payload);
-    } else if (strcmp(name, "offer") == 0) {
-        pd_metric_add(w->m_messages, "offer", 1);
-        on_signal(h, s, "offer", "offer", payload);
-    } else if (strcmp(name, "answer") == 0) {
-        pd_metric_add(w->m_messages, "answer", 1);
-        on_signal(h, s, "answer", "answer", payload);
-    } else if (strcmp(name, "ice-candidate") == 0) {
-        pd_metric_add(w->m_messages, "ice-candidate", 1);
-        on_signal(h, s, "ice-candidate", "candidate", payload);
-    } else if (strcmp(name, "initiator-online") == 0) {
-        pd_metric_add(w->m_messages, "initiator-online", 1);
-        on_room_event(h, s, "initiator-online", payload);
-    } else if (strcmp(name, "recipient-ready") == 0) {
-        pd_metric_add(w->m_messages, "recipient-ready", 1);
-        on_room_event(h, s, "recipient-ready", payload);
-    } else {
+    const pd_event_def *ev = pd_event_lookup(pd_slice_cstr(name));
+    if (!ev) {
         pd_metric_add(w->m_messages, "unknown", 1);
         pd_metric_add(w->m_dropped, "unknown_event", 1);
+        return;
+    }
+    pd_metric_add(w->m_messages, ev->name, 1);
+    switch (ev->kind) {
+    case PD_EVENT_JOIN:
+        on_join(h, s, payload);
+        break;
+    case PD_EVENT_SIGNAL:
+        on_signal(h, s, ev, payload);
+        break;
+    case PD_EVENT_ROOM:
+        on_room_event(h, s, ev->name, payload);
+        break;
     }
 }
 
@@ -784,8 +776,8 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
     char target[PD_ID_MAX + 1] = "";
     if (env.target.len > PD_ID_MAX)
         return;
-    memcpy(target, env.target.base, env.target.len);
-    target[env.target.len] = '\0';
+    if (env.target.len) /* an empty target decodes as {NULL, 0} */
+        memcpy(target, env.target.base, env.target.len);
     switch (env.kind) {
     case PD_BUS_TO_SOCKET: {
         hub_sock *s = pd_ptab_get(h->sessions, env.target);
