@@ -64,7 +64,7 @@ struct pd_sess {
     unsigned state : 2;            /* sess_state */
     unsigned sio_connected : 1;    /* answered 40 */
     unsigned connect_pending : 1;  /* 40 received, waiting to be counted */
-    unsigned counted : 1;          /* the handler counted us in Redis */
+    unsigned counted : 1;          /* the handler called ops->counted: 40 may go out */
     unsigned awaiting_pong : 1;    /* ping sent, no pong yet */
     unsigned overflow : 1;         /* send queue passed the cap */
     unsigned peer_gone : 1;        /* transport failed: no close frame */
