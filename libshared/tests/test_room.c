@@ -596,6 +596,18 @@ static long conn_total(room_fx *f)
     return wait_long(f, &w);
 }
 
+static void forget_socket_drops_it_from_the_instance_set_only(void **state)
+{
+    room_fx *f = *state;
+    rfx_ok(f->c, "SADD pd:worker:fs-1:sockets sockA sockB");
+    rfx_ok(f->c, "SADD pd:worker:fs-2:sockets sockA");
+    assert_int_equal(pd_cluster_forget_socket(f->r, "fs-1", pd_slice_cstr("sockA")), PD_OK);
+    barrier(f);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:worker:fs-1:sockets sockA"), 0);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:worker:fs-1:sockets sockB"), 1);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:worker:fs-2:sockets sockA"), 1);
+}
+
 static void heartbeat_registers_instance_with_short_ttl(void **state)
 {
     room_fx *f = *state;
@@ -880,6 +892,7 @@ int main(void)
         ROOM_TEST(get_free_falls_back_to_alphanumeric_when_digits_are_taken),
         ROOM_TEST(track_counts_referrers_per_day_with_30_day_ttl),
         ROOM_TEST(heartbeat_registers_instance_with_short_ttl),
+        ROOM_TEST(forget_socket_drops_it_from_the_instance_set_only),
         ROOM_TEST(conn_delta_and_total_count_only_live_instances),
         ROOM_TEST(conn_total_of_empty_cluster_is_zero),
         ROOM_TEST(reaper_unbinds_sockets_of_dead_instances_only),

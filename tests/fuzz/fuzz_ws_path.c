@@ -10,15 +10,23 @@
  *      answers the hub would encode from them.
  *   3. the input as a bus envelope (pd_bus_decode) and as a handshake query
  *      (pd_eio_check_handshake).
+ *   4. the stream again, into the real WebSocket session (session.c) over a
+ *      socketpair, with a handler (conn.h) that takes every Socket.IO event
+ *      it reports through step 2's checks: as the bytes a handshake left
+ *      over (byte 0 even) or as reads from the socket (odd).
  *
  * Properties checked beyond "no crash, no leak": slices stay inside the
  * input, scans agree, and what the hub echoes can always be encoded. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
 #include <wslay/wslay.h>
 
 #include "../../services/signal/src/events.h"
+#include "../../services/signal/src/session.h"
 #include "privydrop/pd_bus.h"
 #include "privydrop/pd_jscan.h"
 #include "privydrop/pd_eio.h"
@@ -50,7 +58,10 @@ static int fz_within(pd_slice s, const uint8_t *base, size_t len)
 static void fz_hub_event(const char *name, json_t *args)
 {
     json_t *payload = json_array_get(args, 1);
-    if (strcmp(name, "join") == 0) {
+    const pd_event_def *ev = pd_event_lookup(pd_slice_cstr(name));
+    if (!ev)
+        return; /* the hub counts it as unknown */
+    if (ev->kind == PD_EVENT_JOIN) {
         pd_slice room;
         pd_event_check chk = pd_event_join(payload, &room);
         if (chk == PD_EVENT_BAD_PAYLOAD)
@@ -69,9 +80,8 @@ static void fz_hub_event(const char *name, json_t *args)
         json_decref(out);
         FZ_CHECK(pkt != NULL);
         free(pkt);
-    } else if (strcmp(name, "offer") == 0 || strcmp(name, "answer") == 0 ||
-               strcmp(name, "ice-candidate") == 0) {
-        const char *field = name[0] == 'i' ? "candidate" : name;
+    } else if (ev->kind == PD_EVENT_SIGNAL) {
+        const char *field = ev->field;
         pd_slice peer;
         json_t *value = NULL;
         pd_event_check chk = pd_event_signal(payload, field, &peer, &value);
@@ -102,7 +112,7 @@ static void fz_hub_event(const char *name, json_t *args)
         FZ_CHECK(strcmp(bname, name) == 0);
         json_decref(back);
         free(pkt);
-    } else if (strcmp(name, "initiator-online") == 0 || strcmp(name, "recipient-ready") == 0) {
+    } else {
         const char *room = NULL;
         if (pd_event_room(payload, &room) == PD_EVENT_OK)
             FZ_CHECK(room != NULL);
@@ -266,6 +276,113 @@ static void fz_stream_path(uint8_t seed, const uint8_t *data, size_t size)
     wslay_event_context_free(ws);
 }
 
+/* ---- step 4: the real session ------------------------------------------------ */
+
+static void fzh_open(void *ud, pd_conn *c)
+{
+    (void)ud;
+    c->data = c;
+    c->ops->counted(c); /* the CONNECT is answered at once */
+}
+
+static void fzh_event(void *ud, pd_conn *c, pd_slice data, long long ack_id)
+{
+    (void)ud;
+    FZ_CHECK(c->data == c); /* only between open and close */
+    json_t *args = NULL;
+    const char *name = NULL;
+    if (pd_sio_decode_event(data, FZ_MAX_MESSAGE, &args, &name) != PD_OK)
+        return;
+    if (ack_id != PD_SIO_NO_ACK)
+        pd_conn_send(c, "43[]", 4);
+    fz_hub_event(name, args);
+    json_decref(args);
+}
+
+static void fzh_close(void *ud, pd_conn *c)
+{
+    (void)ud;
+    FZ_CHECK(c->data == c); /* once */
+    c->data = NULL;
+}
+
+static int fzh_may_read(void *ud, int resuming)
+{
+    (void)ud;
+    (void)resuming;
+    return 1;
+}
+
+static const pd_conn_handler FZ_HANDLER = {fzh_open, fzh_event, fzh_close, fzh_may_read};
+
+/* The worker's defaults (services/signal/src/main.c). */
+static pd_worker *fz_worker(uv_loop_t *loop)
+{
+    static pd_worker *w;
+    if (w)
+        return w;
+    w = calloc(1, sizeof(*w));
+    FZ_CHECK(w != NULL);
+    w->loop = loop;
+    w->cfg.ping_interval_ms = 25000;
+    w->cfg.ping_timeout_ms = 20000;
+    w->cfg.connect_timeout_ms = 45000;
+    w->cfg.max_message_bytes = FZ_MAX_MESSAGE;
+    w->cfg.max_send_queue_bytes = 262144;
+    w->cfg.event_rate = 50;
+    w->cfg.event_burst = 100;
+    w->metrics = pd_metrics_create();
+    FZ_CHECK(w->metrics != NULL);
+    w->m_dropped = pd_metrics_add(w->metrics, PD_METRIC_COUNTER, "fz_dropped", "d", "reason");
+    w->m_closed = pd_metrics_add(w->metrics, PD_METRIC_COUNTER, "fz_closed", "c", "reason");
+    return w;
+}
+
+static void fz_drain(int fd)
+{
+    char sink[4096];
+    while (read(fd, sink, sizeof(sink)) > 0) {
+    }
+}
+
+static void fz_session(uint8_t seed, const uint8_t *data, size_t size)
+{
+    static uv_loop_t loop;
+    static int loop_ready;
+    if (!loop_ready) {
+        FZ_CHECK(uv_loop_init(&loop) == 0);
+        loop_ready = 1;
+    }
+    pd_worker *w = fz_worker(&loop);
+    int sv[2];
+    FZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    pd_sess_layer_init(w);
+    pd_sess_layer_set_handler(w, &FZ_HANDLER, NULL);
+    uv_tcp_t *tcp = malloc(sizeof(*tcp));
+    FZ_CHECK(tcp != NULL);
+    FZ_CHECK(uv_tcp_init(&loop, tcp) == 0);
+    FZ_CHECK(uv_tcp_open(tcp, sv[0]) == 0);
+    const char *leftover = (seed & 1) == 0 ? (const char *)data : NULL;
+    pd_sess_create(w, tcp, "192.0.2.1", leftover, leftover ? size : 0);
+    if (!leftover && size) {
+        ssize_t n = write(sv[1], data, size); /* max_len keeps it within the socket buffer */
+        FZ_CHECK(n == (ssize_t)size);
+    }
+    for (int i = 0; i < 8; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        fz_drain(sv[1]);
+    }
+    close(sv[1]);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    /* Whatever is left (a session lingering after its close frame) goes
+     * now, with the layer's handles; the loop ends empty. */
+    pd_sess_layer_close(w);
+    for (int i = 0; i < 100 && uv_loop_alive(&loop); i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    FZ_CHECK(!uv_loop_alive(&loop));
+    FZ_CHECK(w->sessions == NULL);
+}
+
 /* ---- entry point ---------------------------------------------------------- */
 
 /* The relay fast path's scanner: it must agree with jansson on what is
@@ -308,8 +425,10 @@ static void fz_jscan(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_jscan(data, size);
-    if (size > 0)
+    if (size > 0) {
         fz_stream_path(data[0], data + 1, size - 1);
+        fz_session(data[0], data + 1, size - 1);
+    }
 
     fz_text_frame(data, size);
 

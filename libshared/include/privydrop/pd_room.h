@@ -123,6 +123,11 @@ int pd_room_publish_left(pd_redis *r, const char *origin, pd_slice room, pd_slic
  * Fire and forget. */
 int pd_cluster_heartbeat(pd_redis *r, const char *owner, long connections);
 
+/* A socket of this instance was unbound from its room by someone else (the
+ * room API's leave, the reaper): drop it from pd:worker:<owner>:sockets.
+ * Fire and forget. */
+int pd_cluster_forget_socket(pd_redis *r, const char *owner, pd_slice sid);
+
 /* Add delta to the instance's connection count; cb may be NULL. */
 int pd_cluster_conn_delta(pd_redis *r, const char *owner, long delta, pd_room_long_fn cb,
                           void *data);

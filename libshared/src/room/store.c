@@ -465,6 +465,13 @@ int pd_cluster_heartbeat(pd_redis *r, const char *owner, long connections)
     return PD_OK;
 }
 
+int pd_cluster_forget_socket(pd_redis *r, const char *owner, pd_slice sid)
+{
+    char key[KEYBUF];
+    key_fmt(key, "pd:worker:", pd_slice_cstr(owner), ":sockets");
+    return pd_redis_cmd(r, NULL, NULL, "SREM %s %b", key, sid.base, sid.len);
+}
+
 int pd_cluster_conn_delta(pd_redis *r, const char *owner, long delta, pd_room_long_fn cb, void *data)
 {
     store_call *c = call_new(data);

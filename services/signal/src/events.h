@@ -9,6 +9,25 @@
 
 #include "privydrop/pd_common.h"
 
+/* ---- the event table ------------------------------------------------------
+ * Every event a client may send, once: the hub's fast path (relay from the
+ * raw text), its general path (a decoded tree) and the fuzzer all dispatch
+ * through it. */
+typedef enum pd_event_kind {
+    PD_EVENT_JOIN,   /* join: {roomId} → Redis join, joinResponse */
+    PD_EVENT_SIGNAL, /* offer / answer / ice-candidate: {peerId, <field>} → the peer */
+    PD_EVENT_ROOM,   /* initiator-online / recipient-ready: {roomId} → the rest of the room */
+} pd_event_kind;
+
+typedef struct pd_event_def {
+    const char *name;   /* the Socket.IO event name, also the metric label (messages_total{event}) */
+    pd_event_kind kind; /* how the hub handles it */
+    const char *field;  /* PD_EVENT_SIGNAL: the payload member carried to the peer; else NULL */
+} pd_event_def;
+
+/* The event called `name` (compared bytewise, no unescaping), or NULL. */
+const pd_event_def *pd_event_lookup(pd_slice name);
+
 typedef enum pd_event_check {
     PD_EVENT_OK = 0,      /* every field present, ids valid */
     PD_EVENT_BAD_PAYLOAD, /* not an object, or a required field absent or mistyped */

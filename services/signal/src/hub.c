@@ -19,34 +19,41 @@
 #include "privydrop/pd_sio.h"
 #include "privydrop/pd_wsscan.h"
 #include "events.h"
-#include "worker.h"
+#include "hub.h"
+#include "maint.h"
 
-#define HUB_HEARTBEAT_MS 5000
-#define HUB_REAP_MS 5000
-#define HUB_SWEEP_MS 2000
 #define HUB_UNSUB_GRACE_MS 5000
 #define HUB_MAX_JOINS_INFLIGHT 4
 #define HUB_MAX_PENDING_CLEANUPS 200000
-/* While behind on the bus we tell the others every HUB_PRESSURE_MS; a
- * notice holds them back for HUB_PRESSURE_HOLD_MS. */
-#define HUB_PRESSURE_MS 50
+/* A pressure notice from another worker (maint.c sends ours) holds us back
+ * this long. */
 #define HUB_PRESSURE_HOLD_MS 150
 
 /* Rooms of two are the rule: their members fit in the entry itself. */
 #define HUB_ROOM_INLINE 2
 
+typedef struct hub_room hub_room;
+
+/* The hub's record of one open connection, in conn->data from on_open to
+ * on_close; the sessions table holds it by sid. */
+typedef struct hub_sock {
+    pd_conn *conn;            /* the transport's connection (borrowed until on_close) */
+    hub_room *room;           /* bound room or NULL; the entry lives while bound */
+    uint8_t joins_inflight;   /* joins sent to Redis and not yet answered */
+} hub_sock;
+
 struct hub_room {
-    pd_sess **members;        /* local sockets bound to it: `inline_members` or owned */
+    hub_sock **members;       /* local sockets bound to it: `inline_members` or owned */
     uint32_t n, cap;
     int joins_pending;        /* joins in flight that want the channel */
     uint64_t empty_since;     /* monotonic ms when n and joins hit 0 */
-    pd_sess *inline_members[HUB_ROOM_INLINE];
+    hub_sock *inline_members[HUB_ROOM_INLINE];
     char id[];                /* room id */
 };
 
 static pd_slice sess_key(const void *s)
 {
-    return pd_slice_cstr(pd_sess_id(s));
+    return pd_slice_cstr(((const hub_sock *)s)->conn->sid);
 }
 
 static pd_slice room_key(const void *r)
@@ -55,9 +62,9 @@ static pd_slice room_key(const void *r)
 }
 
 /* The id of the room a socket is bound to, "" if none. */
-static const char *sess_room_id(pd_sess *s)
+static const char *sess_room_id(hub_sock *s)
 {
-    hub_room *r = *pd_sess_room(s);
+    hub_room *r = s->room;
     return r ? r->id : "";
 }
 
@@ -75,20 +82,17 @@ typedef struct hub_drain_entry {
 
 struct pd_hub {
     pd_worker *w;
-    pd_ptab *sessions;        /* pd_sess by sid */
+    pd_ptab *sessions;        /* hub_sock by sid */
     pd_ptab *rooms;           /* hub_room by id */
     pd_map *ips;              /* client address → open sockets (as uintptr_t) */
-    uv_timer_t heartbeat;     /* cluster heartbeat + cleanup retries */
-    uv_timer_t reaper;        /* dead-worker reaper */
-    uv_timer_t sweep;         /* unsubscribe rooms left empty */
-    uv_timer_t pressure;      /* tells the others while we are behind on the bus */
+    pd_maint *maint;          /* heartbeat, reaper, sweep and pressure timers (owned) */
     uint64_t held_until;      /* a peer asked us to hold back until then (monotonic ms) */
+    int holding;              /* may_read said no and has not said yes since */
     hub_cleanup *cleanups;    /* pending Redis cleanups */
     size_t ncleanups;
     hub_drain_entry *drain;   /* SIGTERM: the sockets to close, in order (owned) */
     size_t ndrain;            /* entries in drain */
     size_t drain_next;        /* first entry not yet handled */
-    int open_timers;          /* timers not yet closed (free-on-close) */
 };
 
 /* ---- rooms -------------------------------------------------------------- */
@@ -128,14 +132,14 @@ static void room_maybe_empty(hub_room *r)
         r->empty_since = pd_mono_ms();
 }
 
-static int room_add(hub_room *r, pd_sess *s)
+static int room_add(hub_room *r, hub_sock *s)
 {
     for (uint32_t i = 0; i < r->n; i++)
         if (r->members[i] == s)
             return PD_OK;
     if (r->n == r->cap) {
         uint32_t cap = r->cap * 2;
-        pd_sess **m = r->members == r->inline_members ? malloc(cap * sizeof(*m))
+        hub_sock **m = r->members == r->inline_members ? malloc(cap * sizeof(*m))
                                                       : realloc(r->members, cap * sizeof(*m));
         if (!m)
             return PD_ERR;
@@ -149,7 +153,7 @@ static int room_add(hub_room *r, pd_sess *s)
     return PD_OK;
 }
 
-static void room_remove(hub_room *r, pd_sess *s)
+static void room_remove(hub_room *r, hub_sock *s)
 {
     for (uint32_t i = 0; i < r->n; i++) {
         if (r->members[i] == s) {
@@ -178,10 +182,10 @@ static void room_free(pd_hub *h, hub_room *r)
 static void deliver_local(hub_room *r, const char *except, const char *pkt, size_t len)
 {
     for (size_t i = 0; i < r->n; i++) {
-        pd_sess *m = r->members[i];
-        if (except && strcmp(pd_sess_id(m), except) == 0)
+        hub_sock *m = r->members[i];
+        if (except && strcmp(m->conn->sid, except) == 0)
             continue;
-        pd_sess_send(m, pkt, len);
+        pd_conn_send(m->conn, pkt, len);
     }
 }
 
@@ -215,12 +219,12 @@ static char *encode_event(const char *event, json_t *payload, size_t *len)
     return pkt;
 }
 
-static void emit_to(pd_sess *s, const char *event, json_t *payload /* stolen */)
+static void emit_to(hub_sock *s, const char *event, json_t *payload /* stolen */)
 {
     size_t len = 0;
     char *pkt = encode_event(event, payload, &len);
     if (pkt)
-        pd_sess_send(s, pkt, len);
+        pd_conn_send(s->conn, pkt, len);
     free(pkt);
 }
 
@@ -309,9 +313,9 @@ static void on_counted(long v, void *data)
 {
     (void)v;
     count_ctx *c = data;
-    pd_sess *s = pd_ptab_get(c->h->sessions, pd_slice_cstr(c->sid));
+    hub_sock *s = pd_ptab_get(c->h->sessions, pd_slice_cstr(c->sid));
     if (s)
-        pd_sess_counted(s);
+        s->conn->ops->counted(s->conn);
     free(c);
 }
 
@@ -331,44 +335,55 @@ size_t pd_hub_ip_count(const pd_hub *h, const char *ip)
     return (size_t)(uintptr_t)pd_map_get(h->ips, pd_slice_cstr(ip));
 }
 
-void pd_hub_on_open(pd_hub *h, pd_sess *s)
+static void hub_on_open(void *ud, pd_conn *conn)
 {
+    pd_hub *h = ud;
     char ip[INET6_ADDRSTRLEN];
-    if (pd_ptab_put(h->sessions, s) != PD_OK) {
-        pd_sess_close(s, PD_WS_CLOSE_INTERNAL, "out of memory");
+    hub_sock *s = calloc(1, sizeof(*s));
+    if (s)
+        s->conn = conn;
+    if (!s || pd_ptab_put(h->sessions, s) != PD_OK) {
+        free(s);
+        pd_conn_close(conn, PD_WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
-    ip_adjust(h, pd_sess_client_ip(s, ip), +1);
+    conn->data = s;
+    ip_adjust(h, pd_conn_client_ip(s->conn, ip), +1);
     pd_metric_set(h->w->m_connections, NULL, (double)pd_ptab_count(h->sessions));
     /* /health/detailed must count this socket as soon as its client sees
      * "connect", so the Socket.IO connect answer waits for this reply. */
     count_ctx *c = calloc(1, sizeof(*c));
     if (c) {
         c->h = h;
-        snprintf(c->sid, sizeof(c->sid), "%s", pd_sess_id(s));
+        snprintf(c->sid, sizeof(c->sid), "%s", s->conn->sid);
         if (pd_cluster_conn_delta(h->w->redis, h->w->cfg.worker_id, 1, on_counted, c) == PD_OK)
             return;
         free(c);
     }
-    pd_sess_counted(s); /* Redis down: the next heartbeat sets the count */
+    conn->ops->counted(conn); /* Redis down: the next heartbeat sets the count */
 }
 
-void pd_hub_on_close(pd_hub *h, pd_sess *s)
+static void hub_on_close(void *ud, pd_conn *conn)
 {
-    const char *sid = pd_sess_id(s);
-    if (!pd_ptab_del(h->sessions, pd_slice_cstr(sid)))
-        return; /* already handled */
+    pd_hub *h = ud;
+    hub_sock *s = conn->data;
+    if (!s)
+        return; /* its open failed */
+    conn->data = NULL;
+    const char *sid = conn->sid;
+    pd_ptab_del(h->sessions, pd_slice_cstr(sid));
     char ip[INET6_ADDRSTRLEN];
-    ip_adjust(h, pd_sess_client_ip(s, ip), -1);
+    ip_adjust(h, pd_conn_client_ip(s->conn, ip), -1);
     pd_metric_set(h->w->m_connections, NULL, (double)pd_ptab_count(h->sessions));
     pd_cluster_conn_delta(h->w->redis, h->w->cfg.worker_id, -1, NULL, NULL);
-    hub_room *r = *pd_sess_room(s);
+    hub_room *r = s->room;
     if (r) {
         emit_peer_disconnected(h, r->id, sid, PD_BUS_BROADCAST);
         room_remove(r, s);
         redis_leave(h, sid, r->id);
-        *pd_sess_room(s) = NULL;
+        s->room = NULL;
     }
+    free(s);
 }
 
 /* ---- join ---------------------------------------------------------------- */
@@ -379,13 +394,13 @@ typedef struct join_ctx {
     char room[PD_ID_MAX + 1];
 } join_ctx;
 
-static void join_respond(pd_sess *s, int ok, const char *message, const char *room)
+static void join_respond(hub_sock *s, int ok, const char *message, const char *room)
 {
     emit_to(s, "joinResponse",
             json_pack("{s:b, s:s, s:s}", "success", ok, "message", message, "roomId", room));
 }
 
-static void join_server_error(pd_sess *s, const char *error)
+static void join_server_error(hub_sock *s, const char *error)
 {
     emit_to(s, "joinResponse",
             json_pack("{s:b, s:s, s:s}", "success", 0, "message", "Server error while joining room",
@@ -396,7 +411,7 @@ static void on_ready_published(redisReply *reply, void *data)
 {
     (void)reply;
     join_ctx *c = data;
-    pd_sess *s = pd_ptab_get(c->h->sessions, pd_slice_cstr(c->sid));
+    hub_sock *s = pd_ptab_get(c->h->sessions, pd_slice_cstr(c->sid));
     if (s && strcmp(sess_room_id(s), c->room) == 0)
         join_respond(s, 1, "Successfully joined room", c->room);
     free(c);
@@ -407,7 +422,7 @@ static void on_ready_published(redisReply *reply, void *data)
  * by having a second socket join on another worker) can then never cause a
  * subscription to overtake the ready: nobody hears a stale ready for a peer
  * that joined before them. */
-static void announce_join(pd_hub *h, pd_sess *s, hub_room *r, const join_ctx *c)
+static void announce_join(pd_hub *h, hub_sock *s, hub_room *r, const join_ctx *c)
 {
     pd_worker *w = h->w;
     size_t len = 0;
@@ -443,7 +458,7 @@ static void on_join_done(const pd_join_result *res, void *data)
         r->joins_pending--;
         room_maybe_empty(r);
     }
-    pd_sess *s = pd_ptab_get(h->sessions, pd_slice_cstr(c->sid));
+    hub_sock *s = pd_ptab_get(h->sessions, pd_slice_cstr(c->sid));
     if (!s) {
         /* The socket closed while Redis was binding it: undo the binding so
          * no ghost stays in the room. */
@@ -452,8 +467,8 @@ static void on_join_done(const pd_join_result *res, void *data)
         free(c);
         return;
     }
-    (*pd_sess_joins_inflight(s))--;
-    hub_room *bound = *pd_sess_room(s);
+    s->joins_inflight--;
+    hub_room *bound = s->room;
     char msg[128];
     switch (res->status) {
     case PD_JOIN_OK:
@@ -469,7 +484,7 @@ static void on_join_done(const pd_join_result *res, void *data)
             join_server_error(s, "out of memory");
             break;
         }
-        *pd_sess_room(s) = r;
+        s->room = r;
         announce_join(h, s, r, c);
         break;
     case PD_JOIN_BOUND_ELSEWHERE:
@@ -493,7 +508,7 @@ static void on_join_done(const pd_join_result *res, void *data)
     free(c);
 }
 
-static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
+static void on_join(pd_hub *h, hub_sock *s, json_t *payload)
 {
     pd_worker *w = h->w;
     pd_slice rs;
@@ -510,13 +525,12 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
                           "roomId", room, pd_event_echo_len(rs, (size_t)PD_ID_MAX * 2)));
         return;
     }
-    hub_room *bound = *pd_sess_room(s);
+    hub_room *bound = s->room;
     if (bound && strcmp(bound->id, room) != 0) {
         join_respond(s, 0, "Socket is already bound to another room", room);
         return;
     }
-    uint8_t *inflight = pd_sess_joins_inflight(s);
-    if (*inflight >= HUB_MAX_JOINS_INFLIGHT) {
+    if (s->joins_inflight >= HUB_MAX_JOINS_INFLIGHT) {
         pd_metric_add(w->m_dropped, "join_flood", 1);
         return;
     }
@@ -524,7 +538,7 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
         /* A client that reached us just before the drain: "Server error"
          * would make it wait 3 s to retry here, where it will be closed
          * anyway; closed now, it reconnects to a worker that stays. */
-        pd_sess_close(s, 1001, "server shutting down");
+        pd_conn_close(s->conn, 1001, "server shutting down");
         return;
     }
     if (!pd_redis_ready(w->redis)) {
@@ -541,10 +555,10 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
         return;
     }
     c->h = h;
-    snprintf(c->sid, sizeof(c->sid), "%s", pd_sess_id(s));
+    snprintf(c->sid, sizeof(c->sid), "%s", s->conn->sid);
     snprintf(c->room, sizeof(c->room), "%s", room);
     char ip[INET6_ADDRSTRLEN];
-    if (pd_room_join(w->redis, pd_slice_cstr(c->sid), rs, pd_sess_client_ip(s, ip), w->cfg.join_rate_limit,
+    if (pd_room_join(w->redis, pd_slice_cstr(c->sid), rs, pd_conn_client_ip(s->conn, ip), w->cfg.join_rate_limit,
                      w->cfg.max_room_peers, w->cfg.worker_id, on_join_done, c) != PD_OK) {
         free(c);
         room_maybe_empty(r);
@@ -552,17 +566,17 @@ static void on_join(pd_hub *h, pd_sess *s, json_t *payload)
         return;
     }
     r->joins_pending++;
-    (*inflight)++;
+    s->joins_inflight++;
 }
 
 /* ---- signals and room broadcasts ---------------------------------------- */
 
 /* Deliver an encoded signal to its target: directly when local (and in
  * the sender's room), else once on the sender's room channel. */
-static void relay_to(pd_hub *h, const char *room, pd_sess *target, pd_slice peer, const char *pkt, size_t len)
+static void relay_to(pd_hub *h, const char *room, hub_sock *target, pd_slice peer, const char *pkt, size_t len)
 {
     if (target) {
-        pd_sess_send(target, pkt, len);
+        pd_conn_send(target->conn, pkt, len);
         return;
     }
     char tgt[PD_ID_MAX + 1];
@@ -571,41 +585,53 @@ static void relay_to(pd_hub *h, const char *room, pd_sess *target, pd_slice peer
     publish(h, room, PD_BUS_TO_SOCKET, tgt, pkt, len);
 }
 
-/* offer / answer / ice-candidate: {peerId, <field>, from?} → the target gets
- * {<field>, from: sender, peerId: sender}. Only inside the sender's room. */
-static void on_signal(pd_hub *h, pd_sess *s, const char *event, const char *field, json_t *payload)
+/* Whether s may signal `peer` (both paths ask here): 1 if so, with *target
+ * the peer's record when it is on this worker (NULL: relay through the
+ * bus); 0 if not, counted by reason. Only inside the sender's room — a
+ * target on another worker is checked there, against its own room. */
+static int relay_allowed(pd_hub *h, hub_sock *s, pd_slice peer, int peer_valid, hub_sock **target)
 {
-    pd_worker *w = h->w;
+    pd_metric *dropped = h->w->m_dropped;
+    *target = NULL;
+    if (!s->room) {
+        pd_metric_add(dropped, "not_in_room", 1);
+        return 0;
+    }
+    if (!peer_valid) {
+        pd_metric_add(dropped, "bad_target", 1);
+        return 0;
+    }
+    *target = pd_ptab_get(h->sessions, peer);
+    if (*target && (*target)->room != s->room) {
+        pd_metric_add(dropped, "other_room", 1);
+        return 0;
+    }
+    return 1;
+}
+
+/* offer / answer / ice-candidate: {peerId, <field>, from?} → the target gets
+ * {<field>, from: sender, peerId: sender}. */
+static void on_signal(pd_hub *h, hub_sock *s, const pd_event_def *ev, json_t *payload)
+{
     pd_slice peer;
     json_t *value = NULL;
-    pd_event_check chk = pd_event_signal(payload, field, &peer, &value);
+    pd_event_check chk = pd_event_signal(payload, ev->field, &peer, &value);
     if (chk == PD_EVENT_BAD_PAYLOAD) {
-        pd_metric_add(w->m_dropped, "bad_payload", 1);
+        pd_metric_add(h->w->m_dropped, "bad_payload", 1);
         return;
     }
-    const char *room = sess_room_id(s);
-    if (!room[0]) {
-        pd_metric_add(w->m_dropped, "not_in_room", 1);
+    hub_sock *target;
+    if (!relay_allowed(h, s, peer, chk == PD_EVENT_OK, &target))
         return;
-    }
-    if (chk == PD_EVENT_BAD_ID) {
-        pd_metric_add(w->m_dropped, "bad_target", 1);
-        return;
-    }
-    pd_sess *target = pd_ptab_get(h->sessions, peer);
-    if (target && *pd_sess_room(target) != *pd_sess_room(s)) {
-        pd_metric_add(w->m_dropped, "other_room", 1);
-        return;
-    }
     json_t *out = json_object();
-    json_object_set(out, field, value);
-    json_object_set_new(out, "from", json_string(pd_sess_id(s)));
-    json_object_set_new(out, "peerId", json_string(pd_sess_id(s)));
+    json_object_set(out, ev->field, value);
+    json_object_set_new(out, "from", json_string(s->conn->sid));
+    json_object_set_new(out, "peerId", json_string(s->conn->sid));
     size_t len = 0;
-    char *pkt = encode_event(event, out, &len);
+    char *pkt = encode_event(ev->name, out, &len);
     if (!pkt)
         return;
-    relay_to(h, room, target, peer, pkt, len);
+    relay_to(h, s->room->id, target, peer, pkt, len);
     free(pkt);
 }
 
@@ -613,61 +639,50 @@ static void on_signal(pd_hub *h, pd_sess *s, const char *event, const char *fiel
  * general path. */
 #define RAW_MAX_DEPTH 32
 
-int pd_hub_on_event_raw(pd_hub *h, pd_sess *s, pd_slice data)
+/* The relay fast path: offer / answer / ice-candidate straight from the
+ * packet's JSON text (validated by pd_jscan, never turned into a tree).
+ * Returns 0 when the packet is anything else (another event, escapes in the
+ * name or target, nesting beyond the scanner's bound) and the caller must use
+ * the general path; 1 when it was handled (relayed or dropped). */
+static int on_event_raw(pd_hub *h, hub_sock *s, pd_slice data)
 {
     pd_worker *w = h->w;
     pd_slice name, payload;
     int esc = 0;
     if (pd_jscan_event(data, RAW_MAX_DEPTH, &name, &esc, &payload) != PD_OK || esc)
         return 0;
-    const char *event, *field;
-    if (pd_slice_eq(name, "offer"))
-        event = "offer", field = "offer";
-    else if (pd_slice_eq(name, "answer"))
-        event = "answer", field = "answer";
-    else if (pd_slice_eq(name, "ice-candidate"))
-        event = "ice-candidate", field = "candidate";
-    else
+    const pd_event_def *ev = pd_event_lookup(name);
+    if (!ev || ev->kind != PD_EVENT_SIGNAL)
         return 0;
-    pd_jscan_member m[2] = {{"peerId", {NULL, 0}}, {field, {NULL, 0}}};
+    pd_jscan_member m[2] = {{"peerId", {NULL, 0}}, {ev->field, {NULL, 0}}};
     if (pd_jscan_object(payload, m, 2) != PD_OK || !m[0].value.base || !m[1].value.base ||
         m[0].value.base[0] != '"') {
-        pd_metric_add(w->m_messages, event, 1);
+        pd_metric_add(w->m_messages, ev->name, 1);
         pd_metric_add(w->m_dropped, "bad_payload", 1);
         return 1;
     }
     pd_slice peer = pd_slice_make(m[0].value.base + 1, m[0].value.len - 2);
     if (memchr(peer.base, '\\', peer.len))
         return 0; /* an escaped id: let the decoder unescape it */
-    pd_metric_add(w->m_messages, event, 1);
-    const char *room = sess_room_id(s);
-    if (!room[0]) {
-        pd_metric_add(w->m_dropped, "not_in_room", 1);
+    pd_metric_add(w->m_messages, ev->name, 1);
+    hub_sock *target;
+    if (!relay_allowed(h, s, peer, pd_id_valid(peer), &target))
         return 1;
-    }
-    if (!pd_id_valid(peer)) {
-        pd_metric_add(w->m_dropped, "bad_target", 1);
-        return 1;
-    }
-    pd_sess *target = pd_ptab_get(h->sessions, peer);
-    if (target && *pd_sess_room(target) != *pd_sess_room(s)) {
-        pd_metric_add(w->m_dropped, "other_room", 1);
-        return 1;
-    }
-    const char *sid = pd_sess_id(s);
-    size_t len = pd_event_signal_packet(NULL, 0, event, field, m[1].value, sid);
+    const char *sid = s->conn->sid;
+    size_t len = pd_event_signal_packet(NULL, 0, ev->name, ev->field, m[1].value, sid);
     char stackbuf[2048];
     char *pkt = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
     if (!pkt)
         return 1;
-    pd_event_signal_packet(pkt, len, event, field, m[1].value, sid);
-    relay_to(h, room, target, peer, pkt, len);
+    pd_event_signal_packet(pkt, len, ev->name, ev->field, m[1].value, sid);
+    relay_to(h, s->room->id, target, peer, pkt, len);
     if (pkt != stackbuf)
         free(pkt);
     return 1;
 }
 
-static void on_room_event(pd_hub *h, pd_sess *s, const char *event, json_t *payload)
+/* initiator-online / recipient-ready: to the rest of the sender's room. */
+static void on_room_event(pd_hub *h, hub_sock *s, const char *event, json_t *payload)
 {
     pd_worker *w = h->w;
     const char *asked = NULL;
@@ -686,50 +701,48 @@ static void on_room_event(pd_hub *h, pd_sess *s, const char *event, json_t *payl
         out = json_pack("{s:s}", "roomId", room);
     } else {
         json_t *jpeer = json_object_get(payload, "peerId");
-        if (jpeer && (!json_is_string(jpeer) || strcmp(json_string_value(jpeer), pd_sess_id(s)) != 0)) {
+        if (jpeer && (!json_is_string(jpeer) || strcmp(json_string_value(jpeer), s->conn->sid) != 0)) {
             pd_metric_add(w->m_dropped, "forged_peer", 1);
             return;
         }
-        out = json_pack("{s:s}", "peerId", pd_sess_id(s));
+        out = json_pack("{s:s}", "peerId", s->conn->sid);
     }
     size_t len = 0;
     char *pkt = encode_event(event, out, &len);
     if (pkt)
-        emit_room(h, room, pd_sess_id(s), PD_BUS_BROADCAST, pkt, len);
+        emit_room(h, room, s->conn->sid, PD_BUS_BROADCAST, pkt, len);
     free(pkt);
 }
 
-void pd_hub_on_event(pd_hub *h, pd_sess *s, const char *name, json_t *args)
+/* The general path: a decoded event, name and argument array (borrowed). */
+static void on_event(pd_hub *h, hub_sock *s, const char *name, json_t *args)
 {
     pd_worker *w = h->w;
     json_t *payload = json_array_get(args, 1);
-    if (strcmp(name, "join") == 0) {
-        pd_metric_add(w->m_messages, "join", 1);
-        on_join(h, s, payload);
-    } else if (strcmp(name, "offer") == 0) {
-        pd_metric_add(w->m_messages, "offer", 1);
-        on_signal(h, s, "offer", "offer", payload);
-    } else if (strcmp(name, "answer") == 0) {
-        pd_metric_add(w->m_messages, "answer", 1);
-        on_signal(h, s, "answer", "answer", payload);
-    } else if (strcmp(name, "ice-candidate") == 0) {
-        pd_metric_add(w->m_messages, "ice-candidate", 1);
-        on_signal(h, s, "ice-candidate", "candidate", payload);
-    } else if (strcmp(name, "initiator-online") == 0) {
-        pd_metric_add(w->m_messages, "initiator-online", 1);
-        on_room_event(h, s, "initiator-online", payload);
-    } else if (strcmp(name, "recipient-ready") == 0) {
-        pd_metric_add(w->m_messages, "recipient-ready", 1);
-        on_room_event(h, s, "recipient-ready", payload);
-    } else {
+    const pd_event_def *ev = pd_event_lookup(pd_slice_cstr(name));
+    if (!ev) {
         pd_metric_add(w->m_messages, "unknown", 1);
         pd_metric_add(w->m_dropped, "unknown_event", 1);
+        return;
+    }
+    pd_metric_add(w->m_messages, ev->name, 1);
+    switch (ev->kind) {
+    case PD_EVENT_JOIN:
+        on_join(h, s, payload);
+        break;
+    case PD_EVENT_SIGNAL:
+        on_signal(h, s, ev, payload);
+        break;
+    case PD_EVENT_ROOM:
+        on_room_event(h, s, ev->name, payload);
+        break;
     }
 }
 
 /* ---- bus ----------------------------------------------------------------- */
 
-int pd_hub_peers_behind(const pd_hub *h)
+/* 1 while another instance has told us it cannot keep up with the bus. */
+static int peers_behind(const pd_hub *h)
 {
     return h->held_until > pd_mono_ms();
 }
@@ -739,7 +752,7 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
     pd_worker *w = h->w;
     if (pd_slice_eq(channel, PD_BUS_PRESSURE_CHANNEL)) {
         if (!pd_slice_eq(message, w->cfg.worker_id)) {
-            if (!pd_hub_peers_behind(h))
+            if (!peers_behind(h))
                 pd_metric_add(w->m_backpressure, "peer_behind", 1);
             h->held_until = pd_mono_ms() + HUB_PRESSURE_HOLD_MS;
         }
@@ -770,9 +783,9 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
     target[env.target.len] = '\0';
     switch (env.kind) {
     case PD_BUS_TO_SOCKET: {
-        pd_sess *s = pd_ptab_get(h->sessions, env.target);
-        if (s && *pd_sess_room(s) == r)
-            pd_sess_send(s, env.packet.base, env.packet.len);
+        hub_sock *s = pd_ptab_get(h->sessions, env.target);
+        if (s && s->room == r)
+            pd_conn_send(s->conn, env.packet.base, env.packet.len);
         break;
     }
     case PD_BUS_BROADCAST:
@@ -780,11 +793,11 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
         break;
     case PD_BUS_LEAVE: {
         /* Left through the room API (or reaped): forget the binding here. */
-        pd_sess *s = pd_ptab_get(h->sessions, env.target);
-        if (s && *pd_sess_room(s) == r) {
+        hub_sock *s = pd_ptab_get(h->sessions, env.target);
+        if (s && s->room == r) {
             room_remove(r, s);
-            *pd_sess_room(s) = NULL;
-            pd_redis_cmd(w->redis, NULL, NULL, "SREM pd:worker:%s:sockets %s", w->cfg.worker_id, target);
+            s->room = NULL;
+            pd_cluster_forget_socket(w->redis, w->cfg.worker_id, env.target);
         }
         deliver_local(r, target, env.packet.base, env.packet.len);
         break;
@@ -792,43 +805,22 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
     }
 }
 
-/* ---- timers -------------------------------------------------------------- */
+/* ---- periodic duties (maint.h) -------------------------------------------- */
 
-static void on_heartbeat(uv_timer_t *t)
+static size_t maint_sockets(void *ud)
 {
-    pd_hub *h = t->data;
-    if (!pd_redis_ready(h->w->redis))
-        return;
-    pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_ptab_count(h->sessions));
-    cleanups_retry(h);
+    return pd_ptab_count(((pd_hub *)ud)->sessions);
 }
 
-/* Our subscriber link is behind: the others publish faster than we can
- * read, and Redis will drop the link (losing messages) once its output
- * buffer for us passes its limit. Only the publishers can fix that. */
-static void on_pressure(uv_timer_t *t)
+static void maint_retry(void *ud)
 {
-    pd_hub *h = t->data;
-    pd_worker *w = h->w;
-    if (!pd_redis_sub_behind(w->redis))
-        return;
-    pd_metric_add(w->m_backpressure, "bus_behind", 1);
-    pd_redis_cmd(w->redis, NULL, NULL, "PUBLISH %s %s", PD_BUS_PRESSURE_CHANNEL, w->cfg.worker_id);
+    cleanups_retry(ud);
 }
 
-static void on_reaped(const char *room, const char *sid, void *data)
+static void maint_reaped(void *ud, const char *room, const char *sid)
 {
-    pd_hub *h = data;
     pd_log(PD_LOG_INFO, "reaped socket of a dead worker", "{s:s, s:s}", "room", room, "sid", sid);
-    emit_peer_disconnected(h, room, sid, PD_BUS_LEAVE);
-}
-
-static void on_reaper(uv_timer_t *t)
-{
-    pd_hub *h = t->data;
-    if (!pd_redis_ready(h->w->redis) || h->w->draining)
-        return;
-    pd_cluster_reap(h->w->redis, h->w->cfg.worker_id, on_reaped, NULL, h);
+    emit_peer_disconnected(ud, room, sid, PD_BUS_LEAVE);
 }
 
 typedef struct sweep_ctx {
@@ -851,9 +843,10 @@ static int sweep_visit(pd_slice key, void *value, void *data)
     return 0;
 }
 
-static void on_sweep(uv_timer_t *t)
+/* Unsubscribe rooms left empty for the grace period. */
+static void maint_sweep(void *ud)
 {
-    pd_hub *h = t->data;
+    pd_hub *h = ud;
     sweep_ctx c;
     do {
         c.n = 0;
@@ -867,11 +860,8 @@ static void on_sweep(uv_timer_t *t)
 void pd_hub_on_redis_state(pd_hub *h, int ready)
 {
     pd_metric_set(h->w->m_redis_up, NULL, ready ? 1 : 0);
-    if (ready) {
-        /* Redis may have restarted empty: re-register at once. */
-        pd_cluster_heartbeat(h->w->redis, h->w->cfg.worker_id, (long)pd_ptab_count(h->sessions));
-        cleanups_retry(h);
-    }
+    if (ready)
+        pd_maint_beat_now(h->maint); /* Redis may have restarted empty: re-register at once */
 }
 
 /* ---- life cycle ----------------------------------------------------------- */
@@ -885,7 +875,9 @@ pd_hub *pd_hub_create(pd_worker *w)
     h->sessions = pd_ptab_create(sess_key);
     h->rooms = pd_ptab_create(room_key);
     h->ips = pd_map_create();
-    if (!h->sessions || !h->rooms || !h->ips) {
+    static const pd_maint_hooks hooks = {maint_sockets, maint_retry, maint_reaped, maint_sweep};
+    h->maint = h->sessions && h->rooms && h->ips ? pd_maint_create(w, &hooks, h) : NULL;
+    if (!h->maint) {
         pd_ptab_free(h->sessions);
         pd_ptab_free(h->rooms);
         pd_map_free(h->ips);
@@ -893,16 +885,6 @@ pd_hub *pd_hub_create(pd_worker *w)
         return NULL;
     }
     pd_redis_subscribe(w->redis, pd_slice_cstr(PD_BUS_PRESSURE_CHANNEL));
-    uv_timer_t *timers[4] = {&h->heartbeat, &h->reaper, &h->sweep, &h->pressure};
-    uv_timer_cb cbs[4] = {on_heartbeat, on_reaper, on_sweep, on_pressure};
-    uint64_t periods[4] = {HUB_HEARTBEAT_MS, HUB_REAP_MS, HUB_SWEEP_MS, HUB_PRESSURE_MS};
-    unsigned jitter = 0;
-    pd_random_bytes(&jitter, sizeof(jitter));
-    for (int i = 0; i < 4; i++) {
-        uv_timer_init(w->loop, timers[i]);
-        timers[i]->data = h;
-        uv_timer_start(timers[i], cbs[i], periods[i] / 2 + jitter % 1000, periods[i]);
-    }
     return h;
 }
 
@@ -920,7 +902,7 @@ size_t pd_hub_pending_cleanups(const pd_hub *h)
 #define HUB_CLOSE_BATCH 256
 
 typedef struct collect_ctx {
-    pd_sess **list; /* HUB_CLOSE_BATCH slots */
+    hub_sock **list; /* HUB_CLOSE_BATCH slots */
     size_t n;       /* slots filled */
 } collect_ctx;
 
@@ -938,13 +920,13 @@ void pd_hub_close_all(pd_hub *h)
      * see happen; so sessions are taken a batch at a time into an array on
      * the stack (a drain cannot fail for want of memory) until none is left,
      * or a pass closes nothing. */
-    pd_sess *batch[HUB_CLOSE_BATCH];
+    hub_sock *batch[HUB_CLOSE_BATCH];
     for (;;) {
         size_t before = pd_ptab_count(h->sessions);
         collect_ctx c = {batch, 0};
         pd_ptab_foreach(h->sessions, collect_sess, &c);
         for (size_t i = 0; i < c.n; i++)
-            pd_sess_close(batch[i], PD_WS_CLOSE_GOING_AWAY, "server shutting down");
+            pd_conn_close(batch[i]->conn, PD_WS_CLOSE_GOING_AWAY, "server shutting down");
         if (c.n == 0 || pd_ptab_count(h->sessions) >= before)
             break;
     }
@@ -985,9 +967,9 @@ typedef struct drain_ctx {
 
 static void drain_close(pd_hub *h, const char *sid)
 {
-    pd_sess *s = pd_ptab_get(h->sessions, pd_slice_cstr(sid));
+    hub_sock *s = pd_ptab_get(h->sessions, pd_slice_cstr(sid));
     if (s)
-        pd_sess_close(s, 1001, "server shutting down");
+        pd_conn_close(s->conn, 1001, "server shutting down");
 }
 
 /* The credit is in Redis (or Redis failed): only now is the client told to go,
@@ -1006,16 +988,16 @@ void pd_hub_drain_step(pd_hub *h, size_t upto)
         upto = h->ndrain;
     while (h->drain_next < upto) {
         const char *sid = h->drain[h->drain_next++].sid;
-        pd_sess *s = pd_ptab_get(h->sessions, pd_slice_cstr(sid));
+        hub_sock *s = pd_ptab_get(h->sessions, pd_slice_cstr(sid));
         if (!s)
             continue; /* gone by itself */
-        hub_room *r = *pd_sess_room(s);
+        hub_room *r = s->room;
         drain_ctx *c = r ? calloc(1, sizeof(*c)) : NULL;
         if (c) {
             char ip[INET6_ADDRSTRLEN];
             c->h = h;
             snprintf(c->sid, sizeof(c->sid), "%s", sid);
-            if (pd_room_grant_rejoin(h->w->redis, pd_slice_cstr(r->id), pd_sess_client_ip(s, ip),
+            if (pd_room_grant_rejoin(h->w->redis, pd_slice_cstr(r->id), pd_conn_client_ip(s->conn, ip),
                                      on_rejoin_granted, c) == PD_OK)
                 continue;
             free(c);
@@ -1035,23 +1017,23 @@ static int free_room_visit(pd_slice key, void *value, void *data)
     return 0;
 }
 
-static void on_timer_closed(uv_handle_t *t)
+static int free_sock_visit(pd_slice key, void *value, void *data)
 {
-    pd_hub *h = t->data;
-    if (--h->open_timers == 0)
-        free(h);
+    (void)key;
+    (void)data;
+    hub_sock *s = value;
+    s->conn->data = NULL;
+    free(s);
+    return 0;
 }
 
 void pd_hub_free(pd_hub *h)
 {
     if (!h)
         return;
-    h->open_timers = 4;
-    uv_close((uv_handle_t *)&h->heartbeat, on_timer_closed);
-    uv_close((uv_handle_t *)&h->reaper, on_timer_closed);
-    uv_close((uv_handle_t *)&h->sweep, on_timer_closed);
-    uv_close((uv_handle_t *)&h->pressure, on_timer_closed);
+    pd_maint_free(h->maint); /* no duty runs after this */
     pd_ptab_foreach(h->rooms, free_room_visit, NULL);
+    pd_ptab_foreach(h->sessions, free_sock_visit, NULL);
     pd_ptab_free(h->rooms);
     pd_ptab_free(h->sessions);
     pd_map_free(h->ips);
@@ -1062,7 +1044,64 @@ void pd_hub_free(pd_hub *h)
         free(h->cleanups);
         h->cleanups = n;
     }
-    h->rooms = h->sessions = NULL;
-    h->ips = NULL;
-    /* h itself is freed when its timers have closed. */
+    free(h);
 }
+
+/* ---- the transport's handler (conn.h) --------------------------------------- */
+
+static void hub_on_event(void *ud, pd_conn *conn, pd_slice data, long long ack_id)
+{
+    pd_hub *h = ud;
+    hub_sock *s = conn->data;
+    pd_worker *w = h->w;
+    if (!s)
+        return;
+    if (ack_id == PD_SIO_NO_ACK && data.len <= (size_t)w->cfg.max_message_bytes && on_event_raw(h, s, data))
+        return; /* relayed without building a JSON tree */
+    json_t *args = NULL;
+    const char *name = NULL;
+    if (pd_sio_decode_event(data, (size_t)w->cfg.max_message_bytes, &args, &name) != PD_OK) {
+        pd_metric_add(w->m_dropped, "bad_payload", 1);
+        return;
+    }
+    if (ack_id != PD_SIO_NO_ACK) {
+        char buf[48];
+        int n = pd_sio_encode_ack_empty(buf, sizeof(buf), ack_id);
+        if (n > 0)
+            pd_conn_send(conn, buf, (size_t)n);
+    }
+    on_event(h, s, name, args);
+    json_decref(args);
+}
+
+/* Back-pressure policy: Redis commands in flight above which clients are no
+ * longer read, and below which they are again (hysteresis). */
+#define HUB_REDIS_PENDING_HIGH 20000
+#define HUB_REDIS_PENDING_LOW 5000
+
+/* Redis (or our own reading of its answers, or another worker's reading of
+ * the bus) is behind: transports stop taking work from clients until it
+ * catches up, so overload becomes delay instead of a subscriber dropped for
+ * its output buffer. */
+static int hub_may_read(void *ud, int resuming)
+{
+    pd_hub *h = ud;
+    pd_redis *redis = h->w->redis;
+    if (!redis)
+        return 1;
+    if (resuming) {
+        if (pd_redis_congested(redis, HUB_REDIS_PENDING_LOW) || peers_behind(h))
+            return 0;
+        h->holding = 0;
+        return 1;
+    }
+    int own = pd_redis_congested(redis, HUB_REDIS_PENDING_HIGH);
+    if (!own && !peers_behind(h))
+        return 1;
+    if (!h->holding && own)
+        pd_metric_add(h->w->m_backpressure, "redis_behind", 1);
+    h->holding = 1;
+    return 0;
+}
+
+const pd_conn_handler pd_hub_conn_handler = {hub_on_open, hub_on_event, hub_on_close, hub_may_read};

@@ -11,7 +11,8 @@
 #include "privydrop/pd_eio.h"
 #include "privydrop/pd_log.h"
 #include "privydrop/pd_room.h"
-#include "worker.h"
+#include "hub.h"
+#include "session.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -59,7 +60,13 @@ static uint64_t drain_deadline;
 static uint64_t drain_close_from; /* monotonic ms: first socket closes */
 static uint64_t drain_spread;     /* ms over which sockets close */
 static size_t drain_total;        /* sockets open at SIGTERM */
-static int retire_state; /* 0 not yet, 1 sent, 2 done */
+/* Where the drain is with removing this worker from the cluster keys. */
+typedef enum retire_state {
+    RETIRE_NOT_YET = 0, /* pd_cluster_retire not sent (Redis down, or not yet drained) */
+    RETIRE_SENT,        /* sent, no answer yet */
+    RETIRE_DONE,        /* answered (or failed): nothing left to wait for */
+} retire_state;
+static retire_state retire;
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -299,6 +306,7 @@ static void shutdown_now(pd_worker *w)
      * find the hub alive. */
     pd_redis_free(w->redis);
     w->redis = NULL;
+    pd_sess_layer_set_handler(w, NULL, NULL);
     pd_hub_free(w->hub);
     w->hub = NULL;
     pd_sess_layer_close(w);
@@ -308,7 +316,7 @@ static void on_retired(long v, void *data)
 {
     (void)v;
     (void)data;
-    retire_state = 2;
+    retire = RETIRE_DONE;
 }
 
 static void on_drain_tick(uv_timer_t *t)
@@ -337,13 +345,13 @@ static void on_drain_tick(uv_timer_t *t)
     }
     if (!sockets_gone || !redis_idle)
         return;
-    if (retire_state == 0 && pd_redis_ready(w->redis)) {
+    if (retire == RETIRE_NOT_YET && pd_redis_ready(w->redis)) {
         if (pd_cluster_retire(w->redis, w->cfg.worker_id, on_retired, NULL) == PD_OK) {
-            retire_state = 1;
+            retire = RETIRE_SENT;
             return;
         }
     }
-    if (retire_state == 1)
+    if (retire == RETIRE_SENT)
         return;
     pd_log(PD_LOG_INFO, "drained", NULL);
     shutdown_now(w);
@@ -447,6 +455,7 @@ int main(int argc, char **argv)
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
         return 1;
     }
+    pd_sess_layer_set_handler(w, &pd_hub_conn_handler, w->hub);
 
     pd_http_limits lim;
     pd_http_limits_default(&lim);

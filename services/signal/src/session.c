@@ -12,7 +12,7 @@
  * frames or has control frames to send: an idle socket holds none. Sending is therefore never re-entrant with wslay's
  * receive path, and a broadcast never closes a session under its caller:
  * overflow is only noted, and acted on at flush time. */
-#include <arpa/inet.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <wslay/wslay.h>
@@ -22,14 +22,9 @@
 #include "privydrop/pd_ratelimit.h"
 #include "privydrop/pd_sio.h"
 #include "privydrop/pd_wsscan.h"
-#include "worker.h"
+#include "session.h"
 
 typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
-
-/* Redis commands in flight above which sessions stop reading, and below
- * which they start again (back-pressure, see on_read). */
-#define SESS_BUS_PENDING_HIGH 20000
-#define SESS_BUS_PENDING_LOW 5000
 
 /* A closing session waits this long for its close frame to drain (or for
  * the peer's answering close) before the TCP connection is cut. */
@@ -49,15 +44,15 @@ typedef struct sess_write {
 
 
 /* Tens of thousands of these sit idle on a worker, so the layout is
- * compact: the room is a pointer to the hub's entry, the client address is
- * binary, flags are bits, and buffers exist only while in use. */
+ * compact: the client address is binary, flags are bits, and buffers exist
+ * only while in use. */
 struct pd_sess {
+    pd_conn conn;                  /* what the handler sees (sid, address, its record) */
     pd_worker *w;                  /* owning worker */
     uv_tcp_t *tcp;                 /* owned stream; tcp->data == this */
     pd_sess *prev, *next;          /* the worker's list of sessions not yet closed */
     pd_sess *dirty_next;           /* worker dirty list link */
     wslay_event_context_ptr ws;    /* receive state and control replies; NULL while idle */
-    hub_room *room;                /* bound room or NULL (hub field) */
     char *out;                     /* frames waiting for the next write */
     uint32_t out_len, out_cap;
     uint64_t deadline;             /* next heartbeat / connect / close deadline (monotonic ms), 0 = none */
@@ -66,50 +61,56 @@ struct pd_sess {
     uint32_t writes;               /* writes handed to libuv and not yet completed */
     uint32_t limited_in_row;       /* events dropped by the rate limit since the last allowed one */
     pd_ws_scanner scan;            /* frame-header pre-check */
-    char sid[PD_SOCKET_ID_LEN + 1]; /* Socket.IO socket id */
-    uint8_t ip[16];                /* client address; IPv4 as ::ffff:a.b.c.d */
-    uint8_t joins_inflight;        /* hub field */
     unsigned state : 2;            /* sess_state */
     unsigned sio_connected : 1;    /* answered 40 */
     unsigned connect_pending : 1;  /* 40 received, waiting to be counted */
-    unsigned counted : 1;          /* hub counted us in Redis */
+    unsigned counted : 1;          /* the handler called ops->counted: 40 may go out */
     unsigned awaiting_pong : 1;    /* ping sent, no pong yet */
     unsigned overflow : 1;         /* send queue passed the cap */
     unsigned peer_gone : 1;        /* transport failed: no close frame */
     unsigned read_paused : 1;      /* reading stopped by back-pressure */
     unsigned out_used : 1;         /* output queued since the last tick */
     unsigned in_dirty : 1;         /* on the worker's dirty list */
+    unsigned handler_open : 1;     /* the handler heard on_open and not yet on_close */
 };
 
 static void sess_finish(pd_sess *s);
 static void sess_flush(pd_sess *s);
 static size_t sess_queued(const pd_sess *s);
 static wslay_event_context_ptr sess_ws(pd_sess *s);
+static void sess_send(pd_sess *s, const char *pkt, size_t len);
+static void sess_close(pd_sess *s, uint16_t code, const char *reason);
 
-const char *pd_sess_id(const pd_sess *s) { return s->sid; }
-hub_room **pd_sess_room(pd_sess *s) { return &s->room; }
-uint8_t *pd_sess_joins_inflight(pd_sess *s) { return &s->joins_inflight; }
-
-static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-const char *pd_sess_client_ip(const pd_sess *s, char buf[INET6_ADDRSTRLEN])
+/* The session a pd_conn is embedded in. */
+static pd_sess *sess_of(pd_conn *c)
 {
-    if (memcmp(s->ip, V4_MAPPED, sizeof(V4_MAPPED)) == 0)
-        inet_ntop(AF_INET, s->ip + 12, buf, INET6_ADDRSTRLEN);
-    else
-        inet_ntop(AF_INET6, s->ip, buf, INET6_ADDRSTRLEN);
-    return buf;
+    return (pd_sess *)((char *)c - offsetof(pd_sess, conn));
 }
 
-/* The text form comes from pd_client_ip (always a valid address); it is
- * kept as 16 bytes and written out again on demand. */
-static void sess_set_ip(pd_sess *s, const char *text)
+/* ---- the handler (conn.h) ------------------------------------------------ */
+
+/* The handler learns of a closing session once, at the moment it stops
+ * being usable. */
+static void sess_report_close(pd_sess *s)
 {
-    memset(s->ip, 0, sizeof(s->ip));
-    if (inet_pton(AF_INET, text, s->ip + 12) == 1)
-        memcpy(s->ip, V4_MAPPED, sizeof(V4_MAPPED));
-    else if (inet_pton(AF_INET6, text, s->ip) != 1)
-        memset(s->ip, 0, sizeof(s->ip)); /* "::": one bucket for the unparseable */
+    pd_worker *w = s->w;
+    if (!s->handler_open)
+        return;
+    s->handler_open = 0;
+    if (w->conn_handler)
+        w->conn_handler->on_close(w->conn_ud, &s->conn);
+}
+
+static void ops_send(pd_conn *c, const char *pkt, size_t len) { sess_send(sess_of(c), pkt, len); }
+static void ops_close(pd_conn *c, uint16_t code, const char *reason) { sess_close(sess_of(c), code, reason); }
+static void ops_counted(pd_conn *c);
+
+static const pd_conn_ops SESS_OPS = {ops_send, ops_close, ops_counted};
+
+void pd_sess_layer_set_handler(pd_worker *w, const pd_conn_handler *h, void *ud)
+{
+    w->conn_handler = h;
+    w->conn_ud = ud;
 }
 
 /* ---- dirty list / flushing --------------------------------------------- */
@@ -270,14 +271,14 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 
 static void sess_send_lit(pd_sess *s, const char *lit)
 {
-    pd_sess_send(s, lit, strlen(lit));
+    sess_send(s, lit, strlen(lit));
 }
 
 static void sess_send_connect(pd_sess *s)
 {
     char buf[64];
-    int n = snprintf(buf, sizeof(buf), "40{\"sid\":\"%s\"}", s->sid);
-    pd_sess_send(s, buf, (size_t)n);
+    int n = snprintf(buf, sizeof(buf), "40{\"sid\":\"%s\"}", s->conn.sid);
+    sess_send(s, buf, (size_t)n);
     s->sio_connected = 1;
     s->connect_pending = 0;
 }
@@ -299,7 +300,7 @@ static int sess_take(pd_sess *s, const char *what)
     pd_metric_add(w->m_dropped, what, 1);
     if (++s->limited_in_row > (unsigned)w->cfg.event_burst) {
         pd_metric_add(w->m_closed, "event_flood", 1);
-        pd_sess_close(s, PD_WS_CLOSE_POLICY, "event rate exceeded");
+        sess_close(s, PD_WS_CLOSE_POLICY, "event rate exceeded");
     }
     return 0;
 }
@@ -311,7 +312,7 @@ static void handle_sio(pd_sess *s, pd_slice payload)
     pd_sio_packet p;
     if (pd_sio_parse(payload, &p) != PD_OK) {
         pd_metric_add(w->m_dropped, "bad_packet", 1);
-        pd_sess_close(s, PD_WS_CLOSE_PROTOCOL, "invalid Socket.IO packet");
+        sess_close(s, PD_WS_CLOSE_PROTOCOL, "invalid Socket.IO packet");
         return;
     }
     int main_nsp = pd_slice_eq(p.nsp, "/");
@@ -328,7 +329,7 @@ static void handle_sio(pd_sess *s, pd_slice payload)
             int n = snprintf(buf, sizeof(buf), "44%.*s,{\"message\":\"Invalid namespace\"}",
                              (int)p.nsp.len, p.nsp.base);
             if (n > 0)
-                pd_sess_send(s, buf, (size_t)n);
+                sess_send(s, buf, (size_t)n);
             return;
         }
         if (s->sio_connected || s->connect_pending)
@@ -340,7 +341,7 @@ static void handle_sio(pd_sess *s, pd_slice payload)
         return;
     case PD_SIO_DISCONNECT:
         if (main_nsp)
-            pd_sess_close(s, PD_WS_CLOSE_NORMAL, "client namespace disconnect");
+            sess_close(s, PD_WS_CLOSE_NORMAL, "client namespace disconnect");
         return;
     case PD_SIO_EVENT: {
         if (!s->sio_connected || !main_nsp) {
@@ -349,34 +350,19 @@ static void handle_sio(pd_sess *s, pd_slice payload)
         }
         if (!sess_take(s, "event_rate"))
             return;
-        if (p.ack_id == PD_SIO_NO_ACK && p.data.len <= (size_t)w->cfg.max_message_bytes &&
-            pd_hub_on_event_raw(w->hub, s, p.data))
-            return; /* relayed without building a JSON tree */
-        json_t *args = NULL;
-        const char *name = NULL;
-        if (pd_sio_decode_event(p.data, (size_t)w->cfg.max_message_bytes, &args, &name) != PD_OK) {
-            pd_metric_add(w->m_dropped, "bad_payload", 1);
-            return;
-        }
-        if (p.ack_id != PD_SIO_NO_ACK) {
-            char buf[48];
-            int n = pd_sio_encode_ack_empty(buf, sizeof(buf), p.ack_id);
-            if (n > 0)
-                pd_sess_send(s, buf, (size_t)n);
-        }
-        pd_hub_on_event(w->hub, s, name, args);
-        json_decref(args);
+        if (s->handler_open && w->conn_handler)
+            w->conn_handler->on_event(w->conn_ud, &s->conn, p.data, p.ack_id);
         return;
     }
     case PD_SIO_ACK:
         return; /* we never ask for acks */
     case PD_SIO_CONNECT_ERROR:
-        pd_sess_close(s, PD_WS_CLOSE_PROTOCOL, "unexpected packet from client");
+        sess_close(s, PD_WS_CLOSE_PROTOCOL, "unexpected packet from client");
         return;
     case PD_SIO_BINARY_EVENT:
     case PD_SIO_BINARY_ACK:
         pd_metric_add(w->m_dropped, "binary", 1);
-        pd_sess_close(s, PD_WS_CLOSE_UNSUPPORTED, "binary packets are not supported");
+        sess_close(s, PD_WS_CLOSE_UNSUPPORTED, "binary packets are not supported");
         return;
     }
 }
@@ -387,7 +373,7 @@ static void handle_text(pd_sess *s, pd_slice frame)
     pd_eio_packet p;
     if (pd_eio_parse(frame, &p) != PD_OK) {
         pd_metric_add(s->w->m_dropped, "bad_packet", 1);
-        pd_sess_close(s, PD_WS_CLOSE_PROTOCOL, "invalid Engine.IO packet");
+        sess_close(s, PD_WS_CLOSE_PROTOCOL, "invalid Engine.IO packet");
         return;
     }
     switch (p.type) {
@@ -406,20 +392,20 @@ static void handle_text(pd_sess *s, pd_slice frame)
         size_t n = PD_MIN(p.data.len, sizeof(buf) - 1);
         buf[0] = '3';
         memcpy(buf + 1, p.data.base, n);
-        pd_sess_send(s, buf, n + 1);
+        sess_send(s, buf, n + 1);
         return;
     }
     case PD_EIO_MESSAGE:
         handle_sio(s, p.data);
         return;
     case PD_EIO_CLOSE:
-        pd_sess_close(s, PD_WS_CLOSE_NORMAL, "client close");
+        sess_close(s, PD_WS_CLOSE_NORMAL, "client close");
         return;
     case PD_EIO_UPGRADE:
     case PD_EIO_NOOP:
         return;
     case PD_EIO_OPEN:
-        pd_sess_close(s, PD_WS_CLOSE_PROTOCOL, "unexpected open packet");
+        sess_close(s, PD_WS_CLOSE_PROTOCOL, "unexpected open packet");
         return;
     }
 }
@@ -437,14 +423,14 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         break;
     case WSLAY_BINARY_FRAME:
         pd_metric_add(s->w->m_dropped, "binary", 1);
-        pd_sess_close(s, PD_WS_CLOSE_UNSUPPORTED, "binary frames are not supported");
+        sess_close(s, PD_WS_CLOSE_UNSUPPORTED, "binary frames are not supported");
         break;
     case WSLAY_CONNECTION_CLOSE:
         /* wslay has queued the answering close frame; clean up the room now
          * and let the flush finish the connection. */
         s->state = S_CLOSING;
         pd_metric_add(s->w->m_closed, "client_close", 1);
-        pd_hub_on_close(s->w->hub, s);
+        sess_report_close(s);
         uv_read_stop((uv_stream_t *)s->tcp);
         arm_timer(s, SESS_CLOSE_LINGER_MS);
         sess_mark_dirty(s);
@@ -474,12 +460,12 @@ static void on_timer(pd_sess *s)
     uint32_t age = (uint32_t)now - s->opened;
     if (!s->sio_connected && age >= (uint64_t)s->w->cfg.connect_timeout_ms) {
         pd_metric_add(s->w->m_closed, "connect_timeout", 1);
-        pd_sess_close(s, PD_WS_CLOSE_POLICY, "connect timeout");
+        sess_close(s, PD_WS_CLOSE_POLICY, "connect timeout");
         return;
     }
     if (s->awaiting_pong) {
         pd_metric_add(s->w->m_closed, "ping_timeout", 1);
-        pd_sess_close(s, PD_WS_CLOSE_NORMAL, "ping timeout");
+        sess_close(s, PD_WS_CLOSE_NORMAL, "ping timeout");
         return;
     }
     sess_send_lit(s, "2");
@@ -545,7 +531,7 @@ static void feed(pd_sess *s, const char *data, size_t len)
     if (!ws) {
         w->feed_buf = NULL;
         w->feed_len = w->feed_pos = 0;
-        pd_sess_close(s, PD_WS_CLOSE_INTERNAL, "out of memory");
+        sess_close(s, PD_WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
     int rc = wslay_event_recv(ws);
@@ -559,7 +545,7 @@ static void feed(pd_sess *s, const char *data, size_t len)
         s->overflow = 1;
     if (violation && s->state == S_OPEN) {
         pd_metric_add(s->w->m_closed, violation == PD_WS_CLOSE_TOO_BIG ? "message_too_big" : "protocol_error", 1);
-        pd_sess_close(s, violation, violation == PD_WS_CLOSE_TOO_BIG ? "message too big" : "protocol error");
+        sess_close(s, violation, violation == PD_WS_CLOSE_TOO_BIG ? "message too big" : "protocol error");
         return;
     }
     if (rc != 0 && s->state == S_OPEN) {
@@ -567,7 +553,7 @@ static void feed(pd_sess *s, const char *data, size_t len)
          * oversized messages (1009); record why and let the flush send it. */
         pd_metric_add(s->w->m_closed, "protocol_error", 1);
         s->state = S_CLOSING;
-        pd_hub_on_close(s->w->hub, s);
+        sess_report_close(s);
         uv_read_stop((uv_stream_t *)s->tcp);
         arm_timer(s, SESS_CLOSE_LINGER_MS);
     }
@@ -591,7 +577,7 @@ static size_t feed_simple(pd_sess *s, uint8_t *data, size_t len)
         pos += hdr + plen;
         if (!pd_utf8_valid(payload, plen)) {
             pd_metric_add(s->w->m_closed, "protocol_error", 1);
-            pd_sess_close(s, PD_WS_CLOSE_INVALID_DATA, "invalid UTF-8");
+            sess_close(s, PD_WS_CLOSE_INVALID_DATA, "invalid UTF-8");
             return len;
         }
         handle_text(s, pd_slice_make((const char *)payload, plen));
@@ -608,7 +594,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         s->peer_gone = 1;
         if (s->state == S_OPEN) {
             pd_metric_add(s->w->m_closed, "transport_close", 1);
-            pd_sess_close(s, PD_WS_CLOSE_ABNORMAL, "transport close");
+            sess_close(s, PD_WS_CLOSE_ABNORMAL, "transport close");
         } else {
             sess_finish(s);
         }
@@ -620,28 +606,23 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (done < (size_t)nread && s->state == S_OPEN)
         feed(s, buf->base + done, (size_t)nread - done);
     pd_worker *w = s->w;
-    if (s->state != S_OPEN || !w->redis)
+    if (s->state != S_OPEN || !w->conn_handler)
         return;
-    int own = pd_redis_congested(w->redis, SESS_BUS_PENDING_HIGH);
-    if (own || pd_hub_peers_behind(w->hub)) {
-        /* Redis (or our own reading of its answers, or another worker's
-         * reading of the bus) is behind: stop taking more work from
-         * clients until it catches up, so overload becomes delay instead
-         * of a subscriber dropped for its output buffer. */
+    if (!w->conn_handler->may_read(w->conn_ud, 0)) {
+        /* The layer above is behind (its policy, not ours): stop taking
+         * more work from clients until it says so, so overload becomes
+         * delay instead of lost messages. */
         uv_read_stop(stream);
         s->read_paused = 1;
-        if (!uv_is_active((uv_handle_t *)&w->resume_timer)) {
-            if (own)
-                pd_metric_add(w->m_backpressure, "redis_behind", 1);
+        if (!uv_is_active((uv_handle_t *)&w->resume_timer))
             uv_timer_start(&w->resume_timer, on_resume, 1, 1);
-        }
     }
 }
 
 static void on_resume(uv_timer_t *t)
 {
     pd_worker *w = t->data;
-    if (w->redis && (pd_redis_congested(w->redis, SESS_BUS_PENDING_LOW) || pd_hub_peers_behind(w->hub)))
+    if (w->conn_handler && !w->conn_handler->may_read(w->conn_ud, 1))
         return;
     for (pd_sess *s = w->sessions; s; s = s->next) {
         if (!s->read_paused)
@@ -664,7 +645,7 @@ static void on_write(uv_write_t *req, int status)
     if (status < 0) {
         s->peer_gone = 1;
         if (s->state == S_OPEN)
-            pd_sess_close(s, PD_WS_CLOSE_ABNORMAL, "write failed");
+            sess_close(s, PD_WS_CLOSE_ABNORMAL, "write failed");
         else if (s->state == S_CLOSING)
             sess_finish(s);
         return;
@@ -738,7 +719,7 @@ static void sess_flush(pd_sess *s)
          * close, so it cannot hold memory or stall anyone else. */
         pd_metric_add(s->w->m_closed, s->peer_gone ? "write_failed" : "send_queue_full", 1);
         s->overflow = 0;
-        pd_sess_close(s, PD_WS_CLOSE_POLICY, "send queue full");
+        sess_close(s, PD_WS_CLOSE_POLICY, "send queue full");
         return;
     }
     if (!s->peer_gone && s->ws && wslay_event_want_write(s->ws))
@@ -758,10 +739,10 @@ static void sess_flush(pd_sess *s)
     if (s->state == S_CLOSING && (s->peer_gone || !s->ws || !wslay_event_want_write(s->ws)))
         sess_finish(s);
     else if (s->state == S_OPEN && s->ws && !wslay_event_want_read(s->ws) && !wslay_event_want_write(s->ws))
-        pd_sess_close(s, PD_WS_CLOSE_NORMAL, "closed");
+        sess_close(s, PD_WS_CLOSE_NORMAL, "closed");
 }
 
-void pd_sess_send(pd_sess *s, const char *pkt, size_t len)
+static void sess_send(pd_sess *s, const char *pkt, size_t len)
 {
     if (s->state != S_OPEN || s->overflow)
         return;
@@ -830,9 +811,10 @@ static void sess_finish(pd_sess *s)
 {
     if (s->state == S_CLOSED)
         return;
-    if (s->state == S_OPEN && s->w->hub) {
-        /* Only at shutdown, or on a failed start: keep the hub consistent. */
-        pd_hub_on_close(s->w->hub, s);
+    if (s->state == S_OPEN) {
+        /* Only at shutdown, or on a failed start: keep the handler
+         * consistent. */
+        sess_report_close(s);
     }
     s->state = S_CLOSED;
     sess_unlink_dirty(s);
@@ -847,12 +829,12 @@ static void sess_finish(pd_sess *s)
     uv_close((uv_handle_t *)s->tcp, on_handle_closed);
 }
 
-void pd_sess_close(pd_sess *s, uint16_t code, const char *reason)
+static void sess_close(pd_sess *s, uint16_t code, const char *reason)
 {
     if (s->state != S_OPEN)
         return;
     s->state = S_CLOSING;
-    pd_hub_on_close(s->w->hub, s);
+    sess_report_close(s);
     uv_read_stop((uv_stream_t *)s->tcp);
     if (s->peer_gone) {
         sess_finish(s);
@@ -871,8 +853,9 @@ void pd_sess_close(pd_sess *s, uint16_t code, const char *reason)
     sess_mark_dirty(s);
 }
 
-void pd_sess_counted(pd_sess *s)
+static void ops_counted(pd_conn *c)
 {
+    pd_sess *s = sess_of(c);
     s->counted = 1;
     if (s->connect_pending && s->state == S_OPEN)
         sess_send_connect(s);
@@ -883,15 +866,16 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
 {
     pd_sess *s = calloc(1, sizeof(*s));
     char eio_sid[PD_SOCKET_ID_LEN + 1]; /* Engine.IO session id: we never look it up again */
-    if (!s || pd_id_socket(s->sid) != PD_OK || pd_id_socket(eio_sid) != PD_OK) {
+    if (!s || pd_id_socket(s->conn.sid) != PD_OK || pd_id_socket(eio_sid) != PD_OK) {
         free(s);
         uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
         return NULL;
     }
+    s->conn.ops = &SESS_OPS;
     s->w = w;
     s->tcp = tcp;
     tcp->data = s;
-    sess_set_ip(s, client_ip);
+    pd_conn_set_ip(&s->conn, client_ip);
     s->opened = (uint32_t)pd_mono_ms();
     s->state = S_OPEN;
     pd_ws_scan_init(&s->scan, (uint64_t)w->cfg.max_message_bytes);
@@ -901,18 +885,21 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
     w->sessions = s;
     uv_tcp_nodelay(tcp, 1);
 
-    pd_hub_on_open(w->hub, s);
+    if (w->conn_handler) {
+        s->handler_open = 1;
+        w->conn_handler->on_open(w->conn_ud, &s->conn);
+    }
 
     char open[256];
     int n = pd_eio_encode_open(open, sizeof(open), eio_sid, (unsigned)w->cfg.ping_interval_ms,
                                (unsigned)w->cfg.ping_timeout_ms, (size_t)w->cfg.max_message_bytes);
     if (n > 0)
-        pd_sess_send(s, open, (size_t)n);
+        sess_send(s, open, (size_t)n);
     arm_timer(s, (uint64_t)PD_MIN(w->cfg.ping_interval_ms, w->cfg.connect_timeout_ms));
 
     if (uv_read_start((uv_stream_t *)tcp, on_alloc, on_read) != 0) {
         s->peer_gone = 1;
-        pd_sess_close(s, PD_WS_CLOSE_ABNORMAL, "read failed");
+        sess_close(s, PD_WS_CLOSE_ABNORMAL, "read failed");
         return s;
     }
     if (leftover && leftover_len)

@@ -115,6 +115,38 @@ static void join_checks_room_id(void **state)
     json_decref(p);
 }
 
+static void event_table_names_every_event_once(void **state)
+{
+    (void)state;
+    const struct {
+        const char *name;
+        pd_event_kind kind;
+        const char *field;
+    } want[] = {
+        {"join", PD_EVENT_JOIN, NULL},
+        {"offer", PD_EVENT_SIGNAL, "offer"},
+        {"answer", PD_EVENT_SIGNAL, "answer"},
+        {"ice-candidate", PD_EVENT_SIGNAL, "candidate"},
+        {"initiator-online", PD_EVENT_ROOM, NULL},
+        {"recipient-ready", PD_EVENT_ROOM, NULL},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const pd_event_def *ev = pd_event_lookup(pd_slice_cstr(want[i].name));
+        assert_non_null(ev);
+        assert_string_equal(ev->name, want[i].name);
+        assert_int_equal(ev->kind, want[i].kind);
+        if (want[i].field)
+            assert_string_equal(ev->field, want[i].field);
+        else
+            assert_null(ev->field);
+    }
+    /* bytewise: no prefix, case or NUL tricks */
+    assert_null(pd_event_lookup(pd_slice_cstr("offe")));
+    assert_null(pd_event_lookup(pd_slice_cstr("Offer")));
+    assert_null(pd_event_lookup(pd_slice_make("offer\0x", 7)));
+    assert_null(pd_event_lookup(pd_slice_make("", 0)));
+}
+
 static void echo_len_never_splits_a_character(void **state)
 {
     (void)state;
@@ -131,6 +163,7 @@ int main(void)
         cmocka_unit_test(signal_checks_fields),
         cmocka_unit_test(join_checks_room_id),
         cmocka_unit_test(echo_len_never_splits_a_character),
+        cmocka_unit_test(event_table_names_every_event_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
