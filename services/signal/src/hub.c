@@ -212,8 +212,12 @@ static void emit_room(pd_hub *h, const char *room, const char *except, pd_bus_ki
     publish(h, room, kind, except, pkt, len);
 }
 
+/* Encode and let `payload` go. A NULL payload (a json_pack that could not
+ * allocate) encodes nothing: a packet without its fields must not go out. */
 static char *encode_event(const char *event, json_t *payload, size_t *len)
 {
+    if (!payload)
+        return NULL;
     char *pkt = pd_sio_encode_event(event, payload, len);
     json_decref(payload);
     return pkt;
@@ -624,9 +628,12 @@ static void on_signal(pd_hub *h, hub_sock *s, const pd_event_def *ev, json_t *pa
     if (!relay_allowed(h, s, peer, chk == PD_EVENT_OK, &target))
         return;
     json_t *out = json_object();
-    json_object_set(out, ev->field, value);
-    json_object_set_new(out, "from", json_string(s->conn->sid));
-    json_object_set_new(out, "peerId", json_string(s->conn->sid));
+    if (!out || json_object_set(out, ev->field, value) != 0 ||
+        json_object_set_new(out, "from", json_string(s->conn->sid)) != 0 ||
+        json_object_set_new(out, "peerId", json_string(s->conn->sid)) != 0) {
+        json_decref(out); /* out of memory: no half-built signal goes out */
+        return;
+    }
     size_t len = 0;
     char *pkt = encode_event(ev->name, out, &len);
     if (!pkt)
