@@ -131,6 +131,24 @@ static inline void rfx_kill(rfx_server *s)
     s->pid = 0;
 }
 
+/* One redis-server for a whole cmocka group: pass rfx_group_setup and
+ * rfx_group_teardown to cmocka_run_group_tests; the tests reach it as
+ * rfx_group_server (its port, or to stop and restart it). */
+__attribute__((unused)) static rfx_server rfx_group_server;
+
+static inline int rfx_group_setup(void **state)
+{
+    (void)state;
+    return rfx_start(&rfx_group_server) == 0 ? 0 : -1;
+}
+
+static inline int rfx_group_teardown(void **state)
+{
+    (void)state;
+    rfx_kill(&rfx_group_server);
+    return 0;
+}
+
 static inline void rfx_signal(rfx_server *s, int sig)
 {
     if (s->pid > 0)

@@ -13,7 +13,6 @@
 #include "privydrop/pd_redis.h"
 #include "privydrop/pd_room.h"
 
-static rfx_server server;
 
 typedef struct room_fx {
     rfx_loop l;        /* loop the store runs on */
@@ -21,33 +20,20 @@ typedef struct room_fx {
     redisContext *c;   /* inspection connection */
 } room_fx;
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return rfx_start(&server) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    rfx_kill(&server);
-    return 0;
-}
-
 static int fx_setup(void **state)
 {
     room_fx *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
     rfx_loop_init(&f->l);
-    pd_redis_options opt = {"127.0.0.1", server.port, NULL, 0, 0};
+    pd_redis_options opt = {"127.0.0.1", rfx_group_server.port, NULL, 0, 0};
     f->r = pd_redis_create(&f->l.loop, &opt, NULL, NULL, NULL);
     if (!f->r)
         return -1;
     RFX_WAIT(&f->l, pd_redis_ready(f->r), 3000);
     if (!pd_redis_ready(f->r))
         return -1;
-    f->c = rfx_sync(server.port);
+    f->c = rfx_sync(rfx_group_server.port);
     if (!f->c)
         return -1;
     redisReply *rep = redisCommand(f->c, "FLUSHALL");
@@ -900,5 +886,5 @@ int main(void)
         ROOM_TEST(retire_removes_the_instance_keys),
         cmocka_unit_test(every_call_fails_fast_without_callback_when_disconnected),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, rfx_group_setup, rfx_group_teardown);
 }

@@ -17,7 +17,6 @@
 #include "privydrop/pd_room.h"
 #include "privydrop/pd_sio.h"
 
-static rfx_server server;
 
 /* ---- the fake transport --------------------------------------------------- */
 
@@ -110,19 +109,6 @@ static void on_bus(pd_slice channel, pd_slice message, void *data)
         pd_hub_on_bus_message(f->hub, channel, message);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return rfx_start(&server) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    rfx_kill(&server);
-    return 0;
-}
-
 static int fx_setup(void **state)
 {
     hub_fx *f = calloc(1, sizeof *f);
@@ -147,14 +133,14 @@ static int fx_setup(void **state)
     w->m_rooms = pd_metrics_add(m, PD_METRIC_GAUGE, "r", "r", NULL);
     w->m_closed = pd_metrics_add(m, PD_METRIC_COUNTER, "x", "x", "reason");
     w->m_backpressure = pd_metrics_add(m, PD_METRIC_COUNTER, "k", "k", "cause");
-    pd_redis_options opt = {"127.0.0.1", server.port, NULL, 1, 0};
+    pd_redis_options opt = {"127.0.0.1", rfx_group_server.port, NULL, 1, 0};
     w->redis = pd_redis_create(w->loop, &opt, NULL, on_bus, f);
     if (!w->redis)
         return -1;
     RFX_WAIT(&f->l, pd_redis_ready(w->redis), 5000);
     if (!pd_redis_ready(w->redis))
         return -1;
-    f->c = rfx_sync(server.port);
+    f->c = rfx_sync(rfx_group_server.port);
     if (!f->c)
         return -1;
     redisReply *rep = redisCommand(f->c, "FLUSHALL");
@@ -445,5 +431,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(draining_hub_closes_a_joiner_with_1001, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(may_read_while_redis_keeps_up, fx_setup, fx_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, rfx_group_setup, rfx_group_teardown);
 }
