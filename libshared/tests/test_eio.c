@@ -51,7 +51,7 @@ static void open_packet_is_exact_json(void **state)
 {
     (void)state;
     char buf[256];
-    int n = pd_eio_encode_open(buf, sizeof buf, "AbC-_123", 25000, 20000, 1000000);
+    int n = pd_eio_encode_open(buf, sizeof buf, "AbC-_123", 25000, 20000, 1000000, 0);
     const char *want = "0{\"sid\":\"AbC-_123\",\"upgrades\":[],\"pingInterval\":25000,"
                        "\"pingTimeout\":20000,\"maxPayload\":1000000}";
     assert_int_equal(n, (int)strlen(want));
@@ -63,6 +63,11 @@ static void open_packet_is_exact_json(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "sid")), "AbC-_123");
     assert_int_equal(json_integer_value(json_object_get(j, "maxPayload")), 1000000);
     json_decref(j);
+    /* Opened over polling: the WebSocket upgrade is offered. */
+    n = pd_eio_encode_open(buf, sizeof buf, "AbC-_123", 25000, 20000, 1000000, 1);
+    assert_string_equal(buf, "0{\"sid\":\"AbC-_123\",\"upgrades\":[\"websocket\"],\"pingInterval\":25000,"
+                             "\"pingTimeout\":20000,\"maxPayload\":1000000}");
+    assert_int_equal(n, (int)strlen(buf));
 }
 
 static void open_packet_rejects_small_buffer_and_bad_sid(void **state)
@@ -72,15 +77,15 @@ static void open_packet_rejects_small_buffer_and_bad_sid(void **state)
     const char *want = "0{\"sid\":\"abc\",\"upgrades\":[],\"pingInterval\":1,"
                        "\"pingTimeout\":2,\"maxPayload\":3}";
     size_t need = strlen(want);
-    assert_int_equal(pd_eio_encode_open(buf, need, "abc", 1, 2, 3), PD_ERR);
-    assert_int_equal(pd_eio_encode_open(buf, need + 1, "abc", 1, 2, 3), (int)need);
+    assert_int_equal(pd_eio_encode_open(buf, need, "abc", 1, 2, 3, 0), PD_ERR);
+    assert_int_equal(pd_eio_encode_open(buf, need + 1, "abc", 1, 2, 3, 0), (int)need);
     assert_string_equal(buf, want);
-    assert_int_equal(pd_eio_encode_open(buf, 0, "abc", 1, 2, 3), PD_ERR);
+    assert_int_equal(pd_eio_encode_open(buf, 0, "abc", 1, 2, 3, 0), PD_ERR);
     /* A sid that could break out of the JSON string is refused. */
-    assert_int_equal(pd_eio_encode_open(buf, sizeof buf, "a\"b", 1, 2, 3), PD_ERR);
-    assert_int_equal(pd_eio_encode_open(buf, sizeof buf, "a\\b", 1, 2, 3), PD_ERR);
-    assert_int_equal(pd_eio_encode_open(buf, sizeof buf, "", 1, 2, 3), PD_ERR);
-    assert_int_equal(pd_eio_encode_open(buf, sizeof buf, NULL, 1, 2, 3), PD_ERR);
+    assert_int_equal(pd_eio_encode_open(buf, sizeof buf, "a\"b", 1, 2, 3, 0), PD_ERR);
+    assert_int_equal(pd_eio_encode_open(buf, sizeof buf, "a\\b", 1, 2, 3, 0), PD_ERR);
+    assert_int_equal(pd_eio_encode_open(buf, sizeof buf, "", 1, 2, 3, 0), PD_ERR);
+    assert_int_equal(pd_eio_encode_open(buf, sizeof buf, NULL, 1, 2, 3, 0), PD_ERR);
 }
 
 static const char *hs(const char *q)

@@ -178,10 +178,6 @@ static void malformed_headers(void **state)
     assert_int_equal(parse("[\"x\"]"), PD_ERR);
     assert_int_equal(parse(" 2[\"x\"]"), PD_ERR);
     assert_int_equal(pd_sio_parse(pd_slice_make("\0" "2", 2), &p), PD_ERR);
-    /* A namespace without its comma. */
-    assert_int_equal(parse("0/admin"), PD_ERR);
-    assert_int_equal(parse("2/admin[\"x\"]"), PD_ERR);
-    assert_int_equal(parse("0/"), PD_ERR);
     /* Namespaces with spaces, control bytes or non-ASCII are refused. */
     assert_int_equal(parse("0/ad min,"), PD_ERR);
     assert_int_equal(parse("0/ad\tmin,"), PD_ERR);
@@ -211,8 +207,26 @@ static void payload_is_not_nul_terminated(void **state)
     pd_sio_packet p;
     assert_int_equal(pd_sio_parse(pd_slice_make(raw, 10), &p), PD_OK);
     assert_true(pd_slice_eq(p.data, "[\"a\"]"));
-    /* Cut inside the namespace: no comma within len. */
-    assert_int_equal(pd_sio_parse(pd_slice_make(raw, 3), &p), PD_ERR);
+    /* Cut inside the namespace: it ends where the packet ends. */
+    assert_int_equal(pd_sio_parse(pd_slice_make(raw, 3), &p), PD_OK);
+    assert_true(pd_slice_eq(p.nsp, "/x"));
+    assert_int_equal(p.data.len, 0);
+}
+
+/* The namespace ends at ',' or at the end of the packet. */
+static void namespace_without_comma_ends_with_packet(void **state)
+{
+    (void)state;
+    pd_sio_packet p = parse_ok("0/admin");
+    assert_int_equal(p.type, PD_SIO_CONNECT);
+    assert_true(pd_slice_eq(p.nsp, "/admin"));
+    assert_int_equal(p.data.len, 0);
+    p = parse_ok("0/");
+    assert_true(pd_slice_eq(p.nsp, "/"));
+    /* No comma, so what follows is still namespace. */
+    p = parse_ok("2/admin[\"x\"]");
+    assert_true(pd_slice_eq(p.nsp, "/admin[\"x\"]"));
+    assert_int_equal(p.data.len, 0);
 }
 
 static void decode_event_ok(void **state)
@@ -457,6 +471,7 @@ int main(void)
         cmocka_unit_test(malformed_headers),
         cmocka_unit_test(namespace_length_is_bounded),
         cmocka_unit_test(payload_is_not_nul_terminated),
+        cmocka_unit_test(namespace_without_comma_ends_with_packet),
         cmocka_unit_test(decode_event_ok),
         cmocka_unit_test(decode_event_rejects_bad_json_and_shapes),
         cmocka_unit_test(decode_event_size_limit_checked_first),

@@ -356,8 +356,9 @@ static void fz_session(uint8_t seed, const uint8_t *data, size_t size)
     pd_worker *w = fz_worker(&loop);
     int sv[2];
     FZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    pd_eng_layer_init(w);
     pd_sess_layer_init(w);
-    pd_sess_layer_set_handler(w, &FZ_HANDLER, NULL);
+    pd_eng_layer_set_handler(w, &FZ_HANDLER, NULL);
     uv_tcp_t *tcp = malloc(sizeof(*tcp));
     FZ_CHECK(tcp != NULL);
     FZ_CHECK(uv_tcp_init(&loop, tcp) == 0);
@@ -377,6 +378,7 @@ static void fz_session(uint8_t seed, const uint8_t *data, size_t size)
     /* Whatever is left (a session lingering after its close frame) goes
      * now, with the layer's handles; the loop ends empty. */
     pd_sess_layer_close(w);
+    pd_eng_layer_close(w);
     for (int i = 0; i < 100 && uv_loop_alive(&loop); i++)
         uv_run(&loop, UV_RUN_NOWAIT);
     FZ_CHECK(!uv_loop_alive(&loop));

@@ -76,6 +76,40 @@ describe("Engine.IO handshake and packets", { timeout: 120000 }, () => {
     }
   });
 
+  it("a namespace ends at the end of the packet: 40/random → 44/random,{…}, the session kept", async () => {
+    const ws = await RawWs.connect(c.workers[0].port);
+    try {
+      await ws.nextText();
+      ws.send("40/random");
+      assert.equal(await ws.nextText(), '44/random,{"message":"Invalid namespace"}');
+      // Still served: the main namespace connects afterwards.
+      ws.send("40");
+      assert.match(await ws.nextText(), /^40\{"sid":"[A-Za-z0-9_-]{20}"\}$/);
+      assert.equal(ws.closed, false);
+    } finally {
+      ws.close();
+    }
+  });
+
+  for (const [what, pkt] of [
+    ["an EVENT", '42["join",{"roomId":"abcd"}]'],
+    ["an ACK", "43[]"],
+    ["a DISCONNECT", "41"],
+  ]) {
+    it(`${what} before the Socket.IO CONNECT closes the connection at once (1002)`, async () => {
+      const ws = await RawWs.connect(c.workers[1].port);
+      try {
+        await ws.nextText();
+        ws.send(pkt);
+        // Well before the connect timeout (45 s): the close is immediate.
+        assert.ok(await ws.waitClosed(10000), "closed");
+        assert.equal(ws.closeFrame?.data.readUInt16BE(0), 1002);
+      } finally {
+        ws.close();
+      }
+    });
+  }
+
   it("ack ids are acknowledged with 43<n>[]", async () => {
     const ws = await RawWs.connect(c.workers[0].port, undefined, { "X-Forwarded-For": uniqueIp() });
     try {

@@ -29,9 +29,10 @@ int pd_eio_parse(pd_slice frame, pd_eio_packet *out);
 
 /* Write the open packet
  *   0{"sid":"<sid>","upgrades":[],"pingInterval":<i>,"pingTimeout":<t>,"maxPayload":<m>}
- * into buf (NUL-terminated). Returns its length, or PD_ERR if buf is too small. */
+ * into buf (NUL-terminated), with "upgrades":["websocket"] when
+ * `can_upgrade`. Returns its length, or PD_ERR if buf is too small. */
 int pd_eio_encode_open(char *buf, size_t cap, const char *sid, unsigned ping_interval_ms,
-                       unsigned ping_timeout_ms, size_t max_payload);
+                       unsigned ping_timeout_ms, size_t max_payload, int can_upgrade);
 
 /* The Engine.IO HTTP error bodies (docs/wire-protocol.md §Handshake),
  * static strings. */

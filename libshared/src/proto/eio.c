@@ -21,17 +21,17 @@ int pd_eio_parse(pd_slice frame, pd_eio_packet *out)
 
 /* "Handshake": the open packet carries the session parameters as JSON. The
  * sid is written unescaped, so it must be from the id alphabet (no quotes or
- * backslashes can reach the JSON). upgrades is empty because the client is
- * already on WebSocket and we offer nothing else. */
+ * backslashes can reach the JSON). upgrades lists "websocket" only for a
+ * session opened over polling: one already on WebSocket has nowhere to go. */
 int pd_eio_encode_open(char *buf, size_t cap, const char *sid, unsigned ping_interval_ms,
-                       unsigned ping_timeout_ms, size_t max_payload)
+                       unsigned ping_timeout_ms, size_t max_payload, int can_upgrade)
 {
     if (buf == NULL || sid == NULL || !pd_id_valid(pd_slice_cstr(sid)))
         return PD_ERR;
     int n = snprintf(buf, cap,
-                     "0{\"sid\":\"%s\",\"upgrades\":[],\"pingInterval\":%u,"
+                     "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,"
                      "\"pingTimeout\":%u,\"maxPayload\":%zu}",
-                     sid, ping_interval_ms, ping_timeout_ms, max_payload);
+                     sid, can_upgrade ? "\"websocket\"" : "", ping_interval_ms, ping_timeout_ms, max_payload);
     if (n < 0 || (size_t)n >= cap)
         return PD_ERR;
     return n;

@@ -77,9 +77,9 @@ int pd_sio_parse(pd_slice payload, pd_sio_packet *out)
         i++;
     }
 
-    /* A namespace starts with '/' and ends at the first ','; the comma is
-     * mandatory whenever a namespace is written (the reference encoder always
-     * emits it), so "/admin" with no comma is malformed. */
+    /* A namespace starts with '/' and ends at the first ',' or at the end of
+     * the packet (the reference decoder reads it that way: "40/chat" is a
+     * CONNECT to "/chat" with no payload). */
     if (i < payload.len && p[i] == '/') {
         size_t start = i;
         while (i < payload.len && p[i] != ',') {
@@ -88,10 +88,9 @@ int pd_sio_parse(pd_slice payload, pd_sio_packet *out)
                 return PD_ERR;
             i++;
         }
-        if (i >= payload.len)
-            return PD_ERR;
         out->nsp = pd_slice_make(p + start, i - start);
-        i++; /* skip ',' */
+        if (i < payload.len)
+            i++; /* skip ',' */
     }
 
     /* Every JSON payload Socket.IO sends is an object, array or string, so a

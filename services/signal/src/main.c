@@ -306,10 +306,11 @@ static void shutdown_now(pd_worker *w)
      * find the hub alive. */
     pd_redis_free(w->redis);
     w->redis = NULL;
-    pd_sess_layer_set_handler(w, NULL, NULL);
+    pd_eng_layer_set_handler(w, NULL, NULL);
     pd_hub_free(w->hub);
     w->hub = NULL;
     pd_sess_layer_close(w);
+    pd_eng_layer_close(w);
 }
 
 static void on_retired(long v, void *data)
@@ -445,6 +446,7 @@ int main(int argc, char **argv)
     w->started_ms = pd_now_ms();
     w->metrics = pd_metrics_create();
     add_metrics(w);
+    pd_eng_layer_init(w);
     pd_sess_layer_init(w);
     g_worker = w;
 
@@ -455,7 +457,7 @@ int main(int argc, char **argv)
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
         return 1;
     }
-    pd_sess_layer_set_handler(w, &pd_hub_conn_handler, w->hub);
+    pd_eng_layer_set_handler(w, &pd_hub_conn_handler, w->hub);
 
     pd_http_limits lim;
     pd_http_limits_default(&lim);

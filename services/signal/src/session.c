@@ -33,6 +33,8 @@ typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
 /* Output buffer kept between flushes up to this size, so a busy socket
  * does not allocate for every write; larger ones are given back. */
 #define SESS_OUT_KEEP 1024
+/* How often buffers left empty are given back. */
+#define SESS_OUT_TICK_MS 250
 
 /* A write in flight and the bytes it carries; allocated per write so idle
  * sessions do not carry a uv_write_t. */
@@ -44,34 +46,23 @@ typedef struct sess_write {
 
 
 /* Tens of thousands of these sit idle on a worker, so the layout is
- * compact: the client address is binary, flags are bits, and buffers exist
- * only while in use. */
+ * compact: flags are bits, and buffers exist only while in use. */
 struct pd_sess {
-    pd_conn conn;                  /* what the handler sees (sid, address, its record) */
-    pd_worker *w;                  /* owning worker */
+    pd_eng eng;                    /* the protocol this connection carries (eng.h) */
     uv_tcp_t *tcp;                 /* owned stream; tcp->data == this */
     pd_sess *prev, *next;          /* the worker's list of sessions not yet closed */
     pd_sess *dirty_next;           /* worker dirty list link */
     wslay_event_context_ptr ws;    /* receive state and control replies; NULL while idle */
     char *out;                     /* frames waiting for the next write */
     uint32_t out_len, out_cap;
-    uint64_t deadline;             /* next heartbeat / connect / close deadline (monotonic ms), 0 = none */
-    pd_bucket events;              /* Socket.IO event rate */
-    uint32_t opened;               /* monotonic ms at open, truncated (differences wrap safely) */
     uint32_t writes;               /* writes handed to libuv and not yet completed */
-    uint32_t limited_in_row;       /* events dropped by the rate limit since the last allowed one */
     pd_ws_scanner scan;            /* frame-header pre-check */
     unsigned state : 2;            /* sess_state */
-    unsigned sio_connected : 1;    /* answered 40 */
-    unsigned connect_pending : 1;  /* 40 received, waiting to be counted */
-    unsigned counted : 1;          /* the handler called ops->counted: 40 may go out */
-    unsigned awaiting_pong : 1;    /* ping sent, no pong yet */
     unsigned overflow : 1;         /* send queue passed the cap */
     unsigned peer_gone : 1;        /* transport failed: no close frame */
     unsigned read_paused : 1;      /* reading stopped by back-pressure */
     unsigned out_used : 1;         /* output queued since the last tick */
     unsigned in_dirty : 1;         /* on the worker's dirty list */
-    unsigned handler_open : 1;     /* the handler heard on_open and not yet on_close */
 };
 
 static void sess_finish(pd_sess *s);
@@ -81,37 +72,17 @@ static wslay_event_context_ptr sess_ws(pd_sess *s);
 static void sess_send(pd_sess *s, const char *pkt, size_t len);
 static void sess_close(pd_sess *s, uint16_t code, const char *reason);
 
-/* The session a pd_conn is embedded in. */
-static pd_sess *sess_of(pd_conn *c)
+/* The session an engine is embedded in. */
+static pd_sess *sess_of(pd_eng *e)
 {
-    return (pd_sess *)((char *)c - offsetof(pd_sess, conn));
+    return (pd_sess *)(void *)((char *)e - offsetof(pd_sess, eng));
 }
 
-/* ---- the handler (conn.h) ------------------------------------------------ */
+static void tp_send(pd_eng *e, const char *pkt, size_t len) { sess_send(sess_of(e), pkt, len); }
+static void tp_close(pd_eng *e, uint16_t code, const char *reason) { sess_close(sess_of(e), code, reason); }
+static void tp_expired(pd_eng *e) { sess_finish(sess_of(e)); }
 
-/* The handler learns of a closing session once, at the moment it stops
- * being usable. */
-static void sess_report_close(pd_sess *s)
-{
-    pd_worker *w = s->w;
-    if (!s->handler_open)
-        return;
-    s->handler_open = 0;
-    if (w->conn_handler)
-        w->conn_handler->on_close(w->conn_ud, &s->conn);
-}
-
-static void ops_send(pd_conn *c, const char *pkt, size_t len) { sess_send(sess_of(c), pkt, len); }
-static void ops_close(pd_conn *c, uint16_t code, const char *reason) { sess_close(sess_of(c), code, reason); }
-static void ops_counted(pd_conn *c);
-
-static const pd_conn_ops SESS_OPS = {ops_send, ops_close, ops_counted};
-
-void pd_sess_layer_set_handler(pd_worker *w, const pd_conn_handler *h, void *ud)
-{
-    w->conn_handler = h;
-    w->conn_ud = ud;
-}
+static const pd_eng_transport SESS_TP = {tp_send, tp_close, tp_expired};
 
 /* ---- dirty list / flushing --------------------------------------------- */
 
@@ -155,17 +126,17 @@ static void sess_mark_dirty(pd_sess *s)
     if (s->in_dirty)
         return;
     s->in_dirty = 1;
-    s->dirty_next = s->w->dirty;
-    s->w->dirty = s;
-    if (!uv_is_active((uv_handle_t *)&s->w->flush_idle))
-        uv_idle_start(&s->w->flush_idle, on_flush_idle);
+    s->dirty_next = s->eng.w->dirty;
+    s->eng.w->dirty = s;
+    if (!uv_is_active((uv_handle_t *)&s->eng.w->flush_idle))
+        uv_idle_start(&s->eng.w->flush_idle, on_flush_idle);
 }
 
 static void sess_unlink_dirty(pd_sess *s)
 {
     if (!s->in_dirty)
         return;
-    pd_sess **pp = &s->w->dirty;
+    pd_sess **pp = &s->eng.w->dirty;
     while (*pp && *pp != s)
         pp = &(*pp)->dirty_next;
     if (*pp)
@@ -182,11 +153,9 @@ void pd_sess_layer_init(pd_worker *w)
     w->flush_idle.data = w;
     w->dirty = NULL;
     w->sessions = NULL;
-    /* One clock for every session instead of a uv_timer_t each (152 bytes
-     * per socket): a tick a quarter of the shortest deadline, so heartbeats
-     * and timeouts are late by at most that much. */
-    long shortest = PD_MIN(PD_MIN(w->cfg.ping_interval_ms, w->cfg.ping_timeout_ms), w->cfg.connect_timeout_ms);
-    uint64_t tick = (uint64_t)PD_MAX(10, PD_MIN(250, shortest / 4));
+    /* Deadlines (heartbeat, linger) are the engine's (eng.h); this clock
+     * only gives back output buffers that sat empty for a whole tick. */
+    uint64_t tick = SESS_OUT_TICK_MS;
     uv_timer_init(w->loop, &w->sess_tick);
     w->sess_tick.data = w;
     uv_timer_init(w->loop, &w->resume_timer);
@@ -214,7 +183,7 @@ void pd_sess_layer_close(pd_worker *w)
 static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
 {
     (void)flags;
-    pd_worker *w = ((pd_sess *)ud)->w;
+    pd_worker *w = ((pd_sess *)ud)->eng.w;
     size_t avail = w->feed_len - w->feed_pos;
     if (avail == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
@@ -254,7 +223,7 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     (void)flags;
     pd_sess *s = ud;
     size_t in_kernel_wait = s->writes ? uv_stream_get_write_queue_size((const uv_stream_t *)s->tcp) : 0;
-    if (s->state == S_OPEN && s->out_len + in_kernel_wait + len > (size_t)s->w->cfg.max_send_queue_bytes) {
+    if (s->state == S_OPEN && s->out_len + in_kernel_wait + len > (size_t)s->eng.w->cfg.max_send_queue_bytes) {
         s->overflow = 1;
         sess_mark_dirty(s);
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
@@ -269,147 +238,6 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     return (ssize_t)len;
 }
 
-static void sess_send_lit(pd_sess *s, const char *lit)
-{
-    sess_send(s, lit, strlen(lit));
-}
-
-static void sess_send_connect(pd_sess *s)
-{
-    char buf[64];
-    int n = snprintf(buf, sizeof(buf), "40{\"sid\":\"%s\"}", s->conn.sid);
-    sess_send(s, buf, (size_t)n);
-    s->sio_connected = 1;
-    s->connect_pending = 0;
-}
-
-static void arm_timer(pd_sess *s, uint64_t ms);
-
-/* Everything a peer sends that makes us work or answer (a Socket.IO event,
- * a WebSocket ping, an Engine.IO ping, a CONNECT to a namespace we refuse)
- * draws from one bucket per socket.
- * Returns 1 if allowed; a peer that keeps going after being limited is no
- * browser having a burst, and is closed. `what` labels the drop. */
-static int sess_take(pd_sess *s, const char *what)
-{
-    pd_worker *w = s->w;
-    if (pd_bucket_take(&s->events, (double)w->cfg.event_rate, (double)w->cfg.event_burst, pd_mono_ms())) {
-        s->limited_in_row = 0;
-        return 1;
-    }
-    pd_metric_add(w->m_dropped, what, 1);
-    if (++s->limited_in_row > (unsigned)w->cfg.event_burst) {
-        pd_metric_add(w->m_closed, "event_flood", 1);
-        sess_close(s, PD_WS_CLOSE_POLICY, "event rate exceeded");
-    }
-    return 0;
-}
-
-/* Socket.IO v5 packet inside an Engine.IO message. */
-static void handle_sio(pd_sess *s, pd_slice payload)
-{
-    pd_worker *w = s->w;
-    pd_sio_packet p;
-    if (pd_sio_parse(payload, &p) != PD_OK) {
-        pd_metric_add(w->m_dropped, "bad_packet", 1);
-        sess_close(s, PD_WS_CLOSE_PROTOCOL, "invalid Socket.IO packet");
-        return;
-    }
-    int main_nsp = pd_slice_eq(p.nsp, "/");
-    switch (p.type) {
-    case PD_SIO_CONNECT:
-        if (!main_nsp) {
-            /* v5: CONNECT_ERROR on the namespace that was asked for. An
-             * answer per packet, so it draws from the bucket like a ping. */
-            if (!sess_take(s, "connect_rate"))
-                return;
-            char buf[PD_ID_MAX + 96];
-            if (p.nsp.len > PD_ID_MAX)
-                p.nsp.len = PD_ID_MAX;
-            int n = snprintf(buf, sizeof(buf), "44%.*s,{\"message\":\"Invalid namespace\"}",
-                             (int)p.nsp.len, p.nsp.base);
-            if (n > 0)
-                sess_send(s, buf, (size_t)n);
-            return;
-        }
-        if (s->sio_connected || s->connect_pending)
-            return;
-        if (s->counted)
-            sess_send_connect(s);
-        else
-            s->connect_pending = 1;
-        return;
-    case PD_SIO_DISCONNECT:
-        if (main_nsp)
-            sess_close(s, PD_WS_CLOSE_NORMAL, "client namespace disconnect");
-        return;
-    case PD_SIO_EVENT: {
-        if (!s->sio_connected || !main_nsp) {
-            pd_metric_add(w->m_dropped, "not_connected", 1);
-            return;
-        }
-        if (!sess_take(s, "event_rate"))
-            return;
-        if (s->handler_open && w->conn_handler)
-            w->conn_handler->on_event(w->conn_ud, &s->conn, p.data, p.ack_id);
-        return;
-    }
-    case PD_SIO_ACK:
-        return; /* we never ask for acks */
-    case PD_SIO_CONNECT_ERROR:
-        sess_close(s, PD_WS_CLOSE_PROTOCOL, "unexpected packet from client");
-        return;
-    case PD_SIO_BINARY_EVENT:
-    case PD_SIO_BINARY_ACK:
-        pd_metric_add(w->m_dropped, "binary", 1);
-        sess_close(s, PD_WS_CLOSE_UNSUPPORTED, "binary packets are not supported");
-        return;
-    }
-}
-
-/* Engine.IO v4 packet in one text frame. */
-static void handle_text(pd_sess *s, pd_slice frame)
-{
-    pd_eio_packet p;
-    if (pd_eio_parse(frame, &p) != PD_OK) {
-        pd_metric_add(s->w->m_dropped, "bad_packet", 1);
-        sess_close(s, PD_WS_CLOSE_PROTOCOL, "invalid Engine.IO packet");
-        return;
-    }
-    switch (p.type) {
-    case PD_EIO_PONG:
-        if (s->awaiting_pong) {
-            s->awaiting_pong = 0;
-            arm_timer(s, (uint64_t)s->w->cfg.ping_interval_ms);
-        }
-        return;
-    case PD_EIO_PING: {
-        /* v4 clients do not ping (except the upgrade probe); answering is
-         * cheap, but only within the socket's rate. */
-        if (!sess_take(s, "ping_rate"))
-            return;
-        char buf[64];
-        size_t n = PD_MIN(p.data.len, sizeof(buf) - 1);
-        buf[0] = '3';
-        memcpy(buf + 1, p.data.base, n);
-        sess_send(s, buf, n + 1);
-        return;
-    }
-    case PD_EIO_MESSAGE:
-        handle_sio(s, p.data);
-        return;
-    case PD_EIO_CLOSE:
-        sess_close(s, PD_WS_CLOSE_NORMAL, "client close");
-        return;
-    case PD_EIO_UPGRADE:
-    case PD_EIO_NOOP:
-        return;
-    case PD_EIO_OPEN:
-        sess_close(s, PD_WS_CLOSE_PROTOCOL, "unexpected open packet");
-        return;
-    }
-}
-
 static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                       void *ud)
 {
@@ -419,90 +247,46 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         return;
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
-        handle_text(s, pd_slice_make((const char *)arg->msg, arg->msg_length));
+        pd_eng_input(&s->eng, pd_slice_make((const char *)arg->msg, arg->msg_length));
         break;
     case WSLAY_BINARY_FRAME:
-        pd_metric_add(s->w->m_dropped, "binary", 1);
+        pd_metric_add(s->eng.w->m_dropped, "binary", 1);
         sess_close(s, PD_WS_CLOSE_UNSUPPORTED, "binary frames are not supported");
         break;
     case WSLAY_CONNECTION_CLOSE:
         /* wslay has queued the answering close frame; clean up the room now
          * and let the flush finish the connection. */
         s->state = S_CLOSING;
-        pd_metric_add(s->w->m_closed, "client_close", 1);
-        sess_report_close(s);
+        pd_metric_add(s->eng.w->m_closed, "client_close", 1);
+        pd_eng_mark_closed(&s->eng);
         uv_read_stop((uv_stream_t *)s->tcp);
-        arm_timer(s, SESS_CLOSE_LINGER_MS);
+        pd_eng_arm(&s->eng, SESS_CLOSE_LINGER_MS);
         sess_mark_dirty(s);
         break;
     case WSLAY_PING:
     case WSLAY_PONG:
         /* wslay has already queued the pong for a ping (the send cap bounds
          * it); a flood of control frames is closed like an event flood. */
-        sess_take(s, "ping_rate");
+        pd_eng_take(&s->eng, "ping_rate");
         break;
     default:
         break;
     }
 }
 
-/* ---- timers ------------------------------------------------------------- */
-
-static void on_timer(pd_sess *s)
-{
-    if (s->state == S_CLOSING) {
-        sess_finish(s); /* the close frame did not drain in time */
-        return;
-    }
-    if (s->state != S_OPEN)
-        return;
-    uint64_t now = pd_mono_ms();
-    uint32_t age = (uint32_t)now - s->opened;
-    if (!s->sio_connected && age >= (uint64_t)s->w->cfg.connect_timeout_ms) {
-        pd_metric_add(s->w->m_closed, "connect_timeout", 1);
-        sess_close(s, PD_WS_CLOSE_POLICY, "connect timeout");
-        return;
-    }
-    if (s->awaiting_pong) {
-        pd_metric_add(s->w->m_closed, "ping_timeout", 1);
-        sess_close(s, PD_WS_CLOSE_NORMAL, "ping timeout");
-        return;
-    }
-    sess_send_lit(s, "2");
-    s->awaiting_pong = 1;
-    uint64_t next = (uint64_t)s->w->cfg.ping_timeout_ms;
-    if (!s->sio_connected) {
-        uint64_t left = (uint64_t)s->w->cfg.connect_timeout_ms - age;
-        next = PD_MIN(next, left);
-    }
-    arm_timer(s, next);
-}
-
-static void arm_timer(pd_sess *s, uint64_t ms)
-{
-    s->deadline = pd_mono_ms() + (ms ? ms : 1);
-}
+/* ---- the output-buffer clock ------------------------------------------------ */
 
 static void on_tick(uv_timer_t *t)
 {
     pd_worker *w = t->data;
-    uint64_t now = pd_mono_ms();
-    pd_sess *s = w->sessions;
-    while (s) {
-        /* on_timer may finish s (unlinking it) but never another session. */
-        pd_sess *next = s->next;
-        /* An output buffer left empty for a whole tick goes back: idle
-         * sockets hold none. */
+    /* An output buffer left empty for a whole tick goes back: idle sockets
+     * hold none. */
+    for (pd_sess *s = w->sessions; s; s = s->next) {
         if (s->out && s->out_len == 0) {
             if (!s->out_used)
                 sess_out_release(s);
             s->out_used = 0;
         }
-        if (s->deadline && s->deadline <= now) {
-            s->deadline = 0;
-            on_timer(s);
-        }
-        s = next;
     }
 }
 
@@ -512,8 +296,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     pd_sess *s = h->data;
-    buf->base = (char *)s->w->read_buf;
-    buf->len = sizeof(s->w->read_buf);
+    buf->base = (char *)s->eng.w->read_buf;
+    buf->len = sizeof(s->eng.w->read_buf);
 }
 
 static void feed(pd_sess *s, const char *data, size_t len)
@@ -523,7 +307,7 @@ static void feed(pd_sess *s, const char *data, size_t len)
     size_t ok_len = len;
     uint16_t violation = pd_ws_scan(&s->scan, (const uint8_t *)data, len, &ok_len);
     len = ok_len;
-    pd_worker *w = s->w;
+    pd_worker *w = s->eng.w;
     w->feed_buf = (const uint8_t *)data;
     w->feed_len = len;
     w->feed_pos = 0;
@@ -544,18 +328,18 @@ static void feed(pd_sess *s, const char *data, size_t len)
     if (s->state == S_OPEN && sess_queued(s) > (size_t)w->cfg.max_send_queue_bytes)
         s->overflow = 1;
     if (violation && s->state == S_OPEN) {
-        pd_metric_add(s->w->m_closed, violation == PD_WS_CLOSE_TOO_BIG ? "message_too_big" : "protocol_error", 1);
+        pd_metric_add(s->eng.w->m_closed, violation == PD_WS_CLOSE_TOO_BIG ? "message_too_big" : "protocol_error", 1);
         sess_close(s, violation, violation == PD_WS_CLOSE_TOO_BIG ? "message too big" : "protocol error");
         return;
     }
     if (rc != 0 && s->state == S_OPEN) {
         /* wslay queued a close frame for protocol errors (1002) and
          * oversized messages (1009); record why and let the flush send it. */
-        pd_metric_add(s->w->m_closed, "protocol_error", 1);
+        pd_metric_add(s->eng.w->m_closed, "protocol_error", 1);
         s->state = S_CLOSING;
-        sess_report_close(s);
+        pd_eng_mark_closed(&s->eng);
         uv_read_stop((uv_stream_t *)s->tcp);
-        arm_timer(s, SESS_CLOSE_LINGER_MS);
+        pd_eng_arm(&s->eng, SESS_CLOSE_LINGER_MS);
     }
     sess_mark_dirty(s);
 }
@@ -569,18 +353,18 @@ static void feed(pd_sess *s, const char *data, size_t len)
 static size_t feed_simple(pd_sess *s, uint8_t *data, size_t len)
 {
     size_t pos = 0, plen = 0, hdr;
-    uint64_t max = (uint64_t)s->w->cfg.max_message_bytes;
+    uint64_t max = (uint64_t)s->eng.w->cfg.max_message_bytes;
     while (s->state == S_OPEN && !s->ws && pd_ws_scan_idle(&s->scan) &&
            (hdr = pd_ws_simple_text(data + pos, len - pos, max, &plen)) != 0) {
         uint8_t *payload = data + pos + hdr;
         pd_ws_unmask(payload, plen, payload - 4);
         pos += hdr + plen;
         if (!pd_utf8_valid(payload, plen)) {
-            pd_metric_add(s->w->m_closed, "protocol_error", 1);
+            pd_metric_add(s->eng.w->m_closed, "protocol_error", 1);
             sess_close(s, PD_WS_CLOSE_INVALID_DATA, "invalid UTF-8");
             return len;
         }
-        handle_text(s, pd_slice_make((const char *)payload, plen));
+        pd_eng_input(&s->eng, pd_slice_make((const char *)payload, plen));
     }
     return pos;
 }
@@ -593,7 +377,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         s->peer_gone = 1;
         if (s->state == S_OPEN) {
-            pd_metric_add(s->w->m_closed, "transport_close", 1);
+            pd_metric_add(s->eng.w->m_closed, "transport_close", 1);
             sess_close(s, PD_WS_CLOSE_ABNORMAL, "transport close");
         } else {
             sess_finish(s);
@@ -605,7 +389,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     size_t done = feed_simple(s, (uint8_t *)buf->base, (size_t)nread);
     if (done < (size_t)nread && s->state == S_OPEN)
         feed(s, buf->base + done, (size_t)nread - done);
-    pd_worker *w = s->w;
+    pd_worker *w = s->eng.w;
     if (s->state != S_OPEN || !w->conn_handler)
         return;
     if (!w->conn_handler->may_read(w->conn_ud, 0)) {
@@ -717,7 +501,7 @@ static void sess_flush(pd_sess *s)
     if (s->overflow && s->state == S_OPEN) {
         /* A reader that stopped reading: drop what it has not taken and
          * close, so it cannot hold memory or stall anyone else. */
-        pd_metric_add(s->w->m_closed, s->peer_gone ? "write_failed" : "send_queue_full", 1);
+        pd_metric_add(s->eng.w->m_closed, s->peer_gone ? "write_failed" : "send_queue_full", 1);
         s->overflow = 0;
         sess_close(s, PD_WS_CLOSE_POLICY, "send queue full");
         return;
@@ -746,7 +530,7 @@ static void sess_send(pd_sess *s, const char *pkt, size_t len)
 {
     if (s->state != S_OPEN || s->overflow)
         return;
-    if (sess_queued(s) + len > (size_t)s->w->cfg.max_send_queue_bytes) {
+    if (sess_queued(s) + len > (size_t)s->eng.w->cfg.max_send_queue_bytes) {
         s->overflow = 1;
         sess_mark_dirty(s);
         return;
@@ -793,7 +577,7 @@ static wslay_event_context_ptr sess_ws(pd_sess *s)
         s->ws = NULL;
         return NULL;
     }
-    wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)s->w->cfg.max_message_bytes);
+    wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)s->eng.w->cfg.max_message_bytes);
     return s->ws;
 }
 
@@ -814,18 +598,18 @@ static void sess_finish(pd_sess *s)
     if (s->state == S_OPEN) {
         /* Only at shutdown, or on a failed start: keep the handler
          * consistent. */
-        sess_report_close(s);
+        pd_eng_mark_closed(&s->eng);
     }
     s->state = S_CLOSED;
     sess_unlink_dirty(s);
     if (s->prev)
         s->prev->next = s->next;
     else
-        s->w->sessions = s->next;
+        s->eng.w->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
     s->prev = s->next = NULL;
-    s->deadline = 0;
+    pd_eng_release(&s->eng);
     uv_close((uv_handle_t *)s->tcp, on_handle_closed);
 }
 
@@ -834,7 +618,7 @@ static void sess_close(pd_sess *s, uint16_t code, const char *reason)
     if (s->state != S_OPEN)
         return;
     s->state = S_CLOSING;
-    sess_report_close(s);
+    pd_eng_mark_closed(&s->eng);
     uv_read_stop((uv_stream_t *)s->tcp);
     if (s->peer_gone) {
         sess_finish(s);
@@ -849,16 +633,8 @@ static void sess_close(pd_sess *s, uint16_t code, const char *reason)
         return;
     }
     wslay_event_queue_close(ws, code == PD_WS_CLOSE_ABNORMAL ? PD_WS_CLOSE_NORMAL : code, (const uint8_t *)reason, rlen);
-    arm_timer(s, SESS_CLOSE_LINGER_MS);
+    pd_eng_arm(&s->eng, SESS_CLOSE_LINGER_MS);
     sess_mark_dirty(s);
-}
-
-static void ops_counted(pd_conn *c)
-{
-    pd_sess *s = sess_of(c);
-    s->counted = 1;
-    if (s->connect_pending && s->state == S_OPEN)
-        sess_send_connect(s);
 }
 
 pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, const char *leftover,
@@ -866,36 +642,29 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
 {
     pd_sess *s = calloc(1, sizeof(*s));
     char eio_sid[PD_SOCKET_ID_LEN + 1]; /* Engine.IO session id: we never look it up again */
-    if (!s || pd_id_socket(s->conn.sid) != PD_OK || pd_id_socket(eio_sid) != PD_OK) {
+    if (!s || pd_id_socket(eio_sid) != PD_OK) {
         free(s);
         uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
         return NULL;
     }
-    s->conn.ops = &SESS_OPS;
-    s->w = w;
     s->tcp = tcp;
     tcp->data = s;
-    pd_conn_set_ip(&s->conn, client_ip);
-    s->opened = (uint32_t)pd_mono_ms();
     s->state = S_OPEN;
     pd_ws_scan_init(&s->scan, (uint64_t)w->cfg.max_message_bytes);
+    uv_tcp_nodelay(tcp, 1);
+    /* The engine sends its open packet through us: the session must be
+     * able to queue output before it opens. */
+    s->eng.w = w;
+    if (pd_eng_open(&s->eng, w, &SESS_TP, client_ip, eio_sid, 0) != PD_OK) {
+        free(s->out);
+        free(s);
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return NULL;
+    }
     s->next = w->sessions;
     if (w->sessions)
         w->sessions->prev = s;
     w->sessions = s;
-    uv_tcp_nodelay(tcp, 1);
-
-    if (w->conn_handler) {
-        s->handler_open = 1;
-        w->conn_handler->on_open(w->conn_ud, &s->conn);
-    }
-
-    char open[256];
-    int n = pd_eio_encode_open(open, sizeof(open), eio_sid, (unsigned)w->cfg.ping_interval_ms,
-                               (unsigned)w->cfg.ping_timeout_ms, (size_t)w->cfg.max_message_bytes);
-    if (n > 0)
-        sess_send(s, open, (size_t)n);
-    arm_timer(s, (uint64_t)PD_MIN(w->cfg.ping_interval_ms, w->cfg.connect_timeout_ms));
 
     if (uv_read_start((uv_stream_t *)tcp, on_alloc, on_read) != 0) {
         s->peer_gone = 1;

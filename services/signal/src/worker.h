@@ -3,9 +3,11 @@
  * header:
  *   conn.h     the seam: a connection as the layer above sees it, and the
  *              handler a transport reports to.
- *   session.h  the WebSocket transport (session.c): frames (wslay), the
- *              Engine.IO heartbeat, Socket.IO packets; knows nothing of
- *              rooms or Redis.
+ *   eng.h      one Engine.IO session and its Socket.IO socket, whatever
+ *              carries it: heartbeat, CONNECT, rates; the pd_conn the hub
+ *              sees. Knows nothing of rooms or Redis.
+ *   session.h  the WebSocket transport (session.c): frames (wslay),
+ *              output corked per loop turn.
  *   hub.h      sockets and rooms of this worker, the Socket.IO events, the
  *              Redis room store and the pub/sub bus between workers.
  *   main.c     configuration, HTTP routes, the WebSocket handshake, signals;
@@ -54,6 +56,7 @@ typedef struct pd_worker_config {
 typedef struct pd_sess pd_sess;       /* session.h */
 typedef struct pd_hub pd_hub;         /* hub.h */
 typedef struct pd_conn_handler pd_conn_handler; /* conn.h */
+typedef struct pd_eng pd_eng;         /* eng.h */
 
 typedef struct pd_worker {
     uv_loop_t *loop;              /* the process loop */
@@ -75,7 +78,11 @@ typedef struct pd_worker {
     uv_idle_t flush_idle;         /* runs once per loop turn while sessions have output */
     pd_sess *dirty;               /* sessions with queued output (intrusive list) */
     pd_sess *sessions;            /* every session not yet closed (intrusive list) */
-    uv_timer_t sess_tick;         /* drives every session's deadlines */
+    uv_timer_t sess_tick;         /* gives back idle sessions' output buffers */
+    uv_timer_t eng_timer;         /* due at the earliest engine deadline */
+    uint64_t eng_timer_due;       /* when it is due (monotonic ms), 0 = not armed */
+    pd_eng **eng_heap;            /* engines with a deadline, a binary min-heap */
+    uint32_t eng_heap_n, eng_heap_cap;
     uv_timer_t resume_timer;      /* asks the handler to resume reading, once per ms */
     const pd_conn_handler *conn_handler; /* what sessions report to (the hub), NULL at shutdown */
     void *conn_ud;                /* its user data */
