@@ -54,6 +54,8 @@ PROGRAMS := $(BIN)/privydrop-signal $(BIN)/privydrop-roomapi
 # deployment checks, ...) in mk/*.mk: they append to ALL_EXTRA / TEST_EXTRA.
 ALL_EXTRA :=
 TEST_EXTRA :=
+# `make` alone builds: the included files must not pick the default goal.
+.DEFAULT_GOAL := all
 -include mk/*.mk
 
 .PHONY: all c deps test test-unit test-integration test-asan run clean
