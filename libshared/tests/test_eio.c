@@ -90,7 +90,7 @@ static void open_packet_rejects_small_buffer_and_bad_sid(void **state)
 
 static const char *hs(const char *q)
 {
-    return pd_eio_check_handshake(pd_slice_cstr(q));
+    return pd_eio_check_query(pd_slice_cstr(q), NULL);
 }
 
 static void handshake_accepts_websocket_v4(void **state)
@@ -118,7 +118,6 @@ static void handshake_rejects_other_protocol_versions(void **state)
 static void handshake_rejects_other_transports(void **state)
 {
     (void)state;
-    assert_string_equal(hs("EIO=4&transport=polling"), PD_EIO_ERR_TRANSPORT);
     assert_string_equal(hs("EIO=4"), PD_EIO_ERR_TRANSPORT);
     assert_string_equal(hs(""), PD_EIO_ERR_TRANSPORT);
     assert_string_equal(hs("EIO=4&transport=WebSocket"), PD_EIO_ERR_TRANSPORT);
@@ -129,11 +128,24 @@ static void handshake_rejects_other_transports(void **state)
     assert_string_equal(hs("EIO=3&transport=polling"), PD_EIO_ERR_TRANSPORT);
 }
 
-static void handshake_rejects_session_ids(void **state)
+static void query_names_transport_and_sid(void **state)
 {
     (void)state;
-    assert_string_equal(hs("EIO=4&transport=websocket&sid=abc"), PD_EIO_ERR_BAD_REQUEST);
-    assert_string_equal(hs("sid=&EIO=4&transport=websocket"), PD_EIO_ERR_BAD_REQUEST);
+    pd_eio_query q;
+    assert_null(pd_eio_check_query(pd_slice_cstr("EIO=4&transport=polling&t=abc"), &q));
+    assert_int_equal(q.transport, PD_EIO_POLLING);
+    assert_int_equal(q.has_sid, 0);
+    assert_null(pd_eio_check_query(pd_slice_cstr("EIO=4&transport=websocket&sid=ab-C_1"), &q));
+    assert_int_equal(q.transport, PD_EIO_WEBSOCKET);
+    assert_int_equal(q.has_sid, 1);
+    assert_true(pd_slice_eq(q.sid, "ab-C_1"));
+    assert_null(pd_eio_check_query(pd_slice_cstr("sid=&EIO=4&transport=polling"), &q));
+    assert_int_equal(q.has_sid, 1);
+    assert_int_equal(q.sid.len, 0);
+    /* A repeated sid is ambiguous. */
+    assert_string_equal(hs("EIO=4&transport=polling&sid=a&sid=b"), PD_EIO_ERR_BAD_REQUEST);
+    /* The protocol version is checked on every request. */
+    assert_string_equal(hs("EIO=3&transport=polling&sid=a"), PD_EIO_ERR_PROTOCOL);
 }
 
 static void handshake_survives_long_query(void **state)
@@ -144,14 +156,14 @@ static void handshake_survives_long_query(void **state)
     assert_non_null(q);
     memset(q, '&', n);
     q[n] = '\0';
-    assert_string_equal(pd_eio_check_handshake(pd_slice_make(q, n)), PD_EIO_ERR_TRANSPORT);
+    assert_string_equal(pd_eio_check_query(pd_slice_make(q, n), NULL), PD_EIO_ERR_TRANSPORT);
     memset(q, '=', n);
-    assert_string_equal(pd_eio_check_handshake(pd_slice_make(q, n)), PD_EIO_ERR_TRANSPORT);
+    assert_string_equal(pd_eio_check_query(pd_slice_make(q, n), NULL), PD_EIO_ERR_TRANSPORT);
     free(q);
     /* Not NUL-terminated: only `len` bytes are read. */
     const char raw[] = {'E', 'I', 'O', '=', '4', '&', 't', 'r', 'a', 'n', 's', 'p', 'o', 'r', 't',
                         '=', 'w', 'e', 'b', 's', 'o', 'c', 'k', 'e', 't', 'X'};
-    assert_null(pd_eio_check_handshake(pd_slice_make(raw, sizeof raw - 1)));
+    assert_null(pd_eio_check_query(pd_slice_make(raw, sizeof raw - 1), NULL));
 }
 
 int main(void)
@@ -165,7 +177,7 @@ int main(void)
         cmocka_unit_test(handshake_accepts_websocket_v4),
         cmocka_unit_test(handshake_rejects_other_protocol_versions),
         cmocka_unit_test(handshake_rejects_other_transports),
-        cmocka_unit_test(handshake_rejects_session_ids),
+        cmocka_unit_test(query_names_transport_and_sid),
         cmocka_unit_test(handshake_survives_long_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -125,7 +125,7 @@ static void fz_handler(pd_http_conn *conn, const pd_http_request *req, void *dat
     pd_slice v;
     if (pd_http_query_param(req, "EIO", &v) == PD_OK)
         fz_touch(v);
-    (void)pd_eio_check_handshake(req->query);
+    (void)pd_eio_check_query(req->query, NULL);
     const pd_slice *h = pd_http_request_header(req, "Sec-WebSocket-Key");
     if (h)
         fz_touch(*h);

@@ -9,7 +9,7 @@
  *      pd_sio_decode_event → the hub's payload checks (events.h) and the
  *      answers the hub would encode from them.
  *   3. the input as a bus envelope (pd_bus_decode) and as a handshake query
- *      (pd_eio_check_handshake).
+ *      (pd_eio_check_query).
  *   4. the stream again, into the real WebSocket session (session.c) over a
  *      socketpair, with a handler (conn.h) that takes every Socket.IO event
  *      it reports through step 2's checks: as the bytes a handshake left
@@ -313,7 +313,7 @@ static int fzh_may_read(void *ud, int resuming)
     return 1;
 }
 
-static const pd_conn_handler FZ_HANDLER = {fzh_open, fzh_event, fzh_close, fzh_may_read};
+static const pd_conn_handler FZ_HANDLER = {fzh_open, fzh_event, fzh_close, fzh_may_read, NULL};
 
 /* The worker's defaults (services/signal/src/main.c). */
 static pd_worker *fz_worker(uv_loop_t *loop)
@@ -451,7 +451,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(again);
     }
 
-    const char *err = pd_eio_check_handshake(msg);
+    const char *err = pd_eio_check_query(msg, NULL);
     FZ_CHECK(err == NULL || strcmp(err, PD_EIO_ERR_TRANSPORT) == 0 ||
              strcmp(err, PD_EIO_ERR_BAD_REQUEST) == 0 || strcmp(err, PD_EIO_ERR_PROTOCOL) == 0);
     return 0;

@@ -2,7 +2,8 @@
  * "Protocol" → "Packet encoding"). Pure functions over buffers, no I/O.
  *
  * Over WebSocket one text frame carries exactly one packet: a type digit
- * followed by the payload. We only speak the WebSocket transport. */
+ * followed by the payload. Over HTTP long-polling a body carries one or
+ * more packets joined by PD_EIO_SEPARATOR. */
 #ifndef PD_EIO_H
 #define PD_EIO_H
 
@@ -40,11 +41,28 @@ int pd_eio_encode_open(char *buf, size_t cap, const char *sid, unsigned ping_int
 #define PD_EIO_ERR_BAD_REQUEST "{\"code\":3,\"message\":\"Bad request\"}"
 #define PD_EIO_ERR_PROTOCOL "{\"code\":5,\"message\":\"Unsupported protocol version\"}"
 
-/* Validate the handshake query of GET /socket.io/?EIO=4&transport=websocket.
- * Returns NULL if acceptable, else the error body to send with HTTP 400:
- * EIO missing or != 4 → PROTOCOL; transport missing or not "websocket" →
- * TRANSPORT; a "sid" parameter (we never hand one out for polling) →
- * BAD_REQUEST. `query` is the raw query string (no '?'). */
-const char *pd_eio_check_handshake(pd_slice query);
+#define PD_EIO_ERR_UNKNOWN_SID "{\"code\":1,\"message\":\"Session ID unknown\"}"
+#define PD_EIO_ERR_HANDSHAKE_METHOD "{\"code\":2,\"message\":\"Bad handshake method\"}"
+
+typedef enum pd_eio_transport { PD_EIO_POLLING = 1, PD_EIO_WEBSOCKET = 2 } pd_eio_transport;
+
+/* What the query of a /socket.io/ request asks for. */
+typedef struct pd_eio_query {
+    pd_eio_transport transport;
+    int has_sid;     /* a sid parameter was given (possibly empty) */
+    pd_slice sid;    /* its raw value (a view into the query) */
+} pd_eio_query;
+
+/* Check the query of GET|POST /socket.io/?EIO=4&transport=…[&sid=…]
+ * (`query` raw, no '?'). Returns NULL and fills *out (if not NULL) when
+ * acceptable, else the error body to send with HTTP 400: transport missing,
+ * repeated or other than "websocket"/"polling" → TRANSPORT; EIO missing or
+ * != 4 → PROTOCOL; sid repeated → BAD_REQUEST. Whether a sid exists is the
+ * caller's to decide (UNKNOWN_SID). */
+const char *pd_eio_check_query(pd_slice query, pd_eio_query *out);
+
+/* Engine.IO v4 polling payloads join packets with this byte (0x1e, the
+ * record separator), which no text packet contains. */
+#define PD_EIO_SEPARATOR '\x1e'
 
 #endif

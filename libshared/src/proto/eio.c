@@ -43,17 +43,15 @@ typedef struct eio_param {
     pd_slice value; /* raw value of the last occurrence */
 } eio_param;
 
-/* Order of the checks follows the engine.io server configured with
- * transports: ["websocket"]: the transport is verified first (code 0), then a
- * session id (we have no polling sessions, so any sid is a bad request, code
- * 3), then the protocol version (code 5, "Handshake"). A repeated parameter
- * is treated as invalid, as a Node query parser would turn it into an array
- * that never equals the expected string. Values are compared raw: the
- * clients we serve never percent-encode these ASCII tokens. */
-const char *pd_eio_check_handshake(pd_slice query)
+/* Order of the checks follows the engine.io server: the transport first
+ * (code 0), then the protocol version (code 5); a session id is handed to
+ * the caller, who knows whether it exists (code 1 if not). A repeated
+ * parameter is treated as invalid, as a Node query parser would turn it into
+ * an array that never equals the expected string. Values are compared raw:
+ * the clients we serve never percent-encode these ASCII tokens. */
+const char *pd_eio_check_query(pd_slice query, pd_eio_query *out)
 {
-    eio_param eio = {0, {NULL, 0}}, transport = {0, {NULL, 0}};
-    unsigned sid_count = 0;
+    eio_param eio = {0, {NULL, 0}}, transport = {0, {NULL, 0}}, sid = {0, {NULL, 0}};
     size_t i = 0;
 
     while (i < query.len) {
@@ -77,15 +75,26 @@ const char *pd_eio_check_handshake(pd_slice query)
             transport.count++;
             transport.value = val;
         } else if (pd_slice_eq(key, "sid")) {
-            sid_count++;
+            sid.count++;
+            sid.value = val;
         }
     }
 
-    if (transport.count != 1 || !pd_slice_eq(transport.value, "websocket"))
+    pd_eio_transport t;
+    if (transport.count == 1 && pd_slice_eq(transport.value, "websocket"))
+        t = PD_EIO_WEBSOCKET;
+    else if (transport.count == 1 && pd_slice_eq(transport.value, "polling"))
+        t = PD_EIO_POLLING;
+    else
         return PD_EIO_ERR_TRANSPORT;
-    if (sid_count != 0)
-        return PD_EIO_ERR_BAD_REQUEST;
     if (eio.count != 1 || !pd_slice_eq(eio.value, "4"))
         return PD_EIO_ERR_PROTOCOL;
+    if (sid.count > 1)
+        return PD_EIO_ERR_BAD_REQUEST;
+    if (out) {
+        out->transport = t;
+        out->sid = sid.count ? sid.value : pd_slice_make(NULL, 0);
+        out->has_sid = sid.count == 1;
+    }
     return NULL;
 }

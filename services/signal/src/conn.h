@@ -1,8 +1,9 @@
 /* conn.h — the seam between a transport and the rooms above it.
  *
- * A transport (session.c: WebSocket today; Engine.IO HTTP long-polling next)
- * owns the connection, its framing, the Engine.IO heartbeat, the Socket.IO
- * CONNECT handshake and the per-socket event rate. It knows nothing of
+ * A transport (the engine, eng.c, carried by WebSocket, session.c, or HTTP
+ * long-polling, poll.c) owns the connection, its framing, the Engine.IO
+ * heartbeat, the Socket.IO CONNECT handshake and the per-socket event
+ * rate. It knows nothing of
  * rooms or Redis: it hands every Socket.IO EVENT up through a
  * pd_conn_handler and is driven back through the pd_conn_ops it fills in —
  * the shape of wslay's callbacks plus user data, or h2o's websocket conn.
@@ -66,6 +67,10 @@ typedef struct pd_conn_handler {
     void (*on_close)(void *ud, pd_conn *c);
     /* 1 if clients may be read from; see above for `resuming`. */
     int (*may_read)(void *ud, int resuming);
+    /* The connection continues at another address (a polling session
+     * upgraded to WebSocket): `c` is the new one, its data the handler's
+     * record. The old one is never mentioned again. */
+    void (*on_moved)(void *ud, pd_conn *c);
 } pd_conn_handler;
 
 static inline void pd_conn_send(pd_conn *c, const char *pkt, size_t len) { c->ops->send(c, pkt, len); }

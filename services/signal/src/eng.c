@@ -259,6 +259,21 @@ void pd_eng_release(pd_eng *e)
     heap_schedule(e->w);
 }
 
+void pd_eng_move(pd_eng *dst, pd_eng *src, const pd_eng_transport *tp)
+{
+    pd_worker *w = src->w;
+    *dst = *src;
+    dst->tp = tp;
+    if (src->heap_idx != ENG_NO_SLOT)
+        w->eng_heap[src->heap_idx] = dst;
+    src->heap_idx = ENG_NO_SLOT;
+    src->deadline = 0;
+    src->closed = 1;
+    src->handler_open = 0;
+    if (dst->handler_open && w->conn_handler && w->conn_handler->on_moved)
+        w->conn_handler->on_moved(w->conn_ud, &dst->conn);
+}
+
 /* ---- what the client sends --------------------------------------------------- */
 
 int pd_eng_take(pd_eng *e, const char *what)

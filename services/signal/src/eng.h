@@ -100,6 +100,12 @@ void pd_eng_arm(pd_eng *e, uint64_t ms);
  * transport frees it; marks it closed first. */
 void pd_eng_release(pd_eng *e);
 
+/* The WebSocket upgrade of a polling session: the session continues in
+ * `dst` (the new transport's own engine, not opened), carried by `tp`; the
+ * handler hears on_moved; `src` is left closed, for its transport to free
+ * without the handler hearing on_close. */
+void pd_eng_move(pd_eng *dst, pd_eng *src, const pd_eng_transport *tp);
+
 /* The engine a pd_conn belongs to. */
 static inline pd_eng *pd_eng_of(pd_conn *c)
 {

@@ -1111,4 +1111,13 @@ static int hub_may_read(void *ud, int resuming)
     return 0;
 }
 
-const pd_conn_handler pd_hub_conn_handler = {hub_on_open, hub_on_event, hub_on_close, hub_may_read};
+/* A polling session upgraded to WebSocket: same socket, new address. */
+static void hub_on_moved(void *ud, pd_conn *conn)
+{
+    (void)ud;
+    hub_sock *s = conn->data;
+    if (s)
+        s->conn = conn;
+}
+
+const pd_conn_handler pd_hub_conn_handler = {hub_on_open, hub_on_event, hub_on_close, hub_may_read, hub_on_moved};

@@ -12,6 +12,7 @@
 #include "privydrop/pd_log.h"
 #include "privydrop/pd_room.h"
 #include "hub.h"
+#include "poll.h"
 #include "session.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -181,11 +182,80 @@ static void ws_accept_value(const pd_slice *key, char out[32])
     EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }
 
+/* CORS for polling answers (docs/wire-protocol.md §Long-polling): an
+ * Origin the list names is echoed with credentials; "*" lets any origin in
+ * without them. Written into buf; NULL if no header is needed. */
+static const char *cors_headers(const pd_worker *w, const pd_slice *origin, char *buf, size_t cap)
+{
+    if (!origin || !w->cfg.cors_origin)
+        return NULL;
+    int how = pd_http_origin_listed(w->cfg.cors_origin, *origin);
+    if (how == PD_ORIGIN_ANY)
+        return "Access-Control-Allow-Origin: *\r\n";
+    if (how != PD_ORIGIN_NAMED || origin->len > 512)
+        return NULL;
+    int n = snprintf(buf, cap,
+                     "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: true\r\n"
+                     "Vary: Origin\r\n",
+                     (int)origin->len, origin->base);
+    return n > 0 && (size_t)n < cap ? buf : NULL;
+}
+
+/* Room for one more session on this worker, and for this address. Answers
+ * the refusal itself and returns 0 when not. */
+static int admit_session(pd_worker *w, pd_http_conn *c, const char *client_ip)
+{
+    if (w->draining || pd_hub_session_count(w->hub) >= (size_t)w->cfg.max_connections) {
+        pd_http_respond_json(c, 503, "Retry-After: 1\r\n",
+                             "{\"error\":\"Server busy, try another instance\"}", 1);
+        return 0;
+    }
+    if (pd_hub_ip_count(w->hub, client_ip) >= (size_t)w->cfg.max_conns_per_ip) {
+        pd_metric_add(w->m_dropped, "ip_connection_cap", 1);
+        pd_http_respond_json(c, 429, "Retry-After: 5\r\n", "{\"error\":\"Too many connections from this address\"}", 1);
+        return 0;
+    }
+    return 1;
+}
+
+static void handle_polling(pd_worker *w, pd_http_conn *c, const pd_http_request *req, const pd_eio_query *q)
+{
+    const pd_slice *origin = pd_http_request_header(req, "Origin");
+    if (!origin_allowed(w->cfg.cors_origin, origin)) {
+        pd_http_respond_json(c, 403, NULL, "{\"code\":4,\"message\":\"Forbidden\"}", 0);
+        return;
+    }
+    char cbuf[700];
+    const char *cors = cors_headers(w, origin, cbuf, sizeof(cbuf));
+    if (req->method == PD_HTTP_OPTIONS) {
+        char pre[900];
+        snprintf(pre, sizeof(pre), "%sAccess-Control-Allow-Methods: GET, POST\r\n"
+                 "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 600\r\n",
+                 cors ? cors : "");
+        pd_http_respond(c, 204, NULL, pre, NULL, 0, 0);
+        return;
+    }
+    char client_ip[INET6_ADDRSTRLEN];
+    pd_client_ip(w->trusted, req->peer_ip, pd_http_request_header(req, "X-Forwarded-For"), client_ip);
+    if (!q->has_sid && req->method == PD_HTTP_GET && !admit_session(w, c, client_ip))
+        return;
+    pd_poll_request(w, c, req, q, client_ip, cors);
+}
+
 static void handle_socketio(pd_worker *w, pd_http_conn *c, const pd_http_request *req)
 {
-    const char *err = pd_eio_check_handshake(req->query);
+    pd_eio_query q;
+    const char *err = pd_eio_check_query(req->query, &q);
     if (err) {
         pd_http_respond_json(c, 400, NULL, err, 0);
+        return;
+    }
+    if (q.transport == PD_EIO_POLLING) {
+        handle_polling(w, c, req, &q);
+        return;
+    }
+    if (req->method != PD_HTTP_GET) {
+        pd_http_respond_json(c, 400, NULL, PD_EIO_ERR_BAD_REQUEST, 0);
         return;
     }
     const pd_slice *upgrade = pd_http_request_header(req, "Upgrade");
@@ -208,16 +278,18 @@ static void handle_socketio(pd_worker *w, pd_http_conn *c, const pd_http_request
         pd_http_respond_json(c, 403, NULL, "{\"error\":\"Origin not allowed\"}", 1);
         return;
     }
-    if (w->draining || pd_hub_session_count(w->hub) >= (size_t)w->cfg.max_connections) {
-        pd_http_respond_json(c, 503, "Retry-After: 1\r\n",
-                             "{\"error\":\"Server busy, try another instance\"}", 1);
-        return;
-    }
+    /* An upgrade names the polling session it takes over; a new session
+     * must find room. */
+    pd_poll *p = NULL;
     char client_ip[INET6_ADDRSTRLEN];
     pd_client_ip(w->trusted, req->peer_ip, pd_http_request_header(req, "X-Forwarded-For"), client_ip);
-    if (pd_hub_ip_count(w->hub, client_ip) >= (size_t)w->cfg.max_conns_per_ip) {
-        pd_metric_add(w->m_dropped, "ip_connection_cap", 1);
-        pd_http_respond_json(c, 429, "Retry-After: 5\r\n", "{\"error\":\"Too many connections from this address\"}", 1);
+    if (q.has_sid) {
+        p = pd_poll_find(w, q.sid);
+        if (!p) {
+            pd_http_respond_json(c, 400, NULL, PD_EIO_ERR_UNKNOWN_SID, 0);
+            return;
+        }
+    } else if (!admit_session(w, c, client_ip)) {
         return;
     }
     char accept[32];
@@ -230,8 +302,12 @@ static void handle_socketio(pd_worker *w, pd_http_conn *c, const pd_http_request
     char *left = NULL;
     size_t left_len = 0;
     uv_tcp_t *tcp = pd_http_conn_detach(c, head, (size_t)n, &left, &left_len);
-    if (tcp)
-        pd_sess_create(w, tcp, client_ip, left, left_len);
+    if (tcp) {
+        if (p)
+            pd_sess_create_probe(w, tcp, p, left, left_len);
+        else
+            pd_sess_create(w, tcp, client_ip, left, left_len);
+    }
     free(left);
 }
 
@@ -240,10 +316,6 @@ static void on_request(pd_http_conn *c, const pd_http_request *req, void *data)
     pd_worker *w = data;
     int get = req->method == PD_HTTP_GET || req->method == PD_HTTP_HEAD;
     if (pd_slice_eq(req->path, "/socket.io/") || pd_slice_eq(req->path, "/socket.io")) {
-        if (req->method != PD_HTTP_GET) {
-            pd_http_respond_json(c, 400, NULL, PD_EIO_ERR_BAD_REQUEST, 0);
-            return;
-        }
         handle_socketio(w, c, req);
         return;
     }
@@ -309,6 +381,7 @@ static void shutdown_now(pd_worker *w)
     pd_eng_layer_set_handler(w, NULL, NULL);
     pd_hub_free(w->hub);
     w->hub = NULL;
+    pd_poll_layer_close(w);
     pd_sess_layer_close(w);
     pd_eng_layer_close(w);
 }
@@ -448,6 +521,10 @@ int main(int argc, char **argv)
     add_metrics(w);
     pd_eng_layer_init(w);
     pd_sess_layer_init(w);
+    if (pd_poll_layer_init(w) != PD_OK) {
+        pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
+        return 1;
+    }
     g_worker = w;
 
     pd_redis_options ro = {w->cfg.redis_host, (int)w->cfg.redis_port, w->cfg.redis_password, 1, 1000};
@@ -470,6 +547,8 @@ int main(int argc, char **argv)
      * so no single address can take the ones others need. */
     lim.max_conns_per_ip = (size_t)PD_MIN(hc.per_ip, w->cfg.max_conns_per_ip);
     lim.max_conn_age_ms = (uint64_t)hc.conn_age;
+    /* A polling POST carries at most maxPayload bytes of packets. */
+    lim.max_body_bytes = (size_t)w->cfg.max_message_bytes;
     lim.trusted = w->trusted;
     const char *err = NULL;
     w->http = pd_http_server_create(w->loop, w->cfg.listen_addr, (int)w->cfg.port, &lim, on_request, w, &err);

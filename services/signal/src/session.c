@@ -22,6 +22,7 @@
 #include "privydrop/pd_ratelimit.h"
 #include "privydrop/pd_sio.h"
 #include "privydrop/pd_wsscan.h"
+#include "poll.h"
 #include "session.h"
 
 typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
@@ -57,12 +58,14 @@ struct pd_sess {
     uint32_t out_len, out_cap;
     uint32_t writes;               /* writes handed to libuv and not yet completed */
     pd_ws_scanner scan;            /* frame-header pre-check */
+    pd_poll *probe;                /* the polling session this connection probes to take over, or NULL */
     unsigned state : 2;            /* sess_state */
     unsigned overflow : 1;         /* send queue passed the cap */
     unsigned peer_gone : 1;        /* transport failed: no close frame */
     unsigned read_paused : 1;      /* reading stopped by back-pressure */
     unsigned out_used : 1;         /* output queued since the last tick */
     unsigned in_dirty : 1;         /* on the worker's dirty list */
+    unsigned probing : 1;          /* an upgrade probe: no session of its own yet */
 };
 
 static void sess_finish(pd_sess *s);
@@ -71,6 +74,7 @@ static size_t sess_queued(const pd_sess *s);
 static wslay_event_context_ptr sess_ws(pd_sess *s);
 static void sess_send(pd_sess *s, const char *pkt, size_t len);
 static void sess_close(pd_sess *s, uint16_t code, const char *reason);
+static void sess_drop_probe(pd_sess *s);
 
 /* The session an engine is embedded in. */
 static pd_sess *sess_of(pd_eng *e)
@@ -238,6 +242,41 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     return (ssize_t)len;
 }
 
+/* One Engine.IO packet from the client. While probing an upgrade the
+ * connection carries no session yet: "2probe" is answered "3probe" (and the
+ * polling side lets its waiting GET go), "5" moves the session here; the
+ * Engine.IO spec allows nothing else. */
+static void sess_input(pd_sess *s, pd_slice pkt)
+{
+    if (!s->probing) {
+        pd_eng_input(&s->eng, pkt);
+        return;
+    }
+    if (s->probe && pd_slice_eq(pkt, "2probe")) {
+        sess_send(s, "3probe", 6);
+        pd_poll_probe_ping(s->probe);
+        return;
+    }
+    if (s->probe && pd_slice_eq(pkt, "5")) {
+        pd_poll *p = s->probe;
+        s->probe = NULL;
+        s->probing = 0;
+        if (pd_poll_probe_upgrade(p, &s->eng, &SESS_TP) != PD_OK)
+            sess_close(s, PD_WS_CLOSE_NORMAL, "session closed");
+        return;
+    }
+    pd_metric_add(s->eng.w->m_dropped, "bad_probe", 1);
+    sess_close(s, PD_WS_CLOSE_PROTOCOL, "unexpected packet during upgrade");
+}
+
+/* The polling session closed under a probe. */
+void pd_sess_probe_lost(void *probe)
+{
+    pd_sess *s = probe;
+    s->probe = NULL;
+    sess_close(s, PD_WS_CLOSE_NORMAL, "session closed");
+}
+
 static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                       void *ud)
 {
@@ -247,7 +286,7 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         return;
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
-        pd_eng_input(&s->eng, pd_slice_make((const char *)arg->msg, arg->msg_length));
+        sess_input(s, pd_slice_make((const char *)arg->msg, arg->msg_length));
         break;
     case WSLAY_BINARY_FRAME:
         pd_metric_add(s->eng.w->m_dropped, "binary", 1);
@@ -364,7 +403,7 @@ static size_t feed_simple(pd_sess *s, uint8_t *data, size_t len)
             sess_close(s, PD_WS_CLOSE_INVALID_DATA, "invalid UTF-8");
             return len;
         }
-        pd_eng_input(&s->eng, pd_slice_make((const char *)payload, plen));
+        sess_input(s, pd_slice_make((const char *)payload, plen));
     }
     return pos;
 }
@@ -600,6 +639,7 @@ static void sess_finish(pd_sess *s)
          * consistent. */
         pd_eng_mark_closed(&s->eng);
     }
+    sess_drop_probe(s);
     s->state = S_CLOSED;
     sess_unlink_dirty(s);
     if (s->prev)
@@ -613,10 +653,20 @@ static void sess_finish(pd_sess *s)
     uv_close((uv_handle_t *)s->tcp, on_handle_closed);
 }
 
+/* A probe that ends before "5" leaves the polling session as it was. */
+static void sess_drop_probe(pd_sess *s)
+{
+    if (s->probe) {
+        pd_poll_probe_detach(s->probe);
+        s->probe = NULL;
+    }
+}
+
 static void sess_close(pd_sess *s, uint16_t code, const char *reason)
 {
     if (s->state != S_OPEN)
         return;
+    sess_drop_probe(s);
     s->state = S_CLOSING;
     pd_eng_mark_closed(&s->eng);
     uv_read_stop((uv_stream_t *)s->tcp);
@@ -637,13 +687,12 @@ static void sess_close(pd_sess *s, uint16_t code, const char *reason)
     sess_mark_dirty(s);
 }
 
-pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, const char *leftover,
-                        size_t leftover_len)
+/* A session record around `tcp`, linked into the worker, reading started
+ * by the caller. NULL (tcp closed) on allocation failure. */
+static pd_sess *sess_new(pd_worker *w, uv_tcp_t *tcp)
 {
     pd_sess *s = calloc(1, sizeof(*s));
-    char eio_sid[PD_SOCKET_ID_LEN + 1]; /* Engine.IO session id: we never look it up again */
-    if (!s || pd_id_socket(eio_sid) != PD_OK) {
-        free(s);
+    if (!s) {
         uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
         return NULL;
     }
@@ -652,21 +701,22 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
     s->state = S_OPEN;
     pd_ws_scan_init(&s->scan, (uint64_t)w->cfg.max_message_bytes);
     uv_tcp_nodelay(tcp, 1);
-    /* The engine sends its open packet through us: the session must be
-     * able to queue output before it opens. */
     s->eng.w = w;
-    if (pd_eng_open(&s->eng, w, &SESS_TP, client_ip, eio_sid, 0) != PD_OK) {
-        free(s->out);
-        free(s);
-        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
-        return NULL;
-    }
+    return s;
+}
+
+static void sess_link(pd_sess *s)
+{
+    pd_worker *w = s->eng.w;
     s->next = w->sessions;
     if (w->sessions)
         w->sessions->prev = s;
     w->sessions = s;
+}
 
-    if (uv_read_start((uv_stream_t *)tcp, on_alloc, on_read) != 0) {
+static pd_sess *sess_start(pd_sess *s, const char *leftover, size_t leftover_len)
+{
+    if (uv_read_start((uv_stream_t *)s->tcp, on_alloc, on_read) != 0) {
         s->peer_gone = 1;
         sess_close(s, PD_WS_CLOSE_ABNORMAL, "read failed");
         return s;
@@ -674,4 +724,52 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
     if (leftover && leftover_len)
         feed(s, leftover, leftover_len);
     return s;
+}
+
+pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, const char *leftover,
+                        size_t leftover_len)
+{
+    char eio_sid[PD_SOCKET_ID_LEN + 1]; /* Engine.IO session id: we never look it up again */
+    if (pd_id_socket(eio_sid) != PD_OK) {
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return NULL;
+    }
+    pd_sess *s = sess_new(w, tcp);
+    if (!s)
+        return NULL;
+    /* The engine sends its open packet through us: the session must be
+     * able to queue output before it opens. */
+    if (pd_eng_open(&s->eng, w, &SESS_TP, client_ip, eio_sid, 0) != PD_OK) {
+        sess_unlink_dirty(s);
+        free(s->out);
+        free(s);
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return NULL;
+    }
+    sess_link(s);
+    return sess_start(s, leftover, leftover_len);
+}
+
+pd_sess *pd_sess_create_probe(pd_worker *w, uv_tcp_t *tcp, pd_poll *p, const char *leftover,
+                              size_t leftover_len)
+{
+    pd_sess *s = sess_new(w, tcp);
+    if (!s)
+        return NULL;
+    /* Not opened: the engine is the polling session's until "5". Its
+     * transport is set so a linger after a failed probe is ours. */
+    s->eng.tp = &SESS_TP;
+    s->eng.heap_idx = UINT32_MAX;
+    s->eng.closed = 1;
+    s->probing = 1;
+    if (pd_poll_probe_attach(p, s) == PD_OK)
+        s->probe = p;
+    sess_link(s);
+    if (!s->probe) {
+        /* Another probe holds the session: this one is refused. */
+        s->state = S_OPEN;
+        sess_close(s, PD_WS_CLOSE_POLICY, "upgrade already in progress");
+        return s;
+    }
+    return sess_start(s, leftover, leftover_len);
 }

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "eng.h"
+#include "poll.h"
 #include "worker.h"
 
 /* Prepare the worker-wide parts of the session layer (the flush idle, the
@@ -22,5 +23,14 @@ void pd_sess_layer_close(pd_worker *w);
  * allocation failure (tcp closed). */
 pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, const char *leftover,
                         size_t leftover_len);
+
+/* The same for a WebSocket that probes the upgrade of polling session `p`
+ * on this worker (GET /socket.io/?transport=websocket&sid=…): no session of
+ * its own until the client's "5" moves `p`'s here (poll.h). */
+pd_sess *pd_sess_create_probe(pd_worker *w, uv_tcp_t *tcp, pd_poll *p, const char *leftover,
+                              size_t leftover_len);
+
+/* The polling session a probe was taking over closed (called by poll.c). */
+void pd_sess_probe_lost(void *probe);
 
 #endif

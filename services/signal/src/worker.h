@@ -8,6 +8,8 @@
  *              sees. Knows nothing of rooms or Redis.
  *   session.h  the WebSocket transport (session.c): frames (wslay),
  *              output corked per loop turn.
+ *   poll.h     the HTTP long-polling transport (poll.c) and the upgrade
+ *              from it to WebSocket.
  *   hub.h      sockets and rooms of this worker, the Socket.IO events, the
  *              Redis room store and the pub/sub bus between workers.
  *   main.c     configuration, HTTP routes, the WebSocket handshake, signals;
@@ -83,6 +85,9 @@ typedef struct pd_worker {
     uint64_t eng_timer_due;       /* when it is due (monotonic ms), 0 = not armed */
     pd_eng **eng_heap;            /* engines with a deadline, a binary min-heap */
     uint32_t eng_heap_n, eng_heap_cap;
+    struct pd_ptab *polls;        /* long-polling sessions by Engine.IO sid (poll.h) */
+    struct pd_poll *poll_dirty;   /* polling sessions with output or closing (intrusive list) */
+    uv_idle_t poll_idle;          /* answers their waiting GETs once per loop turn */
     uv_timer_t resume_timer;      /* asks the handler to resume reading, once per ms */
     const pd_conn_handler *conn_handler; /* what sessions report to (the hub), NULL at shutdown */
     void *conn_ud;                /* its user data */

@@ -1,0 +1,399 @@
+/* Engine.IO v4 HTTP long-polling (poll.h).
+ *
+ * Output: packets the engine sends are appended to the session's buffer,
+ * joined by 0x1e, and the session goes on the layer's dirty list; an idle
+ * handle answers every waiting GET once per loop turn with all that is
+ * queued. The buffer is capped like a WebSocket's send queue.
+ * Closing: the engine may close a session from inside a POST's packets or a
+ * broadcast, so a closed session only leaves the table at once (later
+ * requests get "Session ID unknown"); its memory goes at the next flush,
+ * after a waiting GET got the close packet. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "privydrop/pd_log.h"
+#include "privydrop/pd_ptab.h"
+#include "privydrop/pd_wsscan.h"
+#include "poll.h"
+#include "session.h"
+
+struct pd_poll {
+    pd_eng eng;                    /* the protocol (eng.h) */
+    pd_http_conn *get;             /* the waiting GET, NULL if none */
+    char *get_headers;             /* its CORS header lines (owned), NULL if none */
+    void *probe;                   /* a WebSocket probing an upgrade, NULL if none */
+    pd_poll *dirty_next;           /* the layer's dirty list */
+    char *out;                     /* packets for the next GET, joined by 0x1e */
+    uint32_t out_len, out_cap;
+    char sid[PD_SOCKET_ID_LEN + 1]; /* the Engine.IO session id: the table's key */
+    unsigned gone : 1;             /* closed and out of the table; freed at the next flush */
+    unsigned in_dirty : 1;         /* on the dirty list */
+    unsigned overflow : 1;         /* the client stopped polling past the send cap */
+};
+
+static const char TEXT_TYPE[] = "text/plain; charset=UTF-8";
+
+static pd_slice poll_key(const void *item)
+{
+    return pd_slice_cstr(((const pd_poll *)item)->sid);
+}
+
+static pd_poll *poll_of(pd_eng *e)
+{
+    return (pd_poll *)(void *)((char *)e - offsetof(pd_poll, eng));
+}
+
+static void on_flush(uv_idle_t *idle);
+
+static void poll_mark_dirty(pd_poll *p)
+{
+    pd_worker *w = p->eng.w;
+    if (p->in_dirty)
+        return;
+    p->in_dirty = 1;
+    p->dirty_next = w->poll_dirty;
+    w->poll_dirty = p;
+    if (!uv_is_active((uv_handle_t *)&w->poll_idle))
+        uv_idle_start(&w->poll_idle, on_flush);
+}
+
+/* Append one packet (with its separator) to the output. */
+static int poll_append(pd_poll *p, const char *pkt, size_t len)
+{
+    size_t need = p->out_len + len + 1;
+    if (need > (size_t)p->eng.w->cfg.max_send_queue_bytes)
+        return PD_ERR;
+    if (need > p->out_cap) {
+        size_t cap = p->out_cap ? p->out_cap : 256;
+        while (cap < need)
+            cap *= 2;
+        char *o = realloc(p->out, cap);
+        if (!o)
+            return PD_ERR;
+        p->out = o;
+        p->out_cap = (uint32_t)cap;
+    }
+    if (p->out_len)
+        p->out[p->out_len++] = PD_EIO_SEPARATOR;
+    memcpy(p->out + p->out_len, pkt, len);
+    p->out_len += (uint32_t)len;
+    return PD_OK;
+}
+
+/* ---- the transport the engine sees ----------------------------------------- */
+
+static void tp_send(pd_eng *e, const char *pkt, size_t len)
+{
+    pd_poll *p = poll_of(e);
+    if (p->gone || p->overflow)
+        return;
+    if (poll_append(p, pkt, len) != PD_OK)
+        p->overflow = 1; /* acted on at the flush: we may be inside a broadcast */
+    poll_mark_dirty(p);
+}
+
+static void poll_unlink(pd_poll *p)
+{
+    pd_worker *w = p->eng.w;
+    if (p->gone)
+        return;
+    p->gone = 1;
+    pd_ptab_del(w->polls, pd_slice_cstr(p->sid));
+    if (p->probe) {
+        void *probe = p->probe;
+        p->probe = NULL;
+        pd_sess_probe_lost(probe);
+    }
+}
+
+static void tp_close(pd_eng *e, uint16_t code, const char *reason)
+{
+    (void)code;
+    (void)reason;
+    pd_poll *p = poll_of(e);
+    if (p->gone)
+        return;
+    /* The close packet goes to a waiting (or the next, if it comes before
+     * the flush) GET; anything after finds no session. */
+    p->overflow = 0;
+    if (poll_append(p, "1", 1) != PD_OK) {
+        p->out_len = 0;
+        poll_append(p, "1", 1);
+    }
+    poll_unlink(p);
+    poll_mark_dirty(p);
+}
+
+static void tp_expired(pd_eng *e)
+{
+    (void)e; /* a polling session arms no deadline of its own */
+}
+
+static const pd_eng_transport POLL_TP = {tp_send, tp_close, tp_expired};
+
+/* ---- answering -------------------------------------------------------------- */
+
+static void poll_answer_get(pd_poll *p, const char *body, size_t len)
+{
+    pd_http_conn *c = p->get;
+    p->get = NULL;
+    pd_http_respond(c, 200, TEXT_TYPE, p->get_headers, body, len, 0);
+    free(p->get_headers);
+    p->get_headers = NULL;
+}
+
+static void poll_free(pd_poll *p)
+{
+    pd_eng_release(&p->eng);
+    free(p->get_headers);
+    free(p->out);
+    free(p);
+}
+
+static void poll_flush(pd_poll *p)
+{
+    if (p->overflow && !p->gone) {
+        pd_metric_add(p->eng.w->m_closed, "send_queue_full", 1);
+        p->overflow = 0;
+        pd_eng_close(&p->eng, PD_WS_CLOSE_POLICY, "send queue full"); /* queues "1" */
+    }
+    if (p->get && p->out_len) {
+        poll_answer_get(p, p->out, p->out_len);
+        p->out_len = 0;
+        if (p->out_cap > 4096) {
+            free(p->out);
+            p->out = NULL;
+            p->out_cap = 0;
+        }
+    }
+    if (p->gone) {
+        if (p->get) /* nothing left to say: the session is over */
+            poll_answer_get(p, "1", 1);
+        poll_free(p);
+    }
+}
+
+static void on_flush(uv_idle_t *idle)
+{
+    pd_worker *w = idle->data;
+    while (w->poll_dirty) {
+        pd_poll *p = w->poll_dirty;
+        w->poll_dirty = p->dirty_next;
+        p->dirty_next = NULL;
+        p->in_dirty = 0;
+        poll_flush(p);
+    }
+    uv_idle_stop(idle);
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+static char *dup_headers(const char *cors)
+{
+    return cors ? strdup(cors) : NULL;
+}
+
+static void answer_error(pd_http_conn *c, int status, const char *cors, const char *body)
+{
+    pd_http_respond(c, status, "application/json", cors, body, strlen(body), 0);
+}
+
+static void poll_handshake(pd_worker *w, pd_http_conn *c, const char *client_ip, const char *cors)
+{
+    pd_poll *p = calloc(1, sizeof(*p));
+    if (!p || pd_id_socket(p->sid) != PD_OK) {
+        free(p);
+        pd_http_respond_json(c, 500, cors, "{\"error\":\"Internal server error\"}", 1);
+        return;
+    }
+    p->eng.w = w;
+    if (pd_ptab_put(w->polls, p) != PD_OK) {
+        free(p);
+        pd_http_respond_json(c, 500, cors, "{\"error\":\"Internal server error\"}", 1);
+        return;
+    }
+    if (pd_eng_open(&p->eng, w, &POLL_TP, client_ip, p->sid, 1) != PD_OK) {
+        pd_ptab_del(w->polls, pd_slice_cstr(p->sid));
+        free(p->out);
+        free(p);
+        pd_http_respond_json(c, 500, cors, "{\"error\":\"Internal server error\"}", 1);
+        return;
+    }
+    /* The open packet is queued: answer with it now. */
+    p->get = c;
+    p->get_headers = dup_headers(cors);
+    poll_mark_dirty(p);
+}
+
+/* A POST's body: packets joined by 0x1e, each handed to the engine. */
+static void poll_post(pd_poll *p, pd_http_conn *c, const pd_http_request *req, const char *cors)
+{
+    const char *b = req->body.base;
+    size_t len = req->body.len, i = 0;
+    if (len == 0) {
+        answer_error(c, 400, cors, PD_EIO_ERR_BAD_REQUEST);
+        return;
+    }
+    while (i <= len && !p->eng.closed) {
+        size_t j = i;
+        while (j < len && b[j] != PD_EIO_SEPARATOR)
+            j++;
+        pd_eng_input(&p->eng, pd_slice_make(b + i, j - i));
+        i = j + 1;
+    }
+    pd_http_respond(c, 200, "text/html", cors, "ok", 2, 0);
+}
+
+void pd_poll_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, const pd_eio_query *q,
+                     const char *client_ip, const char *cors)
+{
+    if (!q->has_sid) {
+        if (req->method != PD_HTTP_GET) {
+            answer_error(c, 400, cors, PD_EIO_ERR_HANDSHAKE_METHOD);
+            return;
+        }
+        poll_handshake(w, c, client_ip, cors);
+        return;
+    }
+    pd_poll *p = pd_poll_find(w, q->sid);
+    if (!p) {
+        answer_error(c, 400, cors, PD_EIO_ERR_UNKNOWN_SID);
+        return;
+    }
+    if (req->method == PD_HTTP_POST) {
+        poll_post(p, c, req, cors);
+        return;
+    }
+    if (req->method != PD_HTTP_GET) {
+        answer_error(c, 400, cors, PD_EIO_ERR_BAD_REQUEST);
+        return;
+    }
+    if (p->get) {
+        /* Two GETs at once: the spec closes the session (the first gets the
+         * close packet at the flush), and refuses the second. */
+        pd_metric_add(w->m_closed, "poll_overlap", 1);
+        answer_error(c, 400, cors, PD_EIO_ERR_BAD_REQUEST);
+        pd_eng_close(&p->eng, PD_WS_CLOSE_PROTOCOL, "overlapping GET");
+        return;
+    }
+    p->get = c;
+    p->get_headers = dup_headers(cors);
+    if (p->out_len)
+        poll_mark_dirty(p);
+}
+
+pd_poll *pd_poll_find(pd_worker *w, pd_slice sid)
+{
+    if (sid.len == 0 || sid.len > PD_SOCKET_ID_LEN)
+        return NULL;
+    pd_poll *p = pd_ptab_get(w->polls, sid);
+    return p && !p->gone ? p : NULL;
+}
+
+size_t pd_poll_count(const pd_worker *w)
+{
+    return w->polls ? pd_ptab_count(w->polls) : 0;
+}
+
+/* ---- the upgrade ------------------------------------------------------------- */
+
+int pd_poll_probe_attach(pd_poll *p, void *probe)
+{
+    if (p->gone || p->probe)
+        return PD_ERR;
+    p->probe = probe;
+    return PD_OK;
+}
+
+void pd_poll_probe_ping(pd_poll *p)
+{
+    /* The client pauses polling once its waiting GET returns; a noop makes
+     * it return now. */
+    if (!p->gone && p->get && p->out_len == 0)
+        poll_answer_get(p, "6", 1);
+}
+
+void pd_poll_probe_detach(pd_poll *p)
+{
+    p->probe = NULL;
+}
+
+int pd_poll_probe_upgrade(pd_poll *p, pd_eng *dst, const pd_eng_transport *tp)
+{
+    if (p->gone)
+        return PD_ERR;
+    p->probe = NULL;
+    pd_eng_move(dst, &p->eng, tp);
+    /* What the engine queued for polling goes out on the WebSocket first. */
+    size_t i = 0;
+    while (i < p->out_len) {
+        size_t j = i;
+        while (j < p->out_len && p->out[j] != PD_EIO_SEPARATOR)
+            j++;
+        tp->send(dst, p->out + i, j - i);
+        i = j + 1;
+    }
+    p->out_len = 0;
+    poll_unlink(p);
+    poll_mark_dirty(p); /* answers a waiting GET with a noop, then frees */
+    if (p->get)
+        poll_answer_get(p, "6", 1);
+    return PD_OK;
+}
+
+/* ---- the layer ----------------------------------------------------------------- */
+
+int pd_poll_layer_init(pd_worker *w)
+{
+    w->polls = pd_ptab_create(poll_key);
+    if (!w->polls)
+        return PD_ERR;
+    w->poll_dirty = NULL;
+    uv_idle_init(w->loop, &w->poll_idle);
+    w->poll_idle.data = w;
+    return PD_OK;
+}
+
+static int collect(pd_slice key, void *item, void *data)
+{
+    (void)key;
+    pd_poll **list = data;
+    pd_poll *p = item;
+    p->dirty_next = *list;
+    *list = p;
+    return 0;
+}
+
+void pd_poll_layer_close(pd_worker *w)
+{
+    if (!w->polls)
+        return;
+    /* First what waits for a flush (closed ones go, open ones stay in the
+     * table), then every session still in the table. */
+    while (w->poll_dirty) {
+        pd_poll *p = w->poll_dirty;
+        w->poll_dirty = p->dirty_next;
+        p->dirty_next = NULL;
+        p->in_dirty = 0;
+        if (p->gone) {
+            if (p->get)
+                poll_answer_get(p, "1", 1);
+            poll_free(p);
+        }
+    }
+    pd_poll *list = NULL;
+    pd_ptab_foreach(w->polls, collect, &list);
+    while (list) {
+        pd_poll *p = list;
+        list = p->dirty_next;
+        pd_eng_mark_closed(&p->eng);
+        poll_unlink(p);
+        if (p->get)
+            poll_answer_get(p, "1", 1);
+        poll_free(p);
+    }
+    pd_ptab_free(w->polls);
+    w->polls = NULL;
+    uv_close((uv_handle_t *)&w->poll_idle, NULL);
+}
