@@ -12,6 +12,7 @@
 #include "privydrop/pd_log.h"
 #include "privydrop/pd_room.h"
 #include "hub.h"
+#include "fwd.h"
 #include "poll.h"
 #include "session.h"
 
@@ -239,6 +240,12 @@ static void handle_polling(pd_worker *w, pd_http_conn *c, const pd_http_request 
     pd_client_ip(w->trusted, req->peer_ip, pd_http_request_header(req, "X-Forwarded-For"), client_ip);
     if (!q->has_sid && req->method == PD_HTTP_GET && !admit_session(w, c, client_ip))
         return;
+    /* No sticky sessions: a request for another worker's session is
+     * forwarded to it (fwd.h). */
+    if (q->has_sid && !pd_fwd_is_local(w, q->sid)) {
+        pd_fwd_request(w, c, req, q->sid, cors);
+        return;
+    }
     pd_poll_request(w, c, req, q, client_ip, cors);
 }
 
@@ -360,6 +367,11 @@ static void on_redis_state(pd_redis *r, int ready, void *data)
 static void on_bus(pd_slice channel, pd_slice message, void *data)
 {
     pd_worker *w = data;
+    if (channel.len > sizeof(PD_FWD_CHANNEL_PREFIX) - 1 &&
+        memcmp(channel.base, PD_FWD_CHANNEL_PREFIX, sizeof(PD_FWD_CHANNEL_PREFIX) - 1) == 0) {
+        pd_fwd_on_message(w, message);
+        return;
+    }
     if (w->hub)
         pd_hub_on_bus_message(w->hub, channel, message);
 }
@@ -381,6 +393,7 @@ static void shutdown_now(pd_worker *w)
     pd_eng_layer_set_handler(w, NULL, NULL);
     pd_hub_free(w->hub);
     w->hub = NULL;
+    pd_fwd_close(w);
     pd_poll_layer_close(w);
     pd_sess_layer_close(w);
     pd_eng_layer_close(w);
@@ -530,7 +543,7 @@ int main(int argc, char **argv)
     pd_redis_options ro = {w->cfg.redis_host, (int)w->cfg.redis_port, w->cfg.redis_password, 1, 1000};
     w->redis = pd_redis_create(w->loop, &ro, on_redis_state, on_bus, w);
     w->hub = pd_hub_create(w);
-    if (!w->redis || !w->hub) {
+    if (!w->redis || !w->hub || pd_fwd_init(w) != PD_OK) {
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
         return 1;
     }

@@ -15,21 +15,29 @@
 #include "privydrop/pd_log.h"
 #include "privydrop/pd_ptab.h"
 #include "privydrop/pd_wsscan.h"
+#include "fwd.h"
 #include "poll.h"
 #include "session.h"
+
+/* An Engine.IO sid: the owning worker's tag, then a socket id's worth of
+ * randomness. */
+#define POLL_SID_LEN (PD_FWD_TAG_LEN + PD_SOCKET_ID_LEN)
 
 struct pd_poll {
     pd_eng eng;                    /* the protocol (eng.h) */
     pd_http_conn *get;             /* the waiting GET, NULL if none */
     char *get_headers;             /* its CORS header lines (owned), NULL if none */
+    char rget_to[PD_FWD_TAG_LEN + 1]; /* a waiting GET on another worker: its tag */
+    char rget_id[24];              /* and its request id there */
     void *probe;                   /* a WebSocket probing an upgrade, NULL if none */
     pd_poll *dirty_next;           /* the layer's dirty list */
     char *out;                     /* packets for the next GET, joined by 0x1e */
     uint32_t out_len, out_cap;
-    char sid[PD_SOCKET_ID_LEN + 1]; /* the Engine.IO session id: the table's key */
+    char sid[POLL_SID_LEN + 1];    /* the Engine.IO session id: the table's key */
     unsigned gone : 1;             /* closed and out of the table; freed at the next flush */
     unsigned in_dirty : 1;         /* on the dirty list */
     unsigned overflow : 1;         /* the client stopped polling past the send cap */
+    unsigned has_rget : 1;         /* rget_to/rget_id name a waiting GET */
 };
 
 static const char TEXT_TYPE[] = "text/plain; charset=UTF-8";
@@ -134,8 +142,20 @@ static const pd_eng_transport POLL_TP = {tp_send, tp_close, tp_expired};
 
 /* ---- answering -------------------------------------------------------------- */
 
+/* A GET is waiting, here or on another worker. */
+static int poll_waiting(const pd_poll *p)
+{
+    return p->get || p->has_rget;
+}
+
+/* Answer the waiting GET with `body`. */
 static void poll_answer_get(pd_poll *p, const char *body, size_t len)
 {
+    if (p->has_rget) {
+        p->has_rget = 0;
+        pd_fwd_reply(p->eng.w, pd_slice_cstr(p->rget_to), pd_slice_cstr(p->rget_id), 200, 't', body, len);
+        return;
+    }
     pd_http_conn *c = p->get;
     p->get = NULL;
     pd_http_respond(c, 200, TEXT_TYPE, p->get_headers, body, len, 0);
@@ -158,7 +178,7 @@ static void poll_flush(pd_poll *p)
         p->overflow = 0;
         pd_eng_close(&p->eng, PD_WS_CLOSE_POLICY, "send queue full"); /* queues "1" */
     }
-    if (p->get && p->out_len) {
+    if (poll_waiting(p) && p->out_len) {
         poll_answer_get(p, p->out, p->out_len);
         p->out_len = 0;
         if (p->out_cap > 4096) {
@@ -168,7 +188,7 @@ static void poll_flush(pd_poll *p)
         }
     }
     if (p->gone) {
-        if (p->get) /* nothing left to say: the session is over */
+        if (poll_waiting(p)) /* nothing left to say: the session is over */
             poll_answer_get(p, "1", 1);
         poll_free(p);
     }
@@ -202,7 +222,9 @@ static void answer_error(pd_http_conn *c, int status, const char *cors, const ch
 static void poll_handshake(pd_worker *w, pd_http_conn *c, const char *client_ip, const char *cors)
 {
     pd_poll *p = calloc(1, sizeof(*p));
-    if (!p || pd_id_socket(p->sid) != PD_OK) {
+    if (p)
+        memcpy(p->sid, w->eio_tag, PD_FWD_TAG_LEN);
+    if (!p || pd_id_socket(p->sid + PD_FWD_TAG_LEN) != PD_OK) {
         free(p);
         pd_http_respond_json(c, 500, cors, "{\"error\":\"Internal server error\"}", 1);
         return;
@@ -227,22 +249,68 @@ static void poll_handshake(pd_worker *w, pd_http_conn *c, const char *client_ip,
 }
 
 /* A POST's body: packets joined by 0x1e, each handed to the engine. */
+static void poll_take_packets(pd_poll *p, pd_slice body)
+{
+    size_t i = 0;
+    while (i <= body.len && !p->eng.closed) {
+        size_t j = i;
+        while (j < body.len && body.base[j] != PD_EIO_SEPARATOR)
+            j++;
+        pd_eng_input(&p->eng, pd_slice_make(body.base + i, j - i));
+        i = j + 1;
+    }
+}
+
 static void poll_post(pd_poll *p, pd_http_conn *c, const pd_http_request *req, const char *cors)
 {
-    const char *b = req->body.base;
-    size_t len = req->body.len, i = 0;
-    if (len == 0) {
+    if (req->body.len == 0) {
         answer_error(c, 400, cors, PD_EIO_ERR_BAD_REQUEST);
         return;
     }
-    while (i <= len && !p->eng.closed) {
-        size_t j = i;
-        while (j < len && b[j] != PD_EIO_SEPARATOR)
-            j++;
-        pd_eng_input(&p->eng, pd_slice_make(b + i, j - i));
-        i = j + 1;
-    }
+    poll_take_packets(p, req->body);
     pd_http_respond(c, 200, "text/html", cors, "ok", 2, 0);
+}
+
+/* Two GETs at once: the spec closes the session (the first gets the close
+ * packet at the flush). */
+static void poll_overlap(pd_poll *p)
+{
+    pd_metric_add(p->eng.w->m_closed, "poll_overlap", 1);
+    pd_eng_close(&p->eng, PD_WS_CLOSE_PROTOCOL, "overlapping GET");
+}
+
+void pd_poll_remote(pd_worker *w, char kind, pd_slice from, pd_slice id, pd_slice sid, pd_slice body)
+{
+    if (from.len != PD_FWD_TAG_LEN || id.len == 0 || id.len >= sizeof(((pd_poll *)0)->rget_id))
+        return;
+    pd_poll *p = pd_poll_find(w, sid);
+    if (!p) {
+        pd_fwd_reply(w, from, id, 400, 'j', PD_EIO_ERR_UNKNOWN_SID, strlen(PD_EIO_ERR_UNKNOWN_SID));
+        return;
+    }
+    if (kind == 'P') {
+        if (body.len == 0 || body.len > (size_t)w->cfg.max_message_bytes) {
+            pd_fwd_reply(w, from, id, 400, 'j', PD_EIO_ERR_BAD_REQUEST, strlen(PD_EIO_ERR_BAD_REQUEST));
+            return;
+        }
+        poll_take_packets(p, body);
+        pd_fwd_reply(w, from, id, 200, 'h', "ok", 2);
+        return;
+    }
+    if (kind != 'G')
+        return;
+    if (poll_waiting(p)) {
+        pd_fwd_reply(w, from, id, 400, 'j', PD_EIO_ERR_BAD_REQUEST, strlen(PD_EIO_ERR_BAD_REQUEST));
+        poll_overlap(p);
+        return;
+    }
+    memcpy(p->rget_to, from.base, from.len);
+    p->rget_to[from.len] = '\0';
+    memcpy(p->rget_id, id.base, id.len);
+    p->rget_id[id.len] = '\0';
+    p->has_rget = 1;
+    if (p->out_len)
+        poll_mark_dirty(p);
 }
 
 void pd_poll_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, const pd_eio_query *q,
@@ -269,12 +337,9 @@ void pd_poll_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, 
         answer_error(c, 400, cors, PD_EIO_ERR_BAD_REQUEST);
         return;
     }
-    if (p->get) {
-        /* Two GETs at once: the spec closes the session (the first gets the
-         * close packet at the flush), and refuses the second. */
-        pd_metric_add(w->m_closed, "poll_overlap", 1);
+    if (poll_waiting(p)) {
         answer_error(c, 400, cors, PD_EIO_ERR_BAD_REQUEST);
-        pd_eng_close(&p->eng, PD_WS_CLOSE_PROTOCOL, "overlapping GET");
+        poll_overlap(p);
         return;
     }
     p->get = c;
@@ -285,7 +350,7 @@ void pd_poll_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, 
 
 pd_poll *pd_poll_find(pd_worker *w, pd_slice sid)
 {
-    if (sid.len == 0 || sid.len > PD_SOCKET_ID_LEN)
+    if (sid.len != POLL_SID_LEN)
         return NULL;
     pd_poll *p = pd_ptab_get(w->polls, sid);
     return p && !p->gone ? p : NULL;
@@ -310,7 +375,7 @@ void pd_poll_probe_ping(pd_poll *p)
 {
     /* The client pauses polling once its waiting GET returns; a noop makes
      * it return now. */
-    if (!p->gone && p->get && p->out_len == 0)
+    if (!p->gone && poll_waiting(p) && p->out_len == 0)
         poll_answer_get(p, "6", 1);
 }
 
@@ -336,9 +401,9 @@ int pd_poll_probe_upgrade(pd_poll *p, pd_eng *dst, const pd_eng_transport *tp)
     }
     p->out_len = 0;
     poll_unlink(p);
-    poll_mark_dirty(p); /* answers a waiting GET with a noop, then frees */
-    if (p->get)
+    if (poll_waiting(p))
         poll_answer_get(p, "6", 1);
+    poll_mark_dirty(p); /* frees it */
     return PD_OK;
 }
 
@@ -377,7 +442,7 @@ void pd_poll_layer_close(pd_worker *w)
         p->dirty_next = NULL;
         p->in_dirty = 0;
         if (p->gone) {
-            if (p->get)
+            if (poll_waiting(p))
                 poll_answer_get(p, "1", 1);
             poll_free(p);
         }
@@ -389,7 +454,7 @@ void pd_poll_layer_close(pd_worker *w)
         list = p->dirty_next;
         pd_eng_mark_closed(&p->eng);
         poll_unlink(p);
-        if (p->get)
+        if (poll_waiting(p))
             poll_answer_get(p, "1", 1);
         poll_free(p);
     }

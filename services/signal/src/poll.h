@@ -35,6 +35,11 @@ size_t pd_poll_count(const pd_worker *w);
 void pd_poll_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, const pd_eio_query *q,
                      const char *client_ip, const char *cors);
 
+/* A polling request forwarded by another worker (fwd.h): `kind` 'G' (a
+ * GET: answered through pd_fwd_reply when there is something to say) or
+ * 'P' (a POST with `body`); `from` and `id` name it there. */
+void pd_poll_remote(pd_worker *w, char kind, pd_slice from, pd_slice id, pd_slice sid, pd_slice body);
+
 /* The session with this sid on this worker, NULL if none (or closed). */
 pd_poll *pd_poll_find(pd_worker *w, pd_slice sid);
 

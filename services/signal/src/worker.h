@@ -88,6 +88,8 @@ typedef struct pd_worker {
     struct pd_ptab *polls;        /* long-polling sessions by Engine.IO sid (poll.h) */
     struct pd_poll *poll_dirty;   /* polling sessions with output or closing (intrusive list) */
     uv_idle_t poll_idle;          /* answers their waiting GETs once per loop turn */
+    struct pd_fwd *fwd;           /* polling requests forwarded to other workers (fwd.h) */
+    char eio_tag[9];              /* this worker's tag: the start of its polling sids */
     uv_timer_t resume_timer;      /* asks the handler to resume reading, once per ms */
     const pd_conn_handler *conn_handler; /* what sessions report to (the hub), NULL at shutdown */
     void *conn_ud;                /* its user data */

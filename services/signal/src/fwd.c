@@ -1,0 +1,270 @@
+/* Polling requests forwarded between workers through Redis (fwd.h). */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "privydrop/pd_eio.h"
+#include "privydrop/pd_id.h"
+#include "privydrop/pd_log.h"
+#include "privydrop/pd_ptab.h"
+#include "fwd.h"
+#include "poll.h"
+
+/* How long a forwarded request may wait for its owner: a GET is answered
+ * by the next ping at the latest; a POST at once. Past that the owner is
+ * taken for gone. */
+#define FWD_POST_TIMEOUT_MS 10000
+#define FWD_GET_SLACK_MS 5000
+#define FWD_SWEEP_MS 500
+
+typedef struct fwd_req {
+    struct fwd_req *prev, *next; /* every waiting request */
+    pd_http_conn *conn;          /* the client's request, answered once */
+    char *cors;                  /* CORS header lines for the answer (owned), or NULL */
+    uint64_t deadline;           /* monotonic ms */
+    char id[24];                 /* decimal request id: the table's key */
+} fwd_req;
+
+struct pd_fwd {
+    pd_ptab *reqs;               /* fwd_req by id */
+    fwd_req *head;               /* the same, as a list for the sweep */
+    uint64_t next_id;
+    uv_timer_t sweep;
+    char channel[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
+};
+
+static pd_slice req_key(const void *item)
+{
+    return pd_slice_cstr(((const fwd_req *)item)->id);
+}
+
+static const char *type_of(char t)
+{
+    return t == 't' ? "text/plain; charset=UTF-8" : t == 'h' ? "text/html" : "application/json";
+}
+
+/* Answer and forget one request. */
+static void req_finish(pd_fwd *f, fwd_req *r, int status, char type, const char *body, size_t len)
+{
+    pd_ptab_del(f->reqs, pd_slice_cstr(r->id));
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        f->head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    pd_http_respond(r->conn, status, type_of(type), r->cors, body, len, 0);
+    free(r->cors);
+    free(r);
+}
+
+static void req_unknown(pd_fwd *f, fwd_req *r)
+{
+    req_finish(f, r, 400, 'j', PD_EIO_ERR_UNKNOWN_SID, strlen(PD_EIO_ERR_UNKNOWN_SID));
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    pd_worker *w = t->data;
+    pd_fwd *f = w->fwd;
+    uint64_t now = pd_mono_ms();
+    fwd_req *r = f->head;
+    while (r) {
+        fwd_req *next = r->next;
+        if (r->deadline <= now) {
+            pd_metric_add(w->m_dropped, "poll_forward_timeout", 1);
+            req_unknown(f, r);
+        }
+        r = next;
+    }
+    if (!f->head)
+        uv_timer_stop(t);
+}
+
+int pd_fwd_init(pd_worker *w)
+{
+    if (pd_id_random(w->eio_tag, PD_FWD_TAG_LEN, PD_ALPHABET_ALNUM) != PD_OK)
+        return PD_ERR;
+    pd_fwd *f = calloc(1, sizeof(*f));
+    if (!f)
+        return PD_ERR;
+    f->reqs = pd_ptab_create(req_key);
+    if (!f->reqs) {
+        free(f);
+        return PD_ERR;
+    }
+    snprintf(f->channel, sizeof(f->channel), "%s%s", PD_FWD_CHANNEL_PREFIX, w->eio_tag);
+    uv_timer_init(w->loop, &f->sweep);
+    f->sweep.data = w;
+    w->fwd = f;
+    if (pd_redis_subscribe(w->redis, pd_slice_cstr(f->channel)) != PD_OK)
+        return PD_ERR;
+    return PD_OK;
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+    free((char *)h - offsetof(pd_fwd, sweep));
+}
+
+void pd_fwd_close(pd_worker *w)
+{
+    pd_fwd *f = w->fwd;
+    if (!f)
+        return;
+    while (f->head)
+        req_finish(f, f->head, 503, 'j', "{\"error\":\"Server shutting down\"}", 32);
+    pd_ptab_free(f->reqs);
+    uv_close((uv_handle_t *)&f->sweep, on_sweep_closed);
+    w->fwd = NULL;
+}
+
+int pd_fwd_is_local(const pd_worker *w, pd_slice sid)
+{
+    return sid.len > PD_FWD_TAG_LEN && memcmp(sid.base, w->eio_tag, PD_FWD_TAG_LEN) == 0;
+}
+
+size_t pd_fwd_pending(const pd_worker *w)
+{
+    return w->fwd ? pd_ptab_count(w->fwd->reqs) : 0;
+}
+
+/* The PUBLISH of a request was answered: 0 listeners means its owner is
+ * gone. `data` is a copy of the request id (the request may already have
+ * its answer: replies travel on the other Redis link). */
+static void on_published(redisReply *reply, void *data)
+{
+    char *id = data;
+    pd_worker *w = NULL;
+    memcpy(&w, id, sizeof(w));
+    pd_fwd *f = w->fwd;
+    fwd_req *r = f ? pd_ptab_get(f->reqs, pd_slice_cstr(id + sizeof(w))) : NULL;
+    if (r) {
+        if (!reply || reply->type == REDIS_REPLY_ERROR)
+            req_finish(f, r, 503, 'j', "{\"error\":\"Service unavailable\"}", 31);
+        else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+            req_unknown(f, r);
+    }
+    free(id);
+}
+
+void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, pd_slice sid,
+                    const char *cors)
+{
+    pd_fwd *f = w->fwd;
+    int post = req->method == PD_HTTP_POST;
+    if ((!post && req->method != PD_HTTP_GET) || sid.len <= PD_FWD_TAG_LEN || sid.len > 64 ||
+        !pd_id_valid(sid)) {
+        pd_http_respond(c, 400, "application/json", cors, PD_EIO_ERR_UNKNOWN_SID, strlen(PD_EIO_ERR_UNKNOWN_SID), 0);
+        return;
+    }
+    fwd_req *r = calloc(1, sizeof(*r));
+    char *msg = NULL;
+    char *cb_id = NULL;
+    char channel[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
+    snprintf(channel, sizeof(channel), "%s%.*s", PD_FWD_CHANNEL_PREFIX, PD_FWD_TAG_LEN, sid.base);
+    if (r) {
+        snprintf(r->id, sizeof(r->id), "%llu", (unsigned long long)++f->next_id);
+        size_t cap = 64 + sizeof(w->eio_tag) + sizeof(r->id) + sid.len + (post ? req->body.len : 0);
+        msg = malloc(cap);
+        cb_id = malloc(sizeof(w) + sizeof(r->id));
+    }
+    if (!r || !msg || !cb_id || pd_ptab_put(f->reqs, r) != PD_OK) {
+        free(r);
+        free(msg);
+        free(cb_id);
+        pd_http_respond_json(c, 500, cors, "{\"error\":\"Internal server error\"}", 1);
+        return;
+    }
+    int n = snprintf(msg, 64 + sizeof(w->eio_tag) + sizeof(r->id) + sid.len, "Q %c %s %s %.*s\n",
+                     post ? 'P' : 'G', w->eio_tag, r->id, (int)sid.len, sid.base);
+    size_t len = (size_t)n;
+    if (post) {
+        memcpy(msg + len, req->body.base, req->body.len);
+        len += req->body.len;
+    }
+    r->conn = c;
+    r->cors = cors ? strdup(cors) : NULL;
+    r->deadline = pd_mono_ms() + (post ? FWD_POST_TIMEOUT_MS
+                                       : (uint64_t)(w->cfg.ping_interval_ms + w->cfg.ping_timeout_ms) + FWD_GET_SLACK_MS);
+    r->next = f->head;
+    if (f->head)
+        f->head->prev = r;
+    f->head = r;
+    if (!uv_is_active((uv_handle_t *)&f->sweep))
+        uv_timer_start(&f->sweep, on_sweep, FWD_SWEEP_MS, FWD_SWEEP_MS);
+    memcpy(cb_id, &w, sizeof(w));
+    memcpy(cb_id + sizeof(w), r->id, sizeof(r->id));
+    const char *argv[3] = {"PUBLISH", channel, msg};
+    size_t lens[3] = {7, strlen(channel), len};
+    if (pd_redis_cmd_argv(w->redis, on_published, cb_id, 3, argv, lens) != PD_OK) {
+        free(cb_id);
+        req_finish(f, r, 503, 'j', "{\"error\":\"Service unavailable\"}", 31);
+    }
+    free(msg);
+}
+
+void pd_fwd_reply(pd_worker *w, pd_slice to, pd_slice id, int status, char type, const char *body,
+                  size_t len)
+{
+    if (to.len != PD_FWD_TAG_LEN || id.len == 0 || id.len > 20)
+        return;
+    char channel[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
+    snprintf(channel, sizeof(channel), "%s%.*s", PD_FWD_CHANNEL_PREFIX, (int)to.len, to.base);
+    char head[48];
+    int n = snprintf(head, sizeof(head), "A %.*s %d %c\n", (int)id.len, id.base, status, type);
+    char *msg = malloc((size_t)n + len);
+    if (!msg)
+        return; /* the forwarder times the request out */
+    memcpy(msg, head, (size_t)n);
+    memcpy(msg + n, body, len);
+    const char *argv[3] = {"PUBLISH", channel, msg};
+    size_t lens[3] = {7, strlen(channel), (size_t)n + len};
+    pd_redis_cmd_argv(w->redis, NULL, NULL, 3, argv, lens);
+    free(msg);
+}
+
+/* Split "word " off the front of *s. */
+static int take_word(pd_slice *s, pd_slice *out)
+{
+    size_t i = 0;
+    while (i < s->len && s->base[i] != ' ' && s->base[i] != '\n')
+        i++;
+    if (i == 0 || i >= s->len)
+        return PD_ERR;
+    *out = pd_slice_make(s->base, i);
+    *s = pd_slice_make(s->base + i + 1, s->len - i - 1);
+    return PD_OK;
+}
+
+void pd_fwd_on_message(pd_worker *w, pd_slice m)
+{
+    pd_fwd *f = w->fwd;
+    pd_slice kind, a, b, c, d;
+    if (!f || take_word(&m, &kind) != PD_OK || kind.len != 1)
+        return;
+    if (kind.base[0] == 'A') {
+        if (take_word(&m, &a) != PD_OK || take_word(&m, &b) != PD_OK || take_word(&m, &c) != PD_OK ||
+            c.len != 1 || a.len >= 24 || b.len != 3)
+            return;
+        char id[24];
+        memcpy(id, a.base, a.len);
+        id[a.len] = '\0';
+        fwd_req *r = pd_ptab_get(f->reqs, pd_slice_make(id, a.len));
+        if (!r)
+            return; /* timed out meanwhile */
+        int status = (b.base[0] - '0') * 100 + (b.base[1] - '0') * 10 + (b.base[2] - '0');
+        if (status < 200 || status > 599)
+            status = 502;
+        req_finish(f, r, status, c.base[0], m.base, m.len);
+        return;
+    }
+    if (kind.base[0] == 'Q') {
+        /* Q <G|P> <from> <id> <sid>\n<body> */
+        if (take_word(&m, &a) != PD_OK || take_word(&m, &b) != PD_OK || take_word(&m, &c) != PD_OK ||
+            take_word(&m, &d) != PD_OK || a.len != 1)
+            return;
+        pd_poll_remote(w, a.base[0], b, c, d, m);
+    }
+}
