@@ -10,6 +10,8 @@
 #include "privydrop/pd_ptab.h"
 #include "fwd.h"
 #include "poll.h"
+#include "session.h"
+#include "privydrop/pd_wsscan.h"
 
 /* How long a forwarded request may wait for its owner: a GET is answered
  * by the next ping at the latest; a POST at once. Past that the owner is
@@ -26,13 +28,26 @@ typedef struct fwd_req {
     char id[24];                 /* decimal request id: the table's key */
 } fwd_req;
 
+/* A WebSocket on this worker carrying a session of another worker. */
+typedef struct fwd_tunnel {
+    pd_sess *s;                  /* the WebSocket (borrowed; it tells us when it goes) */
+    char owner[PD_FWD_TAG_LEN + 1];
+    char sid[PD_FWD_MAX_SID + 1];   /* the table's key */
+} fwd_tunnel;
+
 struct pd_fwd {
+    pd_ptab *tunnels;            /* fwd_tunnel by sid */
     pd_ptab *reqs;               /* fwd_req by id */
     fwd_req *head;               /* the same, as a list for the sweep */
     uint64_t next_id;
     uv_timer_t sweep;
     char channel[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
 };
+
+static pd_slice tunnel_key(const void *item)
+{
+    return pd_slice_cstr(((const fwd_tunnel *)item)->sid);
+}
 
 static pd_slice req_key(const void *item)
 {
@@ -90,7 +105,10 @@ int pd_fwd_init(pd_worker *w)
     if (!f)
         return PD_ERR;
     f->reqs = pd_ptab_create(req_key);
-    if (!f->reqs) {
+    f->tunnels = pd_ptab_create(tunnel_key);
+    if (!f->reqs || !f->tunnels) {
+        pd_ptab_free(f->reqs);
+        pd_ptab_free(f->tunnels);
         free(f);
         return PD_ERR;
     }
@@ -116,6 +134,9 @@ void pd_fwd_close(pd_worker *w)
     while (f->head)
         req_finish(f, f->head, 503, 'j', "{\"error\":\"Server shutting down\"}", 32);
     pd_ptab_free(f->reqs);
+    /* Tunnels belong to their WebSockets, which the session layer closes
+     * (each calls pd_fwd_tunnel_end); what is left is only the table. */
+    pd_ptab_free(f->tunnels);
     uv_close((uv_handle_t *)&f->sweep, on_sweep_closed);
     w->fwd = NULL;
 }
@@ -205,6 +226,26 @@ void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, p
     free(msg);
 }
 
+int pd_fwd_publish(pd_worker *w, pd_slice to, const char *head, size_t hlen, const char *body, size_t blen,
+                   void (*cb)(redisReply *, void *), void *data)
+{
+    if (to.len != PD_FWD_TAG_LEN)
+        return PD_ERR;
+    char channel[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
+    snprintf(channel, sizeof(channel), "%s%.*s", PD_FWD_CHANNEL_PREFIX, (int)to.len, to.base);
+    char *msg = malloc(hlen + blen + 1);
+    if (!msg)
+        return PD_ERR;
+    memcpy(msg, head, hlen);
+    if (blen)
+        memcpy(msg + hlen, body, blen);
+    const char *argv[3] = {"PUBLISH", channel, msg};
+    size_t lens[3] = {7, strlen(channel), hlen + blen};
+    int rc = pd_redis_cmd_argv(w->redis, cb, data, 3, argv, lens);
+    free(msg);
+    return rc;
+}
+
 void pd_fwd_reply(pd_worker *w, pd_slice to, pd_slice id, int status, char type, const char *body,
                   size_t len)
 {
@@ -260,6 +301,35 @@ void pd_fwd_on_message(pd_worker *w, pd_slice m)
         req_finish(f, r, status, c.base[0], m.base, m.len);
         return;
     }
+    if (kind.base[0] == 'T' || kind.base[0] == 'X') {
+        /* T|X <from> <sid>\n<packet> */
+        if (take_word(&m, &a) != PD_OK || take_word(&m, &b) != PD_OK)
+            return;
+        if (kind.base[0] == 'T')
+            pd_poll_tunnel_in(w, a, b, m);
+        else
+            pd_poll_tunnel_gone(w, a, b);
+        return;
+    }
+    if (kind.base[0] == 'O' || kind.base[0] == 'C') {
+        /* O <sid>\n<packet> | C <sid> <code>\n<reason> */
+        if (take_word(&m, &a) != PD_OK || a.len > PD_FWD_MAX_SID)
+            return;
+        fwd_tunnel *t = pd_ptab_get(f->tunnels, a);
+        if (!t)
+            return;
+        if (kind.base[0] == 'O') {
+            pd_sess_tunnel_out(t->s, m);
+            return;
+        }
+        uint16_t code = PD_WS_CLOSE_NORMAL;
+        if (take_word(&m, &b) == PD_OK && b.len == 4)
+            code = (uint16_t)((b.base[0] - '0') * 1000 + (b.base[1] - '0') * 100 + (b.base[2] - '0') * 10 + (b.base[3] - '0'));
+        if (code < 1000 || code > 4999)
+            code = PD_WS_CLOSE_NORMAL;
+        pd_sess_tunnel_close(t->s, code);
+        return;
+    }
     if (kind.base[0] == 'Q') {
         /* Q <G|P> <from> <id> <sid>\n<body> */
         if (take_word(&m, &a) != PD_OK || take_word(&m, &b) != PD_OK || take_word(&m, &c) != PD_OK ||
@@ -267,4 +337,73 @@ void pd_fwd_on_message(pd_worker *w, pd_slice m)
             return;
         pd_poll_remote(w, a.base[0], b, c, d, m);
     }
+}
+
+/* ---- WebSockets carrying another worker's session ---------------------------- */
+
+int pd_fwd_tunnel_begin(pd_worker *w, pd_slice sid, pd_sess *s)
+{
+    pd_fwd *f = w->fwd;
+    if (sid.len <= PD_FWD_TAG_LEN || sid.len > PD_FWD_MAX_SID || pd_ptab_get(f->tunnels, sid))
+        return PD_ERR;
+    fwd_tunnel *t = calloc(1, sizeof(*t));
+    if (!t)
+        return PD_ERR;
+    t->s = s;
+    memcpy(t->owner, sid.base, PD_FWD_TAG_LEN);
+    memcpy(t->sid, sid.base, sid.len);
+    if (pd_ptab_put(f->tunnels, t) != PD_OK) {
+        free(t);
+        return PD_ERR;
+    }
+    return PD_OK;
+}
+
+/* The owner of a tunnel is gone when nobody hears its channel. `data` is a
+ * copy of the worker pointer and the sid. */
+static void on_tunnel_published(redisReply *reply, void *data)
+{
+    pd_worker *w = NULL;
+    memcpy(&w, data, sizeof(w));
+    const char *sid = (const char *)data + sizeof(w);
+    pd_fwd *f = w->fwd;
+    fwd_tunnel *t = f ? pd_ptab_get(f->tunnels, pd_slice_cstr(sid)) : NULL;
+    if (t && (!reply || reply->type == REDIS_REPLY_ERROR ||
+              (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)))
+        pd_sess_tunnel_close(t->s, PD_WS_CLOSE_GOING_AWAY);
+    free(data);
+}
+
+void pd_fwd_tunnel_packet(pd_worker *w, pd_slice sid, pd_slice pkt)
+{
+    pd_fwd *f = w->fwd;
+    fwd_tunnel *t = f ? pd_ptab_get(f->tunnels, sid) : NULL;
+    if (!t)
+        return;
+    char head[PD_FWD_MAX_SID + 32];
+    int n = snprintf(head, sizeof(head), "T %s %s\n", w->eio_tag, t->sid);
+    char *cb = malloc(sizeof(w) + sizeof(t->sid));
+    if (!cb) {
+        pd_sess_tunnel_close(t->s, PD_WS_CLOSE_INTERNAL);
+        return;
+    }
+    memcpy(cb, &w, sizeof(w));
+    memcpy(cb + sizeof(w), t->sid, sizeof(t->sid));
+    if (pd_fwd_publish(w, pd_slice_cstr(t->owner), head, (size_t)n, pkt.base, pkt.len, on_tunnel_published, cb) !=
+        PD_OK) {
+        free(cb);
+        pd_sess_tunnel_close(t->s, PD_WS_CLOSE_GOING_AWAY);
+    }
+}
+
+void pd_fwd_tunnel_end(pd_worker *w, pd_slice sid)
+{
+    pd_fwd *f = w->fwd;
+    fwd_tunnel *t = f ? pd_ptab_del(f->tunnels, sid) : NULL;
+    if (!t)
+        return;
+    char head[PD_FWD_MAX_SID + 32];
+    int n = snprintf(head, sizeof(head), "X %s %s\n", w->eio_tag, t->sid);
+    pd_fwd_publish(w, pd_slice_cstr(t->owner), head, (size_t)n, NULL, 0, NULL, NULL);
+    free(t);
 }

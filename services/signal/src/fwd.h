@@ -10,10 +10,20 @@
  * on the owner's channel (PUBLISH answers 0) means the owner is gone: the
  * client gets "Session ID unknown" at once and reconnects.
  *
+ * The WebSocket upgrade of a session reaches any worker too. One that
+ * lands elsewhere becomes a tunnel: the WebSocket's worker passes every
+ * Engine.IO packet to the owner (the probe and "5" included) and writes
+ * what the owner sends back; the session never moves, so no signal is lost
+ * on the way, at the price of one Redis hop each way per packet.
+ *
  * Messages (one PUBLISH payload each, text):
- *     Q <G|P> <from tag> <request id> <sid>\n<POST body>
- *     A <request id> <status> <t|h|j>\n<body>
- * (t text/plain, h text/html, j application/json).
+ *     Q <G|P> <from tag> <request id> <sid>\n<POST body>   request → owner
+ *     A <request id> <status> <t|h|j>\n<body>             owner → request
+ *       (t text/plain, h text/html, j application/json)
+ *     T <from tag> <sid>\n<packet>     a packet from a tunnelled WebSocket → owner
+ *     X <from tag> <sid>\n             that WebSocket closed → owner
+ *     O <sid>\n<packet>                owner → the tunnelled WebSocket
+ *     C <sid> <code>\n                 owner closes it (a WebSocket close code)
  * One libuv loop per process: nothing here is locked. */
 #ifndef PD_SIGNAL_FWD_H
 #define PD_SIGNAL_FWD_H
@@ -23,6 +33,10 @@
 
 #define PD_FWD_TAG_LEN 8
 #define PD_FWD_CHANNEL_PREFIX "pd:eio:"
+/* Longest Engine.IO sid accepted from a client. */
+#define PD_FWD_MAX_SID 64
+
+typedef struct pd_sess pd_sess;
 
 typedef struct pd_fwd pd_fwd;
 
@@ -48,6 +62,19 @@ void pd_fwd_on_message(pd_worker *w, pd_slice message);
 /* The owner's answer to a forwarded request (`to` and `id` from its Q). */
 void pd_fwd_reply(pd_worker *w, pd_slice to, pd_slice id, int status, char type, const char *body,
                   size_t len);
+
+/* Publish head+body on the channel of worker `to` (a tag); cb may be NULL.
+ * PD_ERR if Redis is not available (cb not called). */
+int pd_fwd_publish(pd_worker *w, pd_slice to, const char *head, size_t hlen, const char *body, size_t blen,
+                   void (*cb)(redisReply *, void *), void *data);
+
+/* Tunnels, for session.c: `s` (a WebSocket on this worker) carries session
+ * `sid` of another worker from begin to end (PD_ERR: refuse it). Packets
+ * go through pd_fwd_tunnel_packet; the owner's come back through
+ * pd_sess_tunnel_out / pd_sess_tunnel_close. */
+int pd_fwd_tunnel_begin(pd_worker *w, pd_slice sid, pd_sess *s);
+void pd_fwd_tunnel_packet(pd_worker *w, pd_slice sid, pd_slice pkt);
+void pd_fwd_tunnel_end(pd_worker *w, pd_slice sid);
 
 /* Requests forwarded by this worker and not yet answered. */
 size_t pd_fwd_pending(const pd_worker *w);

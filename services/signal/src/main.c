@@ -290,7 +290,18 @@ static void handle_socketio(pd_worker *w, pd_http_conn *c, const pd_http_request
     pd_poll *p = NULL;
     char client_ip[INET6_ADDRSTRLEN];
     pd_client_ip(w->trusted, req->peer_ip, pd_http_request_header(req, "X-Forwarded-For"), client_ip);
-    if (q.has_sid) {
+    int tunnel = 0;
+    char tsid[PD_FWD_MAX_SID + 1];
+    if (q.has_sid && !pd_fwd_is_local(w, q.sid)) {
+        /* Another worker's session: this WebSocket tunnels to it. */
+        if (q.sid.len > PD_FWD_MAX_SID || !pd_id_valid(q.sid)) {
+            pd_http_respond_json(c, 400, NULL, PD_EIO_ERR_UNKNOWN_SID, 0);
+            return;
+        }
+        tunnel = 1;
+        memcpy(tsid, q.sid.base, q.sid.len); /* the query goes with the detach */
+        tsid[q.sid.len] = '\0';
+    } else if (q.has_sid) {
         p = pd_poll_find(w, q.sid);
         if (!p) {
             pd_http_respond_json(c, 400, NULL, PD_EIO_ERR_UNKNOWN_SID, 0);
@@ -310,7 +321,9 @@ static void handle_socketio(pd_worker *w, pd_http_conn *c, const pd_http_request
     size_t left_len = 0;
     uv_tcp_t *tcp = pd_http_conn_detach(c, head, (size_t)n, &left, &left_len);
     if (tcp) {
-        if (p)
+        if (tunnel)
+            pd_sess_create_tunnel(w, tcp, pd_slice_cstr(tsid), left, left_len);
+        else if (p)
             pd_sess_create_probe(w, tcp, p, left, left_len);
         else
             pd_sess_create(w, tcp, client_ip, left, left_len);

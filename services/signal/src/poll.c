@@ -38,6 +38,9 @@ struct pd_poll {
     unsigned in_dirty : 1;         /* on the dirty list */
     unsigned overflow : 1;         /* the client stopped polling past the send cap */
     unsigned has_rget : 1;         /* rget_to/rget_id name a waiting GET */
+    unsigned rprobe : 1;           /* a WebSocket on worker `peer` probes the upgrade */
+    unsigned tunnelled : 1;        /* upgraded: carried by a WebSocket on worker `peer` */
+    char peer[PD_FWD_TAG_LEN + 1]; /* that worker's tag */
 };
 
 static const char TEXT_TYPE[] = "text/plain; charset=UTF-8";
@@ -139,6 +142,30 @@ static void tp_expired(pd_eng *e)
 }
 
 static const pd_eng_transport POLL_TP = {tp_send, tp_close, tp_expired};
+
+/* After an upgrade that landed on another worker, the engine stays here and
+ * its packets travel to the WebSocket there (fwd.h). */
+static void tun_send(pd_eng *e, const char *pkt, size_t len)
+{
+    pd_poll *p = poll_of(e);
+    char head[POLL_SID_LEN + 8];
+    int n = snprintf(head, sizeof(head), "O %s\n", p->sid);
+    if (pd_fwd_publish(e->w, pd_slice_cstr(p->peer), head, (size_t)n, pkt, len, NULL, NULL) != PD_OK)
+        pd_metric_add(e->w->m_dropped, "tunnel_redis_down", 1);
+}
+
+static void tun_close(pd_eng *e, uint16_t code, const char *reason)
+{
+    (void)reason;
+    pd_poll *p = poll_of(e);
+    char head[POLL_SID_LEN + 16];
+    int n = snprintf(head, sizeof(head), "C %s %04u\n", p->sid, (unsigned)code);
+    pd_fwd_publish(e->w, pd_slice_cstr(p->peer), head, (size_t)n, NULL, 0, NULL, NULL);
+    poll_unlink(p);
+    poll_mark_dirty(p); /* frees it */
+}
+
+static const pd_eng_transport TUNNEL_TP = {tun_send, tun_close, tp_expired};
 
 /* ---- answering -------------------------------------------------------------- */
 
@@ -353,7 +380,7 @@ pd_poll *pd_poll_find(pd_worker *w, pd_slice sid)
     if (sid.len != POLL_SID_LEN)
         return NULL;
     pd_poll *p = pd_ptab_get(w->polls, sid);
-    return p && !p->gone ? p : NULL;
+    return p && !p->gone && !p->tunnelled ? p : NULL;
 }
 
 size_t pd_poll_count(const pd_worker *w)
@@ -365,7 +392,7 @@ size_t pd_poll_count(const pd_worker *w)
 
 int pd_poll_probe_attach(pd_poll *p, void *probe)
 {
-    if (p->gone || p->probe)
+    if (p->gone || p->probe || p->rprobe)
         return PD_ERR;
     p->probe = probe;
     return PD_OK;
@@ -405,6 +432,84 @@ int pd_poll_probe_upgrade(pd_poll *p, pd_eng *dst, const pd_eng_transport *tp)
         poll_answer_get(p, "6", 1);
     poll_mark_dirty(p); /* frees it */
     return PD_OK;
+}
+
+/* ---- the upgrade through another worker (fwd.h) --------------------------- */
+
+static void tunnel_tell(pd_worker *w, pd_slice to, pd_slice sid, const char *what, size_t len, int close_code)
+{
+    char head[PD_FWD_MAX_SID + 16];
+    int n = close_code ? snprintf(head, sizeof(head), "C %.*s %04d\n", (int)sid.len, sid.base, close_code)
+                       : snprintf(head, sizeof(head), "O %.*s\n", (int)sid.len, sid.base);
+    pd_fwd_publish(w, to, head, (size_t)n, what, len, NULL, NULL);
+}
+
+void pd_poll_tunnel_in(pd_worker *w, pd_slice from, pd_slice sid, pd_slice pkt)
+{
+    if (from.len != PD_FWD_TAG_LEN || sid.len > PD_FWD_MAX_SID)
+        return;
+    pd_poll *p = sid.len == POLL_SID_LEN ? pd_ptab_get(w->polls, sid) : NULL;
+    if (!p || p->gone) {
+        tunnel_tell(w, from, sid, NULL, 0, PD_WS_CLOSE_GOING_AWAY);
+        return;
+    }
+    int same_peer = pd_slice_eq(from, p->peer);
+    if (p->tunnelled) {
+        if (same_peer)
+            pd_eng_input(&p->eng, pkt);
+        return;
+    }
+    if (p->probe || (p->rprobe && !same_peer)) {
+        tunnel_tell(w, from, sid, NULL, 0, PD_WS_CLOSE_POLICY); /* another probe holds it */
+        return;
+    }
+    if (pd_slice_eq(pkt, "2probe")) {
+        p->rprobe = 1;
+        memcpy(p->peer, from.base, from.len);
+        p->peer[from.len] = '\0';
+        tunnel_tell(w, from, sid, "3probe", 6, 0);
+        if (poll_waiting(p) && p->out_len == 0)
+            poll_answer_get(p, "6", 1);
+        return;
+    }
+    if (p->rprobe && pd_slice_eq(pkt, "5")) {
+        p->rprobe = 0;
+        p->tunnelled = 1;
+        p->eng.tp = &TUNNEL_TP;
+        /* What waited for polling goes down the tunnel, in order. */
+        size_t i = 0;
+        while (i < p->out_len) {
+            size_t j = i;
+            while (j < p->out_len && p->out[j] != PD_EIO_SEPARATOR)
+                j++;
+            tun_send(&p->eng, p->out + i, j - i);
+            i = j + 1;
+        }
+        p->out_len = 0;
+        if (poll_waiting(p))
+            poll_answer_get(p, "6", 1);
+        return;
+    }
+    pd_metric_add(w->m_dropped, "bad_probe", 1);
+    p->rprobe = 0;
+    tunnel_tell(w, from, sid, NULL, 0, PD_WS_CLOSE_PROTOCOL);
+}
+
+void pd_poll_tunnel_gone(pd_worker *w, pd_slice from, pd_slice sid)
+{
+    pd_poll *p = sid.len == POLL_SID_LEN ? pd_ptab_get(w->polls, sid) : NULL;
+    if (!p || p->gone || !pd_slice_eq(from, p->peer))
+        return;
+    if (p->rprobe) {
+        p->rprobe = 0; /* a failed probe: polling goes on */
+        return;
+    }
+    if (p->tunnelled) {
+        pd_metric_add(w->m_closed, "transport_close", 1);
+        pd_eng_mark_closed(&p->eng);
+        poll_unlink(p);
+        poll_mark_dirty(p); /* frees it */
+    }
 }
 
 /* ---- the layer ----------------------------------------------------------------- */

@@ -40,7 +40,13 @@ void pd_poll_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, 
  * 'P' (a POST with `body`); `from` and `id` name it there. */
 void pd_poll_remote(pd_worker *w, char kind, pd_slice from, pd_slice id, pd_slice sid, pd_slice body);
 
-/* The session with this sid on this worker, NULL if none (or closed). */
+/* A WebSocket on worker `from` carries (or probes to carry) session `sid`:
+ * a packet from it, or its end (fwd.h). */
+void pd_poll_tunnel_in(pd_worker *w, pd_slice from, pd_slice sid, pd_slice pkt);
+void pd_poll_tunnel_gone(pd_worker *w, pd_slice from, pd_slice sid);
+
+/* The polling session with this sid on this worker, NULL if none (closed,
+ * or upgraded). */
 pd_poll *pd_poll_find(pd_worker *w, pd_slice sid);
 
 /* The upgrade, driven by the WebSocket transport (session.c), which holds

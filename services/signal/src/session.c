@@ -22,6 +22,7 @@
 #include "privydrop/pd_ratelimit.h"
 #include "privydrop/pd_sio.h"
 #include "privydrop/pd_wsscan.h"
+#include "fwd.h"
 #include "poll.h"
 #include "session.h"
 
@@ -58,7 +59,10 @@ struct pd_sess {
     uint32_t out_len, out_cap;
     uint32_t writes;               /* writes handed to libuv and not yet completed */
     pd_ws_scanner scan;            /* frame-header pre-check */
-    pd_poll *probe;                /* the polling session this connection probes to take over, or NULL */
+    union {
+        pd_poll *probe;            /* probing: the polling session here this connection takes over, or NULL */
+        char *tunnel;              /* tunnelling: the sid of another worker's session it carries (owned) */
+    } up;
     unsigned state : 2;            /* sess_state */
     unsigned overflow : 1;         /* send queue passed the cap */
     unsigned peer_gone : 1;        /* transport failed: no close frame */
@@ -66,6 +70,7 @@ struct pd_sess {
     unsigned out_used : 1;         /* output queued since the last tick */
     unsigned in_dirty : 1;         /* on the worker's dirty list */
     unsigned probing : 1;          /* an upgrade probe: no session of its own yet */
+    unsigned tunnelling : 1;       /* carries another worker's session (fwd.h) */
 };
 
 static void sess_finish(pd_sess *s);
@@ -248,18 +253,30 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
  * Engine.IO spec allows nothing else. */
 static void sess_input(pd_sess *s, pd_slice pkt)
 {
+    if (s->tunnelling) {
+        /* The owner judges every packet, but this worker still bounds what
+         * one client makes it publish. */
+        pd_worker *w = s->eng.w;
+        if (!pd_bucket_take(&s->eng.events, 2.0 * (double)w->cfg.event_rate, 2.0 * (double)w->cfg.event_burst,
+                            pd_mono_ms())) {
+            pd_metric_add(w->m_dropped, "tunnel_rate", 1);
+            return;
+        }
+        pd_fwd_tunnel_packet(w, pd_slice_cstr(s->up.tunnel), pkt);
+        return;
+    }
     if (!s->probing) {
         pd_eng_input(&s->eng, pkt);
         return;
     }
-    if (s->probe && pd_slice_eq(pkt, "2probe")) {
+    if (s->up.probe && pd_slice_eq(pkt, "2probe")) {
         sess_send(s, "3probe", 6);
-        pd_poll_probe_ping(s->probe);
+        pd_poll_probe_ping(s->up.probe);
         return;
     }
-    if (s->probe && pd_slice_eq(pkt, "5")) {
-        pd_poll *p = s->probe;
-        s->probe = NULL;
+    if (s->up.probe && pd_slice_eq(pkt, "5")) {
+        pd_poll *p = s->up.probe;
+        s->up.probe = NULL;
         s->probing = 0;
         if (pd_poll_probe_upgrade(p, &s->eng, &SESS_TP) != PD_OK)
             sess_close(s, PD_WS_CLOSE_NORMAL, "session closed");
@@ -269,11 +286,22 @@ static void sess_input(pd_sess *s, pd_slice pkt)
     sess_close(s, PD_WS_CLOSE_PROTOCOL, "unexpected packet during upgrade");
 }
 
+/* From the owner of a tunnelled session (fwd.c). */
+void pd_sess_tunnel_out(pd_sess *s, pd_slice pkt)
+{
+    sess_send(s, pkt.base, pkt.len);
+}
+
+void pd_sess_tunnel_close(pd_sess *s, uint16_t code)
+{
+    sess_close(s, code, code == PD_WS_CLOSE_GOING_AWAY ? "session gone" : "session closed");
+}
+
 /* The polling session closed under a probe. */
 void pd_sess_probe_lost(void *probe)
 {
     pd_sess *s = probe;
-    s->probe = NULL;
+    s->up.probe = NULL;
     sess_close(s, PD_WS_CLOSE_NORMAL, "session closed");
 }
 
@@ -653,12 +681,20 @@ static void sess_finish(pd_sess *s)
     uv_close((uv_handle_t *)s->tcp, on_handle_closed);
 }
 
-/* A probe that ends before "5" leaves the polling session as it was. */
+/* A probe that ends before "5" leaves the polling session as it was; a
+ * tunnel that ends tells the owner. */
 static void sess_drop_probe(pd_sess *s)
 {
-    if (s->probe) {
-        pd_poll_probe_detach(s->probe);
-        s->probe = NULL;
+    if (s->tunnelling) {
+        s->tunnelling = 0;
+        pd_fwd_tunnel_end(s->eng.w, pd_slice_cstr(s->up.tunnel));
+        free(s->up.tunnel);
+        s->up.tunnel = NULL;
+        return;
+    }
+    if (s->up.probe) {
+        pd_poll_probe_detach(s->up.probe);
+        s->up.probe = NULL;
     }
 }
 
@@ -763,13 +799,38 @@ pd_sess *pd_sess_create_probe(pd_worker *w, uv_tcp_t *tcp, pd_poll *p, const cha
     s->eng.closed = 1;
     s->probing = 1;
     if (pd_poll_probe_attach(p, s) == PD_OK)
-        s->probe = p;
+        s->up.probe = p;
     sess_link(s);
-    if (!s->probe) {
+    if (!s->up.probe) {
         /* Another probe holds the session: this one is refused. */
         s->state = S_OPEN;
         sess_close(s, PD_WS_CLOSE_POLICY, "upgrade already in progress");
         return s;
     }
+    return sess_start(s, leftover, leftover_len);
+}
+
+pd_sess *pd_sess_create_tunnel(pd_worker *w, uv_tcp_t *tcp, pd_slice sid, const char *leftover,
+                               size_t leftover_len)
+{
+    pd_sess *s = sess_new(w, tcp);
+    if (!s)
+        return NULL;
+    s->eng.tp = &SESS_TP;
+    s->eng.heap_idx = UINT32_MAX;
+    s->eng.closed = 1;
+    sess_link(s);
+    char *copy = malloc(sid.len + 1);
+    if (copy) {
+        memcpy(copy, sid.base, sid.len);
+        copy[sid.len] = '\0';
+    }
+    if (!copy || pd_fwd_tunnel_begin(w, sid, s) != PD_OK) {
+        free(copy);
+        sess_close(s, PD_WS_CLOSE_POLICY, "upgrade already in progress");
+        return s;
+    }
+    s->up.tunnel = copy;
+    s->tunnelling = 1;
     return sess_start(s, leftover, leftover_len);
 }
