@@ -30,13 +30,14 @@ export function uniqueRoomId(prefix = "t") {
 }
 
 /** Connect a socket.io client (WebSocket only) to `url`; resolves once connected. */
-export async function connect(url, { ip = uniqueIp(), path = "/socket.io/", extraHeaders = {}, timeout = EVENT_TIMEOUT_MS } = {}) {
+export async function connect(url, { ip = uniqueIp(), path = "/socket.io/", extraHeaders = {}, timeout = EVENT_TIMEOUT_MS,
+  transports = ["websocket"], reconnection = false } = {}) {
   const headers = { ...extraHeaders };
   if (ip) headers["x-forwarded-for"] = ip;
   const socket = io(url, {
     path,
-    transports: ["websocket"],
-    reconnection: false,
+    transports,
+    reconnection,
     forceNew: true,
     timeout,
     extraHeaders: headers,

@@ -6,13 +6,16 @@ import net from "node:net";
 
 /**
  * Start a round-robin front on 127.0.0.1 (a free port) before `ports`.
+ * `route(n, { upgrade })` may pick the backend index for the n-th request
+ * instead (n counts from 0 over requests and upgrades together).
  * Returns { port, url, counts (requests per backend), close() }.
  */
-export async function startRoundRobinFront(ports) {
+export async function startRoundRobinFront(ports, { route } = {}) {
   let next = 0;
   const counts = ports.map(() => 0);
-  const pick = () => {
-    const i = next++ % ports.length;
+  const pick = (upgrade = false) => {
+    const n = next++;
+    const i = route ? route(n, { upgrade }) : n % ports.length;
     counts[i]++;
     return ports[i];
   };
@@ -32,7 +35,7 @@ export async function startRoundRobinFront(ports) {
     req.pipe(up);
   });
   server.on("upgrade", (req, sock, head) => {
-    const up = net.connect(pick(), "127.0.0.1", () => {
+    const up = net.connect(pick(true), "127.0.0.1", () => {
       let raw = `${req.method} ${req.url} HTTP/1.1\r\n`;
       for (let i = 0; i < req.rawHeaders.length; i += 2) raw += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
       up.write(raw + "\r\n");
