@@ -156,12 +156,19 @@ describe("Engine.IO handshake and packets", { timeout: 120000 }, () => {
     }
   });
 
-  it("HTTP 400 for the polling transport: Transport unknown", async () => {
+  it("polling handshake: 200 with the open packet offering the WebSocket upgrade; an unknown transport: Transport unknown", async () => {
     for (const w of c.workers.slice(0, 2)) {
-      const r = await request(w.url, "GET", "/socket.io/?EIO=4&transport=polling");
-      assert.equal(r.status, 400);
-      assert.deepEqual(r.json, { code: 0, message: "Transport unknown" });
-      assert.match(r.headers["content-type"] || "", /json/);
+      const r = await request(w.url, "GET", "/socket.io/?EIO=4&transport=polling", { headers: { "X-Forwarded-For": uniqueIp() } });
+      assert.equal(r.status, 200);
+      assert.match(r.headers["content-type"] || "", /^text\/plain/);
+      assert.equal(r.body[0], "0");
+      const o = JSON.parse(r.body.slice(1));
+      assert.deepEqual(o.upgrades, ["websocket"]);
+      assert.match(o.sid, /^[A-Za-z0-9_-]{28}$/);
+      const bad = await request(w.url, "GET", "/socket.io/?EIO=4&transport=carrier-pigeon");
+      assert.equal(bad.status, 400);
+      assert.deepEqual(bad.json, { code: 0, message: "Transport unknown" });
+      assert.match(bad.headers["content-type"] || "", /json/);
     }
   });
 

@@ -60,10 +60,28 @@ describe("nginx ingress", { timeout: 90000 }, () => {
     assert.deepEqual(cr.json, { success: true, message: "create room success" });
   });
 
-  it("/socket.io/ goes to the signal workers (Engine.IO error body for polling)", async () => {
-    const r = await request(base, "GET", "/socket.io/?EIO=4&transport=polling");
+  it("/socket.io/ goes to the signal workers (Engine.IO error body for an unknown transport)", async () => {
+    const r = await request(base, "GET", "/socket.io/?EIO=4&transport=smoke-signal");
     assert.equal(r.status, 400);
     assert.deepEqual(r.json, { code: 0, message: "Transport unknown" });
+  });
+
+  it("long-polling through nginx's round robin (no affinity): polling-only and default-transport clients relay", async () => {
+    const roomId = uniqueRoomId("ngxp");
+    await postJson(base, "/api/create_room", { roomId });
+    const p = await connect(base, { transports: ["polling"] });
+    const d = await connect(base, { transports: ["polling", "websocket"] });
+    try {
+      assert.equal((await join(p, roomId)).success, true);
+      assert.equal((await join(d, roomId)).success, true);
+      p.emit("offer", { peerId: d.id, offer: { type: "offer", sdp: "v=0\r\n" } });
+      assert.equal((await waitFor(d, "offer")).from, p.id);
+      d.emit("answer", { peerId: p.id, answer: { type: "answer", sdp: "v=0\r\n" } });
+      assert.equal((await waitFor(p, "answer")).from, d.id);
+    } finally {
+      p.close();
+      d.close();
+    }
   });
 
   it("socket.io-client over nginx: join, ready and relay between two clients", async () => {
