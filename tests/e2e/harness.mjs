@@ -34,20 +34,30 @@ export const CHROMIUM_ARGS = [
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** One nginx in front of one signal worker (and the shared room API). */
-async function startFront(cluster, worker, n) {
+/**
+ * One nginx in front of one signal worker (and the shared room API), or, with
+ * `workers`, of several in plain round robin. `refuseWebSocket` makes it
+ * answer every WebSocket upgrade on /socket.io/ with 403, as some proxies
+ * and middleboxes do: clients must fall back to long-polling.
+ */
+async function startFront(cluster, worker, n, { workers = [worker], refuseWebSocket = false } = {}) {
   const port = await freePort();
   const runDir = path.join(cluster.dir, `front-${n}`);
   const logDir = path.join(runDir, "logs");
   fs.mkdirSync(logDir, { recursive: true });
   fs.chmodSync(runDir, 0o755);
-  const serverConf = renderTemplate(fs.readFileSync(path.join(REPO_ROOT, "deploy/nginx/privydrop.conf.template"), "utf8"), {
+  let serverConf = renderTemplate(fs.readFileSync(path.join(REPO_ROOT, "deploy/nginx/privydrop.conf.template"), "utf8"), {
     LISTEN: `127.0.0.1:${port}`,
     SERVER_NAME: "localhost",
-    SIGNAL_UPSTREAM: `127.0.0.1:${worker.port}`,
+    SIGNAL_UPSTREAM: workers.map((w) => `127.0.0.1:${w.port}`).join(";\n    server "),
     ROOMAPI_UPSTREAM: `127.0.0.1:${cluster.roomApi.port}`,
     WEB_ROOT: WEB_DIST,
   });
+  if (refuseWebSocket) {
+    const at = "location /socket.io/ {";
+    if (!serverConf.includes(at)) throw new Error("front: no /socket.io/ location in the nginx template");
+    serverConf = serverConf.replace(at, `${at}\n        if ($http_upgrade) { return 403; }`);
+  }
   const serverConfPath = path.join(runDir, "privydrop.conf");
   fs.writeFileSync(serverConfPath, serverConf);
   const mainConf = renderTemplate(fs.readFileSync(path.join(REPO_ROOT, "deploy/local/nginx.conf.template"), "utf8"), {
@@ -95,10 +105,13 @@ async function startFront(cluster, worker, n) {
 
 /**
  * Starts redis, two signal workers, the room API and one nginx front per
- * worker. `fronts[i]` reaches only `cluster.workers[i]` for signaling.
+ * worker. `fronts[i]` reaches only `cluster.workers[i]` for signaling
+ * (with `frontOptions: { allWorkers: true }`, every front reaches every
+ * worker in round robin; `refuseWebSocket: true` makes the fronts refuse
+ * WebSocket upgrades).
  * `env` goes to every server process, `roomApiEnv` to the room API only.
  */
-export async function startE2ECluster({ env = {}, roomApiEnv = {}, keepLogsIn, joinRateLimit = false } = {}) {
+export async function startE2ECluster({ env = {}, roomApiEnv = {}, keepLogsIn, joinRateLimit = false, frontOptions } = {}) {
   if (!fs.existsSync(path.join(WEB_DIST, "index.html"))) {
     throw new Error(`${WEB_DIST}/index.html is missing: build the web client with 'make web'`);
   }
@@ -112,7 +125,10 @@ export async function startE2ECluster({ env = {}, roomApiEnv = {}, keepLogsIn, j
   });
   const fronts = [];
   try {
-    for (let i = 0; i < cluster.workers.length; i++) fronts.push(await startFront(cluster, cluster.workers[i], i + 1));
+    for (let i = 0; i < cluster.workers.length; i++) {
+      const opts = frontOptions ? { ...frontOptions, workers: frontOptions.allWorkers ? cluster.workers : [cluster.workers[i]] } : {};
+      fronts.push(await startFront(cluster, cluster.workers[i], i + 1, opts));
+    }
   } catch (e) {
     for (const f of fronts) await f.stop();
     await cluster.stop().catch(() => undefined);

@@ -219,6 +219,7 @@ void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, p
     memcpy(cb_id + sizeof(w), r->id, sizeof(r->id));
     const char *argv[3] = {"PUBLISH", channel, msg};
     size_t lens[3] = {7, strlen(channel), len};
+    pd_metric_add(w->m_poll_forwarded, NULL, 1);
     if (pd_redis_cmd_argv(w->redis, on_published, cb_id, 3, argv, lens) != PD_OK) {
         free(cb_id);
         req_finish(f, r, 503, 'j', "{\"error\":\"Service unavailable\"}", 31);
@@ -389,6 +390,7 @@ void pd_fwd_tunnel_packet(pd_worker *w, pd_slice sid, pd_slice pkt)
     }
     memcpy(cb, &w, sizeof(w));
     memcpy(cb + sizeof(w), t->sid, sizeof(t->sid));
+    pd_metric_add(w->m_poll_forwarded, NULL, 1);
     if (pd_fwd_publish(w, pd_slice_cstr(t->owner), head, (size_t)n, pkt.base, pkt.len, on_tunnel_published, cb) !=
         PD_OK) {
         free(cb);

@@ -498,6 +498,9 @@ static void add_metrics(pd_worker *w)
                                    "Socket.IO events received, by event.", "event");
     w->m_dropped = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_dropped_total",
                                   "Packets and signals dropped, by reason.", "reason");
+    w->m_poll_forwarded = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_poll_forwarded_total",
+                                         "Long-polling requests and tunnelled packets sent to the worker "
+                                         "that owns their session.", NULL);
     w->m_publishes = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_bus_publishes_total",
                                     "Envelopes published on room channels.", NULL);
     w->m_bus_received = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_bus_received_total",

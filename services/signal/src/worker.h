@@ -72,6 +72,7 @@ typedef struct pd_worker {
     pd_metric *m_messages;        /* counter{event} */
     pd_metric *m_dropped;         /* counter{reason} */
     pd_metric *m_publishes;       /* counter: bus publishes */
+    pd_metric *m_poll_forwarded;  /* counter: polling requests / tunnelled packets sent to their owner */
     pd_metric *m_bus_received;    /* counter: bus envelopes delivered to us */
     pd_metric *m_redis_up;        /* gauge */
     pd_metric *m_rooms;           /* gauge: rooms with local members */

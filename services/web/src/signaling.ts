@@ -49,7 +49,11 @@ export class Signaling {
   constructor(private ev: SignalEvents) {
     this.socket = io({
       path: "/socket.io/",
-      transports: ["websocket"],
+      // WebSocket first; HTTP long-polling where a proxy blocks it. Without
+      // tryAllTransports the client would retry WebSocket forever. Any
+      // worker serves either (no sticky sessions needed).
+      transports: ["websocket", "polling"],
+      tryAllTransports: true,
       forceNew: true,
       reconnection: true,
       reconnectionDelay: 500,
