@@ -11,7 +11,9 @@
  *            processes (CPU time, RSS) and of the kernel's socket memory.
  *   front.c  the balancer of the rolling mode: /readyz probes, round-robin
  *            over the ready workers.
- *   main.c   options, the modes (idle, relay, churn, api, rolling), reports.
+ *   app.h    the scenarios (idle.c, relay.c, churn.c, api.c, rolling.c),
+ *            what they share (app.c), the report (report.c) and main.c
+ *            (options, dispatch).
  * Nothing here is locked: one loop, one thread. */
 #ifndef SIGLOAD_H
 #define SIGLOAD_H
@@ -20,6 +22,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+/* The struct holding `member` at address ptr (as container_of in Linux and
+ * libuv's own code): offsetof-based, so the relation between an embedded
+ * struct and its owner is stated rather than assumed from the layout. The
+ * unevaluated branch makes the compiler check that ptr points to the
+ * member's type. */
+#define sl_container_of(ptr, type, member)                                                                     \
+    ((type *)(void *)((char *)(1 ? (ptr) : &((type *)0)->member) - offsetof(type, member)))
 
 #define SL_MAX_TARGETS 16
 #define SL_MAX_PIDS 32
@@ -101,7 +111,8 @@ struct sl_conn {
     sl_conn *peer;                /* the other member of its room */
     int room;                     /* room index */
     int joined;                   /* joinResponse success seen */
-    uint64_t sent, received;      /* signals */
+    uint64_t sent, received;      /* signals; sent is also the next sequence number */
+    uint64_t rx_next;             /* relay: the next sequence number expected from the peer */
 };
 
 /* Start connecting c (state must be IDLE) to run->targets[c->target]. */
@@ -161,7 +172,7 @@ void sl_front_release(sl_front *f, int target);
 int sl_front_ready_count(const sl_front *f);
 void sl_front_free(sl_front *f);
 
-/* ---- the run (main.c) -------------------------------------------------------- */
+/* ---- the run (app.h embeds it) -------------------------------------------------------- */
 
 struct sl_run {
     uv_loop_t *loop;
