@@ -38,6 +38,7 @@ typedef struct opts {
     char api_name[64];
     int pids[SL_MAX_PIDS];
     int npids;
+    int procs;                    /* relay: generator processes (1) */
 } opts;
 
 /* Growable text for the JSON report. */
@@ -124,6 +125,10 @@ struct app {
     double ramp_s;
     uint64_t open_at_end;
     struct roll_state *roll;      /* rolling.c's own state */
+    /* --procs (procs.c): in a child, its pipes to the parent; -1 otherwise */
+    int procs_index, procs_up, procs_down;
+    int procs_said_ready;         /* 'R' sent */
+    uint64_t procs_t0;            /* the common start time, 0 until received */
 };
 
 static inline app *app_of(sl_run *r) { return sl_container_of(r, app, run); }
@@ -167,6 +172,18 @@ void app_pace_start(app *a);
 void app_pace_stop(app *a);
 /* Stop everything: close every connection and handle; uv_run returns. */
 void app_finish(app *a);
+
+/* ---- procs.c ------------------------------------------------------------------ */
+
+/* Fork --procs children and run the parent's side: wait for them, merge
+ * their tallies, report. Returns the exit status in the parent; in a child
+ * returns -1, and the child goes on as a generator with its share. */
+int sl_procs_fork(app *a);
+/* A child: 1 once every child is ready and the common start time has
+ * come (always 1 outside --procs). Called every tick while waiting. */
+int sl_procs_may_start(app *a);
+/* A child: send its tally to the parent (instead of a report). */
+void sl_procs_send_tally(app *a);
 
 /* ---- report.c ----------------------------------------------------------------- */
 

@@ -46,6 +46,8 @@ static const char USAGE[] =
     "  --duration S           measured seconds (10); idle: seconds to hold; rolling: the\n"
     "                         whole run's limit (a hang guard)\n"
     "  --warmup S             seconds before measuring (1)\n"
+    "  --procs N              relay: N generator processes, each with its share of the\n"
+    "                         rooms and of --rate, merged into one report (1)\n"
     "  --drain S              relay: seconds at most, after the window, to wait for the\n"
     "                         signals still in flight (5)\n"
     "  --connect-rate N       new connections per second (4000)\n"
@@ -109,6 +111,7 @@ static int parse_args(app *a, int argc, char **argv)
     o->join = 1;
     o->settle = 15;
     o->drain = 5;
+    o->procs = 1;
     o->health_interval = 100;
     parse_hostport("127.0.0.1:3001", &r->targets[0], r->target_names[0], sizeof(r->target_names[0]));
     r->ntargets = 1;
@@ -179,6 +182,9 @@ static int parse_args(app *a, int argc, char **argv)
         } else if (strcmp(k, "--warmup") == 0) {
             NEED();
             o->warmup = atof(v);
+        } else if (strcmp(k, "--procs") == 0) {
+            NEED();
+            o->procs = atoi(v);
         } else if (strcmp(k, "--drain") == 0) {
             NEED();
             o->drain = atof(v);
@@ -241,7 +247,7 @@ static int parse_args(app *a, int argc, char **argv)
     }
     if (o->conns < 1 || o->rooms < 1 || o->window < 1 || o->duration <= 0 || o->warmup < 0 ||
         o->connect_rate < 1 || o->inflight < 1 || r->src_count < 0 || o->settle < 0 || o->health_interval < 1 ||
-        o->drain < 0)
+        o->drain < 0 || o->procs < 1 || o->procs > 64)
         return die_usage("a count or time is out of range", NULL);
     if (a->sc == &SL_ROLLING) {
         if (o->rate <= 0)
@@ -251,6 +257,10 @@ static int parse_args(app *a, int argc, char **argv)
     }
     if (strcmp(o->route, "check_room") != 0 && strcmp(o->route, "get_room") != 0)
         return die_usage("unknown --route", o->route);
+    if (o->procs > 1 && a->sc != &SL_RELAY)
+        return die_usage("--procs is for relay only", NULL);
+    if (o->procs > o->rooms)
+        return die_usage("--procs needs at least one room per process", NULL);
     if (o->cross && r->ntargets < 2)
         return die_usage("--cross needs two --target addresses", NULL);
     return 0;
@@ -294,9 +304,18 @@ int main(int argc, char **argv)
     app *a = calloc(1, sizeof(*a));
     if (!a)
         return 1;
+    a->procs_up = a->procs_down = -1;
     int rc = parse_args(a, argc, argv);
     if (rc)
         return rc;
+    if (a->o.procs > 1) {
+        /* Before any loop or handle exists: the children build their own. */
+        rc = sl_procs_fork(a);
+        if (rc >= 0) {
+            free(a);
+            return rc;
+        }
+    }
     sl_run *r = &a->run;
     r->loop = uv_default_loop();
     if (getrandom(&r->rng, sizeof(r->rng), 0) != sizeof(r->rng) || r->rng == 0)
@@ -327,7 +346,10 @@ int main(int argc, char **argv)
 
     a->sc->setup(a);
     uv_run(r->loop, UV_RUN_DEFAULT);
-    app_report(a);
+    if (a->procs_up >= 0)
+        sl_procs_send_tally(a);
+    else
+        app_report(a);
     int bad = a->run.protocol_errors > 0 || a->sc->failed(a);
     uv_loop_close(r->loop);
     if (a->sc->free)

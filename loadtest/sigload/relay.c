@@ -187,14 +187,19 @@ static void relay_tick(app *a)
     if (a->phase == 0) {
         app_ramp_step(a);
         if (a->next_conn == a->nconns && a->handshakes <= 0) {
-            a->ramp_done = 1;
-            a->ramp_s = (double)(now - a->ramp_t0) / 1e9;
-            app_say(a, "relay: %llu rooms ready, %llu failed in %.1fs\n", (unsigned long long)a->established,
-                    (unsigned long long)a->join_failed, a->ramp_s);
-            if (a->established == 0) {
-                app_finish(a);
-                return;
+            if (!a->ramp_done) {
+                a->ramp_done = 1;
+                a->ramp_s = (double)(now - a->ramp_t0) / 1e9;
+                app_say(a, "relay: %llu rooms ready, %llu failed in %.1fs\n", (unsigned long long)a->established,
+                        (unsigned long long)a->join_failed, a->ramp_s);
+                if (a->established == 0) {
+                    app_finish(a);
+                    return;
+                }
             }
+            /* With --procs, every generator process starts at once. */
+            if (!sl_procs_may_start(a))
+                return;
             a->phase = 1;
             a->t0 = now;
             a->t_measure = now + (uint64_t)(a->o.warmup * 1e9);

@@ -65,9 +65,10 @@ void app_report(app *a)
         sl_sb(&j, "%s\"%s\"", i ? "," : "", a->run.target_names[i]);
     sl_sb(&j,
           "],\"api\":\"%s\",\"params\":{\"conns\":%d,\"rooms\":%d,\"cross\":%s,\"rate\":%.0f,\"window\":%d,"
-          "\"route\":\"%s\",\"duration_s\":%.2f,\"warmup_s\":%.2f,\"src_count\":%d},",
+          "\"route\":\"%s\",\"duration_s\":%.2f,\"warmup_s\":%.2f,\"src_count\":%d,\"drain_s\":%.2f,"
+          "\"procs\":%d},",
           o->api_name, o->conns, o->rooms, o->cross ? "true" : "false", o->rate, o->window, o->route, o->duration,
-          o->warmup, a->run.src_count);
+          o->warmup, a->run.src_count, o->drain, o->procs);
     sl_sb(&j, "\"window_s\":%.3f,\"servers\":{\"pids\":[", m.window_s);
     for (int i = 0; i < o->npids; i++)
         sl_sb(&j, "%s%d", i ? "," : "", o->pids[i]);

@@ -47,6 +47,8 @@ typedef struct sl_hist {
 
 void sl_hist_reset(sl_hist *h);
 void sl_hist_add(sl_hist *h, uint64_t ns);
+/* Add src's samples to dst (histograms of several generator processes). */
+void sl_hist_merge(sl_hist *dst, const sl_hist *src);
 /* The value at quantile q (0..1), in ns; 0 when empty. */
 uint64_t sl_hist_quantile(const sl_hist *h, double q);
 
