@@ -110,7 +110,7 @@ static void api_start(app *a)
     a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
     a->phase = 0;
     a->started = 1;
-    app_start_https(a, api_next, api_done);
+    app_start_https(a, a->https, a->nhttps, api_next, api_done);
     if (a->o.rate > 0)
         app_pace_start(a);
 }

@@ -90,8 +90,8 @@ static size_t rooms_next(sl_http *h, char *buf, size_t cap)
 
 static void rooms_close_all(app *a)
 {
-    for (int i = 0; i < a->nhttps; i++)
-        sl_http_close(&a->https[i]);
+    for (int i = 0; i < a->nroom_https; i++)
+        sl_http_close(&a->room_https[i]);
 }
 
 static void rooms_done(sl_http *h, int status, const char *body, size_t len)
@@ -114,10 +114,10 @@ static void rooms_done(sl_http *h, int status, const char *body, size_t len)
     }
 }
 
-void app_start_https(app *a, sl_http_next_fn next, sl_http_done_fn done)
+void app_start_https(app *a, sl_http *https, int n, sl_http_next_fn next, sl_http_done_fn done)
 {
-    for (int i = 0; i < a->nhttps; i++) {
-        sl_http *h = &a->https[i];
+    for (int i = 0; i < n; i++) {
+        sl_http *h = &https[i];
         h->run = &a->run;
         h->index = i;
         h->next = next;
@@ -134,13 +134,13 @@ void app_create_rooms(app *a, int n, void (*then)(app *))
         then(a);
         return;
     }
-    a->nhttps = n < 16 ? n : 16;
-    a->https = calloc((size_t)a->nhttps, sizeof(sl_http));
-    if (!a->https) {
+    a->nroom_https = n < 16 ? n : 16;
+    a->room_https = calloc((size_t)a->nroom_https, sizeof(sl_http));
+    if (!a->room_https) {
         fprintf(stderr, "sigload: out of memory\n");
         exit(1);
     }
-    app_start_https(a, rooms_next, rooms_done);
+    app_start_https(a, a->room_https, a->nroom_https, rooms_next, rooms_done);
 }
 
 /* ---- connections ----------------------------------------------------------- */
@@ -272,5 +272,6 @@ void app_finish(app *a)
         sl_conn_close(&a->conns[i]);
     for (int i = 0; i < a->nhttps; i++)
         sl_http_close(&a->https[i]);
+    rooms_close_all(a);
     uv_walk(a->run.loop, close_walk, NULL);
 }

@@ -83,8 +83,10 @@ struct app {
     char prefix[16];              /* room id prefix, random per run */
     sl_conn *conns;               /* idle/relay/churn/rolling */
     int nconns;
-    sl_http *https;               /* api load and room creation */
+    sl_http *https;               /* api load */
     int nhttps;
+    sl_http *room_https;          /* room creation, closed once the rooms exist */
+    int nroom_https;
     uv_timer_t tick;              /* 1 ms: rates, ramps, phases */
     uv_idle_t pace;               /* open loop: issues what is due on every loop turn */
     uv_timer_t progress;          /* 1 s */
@@ -148,8 +150,8 @@ void app_conns(app *a, int n, int spread);
 /* Create n rooms through the room API (16 connections), then call then();
  * a failed room ends the run. */
 void app_create_rooms(app *a, int n, void (*then)(app *));
-/* Connect a->nhttps keep-alive clients (already allocated) to the room API. */
-void app_start_https(app *a, sl_http_next_fn next, sl_http_done_fn done);
+/* Connect n keep-alive clients (already allocated) to the room API. */
+void app_start_https(app *a, sl_http *https, int n, sl_http_next_fn next, sl_http_done_fn done);
 
 /* Start connections at --connect-rate with at most --inflight handshakes. */
 void app_ramp_step(app *a);

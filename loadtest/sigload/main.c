@@ -356,6 +356,7 @@ int main(int argc, char **argv)
         a->sc->free(a);
     free(a->conns);
     free(a->https);
+    free(a->room_https);
     free(a);
     return bad ? 1 : 0;
 }
