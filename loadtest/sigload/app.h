@@ -11,8 +11,9 @@
  *   rolling.c  peers behind a /readyz-following front while the workers are
  *              restarted in turn: rooms that meet again, signals lost
  * app.c holds what they share (room creation, the connection ramp, the
- * measured window, shutdown) and report.c the report around each scenario's
- * own part. One loop, one thread: nothing here is locked. */
+ * measured window, shutdown), report.c the report around each scenario's
+ * own part, procs.c relay's --procs (several generator processes, one
+ * report). One loop, one thread per process: nothing here is locked. */
 #ifndef SIGLOAD_APP_H
 #define SIGLOAD_APP_H
 
