@@ -30,5 +30,13 @@ test-k6-types:
 	@test -d loadtest/k6/node_modules/@types/k6 || { echo "test-k6-types: npm packages missing; run 'make deps'" >&2; exit 1; }
 	cd loadtest/k6 && npx --no-install tsc -p tsconfig.json
 
+# Its accounting rules have cmocka unit tests (part of `make test-unit`).
+SIGLOAD_UNIT_SRCS := $(wildcard loadtest/sigload/tests/test_*.c)
+UNIT_BINS += $(SIGLOAD_UNIT_SRCS:loadtest/sigload/tests/%.c=$(BUILD)/tests/sigload_%)
+
+$(BUILD)/tests/sigload_test_%: $(OBJ)/loadtest/sigload/tests/test_%.o $(OBJ)/loadtest/sigload/account.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
+
 ALL_EXTRA += $(SIGLOAD)
 TEST_EXTRA += test-k6-types test-bench-quick

@@ -55,26 +55,33 @@ static void send_candidate(app *a, sl_conn *from, uint64_t t)
 static void relay_account(app *a, sl_conn *c, const char *pkt, size_t len, uint64_t now)
 {
     uint64_t t = app_payload_u64(pkt, len, "\"t\":"), seq = app_payload_u64(pkt, len, "\"s\":");
-    if (t == UINT64_MAX || t > now || seq == UINT64_MAX || seq >= c->peer->sent) {
+    if (t == UINT64_MAX || t > now || seq == UINT64_MAX) {
         a->errors++; /* not a candidate the peer sent */
         return;
     }
-    if (seq < c->rx_next) {
+    switch (sl_seq_take(&c->rx_next, seq, c->peer->sent, &a->lost_gaps)) {
+    case SL_SEQ_UNSENT:
+        a->errors++;
+        return;
+    case SL_SEQ_REPEAT:
         a->duplicates++;
         return;
+    case SL_SEQ_NEW:
+        break;
     }
-    a->lost_gaps += seq - c->rx_next;
-    c->rx_next = seq + 1;
     a->delivered++;
     if (a->measuring)
         a->received_window++;
-    if (t < a->t_measure)
-        return; /* due before the window */
-    if (a->measuring) {
+    switch (sl_window_when(t, a->t_measure, a->t_end, a->measuring, a->phase >= 2)) {
+    case SL_WHEN_IN_TIME:
         a->in_time++;
         sl_hist_add(&a->hist, now - t);
-    } else if (a->phase >= 2 && t <= a->t_end) {
+        break;
+    case SL_WHEN_LATE:
         a->late++;
+        break;
+    case SL_WHEN_OUTSIDE:
+        break;
     }
 }
 

@@ -64,6 +64,29 @@ int sl_proc_read(int pid, sl_proc *out);
  * sockets in use; system-wide, both ends of loopback connections included. */
 int sl_sockstat(long *tcp_mem_bytes, long *tcp_inuse);
 
+/* ---- account.c ---------------------------------------------------------- */
+
+typedef enum sl_seq_verdict {
+    SL_SEQ_NEW,       /* first time: counts as delivered */
+    SL_SEQ_REPEAT,    /* at or below one already taken: a duplicate or reordered */
+    SL_SEQ_UNSENT,    /* a number the sender has not sent */
+} sl_seq_verdict;
+/* The receiving end of one ordered path of numbered signals: *next is the
+ * number it expects, sent how many the sender has sent so far. A number
+ * ahead of *next means those in between are lost: added to *gaps. */
+sl_seq_verdict sl_seq_take(uint64_t *next, uint64_t seq, uint64_t sent, uint64_t *gaps);
+
+typedef enum sl_when {
+    SL_WHEN_OUTSIDE,  /* due before the window (or not measured at all) */
+    SL_WHEN_IN_TIME,  /* due in the window, arrived in it */
+    SL_WHEN_LATE,     /* due in the window, arrived after it (the drain) */
+} sl_when;
+/* A signal due at t (hrtime) arriving now. The window starts at t_measure;
+ * measuring: it is still open; ended: it closed at t_end. Only signals sent
+ * while it was open can be due in it, so a due time at or after t_measure
+ * is in it (t <= t_end once it closed). */
+sl_when sl_window_when(uint64_t t, uint64_t t_measure, uint64_t t_end, int measuring, int ended);
+
 /* ---- ws.c ------------------------------------------------------------------ */
 
 typedef struct sl_conn sl_conn;
