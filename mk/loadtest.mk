@@ -6,6 +6,7 @@
 #   make test-bench-quick         the same machinery for a few seconds per scenario;
 #                                 asserts only that every figure was produced
 #   make test-k6-types            type-checks loadtest/k6/*.js against @types/k6
+#   build/tests/sigload_test_*    cmocka tests of sigload's accounting (make test-unit)
 
 SIGLOAD_SRCS := $(wildcard loadtest/sigload/*.c)
 SIGLOAD_OBJS := $(SIGLOAD_SRCS:%.c=$(OBJ)/%.o)
