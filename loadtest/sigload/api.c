@@ -98,11 +98,7 @@ static void api_pace(app *a)
 
 static void api_start(app *a)
 {
-    a->https = calloc((size_t)a->o.conns, sizeof(sl_http));
-    if (!a->https) {
-        fprintf(stderr, "sigload: out of memory\n");
-        exit(1);
-    }
+    a->https = app_calloc((size_t)a->o.conns, sizeof(sl_http));
     a->nhttps = a->o.conns;
     uint64_t now = uv_hrtime();
     a->t0 = now;

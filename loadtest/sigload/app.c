@@ -38,6 +38,16 @@ double app_self_cpu(void)
            (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+void *app_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fprintf(stderr, "sigload: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
 void app_read_procs(app *a, sl_proc *out)
 {
     for (int i = 0; i < a->o.npids; i++)
@@ -52,11 +62,7 @@ void app_room_id(const app *a, int i, char *buf, size_t cap)
 void app_conns(app *a, int n, int spread)
 {
     a->nconns = n;
-    a->conns = calloc((size_t)n, sizeof(sl_conn));
-    if (!a->conns) {
-        fprintf(stderr, "sigload: out of memory\n");
-        exit(1);
-    }
+    a->conns = app_calloc((size_t)n, sizeof(sl_conn));
     for (int i = 0; i < n; i++) {
         sl_conn *c = &a->conns[i];
         c->run = &a->run;
@@ -135,11 +141,7 @@ void app_create_rooms(app *a, int n, void (*then)(app *))
         return;
     }
     a->nroom_https = n < 16 ? n : 16;
-    a->room_https = calloc((size_t)a->nroom_https, sizeof(sl_http));
-    if (!a->room_https) {
-        fprintf(stderr, "sigload: out of memory\n");
-        exit(1);
-    }
+    a->room_https = app_calloc((size_t)a->nroom_https, sizeof(sl_http));
     app_start_https(a, a->room_https, a->nroom_https, rooms_next, rooms_done);
 }
 

@@ -118,7 +118,8 @@ struct app {
     uint64_t duplicates;          /* a sequence number again, or out of order */
     double drain_s;               /* from the window's end until all arrived or the drain timed out */
     int drain_timed_out;
-    sl_hist hist;                 /* latency */
+    sl_hist hist;                 /* latency (relay: of the signals in time) */
+    sl_hist hist_with_late;       /* relay: of every signal sent in the window that arrived */
     sl_hist hist_connect;         /* idle: connect+join time */
     sl_hist hist_lag;             /* open-loop relay: how late each signal left (generator's own delay) */
     /* readings */
@@ -141,6 +142,9 @@ static inline app *app_of(sl_run *r) { return sl_container_of(r, app, run); }
 /* A progress line on stderr, unless --quiet. */
 void app_say(const app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 double app_self_cpu(void);
+/* calloc, or the process ends with a message: a load generator out of
+ * memory has no run left to report. */
+void *app_calloc(size_t n, size_t size);
 void app_read_procs(app *a, sl_proc *out);
 void app_room_id(const app *a, int i, char *buf, size_t cap);
 

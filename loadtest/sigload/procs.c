@@ -35,7 +35,7 @@ typedef struct tally {
     double drain_s, gen_cpu_s, ramp_s;
     int drain_timed_out;
     sl_proc proc0[SL_MAX_PIDS], proc1[SL_MAX_PIDS];
-    sl_hist hist, hist_lag;
+    sl_hist hist, hist_with_late, hist_lag;
 } tally;
 
 static pid_t g_pids[PROCS_MAX];
@@ -124,6 +124,7 @@ void sl_procs_send_tally(app *a)
     memcpy(t->proc0, a->proc0, sizeof(t->proc0));
     memcpy(t->proc1, a->proc1, sizeof(t->proc1));
     t->hist = a->hist;
+    t->hist_with_late = a->hist_with_late;
     t->hist_lag = a->hist_lag;
     if (write_all(a->procs_up, "T", 1) != 0 || write_all(a->procs_up, t, sizeof(*t)) != 0)
         fprintf(stderr, "sigload: child %d: cannot report to the parent: %s\n", a->procs_index, strerror(errno));
@@ -160,6 +161,7 @@ static void merge(app *a, const tally *t, int *first_window, uint64_t *window_ns
         a->ramp_s = t->ramp_s;
     a->drain_timed_out |= t->drain_timed_out;
     sl_hist_merge(&a->hist, &t->hist);
+    sl_hist_merge(&a->hist_with_late, &t->hist_with_late);
     sl_hist_merge(&a->hist_lag, &t->hist_lag);
     if (t->t_end > t->t_measure) {
         /* The servers' readings: the children read the same processes over
@@ -231,11 +233,7 @@ int sl_procs_fork(app *a)
 
     /* 0 running, 1 ready, 2 reported, 3 gone without a report */
     int state[PROCS_MAX] = {0};
-    tally *t = calloc(1, sizeof(*t));
-    if (!t) {
-        fprintf(stderr, "sigload: out of memory\n");
-        exit(1);
-    }
+    tally *t = app_calloc(1, sizeof(*t));
     int first_window = 1, windows = 0;
     uint64_t window_ns_sum = 0;
     for (int phase = 0; phase < 2; phase++) {

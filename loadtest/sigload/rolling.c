@@ -452,12 +452,8 @@ static void roll_on_usr1(uv_signal_t *s, int sig)
 static void roll_start(app *a)
 {
     roll_state *rs = a->roll;
-    rs->peers = calloc((size_t)a->nconns, sizeof(roll_peer));
-    rs->rooms = calloc((size_t)a->nconns / 2, sizeof(roll_room));
-    if (!rs->peers || !rs->rooms) {
-        fprintf(stderr, "sigload: out of memory\n");
-        exit(1);
-    }
+    rs->peers = app_calloc((size_t)a->nconns, sizeof(roll_peer));
+    rs->rooms = app_calloc((size_t)a->nconns / 2, sizeof(roll_room));
     for (int i = 0; i < a->nconns; i++) {
         roll_peer *p = &rs->peers[i];
         p->c = &a->conns[i];
@@ -478,11 +474,7 @@ static void roll_start(app *a)
 
 static void roll_setup(app *a)
 {
-    a->roll = calloc(1, sizeof(roll_state));
-    if (!a->roll) {
-        fprintf(stderr, "sigload: out of memory\n");
-        exit(1);
-    }
+    a->roll = app_calloc(1, sizeof(roll_state));
     a->roll->app = a;
     a->run.ops = &ROLL_OPS;
     app_conns(a, 2 * a->o.rooms, 0);
