@@ -6,6 +6,7 @@
 #   make test-bench-quick         the same machinery for a few seconds per scenario;
 #                                 asserts only that every figure was produced
 #   make test-k6-types            type-checks loadtest/k6/*.js against @types/k6
+#   build/tests/sigload_test_*    cmocka tests of sigload's accounting (make test-unit)
 
 SIGLOAD_SRCS := $(wildcard loadtest/sigload/*.c)
 SIGLOAD_OBJS := $(SIGLOAD_SRCS:%.c=$(OBJ)/%.o)
@@ -29,6 +30,14 @@ test-bench-quick: c $(SIGLOAD)
 test-k6-types:
 	@test -d loadtest/k6/node_modules/@types/k6 || { echo "test-k6-types: npm packages missing; run 'make deps'" >&2; exit 1; }
 	cd loadtest/k6 && npx --no-install tsc -p tsconfig.json
+
+# Its accounting rules have cmocka unit tests (part of `make test-unit`).
+SIGLOAD_UNIT_SRCS := $(wildcard loadtest/sigload/tests/test_*.c)
+UNIT_BINS += $(SIGLOAD_UNIT_SRCS:loadtest/sigload/tests/%.c=$(BUILD)/tests/sigload_%)
+
+$(BUILD)/tests/sigload_test_%: $(OBJ)/loadtest/sigload/tests/test_%.o $(OBJ)/loadtest/sigload/account.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
 
 ALL_EXTRA += $(SIGLOAD)
 TEST_EXTRA += test-k6-types test-bench-quick

@@ -11,7 +11,9 @@
  *            processes (CPU time, RSS) and of the kernel's socket memory.
  *   front.c  the balancer of the rolling mode: /readyz probes, round-robin
  *            over the ready workers.
- *   main.c   options, the modes (idle, relay, churn, api, rolling), reports.
+ *   app.h    the scenarios (idle.c, relay.c, churn.c, api.c, rolling.c),
+ *            what they share (app.c), the report (report.c) and main.c
+ *            (options, dispatch).
  * Nothing here is locked: one loop, one thread. */
 #ifndef SIGLOAD_H
 #define SIGLOAD_H
@@ -20,6 +22,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+/* The struct holding `member` at address ptr (as container_of in Linux and
+ * libuv's own code): offsetof-based, so the relation between an embedded
+ * struct and its owner is stated rather than assumed from the layout. The
+ * unevaluated branch makes the compiler check that ptr points to the
+ * member's type. */
+#define sl_container_of(ptr, type, member)                                                                     \
+    ((type *)(void *)((char *)(1 ? (ptr) : &((type *)0)->member) - offsetof(type, member)))
 
 #define SL_MAX_TARGETS 16
 #define SL_MAX_PIDS 32
@@ -37,6 +47,8 @@ typedef struct sl_hist {
 
 void sl_hist_reset(sl_hist *h);
 void sl_hist_add(sl_hist *h, uint64_t ns);
+/* Add src's samples to dst (histograms of several generator processes). */
+void sl_hist_merge(sl_hist *dst, const sl_hist *src);
 /* The value at quantile q (0..1), in ns; 0 when empty. */
 uint64_t sl_hist_quantile(const sl_hist *h, double q);
 
@@ -51,6 +63,29 @@ int sl_proc_read(int pid, sl_proc *out);
 /* Kernel TCP socket buffers in use (/proc/net/sockstat "mem", in bytes) and
  * sockets in use; system-wide, both ends of loopback connections included. */
 int sl_sockstat(long *tcp_mem_bytes, long *tcp_inuse);
+
+/* ---- account.c ---------------------------------------------------------- */
+
+typedef enum sl_seq_verdict {
+    SL_SEQ_NEW,       /* first time: counts as delivered */
+    SL_SEQ_REPEAT,    /* at or below one already taken: a duplicate or reordered */
+    SL_SEQ_UNSENT,    /* a number the sender has not sent */
+} sl_seq_verdict;
+/* The receiving end of one ordered path of numbered signals: *next is the
+ * number it expects, sent how many the sender has sent so far. A number
+ * ahead of *next means those in between are lost: added to *gaps. */
+sl_seq_verdict sl_seq_take(uint64_t *next, uint64_t seq, uint64_t sent, uint64_t *gaps);
+
+typedef enum sl_when {
+    SL_WHEN_OUTSIDE,  /* due before the window (or not measured at all) */
+    SL_WHEN_IN_TIME,  /* due in the window, arrived in it */
+    SL_WHEN_LATE,     /* due in the window, arrived after it (the drain) */
+} sl_when;
+/* A signal due at t (hrtime) arriving now. The window starts at t_measure;
+ * measuring: it is still open; ended: it closed at t_end. Only signals sent
+ * while it was open can be due in it, so a due time at or after t_measure
+ * is in it (t <= t_end once it closed). */
+sl_when sl_window_when(uint64_t t, uint64_t t_measure, uint64_t t_end, int measuring, int ended);
 
 /* ---- ws.c ------------------------------------------------------------------ */
 
@@ -101,7 +136,8 @@ struct sl_conn {
     sl_conn *peer;                /* the other member of its room */
     int room;                     /* room index */
     int joined;                   /* joinResponse success seen */
-    uint64_t sent, received;      /* signals */
+    uint64_t sent, received;      /* signals; sent is also the next sequence number */
+    uint64_t rx_next;             /* relay: the next sequence number expected from the peer */
 };
 
 /* Start connecting c (state must be IDLE) to run->targets[c->target]. */
@@ -161,7 +197,7 @@ void sl_front_release(sl_front *f, int target);
 int sl_front_ready_count(const sl_front *f);
 void sl_front_free(sl_front *f);
 
-/* ---- the run (main.c) -------------------------------------------------------- */
+/* ---- the run (app.h embeds it) -------------------------------------------------------- */
 
 struct sl_run {
     uv_loop_t *loop;

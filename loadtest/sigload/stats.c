@@ -33,6 +33,20 @@ static uint64_t hist_value(unsigned idx)
     return ((uint64_t)m << shift) + (((uint64_t)1 << shift) >> 1);
 }
 
+void sl_hist_merge(sl_hist *dst, const sl_hist *src)
+{
+    if (!src->count)
+        return;
+    if (!dst->count || src->min < dst->min)
+        dst->min = src->min;
+    if (src->max > dst->max)
+        dst->max = src->max;
+    dst->count += src->count;
+    dst->sum += src->sum;
+    for (int i = 0; i < SL_HIST_BUCKETS; i++)
+        dst->b[i] += src->b[i];
+}
+
 void sl_hist_add(sl_hist *h, uint64_t ns)
 {
     if (h->count == 0 || ns < h->min)

@@ -1,0 +1,152 @@
+/* api.c — what the room API answers, how fast and how soon.
+ *
+ * --conns keep-alive HTTP connections ask one --route (check_room on a room
+ * created first, or get_room) again and again: as soon as answered (closed
+ * loop, --rate 0: the maximum), or at --rate requests per second in all,
+ * each issued at its due time (open loop). Latency is from when a request
+ * was due, so a generator behind its schedule shows; the rate is answers
+ * (200) inside the measured window divided by its length.
+ *
+ * phase 0 warmup, 1 measured, 2 winding down, 3 done */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+
+static size_t api_next(sl_http *h, char *buf, size_t cap)
+{
+    app *a = app_of(h->run);
+    if (a->phase >= 2)
+        return 0;
+    uint64_t now = uv_hrtime();
+    if (a->o.rate > 0) {
+        uint64_t due = (uint64_t)((double)(now - a->t0) / 1e9 * a->o.rate);
+        if (a->issued >= due)
+            return 0;
+        h->t_sched = a->t0 + (uint64_t)((double)a->issued * 1e9 / a->o.rate);
+    } else {
+        h->t_sched = now;
+    }
+    a->issued++;
+    if (strcmp(a->o.route, "get_room") == 0)
+        return (size_t)snprintf(buf, cap, "GET /api/get_room HTTP/1.1\r\nHost: %s\r\n\r\n", a->o.api_name);
+    char id[64], body[128];
+    app_room_id(a, 0, id, sizeof(id));
+    int bl = snprintf(body, sizeof(body), "{\"roomId\":\"%s\"}", id);
+    return (size_t)snprintf(buf, cap,
+                            "POST /api/check_room HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %d\r\n\r\n%s",
+                            a->o.api_name, bl, body);
+}
+
+static void api_done(sl_http *h, int status, const char *body, size_t len)
+{
+    app *a = app_of(h->run);
+    (void)body;
+    (void)len;
+    uint64_t now = uv_hrtime();
+    if (status == 200) {
+        a->ok++;
+        /* Every answer that comes inside the window counts, and its latency
+         * is measured from when it was due. If the answer had to be scheduled
+         * inside the window too, a generator that fell behind its own
+         * schedule during the warm-up (a busy machine) would have no sample
+         * at all. Measuring from the due time already charges the lateness
+         * to the latency. */
+        if (a->measuring) {
+            a->ok_window++;
+            sl_hist_add(&a->hist, now - h->t_sched);
+        }
+    } else {
+        a->errors++;
+    }
+}
+
+static void api_kick_all(app *a)
+{
+    for (int i = 0; i < a->nhttps; i++)
+        sl_http_kick(&a->https[i]);
+}
+
+static void api_tick(app *a)
+{
+    uint64_t now = uv_hrtime();
+    if (a->phase == 0 && now >= a->t_measure) {
+        app_measure_begin(a);
+        a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
+        a->phase = 1;
+    } else if (a->phase == 1 && now >= a->t_end) {
+        app_measure_end(a);
+        app_pace_stop(a);
+        a->phase = 2;
+        a->t0 = now;
+    } else if (a->phase == 2 && now - a->t0 > 300000000ull) {
+        a->phase = 3;
+        app_finish(a);
+        return;
+    }
+    if (a->phase < 2)
+        api_kick_all(a);
+}
+
+static void api_pace(app *a)
+{
+    if (a->phase < 2)
+        api_kick_all(a);
+}
+
+static void api_start(app *a)
+{
+    a->https = app_calloc((size_t)a->o.conns, sizeof(sl_http));
+    a->nhttps = a->o.conns;
+    uint64_t now = uv_hrtime();
+    a->t0 = now;
+    a->t_measure = now + (uint64_t)(a->o.warmup * 1e9);
+    a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
+    a->phase = 0;
+    a->started = 1;
+    app_start_https(a, a->https, a->nhttps, api_next, api_done);
+    if (a->o.rate > 0)
+        app_pace_start(a);
+}
+
+static void api_setup(app *a)
+{
+    /* One room, for check_room to find. */
+    app_create_rooms(a, 1, api_start);
+}
+
+static void api_progress(app *a)
+{
+    app_say(a, "  ok %llu  errors %llu\n", (unsigned long long)a->ok, (unsigned long long)a->errors);
+}
+
+static const sl_hist *api_report(app *a, sl_sbuf *j, const sl_measured *m)
+{
+    double rate = m->window_s > 0 ? (double)a->ok_window / m->window_s : 0;
+    sl_sb(j, "\"api\":{\"ok\":%llu,\"errors\":%llu,\"ok_window\":%llu,\"per_s\":%.1f,\"per_server_cpu_s\":%.1f},",
+          (unsigned long long)a->ok, (unsigned long long)a->errors, (unsigned long long)a->ok_window, rate,
+          m->cpu_s > 0 ? (double)a->ok_window / m->cpu_s : 0);
+    printf("  %s: %llu ok, %llu errors; %.0f/s in the window", a->o.route, (unsigned long long)a->ok,
+           (unsigned long long)a->errors, rate);
+    if (m->cpu_s > 0)
+        printf(", %.0f per server CPU-second", (double)a->ok_window / m->cpu_s);
+    printf("\n");
+    return &a->hist;
+}
+
+static int api_failed(const app *a)
+{
+    return a->ok == 0;
+}
+
+const sl_scenario SL_API = {
+    .name = "api",
+    .setup = api_setup,
+    .tick = api_tick,
+    .pace = api_pace,
+    .progress = api_progress,
+    .report = api_report,
+    .failed = api_failed,
+};

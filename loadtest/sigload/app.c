@@ -1,0 +1,279 @@
+/* app.c — what every scenario needs around its own logic: rooms created
+ * through the room API, the paced connection ramp, join and SDP packets,
+ * the measured window (CPU readings at its two ends), open-loop pacing and
+ * the orderly end of the run. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "app.h"
+
+uint64_t sl_rand(sl_run *run)
+{
+    uint64_t x = run->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    run->rng = x;
+    return x;
+}
+
+void app_say(const app *a, const char *fmt, ...)
+{
+    if (a->o.quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+double app_self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+void *app_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fprintf(stderr, "sigload: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+void app_read_procs(app *a, sl_proc *out)
+{
+    for (int i = 0; i < a->o.npids; i++)
+        sl_proc_read(a->o.pids[i], &out[i]);
+}
+
+void app_room_id(const app *a, int i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s-%d", a->prefix, i);
+}
+
+void app_conns(app *a, int n, int spread)
+{
+    a->nconns = n;
+    a->conns = app_calloc((size_t)n, sizeof(sl_conn));
+    for (int i = 0; i < n; i++) {
+        sl_conn *c = &a->conns[i];
+        c->run = &a->run;
+        c->index = i;
+        c->peer = &a->conns[(i ^ 1) < n ? (i ^ 1) : i];
+        c->room = i / 2;
+        int room = i / 2;
+        if (spread)
+            c->target = i % a->run.ntargets;
+        else
+            c->target = (room + ((i & 1) && a->o.cross ? 1 : 0)) % a->run.ntargets;
+    }
+}
+
+/* ---- room creation through the API ------------------------------------ */
+
+static size_t rooms_next(sl_http *h, char *buf, size_t cap)
+{
+    app *a = app_of(h->run);
+    if (a->rooms_next >= a->rooms_total)
+        return 0;
+    char id[64], body[128];
+    app_room_id(a, a->rooms_next++, id, sizeof(id));
+    int bl = snprintf(body, sizeof(body), "{\"roomId\":\"%s\"}", id);
+    int n = snprintf(buf, cap,
+                     "POST /api/create_room HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\n\r\n%s",
+                     a->o.api_name, bl, body);
+    return (size_t)n;
+}
+
+static void rooms_close_all(app *a)
+{
+    for (int i = 0; i < a->nroom_https; i++)
+        sl_http_close(&a->room_https[i]);
+}
+
+static void rooms_done(sl_http *h, int status, const char *body, size_t len)
+{
+    app *a = app_of(h->run);
+    if (status == 200 && memmem(body, len, "\"success\":true", 14))
+        a->rooms_ok++;
+    else
+        a->rooms_failed++;
+    /* A dead connection's remaining rooms go through the others. */
+    if (++a->rooms_done == a->rooms_total) {
+        app_say(a, "rooms: %d created, %d failed\n", a->rooms_ok, a->rooms_failed);
+        rooms_close_all(a);
+        if (a->rooms_failed) {
+            a->errors += (uint64_t)a->rooms_failed;
+            app_finish(a);
+            return;
+        }
+        a->after_rooms(a);
+    }
+}
+
+void app_start_https(app *a, sl_http *https, int n, sl_http_next_fn next, sl_http_done_fn done)
+{
+    for (int i = 0; i < n; i++) {
+        sl_http *h = &https[i];
+        h->run = &a->run;
+        h->index = i;
+        h->next = next;
+        h->done = done;
+        sl_http_start(h, &a->o.api);
+    }
+}
+
+void app_create_rooms(app *a, int n, void (*then)(app *))
+{
+    a->rooms_total = n;
+    a->after_rooms = then;
+    if (n == 0) {
+        then(a);
+        return;
+    }
+    a->nroom_https = n < 16 ? n : 16;
+    a->room_https = app_calloc((size_t)a->nroom_https, sizeof(sl_http));
+    app_start_https(a, a->room_https, a->nroom_https, rooms_next, rooms_done);
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+void app_ramp_step(app *a)
+{
+    if (a->ramp_done)
+        return;
+    double el = (double)(uv_hrtime() - a->ramp_t0) / 1e9;
+    long allowed = (long)(el * a->o.connect_rate) + 1;
+    while (a->next_conn < a->nconns && a->next_conn < allowed && a->handshakes < a->o.inflight) {
+        sl_conn *c = &a->conns[a->next_conn++];
+        a->handshakes++;
+        sl_conn_start(c);
+    }
+}
+
+void app_handshake_over(app *a, int ok)
+{
+    a->handshakes--;
+    if (!ok)
+        a->join_failed++;
+}
+
+void app_send_join(app *a, sl_conn *c)
+{
+    char id[64], pkt[128];
+    app_room_id(a, c->room, id, sizeof(id));
+    int n = snprintf(pkt, sizeof(pkt), "42[\"join\",{\"roomId\":\"%s\"}]", id);
+    sl_conn_send(c, pkt, (size_t)n);
+}
+
+int app_join_ok(const char *pkt, size_t len)
+{
+    return memmem(pkt, len, "\"success\":true", 14) != NULL;
+}
+
+const char APP_CANDIDATE[] =
+    "candidate:842163049 1 udp 1677729535 203.0.113.7 51234 typ srflx raddr 10.0.0.5 rport 51234 "
+    "generation 0 ufrag EsAw network-cost 999";
+
+void app_send_sdp(sl_conn *from, const char *kind)
+{
+    char pkt[768];
+    int n = snprintf(pkt, sizeof(pkt),
+                     "42[\"%s\",{\"peerId\":\"%s\",\"%s\":{\"type\":\"%s\",\"sdp\":\"v=0\\r\\no=- "
+                     "4611731400430051336 2 IN IP4 127.0.0.1\\r\\ns=-\\r\\nt=0 0\\r\\na=group:BUNDLE "
+                     "0\\r\\na=msid-semantic: WMS\\r\\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\\r\\n"
+                     "c=IN IP4 0.0.0.0\\r\\na=ice-ufrag:EsAw\\r\\na=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y\\r\\n"
+                     "a=fingerprint:sha-256 "
+                     "D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F"
+                     "\\r\\na=setup:actpass\\r\\na=mid:0\\r\\na=sctp-port:5000\\r\\n\"},\"from\":\"%s\"}]",
+                     kind, from->peer->sid, kind, kind, from->sid);
+    sl_conn_send(from, pkt, (size_t)n);
+}
+
+uint64_t app_payload_u64(const char *pkt, size_t len, const char *key)
+{
+    size_t kl = strlen(key);
+    const char *p = memmem(pkt, len, key, kl);
+    if (!p)
+        return UINT64_MAX;
+    p += kl;
+    uint64_t v = 0;
+    int digits = 0;
+    while (p < pkt + len && *p >= '0' && *p <= '9' && digits < 19) {
+        v = v * 10 + (uint64_t)(*p++ - '0');
+        digits++;
+    }
+    return digits ? v : UINT64_MAX;
+}
+
+/* ---- the measured window, pacing, the end ------------------------------------ */
+
+void app_measure_begin(app *a)
+{
+    app_read_procs(a, a->proc0);
+    a->self_cpu0 = app_self_cpu();
+    a->t_measure = uv_hrtime();
+    a->measuring = 1;
+}
+
+void app_measure_end(app *a)
+{
+    app_read_procs(a, a->proc1);
+    a->self_cpu1 = app_self_cpu();
+    a->t_end = uv_hrtime();
+    a->measuring = 0;
+}
+
+/* Open-loop runs poll instead of sleeping between timer ticks, so that
+ * each signal or request leaves within microseconds of its due time rather
+ * than in a burst once a millisecond; the generator's core is busy for it. */
+static void on_pace(uv_idle_t *idle)
+{
+    app *a = idle->data;
+    if (!a->finished && a->sc->pace)
+        a->sc->pace(a);
+}
+
+void app_pace_start(app *a)
+{
+    if (!uv_is_active((uv_handle_t *)&a->pace))
+        uv_idle_start(&a->pace, on_pace);
+}
+
+void app_pace_stop(app *a)
+{
+    uv_idle_stop(&a->pace);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void app_finish(app *a)
+{
+    if (a->finished)
+        return;
+    a->finished = 1;
+    a->phase = 3;
+    uv_timer_stop(&a->tick);
+    uv_timer_stop(&a->progress);
+    app_pace_stop(a);
+    for (int i = 0; i < a->nconns; i++)
+        sl_conn_close(&a->conns[i]);
+    for (int i = 0; i < a->nhttps; i++)
+        sl_http_close(&a->https[i]);
+    rooms_close_all(a);
+    uv_walk(a->run.loop, close_walk, NULL);
+}
