@@ -14,7 +14,8 @@
 //    named types recursively — a typo like "replcias" fails here.
 // 3. Chart rules: non-root read-only containers with requests and limits and
 //    probes; signal workers probed on /readyz and /healthz with a preStop hook
-//    and a grace period longer than their drain timeout.
+//    and a grace period longer than their drain timeout; no session affinity
+//    on the signal Service or the Ingress.
 // Prints one line per object and exits 1 on any failure.
 import fs from "node:fs";
 import path from "node:path";
@@ -104,6 +105,19 @@ function podSpecOf(o) {
   if (["Deployment", "StatefulSet", "DaemonSet"].includes(o.kind)) return o.spec?.template?.spec;
   return undefined;
 }
+// No stickiness anywhere in front of the signal workers: any worker serves
+// any request of a session (docs/architecture.md, "Long-polling across
+// workers"), and an affinity setting would only hide a regression.
+function noAffinityRules(o, where, errors) {
+  const component = o.metadata?.labels?.["app.kubernetes.io/component"];
+  if (o.kind === "Service" && component === "signal" && (o.spec?.sessionAffinity ?? "None") !== "None")
+    errors.push(`${where}: sessionAffinity must be None`);
+  if (o.kind === "Ingress") {
+    for (const k of Object.keys(o.metadata?.annotations || {}))
+      if (/affinity|sticky|upstream-hash-by/.test(k)) errors.push(`${where}: annotation ${k} makes sessions sticky`);
+  }
+}
+
 function chartRules(o, errors) {
   const spec = podSpecOf(o);
   if (!spec) return;
@@ -176,6 +190,7 @@ for (const doc of docs) {
       else checkFields(o, fields, o.kind, errors);
     }
     chartRules(o, errors);
+    noAffinityRules(o, name, errors);
   }
   if (errors.length) {
     failed++;
