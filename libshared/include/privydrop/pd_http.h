@@ -128,6 +128,12 @@ void pd_http_respond(pd_http_conn *conn, int status, const char *content_type,
                      const char *extra_headers, const char *body, size_t body_len,
                      int close_after);
 
+/* The pending request of `conn` will wait long (a long-poll) and is bounded
+ * by the caller's own per-client cap: until it is answered, the connection
+ * does not count against max_conns_per_ip, so a client behind one address
+ * can hold as many waiting polls as the caller allows it sessions. */
+void pd_http_conn_release_slot(pd_http_conn *conn);
+
 /* Convenience: JSON body (already serialized) with Content-Type application/json. */
 void pd_http_respond_json(pd_http_conn *conn, int status, const char *extra_headers,
                           const char *json, int close_after);

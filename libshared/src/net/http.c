@@ -89,6 +89,7 @@ struct pd_http_conn {
     int peer_eof;               /* the peer shut its sending side (half-close) */
     uint64_t born_ms;           /* loop time at accept (bounds keep-alive life) */
     int ip_counted;             /* counted in the server's per-address table */
+    int ip_released;            /* taken out of it while its request waits (pd_http_conn_release_slot) */
     char ip_key[INET6_ADDRSTRLEN]; /* pd_addr_key of the peer, for that table */
     char *rbuf;                 /* retained input (after a paused request) */
     size_t rpos, rlen;          /* unparsed retained bytes are rbuf[rpos, rlen) */
@@ -237,6 +238,20 @@ static pd_slice trim_ows(const char *p, size_t n)
 
 /* ---------- server list ---------- */
 
+/* Take c out of the per-address table (if it is in). */
+static void conn_uncount_peer(pd_http_server *srv, pd_http_conn *c)
+{
+    if (!c->ip_counted)
+        return;
+    pd_slice key = pd_slice_cstr(c->ip_key);
+    uintptr_t n = (uintptr_t)pd_map_get(srv->per_ip, key);
+    if (n > 1)
+        pd_map_put(srv->per_ip, key, (void *)(n - 1)); /* replaces: no allocation */
+    else
+        pd_map_del(srv->per_ip, key);
+    c->ip_counted = 0;
+}
+
 static void conn_unlink(pd_http_conn *c)
 {
     pd_http_server *srv = c->srv;
@@ -250,15 +265,8 @@ static void conn_unlink(pd_http_conn *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     srv->nconns--;
-    if (c->ip_counted) {
-        pd_slice key = pd_slice_cstr(c->ip_key);
-        uintptr_t n = (uintptr_t)pd_map_get(srv->per_ip, key);
-        if (n > 1)
-            pd_map_put(srv->per_ip, key, (void *)(n - 1)); /* replaces: no allocation */
-        else
-            pd_map_del(srv->per_ip, key);
-        c->ip_counted = 0;
-    }
+    conn_uncount_peer(srv, c);
+    c->ip_released = 0;
     c->srv = NULL;
 }
 
@@ -965,6 +973,14 @@ void pd_http_respond(pd_http_conn *conn, int status, const char *content_type,
         conn_maybe_free(c);
         return;
     }
+    if (c->ip_released && c->srv) {
+        /* Answered: it counts again (never refused here: it is open). */
+        pd_slice key = pd_slice_cstr(c->ip_key);
+        uintptr_t n = (uintptr_t)pd_map_get(c->srv->per_ip, key);
+        if (pd_map_put(c->srv->per_ip, key, (void *)(n + 1)) == PD_OK)
+            c->ip_counted = 1;
+        c->ip_released = 0;
+    }
     /* Keep-alive is for clients, not for holding a slot: a connection past
      * its age limit is told to go (browsers reconnect transparently), and a
      * half-closed one ends with its last answer. */
@@ -1113,6 +1129,14 @@ static int conn_count_peer(pd_http_server *srv, pd_http_conn *c)
         return 0;
     c->ip_counted = 1;
     return 1;
+}
+
+void pd_http_conn_release_slot(pd_http_conn *c)
+{
+    if (!c || !c->pending || !c->srv || !c->ip_counted)
+        return;
+    conn_uncount_peer(c->srv, c);
+    c->ip_released = 1;
 }
 
 static void on_connection(uv_stream_t *listener, int status)

@@ -182,6 +182,14 @@ void pd_eng_arm(pd_eng *e, uint64_t ms)
     heap_schedule(w);
 }
 
+void pd_eng_disarm(pd_eng *e)
+{
+    if (!e->w)
+        return;
+    heap_remove(e->w, e);
+    e->deadline = 0;
+}
+
 int pd_eng_layer_init(pd_worker *w)
 {
     w->eng_heap = NULL;
@@ -262,6 +270,7 @@ void pd_eng_release(pd_eng *e)
 void pd_eng_move(pd_eng *dst, pd_eng *src, const pd_eng_transport *tp)
 {
     pd_worker *w = src->w;
+    pd_eng_disarm(dst); /* its own deadline (a probe's timeout) ends here */
     *dst = *src;
     dst->tp = tp;
     if (src->heap_idx != ENG_NO_SLOT)

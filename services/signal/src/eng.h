@@ -96,6 +96,9 @@ void pd_eng_mark_closed(pd_eng *e);
  * linger, reported through tp->expired) once closed. */
 void pd_eng_arm(pd_eng *e, uint64_t ms);
 
+/* No deadline for `e` any more. */
+void pd_eng_disarm(pd_eng *e);
+
 /* Take `e` out of the worker's structures (its deadline) before the
  * transport frees it; marks it closed first. */
 void pd_eng_release(pd_eng *e);

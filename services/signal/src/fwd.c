@@ -25,8 +25,12 @@ typedef struct fwd_req {
     pd_http_conn *conn;          /* the client's request, answered once */
     char *cors;                  /* CORS header lines for the answer (owned), or NULL */
     uint64_t deadline;           /* monotonic ms */
+    char owner[PD_FWD_TAG_LEN + 1]; /* the session's worker */
     char id[24];                 /* decimal request id: the table's key */
 } fwd_req;
+
+/* How many owners' channels one sweep asks about at most (PUBSUB NUMSUB). */
+#define FWD_MAX_OWNERS_PER_SWEEP 32
 
 /* A WebSocket on this worker carrying a session of another worker. */
 typedef struct fwd_tunnel {
@@ -79,22 +83,89 @@ static void req_unknown(pd_fwd *f, fwd_req *r)
     req_finish(f, r, 400, 'j', PD_EIO_ERR_UNKNOWN_SID, strlen(PD_EIO_ERR_UNKNOWN_SID));
 }
 
+/* An owner whose channel nobody hears any more is gone (its worker died:
+ * Redis drops a dead client's subscriptions at once): everything waiting on
+ * it is answered now instead of at its deadline. */
+static void owner_gone(pd_worker *w, pd_slice owner)
+{
+    pd_fwd *f = w->fwd;
+    fwd_req *r = f->head;
+    while (r) {
+        fwd_req *next = r->next;
+        if (pd_slice_eq(owner, r->owner)) {
+            pd_metric_add(w->m_dropped, "poll_owner_gone", 1);
+            req_unknown(f, r);
+        }
+        r = next;
+    }
+    pd_fwd_tunnels_owner_gone(w, owner);
+}
+
+/* `data` is the worker; the reply lists channel, count pairs. */
+static void on_numsub(redisReply *reply, void *data)
+{
+    pd_worker *w = data;
+    if (!w->fwd || !reply || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        redisReply *ch = reply->element[i], *n = reply->element[i + 1];
+        size_t pre = sizeof(PD_FWD_CHANNEL_PREFIX) - 1;
+        if (ch->type != REDIS_REPLY_STRING || n->type != REDIS_REPLY_INTEGER || n->integer != 0 ||
+            ch->len != pre + PD_FWD_TAG_LEN)
+            continue;
+        owner_gone(w, pd_slice_make(ch->str + pre, PD_FWD_TAG_LEN));
+    }
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     pd_worker *w = t->data;
     pd_fwd *f = w->fwd;
     uint64_t now = pd_mono_ms();
+    /* The owners this worker waits on, each once. */
+    char chans[FWD_MAX_OWNERS_PER_SWEEP][sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
+    size_t n = 0;
     fwd_req *r = f->head;
     while (r) {
         fwd_req *next = r->next;
         if (r->deadline <= now) {
             pd_metric_add(w->m_dropped, "poll_forward_timeout", 1);
             req_unknown(f, r);
+        } else if (n < FWD_MAX_OWNERS_PER_SWEEP) {
+            char ch[sizeof(chans[0])];
+            snprintf(ch, sizeof(ch), "%s%s", PD_FWD_CHANNEL_PREFIX, r->owner);
+            size_t i = 0;
+            while (i < n && strcmp(chans[i], ch) != 0)
+                i++;
+            if (i == n)
+                memcpy(chans[n++], ch, sizeof(ch));
         }
         r = next;
     }
-    if (!f->head)
+    n += pd_fwd_tunnel_owners(w, chans + n, FWD_MAX_OWNERS_PER_SWEEP - n, chans, n);
+    if (n > 0) {
+        const char *argv[2 + FWD_MAX_OWNERS_PER_SWEEP];
+        size_t lens[2 + FWD_MAX_OWNERS_PER_SWEEP];
+        argv[0] = "PUBSUB";
+        argv[1] = "NUMSUB";
+        lens[0] = 6;
+        lens[1] = 6;
+        for (size_t i = 0; i < n; i++) {
+            argv[2 + i] = chans[i];
+            lens[2 + i] = strlen(chans[i]);
+        }
+        pd_redis_cmd_argv(w->redis, on_numsub, w, (int)(2 + n), argv, lens);
+    }
+    if (!f->head && pd_ptab_count(f->tunnels) == 0)
         uv_timer_stop(t);
+}
+
+/* The sweep runs while anything waits on another worker. */
+static void sweep_start(pd_worker *w)
+{
+    pd_fwd *f = w->fwd;
+    if (!uv_is_active((uv_handle_t *)&f->sweep))
+        uv_timer_start(&f->sweep, on_sweep, FWD_SWEEP_MS, FWD_SWEEP_MS);
 }
 
 int pd_fwd_init(pd_worker *w)
@@ -207,14 +278,14 @@ void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, p
     }
     r->conn = c;
     r->cors = cors ? strdup(cors) : NULL;
+    memcpy(r->owner, sid.base, PD_FWD_TAG_LEN);
     r->deadline = pd_mono_ms() + (post ? FWD_POST_TIMEOUT_MS
                                        : (uint64_t)(w->cfg.ping_interval_ms + w->cfg.ping_timeout_ms) + FWD_GET_SLACK_MS);
     r->next = f->head;
     if (f->head)
         f->head->prev = r;
     f->head = r;
-    if (!uv_is_active((uv_handle_t *)&f->sweep))
-        uv_timer_start(&f->sweep, on_sweep, FWD_SWEEP_MS, FWD_SWEEP_MS);
+    sweep_start(w);
     memcpy(cb_id, &w, sizeof(w));
     memcpy(cb_id + sizeof(w), r->id, sizeof(r->id));
     const char *argv[3] = {"PUBLISH", channel, msg};
@@ -357,7 +428,69 @@ int pd_fwd_tunnel_begin(pd_worker *w, pd_slice sid, pd_sess *s)
         free(t);
         return PD_ERR;
     }
+    sweep_start(w);
     return PD_OK;
+}
+
+typedef struct owners_walk {
+    char (*out)[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
+    size_t cap, n;
+    char (*have)[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
+    size_t nhave;
+} owners_walk;
+
+static int add_owner(pd_slice key, void *item, void *data)
+{
+    (void)key;
+    owners_walk *ow = data;
+    const fwd_tunnel *t = item;
+    char ch[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
+    snprintf(ch, sizeof(ch), "%s%s", PD_FWD_CHANNEL_PREFIX, t->owner);
+    for (size_t i = 0; i < ow->nhave; i++)
+        if (strcmp(ow->have[i], ch) == 0)
+            return 0;
+    for (size_t i = 0; i < ow->n; i++)
+        if (strcmp(ow->out[i], ch) == 0)
+            return 0;
+    if (ow->n >= ow->cap)
+        return 1; /* enough for this sweep */
+    memcpy(ow->out[ow->n++], ch, sizeof(ch));
+    return 0;
+}
+
+size_t pd_fwd_tunnel_owners(pd_worker *w, char (*out)[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN], size_t cap,
+                            char (*have)[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN], size_t nhave)
+{
+    owners_walk ow = {out, cap, 0, have, nhave};
+    if (cap > 0)
+        pd_ptab_foreach(w->fwd->tunnels, add_owner, &ow);
+    return ow.n;
+}
+
+typedef struct gone_walk {
+    pd_slice owner;
+    pd_sess *list[64];
+    size_t n;
+} gone_walk;
+
+static int collect_gone(pd_slice key, void *item, void *data)
+{
+    (void)key;
+    gone_walk *g = data;
+    const fwd_tunnel *t = item;
+    if (pd_slice_eq(g->owner, t->owner) && g->n < 64)
+        g->list[g->n++] = t->s;
+    return 0;
+}
+
+void pd_fwd_tunnels_owner_gone(pd_worker *w, pd_slice owner)
+{
+    /* Closing a tunnel takes it out of the table, which the walk must not
+     * see happen: collect first (a batch per sweep), close after. */
+    gone_walk g = {owner, {0}, 0};
+    pd_ptab_foreach(w->fwd->tunnels, collect_gone, &g);
+    for (size_t i = 0; i < g.n; i++)
+        pd_sess_tunnel_close(g.list[i], PD_WS_CLOSE_GOING_AWAY);
 }
 
 /* The owner of a tunnel is gone when nobody hears its channel. `data` is a

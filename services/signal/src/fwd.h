@@ -8,7 +8,11 @@
  * pd:eio:<tag>, keeps the HTTP request waiting, and answers it with what
  * the owner publishes back on the receiver's own channel. Nobody listening
  * on the owner's channel (PUBLISH answers 0) means the owner is gone: the
- * client gets "Session ID unknown" at once and reconnects.
+ * client gets "Session ID unknown" at once and reconnects. While anything
+ * waits on another worker, a sweep (every 500 ms) asks Redis how many
+ * listen on each owner's channel (PUBSUB NUMSUB): Redis drops a dead
+ * worker's subscription at once, so requests and tunnels waiting on a
+ * worker that died are answered (or closed) within a sweep.
  *
  * The WebSocket upgrade of a session reaches any worker too. One that
  * lands elsewhere becomes a tunnel: the WebSocket's worker passes every
@@ -75,6 +79,13 @@ int pd_fwd_publish(pd_worker *w, pd_slice to, const char *head, size_t hlen, con
 int pd_fwd_tunnel_begin(pd_worker *w, pd_slice sid, pd_sess *s);
 void pd_fwd_tunnel_packet(pd_worker *w, pd_slice sid, pd_slice pkt);
 void pd_fwd_tunnel_end(pd_worker *w, pd_slice sid);
+
+/* For the sweep that notices dead owners: the channels of up to `cap`
+ * tunnel owners not already in `have`; and every tunnel of a dead owner
+ * closed (1001). */
+size_t pd_fwd_tunnel_owners(pd_worker *w, char (*out)[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN], size_t cap,
+                            char (*have)[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN], size_t nhave);
+void pd_fwd_tunnels_owner_gone(pd_worker *w, pd_slice owner);
 
 /* Requests forwarded by this worker and not yet answered. */
 size_t pd_fwd_pending(const pd_worker *w);

@@ -38,8 +38,11 @@ struct pd_poll {
     unsigned in_dirty : 1;         /* on the dirty list */
     unsigned overflow : 1;         /* the client stopped polling past the send cap */
     unsigned has_rget : 1;         /* rget_to/rget_id name a waiting GET */
+    unsigned bad_input : 1;        /* closed for a protocol error in the client's packets */
     unsigned rprobe : 1;           /* a WebSocket on worker `peer` probes the upgrade */
     unsigned tunnelled : 1;        /* upgraded: carried by a WebSocket on worker `peer` */
+    unsigned probed : 1;           /* a probe ran: GETs are answered at once (noop) so the
+                                      client can pause polling and send "5" */
     char peer[PD_FWD_TAG_LEN + 1]; /* that worker's tag */
 };
 
@@ -120,11 +123,12 @@ static void poll_unlink(pd_poll *p)
 
 static void tp_close(pd_eng *e, uint16_t code, const char *reason)
 {
-    (void)code;
     (void)reason;
     pd_poll *p = poll_of(e);
     if (p->gone)
         return;
+    if (code == PD_WS_CLOSE_PROTOCOL || code == PD_WS_CLOSE_UNSUPPORTED)
+        p->bad_input = 1;
     /* The close packet goes to a waiting (or the next, if it comes before
      * the flush) GET; anything after finds no session. */
     p->overflow = 0;
@@ -215,6 +219,10 @@ static void poll_flush(pd_poll *p)
         }
     }
     if (p->gone) {
+        /* A close just now put it back on the dirty list: the same pass
+         * comes back to it, and frees it then. */
+        if (p->in_dirty)
+            return;
         if (poll_waiting(p)) /* nothing left to say: the session is over */
             poll_answer_get(p, "1", 1);
         poll_free(p);
@@ -295,7 +303,10 @@ static void poll_post(pd_poll *p, pd_http_conn *c, const pd_http_request *req, c
         return;
     }
     poll_take_packets(p, req->body);
-    pd_http_respond(c, 200, "text/html", cors, "ok", 2, 0);
+    if (p->bad_input) /* the session is closed; the request was bad */
+        answer_error(c, 400, cors, PD_EIO_ERR_BAD_REQUEST);
+    else
+        pd_http_respond(c, 200, "text/html", cors, "ok", 2, 0);
 }
 
 /* Two GETs at once: the spec closes the session (the first gets the close
@@ -321,7 +332,10 @@ void pd_poll_remote(pd_worker *w, char kind, pd_slice from, pd_slice id, pd_slic
             return;
         }
         poll_take_packets(p, body);
-        pd_fwd_reply(w, from, id, 200, 'h', "ok", 2);
+        if (p->bad_input)
+            pd_fwd_reply(w, from, id, 400, 'j', PD_EIO_ERR_BAD_REQUEST, strlen(PD_EIO_ERR_BAD_REQUEST));
+        else
+            pd_fwd_reply(w, from, id, 200, 'h', "ok", 2);
         return;
     }
     if (kind != 'G')
@@ -338,6 +352,8 @@ void pd_poll_remote(pd_worker *w, char kind, pd_slice from, pd_slice id, pd_slic
     p->has_rget = 1;
     if (p->out_len)
         poll_mark_dirty(p);
+    else if (p->probed)
+        poll_answer_get(p, "6", 1);
 }
 
 void pd_poll_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, const pd_eio_query *q,
@@ -371,8 +387,13 @@ void pd_poll_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, 
     }
     p->get = c;
     p->get_headers = dup_headers(cors);
+    /* A waiting GET is bounded by the per-address session cap, not by the
+     * HTTP layer's cap on short-lived connections. */
+    pd_http_conn_release_slot(c);
     if (p->out_len)
         poll_mark_dirty(p);
+    else if (p->probed)
+        poll_answer_get(p, "6", 1); /* the upgrade is under way: don't hold the client */
 }
 
 pd_poll *pd_poll_find(pd_worker *w, pd_slice sid)
@@ -400,6 +421,7 @@ int pd_poll_probe_attach(pd_poll *p, void *probe)
 
 void pd_poll_probe_ping(pd_poll *p)
 {
+    p->probed = 1;
     /* The client pauses polling once its waiting GET returns; a noop makes
      * it return now. */
     if (!p->gone && poll_waiting(p) && p->out_len == 0)
@@ -409,6 +431,7 @@ void pd_poll_probe_ping(pd_poll *p)
 void pd_poll_probe_detach(pd_poll *p)
 {
     p->probe = NULL;
+    p->probed = 0;
 }
 
 int pd_poll_probe_upgrade(pd_poll *p, pd_eng *dst, const pd_eng_transport *tp)
@@ -465,6 +488,7 @@ void pd_poll_tunnel_in(pd_worker *w, pd_slice from, pd_slice sid, pd_slice pkt)
     }
     if (pd_slice_eq(pkt, "2probe")) {
         p->rprobe = 1;
+        p->probed = 1;
         memcpy(p->peer, from.base, from.len);
         p->peer[from.len] = '\0';
         tunnel_tell(w, from, sid, "3probe", 6, 0);
@@ -492,6 +516,7 @@ void pd_poll_tunnel_in(pd_worker *w, pd_slice from, pd_slice sid, pd_slice pkt)
     }
     pd_metric_add(w->m_dropped, "bad_probe", 1);
     p->rprobe = 0;
+    p->probed = 0;
     tunnel_tell(w, from, sid, NULL, 0, PD_WS_CLOSE_PROTOCOL);
 }
 
@@ -502,6 +527,7 @@ void pd_poll_tunnel_gone(pd_worker *w, pd_slice from, pd_slice sid)
         return;
     if (p->rprobe) {
         p->rprobe = 0; /* a failed probe: polling goes on */
+        p->probed = 0;
         return;
     }
     if (p->tunnelled) {

@@ -35,6 +35,9 @@ typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
 /* Output buffer kept between flushes up to this size, so a busy socket
  * does not allocate for every write; larger ones are given back. */
 #define SESS_OUT_KEEP 1024
+/* An upgrade probe (or a tunnel not yet upgraded) must finish within this,
+ * or its connection is cut: it holds the session's one probe slot. */
+#define SESS_UPGRADE_TIMEOUT_MS 10000
 /* How often buffers left empty are given back. */
 #define SESS_OUT_TICK_MS 250
 
@@ -261,6 +264,10 @@ static void sess_input(pd_sess *s, pd_slice pkt)
                             pd_mono_ms())) {
             pd_metric_add(w->m_dropped, "tunnel_rate", 1);
             return;
+        }
+        if (s->probing && pd_slice_eq(pkt, "5")) {
+            s->probing = 0; /* upgraded: the owner's heartbeat times it now */
+            pd_eng_disarm(&s->eng);
         }
         pd_fwd_tunnel_packet(w, pd_slice_cstr(s->up.tunnel), pkt);
         return;
@@ -801,6 +808,7 @@ pd_sess *pd_sess_create_probe(pd_worker *w, uv_tcp_t *tcp, pd_poll *p, const cha
     if (pd_poll_probe_attach(p, s) == PD_OK)
         s->up.probe = p;
     sess_link(s);
+    pd_eng_arm(&s->eng, SESS_UPGRADE_TIMEOUT_MS);
     if (!s->up.probe) {
         /* Another probe holds the session: this one is refused. */
         s->state = S_OPEN;
@@ -832,5 +840,7 @@ pd_sess *pd_sess_create_tunnel(pd_worker *w, uv_tcp_t *tcp, pd_slice sid, const 
     }
     s->up.tunnel = copy;
     s->tunnelling = 1;
+    s->probing = 1; /* until the client's "5" goes through */
+    pd_eng_arm(&s->eng, SESS_UPGRADE_TIMEOUT_MS);
     return sess_start(s, leftover, leftover_len);
 }
