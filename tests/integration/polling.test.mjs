@@ -5,7 +5,11 @@
 // Worker 1 (index 0) runs with the defaults; worker 2 (index 1) with tight
 // limits (small POST bodies, few sessions per address, a CORS list, a short
 // HTTP request timeout); worker 3 (index 2, started by the heartbeat tests)
-// pings every 300 ms. Every session keeps to the worker that opened it.
+// pings every 300 ms; worker 4 (index 3) serves the socket.io-client cases.
+// Every session keeps to the worker that opened it.
+//
+//   tests/integration/run.sh tests/integration/polling.test.mjs
+//   PD_BIN_DIR=build/asan/bin tests/integration/run.sh tests/integration/polling.test.mjs   (after make SAN=1)
 import assert from "node:assert/strict";
 import http from "node:http";
 import { after, before, describe, it } from "node:test";
