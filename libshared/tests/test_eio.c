@@ -125,7 +125,8 @@ static void handshake_rejects_other_transports(void **state)
     assert_string_equal(hs("EIO=4&transport=websocket&transport=polling"),
                         PD_EIO_ERR_TRANSPORT);
     /* The transport is checked first, as engine.io does. */
-    assert_string_equal(hs("EIO=3&transport=polling"), PD_EIO_ERR_TRANSPORT);
+    assert_string_equal(hs("EIO=3&transport=flash"), PD_EIO_ERR_TRANSPORT);
+    assert_string_equal(hs("EIO=3&transport=polling"), PD_EIO_ERR_PROTOCOL);
 }
 
 static void query_names_transport_and_sid(void **state)
