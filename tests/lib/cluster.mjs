@@ -140,7 +140,7 @@ export function sanitizerReport(file) {
 }
 
 /** A child process with captured output and an exit promise. */
-class Proc {
+export class Proc {
   constructor(name, cmd, args, { env, cwd, logDir, expectCodes = [0] }) {
     this.name = name;
     this.cmd = cmd;
@@ -212,7 +212,7 @@ class Proc {
 }
 
 /** Poll `check()` until it returns true; fail fast if `proc` exits. */
-async function waitReady(proc, what, check, timeout = READY_TIMEOUT_MS) {
+export async function waitReady(proc, what, check, timeout = READY_TIMEOUT_MS) {
   const deadline = Date.now() + timeout;
   let last = "";
   while (Date.now() < deadline) {
@@ -405,6 +405,12 @@ export class Cluster {
     this.nginx = { port, url: `http://127.0.0.1:${port}`, proc: p, confPath, serverConfPath };
     await waitReady(p, `nginx (${this.nginx.url}/health)`, async () => (await httpGet(`${this.nginx.url}/health`)).status === 200);
     return this.nginx;
+  }
+
+  /** Start another process (a replica, a sentinel, ...) whose exit and
+   * sanitizer output stop() checks like the rest; returns its Proc. */
+  startExtra(name, cmd, args, { cwd = this.dir } = {}) {
+    return this._track(new Proc(name, cmd, args, { env: baseEnv({}), cwd, logDir: this.logDir }));
   }
 
   /** redis-cli against this cluster's Redis (output as redis-cli prints with --raw). */
