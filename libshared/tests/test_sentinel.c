@@ -121,22 +121,9 @@ static void master_names(void **state)
     assert_true(pd_sentinel_name_valid(name));
 }
 
-/* A reply as hiredis parses it from RESP bytes. */
-static redisReply *resp(const char *bytes)
-{
-    redisReader *rd = redisReaderCreate();
-    assert_non_null(rd);
-    assert_int_equal(redisReaderFeed(rd, bytes, strlen(bytes)), REDIS_OK);
-    void *reply = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
-    assert_non_null(reply);
-    redisReaderFree(rd);
-    return reply;
-}
-
 static int master_reply(const char *bytes, pd_sentinel_addr *out)
 {
-    redisReply *r = resp(bytes);
+    redisReply *r = rfx_resp(bytes);
     int rc = pd_sentinel_parse_master_reply(r, out);
     freeReplyObject(r);
     return rc;
@@ -207,7 +194,7 @@ static void switch_messages(void **state)
 
 static int role(const char *bytes)
 {
-    redisReply *r = resp(bytes);
+    redisReply *r = rfx_resp(bytes);
     int m = pd_sentinel_role_is_master(r);
     freeReplyObject(r);
     return m;
@@ -276,24 +263,9 @@ static pid_t start_sentinel(int port, int master_port, char *dir)
     fprintf(f, "port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nsentinel monitor pdmaster 127.0.0.1 %d 1\n", port,
             dir, master_port);
     fclose(f);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-        }
-        execlp("redis-server", "redis-server", conf, "--sentinel", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 250 && !rfx_ping(port); i++)
-        rfx_sleep_ms(20);
-    assert_true(rfx_ping(port));
+    char *argv[] = {"redis-server", conf, "--sentinel", NULL};
+    pid_t pid = rfx_spawn(argv, port);
+    assert_true(pid > 0);
     return pid;
 }
 

@@ -81,32 +81,15 @@ static int cluster_start(cluster_node *n)
         return -1;
     n->port = rfx_free_port();
     int bus = rfx_free_port(); /* its own port: port + 10000 may not exist */
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-        }
-        char port[16], busport[16], conf[128];
-        snprintf(port, sizeof port, "%d", n->port);
-        snprintf(busport, sizeof busport, "%d", bus);
-        snprintf(conf, sizeof conf, "%s/nodes.conf", n->dir);
-        execlp("redis-server", "redis-server", "--port", port, "--cluster-port", busport, "--bind", "127.0.0.1",
-               "--cluster-enabled", "yes", "--cluster-config-file", conf, "--dir", n->dir, "--save", "",
-               "--appendonly", "no", "--daemonize", "no", (char *)NULL);
-        _exit(127);
-    }
-    n->pid = pid;
-    for (int i = 0; i < 250 && !rfx_ping(n->port); i++)
-        rfx_sleep_ms(20);
-    return rfx_ping(n->port) ? 0 : -1;
+    char port[16], busport[16], conf[128];
+    snprintf(port, sizeof port, "%d", n->port);
+    snprintf(busport, sizeof busport, "%d", bus);
+    snprintf(conf, sizeof conf, "%s/nodes.conf", n->dir);
+    char *argv[] = {"redis-server", "--port", port, "--cluster-port", busport, "--bind", "127.0.0.1",
+                    "--cluster-enabled", "yes", "--cluster-config-file", conf, "--dir", n->dir, "--save", "",
+                    "--appendonly", "no", "--daemonize", "no", NULL};
+    n->pid = rfx_spawn(argv, n->port);
+    return n->pid > 0 ? 0 : -1;
 }
 
 static void cluster_stop(cluster_node *n)
@@ -170,27 +153,16 @@ static void live_keyslot_agrees(void **state)
     assert_non_null(node);
     assert_int_equal(node->port, n.port);
     assert_int_equal(strlen(node->id), 40);
+    pd_slot_map_free(m);
     redisFree(c);
     cluster_stop(&n);
 }
 
 /* ---- CLUSTER SLOTS, hand-written ------------------------------------------ */
 
-static redisReply *resp(const char *bytes)
-{
-    redisReader *rd = redisReaderCreate();
-    assert_non_null(rd);
-    assert_int_equal(redisReaderFeed(rd, bytes, strlen(bytes)), REDIS_OK);
-    void *reply = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
-    assert_non_null(reply);
-    redisReaderFree(rd);
-    return reply;
-}
-
 static pd_slot_map *map_of(const char *bytes, const char **err)
 {
-    redisReply *r = resp(bytes);
+    redisReply *r = rfx_resp(bytes);
     pd_slot_map *m = pd_slot_map_from_reply(r, err);
     freeReplyObject(r);
     return m;

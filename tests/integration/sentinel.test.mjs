@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { Cluster, freePort, httpGet, redisCliRaw, waitReady } from "../lib/cluster.mjs";
+import { freePort, httpGet, redisCliRaw, startCluster, waitReady } from "../lib/cluster.mjs";
 import { closeAll, connect, createRoom, eventually, join, postJson, sleep, waitFor } from "./helpers.mjs";
 import { metrics, metricValue } from "./wire.mjs";
 
@@ -65,71 +65,63 @@ function statusRecorder(url, intervalMs) {
   };
 }
 
+/** A replica of the cluster's Redis and three sentinels watching it; the
+ * services are then configured with the sentinels only. */
+async function startSentinels(c) {
+  const masterPort = c.redisPort;
+
+  const replicaPort = await freePort();
+  const replicaDir = path.join(c.dir, "replica");
+  fs.mkdirSync(replicaDir);
+  const replica = c.startExtra("redis-replica", "redis-server", [
+    "--port", String(replicaPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    "--dir", replicaDir, "--daemonize", "no", "--loglevel", "warning",
+    "--replicaof", "127.0.0.1", String(masterPort),
+  ], { cwd: replicaDir });
+  await waitReady(replica, "replica in sync", async () =>
+    /master_link_status:up/.test(await redisCliRaw(replicaPort, "INFO", "replication")));
+
+  const sentinelPorts = [];
+  const sentinels = [];
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort();
+    sentinelPorts.push(port);
+    const dir = path.join(c.dir, `sentinel-${i + 1}`);
+    fs.mkdirSync(dir);
+    // Sentinel rewrites its configuration file: one each, writable.
+    const conf = path.join(dir, "sentinel.conf");
+    fs.writeFileSync(conf, [
+      `port ${port}`, "bind 127.0.0.1", "daemonize no", `dir ${dir}`, "loglevel notice",
+      `sentinel monitor ${MASTER} 127.0.0.1 ${masterPort} 2`,
+      `sentinel down-after-milliseconds ${MASTER} 1000`,
+      `sentinel failover-timeout ${MASTER} 4000`,
+      `sentinel parallel-syncs ${MASTER} 1`, "",
+    ].join("\n"));
+    sentinels.push(c.startExtra(`sentinel-${i + 1}`, "redis-server", [conf, "--sentinel"], { cwd: dir }));
+  }
+  // A failover needs a majority that knows each other and the replica.
+  for (const [i, port] of sentinelPorts.entries()) {
+    await waitReady(sentinels[i], `sentinel ${i + 1} sees 2 other sentinels and the replica`, async () => {
+      const m = await sentinelMaster(port);
+      return m["num-other-sentinels"] === "2" && m["num-slaves"] === "1";
+    }, 60000);
+  }
+
+  c.opts.env = {
+    REDIS_SENTINELS: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(","),
+    REDIS_SENTINEL_MASTER: MASTER,
+    // Sentinel mode ignores these; pointing them at the replica proves it.
+    REDIS_HOST: "127.0.0.1",
+    REDIS_PORT: String(replicaPort),
+  };
+  c.sentinelSetup = { replicaPort, sentinelPorts };
+}
+
 describe("Redis Sentinel: master SIGKILLed, replica promoted", { timeout: 300000 }, () => {
   let c;
-  let replicaPort;
-  const sentinelPorts = [];
 
   before(async () => {
-    c = new Cluster({ workers: 2, env: {}, signalEnv: {}, workerEnv: [], roomApiEnv: {} });
-    try {
-      await c.startRedis();
-      const masterPort = c.redisPort;
-
-      replicaPort = await freePort();
-      const replicaDir = path.join(c.dir, "replica");
-      fs.mkdirSync(replicaDir);
-      const replica = c.startExtra("redis-replica", "redis-server", [
-        "--port", String(replicaPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", replicaDir, "--daemonize", "no", "--loglevel", "warning",
-        "--replicaof", "127.0.0.1", String(masterPort),
-      ], { cwd: replicaDir });
-      await waitReady(replica, "replica in sync", async () =>
-        /master_link_status:up/.test(await redisCliRaw(replicaPort, "INFO", "replication")));
-
-      for (let i = 0; i < 3; i++) {
-        const port = await freePort();
-        sentinelPorts.push(port);
-        const dir = path.join(c.dir, `sentinel-${i + 1}`);
-        fs.mkdirSync(dir);
-        // Sentinel rewrites its configuration file: one each, writable.
-        const conf = path.join(dir, "sentinel.conf");
-        fs.writeFileSync(conf, [
-          `port ${port}`, "bind 127.0.0.1", "daemonize no", `dir ${dir}`, "loglevel notice",
-          `sentinel monitor ${MASTER} 127.0.0.1 ${masterPort} 2`,
-          `sentinel down-after-milliseconds ${MASTER} 1000`,
-          `sentinel failover-timeout ${MASTER} 4000`,
-          `sentinel parallel-syncs ${MASTER} 1`, "",
-        ].join("\n"));
-        c.startExtra(`sentinel-${i + 1}`, "redis-server", [conf, "--sentinel"], { cwd: dir });
-      }
-      // A failover needs a majority that knows each other and the replica.
-      for (const [i, port] of sentinelPorts.entries()) {
-        const p = c.procs.find((x) => x.name === `sentinel-${i + 1}`);
-        await waitReady(p, `sentinel ${i + 1} sees 2 other sentinels and the replica`, async () => {
-          const m = await sentinelMaster(port);
-          return m["num-other-sentinels"] === "2" && m["num-slaves"] === "1";
-        }, 60000);
-      }
-
-      c.opts.env = {
-        REDIS_SENTINELS: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(","),
-        REDIS_SENTINEL_MASTER: MASTER,
-        // Sentinel mode ignores these; pointing them at the replica proves it.
-        REDIS_HOST: "127.0.0.1",
-        REDIS_PORT: String(replicaPort),
-      };
-      await c.startWorker(0, await freePort());
-      await c.startWorker(1, await freePort());
-      await c.startRoomApi();
-    } catch (e) {
-      try {
-        await c.stop();
-      } catch (e2) {
-        e.message += `\n(while cleaning up: ${e2.message})`;
-      }
-      throw e;
-    }
+    c = await startCluster({ workers: 2, beforeServices: startSentinels });
   });
 
   after(async () => {
@@ -139,6 +131,7 @@ describe("Redis Sentinel: master SIGKILLed, replica promoted", { timeout: 300000
   it("fails over: readiness drops and returns, the bus resumes, joins work, losses are counted", async (t) => {
     const api = c.roomApi.url;
     const [w1, w2] = c.workers;
+    const { replicaPort, sentinelPorts } = c.sentinelSetup;
 
     // Before: a room with a (worker 1) and b (worker 2), signals flowing.
     const R = await createRoom(api);

@@ -481,6 +481,8 @@ export class Cluster {
  *   env          extra env for every PrivyDrop process
  *   signalEnv    extra env for signal workers; workerEnv: [env for worker 1, env for worker 2, ...]
  *   roomApiEnv   extra env for the room API; corsOrigin: CORS_ORIGIN (default http://localhost:3000)
+ *   beforeServices  async (cluster) => …, run once Redis is up and before any
+ *                service starts (more Redis processes, c.opts.env set from them)
  */
 export async function startCluster(opts = {}) {
   const o = { workers: 2, sharedPort: false, roomApi: true, nginx: false, env: {}, signalEnv: {}, workerEnv: [], roomApiEnv: {}, ...opts };
@@ -495,6 +497,7 @@ export async function startCluster(opts = {}) {
   const c = new Cluster(o);
   try {
     await c.startRedis();
+    if (o.beforeServices) await o.beforeServices(c);
     const shared = o.sharedPort ? await freePort() : 0;
     for (let i = 0; i < o.workers; i++) {
       await c.startWorker(i, shared || (await freePort()), o.workerEnv[i] || {});

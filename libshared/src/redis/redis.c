@@ -153,6 +153,20 @@ static void link_drop(pd_redis_link *l)
     redisAsyncFree(ac);
 }
 
+/* Give up on the server: both links dropped (pending callbacks get NULL
+ * now), readiness reported, reconnects scheduled (which, with sentinels,
+ * ask where the master is first). */
+static void drop_both_links(pd_redis *r)
+{
+    r->ping_sent_ms = 0;
+    link_drop(&r->cmd);
+    link_drop(&r->sub);
+    redis_update_ready(r);
+    link_schedule(&r->cmd);
+    if (r->subscriber)
+        link_schedule(&r->sub);
+}
+
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     (void)status;
@@ -208,13 +222,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
          * restarted old master) or a server that refuses ROLE: leave it
          * and ask the sentinels again. */
         r->role_rejects++;
-        r->ping_sent_ms = 0;
-        link_drop(&r->cmd);
-        link_drop(&r->sub);
-        redis_update_ready(r);
-        link_schedule(&r->cmd);
-        if (r->subscriber)
-            link_schedule(&r->sub);
+        drop_both_links(r);
     } else if (call->internal_ping) {
         redisReply *rep = reply;
         if (rep && rep->type != REDIS_REPLY_ERROR) {
@@ -637,13 +645,7 @@ static void on_watchdog(uv_timer_t *t)
         /* The server accepted our bytes but stopped answering (stopped
          * process, black-holed network): give up on both links so callers
          * get their failures now and the reconnect loop takes over. */
-        r->ping_sent_ms = 0;
-        link_drop(&r->cmd);
-        link_drop(&r->sub);
-        redis_update_ready(r);
-        link_schedule(&r->cmd);
-        if (r->subscriber)
-            link_schedule(&r->sub);
+        drop_both_links(r);
         return;
     }
     if (r->subscriber && r->sub.verified) {

@@ -253,7 +253,9 @@ struct pd_sentinel {
 };
 
 static void q_ask(pd_sentinel *s);
+static void q_next(pd_sentinel *s);
 static void w_connect(pd_sentinel *s);
+static void w_retry(pd_sentinel *s);
 static void on_qtimer(uv_timer_t *t);
 static void on_wtimer(uv_timer_t *t);
 
@@ -266,9 +268,38 @@ static void ctx_forget_free(redisAsyncContext **slot)
     redisAsyncFree(ac);
 }
 
+/* A live context failed to connect or was lost: hiredis frees it after
+ * this callback, so it is only forgotten here. The asking context moves
+ * on to the next sentinel, the watch retries. Contexts we dropped
+ * ourselves are no longer s->q or s->w and are ignored. */
+static void on_ctx_lost(const redisAsyncContext *ac)
+{
+    pd_sentinel *s = ac->data;
+    if (!s)
+        return;
+    if (s->q == ac) {
+        s->q = NULL;
+        q_next(s);
+    } else if (s->w == ac) {
+        s->w = NULL;
+        w_retry(s);
+    }
+}
+
+static void on_ctx_connect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK)
+        on_ctx_lost(ac); /* success: the queued commands' replies decide */
+}
+
+static void on_ctx_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    on_ctx_lost(ac);
+}
+
 /* Connect to sentinel i; AUTH is queued first when there is a password. */
-static redisAsyncContext *ctx_open(pd_sentinel *s, size_t i, redisConnectCallback *on_conn,
-                                   redisDisconnectCallback *on_disc)
+static redisAsyncContext *ctx_open(pd_sentinel *s, size_t i)
 {
     redisAsyncContext *ac = redisAsyncConnect(s->list[i].host, s->list[i].port);
     if (!ac)
@@ -278,8 +309,8 @@ static redisAsyncContext *ctx_open(pd_sentinel *s, size_t i, redisConnectCallbac
         return NULL;
     }
     ac->data = s;
-    redisAsyncSetConnectCallback(ac, on_conn);
-    redisAsyncSetDisconnectCallback(ac, on_disc);
+    redisAsyncSetConnectCallback(ac, on_ctx_connect);
+    redisAsyncSetDisconnectCallback(ac, on_ctx_disconnect);
     if (s->password && redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password) != REDIS_OK) {
         redisAsyncFree(ac);
         return NULL;
@@ -309,25 +340,6 @@ static void q_next(pd_sentinel *s)
     uv_timer_start(&s->qtimer, on_qtimer, d, 0);
 }
 
-static void q_on_connect(const redisAsyncContext *ac, int status)
-{
-    pd_sentinel *s = ac->data;
-    if (!s || s->q != ac || status == REDIS_OK)
-        return; /* success: the queued command's reply decides */
-    s->q = NULL; /* hiredis frees a context whose connect failed */
-    q_next(s);
-}
-
-static void q_on_disconnect(const redisAsyncContext *ac, int status)
-{
-    (void)status;
-    pd_sentinel *s = ac->data;
-    if (!s || s->q != ac)
-        return;
-    s->q = NULL;
-    q_next(s);
-}
-
 static void q_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     pd_sentinel *s = privdata;
@@ -352,7 +364,7 @@ static void q_ask(pd_sentinel *s)
 {
     s->qstate = Q_ASKING;
     uv_timer_start(&s->qtimer, on_qtimer, s->timeout_ms, 0);
-    redisAsyncContext *ac = ctx_open(s, s->order[s->pos], q_on_connect, q_on_disconnect);
+    redisAsyncContext *ac = ctx_open(s, s->order[s->pos]);
     if (!ac)
         return; /* the deadline moves on */
     if (redisAsyncCommand(ac, q_on_reply, s, "SENTINEL get-master-addr-by-name %s", s->master) != REDIS_OK) {
@@ -406,25 +418,6 @@ static void w_retry(pd_sentinel *s)
     uv_timer_start(&s->wtimer, on_wtimer, d, 0);
 }
 
-static void w_on_connect(const redisAsyncContext *ac, int status)
-{
-    pd_sentinel *s = ac->data;
-    if (!s || s->w != ac || status == REDIS_OK)
-        return;
-    s->w = NULL; /* freed by hiredis */
-    w_retry(s);
-}
-
-static void w_on_disconnect(const redisAsyncContext *ac, int status)
-{
-    (void)status;
-    pd_sentinel *s = ac->data;
-    if (!s || s->w != ac)
-        return;
-    s->w = NULL;
-    w_retry(s);
-}
-
 static void w_on_message(redisAsyncContext *ac, void *reply, void *privdata)
 {
     pd_sentinel *s = privdata;
@@ -460,7 +453,7 @@ static void w_connect(pd_sentinel *s)
         return;
     /* The deadline covers connect + subscribe confirmation. */
     uv_timer_start(&s->wtimer, on_wtimer, s->timeout_ms, 0);
-    redisAsyncContext *ac = ctx_open(s, s->widx, w_on_connect, w_on_disconnect);
+    redisAsyncContext *ac = ctx_open(s, s->widx);
     if (!ac)
         return;
     if (redisAsyncCommand(ac, w_on_message, s, "SUBSCRIBE +switch-master") != REDIS_OK) {
