@@ -19,6 +19,8 @@ import { metrics, metricValue } from "./wire.mjs";
 const MASTER = "pdmaster";
 const GUARD_MS = 90000; // hang guard for the failover as a whole
 const DROPPED = 'privydrop_signal_dropped_total{reason="redis_down"}';
+const SIGNAL_CHANGES = "privydrop_signal_redis_master_changes_total";
+const API_CHANGES = "privydrop_roomapi_redis_master_changes_total";
 
 /** `SENTINEL master <name>` as an object (field → value). */
 async function sentinelMaster(port) {
@@ -151,6 +153,9 @@ describe("Redis Sentinel: master SIGKILLed, replica promoted", { timeout: 300000
       assert.equal(await redisCliRaw(c.redisPort, "WAIT", "1", "10000"), "1");
 
       const dropped0 = metricValue(await metrics(w1.url), DROPPED);
+      for (const [url, name] of [[w1.url, SIGNAL_CHANGES], [w2.url, SIGNAL_CHANGES], [api, API_CHANGES]]) {
+        assert.equal(metricValue(await metrics(url), name), 0, `${url}: no master change yet`);
+      }
       const rec = [w1, w2].map((w) => statusRecorder(`${w.url}/readyz`, 25));
       const recApi = statusRecorder(`${api}/health/detailed`, 150);
       await Promise.all([...rec, recApi].map((r) => r.started));
@@ -207,6 +212,12 @@ describe("Redis Sentinel: master SIGKILLed, replica promoted", { timeout: 300000
       }
       assert.ok(seenApi.includes(503) && seenApi[seenApi.length - 1] === 200,
         `room API /health/detailed went 503 and back (saw ${seenApi.join(" → ")})`);
+
+      // Each process says it followed a master change (the first address
+      // it found is not one).
+      for (const [url, name] of [[w1.url, SIGNAL_CHANGES], [w2.url, SIGNAL_CHANGES], [api, API_CHANGES]]) {
+        assert.ok(metricValue(await metrics(url), name) >= 1, `${url}: ${name} counts the failover`);
+      }
 
       // The bus resumed on the new master, both directions, across workers.
       a.emit("offer", { peerId: b.id, offer: { type: "offer", sdp: "after" } });

@@ -97,7 +97,8 @@ size_t pd_redis_subscription_count(const pd_redis *r);
 unsigned long pd_redis_connects(const pd_redis *r);
 
 /* Sentinel mode: servers left because ROLE did not say master, and master
- * changes taken (an address other than the last one). 0 otherwise. */
+ * changes taken (an address other than the previous one; the first address
+ * is not a change). 0 otherwise. */
 unsigned long pd_redis_role_rejects(const pd_redis *r);
 unsigned long pd_redis_master_changes(const pd_redis *r);
 

@@ -547,14 +547,16 @@ static void on_master(pd_sentinel *s, const pd_sentinel_addr *a, void *data)
     pd_redis *r = data;
     if (r->closing)
         return;
-    int moved = !r->addr_ever || strcmp(r->host, a->host) != 0 || r->port != a->port;
+    int first = !r->addr_ever;
+    int moved = first || strcmp(r->host, a->host) != 0 || r->port != a->port;
     memcpy(r->host, a->host, sizeof(r->host));
     r->port = a->port;
     r->addr_ever = 1;
     r->addr_known = 1;
     pd_redis_link *links[2] = {&r->cmd, &r->sub};
     if (moved) {
-        r->master_changes++;
+        if (!first)
+            r->master_changes++;
         r->ping_sent_ms = 0;
         link_drop(&r->cmd);
         link_drop(&r->sub);

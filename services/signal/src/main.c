@@ -263,6 +263,7 @@ static void on_request(pd_http_conn *c, const pd_http_request *req, void *data)
                  w->draining ? "true" : "false");
         pd_http_respond_json(c, redis && !w->draining ? 200 : 503, NULL, body, 0);
     } else if (pd_slice_eq(req->path, "/metrics")) {
+        pd_metric_set(w->m_master_changes, NULL, (double)pd_redis_master_changes(w->redis));
         size_t len = 0;
         char *text = pd_metrics_render(w->metrics, &len);
         if (!text) {
@@ -406,6 +407,8 @@ static void add_metrics(pd_worker *w)
                                        "Envelopes from other instances handled here.", NULL);
     w->m_redis_up = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_redis_up",
                                    "1 while Redis is connected.", NULL);
+    w->m_master_changes = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_redis_master_changes_total",
+                                         "Redis master changes followed (Sentinel mode).", NULL);
     w->m_rooms = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_rooms",
                                 "Rooms with sockets (or a grace period) on this worker.", NULL);
     w->m_closed = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_sessions_closed_total",

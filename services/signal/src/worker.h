@@ -67,6 +67,7 @@ typedef struct pd_worker {
     pd_metric *m_publishes;       /* counter: bus publishes */
     pd_metric *m_bus_received;    /* counter: bus envelopes delivered to us */
     pd_metric *m_redis_up;        /* gauge */
+    pd_metric *m_master_changes;  /* counter, set when scraped: Sentinel master changes followed */
     pd_metric *m_rooms;           /* gauge: rooms with local members */
     pd_metric *m_closed;          /* counter{reason}: sessions closed */
     pd_metric *m_backpressure;    /* counter{cause}: times reading from clients was held back */
