@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "privydrop/pd_redis.h"
 #include "privydrop/pd_sentinel.h"
 #include "redis_fixture.h"
 
@@ -364,6 +365,92 @@ static void rounds_repeat_and_switches_arrive(void **state)
     rfx_kill(&plain);
 }
 
+/* pd_redis in sentinel mode, against a real sentinel: ready on the master
+ * it names; when that server becomes a replica under it (REPLICAOF, which
+ * unlike Sentinel's own reconfiguration keeps its clients), the -READONLY
+ * write makes it leave, the ROLE check keeps it away while the sentinel
+ * still names a replica, and it is back once the server is a master again. */
+typedef struct cmd_result {
+    int calls;  /* callbacks run */
+    int type;   /* last reply's type, -1 for NULL */
+    char text[64]; /* last error text */
+} cmd_result;
+
+static void on_cmd(redisReply *reply, void *data)
+{
+    cmd_result *res = data;
+    res->calls++;
+    res->type = reply ? reply->type : -1;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        snprintf(res->text, sizeof res->text, "%s", reply->str);
+}
+
+static void redis_leaves_a_master_turned_replica(void **state)
+{
+    (void)state;
+    rfx_server master = {0}, other = {0};
+    assert_int_equal(rfx_start(&master), 0);
+    assert_int_equal(rfx_start(&other), 0);
+    char dir[] = "/tmp/pd-sentinel-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    int sport = rfx_free_port();
+    pid_t spid = start_sentinel(sport, master.port, dir);
+    char sentinels[64];
+    snprintf(sentinels, sizeof sentinels, "127.0.0.1:%d", sport);
+
+    rfx_loop l;
+    rfx_loop_init(&l);
+    /* REDIS_HOST/PORT point at the other server: sentinel mode ignores them. */
+    pd_redis_options opt = {.host = "127.0.0.1", .port = other.port, .subscriber = 1, .sentinels = sentinels,
+                            .sentinel_master = "pdmaster"};
+    pd_redis *r = pd_redis_create(&l.loop, &opt, NULL, NULL, NULL);
+    assert_non_null(r);
+    RFX_WAIT(&l, pd_redis_ready(r), 20000);
+    assert_true(pd_redis_ready(r));
+    cmd_result res = {0};
+    assert_int_equal(pd_redis_cmd(r, on_cmd, &res, "SET k %s", "v"), PD_OK);
+    RFX_WAIT(&l, res.calls == 1, 5000);
+    assert_int_equal(res.type, REDIS_REPLY_STATUS);
+    redisContext *c = rfx_sync(master.port);
+    assert_non_null(c);
+    char got[8];
+    assert_int_equal(rfx_str(c, got, sizeof got, "GET k"), 1);
+    assert_string_equal(got, "v"); /* it wrote to the master, not to `other` */
+    assert_int_equal(pd_redis_role_rejects(r), 0);
+
+    rfx_ok(c, "REPLICAOF 127.0.0.1 %d", other.port);
+    assert_int_equal(pd_redis_cmd(r, on_cmd, &res, "SET k %s", "w"), PD_OK);
+    RFX_WAIT(&l, res.calls == 2, 5000);
+    assert_int_equal(res.type, REDIS_REPLY_ERROR);
+    assert_memory_equal(res.text, "READONLY", 8);
+    assert_false(pd_redis_ready(r));
+    /* Back on the same address, ROLE says replica: left again. */
+    RFX_WAIT(&l, pd_redis_role_rejects(r) >= 2, 20000);
+    assert_true(pd_redis_role_rejects(r) >= 2);
+    assert_false(pd_redis_ready(r));
+    assert_int_equal(pd_redis_cmd(r, on_cmd, &res, "PING"), PD_ERR); /* nothing reaches a replica */
+
+    rfx_ok(c, "REPLICAOF NO ONE");
+    RFX_WAIT(&l, pd_redis_ready(r), 20000);
+    assert_true(pd_redis_ready(r));
+    assert_int_equal(pd_redis_master_changes(r), 0); /* the same address all along */
+    assert_int_equal(pd_redis_cmd(r, on_cmd, &res, "SET k %s", "x"), PD_OK);
+    RFX_WAIT(&l, res.calls == 3, 5000);
+    assert_int_equal(res.type, REDIS_REPLY_STATUS);
+
+    redisFree(c);
+    pd_redis_free(r);
+    rfx_loop_close(&l);
+    kill(spid, SIGKILL);
+    waitpid(spid, NULL, 0);
+    rfx_kill(&master);
+    rfx_kill(&other);
+    char conf[512];
+    snprintf(conf, sizeof conf, "%s/sentinel.conf", dir);
+    unlink(conf);
+    rmdir(dir);
+}
+
 static void bad_options(void **state)
 {
     (void)state;
@@ -393,6 +480,7 @@ int main(void)
         cmocka_unit_test(bad_options),
         cmocka_unit_test(discovers_through_a_real_sentinel),
         cmocka_unit_test(rounds_repeat_and_switches_arrive),
+        cmocka_unit_test(redis_leaves_a_master_turned_replica),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -96,7 +96,8 @@ size_t pd_redis_subscription_count(const pd_redis *r);
 /* Times a connection was (re-)established; for metrics and tests. */
 unsigned long pd_redis_connects(const pd_redis *r);
 
-/* Sentinel mode: servers left because ROLE did not say master, and master
+/* Sentinel mode: servers left because ROLE did not say master (or a write
+ * was refused with -READONLY: the server became a replica), and master
  * changes taken (an address other than the previous one; the first address
  * is not a change). 0 otherwise. */
 unsigned long pd_redis_role_rejects(const pd_redis *r);

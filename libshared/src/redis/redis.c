@@ -209,9 +209,16 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
 }
 
+/* -READONLY: the server we write to has become a replica under us (a
+ * REPLICAOF that did not drop its clients, as Sentinel's own
+ * reconfiguration does). */
+static int is_readonly_error(const redisReply *rep)
+{
+    return rep && rep->type == REDIS_REPLY_ERROR && rep->len >= 8 && memcmp(rep->str, "READONLY", 8) == 0;
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
     pd_redis_call *call = privdata;
     pd_redis *r = call->owner;
     r->pending--;
@@ -233,8 +240,17 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
                 redis_update_ready(r);
             }
         }
-    } else if (call->cb) {
-        call->cb(reply, call->data);
+    } else {
+        /* With sentinels, a write refused by a replica means the master
+         * moved: leave at once and ask where it went (the caller still
+         * gets this reply, an error). */
+        int moved = r->sentinel && ac == r->cmd.ac && is_readonly_error(reply);
+        if (call->cb)
+            call->cb(reply, call->data);
+        if (moved) {
+            r->role_rejects++;
+            drop_both_links(r);
+        }
     }
     free(call);
 }
