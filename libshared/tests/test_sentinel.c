@@ -451,6 +451,64 @@ static void redis_leaves_a_master_turned_replica(void **state)
     rmdir(dir);
 }
 
+/* Connections a server has accepted since it started. */
+static long long conns_received(redisContext *c)
+{
+    redisReply *r = rfx_cmd(c, "INFO stats");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, "total_connections_received:");
+    assert_non_null(p);
+    long long n = atoll(p + strlen("total_connections_received:"));
+    freeReplyObject(r);
+    return n;
+}
+
+/* The watch notices a sentinel that stops answering (SIGSTOP: its TCP
+ * link stays up) and moves to the next one, where a +switch-master then
+ * reaches it. */
+static void watch_leaves_a_silent_sentinel(void **state)
+{
+    (void)state;
+    rfx_server a = {0}, b = {0};
+    assert_int_equal(rfx_start(&a), 0);
+    assert_int_equal(rfx_start(&b), 0);
+    pd_sentinel_addr list[2] = {{"127.0.0.1", a.port}, {"127.0.0.1", b.port}};
+    rfx_loop l;
+    rfx_loop_init(&l);
+    seen sn = {0};
+    pd_sentinel_options opt = {list, 2, "pdmaster", NULL, 1000};
+    pd_sentinel *s = pd_sentinel_create(&l.loop, &opt, on_master, &sn);
+    assert_non_null(s);
+    redisContext *ca = rfx_sync(a.port), *cb = rfx_sync(b.port);
+    assert_non_null(ca);
+    assert_non_null(cb);
+    RFX_WAIT(&l, numsub(ca) == 1, 5000);
+    assert_int_equal(numsub(ca), 1);
+    assert_int_equal(numsub(cb), 0);
+    /* Probes (one every 2 s here) keep it where it is while the sentinel
+     * answers: nothing connects to the second one meanwhile. */
+    long long b_conns = conns_received(cb);
+    rfx_run_for(&l, 4500);
+    assert_int_equal(numsub(ca), 1);
+    assert_int_equal(conns_received(cb), b_conns);
+
+    rfx_signal(&a, SIGSTOP);
+    RFX_WAIT(&l, numsub(cb) == 1, 20000);
+    assert_int_equal(numsub(cb), 1);
+    rfx_int(cb, "PUBLISH +switch-master %s", "pdmaster 127.0.0.1 1 127.0.0.1 7778");
+    RFX_WAIT(&l, sn.calls > 0, 5000);
+    assert_int_equal(sn.calls, 1);
+    assert_int_equal(sn.last.port, 7778);
+    rfx_signal(&a, SIGCONT);
+
+    redisFree(ca);
+    redisFree(cb);
+    pd_sentinel_free(s);
+    rfx_loop_close(&l);
+    rfx_kill(&a);
+    rfx_kill(&b);
+}
+
 static void bad_options(void **state)
 {
     (void)state;
@@ -481,6 +539,7 @@ int main(void)
         cmocka_unit_test(discovers_through_a_real_sentinel),
         cmocka_unit_test(rounds_repeat_and_switches_arrive),
         cmocka_unit_test(redis_leaves_a_master_turned_replica),
+        cmocka_unit_test(watch_leaves_a_silent_sentinel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -243,9 +243,10 @@ struct pd_sentinel {
     unsigned pause_ms;                          /* next pause between failed rounds */
     /* +switch-master watch */
     redisAsyncContext *w;                       /* watch context or NULL */
-    uv_timer_t wtimer;                          /* subscribe deadline, or retry delay */
+    uv_timer_t wtimer;                          /* subscribe or probe deadline, probe period, or retry delay */
     size_t widx;                                /* sentinel the watch uses or tries next */
     int wsubscribed;                            /* subscription confirmed */
+    int wprobing;                               /* a repeated SUBSCRIBE awaits its confirmation */
     unsigned wretry_ms;                         /* next retry delay */
     unsigned long answers, switches;            /* for tests and logs */
     int closing;                                /* pd_sentinel_free called */
@@ -409,6 +410,7 @@ static void w_retry(pd_sentinel *s)
 {
     ctx_forget_free(&s->w);
     s->wsubscribed = 0;
+    s->wprobing = 0;
     if (s->closing)
         return;
     s->widx = (s->widx + 1) % s->count; /* maybe that sentinel is the one down */
@@ -432,9 +434,12 @@ static void w_on_message(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     const redisReply *kind = rep->element[0], *payload = rep->element[2];
     if (strcmp(kind->str, "subscribe") == 0) {
-        uv_timer_stop(&s->wtimer);
+        /* Subscribed, or a probe answered: the sentinel is alive. */
         s->wsubscribed = 1;
+        s->wprobing = 0;
         s->wretry_ms = WATCH_RETRY_MIN_MS;
+        uv_timer_stop(&s->wtimer);
+        uv_timer_start(&s->wtimer, on_wtimer, 2ull * s->timeout_ms, 0);
         return;
     }
     if (strcmp(kind->str, "message") != 0 || payload->type != REDIS_REPLY_STRING)
@@ -463,17 +468,30 @@ static void w_connect(pd_sentinel *s)
     s->w = ac;
 }
 
-/* The watch's subscribe deadline (a context exists: it was too slow) or
- * the end of its retry delay (none exists). */
+/* The watch's timer. Subscribed and idle: time to probe. A stopped or
+ * cut-off sentinel keeps a TCP link that looks healthy and never says
+ * +switch-master, so the subscription is repeated every two timeouts
+ * (hiredis 0.14 would keep the callback of a PING in subscribed mode
+ * forever; a repeated SUBSCRIBE is confirmed like the first). Otherwise a
+ * deadline passed (subscribe or probe unconfirmed: try the next sentinel)
+ * or a retry delay ended (connect). */
 static void on_wtimer(uv_timer_t *t)
 {
     pd_sentinel *s = t->data;
     if (s->closing)
         return;
-    if (s->w)
+    if (s->w && s->wsubscribed && !s->wprobing) {
+        if (redisAsyncCommand(s->w, w_on_message, s, "SUBSCRIBE +switch-master") != REDIS_OK) {
+            w_retry(s);
+            return;
+        }
+        s->wprobing = 1;
+        uv_timer_start(&s->wtimer, on_wtimer, s->timeout_ms, 0);
+    } else if (s->w) {
         w_retry(s);
-    else
+    } else {
         w_connect(s);
+    }
 }
 
 /* -- life cycle -- */
