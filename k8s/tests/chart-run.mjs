@@ -100,6 +100,10 @@ class Objects {
     // An external Redis (redis.mode=external) is stood in for on 127.0.0.1 too.
     this.hosts = [...this.services];
     for (const d of this.configMaps.values()) if (d.REDIS_HOST && !this.hosts.includes(d.REDIS_HOST)) this.hosts.push(d.REDIS_HOST);
+    // So are external sentinels (redis.mode=sentinel).
+    for (const d of this.configMaps.values()) {
+      for (const h of sentinelList(d.REDIS_SENTINELS)) if (!this.hosts.includes(h.host)) this.hosts.push(h.host);
+    }
     this.filled = new Set();
   }
 
@@ -483,9 +487,34 @@ async function checkRedis(runner, proc, label) {
   throw new Error(`redis did not come back after its restart:\n${runner.logTail(again)}`);
 }
 
+// REDIS_SENTINELS "host:port,..." → [{host, port}] (IPv6 in brackets).
+function sentinelList(text) {
+  if (!text) return [];
+  return text.split(",").map((e) => {
+    const m = /^\s*\[?([^\]]*?)\]?:(\d+)\s*$/.exec(e);
+    return m ? { host: m[1], port: m[2] } : null;
+  }).filter(Boolean);
+}
+
+async function waitRedisCli(proc, runner, what, args, password, want) {
+  for (let t = 0; t < READY_LIMIT_MS; t += 100) {
+    const r = spawnSync("redis-cli", args, { env: { PATH: process.env.PATH, ...(password ? { REDISCLI_AUTH: password } : {}) }, encoding: "utf8" });
+    if (want(r.stdout || "")) return;
+    if (proc.exited) break;
+    await sleep(100);
+  }
+  throw new Error(`${what} did not start:\n${runner.logTail(proc)}`);
+}
+
 // External Redis: a real redis-server on the rendered port with the rendered
-// password, where the chart's REDIS_HOST would point.
+// password, where the chart's REDIS_HOST would point. With redis.mode=sentinel,
+// a master on 6379 and one real sentinel (redis-server --sentinel) on the first
+// rendered sentinel's port, monitoring it under the rendered master name, with
+// the Secret's sentinel password when the workloads are given one; every
+// rendered sentinel host maps to it.
 async function ownRedis(objs, runner, setName) {
+  const scm = [...objs.configMaps.values()].find((d) => "REDIS_SENTINELS" in d);
+  if (scm) return ownSentinel(objs, runner, setName, scm);
   const cm = [...objs.configMaps.values()].find((d) => "REDIS_PORT" in d) || {};
   const port = String(cm.REDIS_PORT || "6379");
   const password = objs.secretValue(redisSecretName(objs) || `${RELEASE}-secrets`, "redis-password");
@@ -506,6 +535,39 @@ async function ownRedis(objs, runner, setName) {
     await sleep(100);
   }
   throw new Error(`external Redis stand-in did not start:\n${runner.logTail(proc)}`);
+}
+
+async function ownSentinel(objs, runner, setName, cm) {
+  const password = objs.secretValue(redisSecretName(objs) || `${RELEASE}-secrets`, "redis-password");
+  const usesSentinelAuth = objs.objs.some((o) => WORKLOADS.includes(o.kind) &&
+    o.spec.template.spec.containers.some((c) => (c.env || []).some((e) => e.name === "REDIS_SENTINEL_PASSWORD")));
+  const sentinelPassword = usesSentinelAuth
+    ? objs.secretValue(redisSecretName(objs) || `${RELEASE}-secrets`, "redis-sentinel-password") : null;
+  const dir = fs.mkdtempSync(path.join(runner.scratch, "redis-"));
+  const conf = path.join(dir, "redis.conf");
+  fs.writeFileSync(conf, `requirepass ${password}\n`, { mode: 0o600 });
+  const master = runner.start({
+    name: "external-redis-master", argv: ["redis-server", conf, "--port", "6379", "--bind", "127.0.0.1", "--save", "", "--dir", dir],
+    env: { PATH: process.env.PATH }, mounts: [], img: {},
+  });
+  await waitRedisCli(master, runner, "external Redis master stand-in", ["-p", "6379", "ping"], password, (o) => o.trim() === "PONG");
+  const [first] = sentinelList(cm.REDIS_SENTINELS);
+  const name = cm.REDIS_SENTINEL_MASTER;
+  const sconf = path.join(dir, "sentinel.conf");
+  fs.writeFileSync(sconf, [
+    `port ${first.port}`, "bind 127.0.0.1", `dir ${dir}`,
+    `sentinel monitor ${name} 127.0.0.1 6379 1`, `sentinel auth-pass ${name} ${password}`,
+    ...(sentinelPassword ? [`requirepass ${sentinelPassword}`] : []), "",
+  ].join("\n"), { mode: 0o600 });
+  const sentinel = runner.start({
+    name: "external-sentinel", argv: ["redis-server", sconf, "--sentinel"],
+    env: { PATH: process.env.PATH }, mounts: [], img: {},
+  });
+  await waitRedisCli(sentinel, runner, "external sentinel stand-in",
+    ["-p", first.port, "SENTINEL", "get-master-addr-by-name", name], sentinelPassword,
+    (o) => o.split("\n")[1]?.trim() === "6379");
+  ok(`${setName}: external Sentinel stand-in: a master on :6379 and a sentinel on :${first.port} naming it "${name}"`
+    + (sentinelPassword ? ", both with the Secret's passwords" : ""));
 }
 
 // The Secret the workloads read redis-password from.

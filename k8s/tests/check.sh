@@ -74,6 +74,13 @@ else
     ok "external Redis: no bundled StatefulSet"
 fi
 
+if grep -qF 'name: REDIS_SENTINELS' "$tmp/external-sentinel.yaml" 2>/dev/null &&
+    ! grep -q 'kind: StatefulSet' "$tmp/external-sentinel.yaml" && ! grep -qF 'name: REDIS_HOST' "$tmp/external-sentinel.yaml"; then
+    ok "sentinel example: REDIS_SENTINELS instead of REDIS_HOST, no bundled StatefulSet"
+else
+    not_ok "sentinel example: REDIS_SENTINELS missing, REDIS_HOST still set or the bundled StatefulSet rendered"
+fi
+
 # --- 3: values the chart must refuse ----------------------------------------------
 refuse() {
     local why=$1; shift
@@ -86,6 +93,11 @@ refuse() {
 refuse "a grace period not longer than preStop + drain" --set signal.terminationGracePeriodSeconds=15
 refuse "an unknown value key (typo)" --set signal.replcias=3
 refuse "redis.mode=external without redis.external.host" --set redis.mode=external
+refuse "redis.mode=sentinel without redis.sentinel.hosts" --set redis.mode=sentinel --set redis.sentinel.masterName=m
+refuse "redis.mode=sentinel without redis.sentinel.masterName" --set redis.mode=sentinel --set 'redis.sentinel.hosts={s:26379}'
+refuse "a sentinel without a port" --set redis.mode=sentinel --set 'redis.sentinel.hosts={s}' --set redis.sentinel.masterName=m
+refuse "redis.sentinel.auth without the sentinel password" --set redis.mode=sentinel \
+    --set 'redis.sentinel.hosts={s:26379}' --set redis.sentinel.masterName=m --set redis.sentinel.auth=true
 refuse "turn.tls without a certificate Secret" --set turn.tls=true
 refuse "a LoadBalancer relay range of 1000 ports" --set coturn.mode=loadBalancer
 refuse "a TURN secret shorter than 16 characters" --set secrets.turnSecret=short

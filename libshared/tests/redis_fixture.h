@@ -80,12 +80,11 @@ static inline int rfx_ping(int port)
 
 /* Start redis-server on s->port (a free one if 0) and wait until it answers.
  * 0 on success. */
-static inline int rfx_start(rfx_server *s)
+/* Start argv (a redis-server in some role) that will listen on `port`,
+ * killed with the test process even if it crashes, its output discarded;
+ * returns its pid once it answers PING on the port, or -1. */
+static inline pid_t rfx_spawn(char *const argv[], int port)
 {
-    if (s->port == 0)
-        s->port = rfx_free_port();
-    if (s->port <= 0)
-        return -1;
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
@@ -101,24 +100,48 @@ static inline int rfx_start(rfx_server *s)
             dup2(devnull, 1);
             dup2(devnull, 2);
         }
-        char port[16];
-        snprintf(port, sizeof port, "%d", s->port);
-        execlp("redis-server", "redis-server", "--port", port, "--save", "", "--appendonly", "no", "--bind",
-               "127.0.0.1", "--daemonize", "no", "--dir", "/tmp", (char *)NULL);
+        execvp(argv[0], argv);
         _exit(127);
     }
-    s->pid = pid;
     for (int i = 0; i < 250; i++) {
-        if (rfx_ping(s->port))
-            return 0;
+        if (rfx_ping(port))
+            return pid;
         int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            s->pid = 0;
+        if (waitpid(pid, &st, WNOHANG) == pid)
             return -1;
-        }
         rfx_sleep_ms(20);
     }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
     return -1;
+}
+
+static inline int rfx_start(rfx_server *s)
+{
+    if (s->port == 0)
+        s->port = rfx_free_port();
+    if (s->port <= 0)
+        return -1;
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    char *argv[] = {"redis-server", "--port", port, "--save", "", "--appendonly", "no", "--bind",
+                    "127.0.0.1", "--daemonize", "no", "--dir", "/tmp", NULL};
+    pid_t pid = rfx_spawn(argv, s->port);
+    s->pid = pid > 0 ? pid : 0;
+    return pid > 0 ? 0 : -1;
+}
+
+/* A reply as hiredis parses it from RESP bytes (free with freeReplyObject). */
+static inline redisReply *rfx_resp(const char *bytes)
+{
+    redisReader *rd = redisReaderCreate();
+    assert_non_null(rd);
+    assert_int_equal(redisReaderFeed(rd, bytes, strlen(bytes)), REDIS_OK);
+    void *reply = NULL;
+    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
+    assert_non_null(reply);
+    redisReaderFree(rd);
+    return reply;
 }
 
 /* SIGKILL and reap; keeps s->port so the server can be restarted on it. */

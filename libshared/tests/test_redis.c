@@ -79,7 +79,8 @@ static int fx_teardown(void **state)
 
 static void client_create(rd_fx *f, int subscriber, unsigned watchdog_ms, const char *password)
 {
-    pd_redis_options opt = {"127.0.0.1", f->srv.port, password, subscriber, watchdog_ms};
+    pd_redis_options opt = {.host = "127.0.0.1", .port = f->srv.port, .password = password,
+                            .subscriber = subscriber, .watchdog_ms = watchdog_ms};
     f->r = pd_redis_create(&f->l.loop, &opt, on_state, on_message, f);
     assert_non_null(f->r);
 }

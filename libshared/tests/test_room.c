@@ -26,7 +26,7 @@ static int fx_setup(void **state)
     if (!f)
         return -1;
     rfx_loop_init(&f->l);
-    pd_redis_options opt = {"127.0.0.1", rfx_group_server.port, NULL, 0, 0};
+    pd_redis_options opt = {.host = "127.0.0.1", .port = rfx_group_server.port};
     f->r = pd_redis_create(&f->l.loop, &opt, NULL, NULL, NULL);
     if (!f->r)
         return -1;
@@ -823,7 +823,7 @@ static void every_call_fails_fast_without_callback_when_disconnected(void **stat
     (void)state;
     rfx_loop l;
     rfx_loop_init(&l);
-    pd_redis_options opt = {"127.0.0.1", rfx_free_port(), NULL, 0, 0};
+    pd_redis_options opt = {.host = "127.0.0.1", .port = rfx_free_port()};
     pd_redis *r = pd_redis_create(&l.loop, &opt, NULL, NULL, NULL);
     assert_non_null(r);
     rfx_run_for(&l, 50);

@@ -65,6 +65,33 @@ describe("--check-config", { timeout: 60000 }, () => {
       assert.deepEqual(problems.sort(), want);
     });
 
+    it(`${bin}: Sentinel settings are checked; a sound set is accepted without reaching a sentinel`, () => {
+      const ok = run(bin, ["--check-config"], {
+        ...UNREACHABLE, REDIS_SENTINELS: "192.0.2.1:26379, [2001:db8::1]:26379,sentinel-2.example:26380",
+        REDIS_SENTINEL_MASTER: "mymaster", REDIS_SENTINEL_PASSWORD: "sentinel-secret-never-shown",
+      });
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.equal(ok.stdout, `${bin}: configuration ok\n`);
+
+      const bad = run(bin, ["--check-config"], {
+        ...UNREACHABLE, REDIS_SENTINELS: "192.0.2.1:26379,192.0.2.2", REDIS_SENTINEL_MASTER: "my master",
+        REDIS_SENTINEL_PASSWORD: "sentinel-secret-never-shown",
+      });
+      assert.equal(bad.status, 2);
+      assert.deepEqual(bad.stderr.trimEnd().split("\n").sort(), [
+        `${bin}: REDIS_SENTINELS="192.0.2.1:26379,192.0.2.2": each sentinel is host:port`,
+        `${bin}: REDIS_SENTINEL_MASTER="my master": 1 to 128 printable characters without spaces`,
+      ]);
+      assert.ok(!bad.stderr.includes("sentinel-secret-never-shown"));
+
+      const half = run(bin, ["--check-config"], { ...UNREACHABLE, REDIS_SENTINELS: "192.0.2.1:26379" });
+      assert.equal(half.status, 2);
+      assert.match(half.stderr, /^[a-z-]+: REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS/);
+      const other = run(bin, ["--check-config"], { ...UNREACHABLE, REDIS_SENTINEL_MASTER: "mymaster" });
+      assert.equal(other.status, 2);
+      assert.match(other.stderr, /REDIS_SENTINEL_MASTER="mymaster": set without REDIS_SENTINELS/);
+    });
+
     it(`${bin}: --check-config with anything after it is a usage error`, () => {
       const r = run(bin, ["--check-config", "extra"], {});
       assert.equal(r.status, 2);

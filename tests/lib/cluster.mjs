@@ -140,7 +140,7 @@ export function sanitizerReport(file) {
 }
 
 /** A child process with captured output and an exit promise. */
-class Proc {
+export class Proc {
   constructor(name, cmd, args, { env, cwd, logDir, expectCodes = [0] }) {
     this.name = name;
     this.cmd = cmd;
@@ -212,7 +212,7 @@ class Proc {
 }
 
 /** Poll `check()` until it returns true; fail fast if `proc` exits. */
-async function waitReady(proc, what, check, timeout = READY_TIMEOUT_MS) {
+export async function waitReady(proc, what, check, timeout = READY_TIMEOUT_MS) {
   const deadline = Date.now() + timeout;
   let last = "";
   while (Date.now() < deadline) {
@@ -407,6 +407,12 @@ export class Cluster {
     return this.nginx;
   }
 
+  /** Start another process (a replica, a sentinel, ...) whose exit and
+   * sanitizer output stop() checks like the rest; returns its Proc. */
+  startExtra(name, cmd, args, { cwd = this.dir } = {}) {
+    return this._track(new Proc(name, cmd, args, { env: baseEnv({}), cwd, logDir: this.logDir }));
+  }
+
   /** redis-cli against this cluster's Redis (output as redis-cli prints with --raw). */
   redisCli(...args) {
     return redisCliRaw(this.redisPort, ...args);
@@ -475,6 +481,8 @@ export class Cluster {
  *   env          extra env for every PrivyDrop process
  *   signalEnv    extra env for signal workers; workerEnv: [env for worker 1, env for worker 2, ...]
  *   roomApiEnv   extra env for the room API; corsOrigin: CORS_ORIGIN (default http://localhost:3000)
+ *   beforeServices  async (cluster) => …, run once Redis is up and before any
+ *                service starts (more Redis processes, c.opts.env set from them)
  */
 export async function startCluster(opts = {}) {
   const o = { workers: 2, sharedPort: false, roomApi: true, nginx: false, env: {}, signalEnv: {}, workerEnv: [], roomApiEnv: {}, ...opts };
@@ -489,6 +497,7 @@ export async function startCluster(opts = {}) {
   const c = new Cluster(o);
   try {
     await c.startRedis();
+    if (o.beforeServices) await o.beforeServices(c);
     const shared = o.sharedPort ? await freePort() : 0;
     for (let i = 0; i < o.workers; i++) {
       await c.startWorker(i, shared || (await freePort()), o.workerEnv[i] || {});

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "privydrop/pd_common.h"
+#include "privydrop/pd_config.h"
 
 typedef struct pd_redis pd_redis;
 
@@ -30,10 +31,29 @@ typedef struct pd_redis_options {
     const char *password;   /* AUTH password or NULL (copied) */
     int subscriber;         /* open the pub/sub connection too */
     unsigned watchdog_ms;   /* PING period; a PING unanswered (or a connect unfinished) for 3 periods kills the link; 0 → 1000 */
+    /* Sentinel mode (pd_sentinel.h) when `sentinels` is set: host and port
+     * are then ignored; the master is whatever the sentinels name, checked
+     * with ROLE on every connect (a server that is not a master is left and
+     * the sentinels asked again), and asked again after any lost link. */
+    const char *sentinels;         /* "host:port,…" or NULL (copied) */
+    const char *sentinel_master;   /* the master's name in the sentinels (copied) */
+    const char *sentinel_password; /* AUTH for the sentinels, or NULL (copied) */
 } pd_redis_options;
 
+/* Reads REDIS_HOST, REDIS_PORT, REDIS_PASSWORD and, for Sentinel,
+ * REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD into
+ * *out's connection fields (strings borrowed from the environment; the
+ * other fields untouched), recording each problem in chk: a sentinel list
+ * that does not parse, one of the two sentinel variables without the other,
+ * a bad master name. */
+void pd_redis_config_load(pd_config_check *chk, pd_redis_options *out);
+
+/* "host:port" or "sentinel <master> via <n> sentinels", for start-up logs. */
+void pd_redis_describe(const pd_redis_options *opt, char *buf, size_t size);
+
 /* Start connecting at once; never fails for an unreachable server (it keeps
- * trying). NULL only on allocation failure. Callbacks may be NULL. */
+ * trying). NULL only on allocation failure or a sentinel list that does not
+ * parse (check it with pd_redis_config_load first). Callbacks may be NULL. */
 pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
                           pd_redis_state_fn state_cb, pd_redis_message_fn message_cb, void *data);
 
@@ -75,5 +95,12 @@ size_t pd_redis_subscription_count(const pd_redis *r);
 
 /* Times a connection was (re-)established; for metrics and tests. */
 unsigned long pd_redis_connects(const pd_redis *r);
+
+/* Sentinel mode: servers left because ROLE did not say master (or a write
+ * was refused with -READONLY: the server became a replica), and master
+ * changes taken (an address other than the previous one; the first address
+ * is not a change). 0 otherwise. */
+unsigned long pd_redis_role_rejects(const pd_redis *r);
+unsigned long pd_redis_master_changes(const pd_redis *r);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "privydrop/pd_id.h"
 #include "privydrop/pd_ptab.h"
+#include "privydrop/pd_sentinel.h"
 
 #define RECONNECT_MIN_MS 100u
 #define RECONNECT_MAX_MS 5000u
@@ -48,13 +49,20 @@ typedef struct pd_redis_call {
     pd_redis *owner;        /* to count pending commands */
     pd_redis_reply_fn cb;   /* user callback or NULL */
     void *data;             /* user data */
-    int internal_ping;      /* watchdog PING */
+    int internal_ping;      /* CALL_PING or CALL_ROLE: ours, not the user's */
 } pd_redis_call;
+
+enum { CALL_USER = 0, CALL_PING = 1, CALL_ROLE = 2 };
 
 struct pd_redis {
     uv_loop_t *loop;             /* not owned */
-    char *host;                  /* copy */
+    char host[PD_SENTINEL_HOST_MAX + 1]; /* server (the master, in sentinel mode) */
     int port;
+    pd_sentinel *sentinel;       /* sentinel mode: owned; NULL for a fixed address */
+    int addr_known;              /* sentinel mode: host/port are the sentinels' latest answer */
+    int addr_ever;               /* sentinel mode: host/port were ever set */
+    unsigned long role_rejects;  /* servers left for not being a master */
+    unsigned long master_changes; /* new master addresses taken */
     char *password;              /* copy or NULL */
     pd_redis_link cmd;           /* command connection */
     pd_redis_link sub;           /* pub/sub connection (if subscriber) */
@@ -98,6 +106,10 @@ static void link_schedule(pd_redis_link *l)
 {
     if (l->owner->closing)
         return;
+    /* Every lost link comes through here: with sentinels, the address it
+     * used may be a master no longer, so the next connect asks first. */
+    if (l->owner->sentinel)
+        l->owner->addr_known = 0;
     unsigned d = l->backoff_ms;
     unsigned jitter = 0;
     pd_random_bytes(&jitter, sizeof(jitter));
@@ -139,6 +151,20 @@ static void link_drop(pd_redis_link *l)
     if (l->is_sub)
         l->owner->probe_sent_ms = 0;
     redisAsyncFree(ac);
+}
+
+/* Give up on the server: both links dropped (pending callbacks get NULL
+ * now), readiness reported, reconnects scheduled (which, with sentinels,
+ * ask where the master is first). */
+static void drop_both_links(pd_redis *r)
+{
+    r->ping_sent_ms = 0;
+    link_drop(&r->cmd);
+    link_drop(&r->sub);
+    redis_update_ready(r);
+    link_schedule(&r->cmd);
+    if (r->subscriber)
+        link_schedule(&r->sub);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -183,15 +209,28 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
 }
 
+/* -READONLY: the server we write to has become a replica under us (a
+ * REPLICAOF that did not drop its clients, as Sentinel's own
+ * reconfiguration does). */
+static int is_readonly_error(const redisReply *rep)
+{
+    return rep && rep->type == REDIS_REPLY_ERROR && rep->len >= 8 && memcmp(rep->str, "READONLY", 8) == 0;
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
     pd_redis_call *call = privdata;
     pd_redis *r = call->owner;
     r->pending--;
     if (reply)
         r->cmd_heard_ms = pd_mono_ms();
-    if (call->internal_ping) {
+    if (call->internal_ping == CALL_ROLE && reply && !pd_sentinel_role_is_master(reply)) {
+        /* A replica (a failover the sentinels have not told us of, or a
+         * restarted old master) or a server that refuses ROLE: leave it
+         * and ask the sentinels again. */
+        r->role_rejects++;
+        drop_both_links(r);
+    } else if (call->internal_ping) {
         redisReply *rep = reply;
         if (rep && rep->type != REDIS_REPLY_ERROR) {
             r->ping_sent_ms = 0;
@@ -201,21 +240,31 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
                 redis_update_ready(r);
             }
         }
-    } else if (call->cb) {
-        call->cb(reply, call->data);
+    } else {
+        /* With sentinels, a write refused by a replica means the master
+         * moved: leave at once and ask where it went (the caller still
+         * gets this reply, an error). */
+        int moved = r->sentinel && ac == r->cmd.ac && is_readonly_error(reply);
+        if (call->cb)
+            call->cb(reply, call->data);
+        if (moved) {
+            r->role_rejects++;
+            drop_both_links(r);
+        }
     }
     free(call);
 }
 
-/* PING right after connecting; ready only once it is answered. */
+/* PING right after connecting (ROLE with sentinels: the server must be
+ * the master); ready only once it is answered. */
 static void link_verify_cmd(pd_redis *r)
 {
     pd_redis_call *call = calloc(1, sizeof(*call));
     if (!call)
         return;
     call->owner = r;
-    call->internal_ping = 1;
-    if (redisAsyncCommand(r->cmd.ac, on_reply, call, "PING") == REDIS_OK) {
+    call->internal_ping = r->sentinel ? CALL_ROLE : CALL_PING;
+    if (redisAsyncCommand(r->cmd.ac, on_reply, call, r->sentinel ? "ROLE" : "PING") == REDIS_OK) {
         r->pending++;
         r->ping_sent_ms = pd_mono_ms();
     } else {
@@ -228,6 +277,11 @@ static void link_connect(pd_redis_link *l)
     pd_redis *r = l->owner;
     if (r->closing || l->ac)
         return;
+    if (r->sentinel && !r->addr_known) {
+        /* on_master connects every link once the sentinels answer. */
+        pd_sentinel_discover(r->sentinel);
+        return;
+    }
     redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
     if (!ac) {
         link_schedule(l);
@@ -400,6 +454,13 @@ size_t pd_redis_subscription_count(const pd_redis *r)
 
 /* ---- commands ---------------------------------------------------------- */
 
+/* Sentinel mode also waits for ROLE: until then the server may be a
+ * replica, where a write fails and a read may be stale. */
+static int cmd_usable(const pd_redis *r)
+{
+    return r->cmd.up && r->cmd.ac && !r->closing && (!r->sentinel || r->cmd.verified);
+}
+
 static pd_redis_call *call_new(pd_redis *r, pd_redis_reply_fn cb, void *data)
 {
     pd_redis_call *call = malloc(sizeof(*call));
@@ -408,13 +469,13 @@ static pd_redis_call *call_new(pd_redis *r, pd_redis_reply_fn cb, void *data)
     call->owner = r;
     call->cb = cb;
     call->data = data;
-    call->internal_ping = 0;
+    call->internal_ping = CALL_USER;
     return call;
 }
 
 int pd_redis_cmd(pd_redis *r, pd_redis_reply_fn cb, void *data, const char *fmt, ...)
 {
-    if (!r->cmd.up || !r->cmd.ac || r->closing)
+    if (!cmd_usable(r))
         return PD_ERR;
     pd_redis_call *call = call_new(r, cb, data);
     if (!call)
@@ -434,7 +495,7 @@ int pd_redis_cmd(pd_redis *r, pd_redis_reply_fn cb, void *data, const char *fmt,
 int pd_redis_cmd_argv(pd_redis *r, pd_redis_reply_fn cb, void *data, int argc, const char **argv,
                       const size_t *lens)
 {
-    if (!r->cmd.up || !r->cmd.ac || r->closing)
+    if (!cmd_usable(r))
         return PD_ERR;
     pd_redis_call *call = call_new(r, cb, data);
     if (!call)
@@ -480,6 +541,105 @@ unsigned long pd_redis_connects(const pd_redis *r)
     return r->connects;
 }
 
+unsigned long pd_redis_role_rejects(const pd_redis *r)
+{
+    return r->role_rejects;
+}
+
+unsigned long pd_redis_master_changes(const pd_redis *r)
+{
+    return r->master_changes;
+}
+
+/* ---- sentinel mode ----------------------------------------------------- */
+
+/* The sentinels named the master: from a discovery we asked for, or a
+ * +switch-master. A new address ends both links at once (their pending
+ * commands fail now rather than at the watchdog); then every link without
+ * a connection connects. */
+static void on_master(pd_sentinel *s, const pd_sentinel_addr *a, void *data)
+{
+    (void)s;
+    pd_redis *r = data;
+    if (r->closing)
+        return;
+    int first = !r->addr_ever;
+    int moved = first || strcmp(r->host, a->host) != 0 || r->port != a->port;
+    memcpy(r->host, a->host, sizeof(r->host));
+    r->port = a->port;
+    r->addr_ever = 1;
+    r->addr_known = 1;
+    pd_redis_link *links[2] = {&r->cmd, &r->sub};
+    if (moved) {
+        if (!first)
+            r->master_changes++;
+        r->ping_sent_ms = 0;
+        link_drop(&r->cmd);
+        link_drop(&r->sub);
+        redis_update_ready(r);
+    }
+    for (int i = 0; i < (r->subscriber ? 2 : 1); i++) {
+        pd_redis_link *l = links[i];
+        if (l->ac)
+            continue;
+        uv_timer_stop(&l->timer);
+        link_connect(l);
+    }
+}
+
+static pd_sentinel *sentinel_create(uv_loop_t *loop, const pd_redis_options *opt, pd_redis *r)
+{
+    pd_sentinel_addr list[PD_SENTINEL_MAX];
+    size_t n = 0;
+    const char *err = NULL;
+    if (pd_sentinel_parse_list(opt->sentinels, list, PD_SENTINEL_MAX, &n, &err) != PD_OK)
+        return NULL;
+    /* Bounded like a connect: a sentinel that does not answer within the
+     * watchdog's three periods is skipped. */
+    pd_sentinel_options so = {list, n, opt->sentinel_master, opt->sentinel_password, 3u * r->watchdog_ms};
+    return pd_sentinel_create(loop, &so, on_master, r);
+}
+
+void pd_redis_config_load(pd_config_check *chk, pd_redis_options *out)
+{
+    long port = 6379;
+    pd_config_long(chk, "REDIS_PORT", 6379, 1, 65535, &port);
+    out->host = pd_env_str("REDIS_HOST", "127.0.0.1");
+    out->port = (int)port;
+    out->password = pd_env_str("REDIS_PASSWORD", NULL);
+    out->sentinels = pd_env_str("REDIS_SENTINELS", NULL);
+    out->sentinel_master = pd_env_str("REDIS_SENTINEL_MASTER", NULL);
+    out->sentinel_password = pd_env_str("REDIS_SENTINEL_PASSWORD", NULL);
+    if (out->sentinels) {
+        pd_sentinel_addr list[PD_SENTINEL_MAX];
+        size_t n = 0;
+        const char *err = NULL;
+        if (pd_sentinel_parse_list(out->sentinels, list, PD_SENTINEL_MAX, &n, &err) != PD_OK)
+            pd_config_check_add(chk, "REDIS_SENTINELS", out->sentinels, err);
+        if (!out->sentinel_master)
+            pd_config_check_add(chk, "REDIS_SENTINEL_MASTER", NULL,
+                                "required with REDIS_SENTINELS: the master's name in the sentinels");
+        else if (!pd_sentinel_name_valid(out->sentinel_master))
+            pd_config_check_add(chk, "REDIS_SENTINEL_MASTER", out->sentinel_master,
+                                "1 to 128 printable characters without spaces");
+    } else if (out->sentinel_master) {
+        pd_config_check_add(chk, "REDIS_SENTINEL_MASTER", out->sentinel_master,
+                            "set without REDIS_SENTINELS: name the sentinels too, or unset it");
+    } else if (out->sentinel_password) {
+        pd_config_check_add(chk, "REDIS_SENTINEL_PASSWORD", NULL,
+                            "set without REDIS_SENTINELS: name the sentinels too, or unset it");
+    }
+}
+
+void pd_redis_describe(const pd_redis_options *opt, char *buf, size_t size)
+{
+    if (opt->sentinels)
+        snprintf(buf, size, "sentinel master %s via %s", opt->sentinel_master ? opt->sentinel_master : "?",
+                 opt->sentinels);
+    else
+        snprintf(buf, size, "%s:%d", opt->host ? opt->host : "127.0.0.1", opt->port);
+}
+
 /* ---- watchdog ---------------------------------------------------------- */
 
 /* Publish our private probe on the command link; it comes back through the
@@ -503,13 +663,7 @@ static void on_watchdog(uv_timer_t *t)
         /* The server accepted our bytes but stopped answering (stopped
          * process, black-holed network): give up on both links so callers
          * get their failures now and the reconnect loop takes over. */
-        r->ping_sent_ms = 0;
-        link_drop(&r->cmd);
-        link_drop(&r->sub);
-        redis_update_ready(r);
-        link_schedule(&r->cmd);
-        if (r->subscriber)
-            link_schedule(&r->sub);
+        drop_both_links(r);
         return;
     }
     if (r->subscriber && r->sub.verified) {
@@ -529,7 +683,7 @@ static void on_watchdog(uv_timer_t *t)
     pd_redis_call *call = call_new(r, NULL, NULL);
     if (!call)
         return;
-    call->internal_ping = 1;
+    call->internal_ping = CALL_PING;
     if (redisAsyncCommand(r->cmd.ac, on_reply, call, "PING") == REDIS_OK) {
         r->pending++;
         r->ping_sent_ms = now;
@@ -561,22 +715,27 @@ pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
     if (!r)
         return NULL;
     r->loop = loop;
-    r->host = strdup(opt->host ? opt->host : "127.0.0.1");
+    snprintf(r->host, sizeof(r->host), "%s", opt->host ? opt->host : "127.0.0.1");
+    r->port = opt->port;
+    r->watchdog_ms = opt->watchdog_ms ? opt->watchdog_ms : 1000;
     r->password = (opt->password && *opt->password) ? strdup(opt->password) : NULL;
     r->chans = pd_ptab_create(chan_key);
-    if (!r->host || !r->chans || (opt->password && *opt->password && !r->password)) {
-        free(r->host);
+    if (opt->sentinels)
+        r->sentinel = sentinel_create(loop, opt, r);
+    if (!r->chans || (opt->password && *opt->password && !r->password) || (opt->sentinels && !r->sentinel)) {
         free(r->password);
         pd_ptab_free(r->chans);
+        if (r->sentinel) {
+            /* Its handles close on the next loop turn; it frees itself. */
+            pd_sentinel_free(r->sentinel);
+        }
         free(r);
         return NULL;
     }
-    r->port = opt->port;
     r->subscriber = opt->subscriber;
     r->state_cb = state_cb;
     r->message_cb = message_cb;
     r->data = data;
-    r->watchdog_ms = opt->watchdog_ms ? opt->watchdog_ms : 1000;
     char token[17];
     if (pd_id_random(token, 16, PD_ALPHABET_ALNUM) != PD_OK)
         snprintf(token, sizeof(token), "%lx", (unsigned long)(uintptr_t)r);
@@ -622,7 +781,6 @@ static void on_handle_closed(uv_handle_t *h)
     if (--r->open_handles == 0) {
         pd_ptab_foreach(r->chans, free_chan, NULL);
         pd_ptab_free(r->chans);
-        free(r->host);
         free(r->password);
         free(r);
     }
@@ -635,6 +793,8 @@ void pd_redis_free(pd_redis *r)
     r->closing = 1;
     link_drop(&r->cmd);
     link_drop(&r->sub);
+    pd_sentinel_free(r->sentinel);
+    r->sentinel = NULL;
     uv_close((uv_handle_t *)&r->cmd.timer, on_handle_closed);
     uv_close((uv_handle_t *)&r->sub.timer, on_handle_closed);
     uv_close((uv_handle_t *)&r->watchdog, on_handle_closed);

@@ -26,6 +26,7 @@ struct pd_api {
     pd_metric *m_errors;     /* counter{class} for 4xx/5xx */
     pd_metric *m_redis_up;   /* gauge, set when scraped */
     pd_metric *m_inflight;   /* gauge, set when scraped */
+    pd_metric *m_master_changes; /* counter, set when scraped: Sentinel master changes followed */
     pd_metrics *metrics;     /* borrowed registry */
     pd_ratelimit *room_limit; /* per-address buckets, room routes */
     pd_ratelimit *log_limit;  /* per-address buckets, track and log routes */
@@ -472,6 +473,7 @@ static void route_metrics(pd_api *api, pd_http_conn *conn, const pd_http_request
     (void)req;
     pd_metric_set(api->m_redis_up, NULL, pd_redis_ready(api->redis) ? 1 : 0);
     pd_metric_set(api->m_inflight, NULL, (double)api->inflight);
+    pd_metric_set(api->m_master_changes, NULL, (double)pd_redis_master_changes(api->redis));
     size_t len = 0;
     char *text = pd_metrics_render(api->metrics, &len);
     if (!text) {
@@ -685,6 +687,8 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
                                      "1 while Redis is connected.", NULL);
     api->m_inflight = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_requests_inflight",
                                      "Requests waiting for Redis.", NULL);
+    api->m_master_changes = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_redis_master_changes_total",
+                                           "Redis master changes followed (Sentinel mode).", NULL);
     api->metrics = metrics;
     api->room_limit = pd_ratelimit_create(cfg->room_rate > 0 ? cfg->room_rate : 20,
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);

@@ -22,6 +22,10 @@ static const char USAGE[] =
     "  PD_LISTEN_ADDR           listen address (0.0.0.0)\n"
     "  CORS_ORIGIN              allowed browser origins, comma-separated (none)\n"
     "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD   Redis (127.0.0.1:6379)\n"
+    "  REDIS_SENTINELS          Sentinel mode: host:port,... of the sentinels (REDIS_HOST/PORT\n"
+    "                           then unused; REDIS_PASSWORD is the master's)\n"
+    "  REDIS_SENTINEL_MASTER    the master's name in the sentinels (with REDIS_SENTINELS)\n"
+    "  REDIS_SENTINEL_PASSWORD  AUTH for the sentinels (none)\n"
     "  NODE_ENV                 reported environment (production)\n"
     "  PD_MAX_BODY_BYTES        largest request body (16384)\n"
     "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
@@ -58,7 +62,8 @@ typedef struct roomapi {
 
 /* Everything read from the environment, validated. */
 typedef struct roomapi_config {
-    long port, redis_port, body_max, turn_ttl;
+    long port, body_max, turn_ttl;
+    pd_redis_options redis; /* strings borrowed from the environment */
     long room_rate, room_burst, log_rate, log_burst, ice_rate, ice_burst, req_timeout, idle_timeout;
     long http_per_ip, conn_age, max_inflight;
     const char *listen_addr; /* borrowed from the environment */
@@ -75,7 +80,7 @@ static void load_config(roomapi_config *c, long *drain_timeout_ms, pd_config_che
     /* PD_API_PORT wins; PrivyDrop's BACKEND_PORT is honoured for drop-in use. */
     pd_config_long(chk, "BACKEND_PORT", 3002, 1, 65535, &backend_port);
     pd_config_long(chk, "PD_API_PORT", backend_port, 1, 65535, &c->port);
-    pd_config_long(chk, "REDIS_PORT", 6379, 1, 65535, &c->redis_port);
+    pd_redis_config_load(chk, &c->redis);
     pd_config_long(chk, "PD_MAX_BODY_BYTES", 16384, 256, 1048576, &c->body_max);
     pd_config_long(chk, "PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, drain_timeout_ms);
     pd_config_long(chk, "PD_TURN_PORT", 3478, 1, 65535, &turn_port);
@@ -202,8 +207,9 @@ int main(int argc, char **argv)
 
     a->loop = uv_default_loop();
     a->metrics = pd_metrics_create();
-    pd_redis_options ro = {pd_env_str("REDIS_HOST", "127.0.0.1"), (int)cfg.redis_port, pd_env_str("REDIS_PASSWORD", NULL),
-                           0, 1000};
+    pd_redis_options ro = cfg.redis;
+    ro.subscriber = 0;
+    ro.watchdog_ms = 1000;
     a->redis = pd_redis_create(a->loop, &ro, on_redis_state, NULL, a);
     pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048,
                         trusted, (double)cfg.room_rate, (double)cfg.room_burst, (double)cfg.log_rate,

@@ -50,6 +50,10 @@ static const char USAGE[] =
     "  PD_HTTP_MAX_CONN_AGE_MS  keep-alive HTTP connections end after this (60000)\n"
     "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
     "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD   Redis (127.0.0.1:6379)\n"
+    "  REDIS_SENTINELS          Sentinel mode: host:port,... of the sentinels (REDIS_HOST/PORT\n"
+    "                           then unused; REDIS_PASSWORD is the master's)\n"
+    "  REDIS_SENTINEL_MASTER    the master's name in the sentinels (with REDIS_SENTINELS)\n"
+    "  REDIS_SENTINEL_PASSWORD  AUTH for the sentinels (none)\n"
     "  CORS_ORIGIN              allowed WebSocket Origins, comma-separated (any)\n"
     "  NODE_ENV                 reported environment (production)\n"
     "  DISABLE_JOIN_RATE_LIMIT  1 turns the per-address join limit off\n"
@@ -99,8 +103,7 @@ static void load_config(pd_worker_config *c, http_config *h, pd_cidr_list **trus
 {
     pd_config_log_level(chk);
     pd_config_listen_addr(chk, "0.0.0.0", &c->listen_addr);
-    c->redis_host = pd_env_str("REDIS_HOST", "127.0.0.1");
-    c->redis_password = pd_env_str("REDIS_PASSWORD", NULL);
+    pd_redis_config_load(chk, &c->redis);
     c->environment = pd_env_str("NODE_ENV", "production");
     c->cors_origin = pd_env_str("CORS_ORIGIN", NULL);
     c->join_rate_limit = !pd_env_flag("DISABLE_JOIN_RATE_LIMIT");
@@ -118,7 +121,6 @@ static void load_config(pd_worker_config *c, http_config *h, pd_cidr_list **trus
     pd_config_long(chk, "PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &c->drain_timeout_ms);
     pd_config_long(chk, "PD_DRAIN_NOTICE_MS", 1000, 0, 600000, &c->drain_notice_ms);
     pd_config_long(chk, "PD_DRAIN_SPREAD_MS", 3000, 0, 600000, &c->drain_spread_ms);
-    pd_config_long(chk, "REDIS_PORT", 6379, 1, 65535, &c->redis_port);
     pd_http_limits lim;
     pd_http_limits_default(&lim);
     pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", (long)lim.request_timeout_ms, 100, 600000, &h->req_timeout);
@@ -353,6 +355,7 @@ static void on_request(pd_http_conn *c, const pd_http_request *req, void *data)
                  w->draining ? "true" : "false");
         pd_http_respond_json(c, redis && !w->draining ? 200 : 503, NULL, body, 0);
     } else if (pd_slice_eq(req->path, "/metrics")) {
+        pd_metric_set(w->m_master_changes, NULL, (double)pd_redis_master_changes(w->redis));
         size_t len = 0;
         char *text = pd_metrics_render(w->metrics, &len);
         if (!text) {
@@ -507,6 +510,8 @@ static void add_metrics(pd_worker *w)
                                        "Envelopes from other instances handled here.", NULL);
     w->m_redis_up = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_redis_up",
                                    "1 while Redis is connected.", NULL);
+    w->m_master_changes = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_redis_master_changes_total",
+                                         "Redis master changes followed (Sentinel mode).", NULL);
     w->m_rooms = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_rooms",
                                 "Rooms with sockets (or a grace period) on this worker.", NULL);
     w->m_closed = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_sessions_closed_total",
@@ -556,7 +561,9 @@ int main(int argc, char **argv)
     }
     g_worker = w;
 
-    pd_redis_options ro = {w->cfg.redis_host, (int)w->cfg.redis_port, w->cfg.redis_password, 1, 1000};
+    pd_redis_options ro = w->cfg.redis;
+    ro.subscriber = 1;
+    ro.watchdog_ms = 1000;
     w->redis = pd_redis_create(w->loop, &ro, on_redis_state, on_bus, w);
     w->hub = pd_hub_create(w);
     if (!w->redis || !w->hub || pd_fwd_init(w) != PD_OK) {
@@ -594,9 +601,10 @@ int main(int argc, char **argv)
     uv_timer_init(w->loop, &drain_timer);
     drain_timer.data = w;
 
-    pd_log(PD_LOG_INFO, "listening", "{s:s, s:i, s:s, s:s, s:i}", "addr", w->cfg.listen_addr, "port",
-           (int)w->cfg.port, "worker", w->cfg.worker_id, "redis", w->cfg.redis_host, "redis_port",
-           (int)w->cfg.redis_port);
+    char redis_desc[600];
+    pd_redis_describe(&w->cfg.redis, redis_desc, sizeof(redis_desc));
+    pd_log(PD_LOG_INFO, "listening", "{s:s, s:i, s:s, s:s}", "addr", w->cfg.listen_addr, "port", (int)w->cfg.port,
+           "worker", w->cfg.worker_id, "redis", redis_desc);
     uv_run(w->loop, UV_RUN_DEFAULT);
     uv_loop_close(w->loop);
     pd_cidr_list_free(w->trusted);

@@ -47,9 +47,7 @@ typedef struct pd_worker_config {
     long event_rate;              /* PD_EVENT_RATE: events per second per socket */
     long event_burst;             /* PD_EVENT_BURST */
     long max_room_peers;          /* PD_MAX_ROOM_PEERS */
-    const char *redis_host;       /* REDIS_HOST */
-    long redis_port;              /* REDIS_PORT */
-    const char *redis_password;   /* REDIS_PASSWORD */
+    pd_redis_options redis;       /* REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_SENTINEL* */
     const char *environment;      /* NODE_ENV */
     int join_rate_limit;          /* !DISABLE_JOIN_RATE_LIMIT */
     const char *cors_origin;      /* CORS_ORIGIN: allowed WebSocket Origins, NULL = any */
@@ -75,6 +73,7 @@ typedef struct pd_worker {
     pd_metric *m_poll_forwarded;  /* counter: polling requests / tunnelled packets sent to their owner */
     pd_metric *m_bus_received;    /* counter: bus envelopes delivered to us */
     pd_metric *m_redis_up;        /* gauge */
+    pd_metric *m_master_changes;  /* counter, set when scraped: Sentinel master changes followed */
     pd_metric *m_rooms;           /* gauge: rooms with local members */
     pd_metric *m_closed;          /* counter{reason}: sessions closed */
     pd_metric *m_backpressure;    /* counter{cause}: times reading from clients was held back */

@@ -133,7 +133,7 @@ static int fx_setup(void **state)
     w->m_rooms = pd_metrics_add(m, PD_METRIC_GAUGE, "r", "r", NULL);
     w->m_closed = pd_metrics_add(m, PD_METRIC_COUNTER, "x", "x", "reason");
     w->m_backpressure = pd_metrics_add(m, PD_METRIC_COUNTER, "k", "k", "cause");
-    pd_redis_options opt = {"127.0.0.1", rfx_group_server.port, NULL, 1, 0};
+    pd_redis_options opt = {.host = "127.0.0.1", .port = rfx_group_server.port, .subscriber = 1};
     w->redis = pd_redis_create(w->loop, &opt, NULL, on_bus, f);
     if (!w->redis)
         return -1;

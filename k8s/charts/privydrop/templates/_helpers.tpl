@@ -125,14 +125,34 @@ seccompProfile:
 {{- .terminationGracePeriodSeconds -}}
 {{- end -}}
 
-{{/* Env vars that name Redis (host, port, password from the Secret). */}}
+{{/* Env vars that name Redis: host and port, or with redis.mode=sentinel the
+     sentinels and the master's name; passwords from the Secret. */}}
 {{- define "privydrop.redisEnv" -}}
+{{- if eq .Values.redis.mode "sentinel" }}
+- name: REDIS_SENTINELS
+  valueFrom: {configMapKeyRef: {name: {{ include "privydrop.fullname" . }}, key: REDIS_SENTINELS}}
+- name: REDIS_SENTINEL_MASTER
+  valueFrom: {configMapKeyRef: {name: {{ include "privydrop.fullname" . }}, key: REDIS_SENTINEL_MASTER}}
+{{- if .Values.redis.sentinel.auth }}
+- name: REDIS_SENTINEL_PASSWORD
+  valueFrom: {secretKeyRef: {name: {{ include "privydrop.secretName" . }}, key: redis-sentinel-password}}
+{{- end }}
+{{- else }}
 - name: REDIS_HOST
   valueFrom: {configMapKeyRef: {name: {{ include "privydrop.fullname" . }}, key: REDIS_HOST}}
 - name: REDIS_PORT
   valueFrom: {configMapKeyRef: {name: {{ include "privydrop.fullname" . }}, key: REDIS_PORT}}
+{{- end }}
 - name: REDIS_PASSWORD
   valueFrom: {secretKeyRef: {name: {{ include "privydrop.secretName" . }}, key: redis-password}}
+{{- end -}}
+
+{{/* REDIS_SENTINELS: redis.sentinel.hosts joined, required in sentinel mode. */}}
+{{- define "privydrop.redisSentinels" -}}
+{{- if not .Values.redis.sentinel.hosts -}}
+{{- fail "redis.sentinel.hosts is required when redis.mode=sentinel" -}}
+{{- end -}}
+{{- join "," .Values.redis.sentinel.hosts -}}
 {{- end -}}
 
 {{/* Scheduling of one component's pods: dict "root" $ "component" NAME "v" VALUES.
