@@ -54,6 +54,7 @@ function snapshot(page) {
       theme: document.getElementById("theme-toggle").textContent,
       stopLabel: stop?.getAttribute("aria-label") ?? null,
       size: document.querySelector('[data-testid="shared-item"] .size')?.textContent ?? null,
+      textStatus: document.getElementById("text-status").textContent,
       selected: document.getElementById("lang-select").value,
       options: [...document.querySelectorAll("#lang-select option")].map((o) => ({ value: o.value, text: o.textContent, lang: o.lang })),
       selectLabel: document.querySelector('label[for="lang-select"]').textContent,
@@ -90,6 +91,8 @@ describe("the page in seven languages", { timeout: 5 * 60 * 1000 }, () => {
     roomId = (await sender.page.getByTestId("room-id").textContent()).trim();
     await sender.page.getByTestId("file-input").setInputFiles(path.join(work, "notes.txt"));
     await sender.page.getByTestId("shared-item").waitFor({ timeout: 10000 });
+    await sender.page.getByTestId("text-input").fill("hello");
+    await sender.page.waitForFunction(() => document.getElementById("text-status")?.textContent !== "");
   });
 
   after(async () => {
@@ -110,6 +113,7 @@ describe("the page in seven languages", { timeout: 5 * 60 * 1000 }, () => {
     assert.deepEqual(english.options.map((o) => o.lang), Object.values(TAGS));
     assert.equal(english.stopLabel, "Stop sharing notes.txt");
     assert.equal(english.size, "12 kB");
+    assert.equal(english.textStatus, "Text shared (5 bytes).");
     // Nothing from the catalogs is left empty.
     assert.deepEqual(Object.entries(english.texts).filter(([, v]) => !v).map(([k]) => k), []);
   });
@@ -130,6 +134,7 @@ describe("the page in seven languages", { timeout: 5 * 60 * 1000 }, () => {
       assert.ok(s.stopLabel && s.stopLabel !== english.stopLabel && s.stopLabel.includes("notes.txt"), `${l}: a view's aria-label (${s.stopLabel})`);
       // Every text and attribute from index.html is redrawn; a few words are
       // the same in both languages ("PrivyDrop", German "Signal:").
+      assert.ok(s.textStatus !== english.textStatus && (l === "es" || !s.textStatus.includes("bytes")), `${l}: text status and its size (${s.textStatus})`);
       const same = Object.keys(english.texts).filter((k) => s.texts[k] === english.texts[k]);
       assert.ok(same.length <= 4, `${l}: still as in English: ${same.join(", ")}`);
       assert.deepEqual(s.options.map((o) => o.text), NAMES, "the switcher keeps each language's own name");

@@ -5,7 +5,7 @@
 import { validRoomId } from "./api";
 import { $, copyText, h } from "./dom";
 import { buildTree } from "./entries";
-import { formatBytes, formatDuration, formatPercent, formatTime, msg, t, tm, type Msg } from "./i18n";
+import { bytes, formatDuration, formatPercent, formatTime, msg, t, tm, type Msg } from "./i18n";
 import type { ManifestItem } from "./protocol";
 import { Receiver } from "./receiver";
 import { Signaling } from "./signaling";
@@ -68,7 +68,7 @@ export class ReceiveView {
       joined: () => r.onJoined(),
       joinFailed: (reason, retryMs) => {
         const text = friendlyJoinError(reason);
-        showError(retryMs ? msg("err.retrying", { message: text, time: formatDuration(Math.ceil(retryMs / 1000)) }) : text);
+        showError(retryMs ? msg("err.retrying", { message: text, time: () => formatDuration(Math.ceil(retryMs / 1000)) }) : text);
         this.setStatus(msg(retryMs ? "recv.waitingRetry" : "recv.couldNotJoin"));
       },
       offer: (from, o) => r.onOffer(from, o),
@@ -94,7 +94,7 @@ export class ReceiveView {
       notice,
       clearNotice: clearError,
       confirmMemory: (name, size) => confirmDialog(
-        msg("recv.confirmMemory", { name, size: formatBytes(size) }), msg("recv.confirmMemoryOk")),
+        msg("recv.confirmMemory", { name, size: bytes(size) }), msg("recv.confirmMemoryOk")),
     });
     this.receiver = r;
     this.sig = sig;

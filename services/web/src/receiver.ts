@@ -5,7 +5,7 @@ import { makeZip } from "client-zip";
 import { newHasher, type Hasher } from "./hash";
 import { entryKey, groupEntries, type Entry } from "./entries";
 import { randomId, SpeedMeter } from "./format";
-import { errorDetail, formatBytes, msg, type Msg } from "./i18n";
+import { bytes, errorDetail, msg, type Msg } from "./i18n";
 import { Intake } from "./intake";
 import { debug } from "./log";
 import { PeerLink, type PeerLinkEvents } from "./peer";
@@ -231,7 +231,7 @@ export class Receiver {
       for (const t of this.transfers.values()) {
         if (t.state === "queued" || t.state === "receiving") {
           const offset = t.intake.received;
-          t.note = offset > 0 ? msg("rx.resuming", { size: formatBytes(offset) }) : msg("rx.requested");
+          t.note = offset > 0 ? msg("rx.resuming", { size: bytes(offset) }) : msg("rx.requested");
           t.meter.reset();
           debug(`resume item ${t.item.id} at ${offset}`);
           this.sendControl({ type: "request", id: t.item.id, offset });

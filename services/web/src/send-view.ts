@@ -6,7 +6,7 @@ import { createRoom, getRoom, validRoomId } from "./api";
 import { $, copyText, h } from "./dom";
 import { buildTree, groupEntries } from "./entries";
 import { fromDrop, fromInput, type PickedFile } from "./files";
-import { errorDetail, formatBytes, formatDuration, formatPercent, msg, t, type Msg } from "./i18n";
+import { bytes, errorDetail, formatDuration, formatPercent, msg, t, type Msg } from "./i18n";
 import { qrSvg } from "./qr";
 import { Sender, type OutTransfer } from "./sender";
 import { Signaling } from "./signaling";
@@ -111,7 +111,7 @@ export class SendView {
           return;
         }
         const text = friendlyJoinError(reason);
-        showError(retryMs ? msg("err.retrying", { message: text, time: formatDuration(Math.ceil(retryMs / 1000)) }) : text);
+        showError(retryMs ? msg("err.retrying", { message: text, time: () => formatDuration(Math.ceil(retryMs / 1000)) }) : text);
       },
       ready: (id) => void this.sender?.connectTo(id),
       recipientReady: (id) => void this.sender?.connectTo(id),
@@ -243,7 +243,7 @@ export class SendView {
     clearTimeout(this.textTimer);
     const s = this.ensureSender();
     s.setText(text);
-    this.textStatus = s.text ? msg("send.textShared", { size: formatBytes(s.text.size) }) : null;
+    this.textStatus = s.text ? msg("send.textShared", { size: bytes(s.text.size) }) : null;
     this.drawTextStatus();
   }
 

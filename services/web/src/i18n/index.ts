@@ -44,8 +44,12 @@ const RTL_LANGS = new Set(["ar", "fa", "he", "ur", "yi"]);
 /** localStorage key of a choice made with the switcher. */
 export const LOCALE_KEY = "privydrop-lang";
 
-/** A parameter: text as is, a number in the locale's digits, or another message. */
-export type Param = string | number | Msg;
+/**
+ * A parameter: text as is, a number in the locale's digits, another message,
+ * or a function called at each drawing (a size or a duration, so it is
+ * formatted again when the language changes).
+ */
+export type Param = string | number | Msg | (() => string);
 export type Params = Readonly<Record<string, Param>>;
 
 /** A message kept as key and parameters, so it can be drawn again in another language. */
@@ -56,10 +60,6 @@ export interface Msg {
 
 export function msg(key: Key, params?: Params): Msg {
   return params ? { key, params } : { key };
-}
-
-export function isMsg(v: unknown): v is Msg {
-  return typeof v === "object" && v !== null && typeof (v as Msg).key === "string" && (v as Msg).key in en;
 }
 
 /** An error whose text comes from the catalogs. */
@@ -152,6 +152,7 @@ export function onLocaleChange(f: (l: Locale) => void): void {
 function param(v: Param): string {
   if (typeof v === "number") return formats.number.format(v);
   if (typeof v === "string") return v;
+  if (typeof v === "function") return v();
   return t(v.key, v.params);
 }
 
@@ -202,6 +203,11 @@ function scaled(n: number, suffix: string): string {
 export function formatBytes(n: number): string {
   if (n < 1000) return t("size.bytes", { count: Math.max(0, Math.round(n)) });
   return scaled(n, "");
+}
+
+/** A size as a parameter, formatted when drawn (in the language of that moment). */
+export function bytes(n: number): () => string {
+  return () => formatBytes(n);
 }
 
 /** Bytes per second: "2.5 MB/s". */
