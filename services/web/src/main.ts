@@ -61,6 +61,10 @@ async function initLanguage(): Promise<void> {
     // Not fetched (offline?): the switcher goes back to the language shown.
     setLocale(l).catch(() => { select.value = locale(); });
   });
+  // The browser's preferences changed: follow them, unless a choice was made here.
+  window.addEventListener("languagechange", () => {
+    void setLocale(initialLocale(store, navigator.languages)).catch(() => undefined);
+  });
   onLocaleChange((l) => {
     select.value = l;
     applyStatic(document);
