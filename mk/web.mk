@@ -15,12 +15,15 @@ $(WEB_DIR)/dist/index.html: $(WEB_SRCS)
 	cd $(WEB_DIR) && npm run --silent build
 
 # Unit tests in Node (node:test): protocol codecs, the sender's flow control, the
-# receiver's in-order intake and resume offsets. test/load.mjs only loads sources for them.
+# receiver's in-order intake and resume offsets, the language catalogs, and no
+# hard-coded text in the page code. test/load.mjs only loads sources for them.
 test-web: web
 	cd $(WEB_DIR) && node --test test/*.test.mjs
 
 # Two browsers (Debian chromium) against a real local cluster: redis-server,
-# two signal workers, the room API and nginx serving the built client.
+# two signal workers, the room API and nginx serving the built client. Also the
+# page in every language (with axe-core audits) and on phone-sized screens; the
+# phone test leaves screenshots in build/screenshots/.
 test-e2e: web c
 	@test -d tests/e2e/node_modules || { echo "test-e2e: npm packages missing; run 'make deps'" >&2; exit 1; }
 	@PD_BIN_DIR=$(abspath $(BIN)) PD_WEB_DIST=$(abspath $(WEB_DIR)/dist) node --test --test-concurrency=1 $(wildcard tests/e2e/*.test.mjs)

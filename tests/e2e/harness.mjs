@@ -162,8 +162,9 @@ function copyLogs(from, to) {
 /**
  * A separate Chromium (own process, fresh profile on disk) with one page.
  * Console output and page errors go to `<logDir>/<name>.console.log`.
+ * `contextOptions` go to playwright's launchPersistentContext (locale, viewport, ...).
  */
-export async function openBrowser(name, logDir, { initScript } = {}) {
+export async function openBrowser(name, logDir, { initScript, contextOptions = {} } = {}) {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium ('make deps')`);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), `pd-e2e-${name}-`));
   const ctx = await chromium.launchPersistentContext(profile, {
@@ -172,6 +173,8 @@ export async function openBrowser(name, logDir, { initScript } = {}) {
     args: CHROMIUM_ARGS,
     acceptDownloads: true,
     viewport: { width: 1100, height: 900 },
+    // e.g. { locale: "fr-FR" }: navigator.languages and Accept-Language; a phone's viewport.
+    ...contextOptions,
   });
   if (initScript) await ctx.addInitScript(initScript);
   const page = ctx.pages()[0] ?? (await ctx.newPage());

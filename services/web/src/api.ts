@@ -1,8 +1,11 @@
 // The room API over HTTP (docs/wire-protocol.md §Room API), same origin as the page.
 
-export class ApiError extends Error {
-  constructor(message: string, readonly status: number) {
-    super(message);
+import { LocalizedError, msg, type Msg } from "./i18n";
+
+/** A failed room API call; the server's own text (English) is kept as a detail. */
+export class ApiError extends LocalizedError {
+  constructor(m: Msg, readonly status: number) {
+    super(m);
   }
 }
 
@@ -15,7 +18,7 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Pr
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
-    throw new ApiError("The server cannot be reached. Check your connection and try again.", 0);
+    throw new ApiError(msg("api.unreachable"), 0);
   }
   let data: unknown = null;
   try {
@@ -24,10 +27,10 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Pr
     /* a non-JSON answer: reported below by status */
   }
   if (!res.ok) {
-    const msg = (data as { error?: string; message?: string } | null)?.error ??
+    const text = (data as { error?: string; message?: string } | null)?.error ??
       (data as { message?: string } | null)?.message;
-    if (res.status === 429) throw new ApiError(msg ?? "Too many requests. Wait a moment and try again.", 429);
-    throw new ApiError(msg ?? `The server answered ${res.status}.`, res.status);
+    if (res.status === 429) throw new ApiError(msg("api.tooMany"), 429);
+    throw new ApiError(text ? msg("api.status", { status: `${res.status} (${text})` }) : msg("api.status", { status: String(res.status) }), res.status);
   }
   return data as T;
 }
@@ -35,7 +38,7 @@ async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Pr
 /** A fresh room id handed out by the server (already created). */
 export async function getRoom(): Promise<string> {
   const r = await call<{ roomId?: string }>("GET", "/api/get_room");
-  if (typeof r?.roomId !== "string" || !r.roomId) throw new ApiError("The server did not hand out a room.", 500);
+  if (typeof r?.roomId !== "string" || !r.roomId) throw new ApiError(msg("api.noRoom"), 500);
   return r.roomId;
 }
 
@@ -44,7 +47,7 @@ export async function createRoom(roomId: string): Promise<string> {
   const r = await call<{ success?: boolean; message?: string }>("POST", "/api/create_room", { roomId });
   if (!r?.success) {
     const m = r?.message ?? "";
-    throw new ApiError(/exist/i.test(m) ? `Room "${roomId}" is already taken. Pick another id.` : m || "The room could not be created.", 409);
+    throw new ApiError(/exist/i.test(m) ? msg("api.roomTaken", { room: roomId }) : m ? msg("api.serverSaid", { detail: m }) : msg("api.createFailed"), 409);
   }
   return r.message ?? "";
 }

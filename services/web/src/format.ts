@@ -1,25 +1,6 @@
-// Human-readable sizes, speeds and durations, and a speed meter for progress.
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
-}
-
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return "–";
-  const s = Math.ceil(seconds);
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${s % 60} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
-}
+// Progress text, a speed meter for it, and random ids. Sizes, speeds and
+// durations are formatted by i18n/ in the active locale.
+import { formatBytes, formatDuration, formatRate, t } from "./i18n";
 
 /** Bytes per second over a sliding window of recent samples. */
 export class SpeedMeter {
@@ -45,11 +26,12 @@ export class SpeedMeter {
   }
 }
 
+/** "1.2 MB of 5 MB · 2.5 MB/s · 2 min, 5 sec left", in the active locale. */
 export function progressText(done: number, total: number, rate: number): string {
-  const parts = [`${formatBytes(done)} of ${formatBytes(total)}`];
+  const parts = [t("progress.of", { done: formatBytes(done), total: formatBytes(total) })];
   if (rate > 0 && done < total) {
-    parts.push(`${formatBytes(rate)}/s`);
-    parts.push(`${formatDuration((total - done) / rate)} left`);
+    parts.push(formatRate(rate));
+    parts.push(t("progress.left", { time: formatDuration((total - done) / rate) }));
   }
   return parts.join(" · ");
 }

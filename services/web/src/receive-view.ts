@@ -5,7 +5,7 @@
 import { validRoomId } from "./api";
 import { $, copyText, h } from "./dom";
 import { buildTree } from "./entries";
-import { formatBytes } from "./format";
+import { bytes, formatDuration, formatPercent, formatTime, msg, t, tm, type Msg } from "./i18n";
 import type { ManifestItem } from "./protocol";
 import { Receiver } from "./receiver";
 import { Signaling } from "./signaling";
@@ -30,6 +30,10 @@ export class ReceiveView {
   private sig: Signaling | null = null;
   private rows = new Map<string, RecvRow>();
   private batch = new RedrawBatch((key) => this.updateEntry(key));
+  /** What `#recv-status` says (redrawn on a change of language). */
+  private statusMsg: Msg | null = null;
+  /** When the text shown arrived. */
+  private textAt = new Date();
 
   constructor(private page: PageContext) {}
 
@@ -50,7 +54,7 @@ export class ReceiveView {
     clearError();
     $("recv-room").textContent = roomId;
     $("recv-body").hidden = false;
-    $("recv-status").textContent = "Joining…";
+    this.setStatus(msg("recv.joining"));
     const url = new URL(location.href);
     url.searchParams.set("room", roomId);
     history.replaceState(null, "", url);
@@ -59,13 +63,13 @@ export class ReceiveView {
     const sig = new Signaling({
       status: (s) => {
         setSignalStatus(s);
-        if (s === "reconnecting") $("recv-status").textContent = "Signaling connection lost, reconnecting…";
+        if (s === "reconnecting") this.setStatus(msg("recv.signalLost"));
       },
       joined: () => r.onJoined(),
-      joinFailed: (msg, retryMs) => {
-        const text = friendlyJoinError(msg);
-        showError(retryMs ? `${text} Retrying in ${Math.ceil(retryMs / 1000)} s…` : text);
-        $("recv-status").textContent = retryMs ? "Waiting to retry…" : "Could not join.";
+      joinFailed: (reason, retryMs) => {
+        const text = friendlyJoinError(reason);
+        showError(retryMs ? msg("err.retrying", { message: text, time: () => formatDuration(Math.ceil(retryMs / 1000)) }) : text);
+        this.setStatus(msg(retryMs ? "recv.waitingRetry" : "recv.couldNotJoin"));
       },
       offer: (from, o) => r.onOffer(from, o),
       candidate: (from, c) => r.onCandidate(from, c),
@@ -77,18 +81,20 @@ export class ReceiveView {
     });
     r = new Receiver(sig, ice, {
       status: (text) => {
-        $("recv-status").textContent = text;
+        this.setStatus(text);
         this.page.peersChanged();
         $("offered-empty").hidden = !(r.connected && r.entries().length === 0);
       },
       manifestChanged: () => this.renderOffered(),
       entryChanged: (key) => this.batch.add(key),
-      textChanged: (t) => this.renderText(t),
+      textChanged: (text) => {
+        this.textAt = new Date();
+        this.renderText(text);
+      },
       notice,
       clearNotice: clearError,
       confirmMemory: (name, size) => confirmDialog(
-        `This browser cannot write "${name}" to disk as it arrives, so all ${formatBytes(size)} will be held in memory. ` +
-        "A file this large may slow down or crash the tab. Continue?", "Receive into memory"),
+        msg("recv.confirmMemory", { name, size: bytes(size) }), msg("recv.confirmMemoryOk")),
     });
     this.receiver = r;
     this.sig = sig;
@@ -98,6 +104,18 @@ export class ReceiveView {
     // Receiving comes first, on screen and in the keyboard's tab order.
     const recv = document.querySelector("section.receive");
     if (recv && recv.parentElement?.firstElementChild !== recv) recv.parentElement?.prepend(recv);
+  }
+
+  private setStatus(m: Msg): void {
+    this.statusMsg = m;
+    $("recv-status").textContent = tm(m);
+  }
+
+  /** Redraws everything this view wrote, in the active language. */
+  relabel(): void {
+    if (this.statusMsg) this.setStatus(this.statusMsg);
+    this.renderOffered();
+    this.renderText(this.receiver?.text ?? null);
   }
 
   // --- what is offered ----------------------------------------------------------------------
@@ -113,19 +131,20 @@ export class ReceiveView {
     $("offered-actions").hidden = entries.length === 0;
     for (const e of entries) {
       const progress = new ProgressBar(e.name);
-      const verified = h("span", { class: "badge ok", hidden: true }, "✓ SHA-256 verified");
+      const verified = h("span", { class: "badge ok", hidden: true }, t("recv.verified"));
       const button = h("button", { type: "button", class: "primary", "data-testid": "download-button", "data-name": e.name,
-        "aria-label": `Download ${e.name}`, onclick: () => void receiver.download(e.key) }, e.kind === "folder" ? "Download (zip)" : "Download");
+        "aria-label": t("recv.downloadName", { name: e.name }), onclick: () => void receiver.download(e.key) },
+      t(e.kind === "folder" ? "recv.downloadZip" : "recv.download"));
       const tree = e.kind === "folder" ? treeList(buildTree(e.files), (it) => this.fileMark(it)) : null;
       const actions = h("div", { class: "item-actions" }, button,
         e.kind === "folder" && canPickDirectory()
-          ? h("button", { type: "button", onclick: () => void this.saveIntoFolder([e.key]) }, "Save into a folder…") : null);
+          ? h("button", { type: "button", onclick: () => void this.saveIntoFolder([e.key]) }, t("recv.saveIntoFolder")) : null);
       const row = h("li", { class: "item", "data-testid": "offered-item", "data-name": e.name, "data-kind": e.kind, "data-size": e.size },
         h("div", { class: "item-head" },
           kindIcon(e.kind),
           h("span", { class: "name" }, e.name),
           h("span", { class: "size" }, entrySize(e.kind, e.files.length, e.size))),
-        tree ? h("details", { open: e.files.length <= OPEN_TREE_FILES }, h("summary", {}, "Folder contents"), tree) : null,
+        tree ? h("details", { open: e.files.length <= OPEN_TREE_FILES }, h("summary", {}, t("item.folderContents")), tree) : null,
         progress.root, actions, verified);
       list.append(row);
       this.rows.set(e.key, { progress, verified, button, tree });
@@ -135,11 +154,11 @@ export class ReceiveView {
 
   /** A folder's file in its tree: ✓ verified, ✗ failed, or the share received. */
   private fileMark(it: ManifestItem): string {
-    const t = this.receiver?.transfers.get(it.id);
-    if (!t) return "";
-    if (t.state === "done") return " ✓";
-    if (t.state === "failed") return " ✗";
-    return ` ${it.size ? Math.floor((100 * t.intake.received) / it.size) : 0}%`;
+    const tr = this.receiver?.transfers.get(it.id);
+    if (!tr) return "";
+    if (tr.state === "done") return " ✓";
+    if (tr.state === "failed") return " ✗";
+    return ` ${formatPercent(it.size ? tr.intake.received / it.size : 0)}`;
   }
 
   private updateEntry(key: string): void {
@@ -149,9 +168,9 @@ export class ReceiveView {
     const e = receiver.entry(key);
     if (!e) return;
     const p = receiver.entryProgress(e);
-    row.progress.set(p.bytes, e.size, p.state, p.note);
+    row.progress.set(p.bytes, e.size, p.state, p.note ? tm(p.note) : "");
     setVerified(row.verified, p.verified, e.name);
-    row.button.textContent = p.state === "failed" ? "Retry" : p.state === "done" ? "Save again" : e.kind === "folder" ? "Download (zip)" : "Download";
+    row.button.textContent = t(p.state === "failed" ? "recv.retry" : p.state === "done" ? "recv.saveAgain" : e.kind === "folder" ? "recv.downloadZip" : "recv.download");
     row.button.disabled = p.state === "receiving";
     if (row.tree) {
       for (const li of row.tree.querySelectorAll<HTMLElement>(".tree-file")) {
@@ -168,8 +187,10 @@ export class ReceiveView {
     box.hidden = text === null;
     if (text === null) return;
     box.append(
-      h("div", { class: "text-head" }, h("h3", {}, "Text"),
-        h("button", { type: "button", "data-testid": "copy-text", onclick: async () => toast((await copyText(text)) ? "Text copied." : "Copy failed.") }, "Copy text")),
+      h("div", { class: "text-head" },
+        h("h3", {}, t("recv.text"), " ", h("span", { class: "muted small" }, t("recv.textReceivedAt", { time: formatTime(this.textAt) }))),
+        h("button", { type: "button", "data-testid": "copy-text", onclick: async () => toast(msg((await copyText(text)) ? "recv.textCopied" : "recv.textCopyFailed")) },
+          t("recv.copyText"))),
       h("pre", { class: "received-text", "data-testid": "received-text", tabindex: 0 }, text));
   }
 

@@ -5,6 +5,7 @@ import { makeZip } from "client-zip";
 import { newHasher, type Hasher } from "./hash";
 import { entryKey, groupEntries, type Entry } from "./entries";
 import { randomId, SpeedMeter } from "./format";
+import { bytes, errorDetail, msg, type Msg } from "./i18n";
 import { Intake } from "./intake";
 import { debug } from "./log";
 import { PeerLink, type PeerLinkEvents } from "./peer";
@@ -24,7 +25,8 @@ export interface RxTransfer {
   state: RxState;
   /** The bytes so far: what is held (the resume offset), stored and acknowledged. */
   intake: Intake;
-  note: string;
+  /** What the row says about this file now (a message, redrawn in the active language). */
+  note: Msg;
   meter: SpeedMeter;
   /** The received file once verified (null when written into a picked folder). */
   result: Blob | null;
@@ -38,11 +40,11 @@ export interface RxTransfer {
 export type EntryState = "pending" | "receiving" | "done" | "failed";
 
 export interface ReceiverView {
-  status(text: string, connected: boolean): void;
+  status(text: Msg, connected: boolean): void;
   manifestChanged(): void;
   entryChanged(key: string): void;
   textChanged(text: string | null): void;
-  notice(message: string, kind: "error" | "info"): void;
+  notice(message: Msg, kind: "error" | "info"): void;
   clearNotice(): void;
   /** Asks before a large file is buffered in memory. */
   confirmMemory(name: string, size: number): Promise<boolean>;
@@ -63,7 +65,7 @@ export class Receiver {
   private starting = new Map<number, Promise<RxTransfer | null>>();
   /** Entries saved (downloaded or written to a folder), by key. */
   private saved = new Set<string>();
-  private busy = new Map<string, string>();
+  private busy = new Map<string, Msg>();
   private announceTimer: ReturnType<typeof setInterval>;
   private linkEvents: PeerLinkEvents;
   private memoryOk = false;
@@ -96,7 +98,7 @@ export class Receiver {
 
   onJoined(): void {
     this.view.clearNotice();
-    this.view.status(this.link?.isOpen ? "Connected to the sender" : "In the room, waiting for the sender…", this.connected);
+    this.view.status(msg(this.link?.isOpen ? "rx.connected" : "rx.waiting"), this.connected);
   }
 
   onOffer(from: string, offer: RTCSessionDescriptionInit): void {
@@ -108,7 +110,7 @@ export class Receiver {
     this.link = PeerLink.answer(from, offer, this.ice, this.sig, this.linkEvents);
     this.senderPeerId = from;
     this.senderGone = false;
-    this.view.status("Connecting to the sender…", false);
+    this.view.status(msg("rx.connecting"), false);
   }
 
   onCandidate(from: string, c: RTCIceCandidateInit): void {
@@ -132,8 +134,8 @@ export class Receiver {
 
   private senderLeftNotice(): void {
     this.link?.close("the sender left");
-    this.view.notice("The sender left the room. Unfinished items continue if they come back.", "error");
-    this.view.status("The sender left the room", false);
+    this.view.notice(msg("rx.senderLeft"), "error");
+    this.view.status(msg("rx.senderLeftStatus"), false);
   }
 
   // --- data channel -------------------------------------------------------------------
@@ -147,14 +149,15 @@ export class Receiver {
     if (link !== this.link) return;
     this.link = null;
     this.haveManifest = false;
-    for (const t of this.transfers.values()) if (t.state === "receiving" || t.state === "queued") t.note = "connection lost, reconnecting…";
+    for (const t of this.transfers.values()) if (t.state === "receiving" || t.state === "queued") t.note = msg("rx.noteLost");
     for (const e of this.entries()) this.view.entryChanged(e.key);
     if (reason === "protocol version mismatch") return;
     if (this.senderGone) {
       this.senderLeftNotice();
       return;
     }
-    this.view.status(`Connection to the sender lost (${reason}), reconnecting…`, false);
+    debug(`link to the sender lost: ${reason}`);
+    this.view.status(msg("rx.lost"), false);
     if (this.sig.isJoined) this.sig.announceRecipient();
   }
 
@@ -170,7 +173,7 @@ export class Receiver {
       case "hello":
         if (m.version !== PROTOCOL_VERSION || m.role !== "sender") {
           this.sendControl({ type: "error", code: "version", message: `unsupported protocol version ${m.version}` });
-          this.view.notice(`The sender speaks protocol version ${m.version}; this page speaks ${PROTOCOL_VERSION}. Reload both pages.`, "error");
+          this.view.notice(msg("rx.version", { theirs: String(m.version), ours: String(PROTOCOL_VERSION) }), "error");
           this.link?.close("protocol version mismatch");
           return;
         }
@@ -179,8 +182,8 @@ export class Receiver {
       case "manifest": this.onManifestPart(m); break;
       case "end": void this.onEnd(m); break;
       case "error":
-        if (m.id !== undefined && this.transfers.has(m.id)) this.fail(this.transfers.get(m.id)!, m.message);
-        else this.view.notice(m.message, "error");
+        if (m.id !== undefined && this.transfers.has(m.id)) this.fail(this.transfers.get(m.id)!, remoteError(m.code, m.message));
+        else this.view.notice(remoteError(m.code, m.message), "error");
         break;
       default: break;
     }
@@ -217,18 +220,18 @@ export class Receiver {
     this.haveManifest = true;
     for (const [id, t] of this.transfers) {
       if (!items.has(id)) {
-        if (t.state !== "done" && t.state !== "failed") this.fail(t, "The sender withdrew this item.");
+        if (t.state !== "done" && t.state !== "failed") this.fail(t, msg("rx.withdrawn"));
         this.transfers.delete(id);
       }
     }
     if (first) {
       this.view.clearNotice();
-      this.view.status("Connected to the sender", true);
+      this.view.status(msg("rx.connected"), true);
       // Resume what was under way when the previous connection dropped.
       for (const t of this.transfers.values()) {
         if (t.state === "queued" || t.state === "receiving") {
           const offset = t.intake.received;
-          t.note = offset > 0 ? `resuming at ${offset} bytes` : "requested";
+          t.note = offset > 0 ? msg("rx.resuming", { size: bytes(offset) }) : msg("rx.requested");
           t.meter.reset();
           debug(`resume item ${t.item.id} at ${offset}`);
           this.sendControl({ type: "request", id: t.item.id, offset });
@@ -263,15 +266,15 @@ export class Receiver {
     const got = t.intake.take(offset, payload);
     if (got === "dropped") return;
     if (got === "overflow") {
-      this.fail(t, "The sender sent more bytes than announced.");
+      this.fail(t, msg("rx.tooManyBytes"));
       return;
     }
     if (t.state === "queued") {
       t.state = "receiving";
-      t.note = "receiving";
+      t.note = msg("rx.receiving");
     }
     t.meter.add(t.intake.received);
-    t.intake.written.catch((e) => this.fail(t, `Could not store the data: ${e instanceof Error ? e.message : String(e)}`));
+    t.intake.written.catch((e) => this.fail(t, msg("rx.storeFailed", { detail: errorDetail(e) })));
     this.changed(t);
   }
 
@@ -282,11 +285,11 @@ export class Receiver {
     if (m.size !== t.item.size || held !== t.item.size) {
       // Should not happen on an ordered channel; ask again from where we are.
       if (held < t.item.size) this.sendControl({ type: "request", id: t.item.id, offset: held });
-      else this.fail(t, "The size announced at the end does not match.");
+      else this.fail(t, msg("rx.sizeMismatch"));
       return;
     }
     t.state = "verifying";
-    t.note = "verifying";
+    t.note = msg("rx.verifying");
     this.changed(t);
     try {
       await t.intake.written;
@@ -296,20 +299,20 @@ export class Receiver {
       const ok = digest === m.sha256.toLowerCase();
       this.sendControl({ type: "result", id: t.item.id, ok, sha256: digest });
       if (!ok) {
-        this.fail(t, "Checksum mismatch: the received data is not what was sent, so it was discarded.");
+        this.fail(t, msg("rx.checksum"));
         return;
       }
       t.result = file;
       t.state = "done";
-      t.note = "verified";
+      t.note = msg("rx.verified");
       t.settle(true);
       this.changed(t);
     } catch (e) {
-      this.fail(t, `Could not finish the file: ${e instanceof Error ? e.message : String(e)}`);
+      this.fail(t, msg("rx.finishFailed", { detail: errorDetail(e) }));
     }
   }
 
-  private fail(t: RxTransfer, message: string): void {
+  private fail(t: RxTransfer, message: Msg): void {
     if (t.state === "failed") return;
     const wasActive = t.state === "queued" || t.state === "receiving";
     t.state = "failed";
@@ -382,7 +385,7 @@ export class Receiver {
         sink = await openSink(plan, item.mime);
       }
     } catch (e) {
-      this.view.notice(`Cannot store "${item.path}": ${e instanceof Error ? e.message : String(e)}`, "error");
+      this.view.notice(msg("rx.cannotStore", { name: item.path, detail: errorDetail(e) }), "error");
       return null;
     }
     let settle!: (ok: boolean) => void;
@@ -395,7 +398,7 @@ export class Receiver {
     const hasher = await newHasher();
     const intake = new Intake(item.size, hasher, sink, (offset) => this.sendControl({ type: "ack", id: item.id, offset }));
     const t: RxTransfer = {
-      item, state: "queued", intake, note: "requested", meter: new SpeedMeter(),
+      item, state: "queued", intake, note: msg("rx.requested"), meter: new SpeedMeter(),
       result: null, sha256: null, hasher, sink, done, settle,
     };
     if (!this.items.has(item.id)) {
@@ -405,7 +408,7 @@ export class Receiver {
     this.transfers.set(item.id, t);
     debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.onDisk ? "to disk" : "in memory"}`);
     if (this.connected) this.sendControl({ type: "request", id: item.id, offset: 0 });
-    else t.note = "waiting for the connection";
+    else t.note = msg("rx.waitingConnection");
     this.changed(t);
     return t;
   }
@@ -425,12 +428,12 @@ export class Receiver {
   }
 
   /** Bytes received, state and a note for an entry. */
-  entryProgress(e: Entry<ManifestItem>): { bytes: number; state: EntryState; note: string; verified: boolean } {
+  entryProgress(e: Entry<ManifestItem>): { bytes: number; state: EntryState; note: Msg | null; verified: boolean } {
     let bytes = 0;
     let anyActive = false;
     let anyFailed = false;
     let allDone = e.files.length > 0;
-    let note = "";
+    let note: Msg | null = null;
     for (const f of e.files) {
       const t = this.transfers.get(f.id);
       if (!t) {
@@ -449,16 +452,16 @@ export class Receiver {
     }
     const busy = this.busy.get(e.key);
     if (anyFailed) return { bytes, state: "failed", note, verified: false };
-    if (allDone && this.saved.has(e.key) && !busy) return { bytes, state: "done", note: "verified (SHA-256)", verified: true };
-    if (anyActive || busy || allDone) return { bytes, state: "receiving", note: busy ?? (note || "receiving"), verified: false };
-    return { bytes, state: "pending", note: "", verified: false };
+    if (allDone && this.saved.has(e.key) && !busy) return { bytes, state: "done", note: msg("rx.verifiedSha"), verified: true };
+    if (anyActive || busy || allDone) return { bytes, state: "receiving", note: busy ?? note ?? msg("rx.receiving"), verified: false };
+    return { bytes, state: "pending", note: null, verified: false };
   }
 
   /** Receives an entry and saves it: a file as itself, a folder as a zip. */
   async download(key: string): Promise<void> {
     const e = this.entry(key);
     if (!e || this.busy.has(key)) return;
-    this.busy.set(key, "requested");
+    this.busy.set(key, msg("rx.requested"));
     this.view.entryChanged(key);
     try {
       this.saved.delete(key);
@@ -469,7 +472,7 @@ export class Receiver {
         if (t?.state === "done" && !t.result) this.transfers.delete(f.id);
       }
       const ts = await Promise.all(e.files.map((f) => this.start(f, null)));
-      this.busy.set(key, "receiving");
+      this.busy.set(key, msg("rx.receiving"));
       this.view.entryChanged(key);
       if (ts.some((t) => !t)) return;
       const oks = await Promise.all(ts.map((t) => t!.done));
@@ -477,14 +480,14 @@ export class Receiver {
       if (e.kind === "file") {
         saveBlob(ts[0]!.result!, safePath(e.name)?.replace(/\//g, "_") ?? "download");
       } else {
-        this.busy.set(key, "packing the zip…");
+        this.busy.set(key, msg("rx.packingZip"));
         this.view.entryChanged(key);
         const zip = await this.zip(e, ts as RxTransfer[]);
         saveBlob(zip, `${safePath(e.name) ?? "folder"}.zip`);
       }
       this.saved.add(key);
     } catch (err) {
-      this.view.notice(`Could not save "${e.name}": ${err instanceof Error ? err.message : String(err)}`, "error");
+      this.view.notice(msg("rx.saveFailed", { name: e.name, detail: errorDetail(err) }), "error");
     } finally {
       this.busy.delete(key);
       this.view.entryChanged(key);
@@ -512,7 +515,7 @@ export class Receiver {
     await Promise.all(keys.map(async (key) => {
       const e = this.entry(key);
       if (!e || this.busy.has(key)) return;
-      this.busy.set(key, `saving into "${dir.name}"`);
+      this.busy.set(key, msg("rx.savingInto", { name: dir.name }));
       this.view.entryChanged(key);
       try {
         const oks = await Promise.all(e.files.map(async (f) => {
@@ -529,7 +532,7 @@ export class Receiver {
         }));
         if (oks.every(Boolean)) this.saved.add(key);
       } catch (err) {
-        this.view.notice(`Could not save "${e.name}": ${err instanceof Error ? err.message : String(err)}`, "error");
+        this.view.notice(msg("rx.saveFailed", { name: e.name, detail: errorDetail(err) }), "error");
       } finally {
         this.busy.delete(key);
         this.view.entryChanged(key);
@@ -545,5 +548,15 @@ export class Receiver {
   close(): void {
     clearInterval(this.announceTimer);
     this.link?.close("closed");
+  }
+}
+
+/** A sender's error, worded here from its code (the wire text is the other page's, in English). */
+function remoteError(code: string, text: string): Msg {
+  switch (code) {
+    case "not-found": return msg("rx.notOffered");
+    case "bad-offset": return msg("rx.badOffset");
+    case "read-failed": return msg("rx.readFailed");
+    default: return msg("rx.senderReported", { detail: text });
   }
 }

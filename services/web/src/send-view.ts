@@ -6,14 +6,19 @@ import { createRoom, getRoom, validRoomId } from "./api";
 import { $, copyText, h } from "./dom";
 import { buildTree, groupEntries } from "./entries";
 import { fromDrop, fromInput, type PickedFile } from "./files";
-import { formatBytes } from "./format";
+import { bytes, errorDetail, formatDuration, formatPercent, msg, t, type Msg } from "./i18n";
 import { qrSvg } from "./qr";
 import { Sender, type OutTransfer } from "./sender";
 import { Signaling } from "./signaling";
 import {
-  ProgressBar, ROOM_CODE_RULE, RedrawBatch, clearError, currentError, entrySize, friendlyJoinError, kindIcon,
+  ProgressBar, ROOM_CODE_RULE, RedrawBatch, clearError, currentErrorKey, entrySize, friendlyJoinError, kindIcon,
   notice, setSignalStatus, setVerified, showError, toast, treeList, type PageContext,
 } from "./ui";
+
+/** "Receiver 2": receivers are numbered in the order they first connected. */
+function receiverLabel(no: number): Msg {
+  return msg("send.receiverLabel", { n: no });
+}
 
 interface SendRow {
   progress: ProgressBar;
@@ -34,6 +39,8 @@ export class SendView {
   private rows = new Map<string, SendRow>();
   private batch = new RedrawBatch((key) => this.updateEntry(key));
   private textTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What `#text-status` says (redrawn on a change of language). */
+  private textStatus: Msg | null = null;
 
   constructor(private page: PageContext) {}
 
@@ -83,10 +90,10 @@ export class SendView {
       }
     } catch (e) {
       if (customId) {
-        showError(`Could not use room "${customId}": ${e instanceof Error ? e.message : String(e)}`);
+        showError(msg("err.useRoom", { room: customId, detail: errorDetail(e) }));
         return;
       }
-      showError(`Could not get a room: ${e instanceof Error ? e.message : String(e)} Trying again…`);
+      showError(msg("err.getRoom", { detail: errorDetail(e) }));
       if (!this.sig) $("room-id").textContent = "—";
       throw e;
     }
@@ -97,13 +104,14 @@ export class SendView {
         sig.announceInitiator();
         this.renderPeers();
       },
-      joinFailed: (msg, retryMs) => {
-        if (/does not exist/i.test(msg)) {
+      joinFailed: (reason, retryMs) => {
+        if (/does not exist/i.test(reason)) {
           // Our room expired while we were away: make it again under the same id.
-          createRoom(roomId).then(() => sig.retryJoin(), (e) => showError(`The room expired and could not be re-created: ${String(e)}`));
+          createRoom(roomId).then(() => sig.retryJoin(), (e) => showError(msg("err.recreateRoom", { detail: errorDetail(e) })));
           return;
         }
-        showError(retryMs ? `${friendlyJoinError(msg)} Retrying in ${Math.ceil(retryMs / 1000)} s…` : friendlyJoinError(msg));
+        const text = friendlyJoinError(reason);
+        showError(retryMs ? msg("err.retrying", { message: text, time: () => formatDuration(Math.ceil(retryMs / 1000)) }) : text);
       },
       ready: (id) => void this.sender?.connectTo(id),
       recipientReady: (id) => void this.sender?.connectTo(id),
@@ -119,7 +127,8 @@ export class SendView {
     old?.close();
     sig.join(roomId);
     // Only the errors about getting this room are ours to clear.
-    if (/^Could not (get a room|use room)/.test(currentError())) clearError();
+    const shown = currentErrorKey();
+    if (shown === "err.getRoom" || shown === "err.useRoom") clearError();
     this.showRoom(roomId);
     this.renderShared();
     this.renderPeers();
@@ -149,15 +158,15 @@ export class SendView {
     $("shared-empty").hidden = entries.length > 0;
     for (const e of entries) {
       const progress = new ProgressBar(e.name);
-      const verified = h("span", { class: "badge ok", hidden: true }, "✓ received and verified");
+      const verified = h("span", { class: "badge ok", hidden: true }, t("send.verified"));
       const ids = e.files.map((f) => f.id);
       const row = h("li", { class: "item", "data-testid": "shared-item", "data-name": e.name },
         h("div", { class: "item-head" },
           kindIcon(e.kind),
           h("span", { class: "name" }, e.name),
           h("span", { class: "size" }, entrySize(e.kind, e.files.length, e.size)),
-          h("button", { type: "button", class: "icon", "aria-label": `Stop sharing ${e.name}`, title: "Stop sharing", onclick: () => sender.remove(ids) }, "×")),
-        e.kind === "folder" ? h("details", {}, h("summary", {}, "Folder contents"), treeList(buildTree(e.files))) : null,
+          h("button", { type: "button", class: "icon", "aria-label": t("send.stopSharingName", { name: e.name }), title: t("send.stopSharing"), onclick: () => sender.remove(ids) }, "×")),
+        e.kind === "folder" ? h("details", {}, h("summary", {}, t("item.folderContents")), treeList(buildTree(e.files))) : null,
         progress.root, verified);
       list.append(row);
       this.rows.set(e.key, { progress, verified });
@@ -191,12 +200,12 @@ export class SendView {
     for (const [client, r] of per) {
       acked += r.acked;
       total += r.requested;
-      const label = sender.receivers.get(client)?.label ?? "Receiver";
+      const label = receiverLabel(sender.receivers.get(client)?.no ?? 0);
       const complete = r.states.every((s) => s === "done") && r.requested >= entry.size;
       if (complete) anyDone = true;
       if (r.states.some((s) => s === "sending")) anySending = true;
       if (r.states.some((s) => s === "failed")) anyFailed = true;
-      notes.push(`${label}: ${complete ? "verified" : `${r.requested ? Math.floor((100 * r.acked) / r.requested) : 0}%`}`);
+      notes.push(t("send.note", { name: label, state: complete ? t("send.noteVerified") : formatPercent(r.requested ? r.acked / r.requested : 0) }));
     }
     const state = anySending ? "sending" : anyFailed ? "failed" : anyDone ? "done" : "pending";
     row.progress.set(acked, per.size ? total : entry.size, state, notes.join(", "));
@@ -215,7 +224,8 @@ export class SendView {
     const ul = $("peer-list");
     ul.replaceChildren();
     for (const r of this.sender?.receivers.values() ?? []) {
-      ul.append(h("li", { class: r.connected ? "peer on" : "peer off" }, `${r.label} — ${r.connected ? "connected" : "disconnected"}`));
+      ul.append(h("li", { class: r.connected ? "peer on" : "peer off" },
+        t(r.connected ? "send.peerConnected" : "send.peerDisconnected", { name: receiverLabel(r.no) })));
     }
     $("peers-empty").hidden = ul.children.length > 0;
     this.page.peersChanged();
@@ -226,15 +236,26 @@ export class SendView {
   private addFiles(files: PickedFile[]): void {
     if (!files.length) return;
     this.ensureSender().addFiles(files);
-    toast(`Added ${files.length} file${files.length === 1 ? "" : "s"}.`);
+    toast(msg("send.added", { count: files.length }));
   }
 
   private shareText(text: string): void {
     clearTimeout(this.textTimer);
     const s = this.ensureSender();
     s.setText(text);
-    const t = s.text;
-    $("text-status").textContent = t ? `Text shared (${formatBytes(t.size)}).` : "";
+    this.textStatus = s.text ? msg("send.textShared", { size: bytes(s.text.size) }) : null;
+    this.drawTextStatus();
+  }
+
+  private drawTextStatus(): void {
+    $("text-status").textContent = this.textStatus ? t(this.textStatus.key, this.textStatus.params) : "";
+  }
+
+  /** Redraws everything this view wrote, in the active language. */
+  relabel(): void {
+    this.renderShared();
+    this.renderPeers();
+    this.drawTextStatus();
   }
 
   /** Hooks the send half's controls (file and folder pickers, drop zone, text, room forms). */
@@ -263,7 +284,7 @@ export class SendView {
       try {
         this.addFiles(await fromDrop(e.dataTransfer));
       } catch (err) {
-        showError(`Could not read what was dropped: ${String(err)}`);
+        showError(msg("err.dropRead", { detail: errorDetail(err) }));
       }
     });
     zone.addEventListener("keydown", (e) => {
@@ -280,7 +301,7 @@ export class SendView {
     text.addEventListener("change", () => this.shareText(text.value));
     $("copy-link").addEventListener("click", async () => {
       const link = ($("share-link") as HTMLAnchorElement).href;
-      toast((await copyText(link)) ? "Link copied." : "Copy failed: select the link and copy it by hand.");
+      toast(msg((await copyText(link)) ? "send.linkCopied" : "send.linkCopyFailed"));
     });
     $("custom-form").addEventListener("submit", async (e) => {
       e.preventDefault();

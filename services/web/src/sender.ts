@@ -2,6 +2,7 @@
 // per receiver; serves requested items in chunks with flow control.
 import { hashBlob } from "./hash";
 import { randomId, SpeedMeter } from "./format";
+import { errorDetail, msg, type Msg } from "./i18n";
 import { debug } from "./log";
 import { PeerLink, type PeerLinkEvents } from "./peer";
 import {
@@ -38,7 +39,8 @@ export interface OutTransfer {
 export interface ReceiverInfo {
   /** Stable per receiver tab (from its hello), survives reconnects. */
   clientId: string;
-  label: string;
+  /** 1, 2, …: the order in which receivers first connected (the view names them by it). */
+  no: number;
   connected: boolean;
 }
 
@@ -46,7 +48,7 @@ export interface SenderView {
   itemsChanged(): void;
   peersChanged(): void;
   transferChanged(t: OutTransfer): void;
-  notice(message: string, kind: "error" | "info"): void;
+  notice(message: Msg, kind: "error" | "info"): void;
 }
 
 interface Peer {
@@ -240,7 +242,7 @@ export class Sender {
         break;
       }
       case "error":
-        this.view.notice(`Receiver reported: ${m.message}`, "error");
+        this.view.notice(msg("send.receiverReported", { detail: m.message }), "error");
         break;
       default:
         break;
@@ -260,7 +262,7 @@ export class Sender {
     }
     let info = this.receivers.get(m.clientId);
     if (!info) {
-      info = { clientId: m.clientId, label: `Receiver ${++this.receiverNo}`, connected: true };
+      info = { clientId: m.clientId, no: ++this.receiverNo, connected: true };
       this.receivers.set(m.clientId, info);
     }
     info.connected = true;
@@ -282,8 +284,8 @@ export class Sender {
     if (p.current) p.current.aborted = true;
     this.wake(p);
     if (p.gone) {
-      const who = p.clientId ? this.receivers.get(p.clientId)?.label : null;
-      this.view.notice(`${who ?? "A receiver"} left the room.`, "info");
+      const no = p.clientId ? this.receivers.get(p.clientId)?.no : undefined;
+      this.view.notice(no ? msg("send.receiverLeft", { name: msg("send.receiverLabel", { n: no }) }) : msg("send.someoneLeft"), "info");
     }
     if (p.clientId) {
       const still = [...this.peers.values()].some((o) => o.clientId === p.clientId && o.link.isOpen);
@@ -388,10 +390,11 @@ export class Sender {
       p.link.send(encodeControl({ type: "end", id: item.id, size: item.size, sha256 }));
       if (t) this.update(t, { note: "waiting for the receiver to verify" });
     } catch (e) {
-      const message = `Could not read "${item.path}": ${e instanceof Error ? e.message : String(e)}`;
+      // The wire message is for logs on the other side; its page words it from `code`.
+      const message = `could not read "${item.path}": ${e instanceof Error ? e.message : String(e)}`;
       p.link.send(encodeControl({ type: "error", id: item.id, code: "read-failed", message }));
       if (t) this.update(t, { state: "failed", note: message });
-      this.view.notice(message, "error");
+      this.view.notice(msg("send.readFailed", { name: item.path, detail: errorDetail(e) }), "error");
     }
   }
 

@@ -139,7 +139,7 @@ export class Signaling {
       this.ev.joined(rejoin);
       return;
     }
-    const msg = r?.message ?? "The server refused to join the room.";
+    const msg = r?.message ?? "";
     const m = /try again in (\d+(?:\.\d+)?)\s*s/i.exec(msg);
     if (m) {
       // Refused attempts count against the limit too (as in PrivyDrop), so

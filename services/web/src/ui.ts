@@ -3,7 +3,8 @@
 // redrawing the page on every chunk.
 import { $, h } from "./dom";
 import type { TreeNode } from "./entries";
-import { SpeedMeter, formatBytes, progressText } from "./format";
+import { SpeedMeter, progressText } from "./format";
+import { formatBytes, msg, t, tm, type Key, type Msg } from "./i18n";
 import type { ManifestItem } from "./protocol";
 import type { SignalStatus } from "./signaling";
 
@@ -19,72 +20,116 @@ export interface PageContext {
 
 // --- notices --------------------------------------------------------------------------
 
-/** An error that stays until dismissed (or replaced): `#notices`. */
-export function showError(message: string): void {
+// Notices, toasts and the signal status keep the message (key and
+// parameters), not its text, so a change of language redraws them.
+
+/** The error on screen (null when none), drawn again by `relabelNotices`. */
+let shownError: Msg | null = null;
+
+function drawError(): void {
   const box = $("notices");
+  if (!shownError) {
+    box.replaceChildren();
+    return;
+  }
   box.replaceChildren(h("div", { class: "notice error", role: "alert" },
-    h("span", { "data-testid": "error" }, message),
-    h("button", { type: "button", class: "icon", "aria-label": "Dismiss", onclick: () => box.replaceChildren() }, "×")));
+    h("span", { "data-testid": "error" }, tm(shownError)),
+    h("button", { type: "button", class: "icon", "aria-label": t("notice.dismiss"), onclick: () => clearError() }, "×")));
+}
+
+/** An error that stays until dismissed (or replaced): `#notices`. */
+export function showError(m: Msg): void {
+  shownError = m;
+  drawError();
 }
 
 export function clearError(): void {
-  $("notices").replaceChildren();
+  shownError = null;
+  drawError();
 }
 
-/** The error shown now, or "" (a view clears only the errors it raised itself). */
-export function currentError(): string {
-  return $("notices").textContent ?? "";
+/** The key of the error shown now, or null (a view clears only the errors it raised itself). */
+export function currentErrorKey(): Key | null {
+  return shownError?.key ?? null;
 }
 
 /** Only one toast is on screen; a newer one replaces it and restarts its 3 s. */
 let toastTimer: ReturnType<typeof setTimeout> | undefined;
-export function toast(message: string): void {
-  const t = $("toast");
-  t.textContent = message;
-  t.hidden = false;
+let shownToast: Msg | null = null;
+export function toast(m: Msg): void {
+  const el = $("toast");
+  shownToast = m;
+  el.textContent = tm(m);
+  el.hidden = false;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { t.hidden = true; }, 3000);
+  toastTimer = setTimeout(() => { el.hidden = true; shownToast = null; }, 3000);
 }
 
-export function notice(message: string, kind: NoticeKind): void {
-  if (kind === "error") showError(message);
-  else toast(message);
+export function notice(m: Msg, kind: NoticeKind): void {
+  if (kind === "error") showError(m);
+  else toast(m);
 }
 
-const statusText: Record<SignalStatus, string> = {
-  connecting: "Connecting…",
-  joined: "Online",
-  reconnecting: "Reconnecting…",
-  offline: "Offline",
+const statusKey: Record<SignalStatus, Key> = {
+  connecting: "signal.connecting",
+  joined: "signal.joined",
+  reconnecting: "signal.reconnecting",
+  offline: "signal.offline",
 };
+let signalState: SignalStatus = "connecting";
 
 /** `#signal-status[data-state]`: the tests wait for `joined`. */
 export function setSignalStatus(s: SignalStatus): void {
   const el = $("signal-status");
-  el.textContent = statusText[s];
+  signalState = s;
+  el.textContent = t(statusKey[s]);
   el.setAttribute("data-state", s);
 }
 
-/** What the signaling server's join error means for the person reading it. */
-export function friendlyJoinError(msg: string): string {
-  if (/does not exist/i.test(msg)) return "This room does not exist or has expired. Check the code, or ask the sender for a new link.";
-  if (/rate limit/i.test(msg)) return `Too many attempts to join from your network (${msg}).`;
-  if (/full/i.test(msg)) return "This room is full: it has as many people as it allows. Ask the sender for a new room.";
-  if (/already bound/i.test(msg)) return "This connection is already in another room. Reload the page.";
-  if (/server error/i.test(msg)) return "The server had a problem joining the room.";
-  return msg;
+/** Redraws the error, the toast and the signal status in the active language. */
+export function relabelNotices(): void {
+  drawError();
+  if (shownToast) $("toast").textContent = tm(shownToast);
+  setSignalStatus(signalState);
 }
 
-export const ROOM_CODE_RULE = "A room code is 1 to 64 letters, digits, '-' or '_'.";
+/** What the signaling server's join error (English, from the server) means for the person reading it. */
+export function friendlyJoinError(server: string): Msg {
+  if (/does not exist/i.test(server)) return msg("err.roomMissing");
+  if (/rate limit/i.test(server)) return msg("err.joinRateLimit", { detail: server });
+  if (/full/i.test(server)) return msg("err.roomFull");
+  if (/already bound/i.test(server)) return msg("err.alreadyBound");
+  if (/server error/i.test(server)) return msg("err.joinServer");
+  return server ? msg("err.joinOther", { detail: server }) : msg("err.joinRefused");
+}
 
-export function confirmDialog(message: string, ok: string): Promise<boolean> {
+export const ROOM_CODE_RULE: Msg = msg("err.roomCodeRule");
+
+export function confirmDialog(message: Msg, ok: Msg): Promise<boolean> {
   const dlg = $("confirm") as HTMLDialogElement;
-  $("confirm-text").textContent = message;
-  $("confirm-ok").textContent = ok;
+  $("confirm-text").textContent = tm(message);
+  $("confirm-ok").textContent = tm(ok);
   return new Promise((resolve) => {
-    dlg.onclose = () => resolve(dlg.returnValue === "ok");
+    dlg.onclose = () => {
+      $("confirm-ok").textContent = t("dialog.continue");
+      resolve(dlg.returnValue === "ok");
+    };
     dlg.showModal();
   });
+}
+
+/**
+ * Fills index.html's static text from the catalogs: `data-i18n="key"` sets
+ * the text, `data-i18n-attr="attr:key;attr:key"` sets attributes.
+ */
+export function applyStatic(root: ParentNode): void {
+  for (const el of root.querySelectorAll<HTMLElement>("[data-i18n]")) el.textContent = t(el.dataset.i18n as Key);
+  for (const el of root.querySelectorAll<HTMLElement>("[data-i18n-attr]")) {
+    for (const pair of (el.dataset.i18nAttr ?? "").split(";")) {
+      const [attr, key] = pair.split(":").map((x) => x.trim());
+      if (attr && key) el.setAttribute(attr, t(key as Key));
+    }
+  }
 }
 
 // --- items ------------------------------------------------------------------------------
@@ -108,7 +153,7 @@ export function kindIcon(kind: "file" | "folder"): Element {
 
 /** "3 files · 1.2 MiB" for a folder, "1.2 MiB" for a file. */
 export function entrySize(kind: "file" | "folder", files: number, size: number): string {
-  return kind === "folder" ? `${files} files · ${formatBytes(size)}` : formatBytes(size);
+  return kind === "folder" ? t("item.folderSize", { count: files, size: formatBytes(size) }) : formatBytes(size);
 }
 
 /** A nested list of a folder's files, folders first; `mark` adds a per-file note. */
@@ -148,7 +193,7 @@ export class ProgressBar {
   private meter = new SpeedMeter();
 
   constructor(name: string) {
-    this.bar = h("progress", { max: 1, value: 0, "aria-label": `Progress of ${name}` });
+    this.bar = h("progress", { max: 1, value: 0, "aria-label": t("progress.label", { name }) });
     this.text = h("span", { class: "ptext", "aria-live": "off" });
     this.root = h("div", { class: "progress", "data-testid": "progress", "data-name": name, "data-state": "pending" }, this.bar, this.text);
   }
