@@ -106,7 +106,8 @@ class HandleSink implements Sink {
 const OPFS_DIR = "privydrop-received";
 let tabDir: Promise<FileSystemDirectoryHandle | null> | null = null;
 
-function opfsUsable(): boolean {
+/** True when received files can be written to disk as they arrive (OPFS with createWritable). */
+export function opfsUsable(): boolean {
   return typeof navigator.storage?.getDirectory === "function" &&
     typeof FileSystemFileHandle !== "undefined" && "createWritable" in FileSystemFileHandle.prototype &&
     typeof navigator.locks?.request === "function";
