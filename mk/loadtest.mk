@@ -22,6 +22,7 @@ sigload: $(SIGLOAD)
 # Full benchmark: minutes; not part of `make test`.
 bench: c $(SIGLOAD)
 	@PD_BIN_DIR=$(abspath $(BIN)) bench/run.sh
+	@$(MAKE) --no-print-directory bench-web
 
 test-bench-quick: c $(SIGLOAD)
 	@PD_BIN_DIR=$(abspath $(BIN)) bench/run.sh --quick
