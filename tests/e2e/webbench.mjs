@@ -118,7 +118,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) 
  * `rounds` × (ours, then bare) between a sending page that already offers
  * `name` (`bytes` long) in room `roomId` and a receiving page opened afresh at
  * `recvUrl` for each round (a done item is not fetched again). Returns the
- * medians in MB/s and their ratio.
+ * medians in MB/s and the median of the rounds' ours/bare ratios.
  */
 export async function benchPair({ send, recv, recvUrl, roomId, name, bytes, rounds = 1, log = () => undefined }) {
   const ours = [];
@@ -132,11 +132,12 @@ export async function benchPair({ send, recv, recvUrl, roomId, name, bytes, roun
     const b = await timeBare(send, recv, bytes);
     ours.push(bytes / 1e6 / (o / 1000));
     bare.push(bytes / 1e6 / (b / 1000));
-    log(`round ${i + 1}: ours ${ours[i].toFixed(1)} MB/s, bare ${bare[i].toFixed(1)} MB/s`);
+    log(`round ${i + 1}: ours ${ours[i].toFixed(1)} MB/s, bare ${bare[i].toFixed(1)} MB/s, ours/bare ${(ours[i] / bare[i]).toFixed(2)}`);
   }
-  const o = median(ours);
-  const b = median(bare);
-  return { bytes, rounds, oursMBps: o, bareMBps: b, ratio: o / b, oursAll: ours, bareAll: bare };
+  // A round's two figures are measured back to back, so their ratio is the
+  // least disturbed by load that drifts between rounds: the median of those.
+  const ratios = ours.map((o, i) => o / bare[i]);
+  return { bytes, rounds, oursMBps: median(ours), bareMBps: median(bare), ratio: median(ratios), ratios, oursAll: ours, bareAll: bare };
 }
 
 export { MiB };
