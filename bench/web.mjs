@@ -6,8 +6,8 @@
 // the room API, an nginx front per worker), the same file for every round;
 // per round our client moves it once and a bare channel between the same two
 // pages moves as many bytes. Prints the medians and ours/bare per browser
-// (the median of the rounds' ratios; target: at least 0.9) and writes them to bench/results/web.json. Asserts
-// no speed.
+// (the median of the rounds' ratios; target: at least 0.9) and writes them
+// to bench/results/web.json. Asserts no speed.
 //
 //   node bench/web.mjs [--size-mib 64] [--rounds 3] [--browsers chromium,firefox]
 //   make bench-web      (builds first; also run by make bench)
