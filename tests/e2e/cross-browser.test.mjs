@@ -39,12 +39,15 @@ const NO_PICKER = /cannot save into a folder you pick/i;
 const WATCH_PCS = `(() => {
   window.__pcs = [];
   window.__rxBytes = 0;
+  window.__rxLargest = 0;
   const Orig = window.RTCPeerConnection;
   window.RTCPeerConnection = function (...args) {
     const pc = new Orig(...args);
     window.__pcs.push(pc);
     pc.addEventListener("datachannel", (e) => e.channel.addEventListener("message", (m) => {
-      if (m.data instanceof ArrayBuffer) window.__rxBytes += m.data.byteLength;
+      if (!(m.data instanceof ArrayBuffer)) return;
+      window.__rxBytes += m.data.byteLength;
+      window.__rxLargest = Math.max(window.__rxLargest, m.data.byteLength);
     }));
     return pc;
   };
@@ -178,7 +181,12 @@ async function checkResume(kind, roomId, label) {
   const { file } = await dl;
   assert.equal(await sha256File(file), sent.get(BIG), `${label}: SHA-256 after the resume`);
   await waitState(recv, BIG, "done");
-  const end = await recv.evaluate(() => ({ rx: window.__rxBytes, pcs: window.__pcs.length }));
+  const end = await recv.evaluate(() => ({ rx: window.__rxBytes, pcs: window.__pcs.length, largest: window.__rxLargest,
+    sctpMax: window.__pcs.at(-1).sctp?.maxMessageSize ?? 0 }));
+  // Frames are sized from the far side's SCTP max-message-size (Chromium
+  // 256 KiB, Firefox 1 GiB) and never above 64 KiB of payload + 16 bytes.
+  console.log(`${label}: largest frame ${end.largest} bytes; the receiving connection's sctp.maxMessageSize ${end.sctpMax}`);
+  assert.ok(end.largest > 0 && end.largest <= 64 * 1024 + 16, `${label}: largest frame ${end.largest} bytes`);
   assert.ok(end.pcs >= 2, `${label}: a second peer connection carried the rest`);
   const overhead = end.rx - 64 * MiB;
   assert.ok(overhead >= 0, `${label}: received at least the file (${end.rx})`);
