@@ -17,7 +17,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { openBrowser, openFirefox, pageSide, startE2ECluster } from "../tests/e2e/harness.mjs";
+import { openBrowser, openFirefox, pageSide, shareFrom, startE2ECluster } from "../tests/e2e/harness.mjs";
 import { benchPair } from "../tests/e2e/webbench.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -67,13 +67,7 @@ try {
       recv = pageSide("firefox", await b.newPage("bench-firefox-receiver"), { downloadDir: b.downloadDir });
     }
     try {
-      await send.goto(`${env.fronts[0].url}/`);
-      const roomId = await send.waitFor(() => {
-        const t = document.querySelector('[data-testid="room-id"]')?.textContent ?? "";
-        return /^[A-Za-z0-9_-]+$/.test(t) ? t : null;
-      }, null, 30000);
-      await send.upload('[data-testid="file-input"]', [file]);
-      await send.waitFor(() => document.querySelectorAll('[data-testid="shared-item"]').length === 1, null, 20000);
+      const roomId = await shareFrom(send, env.fronts[0].url, { files: [file] });
       results[kind] = await benchPair({
         send, recv, recvUrl: env.fronts[1].url, roomId, name, bytes, rounds,
         log: (line) => console.log(`bench-web ${kind}: ${line}`),

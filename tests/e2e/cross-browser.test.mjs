@@ -24,7 +24,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { openBrowser, openFirefox, pageSide, readZip, sha256, sha256File, startE2ECluster } from "./harness.mjs";
+import { openBrowser, openFirefox, pageSide, readZip, sha256, sha256File, shareFrom, startE2ECluster } from "./harness.mjs";
 import { benchPair } from "./webbench.mjs";
 
 const MiB = 1024 * 1024;
@@ -96,24 +96,6 @@ async function newSide(kind, name, opts = {}) {
   }
   const page = await firefox.newPage(name, opts);
   return pageSide("firefox", page, { downloadDir: firefox.downloadDir });
-}
-
-/** Opens a sending page and shares `files` (paths), the folder (if `folder`) and `text`; returns its room id. */
-async function share(send, { files, folder, text }) {
-  await send.goto(`${env.fronts[0].url}/`);
-  const roomId = await send.waitFor(() => {
-    const t = document.querySelector('[data-testid="room-id"]')?.textContent ?? "";
-    return /^[A-Za-z0-9_-]+$/.test(t) ? t : null;
-  }, null, 30000);
-  await send.upload('[data-testid="file-input"]', files);
-  let items = files.length;
-  if (folder) {
-    await send.upload('[data-testid="folder-input"]', folder);
-    items++;
-  }
-  if (text) await send.fill('[data-testid="text-input"]', text); // text is not a listed item
-  await send.waitFor((n) => document.querySelectorAll('[data-testid="shared-item"]').length >= n, items, 20000);
-  return roomId;
 }
 
 async function join(recv, roomId, items) {
@@ -203,7 +185,7 @@ describe("web client across Chromium and Firefox", { timeout: 20 * 60 * 1000 }, 
     [chrome, firefox] = await Promise.all([openBrowser("chromium", logDir), openFirefox("firefox", logDir)]);
     for (const [key, from, to] of [["c2f", "chromium", "firefox"], ["f2c", "firefox", "chromium"]]) {
       const send = await newSide(from, `${key}-sender`);
-      const roomId = await share(send, { files: [path.join(work, BIG)], folder: path.join(work, FOLDER), text: TEXT });
+      const roomId = await shareFrom(send, env.fronts[0].url, { files: [path.join(work, BIG)], folder: path.join(work, FOLDER), text: TEXT });
       const recv = await newSide(to, `${key}-receiver`);
       await join(recv, roomId, 2);
       pairs[key] = { send, recv, roomId };
@@ -262,7 +244,7 @@ describe("web client across Chromium and Firefox", { timeout: 20 * 60 * 1000 }, 
   it("measures the web benchmark's figures in each browser (4 MiB: machinery only, no speed asserted)", async () => {
     for (const kind of ["chromium", "firefox"]) {
       const send = await newSide(kind, `bench-${kind}-sender`);
-      const roomId = await share(send, { files: [path.join(work, BENCH)] });
+      const roomId = await shareFrom(send, env.fronts[0].url, { files: [path.join(work, BENCH)] });
       const recv = await newSide(kind, `bench-${kind}-receiver`);
       const r = await benchPair({ send, recv, recvUrl: env.fronts[1].url, roomId, name: BENCH, bytes: 4 * MiB });
       assert.ok(r.oursMBps > 0 && Number.isFinite(r.oursMBps), `${kind}: ours measured`);

@@ -403,3 +403,22 @@ export function pageSide(kind, page, { downloadDir } = {}) {
     },
   };
 }
+
+/**
+ * Opens the sending page at `url`, waits for its room and shares `files`
+ * (paths), `folder` (a directory, optional) and `text` (optional). Resolves
+ * with the room id once the page lists every file and folder.
+ */
+export async function shareFrom(send, url, { files = [], folder, text } = {}) {
+  await send.goto(`${url}/`);
+  const roomId = await send.waitFor(() => {
+    const t = document.querySelector('[data-testid="room-id"]')?.textContent ?? "";
+    return /^[A-Za-z0-9_-]+$/.test(t) ? t : null;
+  }, null, 30000);
+  if (files.length) await send.upload('[data-testid="file-input"]', files);
+  if (folder) await send.upload('[data-testid="folder-input"]', folder);
+  if (text) await send.fill('[data-testid="text-input"]', text); // text is not a listed item
+  const items = files.length + (folder ? 1 : 0);
+  await send.waitFor((n) => document.querySelectorAll('[data-testid="shared-item"]').length >= n, items, 20000);
+  return roomId;
+}
