@@ -2,7 +2,8 @@
 # Makefile.
 #   build/bin/privydrop-sigload   the C load generator (loadtest/sigload)
 #   make bench                    both stacks (ours, the Node reference) under the
-#                                 same scenarios: table, bench/results/*.json, PNG plots
+#                                 same scenarios: table, bench/results/*.json, PNG plots;
+#                                 then the web client's (make bench-web, mk/web.mk)
 #   make test-bench-quick         the same machinery for a few seconds per scenario;
 #                                 asserts only that every figure was produced
 #   make test-k6-types            type-checks loadtest/k6/*.js against @types/k6
@@ -23,6 +24,7 @@ sigload: $(SIGLOAD)
 # Full benchmark: minutes; not part of `make test`.
 bench: c $(SIGLOAD)
 	@PD_BIN_DIR=$(abspath $(BIN)) bench/run.sh
+	@$(MAKE) --no-print-directory bench-web
 
 test-bench-quick: c $(SIGLOAD)
 	@PD_BIN_DIR=$(abspath $(BIN)) bench/run.sh --quick

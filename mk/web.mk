@@ -6,7 +6,7 @@ WEB_DIR := services/web
 WEB_SRCS := $(wildcard $(WEB_DIR)/src/*.ts $(WEB_DIR)/src/*.css) $(WEB_DIR)/index.html \
             $(WEB_DIR)/build.mjs $(WEB_DIR)/tsconfig.json $(WEB_DIR)/package.json
 
-.PHONY: web test-web test-e2e
+.PHONY: web test-web test-e2e test-e2e-firefox bench-web
 web: $(WEB_DIR)/dist/index.html
 
 # Type-check (tsc --noEmit) and bundle with esbuild into services/web/dist/.
@@ -20,13 +20,27 @@ $(WEB_DIR)/dist/index.html: $(WEB_SRCS)
 test-web: web
 	cd $(WEB_DIR) && node --test test/*.test.mjs
 
-# Two browsers (Debian chromium) against a real local cluster: redis-server,
-# two signal workers, the room API and nginx serving the built client. Also the
-# page in every language (with axe-core audits) and on phone-sized screens; the
-# phone test leaves screenshots in build/screenshots/.
+# Browsers (Debian chromium; Debian firefox-esr in cross-browser.test.mjs)
+# against a real local cluster: redis-server, two signal workers, the room API
+# and nginx serving the built client. Also the page in every language (with
+# axe-core audits) and on phone-sized screens; the phone test leaves
+# screenshots in build/screenshots/.
 test-e2e: web c
 	@test -d tests/e2e/node_modules || { echo "test-e2e: npm packages missing; run 'make deps'" >&2; exit 1; }
 	@PD_BIN_DIR=$(abspath $(BIN)) PD_WEB_DIST=$(abspath $(WEB_DIR)/dist) node --test --test-concurrency=1 $(wildcard tests/e2e/*.test.mjs)
+
+# Only the Chromium ⇄ Firefox tests (also part of test-e2e).
+test-e2e-firefox: web c
+	@test -d tests/e2e/node_modules || { echo "test-e2e-firefox: npm packages missing; run 'make deps'" >&2; exit 1; }
+	@PD_BIN_DIR=$(abspath $(BIN)) PD_WEB_DIST=$(abspath $(WEB_DIR)/dist) node --test --test-concurrency=1 tests/e2e/cross-browser.test.mjs
+
+# Our client's throughput against a bare RTCDataChannel, Chromium and Firefox
+# (bench/web.mjs; minutes; not part of `make test`, run by `make bench`).
+# BENCH_WEB_ARGS="--size-mib 16 --rounds 1" for a shorter run.
+BENCH_WEB_ARGS ?=
+bench-web: web c
+	@test -d tests/e2e/node_modules || { echo "bench-web: npm packages missing; run 'make deps'" >&2; exit 1; }
+	@PD_BIN_DIR=$(abspath $(BIN)) PD_WEB_DIST=$(abspath $(WEB_DIR)/dist) node bench/web.mjs $(BENCH_WEB_ARGS)
 
 ALL_EXTRA += web
 TEST_EXTRA += test-web test-e2e

@@ -1,5 +1,6 @@
-// harness.mjs — a real local cluster with one ingress per signal worker, and
-// Debian's Chromium driven by playwright-core.
+// harness.mjs — a real local cluster with one ingress per signal worker,
+// Debian's Chromium driven by playwright-core, and Debian's Firefox ESR driven
+// by puppeteer-core over WebDriver BiDi.
 //
 // tests/lib/cluster.mjs starts redis-server, the signal workers and the room
 // API. Its own nginx spreads /socket.io/ over all workers; these tests need a
@@ -15,10 +16,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import puppeteer from "puppeteer-core";
 import { REPO_ROOT, freePort, httpGet, renderTemplate, startCluster } from "../lib/cluster.mjs";
 
 export const CHROMIUM = process.env.PD_CHROMIUM || "/usr/bin/chromium";
 export const WEB_DIST = path.resolve(process.env.PD_WEB_DIST || path.join(REPO_ROOT, "services/web/dist"));
+
+export const FIREFOX = process.env.PD_FIREFOX || "/usr/bin/firefox-esr";
 
 export const CHROMIUM_ARGS = [
   "--headless",
@@ -264,4 +268,176 @@ export function listFiles(dir, base = dir, out = new Map()) {
     else out.set(path.relative(base, full).split(path.sep).join("/"), full);
   }
   return out;
+}
+
+/**
+ * A separate Firefox ESR (own process, fresh profile) driven over WebDriver
+ * BiDi. Firefox hides host candidates behind mDNS names and leaves loopback
+ * out of ICE by default; both prefs put them back so two pages on this
+ * machine connect over 127.0.0.1 as Chromium's do. Downloads land, without
+ * a dialog, in `downloadDir` (puppeteer has no download event for Firefox:
+ * waitDownload() below watches that directory). `newPage(name)` logs each
+ * page's console to `<logDir>/<name>.console.log`.
+ */
+export async function openFirefox(name, logDir) {
+  if (!fs.existsSync(FIREFOX)) throw new Error(`${FIREFOX} not found: install Debian's firefox-esr ('make deps')`);
+  const downloadDir = fs.mkdtempSync(path.join(os.tmpdir(), `pd-e2e-${name}-dl-`));
+  const browser = await puppeteer.launch({
+    browser: "firefox",
+    executablePath: FIREFOX,
+    headless: true,
+    // Firefox exits with the launcher; without a timeout a slow start under
+    // load would be given up too early (the default is 30 s).
+    timeout: 120000,
+    protocolTimeout: 300000,
+    extraPrefsFirefox: {
+      "media.peerconnection.ice.loopback": true,
+      "media.peerconnection.ice.obfuscate_host_addresses": false,
+      "browser.download.folderList": 2,
+      "browser.download.dir": downloadDir,
+      "browser.download.useDownloadDir": true,
+      "browser.download.always_ask_before_handling_new_types": false,
+      "browser.download.alwaysOpenPanel": false,
+      "browser.download.start_downloads_in_tmp_dir": false,
+      // Several pages share this Firefox as tabs, and only one is in front:
+      // timers of the others must not be slowed to once a second.
+      "dom.min_background_timeout_value": 4,
+      "dom.timeout.enable_budget_timer_throttling": false,
+    },
+  });
+  const pages = [];
+  return {
+    name,
+    browser,
+    downloadDir,
+    async newPage(pageName, { initScript } = {}) {
+      const page = await browser.newPage();
+      pages.push(page);
+      const logPath = path.join(logDir, `${pageName}.console.log`);
+      const log = (line) => fs.appendFileSync(logPath, `${new Date().toISOString()} ${line}\n`);
+      page.on("console", (m) => log(`${m.type()}: ${m.text()}`));
+      page.on("pageerror", (e) => log(`PAGE ERROR: ${e.stack || e}`));
+      if (initScript) await page.evaluateOnNewDocument(initScript);
+      return page;
+    },
+    async close() {
+      await browser.close().catch(() => undefined);
+      fs.rmSync(downloadDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Waits for a download that `start()` triggers to be complete in `dir` and
+ * returns its path. A download is the one file that is new since the call
+ * and not Firefox's "<name>.part" scratch copy; it is complete once no
+ * ".part" copy of it is left (Firefox renames the scratch copy into place at
+ * the end, over an empty placeholder it made at the start, so an empty file
+ * is taken as not yet complete). `timeout` only stops a hang.
+ */
+export async function waitDownload(dir, start, timeout = 180000) {
+  const before = new Set(fs.readdirSync(dir));
+  await start();
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const names = fs.readdirSync(dir);
+    const fresh = names.filter((n) => !before.has(n) && !n.endsWith(".part"));
+    if (fresh.length > 1) throw new Error(`more than one new download in ${dir}: ${fresh.join(", ")}`);
+    if (fresh.length === 1 && !names.includes(`${fresh[0]}.part`) && fs.statSync(path.join(dir, fresh[0])).size > 0) {
+      const file = path.join(dir, fresh[0]);
+      return { file, suggested: fresh[0] };
+    }
+    if (Date.now() > deadline) throw new Error(`no complete download in ${dir} after ${timeout} ms (${names.join(", ")})`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Firefox's WebDriver BiDi cannot hand a directory to an input (setFiles
+ * refuses it: "Is directory"), so this stands in for the browser's folder
+ * dialog on a `webkitdirectory` input: the folder's files, read here, become
+ * File objects whose webkitRelativePath starts with the folder's name, as
+ * the dialog makes them, and the input's "change" event fires with them as
+ * its `files`. Everything after that is the page's own code.
+ */
+async function firefoxPickFolder(page, selector, dir) {
+  const base = path.basename(dir);
+  const files = [...listFiles(dir)].map(([rel, full]) => ({ rel: `${base}/${rel}`, b64: fs.readFileSync(full).toString("base64") }));
+  await page.evaluate((sel, list) => {
+    const input = document.querySelector(sel);
+    const picked = list.map(({ rel, b64 }) => {
+      const bin = atob(b64);
+      const bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      const f = new File([bytes], rel.split("/").pop(), { lastModified: Date.now() });
+      Object.defineProperty(f, "webkitRelativePath", { value: rel });
+      return f;
+    });
+    Object.defineProperty(input, "files", { configurable: true, get: () => picked });
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    delete input.files;
+  }, selector, files);
+}
+
+/**
+ * One page of either browser behind the few operations the cross-browser
+ * tests and the web benchmark need, so one test body drives both engines.
+ * `kind` is "chromium" (a playwright page) or "firefox" (a puppeteer page;
+ * its downloads land in `downloadDir`).
+ */
+export function pageSide(kind, page, { downloadDir } = {}) {
+  const pw = kind === "chromium";
+  const buttonSel = (name) => `[data-testid="download-button"][data-name="${name.replace(/["\\]/g, "\\$&")}"]`;
+  return {
+    kind,
+    page,
+    goto: (url) => page.goto(url),
+    evaluate: (fn, arg) => page.evaluate(fn, arg),
+    /** Resolves with fn's first truthy result. */
+    async waitFor(fn, arg, timeout = 60000) {
+      const h = pw ? await page.waitForFunction(fn, arg, { timeout, polling: 50 })
+        : await page.waitForFunction(fn, { timeout, polling: 50 }, arg);
+      return h.jsonValue();
+    },
+    async upload(selector, paths) {
+      if (pw) return page.locator(selector).setInputFiles(paths);
+      const list = Array.isArray(paths) ? paths : [paths];
+      if (list.length === 1 && fs.statSync(list[0]).isDirectory()) return firefoxPickFolder(page, selector, list[0]);
+      const el = await page.$(selector);
+      return el.uploadFile(...list);
+    },
+    fill: (selector, text) => page.locator(selector).fill(text),
+    click: (selector) => page.click(selector),
+    /**
+     * Clicks item `name`'s download button; resolves with the saved file's
+     * path and name once it is complete (not awaited, it lets the test act
+     * on the page while the transfer runs).
+     */
+    async download(name, timeout = 180000) {
+      if (pw) {
+        const [dl] = await Promise.all([page.waitForEvent("download", { timeout }), page.click(buttonSel(name))]);
+        return { file: await dl.path(), suggested: dl.suggestedFilename() };
+      }
+      return waitDownload(downloadDir, () => page.click(buttonSel(name)), timeout);
+    },
+  };
+}
+
+/**
+ * Opens the sending page at `url`, waits for its room and shares `files`
+ * (paths), `folder` (a directory, optional) and `text` (optional). Resolves
+ * with the room id once the page lists every file and folder.
+ */
+export async function shareFrom(send, url, { files = [], folder, text } = {}) {
+  await send.goto(`${url}/`);
+  const roomId = await send.waitFor(() => {
+    const t = document.querySelector('[data-testid="room-id"]')?.textContent ?? "";
+    return /^[A-Za-z0-9_-]+$/.test(t) ? t : null;
+  }, null, 30000);
+  if (files.length) await send.upload('[data-testid="file-input"]', files);
+  if (folder) await send.upload('[data-testid="folder-input"]', folder);
+  if (text) await send.fill('[data-testid="text-input"]', text); // text is not a listed item
+  const items = files.length + (folder ? 1 : 0);
+  await send.waitFor((n) => document.querySelectorAll('[data-testid="shared-item"]').length >= n, items, 20000);
+  return roomId;
 }

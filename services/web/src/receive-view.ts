@@ -9,6 +9,7 @@ import { bytes, formatDuration, formatPercent, formatTime, msg, t, tm, type Msg 
 import type { ManifestItem } from "./protocol";
 import { Receiver } from "./receiver";
 import { Signaling } from "./signaling";
+import { showBrowserNotes } from "./browser-notes";
 import { canPickDirectory, pickDirectory } from "./storage";
 import {
   ProgressBar, ROOM_CODE_RULE, RedrawBatch, clearError, confirmDialog, entrySize, friendlyJoinError, kindIcon,
@@ -217,6 +218,7 @@ export class ReceiveView {
     $("download-all").addEventListener("click", () => void this.receiver?.downloadAll());
     const saveAll = $("save-all-dir");
     saveAll.hidden = !canPickDirectory();
+    showBrowserNotes($("recv-body"));
     saveAll.addEventListener("click", () => {
       if (this.receiver) void this.saveIntoFolder(this.receiver.entries().map((e) => e.key));
     });

@@ -1,0 +1,143 @@
+// webbench.mjs — throughput of our web client against a bare RTCDataChannel,
+// measured between the same two pages of one browser, with the same number
+// of bytes. Used by bench/web.mjs (`make bench-web`) and, with a few MiB, by
+// the cross-browser end-to-end test (machinery only: both figures measured,
+// the ratio printed, no speed asserted).
+//
+// Ours: the receiving page clicks the item's download button and the clock
+// stops when its progress says "done": request, every chunk over the data
+// channel, writing to disk (or memory), SHA-256 on both ends, the save.
+// Bare: the same two pages open a second peer connection of their own
+// (signals handed over by this script, no trickle) and one ordered channel;
+// the sending page pushes the same number of bytes from memory in messages
+// as large as ours (64 KiB, or less if the far side says so), paced by
+// bufferedAmount the way a careful app does, and the receiving page only
+// counts them and answers "done" at the end. The clock runs on the sending
+// page from the first send to that answer. Ours / bare is what our
+// protocol, hashing and storage cost against the browser's own ceiling.
+
+const MiB = 1024 * 1024;
+
+/** Milliseconds from the click on `name`'s download button to its "done" state, timed in the page. */
+export async function timeOurs(recv, name, timeout = 300000) {
+  return recv.evaluate(async ({ name, timeout }) => {
+    const btn = [...document.querySelectorAll('[data-testid="download-button"]')].find((b) => b.getAttribute("data-name") === name);
+    if (!btn) throw new Error(`no download button for ${name}`);
+    const state = () => [...document.querySelectorAll('[data-testid="progress"]')]
+      .find((e) => e.getAttribute("data-name") === name)?.getAttribute("data-state");
+    const t0 = performance.now();
+    btn.click();
+    await new Promise((resolve, reject) => {
+      const obs = new MutationObserver(() => {
+        const s = state();
+        if (s === "done") finish(null);
+        else if (s === "failed") finish(new Error(`${name}: transfer failed`));
+      });
+      const guard = setTimeout(() => finish(new Error(`${name}: not done after ${timeout} ms`)), timeout);
+      function finish(err) {
+        obs.disconnect();
+        clearTimeout(guard);
+        if (err) reject(err);
+        else resolve();
+      }
+      obs.observe(document.body, { subtree: true, attributes: true, attributeFilter: ["data-state"] });
+    });
+    return performance.now() - t0;
+  }, { name, timeout });
+}
+
+/** Milliseconds to move `bytes` over a bare data channel from `send`'s page to `recv`'s page. */
+export async function timeBare(send, recv, bytes, timeout = 300000) {
+  const offer = await send.evaluate(async () => {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    const dc = pc.createDataChannel("bare", { ordered: true });
+    dc.binaryType = "arraybuffer";
+    window.__bare = { pc, dc };
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((r) => (pc.iceGatheringState === "complete" ? r() : pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r())));
+    return pc.localDescription.toJSON();
+  });
+  const answer = await recv.evaluate(async ({ offer, bytes }) => {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    window.__bare = { pc };
+    pc.addEventListener("datachannel", (e) => {
+      const dc = e.channel;
+      dc.binaryType = "arraybuffer";
+      let got = 0;
+      dc.addEventListener("message", (m) => {
+        got += m.data.byteLength;
+        if (got === bytes) dc.send("done");
+      });
+    });
+    await pc.setRemoteDescription(offer);
+    await pc.setLocalDescription(await pc.createAnswer());
+    await new Promise((r) => (pc.iceGatheringState === "complete" ? r() : pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r())));
+    return pc.localDescription.toJSON();
+  }, { offer, bytes });
+  try {
+    return await send.evaluate(async ({ answer, bytes, timeout }) => {
+      const { pc, dc } = window.__bare;
+      await pc.setRemoteDescription(answer);
+      await new Promise((resolve, reject) => {
+        if (dc.readyState === "open") resolve();
+        dc.addEventListener("open", resolve);
+        setTimeout(() => reject(new Error("bare channel did not open")), 30000);
+      });
+      const msg = Math.min(64 * 1024, pc.sctp?.maxMessageSize || 64 * 1024);
+      const block = crypto.getRandomValues(new Uint8Array(64 * 1024)).slice(0, msg);
+      const HIGH = 8 * 1024 * 1024;
+      dc.bufferedAmountLowThreshold = 2 * 1024 * 1024;
+      const t0 = performance.now();
+      const done = new Promise((resolve, reject) => {
+        dc.addEventListener("message", (m) => m.data === "done" && resolve());
+        setTimeout(() => reject(new Error(`bare transfer not done after ${timeout} ms`)), timeout);
+      });
+      let sent = 0;
+      while (sent < bytes) {
+        if (dc.bufferedAmount > HIGH) {
+          await new Promise((r) => dc.addEventListener("bufferedamountlow", r, { once: true }));
+          continue;
+        }
+        const n = Math.min(msg, bytes - sent);
+        dc.send(n === msg ? block : block.subarray(0, n));
+        sent += n;
+      }
+      await done;
+      return performance.now() - t0;
+    }, { answer, bytes, timeout });
+  } finally {
+    const close = () => { try { window.__bare?.pc.close(); } catch { /* closed */ } delete window.__bare; };
+    await send.evaluate(close).catch(() => undefined);
+    await recv.evaluate(close).catch(() => undefined);
+  }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+/**
+ * `rounds` × (ours, then bare) between a sending page that already offers
+ * `name` (`bytes` long) in room `roomId` and a receiving page opened afresh at
+ * `recvUrl` for each round (a done item is not fetched again). Returns the
+ * medians in MB/s and the median of the rounds' ours/bare ratios.
+ */
+export async function benchPair({ send, recv, recvUrl, roomId, name, bytes, rounds = 1, log = () => undefined }) {
+  const ours = [];
+  const bare = [];
+  for (let i = 0; i < rounds; i++) {
+    await recv.goto(`${recvUrl}/?room=${encodeURIComponent(roomId)}`);
+    await recv.waitFor((n) => [...document.querySelectorAll('[data-testid="download-button"]')].some((b) => b.getAttribute("data-name") === n), name, 60000);
+    // The data channel is open once the sender counts this receiver.
+    await recv.waitFor(() => document.querySelector('[data-testid="peer-count"]')?.textContent === "1", null, 60000);
+    const o = await timeOurs(recv, name);
+    const b = await timeBare(send, recv, bytes);
+    ours.push(bytes / 1e6 / (o / 1000));
+    bare.push(bytes / 1e6 / (b / 1000));
+    log(`round ${i + 1}: ours ${ours[i].toFixed(1)} MB/s, bare ${bare[i].toFixed(1)} MB/s, ours/bare ${(ours[i] / bare[i]).toFixed(2)}`);
+  }
+  // A round's two figures are measured back to back, so their ratio is the
+  // least disturbed by load that drifts between rounds: the median of those.
+  const ratios = ours.map((o, i) => o / bare[i]);
+  return { bytes, rounds, oursMBps: median(ours), bareMBps: median(bare), ratio: median(ratios), ratios, oursAll: ours, bareAll: bare };
+}
+
+export { MiB };
