@@ -67,6 +67,8 @@ export const de: Catalog = {
   "recv.offeredEmpty": "Der Absender hat noch keine Dateien geteilt.",
   "recv.downloadAll": "Alle herunterladen",
   "recv.saveAllDir": "Alle in einem Ordner speichern…",
+  "recv.noteNoDirectoryPicker": "Dieser Browser kann nicht in einen von Ihnen gewählten Ordner speichern: Jeder Ordner wird als eine ZIP-Datei und jede Datei einzeln in Ihre Downloads geladen.",
+  "recv.noteNoDiskWrites": "Dieser Browser kann empfangene Dateien nicht beim Eintreffen auf die Festplatte schreiben: Sie bleiben im Arbeitsspeicher, bis sie gespeichert werden.",
   "recv.joining": "Trete bei…",
   "recv.signalLost": "Signalisierungsverbindung unterbrochen, verbinde erneut…",
   "recv.waitingRetry": "Warte auf den nächsten Versuch…",

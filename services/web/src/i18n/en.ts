@@ -68,6 +68,8 @@ export const en = {
   "recv.offeredEmpty": "The sender has not shared any files yet.",
   "recv.downloadAll": "Download all",
   "recv.saveAllDir": "Save all into a folder…",
+  "recv.noteNoDirectoryPicker": "This browser cannot save into a folder you pick: each folder is downloaded as one zip file, and each file on its own, into your downloads.",
+  "recv.noteNoDiskWrites": "This browser cannot write received files to disk as they arrive: they are held in memory until they are saved.",
   "recv.joining": "Joining…",
   "recv.signalLost": "Signaling connection lost, reconnecting…",
   "recv.waitingRetry": "Waiting to retry…",

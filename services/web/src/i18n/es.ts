@@ -71,6 +71,8 @@ export const es: Catalog = {
   "recv.offeredEmpty": "El remitente aún no ha compartido ningún archivo.",
   "recv.downloadAll": "Descargar todo",
   "recv.saveAllDir": "Guardar todo en una carpeta…",
+  "recv.noteNoDirectoryPicker": "Este navegador no puede guardar en una carpeta que elijas: cada carpeta se descarga como un único archivo zip, y cada archivo por separado, en tus descargas.",
+  "recv.noteNoDiskWrites": "Este navegador no puede escribir en el disco los archivos recibidos a medida que llegan: se guardan en memoria hasta que los guardes.",
   "recv.joining": "Uniéndose…",
   "recv.signalLost": "Se perdió la conexión de señalización; reconectando…",
   "recv.waitingRetry": "Esperando para reintentar…",

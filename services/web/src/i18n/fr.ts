@@ -71,6 +71,8 @@ export const fr: Catalog = {
   "recv.offeredEmpty": "L’expéditeur n’a encore partagé aucun fichier.",
   "recv.downloadAll": "Tout télécharger",
   "recv.saveAllDir": "Tout enregistrer dans un dossier…",
+  "recv.noteNoDirectoryPicker": "Ce navigateur ne peut pas enregistrer dans un dossier de votre choix : chaque dossier est téléchargé sous forme d’un seul fichier zip, et chaque fichier séparément, dans vos téléchargements.",
+  "recv.noteNoDiskWrites": "Ce navigateur ne peut pas écrire les fichiers reçus sur le disque au fur et à mesure : ils restent en mémoire jusqu’à leur enregistrement.",
   "recv.joining": "Connexion au salon…",
   "recv.signalLost": "Connexion de signalisation perdue, reconnexion…",
   "recv.waitingRetry": "En attente d’une nouvelle tentative…",

@@ -67,6 +67,8 @@ export const ja: Catalog = {
   "recv.offeredEmpty": "送信者はまだファイルを共有していません。",
   "recv.downloadAll": "すべてダウンロード",
   "recv.saveAllDir": "すべてフォルダに保存…",
+  "recv.noteNoDirectoryPicker": "このブラウザーは選んだフォルダーに保存できません。フォルダーは1つのZIPファイルとして、ファイルは1つずつ、ダウンロードフォルダーに保存されます。",
+  "recv.noteNoDiskWrites": "このブラウザーは受信中のファイルを順次ディスクに書き込めません。保存するまでメモリーに保持されます。",
   "recv.joining": "参加しています…",
   "recv.signalLost": "シグナリング接続が切れました。再接続しています…",
   "recv.waitingRetry": "再試行を待っています…",

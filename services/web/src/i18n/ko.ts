@@ -67,6 +67,8 @@ export const ko: Catalog = {
   "recv.offeredEmpty": "보내는 사람이 아직 파일을 공유하지 않았습니다.",
   "recv.downloadAll": "모두 다운로드",
   "recv.saveAllDir": "모두 폴더에 저장…",
+  "recv.noteNoDirectoryPicker": "이 브라우저는 선택한 폴더에 저장할 수 없습니다. 폴더는 하나의 ZIP 파일로, 파일은 하나씩 다운로드 폴더에 저장됩니다.",
+  "recv.noteNoDiskWrites": "이 브라우저는 받은 파일을 도착하는 대로 디스크에 쓸 수 없습니다. 저장할 때까지 메모리에 보관됩니다.",
   "recv.joining": "참여하는 중…",
   "recv.signalLost": "시그널링 연결이 끊겼습니다. 다시 연결하는 중…",
   "recv.waitingRetry": "다시 시도하기를 기다리는 중…",

@@ -67,6 +67,8 @@ export const zh: Catalog = {
   "recv.offeredEmpty": "发送方还没有分享任何文件。",
   "recv.downloadAll": "全部下载",
   "recv.saveAllDir": "全部保存到文件夹…",
+  "recv.noteNoDirectoryPicker": "此浏览器无法保存到您选择的文件夹：每个文件夹会作为一个 zip 文件下载，每个文件单独下载，保存到您的下载目录。",
+  "recv.noteNoDiskWrites": "此浏览器无法在接收时将文件直接写入磁盘：文件会保存在内存中，直到您保存它们。",
   "recv.joining": "正在加入…",
   "recv.signalLost": "信令连接已断开，正在重新连接…",
   "recv.waitingRetry": "等待重试…",
