@@ -40,6 +40,8 @@ static const char USAGE[] =
     "  --cross                relay/churn: the two peers on different targets\n"
     "  --rate R               relay: signals/s; api: requests/s; 0 = as fast as answered (0)\n"
     "  --window W             closed-loop relay: signals in flight per peer (4)\n"
+    "  --signals N            relay: send N ICE candidates in all, end once all arrived\n"
+    "                         (--duration stays the limit); for fixed-count cost runs\n"
     "  --route NAME           api: check_room or get_room (check_room)\n"
     "  --duration S           measured seconds (10); idle: seconds to hold; rolling: the\n"
     "                         whole run's limit (a hang guard)\n"
@@ -70,6 +72,7 @@ typedef struct opts {
     mode mode;
     int conns, rooms, cross, window, join, quiet;
     double rate, duration, warmup;
+    uint64_t signals;             /* relay: candidates to send in all, 0 = no limit */
     int connect_rate, inflight;
     const char *route, *json, *label;
     const char *ready_file;       /* rolling: written once every room has met */
@@ -398,6 +401,8 @@ static const char CANDIDATE[] =
 
 static void send_candidate(app *a, sl_conn *from, uint64_t t)
 {
+    if (a->o.signals && a->sent >= a->o.signals)
+        return;
     char pkt[512];
     int n = snprintf(pkt, sizeof(pkt),
                      "42[\"ice-candidate\",{\"peerId\":\"%s\",\"candidate\":{\"candidate\":\"%s\","
@@ -568,7 +573,9 @@ static void relay_tick(app *a)
         if (!a->measuring && now >= a->t_measure && now < a->t_end) {
             measure_begin(a);
         }
-        if (now >= a->t_end) {
+        if (now >= a->t_end || (a->o.signals && a->received >= a->o.signals)) {
+            if (!a->measuring)
+                measure_begin(a);
             measure_end(a);
             a->sending = 0;
             pace_stop(a);
@@ -1736,6 +1743,9 @@ static int parse_args(app *a, int argc, char **argv)
         } else if (strcmp(k, "--window") == 0) {
             NEED();
             o->window = atoi(v);
+        } else if (strcmp(k, "--signals") == 0) {
+            NEED();
+            o->signals = strtoull(v, NULL, 10);
         } else if (strcmp(k, "--route") == 0) {
             NEED();
             o->route = v;
