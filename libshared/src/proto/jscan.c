@@ -170,7 +170,7 @@ static int scan_object_members(jcur *c, int depth, pd_jscan_member *members, siz
         if (!scan_value(c, depth))
             return 0;
         for (size_t i = 0; i < n && !esc; i++)
-            if (strncmp(members[i].key, k, klen) == 0 && members[i].key[klen] == '\0')
+            if (members[i].key[0] == *k && strncmp(members[i].key, k, klen) == 0 && members[i].key[klen] == '\0')
                 members[i].value = pd_slice_make(v, (size_t)(c->p - v));
         skip_ws(c);
         if (c->p >= c->end)
