@@ -1,6 +1,9 @@
 #include "privydrop/pd_jscan.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 typedef struct jcur {
     const char *p;   /* next byte */
@@ -41,6 +44,22 @@ static int scan_string(jcur *c, int *esc)
 {
     c->p++;
     while (c->p < c->end) {
+#if defined(__SSE2__)
+        /* Sixteen bytes at a time, straight to the first byte to stop at. */
+        const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
+        while (c->end - c->p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)c->p);
+            /* max(v, 0x1f) == 0x1f exactly for the bytes 0x00-0x1f (unsigned) */
+            __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                        _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
+            unsigned m = (unsigned)_mm_movemask_epi8(stop);
+            if (m) {
+                c->p += __builtin_ctz(m);
+                break;
+            }
+            c->p += 16;
+        }
+#endif
         /* Eight bytes at a time through the long runs (SDP text). */
         while (c->end - c->p >= 8) {
             uint64_t v;
