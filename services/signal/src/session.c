@@ -34,8 +34,10 @@ typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
 #define SESS_CLOSE_LINGER_MS 2000
 
 /* Output buffer kept between flushes up to this size, so a busy socket
- * does not allocate for every write; larger ones are given back. */
-#define SESS_OUT_KEEP 1024
+ * does not allocate (and grow by reallocation) for every write: a loop
+ * turn's frames for one peer are often a few KiB under load. Larger ones are
+ * given back at once; an idle socket's goes back at the next tick (on_tick). */
+#define SESS_OUT_KEEP 16384
 
 /* The start of a text frame that a read cut short, kept until the next
  * reads complete it (the direct path then handles it like any other); only
