@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Cost of one relayed signal in counts that do not depend on how busy the
-# machine is: system calls (perf tracepoints or strace) and user-space
-# instructions (callgrind) of the server processes, per signal.
+# machine is: system calls and user-space instructions of the server
+# processes, per signal.
+#
+#   io         read- and write-like system calls from /proc/<pid>/io (no
+#              slowdown, so batching under load is as without a tool)
+#   strace     every system call by name (strace -c; slows the servers)
+#   callgrind  instructions by function (valgrind; slows them far more)
 #
 #   bench/cost.sh [--scenario relay1|relayx] [--load light|loaded]
-#                 [--tool perf|strace|callgrind] [--signals N] [--top K]
+#                 [--tool io|strace|callgrind] [--signals N] [--top K]
 #
 #   relay1  both peers of each room on one worker
 #   relayx  the peers on two workers: the figures add both workers and Redis
-#   light   one room, 500 signals/s paced (open loop): every signal is
-#           read and written on its own, as browsers send them, unless the
-#           generator itself is held up (a very busy machine) and sends two
-#           at once
+#   light   50 rooms, 500 signals/s in all, paced (open loop): 10/s per
+#           room, so every read and every write carries one frame, as
+#           browsers send them (even when a busy machine holds the generator
+#           up for a while: what it then sends at once goes to many sockets)
 #   loaded  100 rooms, 8 signals in flight per peer (make bench's closed
 #           loop): reads and writes carry several frames, how many depends
 #           on the relative speed of the processes, so under a slow tool
@@ -23,14 +28,14 @@
 # Each measurement runs sigload with --signals N and then 2N, each against
 # freshly started servers, and reports (cost(2N) - cost(N)) / N: start-up,
 # connecting, joining and the offer/answer are in both runs and cancel out.
-# Redis is under the tool only for relayx. Counting system calls with perf
-# needs the syscalls tracepoints (perf stat -e 'syscalls:sys_enter_read');
-# instruction counters are often missing in virtual machines, hence callgrind.
+# Redis is measured only for relayx. Hardware instruction counters are often
+# missing in virtual machines (perf stat -e instructions: "not supported"),
+# hence callgrind.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 BIN=${PD_BIN_DIR:-$top/build/bin}
-scenario=relay1 load=light tool=perf N=20000 TOPK=15
+scenario=relay1 load=light tool=io N=20000 TOPK=15
 while [ $# -gt 0 ]; do
   case "$1" in
     --scenario) scenario=$2; shift ;;
@@ -44,9 +49,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 case "$scenario" in relay1) nw=1 cross= ;; relayx) nw=2 cross=--cross ;; *) echo "cost: scenario?" >&2; exit 2 ;; esac
-case "$load" in light) rooms=1 pace=(--rate 500) ;; loaded) rooms=100 pace=(--window 8) ;; *) echo "cost: load?" >&2; exit 2 ;; esac
-case "$tool" in perf|strace|callgrind) ;; *) echo "cost: tool?" >&2; exit 2 ;; esac
-for t in redis-server redis-cli curl "$([ "$tool" = callgrind ] && echo valgrind || echo "$tool")"; do
+case "$load" in light) rooms=50 pace=(--rate 500) ;; loaded) rooms=100 pace=(--window 8) ;; *) echo "cost: load?" >&2; exit 2 ;; esac
+case "$tool" in io|strace|callgrind) ;; *) echo "cost: tool?" >&2; exit 2 ;; esac
+for t in redis-server redis-cli curl $(case $tool in callgrind) echo valgrind ;; strace) echo strace ;; esac); do
   command -v "$t" >/dev/null || { echo "cost: '$t' not found" >&2; exit 1; }
 done
 [ "$tool" = callgrind ] && { command -v valgrind >/dev/null && command -v callgrind_control >/dev/null || { echo "cost: valgrind missing" >&2; exit 1; }; }
@@ -120,54 +125,59 @@ run_load() { # signals
 # One measured run of n signals; its counts go to $LOGS/m-<n>.txt as
 # "name count" lines (name: a system call, or a function for callgrind,
 # plus "TOTAL").
+# Read and write system calls over a server's whole life, from
+# /proc/<pid>/io (syscr, syscw): exact, and nothing attaches late.
+proc_io() { # pid...
+  local p
+  for p in "$@"; do
+    awk '/^syscr:/ {print "read-like(io)", $2} /^syscw:/ {print "write-like(io)", $2}' "/proc/$p/io"
+  done
+}
+
+# One measured run of n signals; its counts go to $LOGS/m-<n>.txt as
+# "name count" lines (name: a system call, or a function for callgrind,
+# plus "TOTAL"), summed over the measured processes.
 measure() { # n
   local n=$1 out="$LOGS/m-$1.txt" got p
   start_servers
+  : >"$out"
   case "$tool" in
-    perf)
-      local args=() pl
-      pl=$(IFS=,; echo "${MEASURED[*]}")
-      perf stat -x, -o "$LOGS/perf-$n.csv" -e 'raw_syscalls:sys_enter' -e 'syscalls:sys_enter_read' \
-        -e 'syscalls:sys_enter_write' -e 'syscalls:sys_enter_writev' -e 'syscalls:sys_enter_epoll_wait' \
-        -e 'syscalls:sys_enter_epoll_ctl' -e 'syscalls:sys_enter_recvfrom' -e 'syscalls:sys_enter_sendto' \
-        -e 'syscalls:sys_enter_sendmsg' -e 'syscalls:sys_enter_recvmsg' -e 'syscalls:sys_enter_mmap' \
-        -e 'syscalls:sys_enter_munmap' -e 'syscalls:sys_enter_brk' -e 'syscalls:sys_enter_clock_gettime' \
-        -e 'syscalls:sys_enter_epoll_pwait' -e 'task-clock' --per-thread -p "$pl" &
-      p=$!; sleep 0.5
+    io)
       got=$(run_load "$n")
-      kill -INT $p; wait $p || true
-      # --per-thread lines: comm-tid,value,unit,event,...; summed over the
-      # processes, and per process name for the system call total.
-      awk -F, '$2 ~ /^[0-9.]+$/ {e=$4; sub(/.*sys_enter_?/,"",e); if (e=="") e="TOTAL";
-          c=$1; sub(/-[0-9]+$/,"",c); s[e]+=$2; if (e=="TOTAL") s["TOTAL:" c]+=$2}
-          END {for (k in s) print k, s[k]}' "$LOGS/perf-$n.csv" >"$out"
+      proc_io "${MEASURED[@]}" >>"$out"
+      awk '{t+=$2} END {print "TOTAL", t}' "$out" >>"$out"
+      stop_servers
       ;;
     strace)
       local args=()
       for p in "${MEASURED[@]}"; do args+=(-p "$p"); done
-      strace -c -f -o "$LOGS/strace-$n.txt" "${args[@]}" 2>/dev/null &
-      p=$!; sleep 1
+      strace -c -f -o "$LOGS/strace-$n.txt" "${args[@]}" 2>"$LOGS/strace-$n.err" &
+      p=$!
+      # Counting starts once every process is attached (strace says so).
+      for i in $(seq 1 600); do
+        [ "$(grep -c 'attached' "$LOGS/strace-$n.err" 2>/dev/null)" -ge ${#MEASURED[@]} ] && break
+        sleep 0.1
+      done
       got=$(run_load "$n")
-      sleep 0.3
+      proc_io "${MEASURED[@]}" >>"$out"
       kill -INT $p; wait $p || true
-      awk '$NF == "total" {print "TOTAL", $3; next} $1 ~ /^[0-9.]+$/ && NF >= 5 {print $NF, $4}' \
-        "$LOGS/strace-$n.txt" >"$out"
+      stop_servers
+      awk '$NF == "total" {print "TOTAL", $4; next} $1 ~ /^[0-9.]+$/ && NF >= 5 {print $NF, $4}' \
+        "$LOGS/strace-$n.txt" >>"$out"
       ;;
     callgrind)
       got=$(run_load "$n")
       local pl=("${MEASURED[@]}")
       stop_servers
-      : >"$out"
       for p in "${pl[@]}"; do
         callgrind_annotate --auto=no --inclusive=no --threshold=100 "$LOGS/cg.$p" 2>/dev/null | awk '
           /PROGRAM TOTALS/ {gsub(",","",$1); print "TOTAL", $1; next}
           $1 ~ /^[0-9,]+$/ && /%\)  / {v=$1; gsub(",","",v); l=$0; sub(/^.*%\)  +/,"",l); sub(/ .*$/,"",l);
             sub(/^.*:/,"",l); print l, v}' >>"$out"
       done
-      awk '{s[$1]+=$2} END {for (k in s) print k, s[k]}' "$out" >"$out.sum" && mv "$out.sum" "$out"
       ;;
   esac
-  [ "$tool" = callgrind ] || stop_servers
+  awk '{s[$1]+=$2} END {for (k in s) print k, s[k]}' "$out" >"$out.sum" && mv "$out.sum" "$out"
   echo "$got" >"$LOGS/got-$n"
 }
 
@@ -176,7 +186,7 @@ measure "$N"
 measure $((2 * N))
 g1=$(cat "$LOGS/got-$N"); g2=$(cat "$LOGS/got-$((2 * N))")
 echo "received: $g1 and $g2 signals"
-unit=$([ "$tool" = callgrind ] && echo "instructions" || echo "calls")
+unit=$([ "$tool" = callgrind ] && echo "instructions" || echo "system calls")
 awk -v d=$((g2 - g1)) -v top="$TOPK" -v unit="$unit" '
   FNR == NR {a[$1] = $2; next}
   {b[$1] = $2}
