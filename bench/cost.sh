@@ -13,7 +13,7 @@
 #
 #   relay1  both peers of each room on one worker
 #   relayx  the peers on two workers: the figures add both workers and Redis
-#   light   50 rooms, 500 signals/s in all, paced (open loop): 10/s per
+#   light   200 rooms, 2 000 signals/s in all, paced (open loop): 10/s per
 #           room, so every read and every write carries one frame, as
 #           browsers send them (even when a busy machine holds the generator
 #           up for a while: what it then sends at once goes to many sockets)
@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 case "$scenario" in relay1) nw=1 cross= ;; relayx) nw=2 cross=--cross ;; *) echo "cost: scenario?" >&2; exit 2 ;; esac
-case "$load" in light) rooms=50 pace=(--rate 500) ;; loaded) rooms=100 pace=(--window 8) ;; *) echo "cost: load?" >&2; exit 2 ;; esac
+case "$load" in light) rooms=200 pace=(--rate 2000) ;; loaded) rooms=100 pace=(--window 8) ;; *) echo "cost: load?" >&2; exit 2 ;; esac
 case "$tool" in io|strace|callgrind) ;; *) echo "cost: tool?" >&2; exit 2 ;; esac
 for t in redis-server redis-cli curl $(case $tool in callgrind) echo valgrind ;; strace) echo strace ;; esac); do
   command -v "$t" >/dev/null || { echo "cost: '$t' not found" >&2; exit 1; }
