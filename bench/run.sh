@@ -8,6 +8,8 @@
 #   bench/run.sh            full run (several minutes)
 #   bench/run.sh --quick    a few seconds per scenario: proves the machinery
 #   options: --stacks ours,ref   --scenarios relay1,relayx,api,churn,redis,rolling,idle
+#   PD_BENCH_FRACTIONS="" (full run): relay closed loop only, without the
+#   open-loop runs at fractions of its maximum
 #
 # rolling (ours only: the Node reference has no drain or readiness to roll
 # on): three workers with the join limit on, rooms of two behind
@@ -63,7 +65,7 @@ if [ $quick = 1 ]; then
   # machine cannot turn a slow reconnection into a failure.
   ROLL_ROOMS=30; ROLL_SETTLE=60
 else
-  DUR=10; WARM=2; ROOMS=100; WINDOW=8; FRACTIONS="0.1 0.25 0.5 0.75 0.9"
+  DUR=10; WARM=2; ROOMS=100; WINDOW=8; FRACTIONS=${PD_BENCH_FRACTIONS-"0.1 0.25 0.5 0.75 0.9"}
   IDLE_LEVELS="${PD_BENCH_IDLE_LEVELS:-2000 10000 40000 80000}"; IDLE_PROCS=8
   IDLE_HOLD=30; API_CONNS=64; CHURN_PAIRS=50; RB_N=2000000
   ROLL_ROOMS=${PD_BENCH_ROLL_ROOMS:-1000}; ROLL_SETTLE=15

@@ -143,6 +143,27 @@ static void utf8_agrees_with_a_reference_on_every_short_sequence(void **state)
     assert_false(pd_utf8_valid(s, 12));
 }
 
+/* The ASCII fast paths (sixteen and eight bytes a step) must stop for a
+ * non-ASCII byte wherever it falls, and check what follows it. */
+static void utf8_finds_a_sequence_at_every_offset(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *seq;
+        int valid;
+    } cases[] = {{"\xe2\x82\xac", 1}, {"\xc3\xa9", 1}, {"\xf0\x9f\x98\x80", 1}, {"\xff", 0},
+                 {"\xc0\xaf", 0}, {"\xed\xa0\x80", 0}, {"\xe2\x82", 0}, {"\x80", 0}};
+    uint8_t buf[80];
+    for (size_t off = 0; off < 40; off++)
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            size_t n = strlen(cases[i].seq);
+            memset(buf, 'a', sizeof(buf));
+            memcpy(buf + off, cases[i].seq, n);
+            assert_int_equal(pd_utf8_valid(buf, off + n + 20), cases[i].valid);
+            assert_int_equal(pd_utf8_valid(buf, off + n), cases[i].valid);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +172,7 @@ int main(void)
         cmocka_unit_test(slice_ieq_ignores_ascii_case_only),
         cmocka_unit_test(slice_eq_is_exact),
         cmocka_unit_test(utf8_agrees_with_a_reference_on_every_short_sequence),
+        cmocka_unit_test(utf8_finds_a_sequence_at_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,6 +115,73 @@ static void object_members_last_wins_and_escaped_keys_never_match(void **state)
     assert_int_equal(pd_jscan_object(pd_slice_cstr("\"s\""), m, 3), PD_ERR);
 }
 
+/* A raw span of JSON equals a jansson value. */
+static int span_is(pd_slice span, const json_t *want)
+{
+    json_error_t err;
+    json_t *got = json_loadb(span.base, span.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    int eq = got && want && json_equal(got, want);
+    json_decref(got);
+    return eq;
+}
+
+/* The one-pass form (validate, take the event apart, look into the
+ * payload) against the validator and jansson, on mutated packets and at
+ * every nesting bound. */
+static void event_members_agrees_with_validator_and_jansson(void **state)
+{
+    (void)state;
+    const char *seed = "[\"offer\",{\"peerId\":\"abc\",\"offer\":{\"sdp\":\"v=0\\r\\n\",\"type\":\"offer\"},"
+                       "\"n\":[1,{\"a\":[true]}],\"peerId\":\"d\"},3]";
+    size_t n = strlen(seed);
+    const char alphabet[] = "[]{}\",:\\ 0-1.eEtrfalsn\x01";
+    char buf[256];
+    int members_seen = 0;
+    srand(11);
+    for (int iter = 0; iter < 20000; iter++) {
+        memcpy(buf, seed, n + 1);
+        if (iter > 0) {
+            int edits = 1 + rand() % 3;
+            for (int e = 0; e < edits; e++)
+                buf[rand() % n] = alphabet[rand() % (sizeof(alphabet) - 1)];
+        }
+        int depth = 1 + iter % 6;
+        pd_slice d = pd_slice_make(buf, n);
+        pd_slice name, payload;
+        int esc = 0;
+        pd_jscan_member m[3] = {{"peerId", {NULL, 0}}, {"offer", {NULL, 0}}, {"n", {NULL, 0}}};
+        int r = pd_jscan_event_members(d, depth, &name, &esc, &payload, m, 3);
+        json_error_t err;
+        json_t *j = pd_jscan_valid(d, depth) ? json_loadb(buf, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err) : NULL;
+        int want_ok = j && json_is_array(j) && json_array_size(j) >= 1 && json_is_string(json_array_get(j, 0));
+        if ((r == PD_OK) != want_ok)
+            fail_msg("result %d, expected %s, at depth %d on %s", r, want_ok ? "OK" : "ERR", depth, buf);
+        if (!want_ok) {
+            for (int i = 0; i < 3; i++)
+                assert_null(m[i].value.base);
+            json_decref(j);
+            continue;
+        }
+        if (!esc)
+            assert_true(pd_slice_eq(name, json_string_value(json_array_get(j, 0))));
+        const json_t *p = json_array_get(j, 1);
+        if (!p)
+            assert_int_equal(payload.len, 0);
+        else
+            assert_true(span_is(payload, p));
+        for (int i = 0; i < 3; i++) {
+            const json_t *v = json_is_object(p) ? json_object_get(p, m[i].key) : NULL;
+            if (!v)
+                assert_null(m[i].value.base);
+            else if (!span_is(m[i].value, v))
+                fail_msg("member %s differs at depth %d on %s", m[i].key, depth, buf);
+            members_seen += v != NULL;
+        }
+        json_decref(j);
+    }
+    assert_true(members_seen > 1000); /* the comparison did compare */
+}
+
 /* The string scan skips eight bytes at a time: a byte it must stop at is
  * found wherever it falls, and bytes that only look alike in their low
  * seven bits (0xa2, 0xdc) or are UTF-8 do not end the string. */
@@ -149,6 +216,7 @@ int main(void)
         cmocka_unit_test(event_gives_name_and_payload_spans),
         cmocka_unit_test(object_members_last_wins_and_escaped_keys_never_match),
         cmocka_unit_test(string_scan_finds_stops_at_every_offset),
+        cmocka_unit_test(event_members_agrees_with_validator_and_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -212,6 +212,35 @@ static void simple_text_frames_are_recognised_whole_only(void **state)
     assert_int_equal(pd_ws_simple_text(buf, n, 100, &plen), 0); /* ping */
 }
 
+/* A frame cut short by a read: its size as soon as its header tells it, for
+ * exactly the frames pd_ws_simple_text takes once whole. */
+static void simple_text_size_of_a_cut_frame(void **state)
+{
+    (void)state;
+    uint8_t buf[400];
+    size_t plen = 0;
+    size_t n = frame(buf, 1, 0, 1, 1, 5, 1);
+    assert_int_equal(pd_ws_simple_text_size(buf, 1, 100), 1); /* header unknown yet */
+    for (size_t len = 2; len <= n; len++)
+        assert_int_equal(pd_ws_simple_text_size(buf, len, 100), n);
+    n = frame(buf, 1, 0, 1, 1, 300, 1);
+    for (size_t len = 1; len < 4; len++)
+        assert_int_equal(pd_ws_simple_text_size(buf, len, 1000), 1);
+    for (size_t len = 4; len <= n; len++)
+        assert_int_equal(pd_ws_simple_text_size(buf, len, 1000), n);
+    assert_int_equal(pd_ws_simple_text(buf, n, 1000, &plen), 8);
+    assert_int_equal(pd_ws_simple_text_size(buf, 4, 299), 0); /* over the limit */
+    /* What pd_ws_simple_text refuses whole is refused cut, too. */
+    const int shapes[][4] = {{0, 0, 1, 1}, {1, 0, 2, 1}, {1, 0, 1, 0}, {1, 1, 1, 1}, {1, 0, 9, 1}, {1, 0, 8, 1}};
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        n = frame(buf, shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], 5, 1);
+        assert_int_equal(pd_ws_simple_text(buf, n, 100, &plen), 0);
+        /* (one byte 0x81 could still start a masked text frame) */
+        for (size_t len = buf[0] == 0x81 ? 2 : 1; len <= n; len++)
+            assert_int_equal(pd_ws_simple_text_size(buf, len, 100), 0);
+    }
+}
+
 static void unmask_matches_the_bytewise_rule(void **state)
 {
     (void)state;
@@ -297,6 +326,7 @@ int main(void)
         cmocka_unit_test(top_bit_of_64_bit_length_is_refused),
         cmocka_unit_test(close_frames_with_code_pass),
         cmocka_unit_test(simple_text_frames_are_recognised_whole_only),
+        cmocka_unit_test(simple_text_size_of_a_cut_frame),
         cmocka_unit_test(unmask_matches_the_bytewise_rule),
         cmocka_unit_test(a_message_in_too_many_pieces_is_1009),
         cmocka_unit_test(a_frame_trickled_a_byte_per_read_is_1009),

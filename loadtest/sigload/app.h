@@ -28,6 +28,7 @@ typedef struct opts {
     int scenario;                 /* index into sl_scenarios */
     int conns, rooms, cross, window, join, quiet;
     double rate, duration, warmup;
+    uint64_t signals;             /* relay: candidates to send in all, 0 = no limit */
     double drain;                 /* relay: seconds at most to wait for signals in flight */
     int connect_rate, inflight;
     const char *route, *json, *label;

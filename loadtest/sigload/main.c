@@ -42,6 +42,8 @@ static const char USAGE[] =
     "  --cross                relay/churn: the two peers on different targets\n"
     "  --rate R               relay: signals/s; api: requests/s; 0 = as fast as answered (0)\n"
     "  --window W             closed-loop relay: signals in flight per peer (4)\n"
+    "  --signals N            relay: send N ICE candidates in all, end once all arrived\n"
+    "                         (--duration stays the limit); for fixed-count cost runs\n"
     "  --route NAME           api: check_room or get_room (check_room)\n"
     "  --duration S           measured seconds (10); idle: seconds to hold; rolling: the\n"
     "                         whole run's limit (a hang guard)\n"
@@ -172,6 +174,9 @@ static int parse_args(app *a, int argc, char **argv)
         } else if (strcmp(k, "--window") == 0) {
             NEED();
             o->window = atoi(v);
+        } else if (strcmp(k, "--signals") == 0) {
+            NEED();
+            o->signals = strtoull(v, NULL, 10);
         } else if (strcmp(k, "--route") == 0) {
             NEED();
             o->route = v;

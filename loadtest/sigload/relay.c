@@ -34,6 +34,8 @@
 
 static void send_candidate(app *a, sl_conn *from, uint64_t t)
 {
+    if (a->o.signals && a->sent >= a->o.signals)
+        return;
     char pkt[512];
     int n = snprintf(pkt, sizeof(pkt),
                      "42[\"ice-candidate\",{\"peerId\":\"%s\",\"candidate\":{\"candidate\":\"%s\","
@@ -235,7 +237,9 @@ static void relay_tick(app *a)
             app_measure_begin(a);
             a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
         }
-        if (a->measuring && now >= a->t_end) {
+        if ((a->measuring && now >= a->t_end) || (a->o.signals && a->received >= a->o.signals)) {
+            if (!a->measuring)
+                app_measure_begin(a);
             app_measure_end(a);
             a->sending = 0;
             app_pace_stop(a);

@@ -219,6 +219,58 @@ describe("hostile input", { timeout: 300000 }, () => {
       }
       await survived(0, "byte-wise writes");
     });
+
+    // A text frame the worker's read cuts short is kept and finished from
+    // the next reads (session.c, part_start/part_fill), not handed to the
+    // frame library; whatever follows it in the same read goes on as usual.
+    it("a text frame cut by reads (byte by byte; header cut; whole frames after it) is answered", async () => {
+      const ws = await rawSession(p0);
+      try {
+        for (const b of wsFrame({ payload: '428["ping-me"]' })) {
+          ws.sock.write(Buffer.from([b]));
+          await sleep(1);
+        }
+        assert.equal(await nextTextStarting(ws, "438"), "438[]");
+        const long = wsFrame({ payload: `429["ping-me",{"pad":"${"a".repeat(300)}"}]` }); // 16-bit length
+        ws.sock.write(long.subarray(0, 3)); // inside the extended length
+        await sleep(20);
+        ws.sock.write(long.subarray(3, 200));
+        await sleep(20);
+        const last = wsFrame({ payload: '4211["ping-me"]' }); // cut inside its mask key
+        ws.sock.write(Buffer.concat([long.subarray(200), wsFrame({ payload: '4210["ping-me"]' }), last.subarray(0, 5)]));
+        await sleep(20);
+        ws.sock.write(last.subarray(5));
+        assert.equal(await nextTextStarting(ws, "439"), "439[]");
+        assert.equal(await nextTextStarting(ws, "4310"), "4310[]");
+        assert.equal(await nextTextStarting(ws, "4311"), "4311[]");
+        assert.equal(ws.closed, false);
+      } finally {
+        ws.close();
+      }
+      await survived(0, "cut text frames");
+    });
+
+    for (const [what, frame, code] of [
+      ["invalid UTF-8 in a text frame cut by reads", () => wsFrame({ payload: Buffer.from([0x34, 0x32, 0xff, 0xfe, 0x41, 0x42]) }), 1007],
+      ["a cut frame whose length is beyond PD_MAX_MESSAGE_BYTES", () => wsFrame({ declaredLen: BigInt(MAX0 + 1) }), 1009],
+      ["a cut frame that turns out unmasked", () => wsFrame({ mask: false, payload: '42["x",{}]' }), 1002],
+    ]) {
+      it(`${what} → close ${code}`, async () => {
+        const ws = await rawSession(p0);
+        try {
+          const bytes = frame();
+          ws.sock.write(bytes.subarray(0, 1));
+          await sleep(20);
+          ws.sock.write(bytes.subarray(1, 3));
+          await sleep(20);
+          ws.sock.write(bytes.subarray(3));
+          await expectClose(ws, code, what);
+        } finally {
+          ws.close();
+        }
+        await survived(0, what);
+      });
+    }
   });
 
   // -------------------------------------------------------------------------

@@ -14,6 +14,11 @@
  * escapes, not for UTF-8 (the WebSocket layer has validated that). */
 int pd_jscan_valid(pd_slice text, int max_depth);
 
+typedef struct pd_jscan_member {
+    const char *key;  /* member name to look for (compared to the raw key) */
+    pd_slice value;   /* raw span of its value; base NULL if absent */
+} pd_jscan_member;
+
 /* Socket.IO event data `["<name>", <payload>, …]`: PD_OK if the whole text
  * is valid (as above) and an array whose first element is a string. *name
  * is the raw string content between the quotes (escapes left as written);
@@ -21,10 +26,14 @@ int pd_jscan_valid(pd_slice text, int max_depth);
  * the second element, or empty if there is none. */
 int pd_jscan_event(pd_slice data, int max_depth, pd_slice *name, int *has_escape, pd_slice *payload);
 
-typedef struct pd_jscan_member {
-    const char *key;  /* member name to look for (compared to the raw key) */
-    pd_slice value;   /* raw span of its value; base NULL if absent */
-} pd_jscan_member;
+/* pd_jscan_event, and in the same single pass over the text (the relay's
+ * hot path reads each packet once): when the payload is an object, the
+ * values of the members named in members[0..n) (as pd_jscan_object
+ * finds them). Every value is left empty (base NULL) when the payload is no
+ * object, or on PD_ERR. */
+int pd_jscan_event_members(pd_slice data, int max_depth, pd_slice *name, int *has_escape, pd_slice *payload,
+                           pd_jscan_member *members, size_t n);
+
 
 /* For `obj`, a span already known to be valid JSON: PD_OK if it is an
  * object, filling in the members' values (the last occurrence wins, as in

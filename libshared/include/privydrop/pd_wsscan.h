@@ -66,6 +66,13 @@ int pd_ws_scan_idle(const pd_ws_scanner *sc);
  * meaningful while the stream is between messages (pd_ws_scan_idle). */
 size_t pd_ws_simple_text(const uint8_t *data, size_t len, uint64_t max, size_t *payload_len);
 
+/* For the first len (>= 1) bytes of a frame that the read cut short: the
+ * whole frame's size (header and payload) if it is one pd_ws_simple_text
+ * would take once complete; 1 while its header is too short to tell; 0 if
+ * it is anything else (control frame, fragment, binary, unmasked, over
+ * `max`), which is for the full path. */
+size_t pd_ws_simple_text_size(const uint8_t *data, size_t len, uint64_t max);
+
 /* Unmask a payload in place with the frame's 4-byte key (RFC 6455 §5.3). */
 void pd_ws_unmask(uint8_t *payload, size_t len, const uint8_t key[4]);
 

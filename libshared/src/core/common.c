@@ -1,6 +1,9 @@
 #include "privydrop/pd_common.h"
 
 #include <time.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 int pd_slice_ieq(pd_slice s, const char *lit)
 {
@@ -51,6 +54,13 @@ int pd_utf8_valid(const uint8_t *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+#if defined(__SSE2__)
+        /* ASCII runs sixteen bytes at a time. */
+        while (len - i >= 16 && !_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)(s + i))))
+            i += 16;
+        if (i >= len)
+            break;
+#endif
         /* ASCII runs eight bytes at a time. */
         if (len - i >= 8) {
             uint64_t v;

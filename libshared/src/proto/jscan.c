@@ -1,6 +1,9 @@
 #include "privydrop/pd_jscan.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 typedef struct jcur {
     const char *p;   /* next byte */
@@ -41,6 +44,22 @@ static int scan_string(jcur *c, int *esc)
 {
     c->p++;
     while (c->p < c->end) {
+#if defined(__SSE2__)
+        /* Sixteen bytes at a time, straight to the first byte to stop at. */
+        const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
+        while (c->end - c->p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)c->p);
+            /* max(v, 0x1f) == 0x1f exactly for the bytes 0x00-0x1f (unsigned) */
+            __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                        _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
+            unsigned m = (unsigned)_mm_movemask_epi8(stop);
+            if (m) {
+                c->p += __builtin_ctz(m);
+                break;
+            }
+            c->p += 16;
+        }
+#endif
         /* Eight bytes at a time through the long runs (SDP text). */
         while (c->end - c->p >= 8) {
             uint64_t v;
@@ -143,7 +162,10 @@ static int scan_array(jcur *c, int depth)
     }
 }
 
-static int scan_object(jcur *c, int depth)
+/* At '{': consume the object, its values nested at most `depth` deep.
+ * Members whose (unescaped) key is among members[0..n) get their value's
+ * raw span; the last occurrence wins, as in JSON.parse. */
+static int scan_object_members(jcur *c, int depth, pd_jscan_member *members, size_t n)
 {
     c->p++;
     skip_ws(c);
@@ -152,14 +174,23 @@ static int scan_object(jcur *c, int depth)
         return 1;
     }
     for (;;) {
-        if (c->p >= c->end || *c->p != '"' || !scan_string(c, NULL))
+        if (c->p >= c->end || *c->p != '"')
             return 0;
+        const char *k = c->p + 1;
+        int esc = 0;
+        if (!scan_string(c, n ? &esc : NULL))
+            return 0;
+        size_t klen = (size_t)(c->p - 1 - k);
         skip_ws(c);
         if (c->p >= c->end || *c->p++ != ':')
             return 0;
         skip_ws(c);
+        const char *v = c->p;
         if (!scan_value(c, depth))
             return 0;
+        for (size_t i = 0; i < n && !esc; i++)
+            if (members[i].key[0] == *k && strncmp(members[i].key, k, klen) == 0 && members[i].key[klen] == '\0')
+                members[i].value = pd_slice_make(v, (size_t)(c->p - v));
         skip_ws(c);
         if (c->p >= c->end)
             return 0;
@@ -171,6 +202,11 @@ static int scan_object(jcur *c, int depth)
             return 0;
         skip_ws(c);
     }
+}
+
+static int scan_object(jcur *c, int depth)
+{
+    return scan_object_members(c, depth, NULL, 0);
 }
 
 /* Recursion is bounded by `depth`, so the C stack is too. */
@@ -206,34 +242,66 @@ int pd_jscan_valid(pd_slice text, int max_depth)
     return c.p == c.end;
 }
 
-int pd_jscan_event(pd_slice data, int max_depth, pd_slice *name, int *has_escape, pd_slice *payload)
+/* One walk validates the whole text and takes it apart: the packet is read
+ * once, however large its payload. The depth bookkeeping matches
+ * pd_jscan_valid: the array takes one level, its elements the rest. */
+int pd_jscan_event_members(pd_slice data, int max_depth, pd_slice *name, int *has_escape, pd_slice *payload,
+                           pd_jscan_member *members, size_t n)
 {
-    if (max_depth < 1 || !pd_jscan_valid(data, max_depth))
+    for (size_t i = 0; i < n; i++)
+        members[i].value = pd_slice_make(NULL, 0);
+    *payload = pd_slice_make(NULL, 0);
+    if (max_depth < 1)
         return PD_ERR;
-    /* Valid JSON from here on: walk the top level without re-checking. */
     jcur c = {data.base, data.base + data.len};
     skip_ws(&c);
-    if (*c.p != '[')
+    if (c.p >= c.end || *c.p != '[')
         return PD_ERR;
     c.p++;
     skip_ws(&c);
-    if (*c.p != '"')
+    if (c.p >= c.end || *c.p != '"')
         return PD_ERR;
     const char *s = c.p + 1;
     int esc = 0;
-    scan_string(&c, &esc);
+    if (!scan_string(&c, &esc))
+        return PD_ERR;
     *name = pd_slice_make(s, (size_t)(c.p - 1 - s));
     *has_escape = esc;
-    *payload = pd_slice_make(NULL, 0);
-    skip_ws(&c);
-    if (*c.p == ',') {
-        c.p++;
+    int depth = max_depth - 1; /* for the array's elements */
+    for (int k = 1;; k++) {
+        skip_ws(&c);
+        if (c.p >= c.end)
+            goto fail;
+        if (*c.p == ']')
+            break;
+        if (*c.p++ != ',')
+            goto fail;
         skip_ws(&c);
         const char *v = c.p;
-        scan_value(&c, max_depth);
-        *payload = pd_slice_make(v, (size_t)(c.p - v));
+        int ok;
+        if (k == 1 && n && c.p < c.end && *c.p == '{')
+            ok = depth > 0 && scan_object_members(&c, depth - 1, members, n);
+        else
+            ok = scan_value(&c, depth);
+        if (!ok)
+            goto fail;
+        if (k == 1)
+            *payload = pd_slice_make(v, (size_t)(c.p - v));
     }
-    return PD_OK;
+    c.p++;
+    skip_ws(&c);
+    if (c.p == c.end)
+        return PD_OK;
+fail:
+    for (size_t i = 0; i < n; i++)
+        members[i].value = pd_slice_make(NULL, 0);
+    *payload = pd_slice_make(NULL, 0);
+    return PD_ERR;
+}
+
+int pd_jscan_event(pd_slice data, int max_depth, pd_slice *name, int *has_escape, pd_slice *payload)
+{
+    return pd_jscan_event_members(data, max_depth, name, has_escape, payload, NULL, 0);
 }
 
 int pd_jscan_object(pd_slice obj, pd_jscan_member *members, size_t n)

@@ -132,6 +132,26 @@ size_t pd_ws_simple_text(const uint8_t *data, size_t len, uint64_t max, size_t *
     return hdr;
 }
 
+size_t pd_ws_simple_text_size(const uint8_t *data, size_t len, uint64_t max)
+{
+    if (len < 1 || data[0] != 0x81)
+        return 0;
+    if (len < 2)
+        return 1;
+    if (!(data[1] & 0x80))
+        return 0;
+    size_t plen = data[1] & 0x7f, hdr = 6;
+    if (plen == 127)
+        return 0;
+    if (plen == 126) {
+        if (len < 4)
+            return 1;
+        plen = ((size_t)data[2] << 8) | data[3];
+        hdr = 8;
+    }
+    return plen > max ? 0 : hdr + plen;
+}
+
 void pd_ws_unmask(uint8_t *payload, size_t len, const uint8_t key[4])
 {
     uint64_t k8;

@@ -17,7 +17,8 @@ typedef struct pd_redis_uv {
     redisAsyncContext *ac; /* NULL once hiredis cleaned up */
     uv_poll_t poll;        /* watches the context's socket */
     uv_prepare_t flush;    /* writes the output buffer before the loop polls */
-    int events;            /* UV_READABLE | UV_WRITABLE polled for */
+    int events;            /* UV_READABLE | UV_WRITABLE wanted */
+    int polled;            /* what the poll handle was last started with (0: stopped) */
     int flushing;          /* inside the prepare callback's write */
     int open_handles;      /* handles not yet closed */
     int fd;                /* the socket */
@@ -29,6 +30,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
     if (!p->ac)
         return;
     if (status < 0) {
+        p->polled = 0; /* libuv stopped the handle */
         /* Let hiredis meet the error itself: the connect check (on write)
          * or the read fails, and it disconnects with callbacks. */
         if (!(p->ac->c.flags & REDIS_CONNECTED))
@@ -52,12 +54,19 @@ static void on_poll(uv_poll_t *h, int status, int events)
     }
 }
 
+/* hiredis asks for reading again with every command it writes; restarting
+ * the poll handle each time would cost two epoll_ctl calls per command
+ * (libuv drops the fd from epoll and adds it back), so only a change of the
+ * wanted events reaches libuv. */
 static void update(pd_redis_uv *p)
 {
+    if (p->events == p->polled)
+        return;
     if (p->events)
         uv_poll_start(&p->poll, p->events, on_poll);
     else
         uv_poll_stop(&p->poll);
+    p->polled = p->events;
 }
 
 static void add_read(void *data) { pd_redis_uv *p = data; p->events |= UV_READABLE; update(p); }

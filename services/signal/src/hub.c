@@ -656,14 +656,23 @@ static int on_event_raw(pd_hub *h, hub_sock *s, pd_slice data)
     pd_worker *w = h->w;
     pd_slice name, payload;
     int esc = 0;
-    if (pd_jscan_event(data, RAW_MAX_DEPTH, &name, &esc, &payload) != PD_OK || esc)
+    /* The members any signal needs, found in the same pass that validates
+     * the packet (the event's name is known only once that pass is over):
+     * peerId, then each signal event's field (events.c). */
+    pd_jscan_member m[] = {{"peerId", {NULL, 0}}, {"candidate", {NULL, 0}}, {"offer", {NULL, 0}},
+                           {"answer", {NULL, 0}}};
+    if (pd_jscan_event_members(data, RAW_MAX_DEPTH, &name, &esc, &payload, m, PD_ARRAY_LEN(m)) != PD_OK ||
+        esc)
         return 0;
     const pd_event_def *ev = pd_event_lookup(name);
     if (!ev || ev->kind != PD_EVENT_SIGNAL)
         return 0;
-    pd_jscan_member m[2] = {{"peerId", {NULL, 0}}, {ev->field, {NULL, 0}}};
-    if (pd_jscan_object(payload, m, 2) != PD_OK || !m[0].value.base || !m[1].value.base ||
-        m[0].value.base[0] != '"') {
+    size_t f = 1;
+    while (f < PD_ARRAY_LEN(m) && strcmp(m[f].key, ev->field) != 0)
+        f++;
+    if (f == PD_ARRAY_LEN(m))
+        return 0; /* a signal field not listed above: the general path knows it */
+    if (!m[0].value.base || !m[f].value.base || m[0].value.base[0] != '"') {
         pd_metric_add(w->m_messages, ev->name, 1);
         pd_metric_add(w->m_dropped, "bad_payload", 1);
         return 1;
@@ -676,12 +685,12 @@ static int on_event_raw(pd_hub *h, hub_sock *s, pd_slice data)
     if (!relay_allowed(h, s, peer, pd_id_valid(peer), &target))
         return 1;
     const char *sid = s->conn->sid;
-    size_t len = pd_event_signal_packet(NULL, 0, ev->name, ev->field, m[1].value, sid);
+    size_t len = pd_event_signal_packet(NULL, 0, ev->name, ev->field, m[f].value, sid);
     char stackbuf[2048];
     char *pkt = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
     if (!pkt)
         return 1;
-    pd_event_signal_packet(pkt, len, ev->name, ev->field, m[1].value, sid);
+    pd_event_signal_packet(pkt, len, ev->name, ev->field, m[f].value, sid);
     relay_to(h, s->room->id, target, peer, pkt, len);
     if (pkt != stackbuf)
         free(pkt);

@@ -1,8 +1,11 @@
 /* One WebSocket connection carrying one Engine.IO v4 session and its
  * Socket.IO v5 socket on the main namespace.
  *
- * Input: libuv reads into the worker's shared buffer and wslay consumes it at
- * once (wslay keeps partial frames itself), so sessions hold no read buffer.
+ * Input: libuv reads into the worker's shared buffer. Whole text frames are
+ * handled straight from it (feed_simple); a text frame cut by the end of a
+ * read is kept (sess_part) until the next reads complete it; everything
+ * else (control frames, fragments) goes to wslay, which keeps its own
+ * partial frames. An idle session holds no read buffer.
  * Output: text frames are written straight into the session's output buffer
  * (server frames are unmasked, so framing is a 2–10 byte header) and the
  * session is put on the worker's dirty list; an idle handle flushes every
@@ -33,13 +36,25 @@ typedef enum sess_state { S_OPEN, S_CLOSING, S_CLOSED } sess_state;
 #define SESS_CLOSE_LINGER_MS 2000
 
 /* Output buffer kept between flushes up to this size, so a busy socket
- * does not allocate for every write; larger ones are given back. */
-#define SESS_OUT_KEEP 1024
+ * does not allocate (and grow by reallocation) for every write: a loop
+ * turn's frames for one peer are often a few KiB under load. Larger ones are
+ * given back at once; an idle socket's goes back at the next tick (on_tick). */
+#define SESS_OUT_KEEP 16384
 /* An upgrade probe (or a tunnel not yet upgraded) must finish within this,
  * or its connection is cut: it holds the session's one probe slot. */
 #define SESS_UPGRADE_TIMEOUT_MS 10000
 /* How often buffers left empty are given back. */
 #define SESS_OUT_TICK_MS 250
+
+/* The start of a text frame that a read cut short, kept until the next
+ * reads complete it (the direct path then handles it like any other); only
+ * while such a frame is open. */
+typedef struct sess_part {
+    uint32_t len;    /* bytes held */
+    uint32_t cap;    /* bytes allocated in data */
+    uint32_t pieces; /* reads it came in, bounded like the frame library's */
+    uint8_t data[];
+} sess_part;
 
 /* A write in flight and the bytes it carries; allocated per write so idle
  * sessions do not carry a uv_write_t. */
@@ -58,6 +73,7 @@ struct pd_sess {
     pd_sess *prev, *next;          /* the worker's list of sessions not yet closed */
     pd_sess *dirty_next;           /* worker dirty list link */
     wslay_event_context_ptr ws;    /* receive state and control replies; NULL while idle */
+    sess_part *part;               /* a text frame cut by a read; NULL between frames */
     char *out;                     /* frames waiting for the next write */
     uint32_t out_len, out_cap;
     uint32_t writes;               /* writes handed to libuv and not yet completed */
@@ -418,27 +434,113 @@ static void feed(pd_sess *s, const char *data, size_t len)
     sess_mark_dirty(s);
 }
 
+/* One complete, final, masked text frame, unmasked in place and handled.
+ * Returns 0 if the session was closed (invalid UTF-8). */
+static int simple_frame(pd_sess *s, uint8_t *frame, size_t hdr, size_t plen)
+{
+    uint8_t *payload = frame + hdr;
+    pd_ws_unmask(payload, plen, payload - 4);
+    if (!pd_utf8_valid(payload, plen)) {
+        pd_metric_add(s->eng.w->m_closed, "protocol_error", 1);
+        sess_close(s, PD_WS_CLOSE_INVALID_DATA, "invalid UTF-8");
+        return 0;
+    }
+    sess_input(s, pd_slice_make((const char *)payload, plen));
+    return 1;
+}
+
+/* Whether the direct path may take the next frame: the stream is between
+ * messages and wslay holds nothing. */
+static int direct_ok(const pd_sess *s)
+{
+    return s->state == S_OPEN && !s->ws && !s->part && pd_ws_scan_idle(&s->scan);
+}
+
 /* Complete, final, masked text frames read while the stream is between
  * messages skip wslay (which would copy each payload twice and unmask it a
  * byte at a time): they are unmasked in place in the worker's read buffer,
  * checked for UTF-8 and handled at once. Returns how many leading bytes were
  * consumed; the rest (control frames, fragments, a frame cut by the read,
- * anything the pre-check must refuse) goes through feed(). */
+ * anything the pre-check must refuse) is for part_start() or feed(). */
 static size_t feed_simple(pd_sess *s, uint8_t *data, size_t len)
 {
     size_t pos = 0, plen = 0, hdr;
     uint64_t max = (uint64_t)s->eng.w->cfg.max_message_bytes;
-    while (s->state == S_OPEN && !s->ws && pd_ws_scan_idle(&s->scan) &&
-           (hdr = pd_ws_simple_text(data + pos, len - pos, max, &plen)) != 0) {
-        uint8_t *payload = data + pos + hdr;
-        pd_ws_unmask(payload, plen, payload - 4);
+    while (direct_ok(s) && (hdr = pd_ws_simple_text(data + pos, len - pos, max, &plen)) != 0) {
+        size_t at = pos;
         pos += hdr + plen;
-        if (!pd_utf8_valid(payload, plen)) {
-            pd_metric_add(s->eng.w->m_closed, "protocol_error", 1);
-            sess_close(s, PD_WS_CLOSE_INVALID_DATA, "invalid UTF-8");
+        if (!simple_frame(s, data + at, hdr, plen))
             return len;
+    }
+    return pos;
+}
+
+/* A text frame cut by the end of a read is kept and finished from the next
+ * reads instead of going to wslay: otherwise, once a busy peer's reads
+ * start ending inside frames (a full read buffer nearly always does), every
+ * later frame would take the slow path and the worker would fall further
+ * behind. Returns 1 if data[0..len) (the read's tail) was kept. */
+static int part_start(pd_sess *s, const uint8_t *data, size_t len)
+{
+    size_t size = pd_ws_simple_text_size(data, len, (uint64_t)s->eng.w->cfg.max_message_bytes);
+    if (!direct_ok(s) || size == 0 || (size > 1 && size <= len))
+        return 0;
+    size_t cap = size > 1 ? size : 8; /* 8: the longest header it may have */
+    sess_part *p = malloc(sizeof(*p) + cap);
+    if (!p)
+        return 0; /* wslay takes it */
+    p->len = (uint32_t)len;
+    p->cap = (uint32_t)cap;
+    p->pieces = 1;
+    memcpy(p->data, data, len);
+    s->part = p;
+    return 1;
+}
+
+/* Continue the kept frame from a new read: returns how many of its bytes
+ * were taken. The frame, once whole, is handled; a header that turns out to
+ * be no simple text frame sends what was kept to feed(). */
+static size_t part_fill(pd_sess *s, const uint8_t *data, size_t len)
+{
+    uint64_t max = (uint64_t)s->eng.w->cfg.max_message_bytes;
+    size_t pos = 0;
+    if (++s->part->pieces > pd_ws_scan_max_pieces(&s->scan)) {
+        /* Trickled a few bytes per read: refused as the pre-check would. */
+        pd_metric_add(s->eng.w->m_closed, "message_too_big", 1);
+        sess_close(s, PD_WS_CLOSE_TOO_BIG, "message too big");
+        return len;
+    }
+    while (s->part && pos < len) {
+        sess_part *p = s->part;
+        size_t size = pd_ws_simple_text_size(p->data, p->len, max);
+        if (size == 0) {
+            /* Not ours after all (its header is complete now): the full
+             * path sees the frame from its first byte. */
+            s->part = NULL;
+            feed(s, (const char *)p->data, p->len);
+            free(p);
+            return pos;
         }
-        sess_input(s, pd_slice_make((const char *)payload, plen));
+        size_t want = size > 1 ? size : (p->len < 2 ? 2 : 4);
+        if (want > p->cap) {
+            sess_part *q = realloc(p, sizeof(*p) + want);
+            if (!q) {
+                sess_close(s, PD_WS_CLOSE_INTERNAL, "out of memory");
+                return len;
+            }
+            s->part = p = q;
+            p->cap = (uint32_t)want;
+        }
+        size_t take = PD_MIN(want - p->len, len - pos);
+        memcpy(p->data + p->len, data + pos, take);
+        p->len += (uint32_t)take;
+        pos += take;
+        if (size > 1 && p->len == size) {
+            size_t hdr = (p->data[1] & 0x7f) == 126 ? 8 : 6;
+            s->part = NULL;
+            simple_frame(s, p->data, hdr, size - hdr);
+            free(p);
+        }
     }
     return pos;
 }
@@ -460,9 +562,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || s->state != S_OPEN)
         return;
-    size_t done = feed_simple(s, (uint8_t *)buf->base, (size_t)nread);
-    if (done < (size_t)nread && s->state == S_OPEN)
-        feed(s, buf->base + done, (size_t)nread - done);
+    uint8_t *data = (uint8_t *)buf->base;
+    size_t len = (size_t)nread, done = 0;
+    if (s->part)
+        done = part_fill(s, data, len);
+    if (done < len && s->state == S_OPEN)
+        done += feed_simple(s, data + done, len - done);
+    if (done < len && s->state == S_OPEN && !part_start(s, data + done, len - done))
+        feed(s, (const char *)data + done, len - done);
     pd_worker *w = s->eng.w;
     if (s->state != S_OPEN || !w->conn_handler)
         return;
@@ -659,6 +766,7 @@ static void on_handle_closed(uv_handle_t *h)
 {
     pd_sess *s = h->data;
     free(s->tcp);
+    free(s->part);
     if (s->ws)
         wslay_event_context_free(s->ws);
     free(s->out);
