@@ -41,6 +41,16 @@ const metric = async (port, name) => {
   return m ? Number(m[1]) : 0;
 };
 
+/** Until a gauge of the worker reads `want` (a hang guard, not a clock). */
+async function waitMetric(port, name, want) {
+  const end = Date.now() + 15000;
+  for (;;) {
+    if ((await metric(port, name)) === want) return;
+    if (Date.now() > end) assert.fail(`${name} never reached ${want}`);
+    await sleep(20);
+  }
+}
+
 describe("long-polling limits", { timeout: 120000 }, () => {
   let c;
   before(async () => {
@@ -94,14 +104,67 @@ describe("long-polling limits", { timeout: 120000 }, () => {
     const port = c.workers[0].port;
     const sessions = [];
     for (let i = 0; i < 5; i++) sessions.push(await openSession(port));
-    // Five waiting GETs, more than the 4 HTTP connections the address may hold.
-    const waits = sessions.map((S) => hreq(port, "GET", S, { timeout: 20000 }));
-    await sleep(300);
+    // Five waiting GETs, more than the 4 HTTP connections the address may
+    // hold; each is parked before the next connects.
+    const waits = [];
+    for (const S of sessions) {
+      waits.push(hreq(port, "GET", S, { timeout: 20000 }));
+      await waitMetric(port, "privydrop_signal_poll_gets_waiting", waits.length);
+    }
     const post = await hreq(port, "POST", sessions[0], { body: "2x" });
     assert.equal(post.status, 200, `a POST still gets in: ${post.status} ${post.body}`);
     assert.equal((await hreq(port, "GET", "/healthz")).status, 200);
     assert.equal((await waits[0]).body, "3x");
     for (const S of sessions.slice(1)) assert.equal((await hreq(port, "POST", S, { body: "1" })).status, 200);
     await Promise.all(waits);
+  });
+});
+
+describe("long-polling limits across workers", { timeout: 120000 }, () => {
+  let c;
+  const env = { PD_PING_INTERVAL_MS: "60000", PD_PING_TIMEOUT_MS: "60000", PD_TRUSTED_PROXIES: "10.0.0.0/8",
+    PD_HTTP_MAX_CONNS_PER_IP: "4", PD_MAX_CONNS_PER_IP: "6" };
+  before(async () => {
+    c = await startCluster({ workers: 2, roomApi: false, workerEnv: [env, env] });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("GETs forwarded to the owner wait without using up the address's short-lived HTTP connections there", async () => {
+    const [own, other] = c.workers.map((w) => w.port);
+    const sessions = [];
+    for (let i = 0; i < 5; i++) sessions.push(await openSession(own));
+    // Five GETs through the other worker, more than its 4 HTTP connections
+    // per address; each is forwarded before the next connects.
+    const waits = [];
+    for (const S of sessions) {
+      waits.push(hreq(other, "GET", S, { timeout: 20000 }));
+      await waitMetric(other, "privydrop_signal_poll_forward_pending", waits.length);
+    }
+    const post = await hreq(other, "POST", sessions[0], { body: "2x" });
+    assert.equal(post.status, 200, `a POST still gets in: ${post.status} ${post.body}`);
+    assert.equal((await waits[0]).body, "3x");
+    for (const S of sessions) await hreq(own, "POST", S, { body: "1" });
+    const rest = await Promise.all(waits.slice(1));
+    for (const r of rest) assert.equal(r.status, 200, `${r.status} ${r.body}`);
+  });
+
+  it("WebSockets tunnelling to another worker's sessions count against the address's session cap", async () => {
+    const [own, other] = c.workers.map((w) => w.port);
+    const S = await openSession(own);
+    const tag = /sid=(.{8})/.exec(S)[1];
+    const open = [];
+    try {
+      // Made-up sessions under a live worker's tag: each would be a tunnel.
+      for (let i = 0; i < 6; i++) {
+        open.push(await RawWs.connect(other, `/socket.io/?EIO=4&transport=websocket&sid=${tag}${"x".repeat(19)}${i}`));
+      }
+      await assert.rejects(RawWs.connect(other, `/socket.io/?EIO=4&transport=websocket&sid=${tag}${"y".repeat(20)}`),
+        (e) => e.status === 429);
+    } finally {
+      for (const ws of open) ws.close();
+      await hreq(own, "POST", S, { body: "1" });
+    }
   });
 });

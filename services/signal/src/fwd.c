@@ -7,6 +7,8 @@
 #include "privydrop/pd_eio.h"
 #include "privydrop/pd_id.h"
 #include "privydrop/pd_log.h"
+#include "privydrop/pd_map.h"
+#include "privydrop/pd_netaddr.h"
 #include "privydrop/pd_ptab.h"
 #include "fwd.h"
 #include "poll.h"
@@ -24,6 +26,7 @@ typedef struct fwd_req {
     struct fwd_req *prev, *next; /* every waiting request */
     pd_http_conn *conn;          /* the client's request, answered once */
     char *cors;                  /* CORS header lines for the answer (owned), or NULL */
+    char ip_key[INET6_ADDRSTRLEN]; /* a waiting GET let out of the HTTP cap: its client's key, else "" */
     uint64_t deadline;           /* monotonic ms */
     char owner[PD_FWD_TAG_LEN + 1]; /* the session's worker */
     char id[24];                 /* decimal request id: the table's key */
@@ -35,11 +38,14 @@ typedef struct fwd_req {
 /* A WebSocket on this worker carrying a session of another worker. */
 typedef struct fwd_tunnel {
     pd_sess *s;                  /* the WebSocket (borrowed; it tells us when it goes) */
+    char ip_key[INET6_ADDRSTRLEN]; /* its client's address key, for the per-address count */
     char owner[PD_FWD_TAG_LEN + 1];
     char sid[PD_FWD_MAX_SID + 1];   /* the table's key */
 } fwd_tunnel;
 
 struct pd_fwd {
+    pd_map *tunnel_ips;          /* pd_addr_key of the client → tunnels open (uintptr_t) */
+    pd_map *get_ips;             /* the same → forwarded GETs waiting outside the HTTP cap */
     pd_ptab *tunnels;            /* fwd_tunnel by sid */
     pd_ptab *reqs;               /* fwd_req by id */
     fwd_req *head;               /* the same, as a list for the sweep */
@@ -63,9 +69,28 @@ static const char *type_of(char t)
     return t == 't' ? "text/plain; charset=UTF-8" : t == 'h' ? "text/html" : "application/json";
 }
 
-/* Answer and forget one request. */
-static void req_finish(pd_fwd *f, fwd_req *r, int status, char type, const char *body, size_t len)
+/* Per-address counters (pd_addr_key → count as a pointer). */
+static size_t ip_get(const pd_map *m, const char *key)
 {
+    return (uintptr_t)pd_map_get(m, pd_slice_cstr(key));
+}
+
+static int ip_add(pd_map *m, const char *key, int d)
+{
+    uintptr_t n = (uintptr_t)pd_map_get(m, pd_slice_cstr(key));
+    if (d < 0 && n <= 1) {
+        pd_map_del(m, pd_slice_cstr(key));
+        return PD_OK;
+    }
+    return pd_map_put(m, pd_slice_cstr(key), (void *)(uintptr_t)(d < 0 ? n - 1 : n + 1));
+}
+
+/* Answer and forget one request. */
+static void req_finish(pd_worker *w, fwd_req *r, int status, char type, const char *body, size_t len)
+{
+    pd_fwd *f = w->fwd;
+    if (r->ip_key[0])
+        ip_add(f->get_ips, r->ip_key, -1);
     pd_ptab_del(f->reqs, pd_slice_cstr(r->id));
     if (r->prev)
         r->prev->next = r->next;
@@ -76,11 +101,12 @@ static void req_finish(pd_fwd *f, fwd_req *r, int status, char type, const char 
     pd_http_respond(r->conn, status, type_of(type), r->cors, body, len, 0);
     free(r->cors);
     free(r);
+    pd_metric_set(w->m_fwd_pending, NULL, (double)pd_ptab_count(f->reqs));
 }
 
-static void req_unknown(pd_fwd *f, fwd_req *r)
+static void req_unknown(pd_worker *w, fwd_req *r)
 {
-    req_finish(f, r, 400, 'j', PD_EIO_ERR_UNKNOWN_SID, strlen(PD_EIO_ERR_UNKNOWN_SID));
+    req_finish(w, r, 400, 'j', PD_EIO_ERR_UNKNOWN_SID, strlen(PD_EIO_ERR_UNKNOWN_SID));
 }
 
 /* An owner whose channel nobody hears any more is gone (its worker died:
@@ -94,7 +120,7 @@ static void owner_gone(pd_worker *w, pd_slice owner)
         fwd_req *next = r->next;
         if (pd_slice_eq(owner, r->owner)) {
             pd_metric_add(w->m_dropped, "poll_owner_gone", 1);
-            req_unknown(f, r);
+            req_unknown(w, r);
         }
         r = next;
     }
@@ -130,7 +156,7 @@ static void on_sweep(uv_timer_t *t)
         fwd_req *next = r->next;
         if (r->deadline <= now) {
             pd_metric_add(w->m_dropped, "poll_forward_timeout", 1);
-            req_unknown(f, r);
+            req_unknown(w, r);
         } else if (n < FWD_MAX_OWNERS_PER_SWEEP) {
             char ch[sizeof(chans[0])];
             snprintf(ch, sizeof(ch), "%s%s", PD_FWD_CHANNEL_PREFIX, r->owner);
@@ -177,9 +203,13 @@ int pd_fwd_init(pd_worker *w)
         return PD_ERR;
     f->reqs = pd_ptab_create(req_key);
     f->tunnels = pd_ptab_create(tunnel_key);
-    if (!f->reqs || !f->tunnels) {
+    f->tunnel_ips = pd_map_create();
+    f->get_ips = pd_map_create();
+    if (!f->reqs || !f->tunnels || !f->tunnel_ips || !f->get_ips) {
         pd_ptab_free(f->reqs);
         pd_ptab_free(f->tunnels);
+        pd_map_free(f->tunnel_ips);
+        pd_map_free(f->get_ips);
         free(f);
         return PD_ERR;
     }
@@ -203,11 +233,13 @@ void pd_fwd_close(pd_worker *w)
     if (!f)
         return;
     while (f->head)
-        req_finish(f, f->head, 503, 'j', "{\"error\":\"Server shutting down\"}", 32);
+        req_finish(w, f->head, 503, 'j', "{\"error\":\"Server shutting down\"}", 32);
     pd_ptab_free(f->reqs);
     /* Tunnels belong to their WebSockets, which the session layer closes
      * (each calls pd_fwd_tunnel_end); what is left is only the table. */
     pd_ptab_free(f->tunnels);
+    pd_map_free(f->tunnel_ips);
+    pd_map_free(f->get_ips);
     uv_close((uv_handle_t *)&f->sweep, on_sweep_closed);
     w->fwd = NULL;
 }
@@ -234,15 +266,15 @@ static void on_published(redisReply *reply, void *data)
     fwd_req *r = f ? pd_ptab_get(f->reqs, pd_slice_cstr(id + sizeof(w))) : NULL;
     if (r) {
         if (!reply || reply->type == REDIS_REPLY_ERROR)
-            req_finish(f, r, 503, 'j', "{\"error\":\"Service unavailable\"}", 31);
+            req_finish(w, r, 503, 'j', "{\"error\":\"Service unavailable\"}", 31);
         else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
-            req_unknown(f, r);
+            req_unknown(w, r);
     }
     free(id);
 }
 
 void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, pd_slice sid,
-                    const char *cors)
+                    const char *client_ip, const char *cors)
 {
     pd_fwd *f = w->fwd;
     int post = req->method == PD_HTTP_POST;
@@ -279,6 +311,17 @@ void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, p
     r->conn = c;
     r->cors = cors ? strdup(cors) : NULL;
     memcpy(r->owner, sid.base, PD_FWD_TAG_LEN);
+    if (!post) {
+        /* A GET may wait long: like a local one it leaves the HTTP layer's
+         * per-host cap, bounded instead by as many per address as it may
+         * have sessions. */
+        char key[INET6_ADDRSTRLEN];
+        pd_addr_key(client_ip, key);
+        if (ip_get(f->get_ips, key) < (size_t)w->cfg.max_conns_per_ip && ip_add(f->get_ips, key, 1) == PD_OK) {
+            memcpy(r->ip_key, key, sizeof(key));
+            pd_http_conn_release_slot(c);
+        }
+    }
     r->deadline = pd_mono_ms() + (post ? FWD_POST_TIMEOUT_MS
                                        : (uint64_t)(w->cfg.ping_interval_ms + w->cfg.ping_timeout_ms) + FWD_GET_SLACK_MS);
     r->next = f->head;
@@ -291,9 +334,10 @@ void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, p
     const char *argv[3] = {"PUBLISH", channel, msg};
     size_t lens[3] = {7, strlen(channel), len};
     pd_metric_add(w->m_poll_forwarded, NULL, 1);
+    pd_metric_set(w->m_fwd_pending, NULL, (double)pd_ptab_count(f->reqs));
     if (pd_redis_cmd_argv(w->redis, on_published, cb_id, 3, argv, lens) != PD_OK) {
         free(cb_id);
-        req_finish(f, r, 503, 'j', "{\"error\":\"Service unavailable\"}", 31);
+        req_finish(w, r, 503, 'j', "{\"error\":\"Service unavailable\"}", 31);
     }
     free(msg);
 }
@@ -370,7 +414,7 @@ void pd_fwd_on_message(pd_worker *w, pd_slice m)
         int status = (b.base[0] - '0') * 100 + (b.base[1] - '0') * 10 + (b.base[2] - '0');
         if (status < 200 || status > 599)
             status = 502;
-        req_finish(f, r, status, c.base[0], m.base, m.len);
+        req_finish(w, r, status, c.base[0], m.base, m.len);
         return;
     }
     if (kind.base[0] == 'T' || kind.base[0] == 'X') {
@@ -413,7 +457,18 @@ void pd_fwd_on_message(pd_worker *w, pd_slice m)
 
 /* ---- WebSockets carrying another worker's session ---------------------------- */
 
-int pd_fwd_tunnel_begin(pd_worker *w, pd_slice sid, pd_sess *s)
+size_t pd_fwd_tunnel_count(const pd_worker *w, const char *client_ip)
+{
+    if (!w->fwd)
+        return 0;
+    if (!client_ip)
+        return pd_ptab_count(w->fwd->tunnels);
+    char key[INET6_ADDRSTRLEN];
+    pd_addr_key(client_ip, key);
+    return ip_get(w->fwd->tunnel_ips, key);
+}
+
+int pd_fwd_tunnel_begin(pd_worker *w, pd_slice sid, const char *client_ip, pd_sess *s)
 {
     pd_fwd *f = w->fwd;
     if (sid.len <= PD_FWD_TAG_LEN || sid.len > PD_FWD_MAX_SID || pd_ptab_get(f->tunnels, sid))
@@ -421,13 +476,20 @@ int pd_fwd_tunnel_begin(pd_worker *w, pd_slice sid, pd_sess *s)
     fwd_tunnel *t = calloc(1, sizeof(*t));
     if (!t)
         return PD_ERR;
+    pd_addr_key(client_ip, t->ip_key);
+    if (ip_add(f->tunnel_ips, t->ip_key, 1) != PD_OK) {
+        free(t);
+        return PD_ERR;
+    }
     t->s = s;
     memcpy(t->owner, sid.base, PD_FWD_TAG_LEN);
     memcpy(t->sid, sid.base, sid.len);
     if (pd_ptab_put(f->tunnels, t) != PD_OK) {
+        ip_add(f->tunnel_ips, t->ip_key, -1);
         free(t);
         return PD_ERR;
     }
+    pd_metric_set(w->m_tunnels, NULL, (double)pd_ptab_count(f->tunnels));
     sweep_start(w);
     return PD_OK;
 }
@@ -537,6 +599,8 @@ void pd_fwd_tunnel_end(pd_worker *w, pd_slice sid)
     fwd_tunnel *t = f ? pd_ptab_del(f->tunnels, sid) : NULL;
     if (!t)
         return;
+    ip_add(f->tunnel_ips, t->ip_key, -1);
+    pd_metric_set(w->m_tunnels, NULL, (double)pd_ptab_count(f->tunnels));
     char head[PD_FWD_MAX_SID + 32];
     int n = snprintf(head, sizeof(head), "X %s %s\n", w->eio_tag, t->sid);
     pd_fwd_publish(w, pd_slice_cstr(t->owner), head, (size_t)n, NULL, 0, NULL, NULL);

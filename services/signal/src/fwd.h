@@ -58,7 +58,7 @@ int pd_fwd_is_local(const pd_worker *w, pd_slice sid);
  * unknown" if it is gone, or 503 if Redis is). `cors` as in
  * pd_poll_request. */
 void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, pd_slice sid,
-                    const char *cors);
+                    const char *client_ip, const char *cors);
 
 /* A message on a pd:eio: channel (ours). */
 void pd_fwd_on_message(pd_worker *w, pd_slice message);
@@ -76,7 +76,10 @@ int pd_fwd_publish(pd_worker *w, pd_slice to, const char *head, size_t hlen, con
  * `sid` of another worker from begin to end (PD_ERR: refuse it). Packets
  * go through pd_fwd_tunnel_packet; the owner's come back through
  * pd_sess_tunnel_out / pd_sess_tunnel_close. */
-int pd_fwd_tunnel_begin(pd_worker *w, pd_slice sid, pd_sess *s);
+int pd_fwd_tunnel_begin(pd_worker *w, pd_slice sid, const char *client_ip, pd_sess *s);
+/* Tunnels open on this worker: all (client_ip NULL) or from that client's
+ * address (its IPv6 /64); they count against the same caps as sessions. */
+size_t pd_fwd_tunnel_count(const pd_worker *w, const char *client_ip);
 void pd_fwd_tunnel_packet(pd_worker *w, pd_slice sid, pd_slice pkt);
 void pd_fwd_tunnel_end(pd_worker *w, pd_slice sid);
 

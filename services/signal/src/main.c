@@ -208,12 +208,15 @@ static const char *cors_headers(const pd_worker *w, const pd_slice *origin, char
  * the refusal itself and returns 0 when not. */
 static int admit_session(pd_worker *w, pd_http_conn *c, const char *client_ip)
 {
-    if (w->draining || pd_hub_session_count(w->hub) >= (size_t)w->cfg.max_connections) {
+    /* Tunnels (another worker's sessions carried here) hold a socket and
+     * memory here like sessions do, so they count against the same caps. */
+    if (w->draining ||
+        pd_hub_session_count(w->hub) + pd_fwd_tunnel_count(w, NULL) >= (size_t)w->cfg.max_connections) {
         pd_http_respond_json(c, 503, "Retry-After: 1\r\n",
                              "{\"error\":\"Server busy, try another instance\"}", 1);
         return 0;
     }
-    if (pd_hub_ip_count(w->hub, client_ip) >= (size_t)w->cfg.max_conns_per_ip) {
+    if (pd_hub_ip_count(w->hub, client_ip) + pd_fwd_tunnel_count(w, client_ip) >= (size_t)w->cfg.max_conns_per_ip) {
         pd_metric_add(w->m_dropped, "ip_connection_cap", 1);
         pd_http_respond_json(c, 429, "Retry-After: 5\r\n", "{\"error\":\"Too many connections from this address\"}", 1);
         return 0;
@@ -245,7 +248,7 @@ static void handle_polling(pd_worker *w, pd_http_conn *c, const pd_http_request 
     /* No sticky sessions: a request for another worker's session is
      * forwarded to it (fwd.h). */
     if (q->has_sid && !pd_fwd_is_local(w, q->sid)) {
-        pd_fwd_request(w, c, req, q->sid, cors);
+        pd_fwd_request(w, c, req, q->sid, client_ip, cors);
         return;
     }
     pd_poll_request(w, c, req, q, client_ip, cors);
@@ -300,6 +303,8 @@ static void handle_socketio(pd_worker *w, pd_http_conn *c, const pd_http_request
             pd_http_respond_json(c, 400, NULL, PD_EIO_ERR_UNKNOWN_SID, 0);
             return;
         }
+        if (!admit_session(w, c, client_ip))
+            return;
         tunnel = 1;
         memcpy(tsid, q.sid.base, q.sid.len); /* the query goes with the detach */
         tsid[q.sid.len] = '\0';
@@ -324,7 +329,7 @@ static void handle_socketio(pd_worker *w, pd_http_conn *c, const pd_http_request
     uv_tcp_t *tcp = pd_http_conn_detach(c, head, (size_t)n, &left, &left_len);
     if (tcp) {
         if (tunnel)
-            pd_sess_create_tunnel(w, tcp, pd_slice_cstr(tsid), left, left_len);
+            pd_sess_create_tunnel(w, tcp, pd_slice_cstr(tsid), client_ip, left, left_len);
         else if (p)
             pd_sess_create_probe(w, tcp, p, left, left_len);
         else
@@ -501,6 +506,14 @@ static void add_metrics(pd_worker *w)
                                    "Socket.IO events received, by event.", "event");
     w->m_dropped = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_dropped_total",
                                   "Packets and signals dropped, by reason.", "reason");
+    w->m_polls = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_polling_sessions",
+                                "Long-polling sessions owned by this worker (not yet upgraded).", NULL);
+    w->m_poll_gets = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_poll_gets_waiting",
+                                    "Long-polling GETs waiting here for packets.", NULL);
+    w->m_tunnels = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_tunnels",
+                                  "WebSockets on this worker carrying another worker's session.", NULL);
+    w->m_fwd_pending = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_poll_forward_pending",
+                                      "Polling requests forwarded to their owner and not yet answered.", NULL);
     w->m_poll_forwarded = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_poll_forwarded_total",
                                          "Long-polling requests and tunnelled packets sent to the worker "
                                          "that owns their session.", NULL);

@@ -123,7 +123,6 @@ static void poll_unlink(pd_poll *p)
 
 static void tp_close(pd_eng *e, uint16_t code, const char *reason)
 {
-    (void)reason;
     pd_poll *p = poll_of(e);
     if (p->gone)
         return;
@@ -132,9 +131,12 @@ static void tp_close(pd_eng *e, uint16_t code, const char *reason)
     /* The close packet goes to a waiting (or the next, if it comes before
      * the flush) GET; anything after finds no session. */
     p->overflow = 0;
-    if (poll_append(p, "1", 1) != PD_OK) {
+    /* The client's own close: a waiting GET just ends (noop), as the
+     * reference server answers it; any other close tells the client. */
+    const char *last = reason && strcmp(reason, "client close") == 0 ? "6" : "1";
+    if (poll_append(p, last, 1) != PD_OK) {
         p->out_len = 0;
-        poll_append(p, "1", 1);
+        poll_append(p, last, 1);
     }
     poll_unlink(p);
     poll_mark_dirty(p);
@@ -189,6 +191,8 @@ static void poll_answer_get(pd_poll *p, const char *body, size_t len)
     }
     pd_http_conn *c = p->get;
     p->get = NULL;
+    p->eng.w->poll_gets--;
+    pd_metric_set(p->eng.w->m_poll_gets, NULL, (double)p->eng.w->poll_gets);
     pd_http_respond(c, 200, TEXT_TYPE, p->get_headers, body, len, 0);
     free(p->get_headers);
     p->get_headers = NULL;
@@ -197,6 +201,7 @@ static void poll_answer_get(pd_poll *p, const char *body, size_t len)
 static void poll_free(pd_poll *p)
 {
     pd_eng_release(&p->eng);
+    pd_metric_set(p->eng.w->m_polls, NULL, (double)pd_poll_count(p->eng.w));
     free(p->get_headers);
     free(p->out);
     free(p);
@@ -277,8 +282,10 @@ static void poll_handshake(pd_worker *w, pd_http_conn *c, const char *client_ip,
         pd_http_respond_json(c, 500, cors, "{\"error\":\"Internal server error\"}", 1);
         return;
     }
+    pd_metric_set(w->m_polls, NULL, (double)pd_poll_count(w));
     /* The open packet is queued: answer with it now. */
     p->get = c;
+    w->poll_gets++;
     p->get_headers = dup_headers(cors);
     poll_mark_dirty(p);
 }
@@ -386,6 +393,8 @@ void pd_poll_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, 
         return;
     }
     p->get = c;
+    w->poll_gets++;
+    pd_metric_set(w->m_poll_gets, NULL, (double)w->poll_gets);
     p->get_headers = dup_headers(cors);
     /* A waiting GET is bounded by the per-address session cap, not by the
      * HTTP layer's cap on short-lived connections. */

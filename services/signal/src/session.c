@@ -926,8 +926,8 @@ pd_sess *pd_sess_create_probe(pd_worker *w, uv_tcp_t *tcp, pd_poll *p, const cha
     return sess_start(s, leftover, leftover_len);
 }
 
-pd_sess *pd_sess_create_tunnel(pd_worker *w, uv_tcp_t *tcp, pd_slice sid, const char *leftover,
-                               size_t leftover_len)
+pd_sess *pd_sess_create_tunnel(pd_worker *w, uv_tcp_t *tcp, pd_slice sid, const char *client_ip,
+                               const char *leftover, size_t leftover_len)
 {
     pd_sess *s = sess_new(w, tcp);
     if (!s)
@@ -941,7 +941,7 @@ pd_sess *pd_sess_create_tunnel(pd_worker *w, uv_tcp_t *tcp, pd_slice sid, const 
         memcpy(copy, sid.base, sid.len);
         copy[sid.len] = '\0';
     }
-    if (!copy || pd_fwd_tunnel_begin(w, sid, s) != PD_OK) {
+    if (!copy || pd_fwd_tunnel_begin(w, sid, client_ip, s) != PD_OK) {
         free(copy);
         sess_close(s, PD_WS_CLOSE_POLICY, "upgrade already in progress");
         return s;

@@ -32,8 +32,8 @@ pd_sess *pd_sess_create_probe(pd_worker *w, uv_tcp_t *tcp, pd_poll *p, const cha
 
 /* A WebSocket upgrade of session `sid` of another worker: a tunnel to its
  * owner (fwd.h). */
-pd_sess *pd_sess_create_tunnel(pd_worker *w, uv_tcp_t *tcp, pd_slice sid, const char *leftover,
-                               size_t leftover_len);
+pd_sess *pd_sess_create_tunnel(pd_worker *w, uv_tcp_t *tcp, pd_slice sid, const char *client_ip,
+                               const char *leftover, size_t leftover_len);
 /* The owner's packet for, or close of, a tunnelled WebSocket (fwd.c). */
 void pd_sess_tunnel_out(pd_sess *s, pd_slice pkt);
 void pd_sess_tunnel_close(pd_sess *s, uint16_t code);

@@ -71,6 +71,11 @@ typedef struct pd_worker {
     pd_metric *m_dropped;         /* counter{reason} */
     pd_metric *m_publishes;       /* counter: bus publishes */
     pd_metric *m_poll_forwarded;  /* counter: polling requests / tunnelled packets sent to their owner */
+    pd_metric *m_polls;           /* gauge: polling sessions owned here */
+    pd_metric *m_tunnels;         /* gauge: tunnels carried here */
+    pd_metric *m_fwd_pending;     /* gauge: forwarded requests waiting */
+    pd_metric *m_poll_gets;       /* gauge: polling GETs waiting here */
+    size_t poll_gets;             /* its value */
     pd_metric *m_bus_received;    /* counter: bus envelopes delivered to us */
     pd_metric *m_redis_up;        /* gauge */
     pd_metric *m_master_changes;  /* counter, set when scraped: Sentinel master changes followed */
