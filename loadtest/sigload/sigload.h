@@ -5,8 +5,9 @@
  *            source address, the HTTP upgrade, masked client frames (RFC
  *            6455 §5.3), Engine.IO v4 open/heartbeat and the Socket.IO v5
  *            connect; events are handed to the mode.
- *   http.c   HTTP/1.1 keep-alive client connections for the room API
- *            (Content-Length bodies only, which is what both stacks send).
+ *   http.c   HTTP/1.1 keep-alive client connections for the room API and
+ *            Engine.IO long-polling (Content-Length bodies only, which is
+ *            what both stacks send).
  *   stats.c  a log-linear latency histogram, /proc readings of the server
  *            processes (CPU time, RSS) and of the kernel's socket memory.
  *   front.c  the balancer of the rolling mode: /readyz probes, round-robin
@@ -170,7 +171,7 @@ struct sl_http {
     int closed;                   /* closing or closed */
     char *rx;                     /* response bytes so far */
     size_t rx_len, rx_cap;
-    char wbuf[1024];              /* the request being written */
+    char wbuf[16384];             /* the request being written (a polling POST batches packets) */
     sl_http_next_fn next;
     sl_http_done_fn done;
     uint64_t t_sched;             /* when the outstanding request was due (hrtime) */
