@@ -323,18 +323,10 @@ static size_t pl_next(sl_http *h, char *buf, size_t cap)
         return 0;
     char head[256];
     size_t room = cap - sizeof(head);
-    /* Whole packets only: the longest run of them that fits. */
-    size_t body = c->out_len, packets = 1;
-    if (body > room) {
-        body = 0;
-        for (size_t i = 0; i < c->out_len && i <= room; i++)
-            if (c->out[i] == '\x1e')
-                body = i;
-        if (body == 0)
-            return 0; /* cannot happen: every packet is far below cap */
-    }
-    for (size_t i = 0; i < body; i++)
-        packets += c->out[i] == '\x1e';
+    size_t packets;
+    size_t body = sl_batch_len(c->out, c->out_len, room, &packets);
+    if (body == 0)
+        return 0; /* cannot happen: every packet is far below cap */
     int hl = snprintf(head, sizeof(head),
                       "POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: %s\r\n"
                       "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %zu\r\n\r\n",

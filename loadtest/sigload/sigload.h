@@ -88,6 +88,13 @@ typedef enum sl_when {
  * is in it (t <= t_end once it closed). */
 sl_when sl_window_when(uint64_t t, uint64_t t_measure, uint64_t t_end, int measuring, int ended);
 
+/* A polling client's queue q (len bytes: packets joined by 0x1e): how many
+ * bytes from its start one request body of at most room bytes carries —
+ * all of it when it fits, else the whole packets that fit (0 when the
+ * first alone does not); *packets their count. The separator after the
+ * batch stays in q (the caller drops it). */
+size_t sl_batch_len(const char *q, size_t len, size_t room, size_t *packets);
+
 /* ---- ws.c ------------------------------------------------------------------ */
 
 typedef struct sl_conn sl_conn;
