@@ -7,9 +7,18 @@
 #
 #   bench/run.sh            full run (several minutes)
 #   bench/run.sh --quick    a few seconds per scenario: proves the machinery
-#   options: --stacks ours,ref   --scenarios relay1,relayx,api,churn,redis,rolling,idle
+#   options: --stacks ours,ref   --scenarios relay1,relayx,poll,api,churn,redis,rolling,idle
 #   PD_BENCH_FRACTIONS="" (full run): relay closed loop only, without the
 #   open-loop runs at fractions of its maximum
+#
+# poll: relay's rooms over Engine.IO long-polling only, two workers. Ours in
+# two layouts: "owner" (every request of a session to the worker that owns
+# it, what sticky sessions give) and "rotate" (each request to the next
+# worker in turn, no affinity: half of them are forwarded to the owner
+# through Redis). The Node reference only as "owner": socket.io on Node
+# needs sticky sessions for polling. Closed loop for the maximum of each,
+# then open loop at half of the lower maximum of ours (both layouts at the
+# same rate, so their latencies compare), the reference at half of its own.
 #
 # rolling (ours only: the Node reference has no drain or readiness to roll
 # on): three workers with the join limit on, rooms of two behind
@@ -34,13 +43,13 @@ stacks=ours,ref
 # idle runs last: tearing down 160 000 sockets keeps the kernel busy (and
 # their TIME_WAIT expiry a minute later), which would show in whatever
 # latency is measured next.
-scenarios=relay1,relayx,api,churn,redis,rolling,idle
+scenarios=relay1,relayx,poll,api,churn,redis,rolling,idle
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --stacks) stacks=$2; shift ;;
     --scenarios) scenarios=$2; shift ;;
-    -h|--help) sed -n 2,24p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,33p "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -63,12 +72,12 @@ if [ $quick = 1 ]; then
   # The quick pass asserts only that every room meets again: its settle
   # time is a hang guard (the run ends as soon as all have met), so a busy
   # machine cannot turn a slow reconnection into a failure.
-  ROLL_ROOMS=30; ROLL_SETTLE=60
+  ROLL_ROOMS=30; ROLL_SETTLE=60; POLL_ROOMS=10; POLL_DUR=2
 else
   DUR=10; WARM=2; ROOMS=100; WINDOW=8; FRACTIONS=${PD_BENCH_FRACTIONS-"0.1 0.25 0.5 0.75 0.9"}
   IDLE_LEVELS="${PD_BENCH_IDLE_LEVELS:-2000 10000 40000 80000}"; IDLE_PROCS=8
   IDLE_HOLD=30; API_CONNS=64; CHURN_PAIRS=50; RB_N=2000000
-  ROLL_ROOMS=${PD_BENCH_ROLL_ROOMS:-1000}; ROLL_SETTLE=15
+  ROLL_ROOMS=${PD_BENCH_ROLL_ROOMS:-1000}; ROLL_SETTLE=15; POLL_ROOMS=100; POLL_DUR=10
 fi
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.dat
@@ -127,6 +136,7 @@ for i in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sl
 
 # ---- stacks ---------------------------------------------------------------------
 WPIDS=(); WPORTS=(); API_PID=; API_PORT=
+REF_TRANSPORTS=websocket   # the reference's Engine.IO transports (poll adds polling)
 # One of our workers as number i (1-based) on port, with extra VAR=value
 # settings; its pid and port go to WPIDS[i-1] and WPORTS[i-1].
 start_ours_worker() { # i port worker-id env...
@@ -149,6 +159,7 @@ start_stack() { # stack nworkers
       continue
     else
       env ROLE=signal PORT="$port" PD_LISTEN_ADDR=127.0.0.1 REDIS_PORT="$RPORT" DISABLE_JOIN_RATE_LIMIT=1 \
+        PD_REF_TRANSPORTS="$REF_TRANSPORTS" \
         "${SRV[@]}" node "$REF/server.js" >"$LOGS/$stack-w$i.log" 2>&1 &
     fi
     WPIDS+=($!); WPORTS+=("$port"); PIDS+=($!)
@@ -196,6 +207,31 @@ relay_scenario() { # stack name nworkers cross?
     echo "== $stack $name: open loop at $f of maximum ($rate/s)"
     sigload "$OUT/$stack-$name-rate$f.json" relay --target "$(targets)" $cross --rooms "$ROOMS" \
       --rate "$rate" --duration "$DUR" --warmup "$WARM" --pids "$pids" --label "$stack $name $f"
+  done
+  stop_stack
+}
+
+poll_scenario() { # stack
+  local stack=$1 layouts=owner layout pids max min= rate
+  [ "$stack" = ours ] && layouts="owner rotate"
+  [ "$stack" = ref ] && REF_TRANSPORTS=polling,websocket
+  start_stack "$stack" 2
+  REF_TRANSPORTS=websocket
+  pids=$(join_pids "${WPIDS[@]}" "$REDIS_PID")
+  for layout in $layouts; do
+    echo "== $stack poll-$layout: long-polling, closed loop (maximum)"
+    sigload "$OUT/$stack-poll-$layout-max.json" poll --layout "$layout" --target "$(targets)" \
+      --rooms "$POLL_ROOMS" --window "$WINDOW" --duration "$POLL_DUR" --warmup "$WARM" --pids "$pids" \
+      --label "$stack poll-$layout max"
+    max=$(per_s "$OUT/$stack-poll-$layout-max.json")
+    if [ -z "$min" ] || [ "$max" -lt "$min" ]; then min=$max; fi
+  done
+  rate=$(awk -v m="$min" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
+  for layout in $layouts; do
+    echo "== $stack poll-$layout: open loop at $rate/s (half of the lower maximum)"
+    sigload "$OUT/$stack-poll-$layout-rate0.5.json" poll --layout "$layout" --target "$(targets)" \
+      --rooms "$POLL_ROOMS" --rate "$rate" --duration "$POLL_DUR" --warmup "$WARM" --pids "$pids" \
+      --label "$stack poll-$layout half"
   done
   stop_stack
 }
@@ -390,6 +426,7 @@ for sc in "${SCEN[@]}"; do
     case "$sc" in
       relay1) relay_scenario "$st" relay1 1 "" ;;
       relayx) relay_scenario "$st" relayx 2 --cross ;;
+      poll) poll_scenario "$st" ;;
       idle) idle_scenario "$st" ;;
       api) api_scenario "$st" ;;
       churn) churn_scenario "$st" ;;

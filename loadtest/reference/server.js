@@ -95,7 +95,10 @@ function startSignal() {
   });
   const origins = corsOrigins();
   const io = new Server(httpServer, {
-    transports: ['websocket'],
+    // WebSocket only, as PrivyDrop's client; the bench's polling scenario
+    // sets PD_REF_TRANSPORTS=polling,websocket (and gives each client one
+    // worker for all its requests: polling on Node needs sticky sessions).
+    transports: (process.env.PD_REF_TRANSPORTS || 'websocket').split(','),
     serveClient: false,
     pingInterval: 25000,
     pingTimeout: 20000,

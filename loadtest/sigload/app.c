@@ -184,10 +184,9 @@ const char APP_CANDIDATE[] =
     "candidate:842163049 1 udp 1677729535 203.0.113.7 51234 typ srflx raddr 10.0.0.5 rport 51234 "
     "generation 0 ufrag EsAw network-cost 999";
 
-void app_send_sdp(sl_conn *from, const char *kind)
+int app_sdp(char *pkt, size_t cap, const char *kind, const char *to, const char *from)
 {
-    char pkt[768];
-    int n = snprintf(pkt, sizeof(pkt),
+    return snprintf(pkt, cap,
                      "42[\"%s\",{\"peerId\":\"%s\",\"%s\":{\"type\":\"%s\",\"sdp\":\"v=0\\r\\no=- "
                      "4611731400430051336 2 IN IP4 127.0.0.1\\r\\ns=-\\r\\nt=0 0\\r\\na=group:BUNDLE "
                      "0\\r\\na=msid-semantic: WMS\\r\\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\\r\\n"
@@ -195,7 +194,13 @@ void app_send_sdp(sl_conn *from, const char *kind)
                      "a=fingerprint:sha-256 "
                      "D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F"
                      "\\r\\na=setup:actpass\\r\\na=mid:0\\r\\na=sctp-port:5000\\r\\n\"},\"from\":\"%s\"}]",
-                     kind, from->peer->sid, kind, kind, from->sid);
+                     kind, to, kind, kind, from);
+}
+
+void app_send_sdp(sl_conn *from, const char *kind)
+{
+    char pkt[768];
+    int n = app_sdp(pkt, sizeof(pkt), kind, from->peer->sid, from->sid);
     sl_conn_send(from, pkt, (size_t)n);
 }
 
@@ -213,6 +218,120 @@ uint64_t app_payload_u64(const char *pkt, size_t len, const char *key)
         digits++;
     }
     return digits ? v : UINT64_MAX;
+}
+
+/* ---- relayed signals (relay.c, poll.c) -------------------------------------------- */
+
+int app_candidate(char *buf, size_t cap, const char *to, const char *from, uint64_t t, uint64_t seq)
+{
+    return snprintf(buf, cap,
+                    "42[\"ice-candidate\",{\"peerId\":\"%s\",\"candidate\":{\"candidate\":\"%s\","
+                    "\"sdpMid\":\"0\",\"sdpMLineIndex\":0,\"usernameFragment\":\"EsAw\",\"t\":%llu,\"s\":%llu},"
+                    "\"from\":\"%s\"}]",
+                    to, APP_CANDIDATE, (unsigned long long)t, (unsigned long long)seq, from);
+}
+
+void app_signal_sent(app *a, uint64_t t)
+{
+    a->sent++;
+    if (a->measuring && t >= a->t_measure)
+        a->sent_window++;
+}
+
+/* Where one arrival belongs. Both ends of the window are the moments the
+ * CPU readings were taken: a signal is "in the window" when it was due at
+ * or after its start and sent before its end, which is exactly what
+ * app_signal_sent counted. */
+void app_signal_arrived(app *a, uint64_t *rx_next, uint64_t peer_sent, const char *pkt, size_t len, uint64_t now)
+{
+    uint64_t t = app_payload_u64(pkt, len, "\"t\":"), seq = app_payload_u64(pkt, len, "\"s\":");
+    if (t == UINT64_MAX || t > now || seq == UINT64_MAX) {
+        a->errors++; /* not a candidate the peer sent */
+        return;
+    }
+    switch (sl_seq_take(rx_next, seq, peer_sent, &a->lost_gaps)) {
+    case SL_SEQ_UNSENT:
+        a->errors++;
+        return;
+    case SL_SEQ_REPEAT:
+        a->duplicates++;
+        return;
+    case SL_SEQ_NEW:
+        break;
+    }
+    a->delivered++;
+    if (a->measuring)
+        a->received_window++;
+    switch (sl_window_when(t, a->t_measure, a->t_end, a->measuring, a->phase >= 2)) {
+    case SL_WHEN_IN_TIME:
+        a->in_time++;
+        sl_hist_add(&a->hist, now - t);
+        sl_hist_add(&a->hist_with_late, now - t);
+        break;
+    case SL_WHEN_LATE:
+        a->late++;
+        sl_hist_add(&a->hist_with_late, now - t);
+        break;
+    case SL_WHEN_OUTSIDE:
+        break;
+    }
+}
+
+const sl_hist *app_signals_report(app *a, sl_sbuf *j, const sl_measured *m, const char *key)
+{
+    double rate = m->window_s > 0 ? (double)a->received_window / m->window_s : 0;
+    double sent_rate = m->window_s > 0 ? (double)a->sent_window / m->window_s : 0;
+    uint64_t lost = a->sent > a->delivered ? a->sent - a->delivered : 0;
+    uint64_t arrived = a->in_time + a->late;
+    uint64_t lost_window = a->sent_window > arrived ? a->sent_window - arrived : 0;
+    sl_sb(j, "\"%s\":{\"rooms_ready\":%llu,\"rooms_failed\":%llu,\"sent\":%llu,\"received\":%llu,"
+             "\"received_window\":%llu,\"dropped\":%llu,\"per_s\":%.1f,\"per_server_cpu_s\":%.1f,",
+          key, (unsigned long long)a->established, (unsigned long long)a->join_failed, (unsigned long long)a->sent,
+          (unsigned long long)a->received, (unsigned long long)a->received_window, (unsigned long long)a->dropped,
+          rate, m->cpu_s > 0 ? (double)a->received_window / m->cpu_s : 0);
+    sl_sb(j, "\"sent_window\":%llu,\"sent_per_s\":%.1f,\"in_time\":%llu,\"late\":%llu,\"lost_window\":%llu,"
+             "\"delivered\":%llu,\"lost\":%llu,\"lost_gaps\":%llu,\"duplicates\":%llu,\"drain_s\":%.3f,"
+             "\"drain_limit_s\":%.3f,\"drain_timed_out\":%s},",
+          (unsigned long long)a->sent_window, sent_rate, (unsigned long long)a->in_time,
+          (unsigned long long)a->late, (unsigned long long)lost_window, (unsigned long long)a->delivered,
+          (unsigned long long)lost, (unsigned long long)a->lost_gaps, (unsigned long long)a->duplicates,
+          a->drain_s, a->o.drain, a->drain_timed_out ? "true" : "false");
+    if (a->late) {
+        /* The slowest signals of the window are the late ones: the
+         * latency above leaves them out, this one does not. */
+        sl_sb_hist(j, "latency_with_late", &a->hist_with_late);
+        sl_sb(j, ",");
+    }
+    if (a->hist_lag.count) {
+        /* Time a signal waited in the generator before leaving: when it
+         * grows, the generator is the bottleneck and the latency below is
+         * partly its own. */
+        sl_sb_hist(j, "send_lag", &a->hist_lag);
+        sl_sb(j, ",");
+    }
+    printf("  %llu rooms, %llu signals sent, %llu received; %.0f/s in the window", (unsigned long long)a->established,
+           (unsigned long long)a->sent, (unsigned long long)a->received, rate);
+    if (m->cpu_s > 0)
+        printf(", %.0f per server CPU-second", (double)a->received_window / m->cpu_s);
+    printf("\n");
+    printf("  sent in the window %llu (%.0f/s): %llu in time, %llu late (in the %.2fs drain), %llu lost\n",
+           (unsigned long long)a->sent_window, sent_rate, (unsigned long long)a->in_time,
+           (unsigned long long)a->late, a->drain_s, (unsigned long long)lost_window);
+    if (a->hist_lag.count)
+        printf("  generator send lag: p50 %.0f us  p99 %.0f us  max %.0f us\n",
+               (double)sl_hist_quantile(&a->hist_lag, 0.5) / 1e3, (double)sl_hist_quantile(&a->hist_lag, 0.99) / 1e3,
+               (double)a->hist_lag.max / 1e3);
+    if (a->late)
+        printf("  latency with the late ones: p50 %.0f us  p99 %.0f us  max %.0f us\n",
+               (double)sl_hist_quantile(&a->hist_with_late, 0.5) / 1e3,
+               (double)sl_hist_quantile(&a->hist_with_late, 0.99) / 1e3, (double)a->hist_with_late.max / 1e3);
+    if (lost || a->duplicates)
+        printf("  WARNING: %llu of %llu signals never arrived (%llu skipped on their path, %llu missing when the "
+               "drain %s), %llu duplicates\n",
+               (unsigned long long)lost, (unsigned long long)a->sent, (unsigned long long)a->lost_gaps,
+               (unsigned long long)(lost - (a->lost_gaps < lost ? a->lost_gaps : lost)),
+               a->drain_timed_out ? "timed out" : "ended", (unsigned long long)a->duplicates);
+    return &a->hist;
 }
 
 /* ---- the measured window, pacing, the end ------------------------------------ */

@@ -10,6 +10,8 @@
  *   api.c      keep-alive HTTP load on the room API: requests per second
  *   rolling.c  peers behind a /readyz-following front while the workers are
  *              restarted in turn: rooms that meet again, signals lost
+ *   poll.c     relay's rooms over Engine.IO long-polling instead of
+ *              WebSocket, with or without worker affinity
  * app.c holds what they share (room creation, the connection ramp, the
  * measured window, shutdown), report.c the report around each scenario's
  * own part, procs.c relay's --procs (several generator processes, one
@@ -41,6 +43,7 @@ typedef struct opts {
     int pids[SL_MAX_PIDS];
     int npids;
     int procs;                    /* relay: generator processes (1) */
+    int rotate;                   /* poll: each request to the next worker in turn (no affinity) */
 } opts;
 
 /* Growable text for the JSON report. */
@@ -72,9 +75,10 @@ typedef struct sl_scenario {
     void (*free)(app *a);         /* scenario state; NULL when it has none */
 } sl_scenario;
 
-extern const sl_scenario SL_IDLE, SL_RELAY, SL_CHURN, SL_API, SL_ROLLING;
+extern const sl_scenario SL_IDLE, SL_RELAY, SL_CHURN, SL_API, SL_ROLLING, SL_POLL;
 
 struct roll_state;
+struct poll_state;
 
 /* The whole program state. The sl_run the transport layer sees is embedded;
  * app_of() gets back here from it. */
@@ -130,6 +134,7 @@ struct app {
     double ramp_s;
     uint64_t open_at_end;
     struct roll_state *roll;      /* rolling.c's own state */
+    struct poll_state *poll;      /* poll.c's own state */
     /* --procs (procs.c): in a child, its pipes to the parent; -1 otherwise */
     int procs_index, procs_up, procs_down;
     int procs_said_ready;         /* 'R' sent */
@@ -166,6 +171,22 @@ void app_send_join(app *a, sl_conn *c);
 int app_join_ok(const char *pkt, size_t len);
 /* An offer or answer with a browser-sized SDP, from c to its peer. */
 void app_send_sdp(sl_conn *from, const char *kind);
+/* The same packet as text in pkt (cap bytes), from one socket id to another;
+ * returns its length. */
+int app_sdp(char *pkt, size_t cap, const char *kind, const char *to, const char *from);
+
+/* Relayed signals, the same over WebSocket (relay.c) and long-polling
+ * (poll.c). app_candidate writes one ICE candidate event carrying its due
+ * time t and the sender's sequence number seq, returns its length;
+ * app_signal_sent counts one as sent (and in the window if due in it);
+ * app_signal_arrived accounts for one that arrived at now from the peer
+ * whose next expected number is *rx_next and who has sent peer_sent (new,
+ * duplicate, lost before it; in time or late); app_signals_report writes
+ * the accounting as JSON member key and the text lines. */
+int app_candidate(char *buf, size_t cap, const char *to, const char *from, uint64_t t, uint64_t seq);
+void app_signal_sent(app *a, uint64_t t);
+void app_signal_arrived(app *a, uint64_t *rx_next, uint64_t peer_sent, const char *pkt, size_t len, uint64_t now);
+const sl_hist *app_signals_report(app *a, sl_sbuf *j, const sl_measured *m, const char *key);
 /* The "candidate" text every ICE candidate carries (browser-sized). */
 extern const char APP_CANDIDATE[];
 /* The decimal number after key (e.g. "\"t\":") in pkt, UINT64_MAX if none. */

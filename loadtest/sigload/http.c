@@ -7,6 +7,8 @@
 
 #include "sigload.h"
 
+#define SL_HTTP_MAX_BODY (16L << 20)
+
 static void http_on_closed(uv_handle_t *h)
 {
     sl_http *c = h->data;
@@ -56,6 +58,9 @@ static long response_length(const char *p, size_t n, int *status, size_t *body_o
     }
     if (clen < 0)
         clen = 0;
+    /* A body this large is no answer either stack gives: a broken peer. */
+    if (clen > SL_HTTP_MAX_BODY)
+        return -1;
     if (n < head + (size_t)clen)
         return 0;
     *body_off = head;

@@ -33,15 +33,20 @@ static const char USAGE[] =
     "          restarts the workers in turn, then sends SIGUSR1; signals at --rate\n"
     "          (default 2 per room per second). Exit 1 unless every room met again\n"
     "          and no signal was lost outside a reconnect window\n"
+    "  poll    relay's rooms and signals over Engine.IO long-polling only (handshake\n"
+    "          GET, POST 40, a waiting GET loop, POSTs batching packets); --layout\n"
+    "          owner: every request to the session's worker; rotate: each request\n"
+    "          to the next --target in turn (no affinity)\n"
     "\n"
     "Options:\n"
     "  --target H:P[,H:P...]  signal workers, used round-robin (127.0.0.1:3001)\n"
     "  --api H:P              room API; rooms are created through it (127.0.0.1:3002)\n"
     "  --conns N              idle: sockets; churn: pairs; api: connections (100)\n"
-    "  --rooms N              relay, rolling: rooms (100)\n"
+    "  --rooms N              relay, rolling, poll: rooms (100)\n"
     "  --cross                relay/churn: the two peers on different targets\n"
-    "  --rate R               relay: signals/s; api: requests/s; 0 = as fast as answered (0)\n"
-    "  --window W             closed-loop relay: signals in flight per peer (4)\n"
+    "  --rate R               relay, poll: signals/s; api: requests/s; 0 = as fast as answered (0)\n"
+    "  --window W             closed-loop relay, poll: signals in flight per peer (4)\n"
+    "  --layout owner|rotate  poll: requests to the session's worker, or round-robin (owner)\n"
     "  --signals N            relay: send N ICE candidates in all, end once all arrived\n"
     "                         (--duration stays the limit); for fixed-count cost runs\n"
     "  --route NAME           api: check_room or get_room (check_room)\n"
@@ -50,7 +55,7 @@ static const char USAGE[] =
     "  --warmup S             seconds before measuring (1)\n"
     "  --procs N              relay: N generator processes, each with its share of the\n"
     "                         rooms and of --rate, merged into one report (1)\n"
-    "  --drain S              relay: seconds at most, after the window, to wait for the\n"
+    "  --drain S              relay, poll: seconds at most, after the window, to wait for the\n"
     "                         signals still in flight (5)\n"
     "  --connect-rate N       new connections per second (4000)\n"
     "  --inflight N           handshakes in flight at most (200)\n"
@@ -71,7 +76,7 @@ static const char USAGE[] =
     "  --quiet                no progress lines\n";
 
 /* Every scenario, by the name given as MODE. */
-static const sl_scenario *const SCENARIOS[] = {&SL_IDLE, &SL_RELAY, &SL_CHURN, &SL_API, &SL_ROLLING};
+static const sl_scenario *const SCENARIOS[] = {&SL_IDLE, &SL_RELAY, &SL_CHURN, &SL_API, &SL_ROLLING, &SL_POLL};
 
 /* ---- options ------------------------------------------------------------------------------- */
 
@@ -168,6 +173,12 @@ static int parse_args(app *a, int argc, char **argv)
             o->rooms = atoi(v);
         } else if (strcmp(k, "--cross") == 0) {
             o->cross = 1;
+        } else if (strcmp(k, "--layout") == 0) {
+            NEED();
+            if (strcmp(v, "rotate") == 0)
+                o->rotate = 1;
+            else if (strcmp(v, "owner") != 0)
+                return die_usage("unknown --layout", v);
         } else if (strcmp(k, "--rate") == 0) {
             NEED();
             o->rate = atof(v);
@@ -266,6 +277,8 @@ static int parse_args(app *a, int argc, char **argv)
         return die_usage("--procs is for relay only", NULL);
     if (o->procs > o->rooms)
         return die_usage("--procs needs at least one room per process", NULL);
+    if (o->rotate && r->ntargets < 2)
+        return die_usage("--layout rotate needs two --target addresses", NULL);
     if (o->cross && r->ntargets < 2)
         return die_usage("--cross needs two --target addresses", NULL);
     return 0;

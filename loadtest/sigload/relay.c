@@ -37,56 +37,10 @@ static void send_candidate(app *a, sl_conn *from, uint64_t t)
     if (a->o.signals && a->sent >= a->o.signals)
         return;
     char pkt[512];
-    int n = snprintf(pkt, sizeof(pkt),
-                     "42[\"ice-candidate\",{\"peerId\":\"%s\",\"candidate\":{\"candidate\":\"%s\","
-                     "\"sdpMid\":\"0\",\"sdpMLineIndex\":0,\"usernameFragment\":\"EsAw\",\"t\":%llu,\"s\":%llu},"
-                     "\"from\":\"%s\"}]",
-                     from->peer->sid, APP_CANDIDATE, (unsigned long long)t, (unsigned long long)from->sent,
-                     from->sid);
+    int n = app_candidate(pkt, sizeof(pkt), from->peer->sid, from->sid, t, from->sent);
     sl_conn_send(from, pkt, (size_t)n);
     from->sent++;
-    a->sent++;
-    if (a->measuring && t >= a->t_measure)
-        a->sent_window++;
-}
-
-/* Where one arrival belongs. Both ends of the window are the moments the
- * CPU readings were taken: a signal is "in the window" when it was due at
- * or after its start and sent before its end, which is exactly what
- * send_candidate counted. */
-static void relay_account(app *a, sl_conn *c, const char *pkt, size_t len, uint64_t now)
-{
-    uint64_t t = app_payload_u64(pkt, len, "\"t\":"), seq = app_payload_u64(pkt, len, "\"s\":");
-    if (t == UINT64_MAX || t > now || seq == UINT64_MAX) {
-        a->errors++; /* not a candidate the peer sent */
-        return;
-    }
-    switch (sl_seq_take(&c->rx_next, seq, c->peer->sent, &a->lost_gaps)) {
-    case SL_SEQ_UNSENT:
-        a->errors++;
-        return;
-    case SL_SEQ_REPEAT:
-        a->duplicates++;
-        return;
-    case SL_SEQ_NEW:
-        break;
-    }
-    a->delivered++;
-    if (a->measuring)
-        a->received_window++;
-    switch (sl_window_when(t, a->t_measure, a->t_end, a->measuring, a->phase >= 2)) {
-    case SL_WHEN_IN_TIME:
-        a->in_time++;
-        sl_hist_add(&a->hist, now - t);
-        sl_hist_add(&a->hist_with_late, now - t);
-        break;
-    case SL_WHEN_LATE:
-        a->late++;
-        sl_hist_add(&a->hist_with_late, now - t);
-        break;
-    case SL_WHEN_OUTSIDE:
-        break;
-    }
+    app_signal_sent(a, t);
 }
 
 static void relay_ready(sl_conn *c)
@@ -110,7 +64,7 @@ static void relay_event(sl_conn *c, const char *name, size_t nl, const char *pkt
         uint64_t now = uv_hrtime();
         c->received++;
         a->received++;
-        relay_account(a, c, pkt, len, now);
+        app_signal_arrived(a, &c->rx_next, c->peer->sent, pkt, len, now);
         if (a->o.rate <= 0 && a->sending && c->peer->state == SL_C_READY)
             send_candidate(a, c, now);
         return;
@@ -269,59 +223,7 @@ static void relay_progress(app *a)
 
 static const sl_hist *relay_report(app *a, sl_sbuf *j, const sl_measured *m)
 {
-    double rate = m->window_s > 0 ? (double)a->received_window / m->window_s : 0;
-    double sent_rate = m->window_s > 0 ? (double)a->sent_window / m->window_s : 0;
-    uint64_t lost = a->sent > a->delivered ? a->sent - a->delivered : 0;
-    uint64_t arrived = a->in_time + a->late;
-    uint64_t lost_window = a->sent_window > arrived ? a->sent_window - arrived : 0;
-    sl_sb(j, "\"relay\":{\"rooms_ready\":%llu,\"rooms_failed\":%llu,\"sent\":%llu,\"received\":%llu,"
-             "\"received_window\":%llu,\"dropped\":%llu,\"per_s\":%.1f,\"per_server_cpu_s\":%.1f,",
-          (unsigned long long)a->established, (unsigned long long)a->join_failed, (unsigned long long)a->sent,
-          (unsigned long long)a->received, (unsigned long long)a->received_window, (unsigned long long)a->dropped,
-          rate, m->cpu_s > 0 ? (double)a->received_window / m->cpu_s : 0);
-    sl_sb(j, "\"sent_window\":%llu,\"sent_per_s\":%.1f,\"in_time\":%llu,\"late\":%llu,\"lost_window\":%llu,"
-             "\"delivered\":%llu,\"lost\":%llu,\"lost_gaps\":%llu,\"duplicates\":%llu,\"drain_s\":%.3f,"
-             "\"drain_limit_s\":%.3f,\"drain_timed_out\":%s},",
-          (unsigned long long)a->sent_window, sent_rate, (unsigned long long)a->in_time,
-          (unsigned long long)a->late, (unsigned long long)lost_window, (unsigned long long)a->delivered,
-          (unsigned long long)lost, (unsigned long long)a->lost_gaps, (unsigned long long)a->duplicates,
-          a->drain_s, a->o.drain, a->drain_timed_out ? "true" : "false");
-    if (a->late) {
-        /* The slowest signals of the window are the late ones: the
-         * latency above leaves them out, this one does not. */
-        sl_sb_hist(j, "latency_with_late", &a->hist_with_late);
-        sl_sb(j, ",");
-    }
-    if (a->hist_lag.count) {
-        /* Time a signal waited in the generator before leaving: when it
-         * grows, the generator is the bottleneck and the latency below is
-         * partly its own. */
-        sl_sb_hist(j, "send_lag", &a->hist_lag);
-        sl_sb(j, ",");
-    }
-    printf("  %llu rooms, %llu signals sent, %llu received; %.0f/s in the window", (unsigned long long)a->established,
-           (unsigned long long)a->sent, (unsigned long long)a->received, rate);
-    if (m->cpu_s > 0)
-        printf(", %.0f per server CPU-second", (double)a->received_window / m->cpu_s);
-    printf("\n");
-    printf("  sent in the window %llu (%.0f/s): %llu in time, %llu late (in the %.2fs drain), %llu lost\n",
-           (unsigned long long)a->sent_window, sent_rate, (unsigned long long)a->in_time,
-           (unsigned long long)a->late, a->drain_s, (unsigned long long)lost_window);
-    if (a->hist_lag.count)
-        printf("  generator send lag: p50 %.0f us  p99 %.0f us  max %.0f us\n",
-               (double)sl_hist_quantile(&a->hist_lag, 0.5) / 1e3, (double)sl_hist_quantile(&a->hist_lag, 0.99) / 1e3,
-               (double)a->hist_lag.max / 1e3);
-    if (a->late)
-        printf("  latency with the late ones: p50 %.0f us  p99 %.0f us  max %.0f us\n",
-               (double)sl_hist_quantile(&a->hist_with_late, 0.5) / 1e3,
-               (double)sl_hist_quantile(&a->hist_with_late, 0.99) / 1e3, (double)a->hist_with_late.max / 1e3);
-    if (lost || a->duplicates)
-        printf("  WARNING: %llu of %llu signals never arrived (%llu skipped on their path, %llu missing when the "
-               "drain %s), %llu duplicates\n",
-               (unsigned long long)lost, (unsigned long long)a->sent, (unsigned long long)a->lost_gaps,
-               (unsigned long long)(lost - (a->lost_gaps < lost ? a->lost_gaps : lost)),
-               a->drain_timed_out ? "timed out" : "ended", (unsigned long long)a->duplicates);
-    return &a->hist;
+    return app_signals_report(a, j, m, "relay");
 }
 
 static int relay_failed(const app *a)

@@ -5,8 +5,9 @@
  *            source address, the HTTP upgrade, masked client frames (RFC
  *            6455 §5.3), Engine.IO v4 open/heartbeat and the Socket.IO v5
  *            connect; events are handed to the mode.
- *   http.c   HTTP/1.1 keep-alive client connections for the room API
- *            (Content-Length bodies only, which is what both stacks send).
+ *   http.c   HTTP/1.1 keep-alive client connections for the room API and
+ *            Engine.IO long-polling (Content-Length bodies only, which is
+ *            what both stacks send).
  *   stats.c  a log-linear latency histogram, /proc readings of the server
  *            processes (CPU time, RSS) and of the kernel's socket memory.
  *   front.c  the balancer of the rolling mode: /readyz probes, round-robin
@@ -86,6 +87,13 @@ typedef enum sl_when {
  * while it was open can be due in it, so a due time at or after t_measure
  * is in it (t <= t_end once it closed). */
 sl_when sl_window_when(uint64_t t, uint64_t t_measure, uint64_t t_end, int measuring, int ended);
+
+/* A polling client's queue q (len bytes: packets joined by 0x1e): how many
+ * bytes from its start one request body of at most room bytes carries —
+ * all of it when it fits, else the whole packets that fit (0 when the
+ * first alone does not); *packets their count. The separator after the
+ * batch stays in q (the caller drops it). */
+size_t sl_batch_len(const char *q, size_t len, size_t room, size_t *packets);
 
 /* ---- ws.c ------------------------------------------------------------------ */
 
@@ -170,7 +178,7 @@ struct sl_http {
     int closed;                   /* closing or closed */
     char *rx;                     /* response bytes so far */
     size_t rx_len, rx_cap;
-    char wbuf[1024];              /* the request being written */
+    char wbuf[16384];             /* the request being written (a polling POST batches packets) */
     sl_http_next_fn next;
     sl_http_done_fn done;
     uint64_t t_sched;             /* when the outstanding request was due (hrtime) */

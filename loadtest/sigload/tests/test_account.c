@@ -1,7 +1,8 @@
 /* test_account.c — the rules privydrop-sigload's relay reports by: a
  * signal's sequence number on an ordered path (new, repeated, never sent,
  * and the gaps that make a loss certain), and its due time against the
- * measured window (in time, late, outside). */
+ * measured window (in time, late, outside); and the whole packets one
+ * polling POST carries. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +75,23 @@ static void due_time_against_the_window(void **state)
     assert_int_equal(sl_window_when(2001, 1000, 2000, 0, 1), SL_WHEN_OUTSIDE);
 }
 
+static void a_batch_takes_whole_packets(void **state)
+{
+    (void)state;
+    const char q[] = "42[a]\x1e" "3\x1e" "42[bcd]";
+    size_t len = sizeof(q) - 1, n = 0;
+    assert_int_equal(sl_batch_len(q, len, 100, &n), len); /* all fits */
+    assert_int_equal(n, 3);
+    assert_int_equal(sl_batch_len(q, len, len - 1, &n), 7); /* "42[a]" "3" */
+    assert_int_equal(n, 2);
+    assert_int_equal(sl_batch_len(q, len, 6, &n), 5); /* the first alone */
+    assert_int_equal(n, 1);
+    assert_int_equal(sl_batch_len(q, len, 4, &n), 0); /* not even the first */
+    assert_int_equal(n, 0);
+    assert_int_equal(sl_batch_len(q, 0, 10, &n), 0);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -82,6 +100,7 @@ int main(void)
         cmocka_unit_test(a_repeat_is_a_duplicate),
         cmocka_unit_test(a_number_not_yet_sent_is_refused_without_effect),
         cmocka_unit_test(due_time_against_the_window),
+        cmocka_unit_test(a_batch_takes_whole_packets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
