@@ -901,18 +901,28 @@ pd_sess *pd_sess_create(pd_worker *w, uv_tcp_t *tcp, const char *client_ip, cons
     return sess_start(s, leftover, leftover_len);
 }
 
-pd_sess *pd_sess_create_probe(pd_worker *w, uv_tcp_t *tcp, pd_poll *p, const char *leftover,
-                              size_t leftover_len)
+/* A session with no engine of its own (a probe, a tunnel): the engine
+ * stays closed, and its transport is set so a linger or the upgrade
+ * timeout is ours. Linked, reading not started. */
+static pd_sess *sess_new_carrier(pd_worker *w, uv_tcp_t *tcp)
 {
     pd_sess *s = sess_new(w, tcp);
     if (!s)
         return NULL;
-    /* Not opened: the engine is the polling session's until "5". Its
-     * transport is set so a linger after a failed probe is ours. */
     s->eng.tp = &SESS_TP;
     s->eng.heap_idx = UINT32_MAX;
     s->eng.closed = 1;
     s->probing = 1;
+    return s;
+}
+
+pd_sess *pd_sess_create_probe(pd_worker *w, uv_tcp_t *tcp, pd_poll *p, const char *leftover,
+                              size_t leftover_len)
+{
+    /* The engine is the polling session's until "5". */
+    pd_sess *s = sess_new_carrier(w, tcp);
+    if (!s)
+        return NULL;
     if (pd_poll_probe_attach(p, s) == PD_OK)
         s->up.probe = p;
     sess_link(s);
@@ -929,12 +939,9 @@ pd_sess *pd_sess_create_probe(pd_worker *w, uv_tcp_t *tcp, pd_poll *p, const cha
 pd_sess *pd_sess_create_tunnel(pd_worker *w, uv_tcp_t *tcp, pd_slice sid, const char *client_ip,
                                const char *leftover, size_t leftover_len)
 {
-    pd_sess *s = sess_new(w, tcp);
+    pd_sess *s = sess_new_carrier(w, tcp);
     if (!s)
         return NULL;
-    s->eng.tp = &SESS_TP;
-    s->eng.heap_idx = UINT32_MAX;
-    s->eng.closed = 1;
     sess_link(s);
     char *copy = malloc(sid.len + 1);
     if (copy) {
@@ -947,8 +954,7 @@ pd_sess *pd_sess_create_tunnel(pd_worker *w, uv_tcp_t *tcp, pd_slice sid, const 
         return s;
     }
     s->up.tunnel = copy;
-    s->tunnelling = 1;
-    s->probing = 1; /* until the client's "5" goes through */
+    s->tunnelling = 1; /* probing until the client's "5" goes through */
     pd_eng_arm(&s->eng, SESS_UPGRADE_TIMEOUT_MS);
     return sess_start(s, leftover, leftover_len);
 }
