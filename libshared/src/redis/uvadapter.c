@@ -17,7 +17,8 @@ typedef struct pd_redis_uv {
     redisAsyncContext *ac; /* NULL once hiredis cleaned up */
     uv_poll_t poll;        /* watches the context's socket */
     uv_prepare_t flush;    /* writes the output buffer before the loop polls */
-    int events;            /* UV_READABLE | UV_WRITABLE polled for */
+    int events;            /* UV_READABLE | UV_WRITABLE wanted */
+    int polled;            /* the events the poll was last started with */
     int flushing;          /* inside the prepare callback's write */
     int open_handles;      /* handles not yet closed */
     int fd;                /* the socket */
@@ -52,12 +53,23 @@ static void on_poll(uv_poll_t *h, int status, int events)
     }
 }
 
+/* hiredis asks for reading again after every read and every write. libuv's
+ * uv_poll_start stops the watcher before starting it, which costs an
+ * EPOLL_CTL_DEL and an EPOLL_CTL_ADD each time (strace: four per
+ * cross-worker signal); so the poll is only touched when what it watches
+ * changes. An error stops the poll inside libuv (uv_is_active turns 0),
+ * and the next request starts it again. */
 static void update(pd_redis_uv *p)
 {
-    if (p->events)
+    int active = uv_is_active((uv_handle_t *)&p->poll);
+    if (p->events) {
+        if (active && p->polled == p->events)
+            return;
         uv_poll_start(&p->poll, p->events, on_poll);
-    else
+    } else if (active) {
         uv_poll_stop(&p->poll);
+    }
+    p->polled = p->events;
 }
 
 static void add_read(void *data) { pd_redis_uv *p = data; p->events |= UV_READABLE; update(p); }
