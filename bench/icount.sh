@@ -221,6 +221,39 @@ for s in $D $((2 * D)); do
 done
 stop_pid "$API_PID"
 
+# ---- get_room's script in Redis, by fill of the 4-digit space ----------------------
+# Redis under callgrind, the room API native. At each fill: prefill, a few
+# calls to finish sorting the space (done once per data set), then 20 and
+# 40 sequential calls; Redis's own time-driven work (its cron) is measured
+# idle and taken off in proportion to each window's length.
+echo "icount: get_room's script in Redis by fill (callgrind)"
+R2PORT=$(pick_port 26620)
+"${CG[@]}" "--callgrind-out-file=$LOGS/cg.redis.%p" redis-server --port "$R2PORT" --bind 127.0.0.1 --save '' \
+  --appendonly no --logfile "$LOGS/redis2.log" >>"$LOGS/redis2.out" 2>&1 &
+R2PID=$!; PIDS+=("$R2PID")
+for i in $(seq 1 300); do redis-cli -p "$R2PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+RPORT_MAIN=$RPORT; RPORT=$R2PORT
+start_api
+RPORT=$RPORT_MAIN
+get_rooms() { local i; for i in $(seq 1 "$1"); do curl -s -o /dev/null --max-time 30 "http://127.0.0.1:$API_PORT/api/get_room"; done; }
+callgrind_control -z "$R2PID" >/dev/null 2>&1; t0=$(date +%s.%N); sleep 2
+callgrind_control -d "$R2PID" >/dev/null 2>&1; t1=$(date +%s.%N)
+idle_rate=$(awk -v ir="$(cg_last redis "$R2PID")" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", ir / (b - a)}')
+for fill in 0 0.9 0.99 1.0; do
+  redis-cli -p "$R2PORT" flushall >/dev/null
+  redis-cli -p "$R2PORT" eval "$(cat "$here/prefill-short.lua")" 0 "$(awk -v f="$fill" 'BEGIN {print int(f * 10000 + 0.5)}')" >/dev/null
+  get_rooms 12
+  for k in 20 40; do
+    callgrind_control -z "$R2PID" >/dev/null 2>&1; t0=$(date +%s.%N)
+    get_rooms "$k"
+    callgrind_control -d "$R2PID" >/dev/null 2>&1; t1=$(date +%s.%N)
+    ir=$(awk -v ir="$(cg_last redis "$R2PID")" -v r="$idle_rate" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", ir - r * (b - a)}')
+    printf '%s\tir\t%s\t%s\t%s\n' "redis-get_room-$fill" "$k" "$k" "$ir" >>"$RUNS"
+  done
+done
+stop_pid "$API_PID"
+stop_pid "$R2PID"
+
 # ---- figures ---------------------------------------------------------------------
 status=0
 node - "$RUNS" "$OUT/icount.json" "$quick" <<'EOF' || status=$?
@@ -237,6 +270,10 @@ const what = {
   churn: 'churn cycle: connect, join, offer, leave (one worker)',
   check_room: 'check_room request',
   get_room: 'get_room request (the room API; the Lua script runs in Redis)',
+  'redis-get_room-0': "get_room's script in Redis, 4-digit space empty",
+  'redis-get_room-0.9': "get_room's script in Redis, 4-digit space 90 % taken",
+  'redis-get_room-0.99': "get_room's script in Redis, 4-digit space 99 % taken",
+  'redis-get_room-1.0': "get_room's script in Redis, 4-digit space full (fallback ids)",
 };
 const figures = [];
 const failures = [];

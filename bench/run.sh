@@ -300,14 +300,7 @@ churn_scenario() { # stack
 # 20 ms, so the fill stays where it was set; at fill 1.0 nothing is expired
 # and every call takes the fallback. Load: open loop at half of the
 # empty-space maximum (api scenario), or of a closed loop measured here.
-PREFILL_LUA="for i = 0, 9999 do
-  if (i * 7919) % 10000 < tonumber(ARGV[1]) then
-    local k = string.format('room:%04d', i)
-    redis.call('HSET', k, 'created_at', '1')
-    redis.call('EXPIRE', k, 172800)
-  end
-end
-return 0"
+PREFILL_LUA=$(cat "$here/prefill-short.lua")
 EXPIRE_LUA="local t = redis.call('TIME')
 local day = tonumber(t[1]) * 1000 + 86400000
 local ids = redis.call('ZRANGEBYSCORE', 'pd:short:used', day - 3600000, day + 1000, 'LIMIT', 0, 5000)
