@@ -50,7 +50,8 @@ done
 # signal is handled on its own, as browsers send them. Closed loops (relay
 # with a window, churn, the room API) bound what is in flight, so their
 # counts stay exact at any speed.
-if [ $quick = 1 ]; then D=1; else D=4; fi
+# get_room's script in Redis: GR_K sequential calls in each of two windows.
+if [ $quick = 1 ]; then D=1; GR_K="5 10"; else D=4; GR_K="20 40"; fi
 RATE=300
 mkdir -p "$OUT"
 LOGS=$(mktemp -d)
@@ -66,6 +67,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Ports from a random base: two runs on one machine (or another bench)
+# that scanned from the same base could both find a port free and then
+# share it (the workers bind with SO_REUSEPORT), mixing their counts.
+PORT_BASE=$((20000 + RANDOM % 10000))
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
 wait_http() { # url seconds
@@ -78,7 +83,7 @@ wait_http() { # url seconds
   return 1
 }
 
-RPORT=$(pick_port 26600)
+RPORT=$(pick_port "$PORT_BASE")
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --logfile "$LOGS/redis.log" &
 PIDS+=($!)
 for i in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -86,7 +91,7 @@ for i in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sl
 # The room API runs natively unless it is what is measured (then wrapped).
 API_PID=; API_PORT=
 start_api() { # wrapper...
-  API_PORT=$(pick_port 26650)
+  API_PORT=$(pick_port $((PORT_BASE + 50)))
   env PD_API_PORT="$API_PORT" PD_LISTEN_ADDR=127.0.0.1 REDIS_PORT="$RPORT" PD_LOG_LEVEL=warn \
     PD_API_RATE=1000000 PD_API_BURST=1000000 "$@" "$BIN/privydrop-roomapi" >>"$LOGS/api.log" 2>&1 &
   API_PID=$!; PIDS+=($!)
@@ -97,7 +102,7 @@ stop_pid() { kill -KILL "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true;
 WPIDS=(); WPORTS=()
 start_worker() { # wrapper...
   local port
-  port=$(pick_port $((26700 + 10 * ${#WPIDS[@]})))
+  port=$(pick_port $((PORT_BASE + 100 + 10 * ${#WPIDS[@]})))
   env PD_SIGNAL_PORT="$port" PD_LISTEN_ADDR=127.0.0.1 PD_WORKER_ID="icount-w${#WPIDS[@]}" REDIS_PORT="$RPORT" \
     PD_LOG_LEVEL=warn PD_MAX_CONNS_PER_IP=1000000 DISABLE_JOIN_RATE_LIMIT=1 PD_EVENT_RATE=1000000 \
     PD_EVENT_BURST=1000000 PD_MAX_ROOM_PEERS=0 "$@" "$BIN/privydrop-signal" >>"$LOGS/worker.log" 2>&1 &
@@ -222,12 +227,12 @@ done
 stop_pid "$API_PID"
 
 # ---- get_room's script in Redis, by fill of the 4-digit space ----------------------
-# Redis under callgrind, the room API native. At each fill: prefill, a few
+# Redis under callgrind, the room API native. At each fill: prefill, 20
 # calls to finish sorting the space (done once per data set), then 20 and
-# 40 sequential calls; Redis's own time-driven work (its cron) is measured
+# 40 sequential calls (5 and 10 with --quick); Redis's own time-driven work (its cron) is measured
 # idle and taken off in proportion to each window's length.
 echo "icount: get_room's script in Redis by fill (callgrind)"
-R2PORT=$(pick_port 26620)
+R2PORT=$(pick_port $((PORT_BASE + 20)))
 "${CG[@]}" "--callgrind-out-file=$LOGS/cg.redis.%p" redis-server --port "$R2PORT" --bind 127.0.0.1 --save '' \
   --appendonly no --logfile "$LOGS/redis2.log" >>"$LOGS/redis2.out" 2>&1 &
 R2PID=$!; PIDS+=("$R2PID")
@@ -242,8 +247,8 @@ idle_rate=$(awk -v ir="$(cg_last redis "$R2PID")" -v a="$t0" -v b="$t1" 'BEGIN {
 for fill in 0 0.9 0.99 1.0; do
   redis-cli -p "$R2PORT" flushall >/dev/null
   redis-cli -p "$R2PORT" eval "$(cat "$here/prefill-short.lua")" 0 "$(awk -v f="$fill" 'BEGIN {print int(f * 10000 + 0.5)}')" >/dev/null
-  get_rooms 12
-  for k in 20 40; do
+  get_rooms 20 # the first 20 calls sort the space (500 ids each)
+  for k in $GR_K; do
     callgrind_control -z "$R2PID" >/dev/null 2>&1; t0=$(date +%s.%N)
     get_rooms "$k"
     callgrind_control -d "$R2PID" >/dev/null 2>&1; t1=$(date +%s.%N)
