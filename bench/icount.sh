@@ -139,6 +139,11 @@ ops_of() { # json
     process.stdout.write(String(n))' "$1"
 }
 
+# An uncounted run first: a fresh process pays once for code paths it has
+# not taken yet (lazy symbol binding, tables growing to size), which would
+# otherwise land in the shorter run only and shrink the difference.
+warm() { "$SIGLOAD" "$@" --duration 1 --warmup 0 --quiet >>"$LOGS/sigload.log" 2>&1 || true; }
+
 # One measured run: zero the counters of every pid, run the generator for
 # the given seconds, dump, record the sum of the dumps.
 cg_run() { # figure name seconds "pids" sigload-args...
@@ -191,6 +196,7 @@ sys_run() { # figure seconds "pids" sigload-args...
 start_api
 echo "icount: relay within one worker (callgrind, ${D}s and $((2 * D))s)"
 start_worker $(cg_wrap relay1)
+warm relay --target "$(targets)" --api "127.0.0.1:$API_PORT" --rooms 10 --rate "$RATE"
 for s in $D $((2 * D)); do
   cg_run relay1 relay1 "$s" "${WPIDS[0]}" relay --target "$(targets)" --api "127.0.0.1:$API_PORT" --rooms 10 --rate "$RATE"
 done
@@ -198,6 +204,7 @@ for s in $D $((2 * D)); do
   cg_run relay1-closed relay1 "$s" "${WPIDS[0]}" relay --target "$(targets)" --api "127.0.0.1:$API_PORT" --rooms 4 --window 8
 done
 echo "icount: churn within one worker (callgrind)"
+warm churn --target "$(targets)" --api "127.0.0.1:$API_PORT" --conns 4
 for s in $D $((2 * D)); do
   cg_run churn relay1 "$s" "${WPIDS[0]}" churn --target "$(targets)" --api "127.0.0.1:$API_PORT" --conns 4
 done
@@ -206,6 +213,7 @@ stop_workers
 echo "icount: relay across two workers (callgrind)"
 start_worker $(cg_wrap relayx)
 start_worker $(cg_wrap relayx)
+warm relay --target "$(targets)" --cross --api "127.0.0.1:$API_PORT" --rooms 10 --window 1
 for s in $D $((2 * D)); do
   # Closed loop, one signal in flight per peer: two workers under
   # callgrind on a shared machine fall behind even a slow pace.
@@ -230,6 +238,7 @@ stop_pid "$API_PID"
 echo "icount: room API check_room and get_room (callgrind)"
 start_api $(cg_wrap api)
 for route in check_room get_room; do
+  warm api --api "127.0.0.1:$API_PORT" --route "$route" --conns 4
   for s in $D $((2 * D)); do
     # Each get_room run starts from an empty 4-digit space.
     redis-cli -p "$RPORT" flushall >/dev/null
