@@ -162,6 +162,45 @@ function rollingTable(runs) {
   ].join('\n');
 }
 
+// ---- machine header, machine-independent counts, get_room by fill -------------
+const machine = get('machine');
+function machineHeader(m) {
+  const c = m.calibration;
+  return [
+    `machine: ${m.cpu}, ${m.cores} cores, ${m.mem_gib} GiB, ${m.kernel}; ${m.date}; load average ${m.loadavg}`,
+    `calibration (${c.round_trips} one-byte write+read pairs): AF_UNIX ${c.unix_local_pair_ns} ns (CPU ${c.unix_local_pair_cpu_ns} ns), ` +
+      `loopback TCP ${c.tcp_local_pair_ns} ns (CPU ${c.tcp_local_pair_cpu_ns} ns) in one thread; ` +
+      `ping-pong between two processes: AF_UNIX ${c.unix_rtt_ns} ns, TCP ${c.tcp_rtt_ns} ns per round trip`,
+  ].join('\n');
+}
+if (machine) console.log('\n' + machineHeader(machine));
+
+const icount = get('icount');
+function icountTable(ic) {
+  const lines = ['| operation | user-space instructions (callgrind) | system calls (strace) |', '|---|---:|---:|'];
+  const ir = ic.figures.filter((f) => f.kind === 'ir');
+  const sys = Object.fromEntries(ic.figures.filter((f) => f.kind === 'sys').map((f) => [f.figure, f]));
+  const n = (x) => (x === null || x === undefined ? '—' : Math.round(x).toLocaleString('en-US'));
+  for (const f of ir) {
+    const sc = sys[f.figure];
+    const sysText = sc ? `${sc.per_op} (${Object.entries(sc.by_syscall || {}).map(([k, v]) => `${k} ${v}`).join(', ')})` : '';
+    lines.push(`| ${f.what || f.figure} | ${n(f.per_op)} | ${sysText} |`);
+  }
+  return lines.join('\n');
+}
+const icTable = icount ? icountTable(icount) : null;
+if (icTable) console.log('\nPer operation (difference of two runs, see docs/benchmarks.md):\n\n' + icTable);
+
+const fills = Object.keys(R).filter((k) => k.startsWith('ours-apifill-')).sort().map((k) => R[k]);
+function fillTable(rs) {
+  const lines = ['| 4-digit ids taken | offered (/s) | answered | 4-digit ids handed out | p50 (µs) | p99 (µs) |', '|---:|---:|---:|---:|---:|---:|'];
+  for (const j of rs)
+    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${Math.round(j.params.rate)} | ${j.api.ok} | ${j.fill.short_ids_handed_out_and_expired} | ${j.latency.p50_us} | ${j.latency.p99_us} |`);
+  return lines.join('\n');
+}
+const fTable = fills.length ? fillTable(fills) : null;
+if (fTable) console.log('\nget_room at half load by fill of the 4-digit space (ours):\n\n' + fTable);
+
 // ---- table ------------------------------------------------------------------
 const fmt = (x) => (x === null ? '—' : Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
 const ratio = (r) => {
@@ -195,7 +234,8 @@ const relayLost = Object.entries(R)
 for (const w of relayLost) console.log(`\n!!! WARNING: ${w}`);
 
 // ---- summary + plots ------------------------------------------------------------
-writeFileSync(join(dir, 'summary.json'), JSON.stringify({ rows, relay_lost: relayLost, redis_publish: rb || null, table, rolling: roll ? roll.rolling : null, rolling_table: rollTable }, null, 2) + '\n');
+writeFileSync(join(dir, 'summary.json'), JSON.stringify({ machine: machine || null, rows, relay_lost: relayLost, redis_publish: rb || null, table,
+  rolling: roll ? roll.rolling : null, rolling_table: rollTable, icount: icount || null, icount_table: icTable, fill_table: fTable }, null, 2) + '\n');
 
 const plots = [];
 for (const scen of ['relay1', 'relayx']) {
@@ -292,7 +332,16 @@ if (quick) {
   const pollRuns = Object.entries(R).filter(([, j]) => j.poll);
   const pollUnaccounted = pollRuns.filter(([, j]) => !['sent_window', 'in_time', 'late', 'lost_window', 'delivered', 'lost'].every((k) => Number.isFinite(j.poll[k])));
   if (!pollRuns.length || pollUnaccounted.length) failures.push(`poll: no in-time/late/lost accounting in ${pollUnaccounted.map(([k]) => k).join(', ') || 'any run'}`);
-  const total = rows.length + 5;
+  // Machine header, counts per operation and get_room by fill: produced and
+  // positive, nothing more.
+  const c = machine && machine.calibration;
+  if (!(c && c.unix_local_pair_ns > 0 && c.tcp_local_pair_ns > 0 && c.unix_rtt_ns > 0 && c.tcp_rtt_ns > 0 && machine.cores > 0))
+    failures.push('machine header or calibration missing');
+  if (!icount || icount.figures.length < 8 || icount.figures.some((f) => !(f.per_op > 0)))
+    failures.push(`instructions/system calls per operation missing or not positive: ${icount ? icount.figures.filter((f) => !(f.per_op > 0)).map((f) => f.figure).join(', ') : 'no icount.json'}`);
+  if (!fills.length || fills.some((j) => !(j.api.ok > 0 && j.latency.count > 0 && j.latency.p99_us > 0)))
+    failures.push('get_room by fill: a run produced no latency');
+  const total = rows.length + 8;
   const failed = failures.length;
   console.log(failures.join('\n'));
   console.log(`bench-quick: ${total - failed} passed, ${failed} failed`);

@@ -7,9 +7,16 @@
 #
 #   bench/run.sh            full run (several minutes)
 #   bench/run.sh --quick    a few seconds per scenario: proves the machinery
-#   options: --stacks ours,ref   --scenarios relay1,relayx,poll,api,churn,redis,rolling,idle
+#   options: --stacks ours,ref
+#            --scenarios relay1,relayx,poll,api,apifill,churn,redis,rolling,icount,idle
 #   PD_BENCH_FRACTIONS="" (full run): relay closed loop only, without the
 #   open-loop runs at fractions of its maximum
+#
+# Every run starts with the machine header (bench/machine.sh: CPU, cores,
+# kernel, and the cost of a loopback write+read pair). icount (stack-less):
+# instructions per operation under callgrind and system calls per signal
+# under strace (bench/icount.sh). apifill: get_room at half load with the
+# 4-digit id space 90 %, 99 % and 100 % full.
 #
 # poll: relay's rooms over Engine.IO long-polling only, two workers. Ours in
 # two layouts: "owner" (every request of a session to the worker that owns
@@ -43,19 +50,19 @@ stacks=ours,ref
 # idle runs last: tearing down 160 000 sockets keeps the kernel busy (and
 # their TIME_WAIT expiry a minute later), which would show in whatever
 # latency is measured next.
-scenarios=relay1,relayx,poll,api,churn,redis,rolling,idle
+scenarios=relay1,relayx,poll,api,apifill,churn,redis,rolling,icount,idle
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --stacks) stacks=$2; shift ;;
     --scenarios) scenarios=$2; shift ;;
-    -h|--help) sed -n 2,33p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,39p "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 
-for b in privydrop-signal privydrop-roomapi privydrop-sigload; do
+for b in privydrop-signal privydrop-roomapi privydrop-sigload privydrop-calibrate; do
   [ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (make c sigload)" >&2; exit 1; }
 done
 for t in redis-server redis-cli redis-benchmark node curl; do
@@ -72,17 +79,19 @@ if [ $quick = 1 ]; then
   # The quick pass asserts only that every room meets again: its settle
   # time is a hang guard (the run ends as soon as all have met), so a busy
   # machine cannot turn a slow reconnection into a failure.
-  ROLL_ROOMS=30; ROLL_SETTLE=60; POLL_ROOMS=10; POLL_DUR=2
+  ROLL_ROOMS=30; ROLL_SETTLE=60; POLL_ROOMS=10; POLL_DUR=2; FILLS="0.9 1.0"; CAL_N=20000
 else
   DUR=10; WARM=2; ROOMS=100; WINDOW=8; FRACTIONS=${PD_BENCH_FRACTIONS-"0.1 0.25 0.5 0.75 0.9"}
   IDLE_LEVELS="${PD_BENCH_IDLE_LEVELS:-2000 10000 40000 80000}"; IDLE_PROCS=8
   IDLE_HOLD=30; API_CONNS=64; CHURN_PAIRS=50; RB_N=2000000
-  ROLL_ROOMS=${PD_BENCH_ROLL_ROOMS:-1000}; ROLL_SETTLE=15; POLL_ROOMS=100; POLL_DUR=10
+  ROLL_ROOMS=30; ROLL_SETTLE=60; POLL_ROOMS=10; POLL_DUR=2; FILLS="0.9 1.0"; CAL_N=20000
 fi
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.dat
 LOGS=$(mktemp -d)
 echo "bench: results in $OUT, logs in $LOGS"
+PD_BIN_DIR=$BIN "$here/machine.sh" "$CAL_N" >"$OUT/machine.json"
+echo "bench: machine $(cat "$OUT/machine.json")"
 
 # CPU placement: servers and Redis on one core, load generators on the other.
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
@@ -321,6 +330,64 @@ churn_scenario() { # stack
   stop_stack
 }
 
+# get_room with the 4-digit space filled to a given fraction (ours only: the
+# fill is held by simulating expiry through our own id bookkeeping). The
+# prefill takes a scattered fraction of the 10 000 ids with a 48 h TTL; while
+# the load runs, a second process "expires" every room get_room handed out
+# (deletes it and marks its id due, as the TTL would after 24 h) every
+# 20 ms, so the fill stays where it was set; at fill 1.0 nothing is expired
+# and every call takes the fallback. Load: open loop at half of the
+# empty-space maximum (api scenario), or of a closed loop measured here.
+PREFILL_LUA=$(cat "$here/prefill-short.lua")
+EXPIRE_LUA="local t = redis.call('TIME')
+local day = tonumber(t[1]) * 1000 + 86400000
+local ids = redis.call('ZRANGEBYSCORE', 'pd:short:used', day - 3600000, day + 1000, 'LIMIT', 0, 5000)
+for _, id in ipairs(ids) do
+  redis.call('DEL', 'room:' .. id)
+  redis.call('ZADD', 'pd:short:used', 'XX', 0, id)
+end
+redis.call('INCRBY', 'bench:short:expired', #ids)
+return #ids"
+apifill_scenario() { # stack
+  local stack=$1 fill max rate sha exp_pid
+  if [ "$stack" != ours ]; then
+    echo "== $stack api-fill: skipped (the fill is held through our own id bookkeeping)"
+    return
+  fi
+  start_stack ours 1
+  if [ -f "$OUT/ours-api-get_room-max.json" ]; then
+    max=$(per_s "$OUT/ours-api-get_room-max.json")
+  else
+    sigload "$LOGS/apifill-max.json" api --route get_room --conns "$API_CONNS" --duration "$DUR" \
+      --warmup "$WARM" --label "ours api-fill max" >/dev/null
+    max=$(per_s "$LOGS/apifill-max.json")
+  fi
+  rate=$(awk -v m="$max" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
+  for fill in $FILLS; do
+    redis-cli -p "$RPORT" flushall >/dev/null
+    redis-cli -p "$RPORT" eval "$PREFILL_LUA" 0 "$(awk -v f="$fill" 'BEGIN {print int(f * 10000 + 0.5)}')" >/dev/null
+    exp_pid=
+    if [ "$fill" != 1.0 ]; then
+      sha=$(redis-cli -p "$RPORT" script load "$EXPIRE_LUA")
+      ( while :; do redis-cli -p "$RPORT" evalsha "$sha" 0 >/dev/null || exit 0; sleep 0.02; done ) &
+      exp_pid=$!; PIDS+=("$exp_pid")
+    fi
+    echo "== $stack api-fill $fill: get_room open loop at half of maximum ($rate/s)"
+    sigload "$OUT/$stack-apifill-$fill.json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
+      --duration "$DUR" --warmup "$WARM" --pids "$API_PID" --label "$stack api-fill $fill"
+    if [ -n "$exp_pid" ]; then kill "$exp_pid" 2>/dev/null || true; wait "$exp_pid" 2>/dev/null || true; fi
+    # How the ids went: 4-digit ones handed out (expired again by the
+    # loop above), and what the bookkeeping holds at the end.
+    node -e 'const fs=require("fs");const [f,fill,exp,free,used]=process.argv.slice(1);
+      const j=JSON.parse(fs.readFileSync(f,"utf8"));
+      j.fill={fraction:Number(fill),short_ids_handed_out_and_expired:Number(exp)||0,free_at_end:Number(free),used_at_end:Number(used)};
+      fs.writeFileSync(f,JSON.stringify(j)+"\n")' "$OUT/$stack-apifill-$fill.json" "$fill" \
+      "$(redis-cli -p "$RPORT" get bench:short:expired)" "$(redis-cli -p "$RPORT" scard pd:short:free)" \
+      "$(redis-cli -p "$RPORT" zcard pd:short:used)"
+  done
+  stop_stack
+}
+
 wait_ready() { # url: until it answers 200 (a worker's /readyz)
   local i
   for i in $(seq 1 300); do
@@ -422,6 +489,12 @@ IFS=, read -r -a STACKS <<<"$stacks"
 IFS=, read -r -a SCEN <<<"$scenarios"
 for sc in "${SCEN[@]}"; do
   if [ "$sc" = redis ]; then redis_scenario; continue; fi
+  if [ "$sc" = icount ]; then
+    echo "== icount: instructions and system calls per operation"
+    icount_args=(--out "$OUT"); [ $quick = 1 ] && icount_args+=(--quick)
+    PD_BIN_DIR=$BIN "$here/icount.sh" "${icount_args[@]}"
+    continue
+  fi
   for st in "${STACKS[@]}"; do
     case "$sc" in
       relay1) relay_scenario "$st" relay1 1 "" ;;
@@ -429,6 +502,7 @@ for sc in "${SCEN[@]}"; do
       poll) poll_scenario "$st" ;;
       idle) idle_scenario "$st" ;;
       api) api_scenario "$st" ;;
+      apifill) apifill_scenario "$st" ;;
       churn) churn_scenario "$st" ;;
       rolling)
         rolling_scenario "$st" rr 0 rolling

@@ -527,26 +527,201 @@ static void get_free_hands_out_distinct_4_digit_ids_under_concurrency(void **sta
     free(slots);
 }
 
-static void get_free_falls_back_to_alphanumeric_when_digits_are_taken(void **state)
+/* Fill the 4-digit space: room:<id> for every id with taken(id) true, with
+ * PrivyDrop's 24 h TTL. Pipelined. */
+static void fill_short(room_fx *f, int (*taken)(int id))
 {
-    room_fx *f = *state;
+    int n = 0;
     for (int i = 0; i < 10000; i++)
-        redisAppendCommand(f->c, "HSET room:%04d created_at 1", i);
-    for (int i = 0; i < 10000; i++) {
+        if (taken(i)) {
+            redisAppendCommand(f->c, "HSET room:%04d created_at 1", i);
+            redisAppendCommand(f->c, "EXPIRE room:%04d 86400", i);
+            n += 2;
+        }
+    for (int i = 0; i < n; i++) {
         redisReply *rep = NULL;
         assert_int_equal(redisGetReply(f->c, (void **)&rep), REDIS_OK);
         freeReplyObject(rep);
     }
-    for (int k = 0; k < 5; k++) {
-        free_slot s = {0};
-        assert_int_equal(pd_room_get_free(f->r, on_free_done, &s), PD_OK);
-        RFX_WAIT(&f->l, s.done, 3000);
-        assert_int_equal(s.done, 1);
-        assert_int_equal(strlen(s.id), 4);
-        assert_true(pd_id_valid(pd_slice_cstr(s.id)));
-        assert_true(strspn(s.id, "0123456789") < 4); /* not a taken digit code */
-        assert_int_equal(rfx_int(f->c, "HEXISTS room:%s created_at", s.id), 1);
+}
+
+static int fill_all(int id) { (void)id; return 1; }
+static int fill_90(int id) { return id % 10 != 3; }      /* 1 000 free */
+static int fill_99_9(int id) { return id % 1000 != 7; }  /* 10 free */
+
+static int is_digits4(const char *id) { return strlen(id) == 4 && strspn(id, "0123456789") == 4; }
+
+/* n calls at once; every answer must be an id never answered before in
+ * this test (test:seen). Returns the slots (caller frees). */
+static free_slot *get_many(room_fx *f, int n)
+{
+    free_slot *slots = calloc((size_t)n, sizeof *slots);
+    assert_non_null(slots);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pd_room_get_free(f->r, on_free_done, &slots[i]), PD_OK);
+    RFX_WAIT(&f->l, all_done(slots, n), 20000);
+    redisContext *c = f->c;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(slots[i].done, 1);
+        assert_true(pd_id_valid(pd_slice_cstr(slots[i].id)));
+        redisAppendCommand(c, "SADD test:seen %s", slots[i].id);
     }
+    for (int i = 0; i < n; i++) { /* SADD answers 0 for an id seen before */
+        redisReply *rep = NULL;
+        assert_int_equal(redisGetReply(c, (void **)&rep), REDIS_OK);
+        assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+        assert_int_equal(rep->integer, 1);
+        freeReplyObject(rep);
+    }
+    return slots;
+}
+
+static void get_free_hands_out_every_4_digit_id_once_from_empty(void **state)
+{
+    room_fx *f = *state;
+    for (int k = 0; k < 10; k++) {
+        free_slot *b = get_many(f, 1000);
+        for (int i = 0; i < 1000; i++)
+            assert_true(is_digits4(b[i].id));
+        free(b);
+    }
+    assert_int_equal(rfx_int(f->c, "SCARD pd:short:free"), 0);
+    assert_int_equal(rfx_int(f->c, "ZCARD pd:short:used"), 10000);
+    /* The space is now full: the next one is 4 alphanumeric characters. */
+    free_slot *s = get_many(f, 1);
+    assert_int_equal(strlen(s[0].id), 4);
+    assert_false(is_digits4(s[0].id));
+    free(s);
+}
+
+static void get_free_at_90_percent_hands_out_exactly_the_free_ids(void **state)
+{
+    room_fx *f = *state;
+    fill_short(f, fill_90);
+    free_slot *s = get_many(f, 1000);
+    for (int i = 0; i < 1000; i++) {
+        assert_true(is_digits4(s[i].id));
+        assert_int_equal(atoi(s[i].id) % 10, 3);
+        assert_between(rfx_int(f->c, "TTL room:%s", s[i].id), PD_ROOM_TTL_S - 10, PD_ROOM_TTL_S);
+    }
+    free(s);
+    s = get_many(f, 3);
+    for (int i = 0; i < 3; i++)
+        assert_false(is_digits4(s[i].id));
+    free(s);
+}
+
+static void get_free_at_99_9_percent_finds_the_last_ten(void **state)
+{
+    room_fx *f = *state;
+    fill_short(f, fill_99_9);
+    /* The first 20 calls sort the space, 500 ids each; a call whose step
+     * found no free id falls back. By the 30th, every free id is out. */
+    free_slot *s = get_many(f, 30);
+    int digits = 0;
+    for (int i = 0; i < 30; i++)
+        if (is_digits4(s[i].id)) {
+            digits++;
+            assert_int_equal(atoi(s[i].id) % 1000, 7);
+        }
+    assert_int_equal(digits, 10);
+    free(s);
+}
+
+static void get_free_when_full_falls_back_to_alphanumeric(void **state)
+{
+    room_fx *f = *state;
+    fill_short(f, fill_all);
+    free_slot *s = get_many(f, 20);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(strlen(s[i].id), 4);
+        assert_false(is_digits4(s[i].id));
+        assert_int_equal(rfx_int(f->c, "HEXISTS room:%s created_at", s[i].id), 1);
+        assert_between(rfx_int(f->c, "TTL room:%s", s[i].id), PD_ROOM_TTL_S - 10, PD_ROOM_TTL_S);
+    }
+    free(s);
+    /* Sorting the space is done once, in 20 bounded steps. */
+    char seeded[16];
+    assert_true(rfx_str(f->c, seeded, sizeof seeded, "GET pd:short:seeded"));
+    assert_string_equal(seeded, "10000");
+    assert_int_equal(rfx_int(f->c, "ZCARD pd:short:used"), 10000);
+}
+
+static long long zscore(room_fx *f, const char *id)
+{
+    char buf[32];
+    if (!rfx_str(f->c, buf, sizeof buf, "ZSCORE pd:short:used %s", id))
+        return -1;
+    return atoll(buf);
+}
+
+static long long redis_now_ms(room_fx *f)
+{
+    return rfx_int(f->c, "EVAL %s 0", "local t = redis.call('TIME') return t[1] * 1000");
+}
+
+static void get_free_skips_an_id_taken_by_name_and_remembers_it(void **state)
+{
+    room_fx *f = *state;
+    fill_short(f, fill_all);
+    free_slot *s = get_many(f, 20); /* sorts the whole space */
+    free(s);
+    /* 0001 and 0002 come due with their rooms gone: one call reclaims both
+     * and hands out one. */
+    rfx_ok(f->c, "DEL room:0001 room:0002");
+    rfx_ok(f->c, "ZADD pd:short:used XX 0 0001");
+    rfx_ok(f->c, "ZADD pd:short:used XX 0 0002");
+    s = get_many(f, 1);
+    assert_true(strcmp(s[0].id, "0001") == 0 || strcmp(s[0].id, "0002") == 0);
+    const char *other = strcmp(s[0].id, "0001") == 0 ? "0002" : "0001";
+    free(s);
+    /* The other one is known free; create_room takes it by name. */
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:short:free %s", other), 1);
+    long_wait w = {0};
+    assert_int_equal(pd_room_create(f->r, pd_slice_cstr(other), on_long_done, &w), PD_OK);
+    RFX_WAIT(&f->l, w.done, 3000);
+    s = get_many(f, 1);
+    assert_false(is_digits4(s[0].id));
+    free(s);
+    assert_int_equal(rfx_int(f->c, "SISMEMBER pd:short:free %s", other), 0);
+    assert_true(zscore(f, other) > redis_now_ms(f) + (PD_ROOM_TTL_S - 10) * 1000LL);
+}
+
+static void get_free_reclaims_an_expired_id_and_rescores_a_living_one(void **state)
+{
+    room_fx *f = *state;
+    fill_short(f, fill_all);
+    free_slot *s = get_many(f, 20); /* sorts the whole space */
+    free(s);
+    /* 0042's room is gone and its time has come; 0043's has come too but
+     * its room lives on (a join lengthened it). */
+    rfx_ok(f->c, "DEL room:0042");
+    rfx_ok(f->c, "ZADD pd:short:used XX 0 0042");
+    rfx_ok(f->c, "ZADD pd:short:used XX 0 0043");
+    s = get_many(f, 2);
+    assert_string_equal(s[0].id, "0042");
+    assert_false(is_digits4(s[1].id));
+    free(s);
+    assert_true(zscore(f, "0043") > redis_now_ms(f) + (PD_ROOM_TTL_S - 10) * 1000LL);
+}
+
+static void leave_that_empties_a_short_room_moves_its_due_time(void **state)
+{
+    room_fx *f = *state;
+    free_slot *s = get_many(f, 1);
+    char room[16];
+    snprintf(room, sizeof room, "%s", s[0].id);
+    free(s);
+    long long now_ms = redis_now_ms(f);
+    assert_true(zscore(f, room) > now_ms + (PD_ROOM_TTL_S - 10) * 1000LL);
+    join_wait j = join_max(f, "sidA", room, "10.0.0.1", 0, 0, "w1");
+    assert_int_equal(j.res.status, PD_JOIN_OK);
+    long_wait w = {0};
+    assert_int_equal(pd_room_leave(f->r, pd_slice_cstr("sidA"), pd_slice_cstr(room), "w1", on_long_done, &w), PD_OK);
+    RFX_WAIT(&f->l, w.done, 3000);
+    long long due = zscore(f, room);
+    assert_between(due, now_ms + (PD_ROOM_EMPTY_TTL_S - 10) * 1000LL, now_ms + (PD_ROOM_EMPTY_TTL_S + 10) * 1000LL);
+    assert_true(due <= now_ms + 1000 + rfx_int(f->c, "PTTL room:%s", room));
 }
 
 /* ---- track -------------------------------------------------------------------- */
@@ -875,7 +1050,13 @@ int main(void)
         ROOM_TEST(create_is_atomic_once_and_sets_created_at_and_ttl),
         ROOM_TEST(exists_follows_created_at),
         ROOM_TEST(get_free_hands_out_distinct_4_digit_ids_under_concurrency),
-        ROOM_TEST(get_free_falls_back_to_alphanumeric_when_digits_are_taken),
+        ROOM_TEST(get_free_hands_out_every_4_digit_id_once_from_empty),
+        ROOM_TEST(get_free_at_90_percent_hands_out_exactly_the_free_ids),
+        ROOM_TEST(get_free_at_99_9_percent_finds_the_last_ten),
+        ROOM_TEST(get_free_when_full_falls_back_to_alphanumeric),
+        ROOM_TEST(get_free_skips_an_id_taken_by_name_and_remembers_it),
+        ROOM_TEST(get_free_reclaims_an_expired_id_and_rescores_a_living_one),
+        ROOM_TEST(leave_that_empties_a_short_room_moves_its_due_time),
         ROOM_TEST(track_counts_referrers_per_day_with_30_day_ttl),
         ROOM_TEST(heartbeat_registers_instance_with_short_ttl),
         ROOM_TEST(forget_socket_drops_it_from_the_instance_set_only),

@@ -8,6 +8,9 @@
  *   ratelimit:join:<ip>     sorted set of times    5 s
  *   pd:rejoin:<room>:<ip>   re-join credits        PD_REJOIN_GRACE_S (ours)
  *   referrers:daily:<date>  hash ref → count       30 days
+ *   pd:short:free           set of 4-digit ids believed free      (ours, no TTL)
+ *   pd:short:used           zset 4-digit id → earliest expiry ms  (ours, no TTL)
+ *   pd:short:seeded         how many of the 10 000 ids are sorted (ours, no TTL)
  * Cluster keys are ours, under pd: (see pd_cluster_* below).
  *
  * Every multi-key change is one Lua script, so it is atomic and costs one
@@ -90,8 +93,12 @@ int pd_room_exists(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data);
 /* Create if absent (HSETNX): 1 created, 0 already existed, -1 error. */
 int pd_room_create(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data);
 
-/* A free room id, created atomically: 10 random 4-digit codes, then 50
- * random 4-character alphanumeric ones; never the same id twice. */
+/* A free room id, created atomically in one round trip and never handed
+ * out twice: a 4-digit id from the set of known free ones (pd:short:free,
+ * kept with pd:short:used; see store.c) while any is free, else one of 8
+ * random 4-character alphanumeric ids, else one of 4 random 6-character
+ * ones; NULL only if all of those were taken or Redis failed. Work per call
+ * is bounded whatever the fill of the 4-digit space. */
 int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data);
 
 /* HINCRBY referrers:daily:<date> ref 1 with a 30-day TTL. 0 ok, -1 error. */

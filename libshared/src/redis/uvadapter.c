@@ -18,7 +18,7 @@ typedef struct pd_redis_uv {
     uv_poll_t poll;        /* watches the context's socket */
     uv_prepare_t flush;    /* writes the output buffer before the loop polls */
     int events;            /* UV_READABLE | UV_WRITABLE wanted */
-    int polled;            /* what the poll handle was last started with (0: stopped) */
+    int polled;            /* the events the poll was last started with */
     int flushing;          /* inside the prepare callback's write */
     int open_handles;      /* handles not yet closed */
     int fd;                /* the socket */
@@ -30,7 +30,6 @@ static void on_poll(uv_poll_t *h, int status, int events)
     if (!p->ac)
         return;
     if (status < 0) {
-        p->polled = 0; /* libuv stopped the handle */
         /* Let hiredis meet the error itself: the connect check (on write)
          * or the read fails, and it disconnects with callbacks. */
         if (!(p->ac->c.flags & REDIS_CONNECTED))
@@ -54,18 +53,22 @@ static void on_poll(uv_poll_t *h, int status, int events)
     }
 }
 
-/* hiredis asks for reading again with every command it writes; restarting
- * the poll handle each time would cost two epoll_ctl calls per command
- * (libuv drops the fd from epoll and adds it back), so only a change of the
- * wanted events reaches libuv. */
+/* hiredis asks for reading again after every read and every write. libuv's
+ * uv_poll_start stops the watcher before starting it, which costs an
+ * EPOLL_CTL_DEL and an EPOLL_CTL_ADD each time (strace: four per
+ * cross-worker signal); so the poll is only touched when what it watches
+ * changes. An error stops the poll inside libuv (uv_is_active turns 0),
+ * and the next request starts it again. */
 static void update(pd_redis_uv *p)
 {
-    if (p->events == p->polled)
-        return;
-    if (p->events)
+    int active = uv_is_active((uv_handle_t *)&p->poll);
+    if (p->events) {
+        if (active && p->polled == p->events)
+            return;
         uv_poll_start(&p->poll, p->events, on_poll);
-    else
+    } else if (active) {
         uv_poll_stop(&p->poll);
+    }
     p->polled = p->events;
 }
 

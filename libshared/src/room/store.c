@@ -59,6 +59,16 @@ static const char GRANT_REJOIN_LUA[] =
     "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
     "return n\n";
 
+/* A 4-digit room whose life drops to 900 s can be free sooner than
+ * pd:short:used says (see GET_FREE_LUA): move its score (only if it is
+ * there: XX) to the new expiry. Lua over the room id expression `v`. */
+#define SHORT_USED_KEY "pd:short:used"
+#define SHORT_SOONER(v)                                                                                  \
+    "  if string.match(" v ", '^%d%d%d%d$') then\n"                                                       \
+    "    local t = redis.call('TIME')\n"                                                                    \
+    "    redis.call('ZADD', '" SHORT_USED_KEY "', 'XX', tonumber(t[1]) * 1000 + 900000, " v ")\n"           \
+    "  end\n"
+
 /* KEYS: room, room sockets, socket:<sid>[, owner's set]  ARGV: sid, room id */
 static const char LEAVE_LUA[] =
     "local removed = redis.call('SREM', KEYS[2], ARGV[1])\n"
@@ -67,6 +77,7 @@ static const char LEAVE_LUA[] =
     "local exists = redis.call('EXISTS', KEYS[1])\n"
     "if exists == 1 and removed == 1 and redis.call('SCARD', KEYS[2]) == 0 then\n"
     "  redis.call('EXPIRE', KEYS[1], 900)\n"
+    SHORT_SOONER("ARGV[2]")
     "end\n"
     "return removed + 2 * exists\n";
 
@@ -78,11 +89,73 @@ static const char CREATE_LUA[] =
     "end\n"
     "return 0\n";
 
-/* KEYS: room:<candidate>...  ARGV: candidate..., now ms */
+/* The 4-digit ids are known, not guessed (docs/design-notes.md, "Short room
+ * ids"): pd:short:free holds the ids believed free, pd:short:used every
+ * other 4-digit id scored by the earliest time (Redis clock, ms) its room
+ * can have expired. A score is never later than the room's real expiry:
+ * handing out sets it to the 24 h TTL, a join only lengthens a room's life,
+ * and the leave and reap scripts that shorten it to 900 s move the score
+ * too. So an id becomes due no later than its room can be gone, and one
+ * EXISTS settles it: gone → free again, still there → rescored by PTTL.
+ * A free entry can be stale only when create_room took that id by name;
+ * HSETNX finds that out and the id moves to used.
+ * Work per call is bounded: a seeding step of 500 ids (only until
+ * pd:short:seeded reaches 10 000), 8 due ids reclaimed, 8 pops, then the
+ * random candidates in ARGV.
+ * KEYS: pd:short:free, pd:short:used, pd:short:seeded
+ * ARGV: now ms (created_at), then the fallback candidates, shortest first. */
+#define SHORT_FREE_KEY "pd:short:free"
+#define SHORT_SEEDED_KEY "pd:short:seeded"
 static const char GET_FREE_LUA[] =
-    "for i = 1, #KEYS do\n"
-    "  if redis.call('HSETNX', KEYS[i], 'created_at', ARGV[#ARGV]) == 1 then\n"
-    "    redis.call('EXPIRE', KEYS[i], 86400)\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local function due_at(id)\n"
+    "  local ttl = redis.call('PTTL', 'room:' .. id)\n"
+    "  if ttl < 0 then ttl = 86400000 end\n"
+    "  return now + ttl\n"
+    "end\n"
+    /* Seeding: one step of 500 of the 10 000 ids per call, in a scattered
+     * order (7919 is prime to 10 000), each sorted by one EXISTS, until all
+     * are sorted (20 calls, once per data set). One step at most: sorting
+     * a full space in one call took half a second of Redis on a loaded
+     * machine, and Redis serves everyone. A call whose step found no free
+     * id takes the fallback below. */
+    "local seeded = tonumber(redis.call('GET', KEYS[3])) or 0\n"
+    "if seeded < 10000 then\n"
+    "  local stop = math.min(seeded + 500, 10000)\n"
+    "  for j = seeded, stop - 1 do\n"
+    "    local id = string.format('%04d', (j * 7919) % 10000)\n"
+    "    if redis.call('EXISTS', 'room:' .. id) == 1 then\n"
+    "      redis.call('ZADD', KEYS[2], due_at(id), id)\n"
+    "    else\n"
+    "      redis.call('SADD', KEYS[1], id)\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('SET', KEYS[3], stop)\n"
+    "end\n"
+    /* Reclaim ids whose rooms may have expired. */
+    "for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 8)) do\n"
+    "  if redis.call('EXISTS', 'room:' .. id) == 1 then\n"
+    "    redis.call('ZADD', KEYS[2], due_at(id), id)\n"
+    "  else\n"
+    "    redis.call('ZREM', KEYS[2], id)\n"
+    "    redis.call('SADD', KEYS[1], id)\n"
+    "  end\n"
+    "end\n"
+    "for i = 1, 8 do\n"
+    "  local id = redis.call('SPOP', KEYS[1])\n"
+    "  if not id then break end\n"
+    "  if redis.call('HSETNX', 'room:' .. id, 'created_at', ARGV[1]) == 1 then\n"
+    "    redis.call('EXPIRE', 'room:' .. id, 86400)\n"
+    "    redis.call('ZADD', KEYS[2], now + 86400000, id)\n"
+    "    return id\n"
+    "  end\n"
+    "  redis.call('ZADD', KEYS[2], due_at(id), id)\n"
+    "end\n"
+    /* No 4-digit id is free: random candidates, shortest first. */
+    "for i = 2, #ARGV do\n"
+    "  if redis.call('HSETNX', 'room:' .. ARGV[i], 'created_at', ARGV[1]) == 1 then\n"
+    "    redis.call('EXPIRE', 'room:' .. ARGV[i], 86400)\n"
     "    return ARGV[i]\n"
     "  end\n"
     "end\n"
@@ -122,6 +195,7 @@ static const char REAP_LUA[] =
     "        if redis.call('EXISTS', 'room:' .. room) == 1 and\n"
     "           redis.call('SCARD', 'room:' .. room .. ':sockets') == 0 then\n"
     "          redis.call('EXPIRE', 'room:' .. room, 900)\n"
+        SHORT_SOONER("room")
     "        end\n"
     "        table.insert(out, room)\n"
     "        table.insert(out, sid)\n"
@@ -149,8 +223,6 @@ typedef struct store_call {
     } cb;
     pd_cluster_reaped_fn reaped; /* reap only */
     void *data;
-    pd_redis *redis;             /* get_free: for its second batch */
-    int stage;                   /* get_free: 0 first batch, 1 the rest */
 } store_call;
 
 static store_call *call_new(void *data)
@@ -379,19 +451,11 @@ int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, 
 
 /* ---- get_room ----------------------------------------------------------- */
 
-#define FREE_DIGIT_TRIES 10
-#define FREE_ALNUM_TRIES 50
-#define FREE_TRIES (FREE_DIGIT_TRIES + FREE_ALNUM_TRIES)
-
-/* Candidates go to Redis in two batches: every digit candidate and two
- * alphanumeric ones, then (only if all of those were taken, which needs
- * the 4-digit space nearly full and two misses among 1.7 million) the rest.
- * Every candidate is a Lua string Redis must build, so sending all sixty
- * each time would cost Redis more than the HSETNX calls that decide. The
- * order of tries is PrivyDrop's either way. */
-#define FREE_FIRST_BATCH (FREE_DIGIT_TRIES + 2)
-
-static int get_free_batch(pd_redis *r, store_call *c, int from, int to);
+/* Candidates for when no 4-digit id is free: PrivyDrop's next form, four
+ * alphanumeric characters (14.8 million ids, so a handful of guesses
+ * miss only if millions of rooms exist), then six (56.8 billion). */
+#define FREE_ALNUM4_TRIES 8
+#define FREE_ALNUM6_TRIES 4
 
 static void on_get_free(redisReply *rep, void *data)
 {
@@ -402,50 +466,34 @@ static void on_get_free(redisReply *rep, void *data)
         memcpy(room, rep->str, rep->len);
         room[rep->len] = '\0';
         out = room;
-    } else if (rep && rep->type == REDIS_REPLY_NIL && c->stage == 0) {
-        /* The first batch was all taken: the rest, in order. */
-        c->stage = 1;
-        if (get_free_batch(c->redis, c, FREE_FIRST_BATCH, FREE_TRIES) == PD_OK)
-            return;
     }
     c->cb.str(out, c->data);
     free(c);
 }
 
-static int get_free_batch(pd_redis *r, store_call *c, int from, int to)
-{
-    char ids[FREE_TRIES][8];
-    char keys_buf[FREE_TRIES][16];
-    pd_slice keys[FREE_TRIES], args[FREE_TRIES + 1];
-    int n = to - from;
-    for (int i = 0; i < n; i++) {
-        const char *alpha = from + i < FREE_DIGIT_TRIES ? PD_ALPHABET_DIGITS : PD_ALPHABET_ALNUM;
-        if (pd_id_random(ids[i], 4, alpha) != PD_OK)
-            return PD_ERR;
-        int k = snprintf(keys_buf[i], sizeof(keys_buf[i]), "room:%s", ids[i]);
-        keys[i] = pd_slice_make(keys_buf[i], (size_t)k);
-        args[i] = pd_slice_make(ids[i], 4);
-    }
-    char now[32];
-    snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
-    args[n] = pd_slice_cstr(now);
-    return store_eval_keep(r, on_get_free, c, GET_FREE_LUA, n, keys, n + 1, args);
-}
-
 int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
 {
+    enum { NCAND = FREE_ALNUM4_TRIES + FREE_ALNUM6_TRIES };
+    char ids[NCAND][8];
+    pd_slice args[1 + NCAND];
+    char now[32];
+    for (int i = 0; i < NCAND; i++) {
+        size_t len = i < FREE_ALNUM4_TRIES ? 4 : 6;
+        if (pd_id_random(ids[i], len, PD_ALPHABET_ALNUM) != PD_OK)
+            return PD_ERR;
+        args[1 + i] = pd_slice_make(ids[i], len);
+    }
+    snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
+    args[0] = pd_slice_cstr(now);
+    pd_slice keys[3] = {pd_slice_cstr(SHORT_FREE_KEY), pd_slice_cstr(SHORT_USED_KEY),
+                        pd_slice_cstr(SHORT_SEEDED_KEY)};
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
     c->cb.str = cb;
-    c->redis = r;
-    /* The script takes the first candidate HSETNX accepts, so two callers
+    /* One script, one round trip: Redis runs it atomically, so two callers
      * can never get the same id. */
-    if (get_free_batch(r, c, 0, FREE_FIRST_BATCH) != PD_OK) {
-        free(c);
-        return PD_ERR;
-    }
-    return PD_OK;
+    return store_eval(r, on_get_free, c, GET_FREE_LUA, 3, keys, 1 + NCAND, args);
 }
 
 /* ---- cluster ------------------------------------------------------------ */
