@@ -290,6 +290,21 @@ static void poll_handshake(pd_worker *w, pd_http_conn *c, const char *client_ip,
     poll_mark_dirty(p);
 }
 
+/* After an upgrade: the packets queued for polling leave, in order, through
+ * the transport now carrying engine `e`. */
+static void poll_hand_over(pd_poll *p, pd_eng *e)
+{
+    size_t i = 0;
+    while (i < p->out_len) {
+        size_t j = i;
+        while (j < p->out_len && p->out[j] != PD_EIO_SEPARATOR)
+            j++;
+        e->tp->send(e, p->out + i, j - i);
+        i = j + 1;
+    }
+    p->out_len = 0;
+}
+
 /* A POST's body: packets joined by 0x1e, each handed to the engine. */
 static void poll_take_packets(pd_poll *p, pd_slice body)
 {
@@ -450,15 +465,7 @@ int pd_poll_probe_upgrade(pd_poll *p, pd_eng *dst, const pd_eng_transport *tp)
     p->probe = NULL;
     pd_eng_move(dst, &p->eng, tp);
     /* What the engine queued for polling goes out on the WebSocket first. */
-    size_t i = 0;
-    while (i < p->out_len) {
-        size_t j = i;
-        while (j < p->out_len && p->out[j] != PD_EIO_SEPARATOR)
-            j++;
-        tp->send(dst, p->out + i, j - i);
-        i = j + 1;
-    }
-    p->out_len = 0;
+    poll_hand_over(p, dst);
     poll_unlink(p);
     if (poll_waiting(p))
         poll_answer_get(p, "6", 1);
@@ -510,15 +517,7 @@ void pd_poll_tunnel_in(pd_worker *w, pd_slice from, pd_slice sid, pd_slice pkt)
         p->tunnelled = 1;
         p->eng.tp = &TUNNEL_TP;
         /* What waited for polling goes down the tunnel, in order. */
-        size_t i = 0;
-        while (i < p->out_len) {
-            size_t j = i;
-            while (j < p->out_len && p->out[j] != PD_EIO_SEPARATOR)
-                j++;
-            tun_send(&p->eng, p->out + i, j - i);
-            i = j + 1;
-        }
-        p->out_len = 0;
+        poll_hand_over(p, &p->eng);
         if (poll_waiting(p))
             poll_answer_get(p, "6", 1);
         return;
