@@ -278,36 +278,26 @@ void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, p
 {
     pd_fwd *f = w->fwd;
     int post = req->method == PD_HTTP_POST;
-    if ((!post && req->method != PD_HTTP_GET) || sid.len <= PD_FWD_TAG_LEN || sid.len > 64 ||
+    if ((!post && req->method != PD_HTTP_GET) || sid.len <= PD_FWD_TAG_LEN || sid.len > PD_FWD_MAX_SID ||
         !pd_id_valid(sid)) {
         pd_http_respond(c, 400, "application/json", cors, PD_EIO_ERR_UNKNOWN_SID, strlen(PD_EIO_ERR_UNKNOWN_SID), 0);
         return;
     }
     fwd_req *r = calloc(1, sizeof(*r));
-    char *msg = NULL;
     char *cb_id = NULL;
-    char channel[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
-    snprintf(channel, sizeof(channel), "%s%.*s", PD_FWD_CHANNEL_PREFIX, PD_FWD_TAG_LEN, sid.base);
     if (r) {
         snprintf(r->id, sizeof(r->id), "%llu", (unsigned long long)++f->next_id);
-        size_t cap = 64 + sizeof(w->eio_tag) + sizeof(r->id) + sid.len + (post ? req->body.len : 0);
-        msg = malloc(cap);
         cb_id = malloc(sizeof(w) + sizeof(r->id));
     }
-    if (!r || !msg || !cb_id || pd_ptab_put(f->reqs, r) != PD_OK) {
+    if (!r || !cb_id || pd_ptab_put(f->reqs, r) != PD_OK) {
         free(r);
-        free(msg);
         free(cb_id);
         pd_http_respond_json(c, 500, cors, "{\"error\":\"Internal server error\"}", 1);
         return;
     }
-    int n = snprintf(msg, 64 + sizeof(w->eio_tag) + sizeof(r->id) + sid.len, "Q %c %s %s %.*s\n",
-                     post ? 'P' : 'G', w->eio_tag, r->id, (int)sid.len, sid.base);
-    size_t len = (size_t)n;
-    if (post) {
-        memcpy(msg + len, req->body.base, req->body.len);
-        len += req->body.len;
-    }
+    char head[96 + PD_FWD_MAX_SID];
+    int n = snprintf(head, sizeof(head), "Q %c %s %s %.*s\n", post ? 'P' : 'G', w->eio_tag, r->id, (int)sid.len,
+                     sid.base);
     r->conn = c;
     r->cors = cors ? strdup(cors) : NULL;
     memcpy(r->owner, sid.base, PD_FWD_TAG_LEN);
@@ -331,15 +321,13 @@ void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, p
     sweep_start(w);
     memcpy(cb_id, &w, sizeof(w));
     memcpy(cb_id + sizeof(w), r->id, sizeof(r->id));
-    const char *argv[3] = {"PUBLISH", channel, msg};
-    size_t lens[3] = {7, strlen(channel), len};
     pd_metric_add(w->m_poll_forwarded, NULL, 1);
     pd_metric_set(w->m_fwd_pending, NULL, (double)pd_ptab_count(f->reqs));
-    if (pd_redis_cmd_argv(w->redis, on_published, cb_id, 3, argv, lens) != PD_OK) {
+    if (pd_fwd_publish(w, pd_slice_make(sid.base, PD_FWD_TAG_LEN), head, (size_t)n, post ? req->body.base : NULL,
+                       post ? req->body.len : 0, on_published, cb_id) != PD_OK) {
         free(cb_id);
         req_finish(w, r, 503, 'j', "{\"error\":\"Service unavailable\"}", 31);
     }
-    free(msg);
 }
 
 int pd_fwd_publish(pd_worker *w, pd_slice to, const char *head, size_t hlen, const char *body, size_t blen,
@@ -367,19 +355,10 @@ void pd_fwd_reply(pd_worker *w, pd_slice to, pd_slice id, int status, char type,
 {
     if (to.len != PD_FWD_TAG_LEN || id.len == 0 || id.len > 20)
         return;
-    char channel[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
-    snprintf(channel, sizeof(channel), "%s%.*s", PD_FWD_CHANNEL_PREFIX, (int)to.len, to.base);
     char head[48];
     int n = snprintf(head, sizeof(head), "A %.*s %d %c\n", (int)id.len, id.base, status, type);
-    char *msg = malloc((size_t)n + len);
-    if (!msg)
-        return; /* the forwarder times the request out */
-    memcpy(msg, head, (size_t)n);
-    memcpy(msg + n, body, len);
-    const char *argv[3] = {"PUBLISH", channel, msg};
-    size_t lens[3] = {7, strlen(channel), (size_t)n + len};
-    pd_redis_cmd_argv(w->redis, NULL, NULL, 3, argv, lens);
-    free(msg);
+    /* Not sent (Redis down): the forwarder times the request out. */
+    pd_fwd_publish(w, to, head, (size_t)n, body, len, NULL, NULL);
 }
 
 /* Split "word " off the front of *s. */
