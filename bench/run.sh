@@ -369,12 +369,17 @@ apifill_scenario() { # stack
     exp_pid=
     if [ "$fill" != 1.0 ]; then
       sha=$(redis-cli -p "$RPORT" script load "$EXPIRE_LUA")
-      ( while :; do redis-cli -p "$RPORT" evalsha "$sha" 0 >/dev/null || exit 0; sleep 0.02; done ) &
+      # One long-lived connection on the generators' core, fed a command
+      # every 20 ms: a client forked per pass cost more than the work it
+      # carried, on whichever core the scheduler chose.
+      # (Killing it ends the feeding loop too, at its next write.)
+      ( exec "${GEN[@]}" redis-cli -p "$RPORT" >/dev/null \
+          < <(while :; do echo "EVALSHA $sha 0"; sleep 0.02; done) ) &
       exp_pid=$!; PIDS+=("$exp_pid")
     fi
     echo "== $stack api-fill $fill: get_room open loop at half of maximum ($rate/s)"
     sigload "$OUT/$stack-apifill-$fill.json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
-      --duration "$DUR" --warmup "$WARM" --pids "$API_PID" --label "$stack api-fill $fill"
+      --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "$stack api-fill $fill"
     if [ -n "$exp_pid" ]; then kill "$exp_pid" 2>/dev/null || true; wait "$exp_pid" 2>/dev/null || true; fi
     # How the ids went: 4-digit ones handed out (expired again by the
     # loop above), and what the bookkeeping holds at the end.

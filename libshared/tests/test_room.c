@@ -12,6 +12,7 @@
 
 #include "privydrop/pd_redis.h"
 #include "privydrop/pd_room.h"
+#include "privydrop/pd_script.h"
 
 
 typedef struct room_fx {
@@ -594,6 +595,48 @@ static void get_free_hands_out_every_4_digit_id_once_from_empty(void **state)
     free(s);
 }
 
+/* Calls of one command in INFO commandstats, 0 when it never ran. */
+static long cmd_calls(room_fx *f, const char *cmd)
+{
+    redisReply *rep = redisCommand(f->c, "INFO commandstats");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    char needle[64];
+    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
+    const char *at = strstr(rep->str, needle);
+    long n = at ? atol(at + strlen(needle)) : 0;
+    freeReplyObject(rep);
+    return n;
+}
+
+static void scripts_go_by_digest_and_survive_an_emptied_cache(void **state)
+{
+    room_fx *f = *state;
+    redisReply *rep = redisCommand(f->c, "SCRIPT FLUSH");
+    freeReplyObject(rep);
+    rep = redisCommand(f->c, "CONFIG RESETSTAT");
+    freeReplyObject(rep);
+    unsigned long sends = pd_script_text_sends();
+    for (int i = 0; i < 3; i++)
+        free(get_many(f, 1));
+    /* The text went at most once (on a connection it had not reached, or
+     * after a NOSCRIPT); the other calls were 40-byte digests. */
+    assert_true(cmd_calls(f, "eval") <= 1);
+    assert_true(cmd_calls(f, "evalsha") >= 2);
+    assert_true(pd_script_text_sends() - sends <= 1);
+    /* Emptied under a live connection: the digest is refused, the text
+     * follows, and the caller sees only the script's answer. */
+    rep = redisCommand(f->c, "SCRIPT FLUSH");
+    freeReplyObject(rep);
+    sends = pd_script_text_sends();
+    free_slot *s = get_many(f, 1);
+    assert_true(is_digits4(s[0].id));
+    free(s);
+    assert_int_equal(pd_script_text_sends() - sends, 1);
+    free(get_many(f, 1));
+    assert_int_equal(pd_script_text_sends() - sends, 1);
+}
+
 static void get_free_at_90_percent_hands_out_exactly_the_free_ids(void **state)
 {
     room_fx *f = *state;
@@ -1052,6 +1095,7 @@ int main(void)
         ROOM_TEST(get_free_hands_out_distinct_4_digit_ids_under_concurrency),
         ROOM_TEST(get_free_hands_out_every_4_digit_id_once_from_empty),
         ROOM_TEST(get_free_at_90_percent_hands_out_exactly_the_free_ids),
+        ROOM_TEST(scripts_go_by_digest_and_survive_an_emptied_cache),
         ROOM_TEST(get_free_at_99_9_percent_finds_the_last_ten),
         ROOM_TEST(get_free_when_full_falls_back_to_alphanumeric),
         ROOM_TEST(get_free_skips_an_id_taken_by_name_and_remembers_it),

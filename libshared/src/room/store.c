@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "privydrop/pd_id.h"
+#include "privydrop/pd_script.h"
 #include "privydrop/pd_sio.h"
 
 /* KEYS: room, room sockets, socket:<sid>, ratelimit:join:<ip>, owner's set,
@@ -233,41 +234,23 @@ static store_call *call_new(void *data)
     return c;
 }
 
-/* EVAL with up to 64 keys + args given as slices. */
-#define EVAL_MAX_PARTS 140
-/* EVAL a script; on failure the call stays the caller's. */
-static int store_eval_keep(pd_redis *r, pd_redis_reply_fn fn, store_call *call, const char *script,
-                           int nkeys, const pd_slice *keys, int nargs, const pd_slice *args)
-{
-    const char *argv[EVAL_MAX_PARTS];
-    size_t lens[EVAL_MAX_PARTS];
-    char nk[16];
-    int n = 0;
-    if (3 + nkeys + nargs > EVAL_MAX_PARTS)
-        return PD_ERR;
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    argv[n] = "EVAL";
-    lens[n++] = 4;
-    argv[n] = script;
-    lens[n++] = strlen(script);
-    argv[n] = nk;
-    lens[n++] = strlen(nk);
-    for (int i = 0; i < nkeys; i++, n++) {
-        argv[n] = keys[i].base;
-        lens[n] = keys[i].len;
-    }
-    for (int i = 0; i < nargs; i++, n++) {
-        argv[n] = args[i].base;
-        lens[n] = args[i].len;
-    }
-    return pd_redis_cmd_argv(r, fn, call, n, argv, lens);
-}
+/* Every script goes by digest once its text has reached the connection
+ * (pd_script.h). */
+static pd_script join_script = PD_SCRIPT(JOIN_LUA);
+static pd_script grant_rejoin_script = PD_SCRIPT(GRANT_REJOIN_LUA);
+static pd_script leave_script = PD_SCRIPT(LEAVE_LUA);
+static pd_script create_script = PD_SCRIPT(CREATE_LUA);
+static pd_script track_script = PD_SCRIPT(TRACK_LUA);
+static pd_script get_free_script = PD_SCRIPT(GET_FREE_LUA);
+static pd_script conn_total_script = PD_SCRIPT(CONN_TOTAL_LUA);
+static pd_script reap_script = PD_SCRIPT(REAP_LUA);
+static pd_script retire_script = PD_SCRIPT(RETIRE_LUA);
 
 /* EVAL a script; on failure the call is freed. */
-static int store_eval(pd_redis *r, pd_redis_reply_fn fn, store_call *call, const char *script,
+static int store_eval(pd_redis *r, pd_redis_reply_fn fn, store_call *call, pd_script *script,
                       int nkeys, const pd_slice *keys, int nargs, const pd_slice *args)
 {
-    if (store_eval_keep(r, fn, call, script, nkeys, keys, nargs, args) != PD_OK) {
+    if (pd_script_eval(r, script, fn, call, nkeys, keys, nargs, args) != PD_OK) {
         free(call);
         return PD_ERR;
     }
@@ -362,7 +345,7 @@ int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip
     pd_slice args[8] = {sid, room, pd_slice_cstr(now), pd_slice_cstr(rate_limit ? "1" : "0"),
                         pd_slice_cstr(member), pd_slice_cstr(limit), pd_slice_cstr(window),
                         pd_slice_cstr(maxp)};
-    return store_eval(r, on_join, c, JOIN_LUA, 6, keys, 8, args);
+    return store_eval(r, on_join, c, &join_script, 6, keys, 8, args);
 }
 
 /* ---- simple integer-returning scripts --------------------------------- */
@@ -386,7 +369,7 @@ int pd_room_grant_rejoin(pd_redis *r, pd_slice room, const char *client_ip, pd_r
     pd_slice key = rejoin_key(k1, room, client_ip);
     snprintf(grace, sizeof(grace), "%d", PD_REJOIN_GRACE_S);
     pd_slice args[1] = {pd_slice_cstr(grace)};
-    return store_eval(r, on_long, c, GRANT_REJOIN_LUA, 1, &key, 1, args);
+    return store_eval(r, on_long, c, &grant_rejoin_script, 1, &key, 1, args);
 }
 
 int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, pd_room_long_fn cb,
@@ -404,7 +387,7 @@ int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, p
         owner ? key_fmt(k4, "pd:worker:", pd_slice_cstr(owner), ":sockets") : pd_slice_make(NULL, 0),
     };
     pd_slice args[2] = {sid, room};
-    return store_eval(r, on_long, c, LEAVE_LUA, owner ? 4 : 3, keys, 2, args);
+    return store_eval(r, on_long, c, &leave_script, owner ? 4 : 3, keys, 2, args);
 }
 
 int pd_room_exists(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data)
@@ -434,7 +417,7 @@ int pd_room_create(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data)
     pd_slice keys[1] = {key_fmt(k1, "room:", room, "")};
     snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
     pd_slice args[1] = {pd_slice_cstr(now)};
-    return store_eval(r, on_long, c, CREATE_LUA, 1, keys, 1, args);
+    return store_eval(r, on_long, c, &create_script, 1, keys, 1, args);
 }
 
 int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, void *data)
@@ -446,7 +429,7 @@ int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, 
     char k1[KEYBUF];
     pd_slice keys[1] = {key_fmt(k1, "referrers:daily:", date, "")};
     pd_slice args[1] = {ref};
-    return store_eval(r, on_long, c, TRACK_LUA, 1, keys, 1, args);
+    return store_eval(r, on_long, c, &track_script, 1, keys, 1, args);
 }
 
 /* ---- get_room ----------------------------------------------------------- */
@@ -493,7 +476,7 @@ int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
     c->cb.str = cb;
     /* One script, one round trip: Redis runs it atomically, so two callers
      * can never get the same id. */
-    return store_eval(r, on_get_free, c, GET_FREE_LUA, 3, keys, 1 + NCAND, args);
+    return store_eval(r, on_get_free, c, &get_free_script, 3, keys, 1 + NCAND, args);
 }
 
 /* ---- cluster ------------------------------------------------------------ */
@@ -540,7 +523,7 @@ int pd_cluster_conn_total(pd_redis *r, pd_room_long_fn cb, void *data)
         return PD_ERR;
     c->cb.num = cb;
     pd_slice keys[1] = {pd_slice_cstr("pd:conns")};
-    return store_eval(r, on_long, c, CONN_TOTAL_LUA, 1, keys, 0, NULL);
+    return store_eval(r, on_long, c, &conn_total_script, 1, keys, 0, NULL);
 }
 
 static void on_reap(redisReply *rep, void *data)
@@ -576,7 +559,7 @@ int pd_cluster_reap(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_
     pd_slice keys[3] = {pd_slice_cstr("pd:workers"), pd_slice_cstr("pd:conns"),
                         pd_slice_cstr("pd:reaper:lock")};
     pd_slice args[2] = {pd_slice_cstr(owner), pd_slice_cstr("4000")};
-    return store_eval(r, on_reap, c, REAP_LUA, 3, keys, 2, args);
+    return store_eval(r, on_reap, c, &reap_script, 3, keys, 2, args);
 }
 
 int pd_cluster_retire(pd_redis *r, const char *owner, pd_room_long_fn cb, void *data)
@@ -590,7 +573,7 @@ int pd_cluster_retire(pd_redis *r, const char *owner, pd_room_long_fn cb, void *
                         key_fmt(hb, "pd:worker:", pd_slice_cstr(owner), ":hb"),
                         key_fmt(socks, "pd:worker:", pd_slice_cstr(owner), ":sockets")};
     pd_slice args[1] = {pd_slice_cstr(owner)};
-    return store_eval(r, on_long, c, RETIRE_LUA, 4, keys, 1, args);
+    return store_eval(r, on_long, c, &retire_script, 4, keys, 1, args);
 }
 
 /* ---- bus ----------------------------------------------------------------- */
