@@ -235,12 +235,16 @@ poll_scenario() { # stack
     max=$(per_s "$OUT/$stack-poll-$layout-max.json")
     if [ -z "$min" ] || [ "$max" -lt "$min" ]; then min=$max; fi
   done
-  rate=$(awk -v m="$min" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
-  for layout in $layouts; do
-    echo "== $stack poll-$layout: open loop at $rate/s (half of the lower maximum)"
-    sigload "$OUT/$stack-poll-$layout-rate0.5.json" poll --layout "$layout" --target "$(targets)" \
-      --rooms "$POLL_ROOMS" --rate "$rate" --duration "$POLL_DUR" --warmup "$WARM" --pids "$pids" \
-      --label "$stack poll-$layout half"
+  # Half of the lower maximum is the reported rate; PD_BENCH_POLL_FRACTIONS
+  # adds others (e.g. "0.1 0.25 0.5"), each layout in turn at each.
+  for frac in ${PD_BENCH_POLL_FRACTIONS:-0.5}; do
+    rate=$(awk -v m="$min" -v f="$frac" 'BEGIN {r = int(m * f); if (r < 10) r = 10; print r}')
+    for layout in $layouts; do
+      echo "== $stack poll-$layout: open loop at $rate/s ($frac of the lower maximum)"
+      sigload "$OUT/$stack-poll-$layout-rate$frac.json" poll --layout "$layout" --target "$(targets)" \
+        --rooms "$POLL_ROOMS" --rate "$rate" --duration "$POLL_DUR" --warmup "$WARM" --pids "$pids" \
+        --label "$stack poll-$layout $frac"
+    done
   done
   stop_stack
 }

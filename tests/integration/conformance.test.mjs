@@ -4,9 +4,7 @@
 // test server echoing events back, only the protocol part is checked (the
 // packet is taken and the connection stays). Features we do not offer
 // (custom namespaces, binary, acks asked by the server, EIO=3) have no case
-// here; the table in docs/wire-protocol.md §Conformance lists them. Nor has
-// the reference's "41 then a ping": a 41 on the main namespace ends the
-// connection here (docs/wire-protocol.md §Socket.IO).
+// here; the table in docs/wire-protocol.md §Conformance lists them.
 //
 //   tests/integration/run.sh tests/integration/conformance.test.mjs
 import assert from "node:assert/strict";
@@ -291,6 +289,47 @@ describe("Engine.IO v4 / Socket.IO v5 reference cases", { timeout: 120000 }, () 
       const { ws } = await wsOpen(port);
       const pong = setInterval(() => ws.send("3"), PING_INTERVAL / 2);
       try {
+        await closedWithin(ws, CONNECT_TIMEOUT + EVENT_TIMEOUT_MS);
+      } finally {
+        clearInterval(pong);
+      }
+    });
+  });
+
+  describe("Socket.IO disconnect", () => {
+    it("41 leaves the main namespace and the Engine.IO session stays: the next packet is a ping", async () => {
+      const ws = await sioOpen(port);
+      try {
+        ws.send("41");
+        assert.equal(await ws.nextText(), "2");
+        ws.send("3");
+        assert.equal(ws.closed, false);
+      } finally {
+        ws.close();
+      }
+    });
+
+    it("after 41, a new 40 connects a new socket with another id", async () => {
+      const { ws } = await wsOpen(port);
+      try {
+        ws.send("40");
+        const first = JSON.parse((await ws.nextText({ skipPings: true })).slice(2)).sid;
+        ws.send("41");
+        ws.send("40");
+        const second = JSON.parse((await ws.nextText({ skipPings: true })).slice(2)).sid;
+        assert.notEqual(second, first);
+        ws.send('42["message",1]');
+        assert.equal(ws.closed, false);
+      } finally {
+        ws.close();
+      }
+    });
+
+    it("after 41 and no new 40, the connect timeout ends the session", async () => {
+      const ws = await sioOpen(port);
+      const pong = setInterval(() => ws.send("3"), PING_INTERVAL / 2);
+      try {
+        ws.send("41");
         await closedWithin(ws, CONNECT_TIMEOUT + EVENT_TIMEOUT_MS);
       } finally {
         clearInterval(pong);

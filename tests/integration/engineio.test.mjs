@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
 import { httpGet, startCluster } from "../lib/cluster.mjs";
-import { connect, createRoom, RawWs, request, sleep, uniqueIp } from "./helpers.mjs";
+import { connect, createRoom, join, RawWs, request, sleep, uniqueIp, waitFor } from "./helpers.mjs";
+import { nextTextStarting } from "./wire.mjs";
 
 describe("Engine.IO handshake and packets", { timeout: 120000 }, () => {
   let c;
@@ -88,6 +89,37 @@ describe("Engine.IO handshake and packets", { timeout: 120000 }, () => {
       assert.equal(ws.closed, false);
     } finally {
       ws.close();
+    }
+  });
+
+  it("41 leaves the room and frees the socket; the session stays and a new 40 joins again", async () => {
+    const ws = await RawWs.connect(c.workers[0].port, undefined, { "X-Forwarded-For": uniqueIp() });
+    const peer = await connect(c.workers[1].url);
+    try {
+      await ws.nextText();
+      ws.send("40");
+      const first = JSON.parse((await ws.nextText({ skipPings: true })).slice(2)).sid;
+      const roomId = await createRoom(c.roomApi.url);
+      await join(peer, roomId);
+      ws.send(`42["join",{"roomId":"${roomId}"}]`);
+      await nextTextStarting(ws, '42["joinResponse"');
+      assert.equal(await c.redisCli("SISMEMBER", `room:${roomId}:sockets`, first), "1");
+      const gone = waitFor(peer, "peer-disconnected", { pred: (m) => m?.peerId === first });
+      ws.send("41");
+      await gone;
+      assert.equal(await c.redisCli("SISMEMBER", `room:${roomId}:sockets`, first), "0");
+      assert.equal(await c.redisCli("EXISTS", `socket:${first}`), "0");
+      assert.equal(ws.closed, false);
+      ws.send("40");
+      const second = JSON.parse((await ws.nextText({ skipPings: true })).slice(2)).sid;
+      assert.notEqual(second, first);
+      ws.send(`42["join",{"roomId":"${roomId}"}]`);
+      const jr = await nextTextStarting(ws, '42["joinResponse"');
+      assert.equal(JSON.parse(jr.slice(2))[1].success, true);
+      assert.equal(await c.redisCli("SISMEMBER", `room:${roomId}:sockets`, second), "1");
+    } finally {
+      ws.close();
+      peer.close();
     }
   });
 

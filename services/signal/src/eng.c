@@ -210,6 +210,20 @@ void pd_eng_layer_close(pd_worker *w)
 
 /* ---- life cycle ------------------------------------------------------------ */
 
+/* The next heartbeat deadline `ms` from now, but no later than the connect
+ * timeout while the socket has not connected (a pong re-arms for a whole
+ * ping interval, which may be longer than the time left to connect). */
+static void eng_arm_beat(pd_eng *e, uint64_t ms)
+{
+    pd_worker *w = e->w;
+    if (!e->sio_connected) {
+        uint32_t age = (uint32_t)pd_mono_ms() - e->opened;
+        uint64_t limit = (uint64_t)w->cfg.connect_timeout_ms;
+        ms = PD_MIN(ms, age >= limit ? 1 : limit - age);
+    }
+    pd_eng_arm(e, ms);
+}
+
 int pd_eng_open(pd_eng *e, pd_worker *w, const pd_eng_transport *tp, const char *client_ip,
                 const char *eio_sid, int can_upgrade)
 {
@@ -230,7 +244,7 @@ int pd_eng_open(pd_eng *e, pd_worker *w, const pd_eng_transport *tp, const char 
         w->conn_handler->on_open(w->conn_ud, &e->conn);
     }
     tp->send(e, open, (size_t)n);
-    pd_eng_arm(e, (uint64_t)PD_MIN(w->cfg.ping_interval_ms, w->cfg.connect_timeout_ms));
+    eng_arm_beat(e, (uint64_t)w->cfg.ping_interval_ms);
     return PD_OK;
 }
 
@@ -315,6 +329,36 @@ static int event_shaped(pd_slice d)
     return 0;
 }
 
+/* A client's 41 on the main namespace: its socket leaves (the handler
+ * hears on_close: rooms left, peers told), the Engine.IO session stays,
+ * and the connect timeout runs again; a later 40 connects a new socket
+ * with a fresh id, which the handler hears as a new on_open
+ * (docs/wire-protocol.md §Socket.IO). Each 41 draws from the socket's
+ * rate, so a 40/41 loop cannot make Redis work faster than events can. */
+static void eng_sio_disconnect(pd_eng *e)
+{
+    pd_worker *w = e->w;
+    if (e->handler_open) {
+        e->handler_open = 0;
+        if (w->conn_handler)
+            w->conn_handler->on_close(w->conn_ud, &e->conn);
+    }
+    e->sio_connected = 0;
+    e->connect_pending = 0;
+    e->counted = 0;
+    if (pd_id_socket(e->conn.sid) != PD_OK) {
+        pd_eng_close(e, PD_WS_CLOSE_INTERNAL, "no socket id");
+        return;
+    }
+    e->opened = (uint32_t)pd_mono_ms();
+    if (w->conn_handler) {
+        e->handler_open = 1;
+        w->conn_handler->on_open(w->conn_ud, &e->conn);
+    }
+    if (!e->closed && !e->awaiting_pong)
+        eng_arm_beat(e, (uint64_t)w->cfg.ping_interval_ms);
+}
+
 /* A Socket.IO v5 packet inside an Engine.IO message. */
 static void eng_sio(pd_eng *e, pd_slice payload)
 {
@@ -369,8 +413,8 @@ static void eng_sio(pd_eng *e, pd_slice payload)
     case PD_SIO_CONNECT:
         return; /* handled above */
     case PD_SIO_DISCONNECT:
-        if (main_nsp)
-            pd_eng_close(e, PD_WS_CLOSE_NORMAL, "client namespace disconnect");
+        if (main_nsp && pd_eng_take(e, "connect_rate"))
+            eng_sio_disconnect(e);
         return;
     case PD_SIO_EVENT:
         if (!main_nsp) {
@@ -410,7 +454,7 @@ void pd_eng_input(pd_eng *e, pd_slice pkt)
     case PD_EIO_PONG:
         if (e->awaiting_pong) {
             e->awaiting_pong = 0;
-            pd_eng_arm(e, (uint64_t)e->w->cfg.ping_interval_ms);
+            eng_arm_beat(e, (uint64_t)e->w->cfg.ping_interval_ms);
         }
         return;
     case PD_EIO_PING: {
@@ -458,10 +502,5 @@ static void eng_on_timer(pd_eng *e)
     }
     eng_send_lit(e, "2");
     e->awaiting_pong = 1;
-    uint64_t next = (uint64_t)w->cfg.ping_timeout_ms;
-    if (!e->sio_connected) {
-        uint64_t left = (uint64_t)w->cfg.connect_timeout_ms - age;
-        next = PD_MIN(next, left);
-    }
-    pd_eng_arm(e, next);
+    eng_arm_beat(e, (uint64_t)w->cfg.ping_timeout_ms);
 }
