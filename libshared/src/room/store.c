@@ -101,8 +101,9 @@ static const char CREATE_LUA[] =
  * A free entry can be stale only when create_room took that id by name;
  * HSETNX finds that out and the id moves to used.
  * Work per call is bounded: a seeding step of 500 ids (only until
- * pd:short:seeded reaches 10 000), 8 due ids reclaimed, 8 pops, then the
- * random candidates in ARGV.
+ * pd:short:seeded reaches 10 000), up to 8 pops; only if the free set ran
+ * dry, 8 due ids reclaimed and up to 8 pops more; then the random
+ * candidates in ARGV.
  * KEYS: pd:short:free, pd:short:used, pd:short:seeded
  * ARGV: now ms (created_at), then the fallback candidates, shortest first. */
 #define SHORT_FREE_KEY "pd:short:free"
@@ -134,25 +135,37 @@ static const char GET_FREE_LUA[] =
     "  end\n"
     "  redis.call('SET', KEYS[3], stop)\n"
     "end\n"
-    /* Reclaim ids whose rooms may have expired. */
-    "for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 8)) do\n"
-    "  if redis.call('EXISTS', 'room:' .. id) == 1 then\n"
+    /* Up to 8 pops until HSETNX takes one: the id, nil when the free set
+     * ran dry, false after 8 stale entries (work stays bounded). */
+    "local function pop()\n"
+    "  for i = 1, 8 do\n"
+    "    local id = redis.call('SPOP', KEYS[1])\n"
+    "    if not id then return nil end\n"
+    "    if redis.call('HSETNX', 'room:' .. id, 'created_at', ARGV[1]) == 1 then\n"
+    "      redis.call('EXPIRE', 'room:' .. id, 86400)\n"
+    "      redis.call('ZADD', KEYS[2], now + 86400000, id)\n"
+    "      return id\n"
+    "    end\n"
     "    redis.call('ZADD', KEYS[2], due_at(id), id)\n"
-    "  else\n"
-    "    redis.call('ZREM', KEYS[2], id)\n"
-    "    redis.call('SADD', KEYS[1], id)\n"
     "  end\n"
+    "  return false\n"
     "end\n"
-    "for i = 1, 8 do\n"
-    "  local id = redis.call('SPOP', KEYS[1])\n"
-    "  if not id then break end\n"
-    "  if redis.call('HSETNX', 'room:' .. id, 'created_at', ARGV[1]) == 1 then\n"
-    "    redis.call('EXPIRE', 'room:' .. id, 86400)\n"
-    "    redis.call('ZADD', KEYS[2], now + 86400000, id)\n"
-    "    return id\n"
+    /* Reclaiming ids whose rooms may have expired only when no free id is
+     * left: each id is reclaimed once either way, and a call that finds a
+     * free id does no more than it must (the common case at any fill). */
+    "local id = pop()\n"
+    "if id == nil then\n"
+    "  for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 8)) do\n"
+    "    if redis.call('EXISTS', 'room:' .. due) == 1 then\n"
+    "      redis.call('ZADD', KEYS[2], due_at(due), due)\n"
+    "    else\n"
+    "      redis.call('ZREM', KEYS[2], due)\n"
+    "      redis.call('SADD', KEYS[1], due)\n"
+    "    end\n"
     "  end\n"
-    "  redis.call('ZADD', KEYS[2], due_at(id), id)\n"
+    "  id = pop()\n"
     "end\n"
+    "if id then return id end\n"
     /* No 4-digit id is free: random candidates, shortest first. */
     "for i = 2, #ARGV do\n"
     "  if redis.call('HSETNX', 'room:' .. ARGV[i], 'created_at', ARGV[1]) == 1 then\n"
