@@ -199,6 +199,14 @@ void app_measure_begin(app *a);
 void app_measure_end(app *a);
 void app_pace_start(app *a);
 void app_pace_stop(app *a);
+/* The signal scenarios' (relay, poll) shared clock. app_signals_start, once
+ * every room is ready: the warm-up, then the measured window, begin now;
+ * with --rate the pacing starts, and it returns 1 when the caller must fill
+ * its closed loop instead (no --rate). app_signals_step, every tick after
+ * that: the window (ended early by --signals), then the drain until every
+ * signal sent has arrived or is known lost, or --drain has passed. */
+int app_signals_start(app *a, uint64_t now);
+void app_signals_step(app *a, uint64_t now);
 /* Stop everything: close every connection and handle; uv_run returns. */
 void app_finish(app *a);
 

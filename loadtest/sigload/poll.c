@@ -489,14 +489,7 @@ static void poll_tick(app *a)
                 return;
             }
         }
-        a->phase = 1;
-        a->t0 = now;
-        a->t_measure = now + (uint64_t)(a->o.warmup * 1e9);
-        a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
-        a->sending = 1;
-        if (a->o.rate > 0) {
-            app_pace_start(a);
-        } else {
+        if (app_signals_start(a, now)) {
             for (int i = 0; i < ps->nclients; i++) {
                 pl_client *c = &ps->clients[i];
                 if (c->joined == 2 && pl_alive(c) && pl_alive(c->peer))
@@ -506,29 +499,7 @@ static void poll_tick(app *a)
         }
         return;
     }
-    if (a->phase == 1) {
-        if (!a->measuring && now >= a->t_measure) {
-            app_measure_begin(a);
-            a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
-        }
-        if (a->measuring && now >= a->t_end) {
-            app_measure_end(a);
-            a->sending = 0;
-            app_pace_stop(a);
-            a->phase = 2;
-            a->t0 = now;
-        }
-        return;
-    }
-    if (a->phase == 2) {
-        int all = a->delivered + a->lost_gaps >= a->sent;
-        if (all || now - a->t0 >= (uint64_t)(a->o.drain * 1e9)) {
-            a->drain_s = (double)(now - a->t0) / 1e9;
-            a->drain_timed_out = !all;
-            a->phase = 3;
-            app_finish(a);
-        }
-    }
+    app_signals_step(a, now);
 }
 
 static void poll_progress(app *a)

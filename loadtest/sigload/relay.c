@@ -165,14 +165,7 @@ static void relay_tick(app *a)
             /* With --procs, every generator process starts at once. */
             if (!sl_procs_may_start(a))
                 return;
-            a->phase = 1;
-            a->t0 = now;
-            a->t_measure = now + (uint64_t)(a->o.warmup * 1e9);
-            a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
-            a->sending = 1;
-            if (a->o.rate > 0) {
-                app_pace_start(a);
-            } else {
+            if (app_signals_start(a, now)) {
                 for (int i = 0; i < a->nconns; i++) {
                     sl_conn *c = &a->conns[i];
                     if (c->joined == 2 && c->state == SL_C_READY)
@@ -183,36 +176,7 @@ static void relay_tick(app *a)
         }
         return;
     }
-    if (a->phase == 1) {
-        if (!a->measuring && now >= a->t_measure) {
-            /* --duration from when the readings were really taken, even
-             * if this tick comes late (a starved generator): the window
-             * is never skipped. */
-            app_measure_begin(a);
-            a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
-        }
-        if ((a->measuring && now >= a->t_end) || (a->o.signals && a->received >= a->o.signals)) {
-            if (!a->measuring)
-                app_measure_begin(a);
-            app_measure_end(a);
-            a->sending = 0;
-            app_pace_stop(a);
-            a->phase = 2;
-            a->t0 = now;
-        }
-        return;
-    }
-    if (a->phase == 2) {
-        /* Every signal sent has arrived, or is known lost (a later one on
-         * its path arrived): nothing more can come. */
-        int all = a->delivered + a->lost_gaps >= a->sent;
-        if (all || now - a->t0 >= (uint64_t)(a->o.drain * 1e9)) {
-            a->drain_s = (double)(now - a->t0) / 1e9;
-            a->drain_timed_out = !all;
-            a->phase = 3;
-            app_finish(a);
-        }
-    }
+    app_signals_step(a, now);
 }
 
 static void relay_progress(app *a)
