@@ -19,6 +19,9 @@
 
 typedef struct pd_redis pd_redis;
 
+/* The subscriber link's default payload bound (pd_redis_options). */
+#define PD_REDIS_SUB_MAX_MESSAGE ((size_t)1 << 20)
+
 typedef void (*pd_redis_reply_fn)(redisReply *reply, void *data);
 /* Readiness changed: 1 once every connection is up, 0 when one is lost. */
 typedef void (*pd_redis_state_fn)(pd_redis *r, int ready, void *data);
@@ -31,6 +34,11 @@ typedef struct pd_redis_options {
     const char *password;   /* AUTH password or NULL (copied) */
     int subscriber;         /* open the pub/sub connection too */
     unsigned watchdog_ms;   /* PING period; a PING unanswered (or a connect unfinished) for 3 periods kills the link; 0 → 1000 */
+    /* Longest pub/sub payload the subscriber link accepts (1 ..
+     * PD_SUBPARSE_MAX_MESSAGE); a longer one, like any malformed reply,
+     * drops the link (which reconnects and resubscribes). Keep it above
+     * anything published. 0 → PD_REDIS_SUB_MAX_MESSAGE. */
+    size_t sub_max_message;
     /* Sentinel mode (pd_sentinel.h) when `sentinels` is set: host and port
      * are then ignored; the master is whatever the sentinels name, checked
      * with ROLE on every connect (a server that is not a master is left and
