@@ -586,6 +586,50 @@ static void burst_of_messages_arrives_whole_and_in_order(void **state)
     assert_int_equal(f->downs, 0);
 }
 
+/* pd_redis_publish: the parts arrive joined, byte for byte, short (on the
+ * stack) and long (allocated), and the reply counts the subscribers. */
+static void publish_joins_parts_and_counts_receivers(void **state)
+{
+    rd_fx *f = *state;
+    client_create(f, 1, 0, NULL);
+    wait_ready(f, 1, 3000);
+    pd_redis_subscribe(f->r, pd_slice_cstr("pd:room:pub"));
+    wait_numsub(f, "pd:room:pub", 1, 3000);
+    pd_slice parts[3] = {pd_slice_cstr("PD1 S w "), pd_slice_make(NULL, 0), pd_slice_cstr("s\n42[]")};
+    reply_box b = {0};
+    assert_int_equal(pd_redis_publish(f->r, pd_slice_cstr("pd:room:pub"), parts, 3, on_reply_box, &b), PD_OK);
+    RFX_WAIT(&f->l, b.calls && f->msgs, 3000);
+    assert_int_equal(b.type, REDIS_REPLY_INTEGER);
+    assert_int_equal(b.integer, 1);
+    assert_string_equal(f->chan, "pd:room:pub");
+    assert_int_equal(f->msg_len, strlen("PD1 S w s\n42[]"));
+    assert_memory_equal(f->msg, "PD1 S w s\n42[]", f->msg_len);
+
+    /* Past the stack buffer: checked on the server's copy. */
+    size_t big = 50000;
+    char *payload = malloc(big);
+    assert_non_null(payload);
+    for (size_t i = 0; i < big; i++)
+        payload[i] = (char)(i * 31);
+    redisReply *sub = rfx_cmd(f->c, "SUBSCRIBE pd:room:pubbig");
+    freeReplyObject(sub);
+    pd_slice two[2] = {pd_slice_make(payload, 10), pd_slice_make(payload + 10, big - 10)};
+    memset(&b, 0, sizeof b);
+    assert_int_equal(pd_redis_publish(f->r, pd_slice_cstr("pd:room:pubbig"), two, 2, on_reply_box, &b), PD_OK);
+    RFX_WAIT(&f->l, b.calls, 3000);
+    assert_int_equal(b.type, REDIS_REPLY_INTEGER);
+    assert_int_equal(b.integer, 1);
+    redisReply *m = NULL;
+    assert_int_equal(redisGetReply(f->c, (void **)&m), REDIS_OK);
+    assert_int_equal(m->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(m->element[2]->len, big);
+    assert_memory_equal(m->element[2]->str, payload, big);
+    freeReplyObject(m);
+    redisFree(f->c);
+    f->c = NULL;
+    free(payload);
+}
+
 #define RD_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -610,6 +654,7 @@ int main(void)
         RD_TEST(wrong_password_is_never_ready_and_commands_get_errors),
         RD_TEST(oversize_message_drops_the_sub_link_which_resubscribes),
         RD_TEST(burst_of_messages_arrives_whole_and_in_order),
+        RD_TEST(publish_joins_parts_and_counts_receivers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

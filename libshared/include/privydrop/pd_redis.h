@@ -77,6 +77,12 @@ int pd_redis_cmd(pd_redis *r, pd_redis_reply_fn cb, void *data, const char *fmt,
 int pd_redis_cmd_argv(pd_redis *r, pd_redis_reply_fn cb, void *data, int argc, const char **argv,
                       const size_t *lens);
 
+/* PUBLISH channel <the parts, joined>, written without hiredis's
+ * formatter; same contract as pd_redis_cmd (the reply is the number of
+ * subscribers that received it). */
+int pd_redis_publish(pd_redis *r, pd_slice channel, const pd_slice *parts, size_t nparts, pd_redis_reply_fn cb,
+                     void *data);
+
 /* Commands sent and not yet answered. */
 size_t pd_redis_pending(const pd_redis *r);
 

@@ -85,7 +85,9 @@ int pd_subparse_space(pd_subparse *p, char **buf, size_t *room);
 void pd_subparse_wrote(pd_subparse *p, size_t n);
 
 /* Copy data in (through pd_subparse_space): for tests and fuzzing, which
- * have their bytes elsewhere. PD_ERR on allocation failure. */
+ * have their bytes elsewhere. PD_ERR on allocation failure, or when more
+ * than PD_SUBPARSE_FRAME_MAX(max_message) bytes would be held without
+ * pd_subparse_next taking complete frames in between. */
 int pd_subparse_feed(pd_subparse *p, const char *data, size_t len);
 
 /* The next complete frame: PD_SUBPARSE_EVENT with *ev filled, then the

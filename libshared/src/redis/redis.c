@@ -581,6 +581,69 @@ int pd_redis_cmd_argv(pd_redis *r, pd_redis_reply_fn cb, void *data, int argc, c
     return PD_OK;
 }
 
+/* "$<n>\r\n" at p; the bytes written. */
+static size_t put_len(char *p, char type, size_t n)
+{
+    char digits[20];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    *p++ = type;
+    for (size_t i = 0; i < k; i++)
+        p[i] = digits[k - 1 - i];
+    p[k] = '\r';
+    p[k + 1] = '\n';
+    return 1 + k + 2;
+}
+
+/* The protocol text is written here directly: hiredis's formatter
+ * (redisFormatCommandArgv) costs about as much per PUBLISH as the rest of
+ * sending it (docs/benchmarks.md §Cross-worker relay). */
+int pd_redis_publish(pd_redis *r, pd_slice channel, const pd_slice *parts, size_t nparts, pd_redis_reply_fn cb,
+                     void *data)
+{
+    if (!cmd_usable(r))
+        return PD_ERR;
+    size_t plen = 0;
+    for (size_t i = 0; i < nparts; i++)
+        plen += parts[i].len;
+    /* "*3\r\n$7\r\nPUBLISH\r\n" + two "$<len>\r\n…\r\n" */
+    size_t n = 17 + 2 * (1 + 20 + 2) + channel.len + 2 + plen + 2;
+    char stack[2048];
+    char *buf = n <= sizeof(stack) ? stack : malloc(n);
+    if (!buf)
+        return PD_ERR;
+    char *p = buf;
+    memcpy(p, "*3\r\n$7\r\nPUBLISH\r\n", 17);
+    p += 17;
+    p += put_len(p, '$', channel.len);
+    memcpy(p, channel.base, channel.len);
+    p += channel.len;
+    *p++ = '\r';
+    *p++ = '\n';
+    p += put_len(p, '$', plen);
+    for (size_t i = 0; i < nparts; i++) {
+        if (parts[i].len)
+            memcpy(p, parts[i].base, parts[i].len);
+        p += parts[i].len;
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    int rc = PD_ERR;
+    pd_redis_call *call = call_new(r, cb, data);
+    if (call && redisAsyncFormattedCommand(r->cmd.ac, on_reply, call, buf, (size_t)(p - buf)) == REDIS_OK) {
+        r->pending++;
+        rc = PD_OK;
+    } else {
+        free(call);
+    }
+    if (buf != stack)
+        free(buf);
+    return rc;
+}
+
 size_t pd_redis_pending(const pd_redis *r)
 {
     return r->pending;
