@@ -605,6 +605,17 @@ static void publish_joins_parts_and_counts_receivers(void **state)
     assert_int_equal(f->msg_len, strlen("PD1 S w s\n42[]"));
     assert_memory_equal(f->msg, "PD1 S w s\n42[]", f->msg_len);
 
+    /* Without a callback (no allocation of ours): still counted pending
+     * until answered, and delivered. */
+    int msgs = f->msgs;
+    pd_slice one = pd_slice_cstr("fire and forget");
+    assert_int_equal(pd_redis_publish(f->r, pd_slice_cstr("pd:room:pub"), &one, 1, NULL, NULL), PD_OK);
+    assert_int_equal(pd_redis_pending(f->r), 1);
+    RFX_WAIT(&f->l, f->msgs > msgs && pd_redis_pending(f->r) == 0, 3000);
+    assert_int_equal(pd_redis_pending(f->r), 0);
+    assert_int_equal(f->msg_len, strlen("fire and forget"));
+    assert_memory_equal(f->msg, "fire and forget", f->msg_len);
+
     /* Past the stack buffer: checked on the server's copy. */
     size_t big = 50000;
     char *payload = malloc(big);

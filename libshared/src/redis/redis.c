@@ -261,6 +261,22 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     free(call);
 }
 
+/* The reply to a PUBLISH nobody waits for (most relayed signals): the
+ * client itself is the callback's data, so such a command needs no
+ * allocation of ours. Same bookkeeping as on_reply's user branch. */
+static void on_reply_unwatched(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    pd_redis *r = privdata;
+    r->pending--;
+    if (!reply)
+        return;
+    r->cmd_heard_ms = pd_mono_ms();
+    if (r->sentinel && ac == r->cmd.ac && is_readonly_error(reply)) {
+        r->role_rejects++;
+        drop_both_links(r);
+    }
+}
+
 /* PING right after connecting (ROLE with sentinels: the server must be
  * the master); ready only once it is answered. */
 static void link_verify_cmd(pd_redis *r)
@@ -362,7 +378,6 @@ static void sub_lost(pd_redis *r)
 
 static void on_sub_event(pd_redis *r, const pd_subparse_event *ev)
 {
-    r->sub_heard_ms = pd_mono_ms();
     switch (ev->kind) {
     case PD_SUB_MESSAGE:
     case PD_SUB_SMESSAGE:
@@ -421,6 +436,7 @@ static int sub_read(void *data, int fd)
         return -1;
     }
     pd_subparse_wrote(r->subp, (size_t)n);
+    r->sub_heard_ms = pd_mono_ms(); /* once per read, not per message */
     pd_subparse_event ev;
     int rc;
     while ((rc = pd_subparse_next(r->subp, &ev)) == PD_SUBPARSE_EVENT) {
@@ -632,12 +648,19 @@ int pd_redis_publish(pd_redis *r, pd_slice channel, const pd_slice *parts, size_
     *p++ = '\r';
     *p++ = '\n';
     int rc = PD_ERR;
-    pd_redis_call *call = call_new(r, cb, data);
-    if (call && redisAsyncFormattedCommand(r->cmd.ac, on_reply, call, buf, (size_t)(p - buf)) == REDIS_OK) {
-        r->pending++;
-        rc = PD_OK;
+    if (!cb) {
+        if (redisAsyncFormattedCommand(r->cmd.ac, on_reply_unwatched, r, buf, (size_t)(p - buf)) == REDIS_OK) {
+            r->pending++;
+            rc = PD_OK;
+        }
     } else {
-        free(call);
+        pd_redis_call *call = call_new(r, cb, data);
+        if (call && redisAsyncFormattedCommand(r->cmd.ac, on_reply, call, buf, (size_t)(p - buf)) == REDIS_OK) {
+            r->pending++;
+            rc = PD_OK;
+        } else {
+            free(call);
+        }
     }
     if (buf != stack)
         free(buf);
