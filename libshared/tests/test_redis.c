@@ -608,9 +608,10 @@ static void publish_joins_parts_and_counts_receivers(void **state)
     /* Without a callback (no allocation of ours): still counted pending
      * until answered, and delivered. */
     int msgs = f->msgs;
+    size_t before = pd_redis_pending(f->r); /* the watchdog's PING may be out */
     pd_slice one = pd_slice_cstr("fire and forget");
     assert_int_equal(pd_redis_publish(f->r, pd_slice_cstr("pd:room:pub"), &one, 1, NULL, NULL), PD_OK);
-    assert_int_equal(pd_redis_pending(f->r), 1);
+    assert_int_equal(pd_redis_pending(f->r), before + 1);
     RFX_WAIT(&f->l, f->msgs > msgs && pd_redis_pending(f->r) == 0, 3000);
     assert_int_equal(pd_redis_pending(f->r), 0);
     assert_int_equal(f->msg_len, strlen("fire and forget"));
