@@ -4,7 +4,12 @@
 # strace. Neither depends on how fast or how busy the machine is (within
 # the limits said in docs/benchmarks.md, "Instructions per operation").
 #
-#   bench/icount.sh [--quick] [--out DIR]
+#   bench/icount.sh [--quick] [--out DIR] [--only relay1,relayx,api,get_room]
+#
+# --only runs just the named parts (relay1: relay and churn within one
+# worker; relayx: relay across two workers; api: the room API; get_room:
+# its script in Redis by fill), e.g. --only relayx before and after a
+# change to the cross-worker path.
 #
 # Method. The server runs under callgrind for the whole scenario; before
 # each measured run its counters are zeroed and after it they are dumped
@@ -27,11 +32,13 @@ BIN=${PD_BIN_DIR:-$top/build/bin}
 SIGLOAD=$BIN/privydrop-sigload
 OUT=$here/results
 quick=0
+only=relay1,relayx,api,get_room
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --out) OUT=$2; shift ;;
-    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
+    --only) only=$2; shift ;;
+    -h|--help) sed -n 2,27p "$0"; exit 0 ;;
     *) echo "icount: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -192,8 +199,11 @@ sys_run() { # figure seconds "pids" sigload-args...
   printf '%s\tsys\t%s\t%s\t%s\t%s\n' "$fig" "$secs" "$(ops_of "$json")" "${total:-0}" "$each" >>"$RUNS"
 }
 
+want() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+
 # ---- signal worker: relay within one worker, paced and closed loop -------------
 start_api
+if want relay1; then
 echo "icount: relay within one worker (callgrind, ${D}s and $((2 * D))s)"
 start_worker $(cg_wrap relay1)
 warm relay --target "$(targets)" --api "127.0.0.1:$API_PORT" --rooms 10 --rate "$RATE"
@@ -209,7 +219,9 @@ for s in $D $((2 * D)); do
   cg_run churn relay1 "$s" "${WPIDS[0]}" churn --target "$(targets)" --api "127.0.0.1:$API_PORT" --conns 4
 done
 stop_workers
+fi
 
+if want relayx; then
 echo "icount: relay across two workers (callgrind)"
 start_worker $(cg_wrap relayx)
 start_worker $(cg_wrap relayx)
@@ -221,20 +233,26 @@ for s in $D $((2 * D)); do
 done
 stop_workers
 
+fi
 echo "icount: system calls per signal (strace)"
+if want relay1; then
 start_worker
 for s in $D $((2 * D)); do
   sys_run relay1 "$s" "${WPIDS[0]}" relay --target "$(targets)" --api "127.0.0.1:$API_PORT" --rooms 10 --rate "$RATE"
 done
 stop_workers
+fi
+if want relayx; then
 start_worker; start_worker
 for s in $D $((2 * D)); do
   sys_run relayx "$s" "${WPIDS[*]}" relay --target "$(targets)" --cross --api "127.0.0.1:$API_PORT" --rooms 10 --rate "$RATE"
 done
 stop_workers
+fi
 stop_pid "$API_PID"
 
 # ---- room API ---------------------------------------------------------------------
+if want api; then
 echo "icount: room API check_room and get_room (callgrind)"
 start_api $(cg_wrap api)
 for route in check_room get_room; do
@@ -251,8 +269,10 @@ for s in $D $((2 * D)); do
   sys_run check_room "$s" "$API_PID" api --api "127.0.0.1:$API_PORT" --route check_room --conns 4 --rate "$RATE"
 done
 stop_pid "$API_PID"
+fi
 
 # ---- get_room's script in Redis, by fill of the 4-digit space ----------------------
+if want get_room; then
 # Redis under callgrind, the room API native. At each fill: prefill, 20
 # calls to finish sorting the space (done once per data set), then 20 and
 # 40 sequential calls (5 and 10 with --quick); Redis's own time-driven work (its cron) is measured
@@ -284,6 +304,7 @@ for fill in 0 0.9 0.99 1.0; do
 done
 stop_pid "$API_PID"
 stop_pid "$R2PID"
+fi
 
 # ---- figures ---------------------------------------------------------------------
 status=0

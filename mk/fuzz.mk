@@ -14,7 +14,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_QUICK_SECONDS ?= 20
 FUZZ_DIR := build/fuzz
 FUZZ_OBJ := $(FUZZ_DIR)/obj
-FUZZ_TARGETS := ws_path http json
+FUZZ_TARGETS := ws_path http json subparse
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/bin/fuzz_%)
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(FUZZ_SAN) -Ilibshared/include -I$(LLHTTP_INC) \

@@ -273,6 +273,28 @@ static void channel_name_is_prefix_plus_room(void **state)
     assert_string_equal(buf, "pd:room:");
 }
 
+/* The header alone is pd_bus_encode's output up to the packet; refused
+ * for what pd_bus_encode refuses and for a buffer too small. */
+static void encode_head_is_the_encoded_prefix(void **state)
+{
+    (void)state;
+    pd_bus_envelope e = envelope(PD_BUS_BROADCAST, "worker-1", "", "42[\"x\"]");
+    size_t len = 0;
+    char *whole = pd_bus_encode(&e, &len);
+    assert_non_null(whole);
+    char head[64];
+    int n = pd_bus_encode_head(&e, head, sizeof(head));
+    assert_int_equal(n, strlen("PD1 B worker-1 -\n"));
+    assert_memory_equal(head, "PD1 B worker-1 -\n", (size_t)n);
+    assert_int_equal((size_t)n + e.packet.len, len);
+    assert_memory_equal(whole, head, (size_t)n);
+    free(whole);
+    assert_int_equal(pd_bus_encode_head(&e, head, (size_t)n), n);
+    assert_int_equal(pd_bus_encode_head(&e, head, (size_t)n - 1), PD_ERR);
+    pd_bus_envelope bad = envelope(PD_BUS_TO_SOCKET, "w 1", "s", "");
+    assert_int_equal(pd_bus_encode_head(&bad, head, sizeof(head)), PD_ERR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +311,7 @@ int main(void)
         cmocka_unit_test(decode_rejects_over_long_origin),
         cmocka_unit_test(decode_only_reads_slice_length),
         cmocka_unit_test(channel_name_is_prefix_plus_room),
+        cmocka_unit_test(encode_head_is_the_encoded_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,18 @@ typedef struct rd_fx {
     char chan[64];       /* channel of the last message */
     char msg[256];       /* payload of the last message */
     size_t msg_len;      /* its length */
+    int burst_next;      /* next sequence number expected on pd:room:burst */
+    int burst_bad;       /* burst messages out of order or damaged */
+    size_t sub_max;      /* sub_max_message for client_create, 0 for the default */
 } rd_fx;
+
+/* The burst test's message n: "%06d" n, then filler up to a length that
+ * varies from 7 bytes to past the subscriber's first buffer (64 KiB),
+ * ending 'z'. */
+static size_t burst_len(int n)
+{
+    return 7 + ((size_t)n * 7919u) % 70000u;
+}
 
 static void on_state(pd_redis *r, int ready, void *data)
 {
@@ -41,6 +52,12 @@ static void on_message(pd_slice channel, pd_slice message, void *data)
 {
     rd_fx *f = data;
     f->msgs++;
+    if (pd_slice_eq(channel, "pd:room:burst")) {
+        int n = (int)strtol(message.base, NULL, 10);
+        if (n != f->burst_next || message.len != burst_len(n) || message.base[message.len - 1] != 'z')
+            f->burst_bad++;
+        f->burst_next = n + 1;
+    }
     snprintf(f->chan, sizeof f->chan, "%.*s", (int)channel.len, channel.base);
     f->msg_len = PD_MIN(message.len, sizeof f->msg);
     memcpy(f->msg, message.base, f->msg_len);
@@ -80,7 +97,8 @@ static int fx_teardown(void **state)
 static void client_create(rd_fx *f, int subscriber, unsigned watchdog_ms, const char *password)
 {
     pd_redis_options opt = {.host = "127.0.0.1", .port = f->srv.port, .password = password,
-                            .subscriber = subscriber, .watchdog_ms = watchdog_ms};
+                            .subscriber = subscriber, .watchdog_ms = watchdog_ms,
+                            .sub_max_message = f->sub_max};
     f->r = pd_redis_create(&f->l.loop, &opt, on_state, on_message, f);
     assert_non_null(f->r);
 }
@@ -506,6 +524,124 @@ static void wrong_password_is_never_ready_and_commands_get_errors(void **state)
     assert_int_equal(pd_redis_pending(f->r), 0);
 }
 
+/* A payload over the subscriber's bound: the link is dropped (the message
+ * never delivered), reconnects, resubscribes, and carries messages again. */
+static void oversize_message_drops_the_sub_link_which_resubscribes(void **state)
+{
+    rd_fx *f = *state;
+    f->sub_max = 100;
+    client_create(f, 1, 0, NULL);
+    wait_ready(f, 1, 3000);
+    pd_redis_subscribe(f->r, pd_slice_cstr("pd:room:big"));
+    publish_until_received(f, "pd:room:big", "small", 3000);
+    unsigned long connects = pd_redis_connects(f->r);
+    int msgs = f->msgs;
+    char big[102];
+    memset(big, 'b', 101);
+    big[101] = '\0';
+    assert_int_equal(rfx_int(f->c, "PUBLISH pd:room:big %s", big), 1);
+    RFX_WAIT(&f->l, f->downs >= 1, 3000);
+    assert_int_equal(f->downs, 1);
+    assert_int_equal(f->msgs, msgs);
+    wait_ready(f, 2, 6000);
+    assert_true(pd_redis_connects(f->r) > connects);
+    publish_until_received(f, "pd:room:big", "small again", 3000);
+    assert_int_equal(f->downs, 1);
+}
+
+/* Thousands of messages of every length up to past the subscriber's first
+ * buffer, published faster than one read takes them: each arrives whole,
+ * once, in order. */
+static void burst_of_messages_arrives_whole_and_in_order(void **state)
+{
+    rd_fx *f = *state;
+    client_create(f, 1, 0, NULL);
+    wait_ready(f, 1, 3000);
+    pd_redis_subscribe(f->r, pd_slice_cstr("pd:room:burst"));
+    wait_numsub(f, "pd:room:burst", 1, 3000);
+    /* In batches (the loop does not read while this publishes, and Redis
+     * drops a subscriber more than 8 MB behind for long). */
+    const int total = 1000, batch = 100;
+    char *buf = malloc(burst_len(0) + 100000);
+    assert_non_null(buf);
+    for (int first = 0; first < total; first += batch) {
+        for (int n = first; n < first + batch; n++) {
+            size_t len = burst_len(n);
+            snprintf(buf, 8, "%06d", n);
+            memset(buf + 6, 'x', len - 7);
+            buf[len - 1] = 'z';
+            redisAppendCommand(f->c, "PUBLISH pd:room:burst %b", buf, len);
+        }
+        for (int n = first; n < first + batch; n++) {
+            redisReply *rep = NULL;
+            assert_int_equal(redisGetReply(f->c, (void **)&rep), REDIS_OK);
+            freeReplyObject(rep);
+        }
+        RFX_WAIT(&f->l, f->burst_next >= first + batch, 10000);
+    }
+    free(buf);
+    RFX_WAIT(&f->l, f->burst_next >= total, 20000);
+    assert_int_equal(f->burst_next, total);
+    assert_int_equal(f->burst_bad, 0);
+    assert_int_equal(f->downs, 0);
+}
+
+/* pd_redis_publish: the parts arrive joined, byte for byte, short (on the
+ * stack) and long (allocated), and the reply counts the subscribers. */
+static void publish_joins_parts_and_counts_receivers(void **state)
+{
+    rd_fx *f = *state;
+    client_create(f, 1, 0, NULL);
+    wait_ready(f, 1, 3000);
+    pd_redis_subscribe(f->r, pd_slice_cstr("pd:room:pub"));
+    wait_numsub(f, "pd:room:pub", 1, 3000);
+    pd_slice parts[3] = {pd_slice_cstr("PD1 S w "), pd_slice_make(NULL, 0), pd_slice_cstr("s\n42[]")};
+    reply_box b = {0};
+    assert_int_equal(pd_redis_publish(f->r, pd_slice_cstr("pd:room:pub"), parts, 3, on_reply_box, &b), PD_OK);
+    RFX_WAIT(&f->l, b.calls && f->msgs, 3000);
+    assert_int_equal(b.type, REDIS_REPLY_INTEGER);
+    assert_int_equal(b.integer, 1);
+    assert_string_equal(f->chan, "pd:room:pub");
+    assert_int_equal(f->msg_len, strlen("PD1 S w s\n42[]"));
+    assert_memory_equal(f->msg, "PD1 S w s\n42[]", f->msg_len);
+
+    /* Without a callback (no allocation of ours): still counted pending
+     * until answered, and delivered. */
+    int msgs = f->msgs;
+    size_t before = pd_redis_pending(f->r); /* the watchdog's PING may be out */
+    pd_slice one = pd_slice_cstr("fire and forget");
+    assert_int_equal(pd_redis_publish(f->r, pd_slice_cstr("pd:room:pub"), &one, 1, NULL, NULL), PD_OK);
+    assert_int_equal(pd_redis_pending(f->r), before + 1);
+    RFX_WAIT(&f->l, f->msgs > msgs && pd_redis_pending(f->r) == 0, 3000);
+    assert_int_equal(pd_redis_pending(f->r), 0);
+    assert_int_equal(f->msg_len, strlen("fire and forget"));
+    assert_memory_equal(f->msg, "fire and forget", f->msg_len);
+
+    /* Past the stack buffer: checked on the server's copy. */
+    size_t big = 50000;
+    char *payload = malloc(big);
+    assert_non_null(payload);
+    for (size_t i = 0; i < big; i++)
+        payload[i] = (char)(i * 31);
+    redisReply *sub = rfx_cmd(f->c, "SUBSCRIBE pd:room:pubbig");
+    freeReplyObject(sub);
+    pd_slice two[2] = {pd_slice_make(payload, 10), pd_slice_make(payload + 10, big - 10)};
+    memset(&b, 0, sizeof b);
+    assert_int_equal(pd_redis_publish(f->r, pd_slice_cstr("pd:room:pubbig"), two, 2, on_reply_box, &b), PD_OK);
+    RFX_WAIT(&f->l, b.calls, 3000);
+    assert_int_equal(b.type, REDIS_REPLY_INTEGER);
+    assert_int_equal(b.integer, 1);
+    redisReply *m = NULL;
+    assert_int_equal(redisGetReply(f->c, (void **)&m), REDIS_OK);
+    assert_int_equal(m->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(m->element[2]->len, big);
+    assert_memory_equal(m->element[2]->str, payload, big);
+    freeReplyObject(m);
+    redisFree(f->c);
+    f->c = NULL;
+    free(payload);
+}
+
 #define RD_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -528,6 +664,9 @@ int main(void)
         RD_TEST(watchdog_declares_stopped_server_dead_and_recovers),
         RD_TEST(password_is_sent_on_every_link),
         RD_TEST(wrong_password_is_never_ready_and_commands_get_errors),
+        RD_TEST(oversize_message_drops_the_sub_link_which_resubscribes),
+        RD_TEST(burst_of_messages_arrives_whole_and_in_order),
+        RD_TEST(publish_joins_parts_and_counts_receivers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

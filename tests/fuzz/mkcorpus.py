@@ -193,3 +193,38 @@ js = {
 }
 for k, v in js.items():
     write("json", k, v)
+
+# ---- fuzz_subparse: byte 0 = how to cut into reads, byte 1 = payload bound
+# (1 + b * 97 bytes), then what a subscribed Redis connection sends.
+def bulk(b):
+    b = b.encode() if isinstance(b, str) else b
+    return b"$%d\r\n" % len(b) + b + b"\r\n"
+
+
+def push(*elems):
+    out = b"*%d\r\n" % len(elems)
+    for e in elems:
+        out += (b":%d\r\n" % e) if isinstance(e, int) else (b"$-1\r\n" if e is None else bulk(e))
+    return out
+
+
+sub = {
+    "message": push("message", "pd:room:1234", "PD1 S w1 sock\n42[\"signal\",{}]"),
+    "pmessage": push("pmessage", "pd:*", "pd:room:1", "x"),
+    "smessage": push("smessage", "{pd}:room:1", "hello"),
+    "confirmations": b"+OK\r\n" + push("subscribe", "pd:room:1", 1) + push("subscribe", "pd:probe:x", 2)
+    + push("unsubscribe", "pd:room:1", 1) + push("ssubscribe", "{s}a", 1) + push("sunsubscribe", "{s}a", 0)
+    + push("psubscribe", "pd:*", 3) + push("punsubscribe", "pd:*", 2) + push("unsubscribe", None, 0),
+    "interleaved": push("subscribe", "c", 1) + push("message", "c", "a") + b"-NOAUTH Authentication required.\r\n"
+    + push("message", "c", "b\r\nc") + push("pong", "") + push("message", "c", ""),
+    "long_payload": push("message", "c", "y" * 6000),
+    "over_bound": push("message", "c", "z" * 200),
+    "long_channel": push("subscribe", "c" * 1024, 1) + push("subscribe", "c" * 1025, 2),
+    "status_long": b"-" + b"e" * 600 + b"\r\n",
+    "bad_kind": push("nope", "c", "x"),
+    "bad_length": b"*3\r\n$7\r\nmessage\r\n$-2\r\n",
+    "resp3_push": b">3\r\n" + push("message", "c", "x")[4:],
+    "truncated": push("message", "pd:room:1", "payload")[:-5],
+}
+for k, v in sub.items():
+    write("subparse", k, bytes([len(k) * 37 % 256, 2 if k != "over_bound" else 1]) + v)

@@ -39,6 +39,12 @@ typedef struct pd_bus_envelope {
  * origin/target contain a space or newline. An empty target is written "-". */
 char *pd_bus_encode(const pd_bus_envelope *env, size_t *len);
 
+/* Only the header ("PD1 <kind> <origin> <target>\n", the packet follows
+ * it) into buf: its length, or PD_ERR for what pd_bus_encode refuses or a
+ * header longer than cap. Lets a publisher send header and packet as they
+ * are, without joining them first. */
+int pd_bus_encode_head(const pd_bus_envelope *env, char *buf, size_t cap);
+
 /* Parse; slices point into msg. PD_ERR if malformed. */
 int pd_bus_decode(pd_slice msg, pd_bus_envelope *out);
 

@@ -19,6 +19,9 @@
 
 typedef struct pd_redis pd_redis;
 
+/* The subscriber link's default payload bound (pd_redis_options). */
+#define PD_REDIS_SUB_MAX_MESSAGE ((size_t)1 << 20)
+
 typedef void (*pd_redis_reply_fn)(redisReply *reply, void *data);
 /* Readiness changed: 1 once every connection is up, 0 when one is lost. */
 typedef void (*pd_redis_state_fn)(pd_redis *r, int ready, void *data);
@@ -31,6 +34,11 @@ typedef struct pd_redis_options {
     const char *password;   /* AUTH password or NULL (copied) */
     int subscriber;         /* open the pub/sub connection too */
     unsigned watchdog_ms;   /* PING period; a PING unanswered (or a connect unfinished) for 3 periods kills the link; 0 → 1000 */
+    /* Longest pub/sub payload the subscriber link accepts (1 ..
+     * PD_SUBPARSE_MAX_MESSAGE); a longer one, like any malformed reply,
+     * drops the link (which reconnects and resubscribes). Keep it above
+     * anything published. 0 → PD_REDIS_SUB_MAX_MESSAGE. */
+    size_t sub_max_message;
     /* Sentinel mode (pd_sentinel.h) when `sentinels` is set: host and port
      * are then ignored; the master is whatever the sentinels name, checked
      * with ROLE on every connect (a server that is not a master is left and
@@ -68,6 +76,12 @@ int pd_redis_ready(const pd_redis *r);
 int pd_redis_cmd(pd_redis *r, pd_redis_reply_fn cb, void *data, const char *fmt, ...);
 int pd_redis_cmd_argv(pd_redis *r, pd_redis_reply_fn cb, void *data, int argc, const char **argv,
                       const size_t *lens);
+
+/* PUBLISH channel <the parts, joined>, written without hiredis's
+ * formatter; same contract as pd_redis_cmd (the reply is the number of
+ * subscribers that received it). */
+int pd_redis_publish(pd_redis *r, pd_slice channel, const pd_slice *parts, size_t nparts, pd_redis_reply_fn cb,
+                     void *data);
 
 /* Commands sent and not yet answered. */
 size_t pd_redis_pending(const pd_redis *r);

@@ -1,5 +1,6 @@
 #include "privydrop/pd_bus.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,16 +12,15 @@ static int bus_token_ok(pd_slice s)
     return 1;
 }
 
-char *pd_bus_encode(const pd_bus_envelope *env, size_t *len)
+int pd_bus_encode_head(const pd_bus_envelope *env, char *buf, size_t cap)
 {
     pd_slice target = env->target.len ? env->target : pd_slice_cstr("-");
     if (env->origin.len == 0 || env->origin.len > PD_BUS_MAX_ORIGIN || !bus_token_ok(env->origin) ||
         !bus_token_ok(target))
-        return NULL;
-    size_t n = 4 + 2 + env->origin.len + 1 + target.len + 1 + env->packet.len;
-    char *buf = malloc(n + 1);
-    if (!buf)
-        return NULL;
+        return PD_ERR;
+    size_t n = 4 + 2 + env->origin.len + 1 + target.len + 1;
+    if (n > cap || n > INT32_MAX)
+        return PD_ERR;
     char *p = buf;
     memcpy(p, "PD1 ", 4);
     p += 4;
@@ -31,12 +31,25 @@ char *pd_bus_encode(const pd_bus_envelope *env, size_t *len)
     *p++ = ' ';
     memcpy(p, target.base, target.len);
     p += target.len;
-    *p++ = '\n';
+    *p = '\n';
+    return (int)n;
+}
+
+char *pd_bus_encode(const pd_bus_envelope *env, size_t *len)
+{
+    pd_slice target = env->target.len ? env->target : pd_slice_cstr("-");
+    size_t head = 4 + 2 + env->origin.len + 1 + target.len + 1;
+    char *buf = malloc(head + env->packet.len + 1);
+    if (!buf)
+        return NULL;
+    if (pd_bus_encode_head(env, buf, head) != (int)head) {
+        free(buf);
+        return NULL;
+    }
     if (env->packet.len)
-        memcpy(p, env->packet.base, env->packet.len);
-    p += env->packet.len;
-    *p = '\0';
-    *len = n;
+        memcpy(buf + head, env->packet.base, env->packet.len);
+    buf[head + env->packet.len] = '\0';
+    *len = head + env->packet.len;
     return buf;
 }
 

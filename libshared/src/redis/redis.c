@@ -7,14 +7,17 @@
 #include "privydrop/pd_redis.h"
 
 #include "uvadapter.h"
+#include <errno.h>
 #include <hiredis/async.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "privydrop/pd_id.h"
 #include "privydrop/pd_ptab.h"
 #include "privydrop/pd_sentinel.h"
+#include "privydrop/pd_subparse.h"
 
 #define RECONNECT_MIN_MS 100u
 #define RECONNECT_MAX_MS 5000u
@@ -73,6 +76,7 @@ struct pd_redis {
     int ready;                   /* last readiness reported */
     size_t pending;              /* commands awaiting a reply */
     pd_ptab *chans;              /* pd_redis_chan by name */
+    pd_subparse *subp;           /* the subscriber link's stream (subscriber only; owned) */
     uv_timer_t watchdog;         /* PING timer */
     uv_timer_t prober;           /* probes the subscriber link while it is busy */
     unsigned watchdog_ms;
@@ -89,6 +93,8 @@ struct pd_redis {
 static void link_connect(pd_redis_link *l);
 static void on_reconnect_timer(uv_timer_t *t);
 static void link_verify_cmd(pd_redis *r);
+static int sub_read(void *data, int fd);
+static int sub_append(redisAsyncContext *ac, const char *fmt, ...);
 
 static void redis_update_ready(pd_redis *r)
 {
@@ -255,6 +261,22 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     free(call);
 }
 
+/* The reply to a PUBLISH nobody waits for (most relayed signals): the
+ * client itself is the callback's data, so such a command needs no
+ * allocation of ours. Same bookkeeping as on_reply's user branch. */
+static void on_reply_unwatched(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    pd_redis *r = privdata;
+    r->pending--;
+    if (!reply)
+        return;
+    r->cmd_heard_ms = pd_mono_ms();
+    if (r->sentinel && ac == r->cmd.ac && is_readonly_error(reply)) {
+        r->role_rejects++;
+        drop_both_links(r);
+    }
+}
+
 /* PING right after connecting (ROLE with sentinels: the server must be
  * the master); ready only once it is answered. */
 static void link_verify_cmd(pd_redis *r)
@@ -299,6 +321,10 @@ static void link_connect(pd_redis_link *l)
         return;
     }
     l->ac = ac;
+    if (l->is_sub) {
+        pd_subparse_reset(r->subp);
+        pd_redis_uv_set_reader(ac, sub_read, r);
+    }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Same rule as the watchdog: three periods without an answer. */
@@ -307,8 +333,10 @@ static void link_connect(pd_redis_link *l)
         /* Queued now, written first once the socket connects. A wrong
          * password makes every later command fail with NOAUTH, which callers
          * see as error replies. */
-        pd_redis_call *call = calloc(1, sizeof(*call));
-        if (call) {
+        pd_redis_call *call = l->is_sub ? NULL : calloc(1, sizeof(*call));
+        if (l->is_sub) {
+            sub_append(ac, "AUTH %s", r->password);
+        } else if (call) {
             call->owner = r;
             if (redisAsyncCommand(ac, on_reply, call, "AUTH %s", r->password) == REDIS_OK)
                 r->pending++;
@@ -322,52 +350,113 @@ static void link_connect(pd_redis_link *l)
 
 static void chan_send(pd_redis *r, pd_redis_chan *c, int subscribe);
 
-static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
+/* The subscriber link's replies never reach hiredis (docs/architecture.md
+ * §Redis): the adapter hands its reads to sub_read, which parses them with
+ * pd_subparse into slices of one reused buffer, so a message costs no
+ * allocation and no callback lookup. Commands on this link are appended to
+ * hiredis's output buffer without a callback, and hiredis still connects,
+ * writes and frees the context. */
+static int sub_append(redisAsyncContext *ac, const char *fmt, ...)
 {
-    (void)ac;
-    pd_redis *r = privdata;
-    redisReply *rep = reply;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAppendCommand(&ac->c, fmt, ap);
+    va_end(ap);
+    if (rc == REDIS_OK && ac->ev.addWrite)
+        ac->ev.addWrite(ac->ev.data); /* written before the loop polls */
+    return rc;
+}
+
+/* The link is unusable (closed, broken, or a stream we refuse): drop it
+ * and reconnect, which resubscribes. */
+static void sub_lost(pd_redis *r)
+{
+    link_drop(&r->sub);
+    redis_update_ready(r);
+    link_schedule(&r->sub);
+}
+
+static void on_sub_event(pd_redis *r, const pd_subparse_event *ev)
+{
+    switch (ev->kind) {
+    case PD_SUB_MESSAGE:
+    case PD_SUB_SMESSAGE:
+        if (pd_slice_eq(ev->channel, r->probe_chan)) {
+            /* Our own probe: the link carries data. */
+            r->probe_sent_ms = 0;
+        } else if (r->message_cb && !r->closing) {
+            r->message_cb(ev->channel, ev->payload, r->data);
+        }
         return;
-    redisReply *kind = rep->element[0], *ch = rep->element[1], *payload = rep->element[2];
-    if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
-        return;
-    pd_slice chan = pd_slice_make(ch->str, ch->len);
-    r->sub_heard_ms = pd_mono_ms();
-    if (pd_slice_eq(chan, r->probe_chan)) {
-        /* Our own probe: the subscription is live, the link carries data. */
-        if (strcmp(kind->str, "subscribe") == 0 && r->sub.up && !r->sub.verified) {
+    case PD_SUB_SUBSCRIBE:
+        /* The probe channel is subscribed last on connect: its
+         * confirmation says every subscription is live. */
+        if (pd_slice_eq(ev->channel, r->probe_chan) && r->sub.up && !r->sub.verified) {
             r->sub.verified = 1;
             r->sub.backoff_ms = RECONNECT_MIN_MS;
             redis_update_ready(r);
-        } else if (strcmp(kind->str, "message") == 0) {
-            r->probe_sent_ms = 0;
         }
         return;
-    }
-    if (strcmp(kind->str, "message") == 0 && payload->type == REDIS_REPLY_STRING) {
-        if (r->message_cb && !r->closing)
-            r->message_cb(chan, pd_slice_make(payload->str, payload->len), r->data);
-    } else if (strcmp(kind->str, "unsubscribe") == 0) {
-        /* hiredis has just dropped its callback for this channel. If the
-         * owner asked for it again meanwhile, subscribe anew now. */
-        pd_redis_chan *c = pd_ptab_get(r->chans, chan);
+    case PD_SUB_UNSUBSCRIBE: {
+        /* If the owner asked for the channel again meanwhile, subscribe
+         * anew now. */
+        pd_redis_chan *c = ev->channel.base ? pd_ptab_get(r->chans, ev->channel) : NULL;
         if (!c)
             return;
         c->state = CHAN_NONE;
         if (c->want)
             chan_send(r, c, 1);
         else
-            free(pd_ptab_del(r->chans, chan));
+            free(pd_ptab_del(r->chans, ev->channel));
+        return;
     }
+    default:
+        /* AUTH's +OK; errors (a wrong password fails every SUBSCRIBE, and
+         * the link never becomes ready); kinds we never ask for. */
+        return;
+    }
+}
+
+/* One read of the subscriber link (the adapter's reader). */
+static int sub_read(void *data, int fd)
+{
+    pd_redis *r = data;
+    redisAsyncContext *ac = r->sub.ac;
+    char *buf;
+    size_t room;
+    if (!ac || pd_subparse_space(r->subp, &buf, &room) != PD_OK) {
+        sub_lost(r);
+        return -1;
+    }
+    ssize_t n = read(fd, buf, room);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (n <= 0) {
+        sub_lost(r); /* closed by the server, or a socket error */
+        return -1;
+    }
+    pd_subparse_wrote(r->subp, (size_t)n);
+    r->sub_heard_ms = pd_mono_ms(); /* once per read, not per message */
+    pd_subparse_event ev;
+    int rc;
+    while ((rc = pd_subparse_next(r->subp, &ev)) == PD_SUBPARSE_EVENT) {
+        on_sub_event(r, &ev);
+        if (r->sub.ac != ac)
+            return -1; /* dropped meanwhile (pd_redis_free from a callback) */
+    }
+    if (rc == PD_SUBPARSE_BAD) {
+        /* Malformed, or over a bound: nothing after it can be trusted. */
+        sub_lost(r);
+        return -1;
+    }
+    return (size_t)n == room ? 1 : 0;
 }
 
 static void chan_send(pd_redis *r, pd_redis_chan *c, int subscribe)
 {
     if (!r->sub.up || !r->sub.ac)
         return; /* sent by resubscribe_all on connect */
-    int rc = redisAsyncCommand(r->sub.ac, on_sub_message, r, subscribe ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b",
-                               c->name, c->len);
+    int rc = sub_append(r->sub.ac, subscribe ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", c->name, (size_t)c->len);
     if (rc == REDIS_OK)
         c->state = subscribe ? CHAN_SUB : CHAN_UNSUB;
 }
@@ -408,7 +497,7 @@ static void resubscribe_all(pd_redis *r)
     }
     pd_ptab_foreach(r->chans, resub_visit, r);
     /* Last, so its confirmation arrives after every other subscription's. */
-    redisAsyncCommand(r->sub.ac, on_sub_message, r, "SUBSCRIBE %s", r->probe_chan);
+    sub_append(r->sub.ac, "SUBSCRIBE %s", r->probe_chan);
 }
 
 int pd_redis_subscribe(pd_redis *r, pd_slice channel)
@@ -506,6 +595,76 @@ int pd_redis_cmd_argv(pd_redis *r, pd_redis_reply_fn cb, void *data, int argc, c
     }
     r->pending++;
     return PD_OK;
+}
+
+/* "$<n>\r\n" at p; the bytes written. */
+static size_t put_len(char *p, char type, size_t n)
+{
+    char digits[20];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    *p++ = type;
+    for (size_t i = 0; i < k; i++)
+        p[i] = digits[k - 1 - i];
+    p[k] = '\r';
+    p[k + 1] = '\n';
+    return 1 + k + 2;
+}
+
+/* The protocol text is written here directly: hiredis's formatter
+ * (redisFormatCommandArgv) costs about as much per PUBLISH as the rest of
+ * sending it (docs/benchmarks.md §Cross-worker relay). */
+int pd_redis_publish(pd_redis *r, pd_slice channel, const pd_slice *parts, size_t nparts, pd_redis_reply_fn cb,
+                     void *data)
+{
+    if (!cmd_usable(r))
+        return PD_ERR;
+    size_t plen = 0;
+    for (size_t i = 0; i < nparts; i++)
+        plen += parts[i].len;
+    /* "*3\r\n$7\r\nPUBLISH\r\n" + two "$<len>\r\n…\r\n" */
+    size_t n = 17 + 2 * (1 + 20 + 2) + channel.len + 2 + plen + 2;
+    char stack[2048];
+    char *buf = n <= sizeof(stack) ? stack : malloc(n);
+    if (!buf)
+        return PD_ERR;
+    char *p = buf;
+    memcpy(p, "*3\r\n$7\r\nPUBLISH\r\n", 17);
+    p += 17;
+    p += put_len(p, '$', channel.len);
+    memcpy(p, channel.base, channel.len);
+    p += channel.len;
+    *p++ = '\r';
+    *p++ = '\n';
+    p += put_len(p, '$', plen);
+    for (size_t i = 0; i < nparts; i++) {
+        if (parts[i].len)
+            memcpy(p, parts[i].base, parts[i].len);
+        p += parts[i].len;
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    int rc = PD_ERR;
+    if (!cb) {
+        if (redisAsyncFormattedCommand(r->cmd.ac, on_reply_unwatched, r, buf, (size_t)(p - buf)) == REDIS_OK) {
+            r->pending++;
+            rc = PD_OK;
+        }
+    } else {
+        pd_redis_call *call = call_new(r, cb, data);
+        if (call && redisAsyncFormattedCommand(r->cmd.ac, on_reply, call, buf, (size_t)(p - buf)) == REDIS_OK) {
+            r->pending++;
+            rc = PD_OK;
+        } else {
+            free(call);
+        }
+    }
+    if (buf != stack)
+        free(buf);
+    return rc;
 }
 
 size_t pd_redis_pending(const pd_redis *r)
@@ -643,7 +802,7 @@ void pd_redis_describe(const pd_redis_options *opt, char *buf, size_t size)
 /* ---- watchdog ---------------------------------------------------------- */
 
 /* Publish our private probe on the command link; it comes back through the
- * subscriber link (on_sub_message clears probe_sent_ms). */
+ * subscriber link (on_sub_event clears probe_sent_ms). */
 static void probe_send(pd_redis *r, uint64_t now)
 {
     if (redisAsyncCommand(r->cmd.ac, NULL, NULL, "PUBLISH %s p", r->probe_chan) == REDIS_OK)
@@ -671,9 +830,7 @@ static void on_watchdog(uv_timer_t *t)
             /* hiredis 0.14's libuv adapter drops socket errors, so a broken
              * subscriber link can look healthy: a probe that does not come
              * back through it proves otherwise. */
-            link_drop(&r->sub);
-            redis_update_ready(r);
-            link_schedule(&r->sub);
+            sub_lost(r);
         } else if (!r->probe_sent_ms) {
             probe_send(r, now);
         }
@@ -720,11 +877,15 @@ pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
     r->watchdog_ms = opt->watchdog_ms ? opt->watchdog_ms : 1000;
     r->password = (opt->password && *opt->password) ? strdup(opt->password) : NULL;
     r->chans = pd_ptab_create(chan_key);
+    if (opt->subscriber)
+        r->subp = pd_subparse_create(opt->sub_max_message ? opt->sub_max_message : PD_REDIS_SUB_MAX_MESSAGE);
     if (opt->sentinels)
         r->sentinel = sentinel_create(loop, opt, r);
-    if (!r->chans || (opt->password && *opt->password && !r->password) || (opt->sentinels && !r->sentinel)) {
+    if (!r->chans || (opt->subscriber && !r->subp) || (opt->password && *opt->password && !r->password) ||
+        (opt->sentinels && !r->sentinel)) {
         free(r->password);
         pd_ptab_free(r->chans);
+        pd_subparse_free(r->subp);
         if (r->sentinel) {
             /* Its handles close on the next loop turn; it frees itself. */
             pd_sentinel_free(r->sentinel);
@@ -781,6 +942,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--r->open_handles == 0) {
         pd_ptab_foreach(r->chans, free_chan, NULL);
         pd_ptab_free(r->chans);
+        pd_subparse_free(r->subp);
         free(r->password);
         free(r);
     }

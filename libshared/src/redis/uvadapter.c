@@ -22,6 +22,8 @@ typedef struct pd_redis_uv {
     int flushing;          /* inside the prepare callback's write */
     int open_handles;      /* handles not yet closed */
     int fd;                /* the socket */
+    pd_redis_uv_read_fn read; /* reads in place of hiredis once connected, or NULL */
+    void *read_data;
 } pd_redis_uv;
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -34,6 +36,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
          * or the read fails, and it disconnects with callbacks. */
         if (!(p->ac->c.flags & REDIS_CONNECTED))
             redisAsyncHandleWrite(p->ac);
+        else if (p->read)
+            p->read(p->read_data, p->fd);
         else
             redisAsyncHandleRead(p->ac);
         return;
@@ -45,6 +49,14 @@ static void on_poll(uv_poll_t *h, int status, int events)
     }
     if (!(events & UV_READABLE))
         return;
+    if (p->read && p->ac && (p->ac->c.flags & REDIS_CONNECTED)) {
+        /* The reader knows when it drained the socket (a short read): no
+         * FIONREAD needed. */
+        for (int i = 0; i < PD_REDIS_UV_MAX_READS && p->ac; i++)
+            if (p->read(p->read_data, p->fd) != 1)
+                break;
+        return;
+    }
     for (int i = 0; i < PD_REDIS_UV_MAX_READS && p->ac; i++) {
         redisAsyncHandleRead(p->ac);
         int avail = 0;
@@ -122,6 +134,15 @@ static void cleanup(void *data)
     p->ac = NULL;
     uv_close((uv_handle_t *)&p->poll, on_closed);
     uv_close((uv_handle_t *)&p->flush, on_closed);
+}
+
+void pd_redis_uv_set_reader(redisAsyncContext *ac, pd_redis_uv_read_fn read, void *data)
+{
+    pd_redis_uv *p = ac->ev.data;
+    if (!p)
+        return;
+    p->read = read;
+    p->read_data = data;
 }
 
 int pd_redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)

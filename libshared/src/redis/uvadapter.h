@@ -15,4 +15,13 @@
  * when the context goes away. */
 int pd_redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
 
+/* Take the socket's reads away from hiredis once the context is connected:
+ * `read` is called instead of redisAsyncHandleRead (the subscriber link
+ * parses its own stream, pd_subparse.h; hiredis still connects, writes and
+ * frees). It returns 1 when it filled its buffer (more may be waiting), 0
+ * when the socket is drained, -1 when it dropped the link (the context may
+ * be gone). At most PD_REDIS_UV_MAX_READS calls per wake-up. */
+typedef int (*pd_redis_uv_read_fn)(void *data, int fd);
+void pd_redis_uv_set_reader(redisAsyncContext *ac, pd_redis_uv_read_fn read, void *data);
+
 #endif

@@ -601,15 +601,13 @@ int pd_room_publish_then(pd_redis *r, pd_slice room, const pd_bus_envelope *env,
 {
     char ch[PD_ID_MAX + 16];
     int chlen = pd_bus_channel(ch, sizeof(ch), room);
-    size_t elen = 0;
-    char *e = chlen > 0 ? pd_bus_encode(env, &elen) : NULL;
-    if (!e)
+    /* Header and packet go out as they are, without joining them first. */
+    char head[2 * PD_BUS_MAX_ORIGIN + 16];
+    int hlen = chlen > 0 ? pd_bus_encode_head(env, head, sizeof(head)) : PD_ERR;
+    if (hlen <= 0)
         return PD_ERR;
-    const char *argv[3] = {"PUBLISH", ch, e};
-    size_t lens[3] = {7, (size_t)chlen, elen};
-    int rc = pd_redis_cmd_argv(r, cb, data, 3, argv, lens);
-    free(e);
-    return rc;
+    pd_slice parts[2] = {pd_slice_make(head, (size_t)hlen), env->packet};
+    return pd_redis_publish(r, pd_slice_make(ch, (size_t)chlen), parts, 2, cb, data);
 }
 
 int pd_room_publish_left(pd_redis *r, const char *origin, pd_slice room, pd_slice sid)

@@ -337,17 +337,8 @@ int pd_fwd_publish(pd_worker *w, pd_slice to, const char *head, size_t hlen, con
         return PD_ERR;
     char channel[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
     snprintf(channel, sizeof(channel), "%s%.*s", PD_FWD_CHANNEL_PREFIX, (int)to.len, to.base);
-    char *msg = malloc(hlen + blen + 1);
-    if (!msg)
-        return PD_ERR;
-    memcpy(msg, head, hlen);
-    if (blen)
-        memcpy(msg + hlen, body, blen);
-    const char *argv[3] = {"PUBLISH", channel, msg};
-    size_t lens[3] = {7, strlen(channel), hlen + blen};
-    int rc = pd_redis_cmd_argv(w->redis, cb, data, 3, argv, lens);
-    free(msg);
-    return rc;
+    pd_slice parts[2] = {pd_slice_make(head, hlen), pd_slice_make(body, blen)};
+    return pd_redis_publish(w->redis, pd_slice_cstr(channel), parts, 2, cb, data);
 }
 
 void pd_fwd_reply(pd_worker *w, pd_slice to, pd_slice id, int status, char type, const char *body,
