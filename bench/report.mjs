@@ -220,6 +220,26 @@ console.log('"ours better by": ours ÷ Node where higher is better, Node ÷ ours
 const pollX = get('ours-poll-rotate-rate0.5');
 if (pollX && pollX.latency.count > 0)
   console.log(`\nlong-polling with no affinity at ${pollX.params.rate}/s (half of the lower maximum): p50 ${Math.round(pollX.latency.p50_us)} µs, p99 ${Math.round(pollX.latency.p99_us)} µs; target p99 under 5 ms: ${pollX.latency.p99_us < 5000 ? 'met' : 'not met'} on this run (informational)`);
+// The same cross-worker relay with Redis as a cluster of three masters
+// (bench/run.sh shards): the workers' pids come first, then the shards'.
+const shards = get('ours-relayx-shards-max');
+let shardsTable = null;
+let shardsOk = false;
+if (shards) {
+  const each = shards.servers.cpu_s_each;
+  const n = shards.relay.received_window;
+  const workers = each.slice(0, 2).reduce((a, b) => a + b, 0);
+  const shardCpu = each.slice(2);
+  const one = get('ours-relayx-max');
+  const l = ['| relay across two workers, closed loop | one Redis | Redis Cluster, three masters |', '|---|---:|---:|'];
+  l.push(`| signals/s | ${one ? fmt(one.relay.per_s) : '—'} | ${fmt(shards.relay.per_s)} |`);
+  l.push(`| signals per worker CPU-second | ${one ? fmt(one.relay.received_window / workerCpu(one, true)) : '—'} | ${fmt(n / workers)} |`);
+  l.push(`| Redis CPU-s per 100k signals, each instance | ${one ? (redisCpu(one) / one.relay.received_window * 1e5).toFixed(3) : '—'} | ${shardCpu.map((c) => (c / n * 1e5).toFixed(3)).join(' / ')} |`);
+  l.push(`| Redis CPU-s per 100k signals, all instances | ${one ? (redisCpu(one) / one.relay.received_window * 1e5).toFixed(3) : '—'} | ${(shardCpu.reduce((a, b) => a + b, 0) / n * 1e5).toFixed(3)} |`);
+  shardsTable = l.join('\n');
+  shardsOk = shards.relay.per_s > 0 && shardCpu.length === 3 && shardCpu.every((c) => c > 0);
+}
+if (shardsTable) console.log('\nCross-worker relay with the bus sharded over a Redis Cluster (ours):\n\n' + shardsTable + '\n');
 const rollTable = roll ? rollingTable([roll, rollSurge].filter(Boolean)) : null;
 if (rollTable) console.log('\n' + rollTable + '\n');
 
@@ -235,7 +255,7 @@ for (const w of relayLost) console.log(`\n!!! WARNING: ${w}`);
 
 // ---- summary + plots ------------------------------------------------------------
 writeFileSync(join(dir, 'summary.json'), JSON.stringify({ machine: machine || null, rows, relay_lost: relayLost, redis_publish: rb || null, table,
-  rolling: roll ? roll.rolling : null, rolling_table: rollTable, icount: icount || null, icount_table: icTable, fill_table: fTable }, null, 2) + '\n');
+  rolling: roll ? roll.rolling : null, rolling_table: rollTable, shards_table: shardsTable, icount: icount || null, icount_table: icTable, fill_table: fTable }, null, 2) + '\n');
 
 const plots = [];
 for (const scen of ['relay1', 'relayx']) {
@@ -313,6 +333,8 @@ if (quick) {
   if (missing.length) failures.push(`missing figures: ${missing.map((r) => `${r.group}: ${r.figure}`).join('; ')}`);
   if (gp.status === 0 && plotted < wantPlots) failures.push('a plot was not drawn');
   if (rb && !(rb.rps > 0)) failures.push('redis-benchmark produced no figure');
+  // The sharded relay ran (when asked for): signals, and CPU on every shard.
+  if (shards && !shardsOk) failures.push('relayx-shards: no signals, or a shard without CPU');
   // The rolling restart's mechanism (never its timings): every room was
   // disrupted and met again, and no signal was lost outside a reconnect
   // window. sigload exits non-zero on the same, this restates it.

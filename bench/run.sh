@@ -8,7 +8,7 @@
 #   bench/run.sh            full run (several minutes)
 #   bench/run.sh --quick    a few seconds per scenario: proves the machinery
 #   options: --stacks ours,ref
-#            --scenarios relay1,relayx,poll,api,apifill,churn,redis,rolling,icount,idle
+#            --scenarios relay1,relayx,shards,poll,api,apifill,churn,redis,rolling,icount,idle
 #   PD_BENCH_FRACTIONS="" (full run): relay closed loop only, without the
 #   open-loop runs at fractions of its maximum
 #
@@ -50,7 +50,7 @@ stacks=ours,ref
 # idle runs last: tearing down 160 000 sockets keeps the kernel busy (and
 # their TIME_WAIT expiry a minute later), which would show in whatever
 # latency is measured next.
-scenarios=relay1,relayx,poll,api,apifill,churn,redis,rolling,icount,idle
+scenarios=relay1,relayx,shards,poll,api,apifill,churn,redis,rolling,icount,idle
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -145,6 +145,7 @@ for i in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sl
 
 # ---- stacks ---------------------------------------------------------------------
 WPIDS=(); WPORTS=(); API_PID=; API_PORT=
+EXTRA_ENV=()     # VAR=value for our servers (the sharded scenario's cluster)
 REF_TRANSPORTS=websocket   # the reference's Engine.IO transports (poll adds polling)
 # One of our workers as number i (1-based) on port, with extra VAR=value
 # settings; its pid and port go to WPIDS[i-1] and WPORTS[i-1].
@@ -152,7 +153,7 @@ start_ours_worker() { # i port worker-id env...
   local i=$1 port=$2 id=$3
   shift 3
   env PD_SIGNAL_PORT="$port" PD_LISTEN_ADDR=127.0.0.1 PD_WORKER_ID="$id" REDIS_PORT="$RPORT" \
-    PD_LOG_LEVEL=warn PD_MAX_CONNECTIONS=19800 PD_MAX_CONNS_PER_IP=1000000 "$@" \
+    PD_LOG_LEVEL=warn PD_MAX_CONNECTIONS=19800 PD_MAX_CONNS_PER_IP=1000000 "${EXTRA_ENV[@]}" "$@" \
     "${SRV[@]}" "$BIN/privydrop-signal" >>"$LOGS/ours-w$i.log" 2>&1 &
   WPIDS[$((i - 1))]=$!; WPORTS[$((i - 1))]=$port; PIDS+=($!)
 }
@@ -176,7 +177,7 @@ start_stack() { # stack nworkers
   API_PORT=$(pick_port 27500)
   if [ "$stack" = ours ]; then
     env PD_API_PORT="$API_PORT" PD_LISTEN_ADDR=127.0.0.1 REDIS_PORT="$RPORT" PD_LOG_LEVEL=warn \
-      PD_API_RATE=1000000 PD_API_BURST=1000000 \
+      PD_API_RATE=1000000 PD_API_BURST=1000000 "${EXTRA_ENV[@]}" \
       "${SRV[@]}" "$BIN/privydrop-roomapi" >"$LOGS/$stack-api.log" 2>&1 &
   else
     env ROLE=api PORT="$API_PORT" PD_LISTEN_ADDR=127.0.0.1 REDIS_PORT="$RPORT" \
@@ -218,6 +219,59 @@ relay_scenario() { # stack name nworkers cross?
       --rate "$rate" --duration "$DUR" --warmup "$WARM" --pids "$pids" --label "$stack $name $f"
   done
   stop_stack
+}
+
+# Cross-worker relay with the state tier as a Redis Cluster of three masters
+# (no replicas), against the same relay on the one Redis above: signals/s
+# and each shard's CPU per 100k signals show the bus spreading over the
+# shards (docs/benchmarks.md, "Sharded"). All shards share the servers'
+# core here, so this shows the split, not added capacity.
+SHARD_PIDS=(); SHARD_PORTS=()
+start_shards() {
+  local i port nodes=""
+  SHARD_PIDS=(); SHARD_PORTS=()
+  for i in 1 2 3; do
+    port=$(pick_port $((28000 + 10 * i)))
+    mkdir -p "$LOGS/shard$i"
+    (cd "$LOGS/shard$i" && exec "${SRV[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' \
+      --appendonly no --cluster-enabled yes --cluster-config-file "nodes.conf" \
+      --logfile "$LOGS/shard$i/redis.log") &
+    SHARD_PIDS+=($!); SHARD_PORTS+=("$port"); PIDS+=($!)
+    nodes="$nodes 127.0.0.1:$port"
+  done
+  for port in "${SHARD_PORTS[@]}"; do
+    for i in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  # shellcheck disable=SC2086
+  redis-cli --cluster create $nodes --cluster-replicas 0 --cluster-yes >"$LOGS/shards-create.log" 2>&1
+  for i in $(seq 1 100); do
+    redis-cli -p "${SHARD_PORTS[0]}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break
+    sleep 0.1
+  done
+  SHARD_NODES=$(printf '127.0.0.1:%s,' "${SHARD_PORTS[@]}"); SHARD_NODES=${SHARD_NODES%,}
+}
+stop_shards() {
+  local p
+  for p in "${SHARD_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${SHARD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  SHARD_PIDS=(); SHARD_PORTS=()
+}
+shards_scenario() { # stack
+  local stack=$1 pids
+  if [ "$stack" != ours ]; then
+    echo "== $stack relayx-shards: skipped (the reference has no Redis Cluster mode)"
+    return
+  fi
+  start_shards
+  EXTRA_ENV=(REDIS_CLUSTER_NODES="$SHARD_NODES")
+  start_stack ours 2
+  pids=$(join_pids "${WPIDS[@]}" "${SHARD_PIDS[@]}")
+  echo "== ours relayx-shards: closed loop, Redis Cluster of three masters"
+  sigload "$OUT/ours-relayx-shards-max.json" relay --target "$(targets)" --cross --rooms "$ROOMS" \
+    --window "$WINDOW" --duration "$DUR" --warmup "$WARM" --pids "$pids" --label "ours relayx shards"
+  stop_stack
+  EXTRA_ENV=()
+  stop_shards
 }
 
 poll_scenario() { # stack
@@ -508,6 +562,7 @@ for sc in "${SCEN[@]}"; do
     case "$sc" in
       relay1) relay_scenario "$st" relay1 1 "" ;;
       relayx) relay_scenario "$st" relayx 2 --cross ;;
+      shards) shards_scenario "$st" ;;
       poll) poll_scenario "$st" ;;
       idle) idle_scenario "$st" ;;
       api) api_scenario "$st" ;;
