@@ -1,0 +1,231 @@
+// Redis Cluster with real processes (docs/architecture.md §Redis Cluster): six
+// redis-server nodes made into three masters with a replica each
+// (`redis-cli --cluster create … --cluster-replicas 1`), two signal workers
+// and the room API configured with REDIS_CLUSTER_NODES (two of the six; the
+// rest is learnt from CLUSTER SLOTS). Rooms are chosen so that their keys
+// and bus channels live on different masters; signals cross workers in each.
+// Then the master of one room is SIGKILLed: its replica is promoted, the
+// services follow the new map, joins and cross-worker relay resume.
+//
+// Every wait is on a mechanism (the cluster's own state, the replica's
+// link, the slot map's answer, the services' readiness, the shard's count
+// of subscribers); timeouts are hang guards only.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { freePort, httpGet, redisCliRaw, startCluster, waitReady } from "../lib/cluster.mjs";
+import { closeAll, connect, createRoom, eventually, join, sleep, uniqueRoomId, waitFor } from "./helpers.mjs";
+
+const GUARD_MS = 90000;
+
+function redisCliCluster(args) {
+  return new Promise((resolve, reject) => {
+    execFile("redis-cli", args, { timeout: 60000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`redis-cli ${args.join(" ")}: ${err.message} ${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** The masters that serve slots, from CLUSTER NODES: [{port, ranges:[[a,b]…]}]. */
+async function masters(port) {
+  const out = await redisCliRaw(port, "CLUSTER", "NODES");
+  const list = [];
+  for (const line of out.split("\n")) {
+    const f = line.trim().split(" ");
+    if (f.length < 9 || !f[2].includes("master") || f[2].includes("fail")) continue;
+    const p = Number(f[1].split("@")[0].split(":").pop());
+    const ranges = f.slice(8).filter((r) => /^\d/.test(r)).map((r) => r.split("-").map(Number))
+      .map(([a, b]) => [a, b ?? a]);
+    if (ranges.length) list.push({ port: p, ranges });
+  }
+  return list;
+}
+
+async function ownerPort(anyPort, key) {
+  const slot = Number(await redisCliRaw(anyPort, "CLUSTER", "KEYSLOT", key));
+  for (const m of await masters(anyPort)) if (m.ranges.some(([a, b]) => slot >= a && slot <= b)) return m.port;
+  return 0;
+}
+
+async function startRedisCluster(c) {
+  const ports = [];
+  c.nodeProcs = new Map();
+  for (let i = 0; i < 6; i++) {
+    const port = await freePort();
+    ports.push(port);
+    const dir = path.join(c.dir, `node-${i + 1}`);
+    fs.mkdirSync(dir);
+    const p = c.startExtra(`redis-node-${i + 1}`, "redis-server", [
+      "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+      "--dir", dir, "--daemonize", "no", "--loglevel", "warning",
+      "--cluster-enabled", "yes", "--cluster-config-file", path.join(dir, "nodes.conf"),
+      "--cluster-node-timeout", "2000",
+    ], { cwd: dir });
+    c.nodeProcs.set(port, p);
+    await waitReady(p, `cluster node on ${port}`, async () => (await redisCliRaw(port, "PING")) === "PONG");
+  }
+  await redisCliCluster(["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`),
+    "--cluster-replicas", "1", "--cluster-yes"]);
+  for (const port of ports) {
+    await waitReady(c.nodeProcs.get(port), `cluster state ok on ${port}`, async () =>
+      /cluster_state:ok/.test(await redisCliRaw(port, "CLUSTER", "INFO")), 60000);
+  }
+  const ms = await masters(ports[0]);
+  assert.equal(ms.length, 3, "three masters serve the slots");
+  // Every replica in sync before anything is written.
+  for (const port of ports) {
+    if (ms.some((m) => m.port === port)) continue;
+    await waitReady(c.nodeProcs.get(port), `replica ${port} in sync`, async () =>
+      /master_link_status:up/.test(await redisCliRaw(port, "INFO", "replication")), 60000);
+  }
+  c.opts.env = {
+    // Two seeds are enough: the rest comes from CLUSTER SLOTS.
+    REDIS_CLUSTER_NODES: `127.0.0.1:${ports[0]},127.0.0.1:${ports[1]}`,
+    // Cluster mode ignores these; the plain Redis of the harness is not used.
+    REDIS_HOST: "127.0.0.1",
+    REDIS_PORT: String(c.redisPort),
+  };
+  c.clusterPorts = ports;
+}
+
+/** Room ids whose room keys (and so their join steps) live on two different masters. */
+async function roomsOnTwoMasters(port) {
+  const first = uniqueRoomId("c");
+  const p1 = await ownerPort(port, `room:{${first}}`);
+  for (let i = 0; i < 200; i++) {
+    const id = uniqueRoomId("c");
+    const p2 = await ownerPort(port, `room:{${id}}`);
+    if (p2 && p2 !== p1) return [[first, p1], [id, p2]];
+  }
+  throw new Error("no two rooms on different masters in 200 tries");
+}
+
+async function relayOk(from, to, sdp) {
+  from.emit("offer", { peerId: to.id, offer: { type: "offer", sdp } });
+  const o = await waitFor(to, "offer", { pred: (x) => x.offer?.sdp === sdp });
+  assert.equal(o.from, from.id);
+}
+
+describe("Redis Cluster: three masters, three replicas, a master SIGKILLed", { timeout: 300000 }, () => {
+  let c;
+
+  before(async () => {
+    c = await startCluster({ workers: 2, beforeServices: startRedisCluster });
+  });
+
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("routes rooms to their shards, relays across workers, follows a failover", async (t) => {
+    const api = c.roomApi.url;
+    const [w1, w2] = c.workers;
+    const seed = c.clusterPorts[0];
+    const socks = [];
+    try {
+      const [[R1, m1], [R2, m2]] = await roomsOnTwoMasters(seed);
+      t.diagnostic(`room ${R1} on master ${m1}, room ${R2} on master ${m2}`);
+      await createRoom(api, R1);
+      await createRoom(api, R2);
+      // The room's key is where its slot says, under its cluster name.
+      assert.equal(await redisCliRaw(m1, "HEXISTS", `room:{${R1}}`, "created_at"), "1");
+      assert.equal(await redisCliRaw(m2, "HEXISTS", `room:{${R2}}`, "created_at"), "1");
+      // get_room hands out an id the cluster holds.
+      const gr = await httpGet(`${api}/api/get_room`);
+      assert.equal(gr.status, 200, gr.body);
+      const got = JSON.parse(gr.body).roomId;
+      assert.ok(got, gr.body);
+      assert.equal(await redisCliRaw(await ownerPort(seed, `room:{${got}}`), "EXISTS", `room:{${got}}`), "1");
+
+      const a = await connect(w1.url);
+      const b = await connect(w2.url);
+      const x = await connect(w1.url);
+      const y = await connect(w2.url);
+      socks.push(a, b, x, y);
+      for (const [s, r] of [[a, R1], [b, R1], [x, R2], [y, R2]]) assert.equal((await join(s, r)).success, true);
+      await relayOk(a, b, "r1-a-to-b");
+      await relayOk(b, a, "r1-b-to-a");
+      await relayOk(x, y, "r2-x-to-y");
+      await relayOk(y, x, "r2-y-to-x");
+
+      // The bus is sharded: both workers hear R1's channel on the master of
+      // its slot, and only there.
+      const chan = `pd:room:${R1}`;
+      const chanOwner = await ownerPort(seed, chan);
+      const numsub = async (port) => Number((await redisCliRaw(port, "PUBSUB", "SHARDNUMSUB", chan)).split("\n")[1]);
+      assert.equal(await numsub(chanOwner), 2, "two workers subscribed on the channel's shard");
+      for (const m of await masters(seed)) if (m.port !== chanOwner) assert.equal(await numsub(m.port), 0);
+
+      // Kill the master of R1's keys, once its replica has everything.
+      const victim = m1;
+      assert.equal(await redisCliRaw(victim, "WAIT", "1", "10000"), "1");
+      const proc = c.nodeProcs.get(victim);
+      proc.expectSignal = "SIGKILL";
+      proc.child.kill("SIGKILL");
+      await proc.exited;
+      const alive = c.clusterPorts.filter((p) => p !== victim);
+
+      // The workers notice (their link to that master is gone) and say so.
+      for (const w of [w1, w2]) {
+        await eventually(`worker ${w.index + 1} not ready`, async () =>
+          (await httpGet(`${w.url}/readyz`)).status === 503, { timeout: GUARD_MS });
+      }
+      // The cluster promotes the replica...
+      await eventually("a replica promoted: three masters again, every slot served", async () => {
+        const ms = await masters(alive[0]);
+        return ms.length === 3 && !ms.some((m) => m.port === victim) &&
+          /cluster_state:ok/.test(await redisCliRaw(alive[0], "CLUSTER", "INFO"));
+      }, { timeout: GUARD_MS, interval: 200 });
+      // ...and the services follow the new map.
+      for (const w of [w1, w2]) {
+        await eventually(`worker ${w.index + 1} ready again`, async () =>
+          (await httpGet(`${w.url}/readyz`)).status === 200, { timeout: GUARD_MS });
+      }
+      await eventually("room API healthy again", async () =>
+        (await httpGet(`${api}/health/detailed`)).status === 200, { timeout: GUARD_MS });
+      const newOwner = await ownerPort(alive[0], `room:{${R1}}`);
+      assert.notEqual(newOwner, victim);
+      assert.equal(await redisCliRaw(newOwner, "HEXISTS", `room:{${R1}}`, "created_at"), "1", "the room survived");
+
+      // Relay resumes in both rooms, across workers, on the same sockets.
+      await relayOk(a, b, "after-a-to-b");
+      await relayOk(b, a, "after-b-to-a");
+      await relayOk(x, y, "after-x-to-y");
+      // The channel followed its slot to the promoted replica.
+      const chanOwnerNow = await ownerPort(alive[0], chan);
+      assert.equal(await numsub(chanOwnerNow), 2, "both workers resubscribed on the channel's new shard");
+
+      // New joins into both rooms and into a room created now.
+      const e = await connect(w1.url);
+      const f = await connect(w2.url);
+      socks.push(e, f);
+      assert.equal((await join(e, R1)).success, true);
+      assert.equal((await join(f, R2)).success, true);
+      await relayOk(e, b, "newcomer-r1");
+      await relayOk(f, x, "newcomer-r2");
+      const R3 = await createRoom(api);
+      const g = await connect(w1.url);
+      const h = await connect(w2.url);
+      socks.push(g, h);
+      assert.equal((await join(g, R3)).success, true);
+      assert.equal((await join(h, R3)).success, true);
+      await relayOk(g, h, "fresh");
+
+      // The sockets' bindings live with their worker's keys.
+      const bindKey = `socket:{${w1.id}}:${e.id}`;
+      assert.equal(await redisCliRaw(await ownerPort(alive[0], bindKey), "GET", bindKey), R1);
+
+      for (const w of [w1, w2]) assert.ok(w.proc.running, `${w.proc.name} running`);
+      assert.ok(c.roomApi.proc.running, "room API running");
+      assert.ok(a.connected && b.connected && x.connected && y.connected, "sockets joined before the kill still connected");
+      assert.deepEqual(c.currentProblems(), []);
+      await sleep(0);
+    } finally {
+      closeAll(...socks);
+    }
+  });
+});
