@@ -660,8 +660,10 @@ void pd_redis_config_load(pd_config_check *chk, pd_redis_options *out)
         pd_sentinel_addr list[PD_SENTINEL_MAX];
         size_t n = 0;
         const char *err = NULL;
+        /* The sentinel list's syntax; its messages name sentinels, so not theirs. */
         if (pd_sentinel_parse_list(out->cluster_nodes, list, PD_SENTINEL_MAX, &n, &err) != PD_OK)
-            pd_config_check_add(chk, "REDIS_CLUSTER_NODES", out->cluster_nodes, err);
+            pd_config_check_add(chk, "REDIS_CLUSTER_NODES", out->cluster_nodes,
+                                "1 to 16 host:port entries, comma-separated (IPv6 as [addr]:port)");
         if (out->sentinels)
             pd_config_check_add(chk, "REDIS_CLUSTER_NODES", out->cluster_nodes,
                                 "set with REDIS_SENTINELS: a cluster or sentinels, not both");

@@ -54,6 +54,8 @@ static const char USAGE[] =
     "                           then unused; REDIS_PASSWORD is the master's)\n"
     "  REDIS_SENTINEL_MASTER    the master's name in the sentinels (with REDIS_SENTINELS)\n"
     "  REDIS_SENTINEL_PASSWORD  AUTH for the sentinels (none)\n"
+    "  REDIS_CLUSTER_NODES      Redis Cluster mode: host:port,... of some of its nodes\n"
+    "                           (REDIS_HOST/PORT then unused; REDIS_PASSWORD is every node's)\n"
     "  CORS_ORIGIN              allowed WebSocket Origins, comma-separated (any)\n"
     "  NODE_ENV                 reported environment (production)\n"
     "  DISABLE_JOIN_RATE_LIMIT  1 turns the per-address join limit off\n"
