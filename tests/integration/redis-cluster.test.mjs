@@ -17,7 +17,8 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { freePort, httpGet, redisCliRaw, startCluster, waitReady } from "../lib/cluster.mjs";
-import { closeAll, connect, createRoom, eventually, join, sleep, uniqueRoomId, waitFor } from "./helpers.mjs";
+import { startRoundRobinFront } from "../lib/rrfront.mjs";
+import { closeAll, connect, createRoom, eventually, join, uniqueRoomId, waitFor } from "./helpers.mjs";
 
 const GUARD_MS = 90000;
 
@@ -110,11 +111,15 @@ async function relayOk(from, to, sdp) {
   assert.equal(o.from, from.id);
 }
 
-describe("Redis Cluster: three masters, three replicas, a master SIGKILLed", { timeout: 300000 }, () => {
+describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }, () => {
   let c;
 
   before(async () => {
     c = await startCluster({ workers: 2, beforeServices: startRedisCluster });
+    // The harness waits for the workers' readiness (every master answered);
+    // the room API's is its detailed health.
+    await waitReady(c.roomApi.proc, "room API on the cluster", async () =>
+      (await httpGet(`${c.roomApi.url}/health/detailed`)).status === 200);
   });
 
   after(async () => {
@@ -223,7 +228,62 @@ describe("Redis Cluster: three masters, three replicas, a master SIGKILLed", { t
       assert.ok(c.roomApi.proc.running, "room API running");
       assert.ok(a.connected && b.connected && x.connected && y.connected, "sockets joined before the kill still connected");
       assert.deepEqual(c.currentProblems(), []);
-      await sleep(0);
+    } finally {
+      closeAll(...socks);
+    }
+  });
+
+  it("long-polling without affinity: forwarded requests cross workers over sharded channels", async () => {
+    // Every request goes to the next worker in turn, so the session's owner
+    // hears them on its pd:eio:<tag> channel (SPUBLISH) and the forwarder
+    // checks the owner's liveness with the NUMSUB fan-out.
+    const front = await startRoundRobinFront([c.workers[0].port, c.workers[1].port]);
+    const socks = [];
+    try {
+      const p = await connect(front.url, { transports: ["polling"] });
+      const q = await connect(c.workers[1].url);
+      socks.push(p, q);
+      const R = await createRoom(c.roomApi.url);
+      assert.equal((await join(p, R)).success, true);
+      assert.equal((await join(q, R)).success, true);
+      await relayOk(p, q, "polling-to-ws");
+      await relayOk(q, p, "ws-to-polling");
+      assert.equal(p.io.engine.transport.name, "polling");
+      assert.ok(front.counts[0] > 0 && front.counts[1] > 0, `both workers served it (${front.counts})`);
+    } finally {
+      closeAll(...socks);
+      await front.close();
+    }
+  });
+
+  it("a worker SIGKILLed: the reaper's per-slot steps take its sockets out of their rooms", async () => {
+    const [w1, w2] = c.workers;
+    const seed = c.clusterPorts.find((p) => c.nodeProcs.get(p).running);
+    const socks = [];
+    try {
+      const R = await createRoom(c.roomApi.url);
+      const a = await connect(w1.url);
+      const b = await connect(w2.url);
+      socks.push(a, b);
+      assert.equal((await join(a, R)).success, true);
+      assert.equal((await join(b, R)).success, true);
+      await relayOk(b, a, "before-kill");
+      const bid = b.id; // the client forgets it once disconnected
+      const sockets = `room:{${R}}:sockets`;
+      assert.equal(await redisCliRaw(await ownerPort(seed, sockets), "SISMEMBER", sockets, b.id), "1");
+      await c.killWorker(1);
+      // Once its heartbeat expires, a reaper (a worker or the room API)
+      // tells the room; the other member hears it.
+      const gone = await waitFor(a, "peer-disconnected", { pred: (x) => x.peerId === bid, timeout: GUARD_MS });
+      assert.equal(gone.peerId, bid);
+      assert.equal(await redisCliRaw(await ownerPort(seed, sockets), "SISMEMBER", sockets, bid), "0");
+      const bind = `socket:{${w2.id}}:${bid}`;
+      assert.equal(await redisCliRaw(await ownerPort(seed, bind), "EXISTS", bind), "0");
+      await eventually("the dead worker forgotten by the fleet", async () =>
+        (await redisCliRaw(await ownerPort(seed, "pd:{fleet}:workers"), "SISMEMBER", "pd:{fleet}:workers", w2.id)) === "0",
+        { timeout: GUARD_MS });
+      assert.ok(w1.proc.running && c.roomApi.proc.running);
+      assert.deepEqual(c.currentProblems(), []);
     } finally {
       closeAll(...socks);
     }
