@@ -19,6 +19,7 @@ import { after, before, describe, it } from "node:test";
 import { freePort, httpGet, redisCliRaw, startCluster, waitReady } from "../lib/cluster.mjs";
 import { startRoundRobinFront } from "../lib/rrfront.mjs";
 import { closeAll, connect, createRoom, eventually, join, uniqueRoomId, waitFor } from "./helpers.mjs";
+import { metrics, metricValue } from "./wire.mjs";
 
 const GUARD_MS = 90000;
 
@@ -168,10 +169,14 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       // Kill the master of R1's keys, once its replica has everything.
       const victim = m1;
       assert.equal(await redisCliRaw(victim, "WAIT", "1", "10000"), "1");
+      const changes = [[w1.url, "privydrop_signal_redis_master_changes_total"], [w2.url, "privydrop_signal_redis_master_changes_total"],
+        [api, "privydrop_roomapi_redis_master_changes_total"]];
+      for (const [url, name] of changes) assert.equal(metricValue(await metrics(url), name), 0, `${url}: no change yet`);
       const proc = c.nodeProcs.get(victim);
       proc.expectSignal = "SIGKILL";
       proc.child.kill("SIGKILL");
       await proc.exited;
+      const killedAt = Date.now();
       const alive = c.clusterPorts.filter((p) => p !== victim);
 
       // The workers notice (their link to that master is gone) and say so.
@@ -192,6 +197,9 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       }
       await eventually("room API healthy again", async () =>
         (await httpGet(`${api}/health/detailed`)).status === 200, { timeout: GUARD_MS });
+      t.diagnostic(`kill → both workers and the room API ready again: ${Date.now() - killedAt} ms (cluster-node-timeout 2000)`);
+      // Each process took a map that moved the dead master's slots.
+      for (const [url, name] of changes) assert.ok(metricValue(await metrics(url), name) >= 1, `${url}: ${name} counts it`);
       const newOwner = await ownerPort(alive[0], `room:{${R1}}`);
       assert.notEqual(newOwner, victim);
       assert.equal(await redisCliRaw(newOwner, "HEXISTS", `room:{${R1}}`, "created_at"), "1", "the room survived");

@@ -74,5 +74,8 @@ unsigned long pd_rcluster_connects(const pd_rcluster *c);
 /* CLUSTER SLOTS maps taken, and -MOVED / -ASK redirections followed. */
 unsigned long pd_rcluster_map_refreshes(const pd_rcluster *c);
 unsigned long pd_rcluster_redirects(const pd_rcluster *c);
+/* New maps that gave slots to another master (a failover, a resharding);
+ * the first map is not a change. pd_redis_master_changes reports it. */
+unsigned long pd_rcluster_master_changes(const pd_rcluster *c);
 
 #endif

@@ -110,7 +110,8 @@ unsigned long pd_redis_connects(const pd_redis *r);
 /* Sentinel mode: servers left because ROLE did not say master (or a write
  * was refused with -READONLY: the server became a replica), and master
  * changes taken (an address other than the previous one; the first address
- * is not a change). 0 otherwise. */
+ * is not a change). Cluster mode: no rejects; master changes are new slot
+ * maps that gave slots to another master. 0 otherwise. */
 unsigned long pd_redis_role_rejects(const pd_redis *r);
 unsigned long pd_redis_master_changes(const pd_redis *r);
 

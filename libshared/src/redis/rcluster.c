@@ -94,6 +94,7 @@ struct pd_rcluster {
     uint64_t refresh_sent_ms;
     unsigned long refreshes;
     unsigned long redirects;
+    unsigned long master_changes; /* maps applied that gave slots to another master */
     int ready;
     size_t pending;           /* user commands not yet answered */
     pd_ptab *chans;
@@ -636,8 +637,26 @@ static void refresh_send(pd_rcluster *c, uint64_t now)
 
 /* Take a new map: a node per master, the others (seeds apart) freed,
  * channels moved to their slots' masters. Runs from the tick only. */
+/* 1 when some slot is served by another master (or by none) in `m`. */
+static int map_moves_slots(const pd_slot_map *old, const pd_slot_map *m)
+{
+    for (unsigned s = 0; s < PD_SLOT_COUNT; s++) {
+        const pd_slot_node *a = pd_slot_map_lookup(old, s), *b = pd_slot_map_lookup(m, s);
+        if (!a || !b) {
+            if (a != b)
+                return 1;
+            continue;
+        }
+        if (a->port != b->port || strcmp(a->host, b->host) != 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void map_apply(pd_rcluster *c, pd_slot_map *m)
 {
+    if (c->map && map_moves_slots(c->map, m))
+        c->master_changes++;
     pd_slot_map_free(c->map);
     c->map = m;
     c->refreshes++;
@@ -1051,6 +1070,11 @@ unsigned long pd_rcluster_map_refreshes(const pd_rcluster *c)
 unsigned long pd_rcluster_redirects(const pd_rcluster *c)
 {
     return c->redirects;
+}
+
+unsigned long pd_rcluster_master_changes(const pd_rcluster *c)
+{
+    return c->master_changes;
 }
 
 /* ---- life cycle ------------------------------------------------------------------------ */

@@ -593,6 +593,8 @@ unsigned long pd_redis_role_rejects(const pd_redis *r)
 
 unsigned long pd_redis_master_changes(const pd_redis *r)
 {
+    if (r->rc)
+        return pd_rcluster_master_changes(r->rc);
     return r->master_changes;
 }
 

@@ -688,7 +688,7 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
     api->m_inflight = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_requests_inflight",
                                      "Requests waiting for Redis.", NULL);
     api->m_master_changes = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_redis_master_changes_total",
-                                           "Redis master changes followed (Sentinel mode).", NULL);
+                                           "Redis master changes followed (Sentinel; Cluster: maps moving slots).", NULL);
     api->metrics = metrics;
     api->room_limit = pd_ratelimit_create(cfg->room_rate > 0 ? cfg->room_rate : 20,
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);

@@ -526,7 +526,7 @@ static void add_metrics(pd_worker *w)
     w->m_redis_up = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_redis_up",
                                    "1 while Redis is connected.", NULL);
     w->m_master_changes = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_redis_master_changes_total",
-                                         "Redis master changes followed (Sentinel mode).", NULL);
+                                         "Redis master changes followed (Sentinel; Cluster: maps moving slots).", NULL);
     w->m_rooms = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_rooms",
                                 "Rooms with sockets (or a grace period) on this worker.", NULL);
     w->m_closed = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_sessions_closed_total",
