@@ -89,6 +89,12 @@ struct pd_rcluster {
     rcl_node *nodes;
     pd_slot_map *map;         /* current map, or NULL */
     pd_slot_map *next_map;    /* parsed, to apply at the next tick */
+    /* The node asked for the map: a master announced with an empty host
+     * (a node that does not know its own address) is at that host. */
+    char map_host[PD_SLOT_HOST_MAX + 1];
+    char next_map_host[PD_SLOT_HOST_MAX + 1];
+    int map_complete;         /* every master of the map has a node */
+    char asked_host[PD_SLOT_HOST_MAX + 1]; /* host of the node the question went to */
     int refresh_wanted;
     int refresh_inflight;
     uint64_t refresh_sent_ms;
@@ -277,10 +283,15 @@ static void node_free(pd_rcluster *c, rcl_node *n)
     free(n);
 }
 
+static const char *slot_node_host(const pd_rcluster *c, const pd_slot_node *m)
+{
+    return m->host[0] ? m->host : c->map_host;
+}
+
 static rcl_node *node_for_slot(pd_rcluster *c, unsigned slot)
 {
     const pd_slot_node *m = c->map ? pd_slot_map_lookup(c->map, slot) : NULL;
-    return m ? node_find(c, m->host, m->port) : NULL;
+    return m ? node_find(c, slot_node_host(c, m), m->port) : NULL;
 }
 
 /* ---- the sharded subscriber link -------------------------------------------- */
@@ -614,6 +625,7 @@ static void on_slots(redisReply *rep, void *data)
         return; /* asked again at the next tick while not ready */
     pd_slot_map_free(c->next_map);
     c->next_map = m;
+    memcpy(c->next_map_host, c->asked_host, sizeof(c->next_map_host));
 }
 
 static void refresh_send(pd_rcluster *c, uint64_t now)
@@ -629,6 +641,7 @@ static void refresh_send(pd_rcluster *c, uint64_t now)
     if (!pick)
         return;
     if (pd_redis_cmd(pick->cmd, on_slots, c, "CLUSTER SLOTS") == PD_OK) {
+        memcpy(c->asked_host, pick->host, sizeof(c->asked_host));
         c->refresh_inflight = 1;
         c->refresh_sent_ms = now;
         c->refresh_wanted = 0;
@@ -638,7 +651,8 @@ static void refresh_send(pd_rcluster *c, uint64_t now)
 /* Take a new map: a node per master, the others (seeds apart) freed,
  * channels moved to their slots' masters. Runs from the tick only. */
 /* 1 when some slot is served by another master (or by none) in `m`. */
-static int map_moves_slots(const pd_slot_map *old, const pd_slot_map *m)
+static int map_moves_slots(const pd_slot_map *old, const char *old_host, const pd_slot_map *m,
+                           const char *new_host)
 {
     for (unsigned s = 0; s < PD_SLOT_COUNT; s++) {
         const pd_slot_node *a = pd_slot_map_lookup(old, s), *b = pd_slot_map_lookup(m, s);
@@ -647,7 +661,7 @@ static int map_moves_slots(const pd_slot_map *old, const pd_slot_map *m)
                 return 1;
             continue;
         }
-        if (a->port != b->port || strcmp(a->host, b->host) != 0)
+        if (a->port != b->port || strcmp(a->host[0] ? a->host : old_host, b->host[0] ? b->host : new_host) != 0)
             return 1;
     }
     return 0;
@@ -655,18 +669,22 @@ static int map_moves_slots(const pd_slot_map *old, const pd_slot_map *m)
 
 static void map_apply(pd_rcluster *c, pd_slot_map *m)
 {
-    if (c->map && map_moves_slots(c->map, m))
+    if (c->map && map_moves_slots(c->map, c->map_host, m, c->next_map_host))
         c->master_changes++;
     pd_slot_map_free(c->map);
     c->map = m;
+    memcpy(c->map_host, c->next_map_host, sizeof(c->map_host));
     c->refreshes++;
     for (rcl_node *n = c->nodes; n; n = n->next)
         n->in_map = 0;
+    c->map_complete = 1;
     for (size_t i = 0; i < pd_slot_map_node_count(m); i++) {
         const pd_slot_node *sn = pd_slot_map_node(m, i);
-        rcl_node *n = sn->host[0] ? node_get(c, sn->host, sn->port) : NULL;
+        rcl_node *n = node_get(c, slot_node_host(c, sn), sn->port);
         if (n)
             n->in_map = 1;
+        else
+            c->map_complete = 0; /* out of memory: not ready, asked again */
     }
     for (rcl_node *n = c->nodes, *next; n; n = next) {
         next = n->next;
@@ -687,7 +705,7 @@ static void map_apply(pd_rcluster *c, pd_slot_map *m)
 
 static void update_ready(pd_rcluster *c)
 {
-    int ready = c->map && pd_slot_map_covered(c->map) == PD_SLOT_COUNT && !c->closing;
+    int ready = c->map && c->map_complete && pd_slot_map_covered(c->map) == PD_SLOT_COUNT && !c->closing;
     for (rcl_node *n = c->nodes; n && ready; n = n->next) {
         if (!n->in_map)
             continue;
