@@ -145,7 +145,14 @@ typedef struct cnode {
     redisContext *c;
 } cnode;
 
+static int cnode_start_pw(cnode *n, const char *password);
+
 static int cnode_start(cnode *n)
+{
+    return cnode_start_pw(n, NULL);
+}
+
+static int cnode_start_pw(cnode *n, const char *password)
 {
     snprintf(n->dir, sizeof n->dir, "/tmp/pd-rcl-test-XXXXXX");
     if (!mkdtemp(n->dir))
@@ -159,11 +166,48 @@ static int cnode_start(cnode *n)
     snprintf(conf, sizeof conf, "%s/nodes.conf", n->dir);
     char *argv[] = {"redis-server", "--port", port, "--cluster-port", busport, "--bind", "127.0.0.1",
                     "--cluster-enabled", "yes", "--cluster-config-file", conf, "--dir", n->dir, "--save", "",
-                    "--appendonly", "no", "--daemonize", "no", NULL};
-    n->pid = rfx_spawn(argv, n->port);
-    if (n->pid <= 0)
-        return -1;
-    n->c = rfx_sync(n->port);
+                    "--appendonly", "no", "--daemonize", "no", NULL, NULL, NULL};
+    if (password) {
+        argv[19] = "--requirepass";
+        argv[20] = (char *)password;
+    }
+    /* rfx_spawn waits for PONG, which a password-protected server refuses:
+     * spawn, then wait for an answer to AUTH. */
+    if (!password) {
+        n->pid = rfx_spawn(argv, n->port);
+        if (n->pid <= 0)
+            return -1;
+    } else {
+        pid_t pid = fork();
+        if (pid < 0)
+            return -1;
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            int devnull = open("/dev/null", O_RDWR);
+            if (devnull >= 0) {
+                dup2(devnull, 1);
+                dup2(devnull, 2);
+            }
+            execvp(argv[0], argv);
+            _exit(127);
+        }
+        n->pid = pid;
+    }
+    for (int i = 0; i < 250 && !n->c; i++) {
+        n->c = rfx_sync(n->port);
+        if (n->c && password) {
+            redisReply *r = redisCommand(n->c, "AUTH %s", password);
+            int ok = r && r->type == REDIS_REPLY_STATUS;
+            if (r)
+                freeReplyObject(r);
+            if (!ok) {
+                redisFree(n->c);
+                n->c = NULL;
+            }
+        }
+        if (!n->c)
+            rfx_sleep_ms(20);
+    }
     if (!n->c)
         return -1;
     rfx_str(n->c, n->id, sizeof n->id, "CLUSTER MYID");
@@ -426,6 +470,59 @@ static void live_cluster(void **state)
     cnode_stop(&b);
 }
 
+/* REDIS_PASSWORD in cluster mode: the command links and the subscriber
+ * links both AUTH; a wrong password is never ready. */
+static void live_password(void **state)
+{
+    (void)state;
+    cnode a = {0};
+    assert_int_equal(cnode_start_pw(&a, "s3cret-pw"), 0);
+    rfx_ok(a.c, "CLUSTER ADDSLOTSRANGE 0 16383");
+    for (int i = 0; i < 500 && !cluster_ok(&a); i++)
+        rfx_sleep_ms(20);
+    assert_true(cluster_ok(&a));
+    char seeds[64];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d", a.port);
+
+    live v = {0};
+    rfx_loop_init(&v.l);
+    pd_redis_options opt = {0};
+    opt.cluster_nodes = seeds;
+    opt.subscriber = 1;
+    opt.watchdog_ms = 200;
+    opt.password = "wrong";
+    v.r = pd_redis_create(&v.l.loop, &opt, NULL, on_msg, &v);
+    assert_non_null(v.r);
+    rfx_run_for(&v.l, 1000);
+    assert_false(pd_redis_ready(v.r));
+    pd_redis_free(v.r);
+    rfx_loop_close(&v.l);
+
+    memset(&v, 0, sizeof v);
+    rfx_loop_init(&v.l);
+    opt.password = "s3cret-pw";
+    v.r = pd_redis_create(&v.l.loop, &opt, NULL, on_msg, &v);
+    assert_non_null(v.r);
+    RFX_WAIT(&v.l, pd_redis_ready(v.r), 10000);
+    assert_true(pd_redis_ready(v.r));
+    assert_int_equal(pd_redis_subscribe(v.r, pd_slice_cstr("pd:room:pw")), PD_OK);
+    int heard = 0;
+    for (int i = 0; i < 500 && !heard; i++) {
+        redisReply *r = rfx_cmd(a.c, "PUBSUB SHARDNUMSUB pd:room:pw");
+        heard = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer == 1;
+        freeReplyObject(r);
+        if (!heard)
+            rfx_run_for(&v.l, 10);
+    }
+    assert_true(heard);
+    cmd_wait(&v, "PUBLISH pd:room:pw %s", "authed");
+    RFX_WAIT(&v.l, v.messages == 1, 5000);
+    assert_string_equal(v.got_msg, "authed");
+    pd_redis_free(v.r);
+    rfx_loop_close(&v.l);
+    cnode_stop(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +530,7 @@ int main(void)
         cmocka_unit_test(split_refuses_malformed),
         cmocka_unit_test(route_finds_the_key),
         cmocka_unit_test(live_cluster),
+        cmocka_unit_test(live_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
