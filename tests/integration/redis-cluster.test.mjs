@@ -94,6 +94,24 @@ async function startRedisCluster(c) {
   c.clusterPorts = ports;
 }
 
+/** Move one slot (with its keys) from the master on `from` to the one on
+ * `to`, as redis-cli --cluster reshard does for each slot: IMPORTING,
+ * MIGRATING, MIGRATE every key, then the new owner told to every master. */
+async function migrateSlot(slot, from, to, allMasters) {
+  const fromId = await redisCliRaw(from, "CLUSTER", "MYID");
+  const toId = await redisCliRaw(to, "CLUSTER", "MYID");
+  assert.equal(await redisCliRaw(to, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromId), "OK");
+  assert.equal(await redisCliRaw(from, "CLUSTER", "SETSLOT", slot, "MIGRATING", toId), "OK");
+  for (;;) {
+    const keys = (await redisCliRaw(from, "CLUSTER", "GETKEYSINSLOT", slot, 100)).split("\n").filter(Boolean);
+    if (!keys.length) break;
+    assert.equal(await redisCliRaw(from, "MIGRATE", "127.0.0.1", to, "", 0, 5000, "KEYS", ...keys), "OK");
+  }
+  for (const p of [to, from, ...allMasters.filter((m) => m !== to && m !== from)]) {
+    assert.equal(await redisCliRaw(p, "CLUSTER", "SETSLOT", slot, "NODE", toId), "OK");
+  }
+}
+
 /** Room ids whose room keys (and so their join steps) live on two different masters. */
 async function roomsOnTwoMasters(port) {
   const first = uniqueRoomId("c");
@@ -172,11 +190,17 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       const changes = [[w1.url, "privydrop_signal_redis_master_changes_total"], [w2.url, "privydrop_signal_redis_master_changes_total"],
         [api, "privydrop_roomapi_redis_master_changes_total"]];
       for (const [url, name] of changes) assert.equal(metricValue(await metrics(url), name), 0, `${url}: no change yet`);
+      // Hold the failover back while the gap is examined (as the Sentinel
+      // test raises its quorum): replicas that may not fail over.
+      const masterPorts = (await masters(seed)).map((m) => m.port);
+      const replicaPorts = c.clusterPorts.filter((p) => !masterPorts.includes(p));
+      for (const p of replicaPorts) {
+        assert.equal(await redisCliRaw(p, "CONFIG", "SET", "cluster-replica-no-failover", "yes"), "OK");
+      }
       const proc = c.nodeProcs.get(victim);
       proc.expectSignal = "SIGKILL";
       proc.child.kill("SIGKILL");
       await proc.exited;
-      const killedAt = Date.now();
       const alive = c.clusterPorts.filter((p) => p !== victim);
 
       // The workers notice (their link to that master is gone) and say so.
@@ -184,6 +208,19 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
         await eventually(`worker ${w.index + 1} not ready`, async () =>
           (await httpGet(`${w.url}/readyz`)).status === 503, { timeout: GUARD_MS });
       }
+      await eventually("room API unhealthy", async () =>
+        (await httpGet(`${api}/health/detailed`)).status === 503, { timeout: GUARD_MS });
+      // A join meanwhile gets the documented answer.
+      const gap = await connect(w2.url);
+      socks.push(gap);
+      const jr = await join(gap, R2);
+      assert.equal(jr.success, false);
+      assert.equal(jr.error, "redis unavailable");
+      // Now let the replica take over.
+      for (const p of replicaPorts) {
+        assert.equal(await redisCliRaw(p, "CONFIG", "SET", "cluster-replica-no-failover", "no"), "OK");
+      }
+      const releasedAt = Date.now();
       // The cluster promotes the replica...
       await eventually("a replica promoted: three masters again, every slot served", async () => {
         const ms = await masters(alive[0]);
@@ -197,7 +234,7 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       }
       await eventually("room API healthy again", async () =>
         (await httpGet(`${api}/health/detailed`)).status === 200, { timeout: GUARD_MS });
-      t.diagnostic(`kill → both workers and the room API ready again: ${Date.now() - killedAt} ms (cluster-node-timeout 2000)`);
+      t.diagnostic(`failover allowed → both workers and the room API ready again: ${Date.now() - releasedAt} ms (cluster-node-timeout 2000)`);
       // Each process took a map that moved the dead master's slots.
       for (const [url, name] of changes) assert.ok(metricValue(await metrics(url), name) >= 1, `${url}: ${name} counts it`);
       const newOwner = await ownerPort(alive[0], `room:{${R1}}`);
@@ -236,6 +273,48 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       assert.ok(c.roomApi.proc.running, "room API running");
       assert.ok(a.connected && b.connected && x.connected && y.connected, "sockets joined before the kill still connected");
       assert.deepEqual(c.currentProblems(), []);
+    } finally {
+      closeAll(...socks);
+    }
+  });
+
+  it("resharding: a room's key slot and its channel's slot move to another master while it is in use", async () => {
+    const [w1, w2] = c.workers;
+    const seed = c.clusterPorts.find((p) => c.nodeProcs.get(p).running);
+    const socks = [];
+    try {
+      const R = await createRoom(c.roomApi.url);
+      const a = await connect(w1.url);
+      const b = await connect(w2.url);
+      socks.push(a, b);
+      assert.equal((await join(a, R)).success, true);
+      assert.equal((await join(b, R)).success, true);
+      await relayOk(a, b, "before-reshard");
+      const ms = (await masters(seed)).map((m) => m.port);
+      const key = `room:{${R}}`;
+      const chan = `pd:room:${R}`;
+      for (const name of [key, chan]) {
+        const slot = Number(await redisCliRaw(seed, "CLUSTER", "KEYSLOT", name));
+        const from = await ownerPort(seed, name);
+        const to = ms.find((p) => p !== from);
+        await migrateSlot(slot, from, to, ms);
+        assert.equal(await ownerPort(seed, name), to);
+      }
+      // The channel's old master dropped its subscribers on giving the slot
+      // away; both workers subscribe on the new one.
+      const numsub = async (port) => Number((await redisCliRaw(port, "PUBSUB", "SHARDNUMSUB", chan)).split("\n")[1]);
+      const chanOwner = await ownerPort(seed, chan);
+      await eventually("both workers subscribed on the channel's new master", async () => (await numsub(chanOwner)) === 2,
+        { timeout: GUARD_MS });
+      await relayOk(a, b, "after-reshard");
+      await relayOk(b, a, "after-reshard-back");
+      // The room's key moved: a join follows MOVED (or the new map).
+      const d = await connect(w1.url);
+      socks.push(d);
+      assert.equal((await join(d, R)).success, true);
+      assert.equal(await redisCliRaw(await ownerPort(seed, key), "SISMEMBER", `room:{${R}}:sockets`, d.id), "1");
+      await relayOk(d, b, "newcomer-after-reshard");
+      for (const w of [w1, w2]) assert.equal((await httpGet(`${w.url}/readyz`)).status, 200);
     } finally {
       closeAll(...socks);
     }

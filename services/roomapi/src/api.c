@@ -464,7 +464,10 @@ static void route_health_detailed(pd_api *api, pd_http_conn *conn, const pd_http
         respond_unavailable(api, conn, cors);
         return;
     }
-    if (pd_cluster_conn_total(api->redis, on_conn_total, r) != PD_OK)
+    /* On a Redis Cluster the count's one slot answering says nothing of the
+     * other masters: healthy also needs every master linked (pd_rcluster.h). */
+    if ((pd_redis_is_cluster(api->redis) && !pd_redis_ready(api->redis)) ||
+        pd_cluster_conn_total(api->redis, on_conn_total, r) != PD_OK)
         detailed_respond(r, -1);
 }
 
