@@ -172,8 +172,11 @@ static void joins(void **state)
     assert_int_equal(rfx_int(F.c, "SISMEMBER pd:worker:{w1}:sockets s1"), 1);
     assert_int_equal(rfx_int(F.c, "SISMEMBER room:{r1}:sockets s1"), 1);
     assert_true(rfx_int(F.c, "TTL room:{r1}:sockets") > 86000);
-    /* Again: a re-join, not counted by the rate limit. */
+    /* Again: a re-join, not counted by the rate limit, the binding's TTL
+     * left as it was. */
+    rfx_ok(F.c, "EXPIRE socket:{w1}:s1 1000");
     assert_int_equal(join("s1", "r1", "10.0.0.1", 2, "w1"), PD_JOIN_REJOIN);
+    assert_true(rfx_int(F.c, "TTL socket:{w1}:s1") <= 1000);
     assert_int_equal(rfx_int(F.c, "ZCARD ratelimit:join:10.0.0.1"), 1);
     /* Another room: refused, the binding kept. */
     assert_int_equal(join("s1", "r2", "10.0.0.1", 2, "w1"), PD_JOIN_BOUND_ELSEWHERE);

@@ -45,11 +45,12 @@
 /* ---- scripts (one slot each) ------------------------------------------------ */
 
 /* Worker slot. KEYS: socket:{w}:<sid>, pd:worker:{w}:sockets  ARGV: room, sid
- * 2: bound to another room; 1: bound to this one already; 0: bound now. */
+ * 2: bound to another room; 1: bound to this one already (its TTL left as
+ * it was, as store.c does); 0: bound now. */
 static const char BIND_LUA[] =
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur and cur ~= ARGV[1] then return 2 end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'EX', 90000)\n"
+    "if not cur then redis.call('SET', KEYS[1], ARGV[1], 'EX', 90000) end\n"
     "redis.call('SADD', KEYS[2], ARGV[2])\n"
     "if cur then return 1 end\n"
     "return 0\n";
