@@ -81,6 +81,18 @@ else
     not_ok "sentinel example: REDIS_SENTINELS missing, REDIS_HOST still set or the bundled StatefulSet rendered"
 fi
 
+# redis.mode=cluster (no example file: make test-chart-run would need a
+# cluster to stand in; tests/integration/redis-cluster.test.mjs runs one).
+if "$helm" template privydrop "$chart" --set redis.mode=cluster \
+    --set 'redis.cluster.nodes={rc-0.rc:6379,rc-1.rc:6379}' >"$tmp/cluster-mode.yaml" 2>"$tmp/cluster-mode.err" &&
+    grep -qF 'REDIS_CLUSTER_NODES: "rc-0.rc:6379,rc-1.rc:6379"' "$tmp/cluster-mode.yaml" &&
+    grep -qF 'name: REDIS_CLUSTER_NODES' "$tmp/cluster-mode.yaml" &&
+    ! grep -q 'kind: StatefulSet' "$tmp/cluster-mode.yaml" && ! grep -qF 'name: REDIS_HOST' "$tmp/cluster-mode.yaml"; then
+    ok "redis.mode=cluster: REDIS_CLUSTER_NODES instead of REDIS_HOST, no bundled StatefulSet"
+else
+    not_ok "redis.mode=cluster: REDIS_CLUSTER_NODES missing, REDIS_HOST still set or the bundled StatefulSet rendered"
+fi
+
 # --- 3: values the chart must refuse ----------------------------------------------
 refuse() {
     local why=$1; shift
@@ -98,6 +110,8 @@ refuse "redis.mode=sentinel without redis.sentinel.masterName" --set redis.mode=
 refuse "a sentinel without a port" --set redis.mode=sentinel --set 'redis.sentinel.hosts={s}' --set redis.sentinel.masterName=m
 refuse "redis.sentinel.auth without the sentinel password" --set redis.mode=sentinel \
     --set 'redis.sentinel.hosts={s:26379}' --set redis.sentinel.masterName=m --set redis.sentinel.auth=true
+refuse "redis.mode=cluster without redis.cluster.nodes" --set redis.mode=cluster
+refuse "a cluster node without a port" --set redis.mode=cluster --set 'redis.cluster.nodes={rc-0}'
 refuse "turn.tls without a certificate Secret" --set turn.tls=true
 refuse "a LoadBalancer relay range of 1000 ports" --set coturn.mode=loadBalancer
 refuse "a TURN secret shorter than 16 characters" --set secrets.turnSecret=short

@@ -92,6 +92,24 @@ describe("--check-config", { timeout: 60000 }, () => {
       assert.match(other.stderr, /REDIS_SENTINEL_MASTER="mymaster": set without REDIS_SENTINELS/);
     });
 
+    it(`${bin}: REDIS_CLUSTER_NODES is checked; a sound list is accepted without reaching a node`, () => {
+      const ok = run(bin, ["--check-config"], {
+        ...UNREACHABLE, REDIS_CLUSTER_NODES: "192.0.2.1:7000, [2001:db8::1]:7001,node-2.example:7002",
+      });
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.equal(ok.stdout, `${bin}: configuration ok\n`);
+      const bad = run(bin, ["--check-config"], { ...UNREACHABLE, REDIS_CLUSTER_NODES: "192.0.2.1:7000,192.0.2.2" });
+      assert.equal(bad.status, 2);
+      assert.equal(bad.stderr.trimEnd(),
+        `${bin}: REDIS_CLUSTER_NODES="192.0.2.1:7000,192.0.2.2": 1 to 16 host:port entries, comma-separated (IPv6 as [addr]:port)`);
+      const both = run(bin, ["--check-config"], {
+        ...UNREACHABLE, REDIS_CLUSTER_NODES: "192.0.2.1:7000", REDIS_SENTINELS: "192.0.2.1:26379",
+        REDIS_SENTINEL_MASTER: "mymaster",
+      });
+      assert.equal(both.status, 2);
+      assert.match(both.stderr, /REDIS_CLUSTER_NODES="192.0.2.1:7000": set with REDIS_SENTINELS: a cluster or sentinels, not both/);
+    });
+
     it(`${bin}: --check-config with anything after it is a usage error`, () => {
       const r = run(bin, ["--check-config", "extra"], {});
       assert.equal(r.status, 2);

@@ -46,17 +46,23 @@ typedef struct pd_redis_options {
     const char *sentinels;         /* "host:port,…" or NULL (copied) */
     const char *sentinel_master;   /* the master's name in the sentinels (copied) */
     const char *sentinel_password; /* AUTH for the sentinels, or NULL (copied) */
+    /* Redis Cluster mode (pd_rcluster.h) when set: "host:port,…" of some
+     * nodes, asked for the slot map; host, port and the sentinel fields
+     * are then ignored, `password` is every node's (copied). */
+    const char *cluster_nodes;
 } pd_redis_options;
 
-/* Reads REDIS_HOST, REDIS_PORT, REDIS_PASSWORD and, for Sentinel,
- * REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD into
+/* Reads REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_CLUSTER_NODES and,
+ * for Sentinel, REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD into
  * *out's connection fields (strings borrowed from the environment; the
  * other fields untouched), recording each problem in chk: a sentinel list
  * that does not parse, one of the two sentinel variables without the other,
- * a bad master name. */
+ * a bad master name, a cluster node list that does not parse or comes with
+ * REDIS_SENTINELS. */
 void pd_redis_config_load(pd_config_check *chk, pd_redis_options *out);
 
-/* "host:port" or "sentinel <master> via <n> sentinels", for start-up logs. */
+/* "host:port", "sentinel master <m> via <list>" or "cluster via <list>",
+ * for start-up logs. */
 void pd_redis_describe(const pd_redis_options *opt, char *buf, size_t size);
 
 /* Start connecting at once; never fails for an unreachable server (it keeps
@@ -70,6 +76,11 @@ pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
 void pd_redis_free(pd_redis *r);
 
 int pd_redis_ready(const pd_redis *r);
+
+/* 1 for a Redis Cluster handle: key names get hash tags and multi-key
+ * scripts run as per-slot steps (pd_room.h, docs/architecture.md
+ * §Redis Cluster). */
+int pd_redis_is_cluster(const pd_redis *r);
 
 /* Send a command (hiredis format). PD_ERR when the command connection is not
  * up — then cb is not called and the caller answers the failure itself. */
@@ -113,7 +124,8 @@ unsigned long pd_redis_connects(const pd_redis *r);
 /* Sentinel mode: servers left because ROLE did not say master (or a write
  * was refused with -READONLY: the server became a replica), and master
  * changes taken (an address other than the previous one; the first address
- * is not a change). 0 otherwise. */
+ * is not a change). Cluster mode: no rejects; master changes are new slot
+ * maps that gave slots to another master. 0 otherwise. */
 unsigned long pd_redis_role_rejects(const pd_redis *r);
 unsigned long pd_redis_master_changes(const pd_redis *r);
 

@@ -16,6 +16,7 @@
 
 #include "privydrop/pd_id.h"
 #include "privydrop/pd_ptab.h"
+#include "privydrop/pd_rcluster.h"
 #include "privydrop/pd_sentinel.h"
 #include "privydrop/pd_subparse.h"
 
@@ -58,6 +59,7 @@ typedef struct pd_redis_call {
 enum { CALL_USER = 0, CALL_PING = 1, CALL_ROLE = 2 };
 
 struct pd_redis {
+    pd_rcluster *rc;             /* Redis Cluster mode: every call goes there (owned) */
     uv_loop_t *loop;             /* not owned */
     char host[PD_SENTINEL_HOST_MAX + 1]; /* server (the master, in sentinel mode) */
     int port;
@@ -502,6 +504,8 @@ static void resubscribe_all(pd_redis *r)
 
 int pd_redis_subscribe(pd_redis *r, pd_slice channel)
 {
+    if (r->rc)
+        return pd_rcluster_subscribe(r->rc, channel);
     pd_redis_chan *c = pd_ptab_get(r->chans, channel);
     if (!c) {
         if (channel.len > UINT16_MAX)
@@ -525,6 +529,8 @@ int pd_redis_subscribe(pd_redis *r, pd_slice channel)
 
 int pd_redis_unsubscribe(pd_redis *r, pd_slice channel)
 {
+    if (r->rc)
+        return pd_rcluster_unsubscribe(r->rc, channel);
     pd_redis_chan *c = pd_ptab_get(r->chans, channel);
     if (!c)
         return PD_OK;
@@ -538,6 +544,8 @@ int pd_redis_unsubscribe(pd_redis *r, pd_slice channel)
 
 size_t pd_redis_subscription_count(const pd_redis *r)
 {
+    if (r->rc)
+        return pd_rcluster_subscription_count(r->rc);
     return pd_ptab_count(r->chans);
 }
 
@@ -562,8 +570,28 @@ static pd_redis_call *call_new(pd_redis *r, pd_redis_reply_fn cb, void *data)
     return call;
 }
 
+static int cluster_vcmd(pd_redis *r, pd_redis_reply_fn cb, void *data, const char *fmt, va_list ap)
+{
+    /* Format as hiredis would, then route by the formatted arguments. */
+    char *buf = NULL;
+    int len = redisvFormatCommand(&buf, fmt, ap);
+    const char *argv[PD_RCLUSTER_MAX_ARGS];
+    size_t lens[PD_RCLUSTER_MAX_ARGS];
+    int argc = len > 0 ? pd_rcluster_split(buf, (size_t)len, argv, lens, PD_RCLUSTER_MAX_ARGS) : -1;
+    int rc = argc > 0 ? pd_rcluster_cmd_argv(r->rc, cb, data, argc, argv, lens) : PD_ERR;
+    free(buf);
+    return rc;
+}
+
 int pd_redis_cmd(pd_redis *r, pd_redis_reply_fn cb, void *data, const char *fmt, ...)
 {
+    if (r->rc) {
+        va_list ap;
+        va_start(ap, fmt);
+        int rc = cluster_vcmd(r, cb, data, fmt, ap);
+        va_end(ap);
+        return rc;
+    }
     if (!cmd_usable(r))
         return PD_ERR;
     pd_redis_call *call = call_new(r, cb, data);
@@ -584,6 +612,8 @@ int pd_redis_cmd(pd_redis *r, pd_redis_reply_fn cb, void *data, const char *fmt,
 int pd_redis_cmd_argv(pd_redis *r, pd_redis_reply_fn cb, void *data, int argc, const char **argv,
                       const size_t *lens)
 {
+    if (r->rc)
+        return pd_rcluster_cmd_argv(r->rc, cb, data, argc, argv, lens);
     if (!cmd_usable(r))
         return PD_ERR;
     pd_redis_call *call = call_new(r, cb, data);
@@ -669,11 +699,15 @@ int pd_redis_publish(pd_redis *r, pd_slice channel, const pd_slice *parts, size_
 
 size_t pd_redis_pending(const pd_redis *r)
 {
+    if (r->rc)
+        return pd_rcluster_pending(r->rc);
     return r->pending;
 }
 
 int pd_redis_sub_behind(const pd_redis *r)
 {
+    if (r->rc)
+        return pd_rcluster_sub_behind(r->rc);
     if (!r->ready)
         return 0;
     /* Overdue while messages keep arriving: we are behind. Overdue in
@@ -685,6 +719,8 @@ int pd_redis_sub_behind(const pd_redis *r)
 
 int pd_redis_congested(const pd_redis *r, size_t max_pending)
 {
+    if (r->rc)
+        return pd_rcluster_ready(r->rc) && (pd_rcluster_pending(r->rc) > max_pending || pd_rcluster_sub_behind(r->rc));
     if (!r->ready)
         return 0;
     return r->pending > max_pending || pd_redis_sub_behind(r);
@@ -692,11 +728,20 @@ int pd_redis_congested(const pd_redis *r, size_t max_pending)
 
 int pd_redis_ready(const pd_redis *r)
 {
+    if (r->rc)
+        return pd_rcluster_ready(r->rc);
     return r->ready;
+}
+
+int pd_redis_is_cluster(const pd_redis *r)
+{
+    return r->rc != NULL;
 }
 
 unsigned long pd_redis_connects(const pd_redis *r)
 {
+    if (r->rc)
+        return pd_rcluster_connects(r->rc);
     return r->connects;
 }
 
@@ -707,6 +752,8 @@ unsigned long pd_redis_role_rejects(const pd_redis *r)
 
 unsigned long pd_redis_master_changes(const pd_redis *r)
 {
+    if (r->rc)
+        return pd_rcluster_master_changes(r->rc);
     return r->master_changes;
 }
 
@@ -769,6 +816,19 @@ void pd_redis_config_load(pd_config_check *chk, pd_redis_options *out)
     out->sentinels = pd_env_str("REDIS_SENTINELS", NULL);
     out->sentinel_master = pd_env_str("REDIS_SENTINEL_MASTER", NULL);
     out->sentinel_password = pd_env_str("REDIS_SENTINEL_PASSWORD", NULL);
+    out->cluster_nodes = pd_env_str("REDIS_CLUSTER_NODES", NULL);
+    if (out->cluster_nodes) {
+        pd_sentinel_addr list[PD_SENTINEL_MAX];
+        size_t n = 0;
+        const char *err = NULL;
+        /* The sentinel list's syntax; its messages name sentinels, so not theirs. */
+        if (pd_sentinel_parse_list(out->cluster_nodes, list, PD_SENTINEL_MAX, &n, &err) != PD_OK)
+            pd_config_check_add(chk, "REDIS_CLUSTER_NODES", out->cluster_nodes,
+                                "1 to 16 host:port entries, comma-separated (IPv6 as [addr]:port)");
+        if (out->sentinels)
+            pd_config_check_add(chk, "REDIS_CLUSTER_NODES", out->cluster_nodes,
+                                "set with REDIS_SENTINELS: a cluster or sentinels, not both");
+    }
     if (out->sentinels) {
         pd_sentinel_addr list[PD_SENTINEL_MAX];
         size_t n = 0;
@@ -792,7 +852,9 @@ void pd_redis_config_load(pd_config_check *chk, pd_redis_options *out)
 
 void pd_redis_describe(const pd_redis_options *opt, char *buf, size_t size)
 {
-    if (opt->sentinels)
+    if (opt->cluster_nodes)
+        snprintf(buf, size, "cluster via %s", opt->cluster_nodes);
+    else if (opt->sentinels)
         snprintf(buf, size, "sentinel master %s via %s", opt->sentinel_master ? opt->sentinel_master : "?",
                  opt->sentinels);
     else
@@ -871,6 +933,15 @@ pd_redis *pd_redis_create(uv_loop_t *loop, const pd_redis_options *opt,
     pd_redis *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
+    if (opt->cluster_nodes) {
+        /* A shell: the cluster handle does everything (pd_rcluster.h). */
+        r->rc = pd_rcluster_create(loop, opt, r, state_cb, message_cb, data);
+        if (!r->rc) {
+            free(r);
+            return NULL;
+        }
+        return r;
+    }
     r->loop = loop;
     snprintf(r->host, sizeof(r->host), "%s", opt->host ? opt->host : "127.0.0.1");
     r->port = opt->port;
@@ -952,6 +1023,11 @@ void pd_redis_free(pd_redis *r)
 {
     if (!r)
         return;
+    if (r->rc) {
+        pd_rcluster_free(r->rc);
+        free(r);
+        return;
+    }
     r->closing = 1;
     link_drop(&r->cmd);
     link_drop(&r->sub);

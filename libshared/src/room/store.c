@@ -1,4 +1,6 @@
-/* The room schema as Lua scripts (atomic, one round trip each). */
+/* The room schema as Lua scripts (atomic, one round trip each). On a Redis
+ * Cluster every call goes to store_cluster.c instead (hash-tagged keys,
+ * per-slot steps). */
 #include "privydrop/pd_room.h"
 
 #include <stdio.h>
@@ -7,6 +9,7 @@
 #include "privydrop/pd_id.h"
 #include "privydrop/pd_script.h"
 #include "privydrop/pd_sio.h"
+#include "store_cluster.h"
 
 /* KEYS: room, room sockets, socket:<sid>, ratelimit:join:<ip>, owner's set,
  *       pd:rejoin:<room>:<ip>
@@ -333,6 +336,8 @@ static void on_join(redisReply *rep, void *data)
 int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
                  long max_peers, const char *owner, pd_room_join_fn cb, void *data)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_join(r, sid, room, client_ip, rate_limit, max_peers, owner, cb, data);
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
@@ -374,6 +379,8 @@ static void on_long(redisReply *rep, void *data)
 
 int pd_room_grant_rejoin(pd_redis *r, pd_slice room, const char *client_ip, pd_room_long_fn cb, void *data)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_grant_rejoin(r, room, client_ip, cb, data);
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
@@ -388,6 +395,8 @@ int pd_room_grant_rejoin(pd_redis *r, pd_slice room, const char *client_ip, pd_r
 int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, pd_room_long_fn cb,
                   void *data)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_leave(r, sid, room, owner, cb, data);
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
@@ -405,6 +414,8 @@ int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, p
 
 int pd_room_exists(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_exists(r, room, cb, data);
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
@@ -422,6 +433,8 @@ int pd_room_exists(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data)
 
 int pd_room_create(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_create(r, room, cb, data);
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
@@ -469,6 +482,8 @@ static void on_get_free(redisReply *rep, void *data)
 
 int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_get_free(r, cb, data);
     enum { NCAND = FREE_ALNUM4_TRIES + FREE_ALNUM6_TRIES };
     char ids[NCAND][8];
     pd_slice args[1 + NCAND];
@@ -496,6 +511,8 @@ int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
 
 int pd_cluster_heartbeat(pd_redis *r, const char *owner, long connections)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_heartbeat(r, owner, connections);
     char hb[KEYBUF], now[32], count[32];
     key_fmt(hb, "pd:worker:", pd_slice_cstr(owner), ":hb");
     snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
@@ -511,6 +528,8 @@ int pd_cluster_heartbeat(pd_redis *r, const char *owner, long connections)
 
 int pd_cluster_forget_socket(pd_redis *r, const char *owner, pd_slice sid)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_forget_socket(r, owner, sid);
     char key[KEYBUF];
     key_fmt(key, "pd:worker:", pd_slice_cstr(owner), ":sockets");
     return pd_redis_cmd(r, NULL, NULL, "SREM %s %b", key, sid.base, sid.len);
@@ -518,6 +537,8 @@ int pd_cluster_forget_socket(pd_redis *r, const char *owner, pd_slice sid)
 
 int pd_cluster_conn_delta(pd_redis *r, const char *owner, long delta, pd_room_long_fn cb, void *data)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_conn_delta(r, owner, delta, cb, data);
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
@@ -531,6 +552,8 @@ int pd_cluster_conn_delta(pd_redis *r, const char *owner, long delta, pd_room_lo
 
 int pd_cluster_conn_total(pd_redis *r, pd_room_long_fn cb, void *data)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_conn_total(r, cb, data);
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
@@ -564,6 +587,8 @@ static void on_reap(redisReply *rep, void *data)
 int pd_cluster_reap(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb,
                     pd_room_long_fn done_cb, void *data)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_reap(r, owner, reaped_cb, done_cb, data);
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
@@ -577,6 +602,8 @@ int pd_cluster_reap(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_
 
 int pd_cluster_retire(pd_redis *r, const char *owner, pd_room_long_fn cb, void *data)
 {
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_retire(r, owner, cb, data);
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;

@@ -464,7 +464,10 @@ static void route_health_detailed(pd_api *api, pd_http_conn *conn, const pd_http
         respond_unavailable(api, conn, cors);
         return;
     }
-    if (pd_cluster_conn_total(api->redis, on_conn_total, r) != PD_OK)
+    /* On a Redis Cluster the count's one slot answering says nothing of the
+     * other masters: healthy also needs every master linked (pd_rcluster.h). */
+    if ((pd_redis_is_cluster(api->redis) && !pd_redis_ready(api->redis)) ||
+        pd_cluster_conn_total(api->redis, on_conn_total, r) != PD_OK)
         detailed_respond(r, -1);
 }
 
@@ -688,7 +691,7 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
     api->m_inflight = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_requests_inflight",
                                      "Requests waiting for Redis.", NULL);
     api->m_master_changes = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_redis_master_changes_total",
-                                           "Redis master changes followed (Sentinel mode).", NULL);
+                                           "Redis master changes followed (Sentinel; Cluster: maps moving slots).", NULL);
     api->metrics = metrics;
     api->room_limit = pd_ratelimit_create(cfg->room_rate > 0 ? cfg->room_rate : 20,
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);

@@ -26,6 +26,8 @@ static const char USAGE[] =
     "                           then unused; REDIS_PASSWORD is the master's)\n"
     "  REDIS_SENTINEL_MASTER    the master's name in the sentinels (with REDIS_SENTINELS)\n"
     "  REDIS_SENTINEL_PASSWORD  AUTH for the sentinels (none)\n"
+    "  REDIS_CLUSTER_NODES      Redis Cluster mode: host:port,... of some of its nodes\n"
+    "                           (REDIS_HOST/PORT then unused; REDIS_PASSWORD is every node's)\n"
     "  NODE_ENV                 reported environment (production)\n"
     "  PD_MAX_BODY_BYTES        largest request body (16384)\n"
     "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"

@@ -54,6 +54,8 @@ static const char USAGE[] =
     "                           then unused; REDIS_PASSWORD is the master's)\n"
     "  REDIS_SENTINEL_MASTER    the master's name in the sentinels (with REDIS_SENTINELS)\n"
     "  REDIS_SENTINEL_PASSWORD  AUTH for the sentinels (none)\n"
+    "  REDIS_CLUSTER_NODES      Redis Cluster mode: host:port,... of some of its nodes\n"
+    "                           (REDIS_HOST/PORT then unused; REDIS_PASSWORD is every node's)\n"
     "  CORS_ORIGIN              allowed WebSocket Origins, comma-separated (any)\n"
     "  NODE_ENV                 reported environment (production)\n"
     "  DISABLE_JOIN_RATE_LIMIT  1 turns the per-address join limit off\n"
@@ -524,7 +526,7 @@ static void add_metrics(pd_worker *w)
     w->m_redis_up = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_redis_up",
                                    "1 while Redis is connected.", NULL);
     w->m_master_changes = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_redis_master_changes_total",
-                                         "Redis master changes followed (Sentinel mode).", NULL);
+                                         "Redis master changes followed (Sentinel; Cluster: maps moving slots).", NULL);
     w->m_rooms = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_rooms",
                                 "Rooms with sockets (or a grace period) on this worker.", NULL);
     w->m_closed = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_sessions_closed_total",

@@ -125,10 +125,14 @@ seccompProfile:
 {{- .terminationGracePeriodSeconds -}}
 {{- end -}}
 
-{{/* Env vars that name Redis: host and port, or with redis.mode=sentinel the
-     sentinels and the master's name; passwords from the Secret. */}}
+{{/* Env vars that name Redis: host and port, with redis.mode=sentinel the
+     sentinels and the master's name, with redis.mode=cluster some of the
+     cluster's nodes; passwords from the Secret. */}}
 {{- define "privydrop.redisEnv" -}}
-{{- if eq .Values.redis.mode "sentinel" }}
+{{- if eq .Values.redis.mode "cluster" }}
+- name: REDIS_CLUSTER_NODES
+  valueFrom: {configMapKeyRef: {name: {{ include "privydrop.fullname" . }}, key: REDIS_CLUSTER_NODES}}
+{{- else if eq .Values.redis.mode "sentinel" }}
 - name: REDIS_SENTINELS
   valueFrom: {configMapKeyRef: {name: {{ include "privydrop.fullname" . }}, key: REDIS_SENTINELS}}
 - name: REDIS_SENTINEL_MASTER
@@ -145,6 +149,14 @@ seccompProfile:
 {{- end }}
 - name: REDIS_PASSWORD
   valueFrom: {secretKeyRef: {name: {{ include "privydrop.secretName" . }}, key: redis-password}}
+{{- end -}}
+
+{{/* REDIS_CLUSTER_NODES: redis.cluster.nodes joined, required in cluster mode. */}}
+{{- define "privydrop.redisClusterNodes" -}}
+{{- if not .Values.redis.cluster.nodes -}}
+{{- fail "redis.cluster.nodes is required when redis.mode=cluster" -}}
+{{- end -}}
+{{- join "," .Values.redis.cluster.nodes -}}
 {{- end -}}
 
 {{/* REDIS_SENTINELS: redis.sentinel.hosts joined, required in sentinel mode. */}}
