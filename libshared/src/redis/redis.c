@@ -647,14 +647,40 @@ static size_t put_len(char *p, char type, size_t n)
 /* The protocol text is written here directly: hiredis's formatter
  * (redisFormatCommandArgv) costs about as much per PUBLISH as the rest of
  * sending it (docs/benchmarks.md §Cross-worker relay). */
+/* A cluster handle routes the publish by its channel (as SPUBLISH, to the
+ * master that serves the channel's slot): the parts are joined into one
+ * argument for pd_rcluster_cmd_argv. */
+static int publish_cluster(pd_redis *r, pd_slice channel, const pd_slice *parts, size_t nparts, size_t plen,
+                           pd_redis_reply_fn cb, void *data)
+{
+    char stack[2048];
+    char *buf = plen <= sizeof(stack) ? stack : malloc(plen ? plen : 1);
+    if (!buf)
+        return PD_ERR;
+    size_t off = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        if (parts[i].len)
+            memcpy(buf + off, parts[i].base, parts[i].len);
+        off += parts[i].len;
+    }
+    const char *argv[3] = {"PUBLISH", channel.base, buf};
+    size_t lens[3] = {7, channel.len, plen};
+    int rc = pd_rcluster_cmd_argv(r->rc, cb, data, 3, argv, lens);
+    if (buf != stack)
+        free(buf);
+    return rc;
+}
+
 int pd_redis_publish(pd_redis *r, pd_slice channel, const pd_slice *parts, size_t nparts, pd_redis_reply_fn cb,
                      void *data)
 {
-    if (!cmd_usable(r))
-        return PD_ERR;
     size_t plen = 0;
     for (size_t i = 0; i < nparts; i++)
         plen += parts[i].len;
+    if (r->rc)
+        return publish_cluster(r, channel, parts, nparts, plen, cb, data);
+    if (!cmd_usable(r))
+        return PD_ERR;
     /* "*3\r\n$7\r\nPUBLISH\r\n" + two "$<len>\r\n…\r\n" */
     size_t n = 17 + 2 * (1 + 20 + 2) + channel.len + 2 + plen + 2;
     char stack[2048];
