@@ -257,7 +257,7 @@ stop_shards() {
   SHARD_PIDS=(); SHARD_PORTS=()
 }
 shards_scenario() { # stack
-  local stack=$1 pids
+  local stack=$1 pids port
   if [ "$stack" != ours ]; then
     echo "== $stack relayx-shards: skipped (the reference has no Redis Cluster mode)"
     return
@@ -265,6 +265,10 @@ shards_scenario() { # stack
   start_shards
   EXTRA_ENV=(REDIS_CLUSTER_NODES="$SHARD_NODES")
   start_stack ours 2
+  # Up is not ready: each server learns the slot map and links every
+  # master first.
+  for port in "${WPORTS[@]}"; do wait_ready "http://127.0.0.1:$port/readyz"; done
+  wait_ready "http://127.0.0.1:$API_PORT/health/detailed"
   pids=$(join_pids "${WPIDS[@]}" "${SHARD_PIDS[@]}")
   echo "== ours relayx-shards: closed loop, Redis Cluster of three masters"
   sigload "$OUT/ours-relayx-shards-max.json" relay --target "$(targets)" --cross --rooms "$ROOMS" \
