@@ -5,7 +5,8 @@
  * REDIS_CLUSTER_NODES (kept so there is always someone to ask for the map).
  * A node owns a command link (a single-instance pd_redis) and, for masters
  * of a subscriber handle, a sharded subscriber link spoken here with
- * hiredis's reply reader on a plain libuv TCP handle.
+ * pd_subparse (bounded, no allocation per message) on a plain libuv TCP
+ * handle.
  *
  * Re-entrancy: replies arrive inside hiredis callbacks, where freeing the
  * pd_redis that delivered them is not safe. So a new map is only parsed
@@ -13,7 +14,6 @@
  * 50 ms tick. */
 #include "privydrop/pd_rcluster.h"
 
-#include <hiredis/read.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +24,7 @@
 #include "privydrop/pd_ptab.h"
 #include "privydrop/pd_sentinel.h"
 #include "privydrop/pd_slot.h"
+#include "privydrop/pd_subparse.h"
 
 #define TICK_MS 50u
 #define SUB_BACKOFF_MIN_MS 100u
@@ -40,7 +41,7 @@ typedef struct rcl_sub {
     uv_tcp_t tcp;
     uv_connect_t creq;
     rcl_node *node;
-    redisReader *reader;
+    pd_subparse *sp;      /* the link's stream, parsed with its bounds (pd_subparse.h) */
     int up;                 /* TCP connected, commands written */
     int verified;           /* a PONG came back: every SSUBSCRIBE before it is live */
     uint64_t started_ms;    /* connect began */
@@ -86,6 +87,7 @@ struct pd_rcluster {
     char *password;
     unsigned watchdog_ms;
     int subscriber;
+    size_t sub_max_message;   /* the subscriber links' payload bound */
     rcl_node *nodes;
     pd_slot_map *map;         /* current map, or NULL */
     pd_slot_map *next_map;    /* parsed, to apply at the next tick */
@@ -352,8 +354,7 @@ static void sub_ping(rcl_sub *s, uint64_t now)
 static void on_sub_closed(uv_handle_t *h)
 {
     rcl_sub *s = h->data;
-    if (s->reader)
-        redisReaderFree(s->reader);
+    pd_subparse_free(s->sp);
     free(s);
 }
 
@@ -390,25 +391,25 @@ static int sub_resubscribe_visit(pd_slice key, void *item, void *data)
     return 0;
 }
 
-static int is_str(const redisReply *r, const char *lit)
-{
-    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && arg_is(r->str, r->len, lit);
-}
-
-/* One reply on a subscriber link. */
-static void sub_reply(rcl_sub *s, redisReply *rep)
+/* One frame on a subscriber link. */
+static void sub_event(rcl_sub *s, const pd_subparse_event *ev)
 {
     rcl_node *n = s->node;
     pd_rcluster *c = n->owner;
-    if (rep->type == REDIS_REPLY_ERROR) {
+    switch (ev->kind) {
+    case PD_SUB_ERROR:
         /* -MOVED for an SSUBSCRIBE (the map is stale), -NOAUTH, -CLUSTERDOWN:
          * none says which command failed, so start the link over once the
          * map is asked again; every channel is sent anew on reconnect. */
         c->refresh_wanted = 1;
         sub_drop(n, 1);
         return;
-    }
-    if (is_str(rep, "PONG") || (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 && is_str(rep->element[0], "pong"))) {
+    case PD_SUB_STATUS:
+        /* +OK of AUTH, or +PONG while nothing is subscribed yet. */
+        if (!pd_slice_eq(ev->payload, "PONG"))
+            return;
+        /* fall through */
+    case PD_SUB_PONG:
         s->ping_sent_ms = 0;
         if (!s->verified) {
             s->verified = 1;
@@ -416,37 +417,44 @@ static void sub_reply(rcl_sub *s, redisReply *rep)
             update_ready(c);
         }
         return;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[1]->type != REDIS_REPLY_STRING)
-        return; /* +OK of AUTH */
-    redisReply *kind = rep->element[0], *chan = rep->element[1], *payload = rep->element[2];
-    pd_slice name = pd_slice_make(chan->str, chan->len);
-    if (is_str(kind, "smessage") && payload->type == REDIS_REPLY_STRING) {
+    case PD_SUB_SMESSAGE:
         if (c->message_cb && !c->closing)
-            c->message_cb(name, pd_slice_make(payload->str, payload->len), c->data);
-    } else if (is_str(kind, "sunsubscribe")) {
+            c->message_cb(ev->channel, ev->payload, c->data);
+        return;
+    case PD_SUB_SUNSUBSCRIBE: {
+        if (!ev->channel.base)
+            return;
         /* Asked for (the channel is no longer wanted here: nothing to do) or
          * not: the node gave the slot away (resharding, or it became a
          * replica) and dropped its subscribers. The channel needs a home. */
-        rcl_chan *ch = pd_ptab_get(c->chans, name);
+        rcl_chan *ch = pd_ptab_get(c->chans, ev->channel);
         if (ch && ch->node == n) {
             ch->node = NULL;
             c->refresh_wanted = 1;
         }
+        return;
+    }
+    default:
+        return; /* ssubscribe confirmations; no plain pub/sub on these links */
     }
 }
 
+/* Reads go straight into the parser's buffer; a buffer it cannot grow
+ * (memory) is an empty one, which libuv reports as UV_ENOBUFS: dropped. */
 static void on_sub_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
     (void)suggested;
-    static char chunk[SUB_READ_CHUNK];
-    *buf = uv_buf_init(chunk, sizeof(chunk));
+    rcl_sub *s = h->data;
+    char *b = NULL;
+    size_t room = 0;
+    if (pd_subparse_space(s->sp, &b, &room) != PD_OK)
+        room = 0;
+    *buf = uv_buf_init(b, (unsigned)PD_MIN(room, (size_t)SUB_READ_CHUNK));
 }
 
 static void on_sub_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
+    (void)buf; /* the parser's own space (on_sub_alloc) */
     rcl_sub *s = stream->data;
     if (!s->node)
         return;
@@ -457,25 +465,16 @@ static void on_sub_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     s->node->sub_heard_ms = pd_mono_ms();
-    if (redisReaderFeed(s->reader, buf->base, (size_t)nread) != REDIS_OK) {
-        sub_drop(s->node, 1);
-        return;
-    }
-    for (;;) {
-        void *rep = NULL;
-        if (redisReaderGetReply(s->reader, &rep) != REDIS_OK) {
-            /* A protocol error: nothing after it can be trusted. */
-            if (s->node)
-                sub_drop(s->node, 1);
-            return;
-        }
-        if (!rep)
-            return;
-        sub_reply(s, rep);
-        freeReplyObject(rep);
+    pd_subparse_wrote(s->sp, (size_t)nread);
+    pd_subparse_event ev;
+    int rc;
+    while ((rc = pd_subparse_next(s->sp, &ev)) == PD_SUBPARSE_EVENT) {
+        sub_event(s, &ev);
         if (!s->node)
-            return; /* dropped while handling the reply */
+            return; /* dropped while handling the frame */
     }
+    if (rc == PD_SUBPARSE_BAD) /* malformed or over a bound: nothing after it can be trusted */
+        sub_drop(s->node, 1);
 }
 
 static void on_sub_connected(uv_connect_t *req, int status)
@@ -533,10 +532,9 @@ static void sub_connect(rcl_node *n)
     rcl_sub *s = calloc(1, sizeof(*s));
     if (!s)
         return;
-    s->reader = redisReaderCreate();
-    if (!s->reader || uv_tcp_init(c->loop, &s->tcp) != 0) {
-        if (s->reader)
-            redisReaderFree(s->reader);
+    s->sp = pd_subparse_create(c->sub_max_message);
+    if (!s->sp || uv_tcp_init(c->loop, &s->tcp) != 0) {
+        pd_subparse_free(s->sp);
         free(s);
         return;
     }
@@ -1115,6 +1113,7 @@ pd_rcluster *pd_rcluster_create(uv_loop_t *loop, const pd_redis_options *opt, pd
     c->message_cb = message_cb;
     c->data = data;
     c->subscriber = opt->subscriber;
+    c->sub_max_message = opt->sub_max_message ? opt->sub_max_message : PD_REDIS_SUB_MAX_MESSAGE;
     c->watchdog_ms = opt->watchdog_ms ? opt->watchdog_ms : 1000;
     c->password = (opt->password && *opt->password) ? strdup(opt->password) : NULL;
     c->chans = pd_ptab_create(chan_key);
