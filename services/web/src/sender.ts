@@ -1,6 +1,6 @@
 // The sending side: owns the room, the offered items, and one peer connection
 // per receiver; serves requested items in chunks with flow control.
-import { hashBlob, newHasher, type Hasher } from "./hash";
+import { digestBlob, hashBlob, hashesInOneGo, newHasher, type Hasher } from "./hash";
 import { randomId, SpeedMeter } from "./format";
 import { errorDetail, msg, type Msg } from "./i18n";
 import { debug } from "./log";
@@ -15,7 +15,8 @@ import type { Signaling } from "./signaling";
 export interface SharedItem extends ManifestItem {
   blob: Blob;
   /**
-   * SHA-256 (hex), computed once: from the blocks read for sending when the
+   * SHA-256 (hex), computed once: by WebCrypto in one go where `hashesInOneGo`
+   * (alongside the sending), else from the blocks read for sending when the
    * first request starts at offset 0, else by reading the file on its own.
    */
   hash?: Promise<string>;
@@ -157,7 +158,7 @@ export class Sender {
   }
 
   private hashOf(item: SharedItem): Promise<string> {
-    item.hash ??= hashBlob(item.blob);
+    item.hash ??= hashesInOneGo(item.size) ? digestBlob(item.blob) : hashBlob(item.blob);
     return item.hash;
   }
 
@@ -380,12 +381,12 @@ export class Sender {
     const item = this.items.get(req.id);
     if (!item) return;
     const t = this.transfer(p, req.id);
-    // Nobody hashes the item yet and this request reads it from the start:
-    // the blocks read for sending feed SHA-256 as they go out (one pass over
-    // the file). Should this request stop early, the file is hashed on its own
-    // for whoever waits on the promise.
+    // Too large to hash in one go, nobody hashes it yet, and this request
+    // reads it from the start: the blocks read for sending feed SHA-256 as
+    // they go out (one pass over the file). Should this request stop early,
+    // the file is hashed on its own for whoever waits on the promise.
     let inline: { hasher: Hasher; settle: (h: Promise<string>) => void } | null = null;
-    if (!item.hash && req.offset === 0) {
+    if (!item.hash && req.offset === 0 && !hashesInOneGo(item.size)) {
       let settle!: (h: Promise<string>) => void;
       item.hash = new Promise<string>((resolve) => { settle = resolve; });
       inline = { hasher: await newHasher(), settle };
