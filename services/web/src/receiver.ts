@@ -2,7 +2,7 @@
 // offered, asks for items, checks each one's SHA-256, and resumes from the
 // last byte it has when the peer connection is replaced.
 import { makeZip } from "client-zip";
-import { digestBlob, hashesInOneGo, newHasher, type Hasher } from "./hash";
+import { OneGoHasher, newHasher, type Hasher } from "./hash";
 import { entryKey, groupEntries, type Entry } from "./entries";
 import { randomId, SpeedMeter } from "./format";
 import { bytes, errorDetail, msg, type Msg } from "./i18n";
@@ -31,8 +31,8 @@ export interface RxTransfer {
   /** The received file once verified (null when written into a picked folder). */
   result: Blob | null;
   sha256: string | null;
-  /** Streaming SHA-256 over the bytes taken; null when the stored file is hashed in one go at the end. */
-  hasher: Hasher | null;
+  /** SHA-256 over the bytes taken: streaming, or gathered and hashed in one go at the end (hash.ts). */
+  hasher: Hasher | OneGoHasher;
   sink: Sink;
   done: Promise<boolean>;
   settle: (ok: boolean) => void;
@@ -52,8 +52,6 @@ export interface ReceiverView {
 }
 
 const ANNOUNCE_EVERY_MS = 5000;
-/** The intake's hasher when the file is hashed after it is stored. */
-const NO_HASH = { update: () => undefined };
 /** Files received at the same time (each holds an open file for writing). */
 const MAX_OPEN = 4;
 
@@ -297,7 +295,7 @@ export class Receiver {
     try {
       await t.intake.written;
       const file = await t.sink.close();
-      const digest = t.hasher ? t.hasher.digest("hex") : file ? await digestBlob(file) : "";
+      const digest = t.hasher instanceof OneGoHasher ? await t.hasher.digest() : t.hasher.digest("hex");
       t.sha256 = digest;
       const ok = digest === m.sha256.toLowerCase();
       this.sendControl({ type: "result", id: t.item.id, ok, sha256: digest });
@@ -391,23 +389,26 @@ export class Receiver {
       this.view.notice(msg("rx.cannotStore", { name: item.path, detail: errorDetail(e) }), "error");
       return null;
     }
+    // Small enough (and room left under the page's budget): the bytes taken
+    // are gathered and hashed in one go at the end, else hashed as they come.
+    const oneGo = OneGoHasher.create(item.size);
+    const hasher = oneGo ?? await newHasher();
     let settle!: (ok: boolean) => void;
     const done = new Promise<boolean>((r) => {
       settle = (ok) => {
         release();
+        oneGo?.release();
         r(ok);
       };
     });
-    // Kept here (not written into a picked folder) and small enough: the
-    // stored file is hashed in one go at the end (hash.ts), else every byte as it is taken.
-    const hasher = !dir && hashesInOneGo(item.size) ? null : await newHasher();
-    const intake = new Intake(item.size, hasher ?? NO_HASH, sink, (offset) => this.sendControl({ type: "ack", id: item.id, offset }));
+    const intake = new Intake(item.size, hasher, sink, (offset) => this.sendControl({ type: "ack", id: item.id, offset }));
     const t: RxTransfer = {
       item, state: "queued", intake, note: msg("rx.requested"), meter: new SpeedMeter(),
       result: null, sha256: null, hasher, sink, done, settle,
     };
     if (!this.items.has(item.id)) {
       void sink.abort();
+      oneGo?.release();
       return null;
     }
     this.transfers.set(item.id, t);
