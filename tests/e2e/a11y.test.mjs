@@ -223,11 +223,17 @@ describe("keyboard, screen readers and axe", { timeout: 10 * 60 * 1000 }, () => 
     const link = await s.locator("#share-link").getAttribute("href");
 
     // The drop zone and then the file input itself are tab stops; Space on the input opens the file dialog.
+    // Listening for the dialog first: playwright intercepts it only once its
+    // subscription reached the browser, which the tab walk's round trips leave time for.
+    let chosen;
+    const chooser = new Promise((resolve) => { chosen = resolve; });
+    s.once("filechooser", chosen);
     await tabTo(s, "#dropzone");
     await tabTo(s, "#file-input");
-    const chooser = s.waitForEvent("filechooser", { timeout: 15000 });
     await s.keyboard.press("Space");
-    await (await chooser).setFiles(small);
+    const dialog = await Promise.race([chooser, sleep(60000).then(() => null)]);
+    assert.ok(dialog, "Space on the file input opened no file dialog");
+    await dialog.setFiles(small);
     await s.getByTestId("shared-item").waitFor({ timeout: 15000 });
     await assertFocused(s, "#file-input", "after choosing a file");
 
