@@ -7,8 +7,8 @@
 //    join by link on the other page, download, and the received file's
 //    SHA-256. Every stop of the tab walk must show a focus outline, and
 //    after each action the focus must still be on a control (never <body>).
-//    The browser's file dialog is answered by playwright once the keyboard
-//    has opened it.
+//    The browser's file dialog is intercepted over CDP and answered with the
+//    file once the keyboard has opened it.
 // 2. Toasts and errors reach assistive technology through live regions
 //    (role=status / role=alert), and a transfer's progress and end are
 //    announced through #live in the language shown at the time (two
@@ -223,17 +223,21 @@ describe("keyboard, screen readers and axe", { timeout: 10 * 60 * 1000 }, () => 
     const link = await s.locator("#share-link").getAttribute("href");
 
     // The drop zone and then the file input itself are tab stops; Space on the input opens the file dialog.
-    // Listening for the dialog first: playwright intercepts it only once its
-    // subscription reached the browser, which the tab walk's round trips leave time for.
-    let chosen;
-    const chooser = new Promise((resolve) => { chosen = resolve; });
-    s.once("filechooser", chosen);
+    // The dialog is intercepted over CDP, switched on (and acknowledged)
+    // before the key is pressed, and answered with the file: the page's own
+    // "change" handler does the rest.
+    const c = cdp.get(s);
+    await c.send("Page.enable");
+    await c.send("Page.setInterceptFileChooserDialog", { enabled: true });
+    const dialog = new Promise((resolve) => c.once("Page.fileChooserOpened", resolve));
     await tabTo(s, "#dropzone");
     await tabTo(s, "#file-input");
     await s.keyboard.press("Space");
-    const dialog = await Promise.race([chooser, sleep(60000).then(() => null)]);
-    assert.ok(dialog, "Space on the file input opened no file dialog");
-    await dialog.setFiles(small);
+    const opened = await Promise.race([dialog, sleep(60000).then(() => null)]);
+    assert.ok(opened, "Space on the file input opened no file dialog");
+    assert.equal(opened.mode, "selectMultiple");
+    await c.send("DOM.setFileInputFiles", { files: [small], backendNodeId: opened.backendNodeId });
+    await c.send("Page.setInterceptFileChooserDialog", { enabled: false });
     await s.getByTestId("shared-item").waitFor({ timeout: 15000 });
     await assertFocused(s, "#file-input", "after choosing a file");
 
