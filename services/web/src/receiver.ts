@@ -412,7 +412,7 @@ export class Receiver {
       return null;
     }
     this.transfers.set(item.id, t);
-    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.onDisk ? "to disk" : "in memory"}`);
+    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.onDisk ? "to disk" : "in memory"}, SHA-256 ${oneGo ? "in one go" : "as it streams"}`);
     if (this.connected) this.sendControl({ type: "request", id: item.id, offset: 0 });
     else t.note = msg("rx.waitingConnection");
     this.changed(t);

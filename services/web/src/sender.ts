@@ -391,7 +391,9 @@ export class Sender {
       item.hash = new Promise<string>((resolve) => { settle = resolve; });
       inline = { hasher: await newHasher(), settle };
     }
+    const fresh = !item.hash;
     const hash = this.hashOf(item); // runs alongside the sending
+    if (fresh || inline) debug(`item ${item.id}: SHA-256 ${inline ? "from the blocks sent" : hashesInOneGo(item.size) ? "in one go" : "read on its own"}`);
     hash.catch(() => undefined);
     const onBlock = inline ? (block: Uint8Array) => { inline!.hasher.update(block); } : undefined;
     // The window counts from where this request starts; acks of an earlier request for the item do not count.
