@@ -207,6 +207,36 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     await waitState(sender.page, BIG, "done");
   });
 
+  it("moves a file over 128 MiB with SHA-256 streamed on both ends (the sender's from the blocks it sends)", async () => {
+    // Up to 128 MiB both pages hash an item in one go (WebCrypto); above that
+    // they hash its bytes as they pass (docs/datachannel-protocol.md §7). The
+    // pages say which in their debug log.
+    const HUGE = "huge-random.bin";
+    const hugePath = path.join(work, HUGE);
+    fs.writeFileSync(hugePath, crypto.randomBytes(129 * MiB));
+    const said = (page) => {
+      const lines = [];
+      page.on("console", (m) => lines.push(m.text()));
+      return lines;
+    };
+    const senderSaid = said(sender.page);
+    const receiverSaid = said(r1.page);
+    try {
+      await sender.page.getByTestId("file-input").setInputFiles(hugePath);
+      await downloadButton(r1.page, HUGE).waitFor({ timeout: 30000 });
+      const { file } = await download(r1.page, HUGE, 300000);
+      assert.equal(await sha256File(file), await sha256File(hugePath), "SHA-256 of the received 129 MiB file");
+      await waitState(r1.page, HUGE, "done");
+      assert.ok(receiverSaid.some((l) => /receiving item \d+ \(135266304 bytes\).*SHA-256 as it streams/.test(l)), "the receiver streamed its hash");
+      assert.ok(senderSaid.some((l) => /SHA-256 from the blocks sent/.test(l)), "the sender hashed the blocks it sent");
+    } finally {
+      // Withdrawn again: the tests below count what is offered.
+      await sender.page.locator(`[data-testid="shared-item"][data-name="${HUGE}"] button.icon`).click();
+      await downloadButton(r1.page, HUGE).waitFor({ state: "detached", timeout: 30000 });
+      fs.rmSync(hugePath, { force: true });
+    }
+  });
+
   it("moves an empty file and a file with a non-ASCII name", async () => {
     const p = r1.page;
     const empty = await download(p, EMPTY);

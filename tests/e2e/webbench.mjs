@@ -115,29 +115,72 @@ export async function timeBare(send, recv, bytes, timeout = 300000) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 /**
+ * Main-thread time of a Chromium page (a playwright page): the renderer's
+ * TaskDuration and ScriptDuration counters over CDP, in ms. `read()` gives
+ * the totals so far; differences around a transfer say where a page spent
+ * its main thread. Other engines: null (no such counters).
+ */
+export async function mainThreadProbe(side) {
+  if (side.kind !== "chromium") return null;
+  const cdp = await side.page.context().newCDPSession(side.page);
+  await cdp.send("Performance.enable");
+  return {
+    async read() {
+      const { metrics } = await cdp.send("Performance.getMetrics");
+      const m = Object.fromEntries(metrics.map((x) => [x.name, x.value]));
+      return { task: (m.TaskDuration ?? 0) * 1000, script: (m.ScriptDuration ?? 0) * 1000 };
+    },
+  };
+}
+
+async function mainThreadDelta(probes, run) {
+  if (!probes) return { result: await run(), cpu: null };
+  const before = await Promise.all(probes.map((p) => p.read()));
+  const result = await run();
+  const after = await Promise.all(probes.map((p) => p.read()));
+  const d = (i, k) => after[i][k] - before[i][k];
+  return { result, cpu: { sendTask: d(0, "task"), sendScript: d(0, "script"), recvTask: d(1, "task"), recvScript: d(1, "script") } };
+}
+
+/**
  * `rounds` × (ours, then bare) between a sending page that already offers
  * `name` (`bytes` long) in room `roomId` and a receiving page opened afresh at
  * `recvUrl` for each round (a done item is not fetched again). Returns the
- * medians in MB/s and the median of the rounds' ours/bare ratios.
+ * medians in MB/s and the median of the rounds' ours/bare ratios. With
+ * `profile` (Chromium only) it also returns each page's main-thread time
+ * per MiB for ours and for bare, the medians over the rounds.
  */
-export async function benchPair({ send, recv, recvUrl, roomId, name, bytes, rounds = 1, log = () => undefined }) {
+export async function benchPair({ send, recv, recvUrl, roomId, name, bytes, rounds = 1, profile = false, log = () => undefined }) {
   const ours = [];
   const bare = [];
+  const cpu = [];
+  const sendProbe = profile ? await mainThreadProbe(send) : null;
   for (let i = 0; i < rounds; i++) {
     await recv.goto(`${recvUrl}/?room=${encodeURIComponent(roomId)}`);
     await recv.waitFor((n) => [...document.querySelectorAll('[data-testid="download-button"]')].some((b) => b.getAttribute("data-name") === n), name, 60000);
     // The data channel is open once the sender counts this receiver.
     await recv.waitFor(() => document.querySelector('[data-testid="peer-count"]')?.textContent === "1", null, 60000);
-    const o = await timeOurs(recv, name);
-    const b = await timeBare(send, recv, bytes);
-    ours.push(bytes / 1e6 / (o / 1000));
-    bare.push(bytes / 1e6 / (b / 1000));
-    log(`round ${i + 1}: ours ${ours[i].toFixed(1)} MB/s, bare ${bare[i].toFixed(1)} MB/s, ours/bare ${(ours[i] / bare[i]).toFixed(2)}`);
+    const recvProbe = sendProbe ? await mainThreadProbe(recv) : null;
+    const probes = sendProbe && recvProbe ? [sendProbe, recvProbe] : null;
+    const o = await mainThreadDelta(probes, () => timeOurs(recv, name));
+    const b = await mainThreadDelta(probes, () => timeBare(send, recv, bytes));
+    ours.push(bytes / 1e6 / (o.result / 1000));
+    bare.push(bytes / 1e6 / (b.result / 1000));
+    let line = `round ${i + 1}: ours ${ours[i].toFixed(1)} MB/s, bare ${bare[i].toFixed(1)} MB/s, ours/bare ${(ours[i] / bare[i]).toFixed(2)}`;
+    if (o.cpu && b.cpu) {
+      const perMiB = (c) => Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v / (bytes / MiB)]));
+      cpu.push({ ours: perMiB(o.cpu), bare: perMiB(b.cpu) });
+      const f = (c) => `sender ${c.sendTask.toFixed(1)} (script ${c.sendScript.toFixed(1)}), receiver ${c.recvTask.toFixed(1)} (script ${c.recvScript.toFixed(1)})`;
+      line += `; main thread ms/MiB: ours ${f(cpu[i].ours)}; bare ${f(cpu[i].bare)}`;
+    }
+    log(line);
   }
   // A round's two figures are measured back to back, so their ratio is the
   // least disturbed by load that drifts between rounds: the median of those.
   const ratios = ours.map((o, i) => o / bare[i]);
-  return { bytes, rounds, oursMBps: median(ours), bareMBps: median(bare), ratio: median(ratios), ratios, oursAll: ours, bareAll: bare };
+  const mainThreadMsPerMiB = cpu.length ? Object.fromEntries(["ours", "bare"].map((w) => [w,
+    Object.fromEntries(Object.keys(cpu[0][w]).map((k) => [k, median(cpu.map((c) => c[w][k]))]))])) : null;
+  return { bytes, rounds, oursMBps: median(ours), bareMBps: median(bare), ratio: median(ratios), ratios, oursAll: ours, bareAll: bare, mainThreadMsPerMiB };
 }
 
 export { MiB };

@@ -12,8 +12,8 @@ import { Signaling } from "./signaling";
 import { showBrowserNotes } from "./browser-notes";
 import { canPickDirectory, pickDirectory } from "./storage";
 import {
-  ProgressBar, ROOM_CODE_RULE, RedrawBatch, clearError, confirmDialog, entrySize, friendlyJoinError, kindIcon,
-  notice, setSignalStatus, setVerified, showError, toast, treeList, type PageContext,
+  ProgressAnnouncer, ProgressBar, ROOM_CODE_RULE, RedrawBatch, clearError, confirmDialog, entrySize, friendlyJoinError,
+  kindIcon, notice, redrawKeepingFocus, setSignalStatus, setVerified, showError, toast, treeList, type PageContext,
 } from "./ui";
 
 interface RecvRow {
@@ -31,6 +31,7 @@ export class ReceiveView {
   private sig: Signaling | null = null;
   private rows = new Map<string, RecvRow>();
   private batch = new RedrawBatch((key) => this.updateEntry(key));
+  private announcer = new ProgressAnnouncer({ progress: "live.receiving", done: "live.received", failed: "live.failed" });
   /** What `#recv-status` says (redrawn on a change of language). */
   private statusMsg: Msg | null = null;
   /** When the text shown arrived. */
@@ -102,9 +103,16 @@ export class ReceiveView {
     sig.join(roomId);
     this.renderOffered();
     this.renderText(null);
-    // Receiving comes first, on screen and in the keyboard's tab order.
+    // Receiving comes first, on screen and in the keyboard's tab order. The
+    // send half moves, not this one: moving the join form would take the
+    // focus from it (the person just pressed Enter there).
     const recv = document.querySelector("section.receive");
-    if (recv && recv.parentElement?.firstElementChild !== recv) recv.parentElement?.prepend(recv);
+    const send = document.querySelector("section.send");
+    if (recv && send && recv.compareDocumentPosition(send) & Node.DOCUMENT_POSITION_PRECEDING) {
+      const active = document.activeElement;
+      recv.after(send);
+      if (active instanceof HTMLElement && send.contains(active)) active.focus();
+    }
   }
 
   private setStatus(m: Msg): void {
@@ -123,6 +131,11 @@ export class ReceiveView {
 
   private renderOffered(): void {
     const list = $("offered-list");
+    redrawKeepingFocus(list, () => this.drawOffered(list),
+      () => list.querySelector<HTMLElement>("button") ?? $("join-input"));
+  }
+
+  private drawOffered(list: HTMLElement): void {
     list.replaceChildren();
     this.rows.clear();
     const receiver = this.receiver;
@@ -133,24 +146,25 @@ export class ReceiveView {
     for (const e of entries) {
       const progress = new ProgressBar(e.name);
       const verified = h("span", { class: "badge ok", hidden: true }, t("recv.verified"));
-      const button = h("button", { type: "button", class: "primary", "data-testid": "download-button", "data-name": e.name,
+      const button = h("button", { type: "button", class: "primary", "data-testid": "download-button", "data-name": e.name, "data-focus-key": `dl:${e.key}`,
         "aria-label": t("recv.downloadName", { name: e.name }), onclick: () => void receiver.download(e.key) },
       t(e.kind === "folder" ? "recv.downloadZip" : "recv.download"));
       const tree = e.kind === "folder" ? treeList(buildTree(e.files), (it) => this.fileMark(it)) : null;
       const actions = h("div", { class: "item-actions" }, button,
         e.kind === "folder" && canPickDirectory()
-          ? h("button", { type: "button", onclick: () => void this.saveIntoFolder([e.key]) }, t("recv.saveIntoFolder")) : null);
+          ? h("button", { type: "button", "data-focus-key": `dir:${e.key}`, onclick: () => void this.saveIntoFolder([e.key]) }, t("recv.saveIntoFolder")) : null);
       const row = h("li", { class: "item", "data-testid": "offered-item", "data-name": e.name, "data-kind": e.kind, "data-size": e.size },
         h("div", { class: "item-head" },
           kindIcon(e.kind),
           h("span", { class: "name" }, e.name),
           h("span", { class: "size" }, entrySize(e.kind, e.files.length, e.size))),
-        tree ? h("details", { open: e.files.length <= OPEN_TREE_FILES }, h("summary", {}, t("item.folderContents")), tree) : null,
+        tree ? h("details", { open: e.files.length <= OPEN_TREE_FILES }, h("summary", { "data-focus-key": `tree:${e.key}` }, t("item.folderContents")), tree) : null,
         progress.root, actions, verified);
       list.append(row);
       this.rows.set(e.key, { progress, verified, button, tree });
       this.updateEntry(e.key);
     }
+    this.announcer.forget(new Set(entries.map((e) => e.key)));
   }
 
   /** A folder's file in its tree: ✓ verified, ✗ failed, or the share received. */
@@ -172,7 +186,12 @@ export class ReceiveView {
     row.progress.set(p.bytes, e.size, p.state, p.note ? tm(p.note) : "");
     setVerified(row.verified, p.verified, e.name);
     row.button.textContent = t(p.state === "failed" ? "recv.retry" : p.state === "done" ? "recv.saveAgain" : e.kind === "folder" ? "recv.downloadZip" : "recv.download");
-    row.button.disabled = p.state === "receiving";
+    // Not `disabled`: a disabled button loses the keyboard focus (to <body>)
+    // the moment Enter on it starts the download. aria-disabled says the same
+    // to assistive technology, and download() ignores a second press.
+    if (p.state === "receiving") row.button.setAttribute("aria-disabled", "true");
+    else row.button.removeAttribute("aria-disabled");
+    this.announcer.update(key, e.name, p.bytes, e.size, p.state);
     if (row.tree) {
       for (const li of row.tree.querySelectorAll<HTMLElement>(".tree-file")) {
         const f = e.files.find((x) => x.path === li.dataset.path);
@@ -184,15 +203,19 @@ export class ReceiveView {
 
   private renderText(text: string | null): void {
     const box = $("received-text-box");
+    redrawKeepingFocus(box, () => this.drawText(box, text), () => $("join-input"));
+  }
+
+  private drawText(box: HTMLElement, text: string | null): void {
     box.replaceChildren();
     box.hidden = text === null;
     if (text === null) return;
     box.append(
       h("div", { class: "text-head" },
         h("h3", {}, t("recv.text"), " ", h("span", { class: "muted small" }, t("recv.textReceivedAt", { time: formatTime(this.textAt) }))),
-        h("button", { type: "button", "data-testid": "copy-text", onclick: async () => toast(msg((await copyText(text)) ? "recv.textCopied" : "recv.textCopyFailed")) },
+        h("button", { type: "button", "data-testid": "copy-text", "data-focus-key": "copy-text", onclick: async () => toast(msg((await copyText(text)) ? "recv.textCopied" : "recv.textCopyFailed")) },
           t("recv.copyText"))),
-      h("pre", { class: "received-text", "data-testid": "received-text", tabindex: 0 }, text));
+      h("pre", { class: "received-text", "data-testid": "received-text", "data-focus-key": "received-text", tabindex: 0 }, text));
   }
 
   private async saveIntoFolder(keys: string[]): Promise<void> {

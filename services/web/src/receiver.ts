@@ -2,7 +2,7 @@
 // offered, asks for items, checks each one's SHA-256, and resumes from the
 // last byte it has when the peer connection is replaced.
 import { makeZip } from "client-zip";
-import { newHasher, type Hasher } from "./hash";
+import { OneGoHasher, newHasher, type Hasher } from "./hash";
 import { entryKey, groupEntries, type Entry } from "./entries";
 import { randomId, SpeedMeter } from "./format";
 import { bytes, errorDetail, msg, type Msg } from "./i18n";
@@ -31,7 +31,8 @@ export interface RxTransfer {
   /** The received file once verified (null when written into a picked folder). */
   result: Blob | null;
   sha256: string | null;
-  hasher: Hasher;
+  /** SHA-256 over the bytes taken: streaming, or gathered and hashed in one go at the end (hash.ts). */
+  hasher: Hasher | OneGoHasher;
   sink: Sink;
   done: Promise<boolean>;
   settle: (ok: boolean) => void;
@@ -294,7 +295,7 @@ export class Receiver {
     try {
       await t.intake.written;
       const file = await t.sink.close();
-      const digest = t.hasher.digest("hex");
+      const digest = t.hasher instanceof OneGoHasher ? await t.hasher.digest() : t.hasher.digest("hex");
       t.sha256 = digest;
       const ok = digest === m.sha256.toLowerCase();
       this.sendControl({ type: "result", id: t.item.id, ok, sha256: digest });
@@ -388,14 +389,18 @@ export class Receiver {
       this.view.notice(msg("rx.cannotStore", { name: item.path, detail: errorDetail(e) }), "error");
       return null;
     }
+    // Small enough (and room left under the page's budget): the bytes taken
+    // are gathered and hashed in one go at the end, else hashed as they come.
+    const oneGo = OneGoHasher.create(item.size);
+    const hasher = oneGo ?? await newHasher();
     let settle!: (ok: boolean) => void;
     const done = new Promise<boolean>((r) => {
       settle = (ok) => {
         release();
+        oneGo?.release();
         r(ok);
       };
     });
-    const hasher = await newHasher();
     const intake = new Intake(item.size, hasher, sink, (offset) => this.sendControl({ type: "ack", id: item.id, offset }));
     const t: RxTransfer = {
       item, state: "queued", intake, note: msg("rx.requested"), meter: new SpeedMeter(),
@@ -403,10 +408,11 @@ export class Receiver {
     };
     if (!this.items.has(item.id)) {
       void sink.abort();
+      oneGo?.release();
       return null;
     }
     this.transfers.set(item.id, t);
-    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.onDisk ? "to disk" : "in memory"}`);
+    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.onDisk ? "to disk" : "in memory"}, SHA-256 ${oneGo ? "in one go" : "as it streams"}`);
     if (this.connected) this.sendControl({ type: "request", id: item.id, offset: 0 });
     else t.note = msg("rx.waitingConnection");
     this.changed(t);

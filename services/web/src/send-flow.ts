@@ -68,25 +68,50 @@ export function mustWait(bufferedAmount: number, sent: number, acked: number): b
  * Sends `item` from `req.offset` to its end as frames, in order of offset.
  * Resolves true once every byte is handed to the channel, false when the
  * request was aborted or the channel closed first. Rejects when the blob
- * cannot be read or no longer has `item.size` bytes.
+ * cannot be read or no longer has `item.size` bytes. `onBlock` sees every
+ * block read, in order of offset, after its frames went out (the sender
+ * hashes them there: one pass over the file instead of two).
+ *
+ * The next block is read while the current one is sent and while the
+ * sender waits: a read is a round trip to the browser's file service, and
+ * the channel would drain meanwhile. Sending, not reading, is what the two
+ * limits gate, so a read ahead holds at most one block more in memory.
  */
-export async function sendItem(ch: FrameChannel, item: OutItem, req: OutRequest, gate: FlowGate): Promise<boolean> {
+export async function sendItem(ch: FrameChannel, item: OutItem, req: OutRequest, gate: FlowGate,
+                               onBlock?: (block: Uint8Array) => void): Promise<boolean> {
   const maxPayload = payloadBytes(ch.maxMessageSize);
+  const read = async (from: number): Promise<Uint8Array> => {
+    const end = Math.min(item.size, from + READ_BYTES);
+    const block = new Uint8Array(await item.blob.slice(from, end).arrayBuffer());
+    if (block.byteLength !== end - from) throw new Error("the file changed while it was being sent");
+    return block;
+  };
+  let ahead: Promise<Uint8Array> | null = null;
+  const drop = (): false => {
+    ahead?.catch(() => undefined); // nobody waits for it any more
+    return false;
+  };
   let off = req.offset;
   while (off < item.size) {
-    while (!req.aborted && ch.isOpen && mustWait(ch.bufferedAmount, off, gate.acked(item.id))) await gate.wait();
-    if (req.aborted || !ch.isOpen) return false;
-    const end = Math.min(item.size, off + READ_BYTES);
-    const block = new Uint8Array(await item.blob.slice(off, end).arrayBuffer());
-    if (block.byteLength !== end - off) throw new Error("the file changed while it was being sent");
+    while (!req.aborted && ch.isOpen && mustWait(ch.bufferedAmount, off, gate.acked(item.id))) {
+      ahead ??= read(off);
+      await gate.wait();
+    }
+    if (req.aborted || !ch.isOpen) return drop();
+    const pending = ahead ?? read(off);
+    ahead = null;
+    const block = await pending;
     // Reading took a while: the request may have been called off meanwhile.
-    if (req.aborted || !ch.isOpen) return false;
+    if (req.aborted || !ch.isOpen) return drop();
+    const end = off + block.byteLength;
+    if (end < item.size) ahead = read(end);
     for (let o = 0; o < block.byteLength; o += maxPayload) {
       const n = Math.min(maxPayload, block.byteLength - o);
       const frame = makeFrame(item.id, off + o, n);
       frame.set(block.subarray(o, o + n), FRAME_HEADER_BYTES);
-      if (!ch.send(frame)) return false;
+      if (!ch.send(frame)) return drop();
     }
+    onBlock?.(block);
     off = end;
   }
   return true;

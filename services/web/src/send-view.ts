@@ -11,8 +11,8 @@ import { qrSvg } from "./qr";
 import { Sender, type OutTransfer } from "./sender";
 import { Signaling } from "./signaling";
 import {
-  ProgressBar, ROOM_CODE_RULE, RedrawBatch, clearError, currentErrorKey, entrySize, friendlyJoinError, kindIcon,
-  notice, setSignalStatus, setVerified, showError, toast, treeList, type PageContext,
+  ProgressAnnouncer, ProgressBar, ROOM_CODE_RULE, RedrawBatch, clearError, currentErrorKey, entrySize, friendlyJoinError,
+  kindIcon, notice, redrawKeepingFocus, setSignalStatus, setVerified, showError, toast, treeList, type PageContext,
 } from "./ui";
 
 /** "Receiver 2": receivers are numbered in the order they first connected. */
@@ -38,6 +38,7 @@ export class SendView {
   private starting: Promise<void> | null = null;
   private rows = new Map<string, SendRow>();
   private batch = new RedrawBatch((key) => this.updateEntry(key));
+  private announcer = new ProgressAnnouncer({ progress: "live.sending", done: "live.sent", failed: "live.failed" });
   private textTimer: ReturnType<typeof setTimeout> | undefined;
   /** What `#text-status` says (redrawn on a change of language). */
   private textStatus: Msg | null = null;
@@ -149,7 +150,13 @@ export class SendView {
   // --- what is shared --------------------------------------------------------------------
 
   private renderShared(): void {
+    // A removed item's "×" had the focus: the next item's takes it, else the drop zone.
     const list = $("shared-list");
+    redrawKeepingFocus(list, () => this.drawShared(list),
+      () => list.querySelector<HTMLElement>("button.icon") ?? $("dropzone"));
+  }
+
+  private drawShared(list: HTMLElement): void {
     list.replaceChildren();
     this.rows.clear();
     const sender = this.sender;
@@ -165,13 +172,14 @@ export class SendView {
           kindIcon(e.kind),
           h("span", { class: "name" }, e.name),
           h("span", { class: "size" }, entrySize(e.kind, e.files.length, e.size)),
-          h("button", { type: "button", class: "icon", "aria-label": t("send.stopSharingName", { name: e.name }), title: t("send.stopSharing"), onclick: () => sender.remove(ids) }, "×")),
-        e.kind === "folder" ? h("details", {}, h("summary", {}, t("item.folderContents")), treeList(buildTree(e.files))) : null,
+          h("button", { type: "button", class: "icon", "data-focus-key": `stop:${e.key}`, "aria-label": t("send.stopSharingName", { name: e.name }), title: t("send.stopSharing"), onclick: () => sender.remove(ids) }, "×")),
+        e.kind === "folder" ? h("details", {}, h("summary", { "data-focus-key": `tree:${e.key}` }, t("item.folderContents")), treeList(buildTree(e.files))) : null,
         progress.root, verified);
       list.append(row);
       this.rows.set(e.key, { progress, verified });
       this.updateEntry(e.key);
     }
+    this.announcer.forget(new Set(entries.map((e) => e.key)));
   }
 
   /** One entry's row: bytes acknowledged over its files, summed over receivers, and a note per receiver. */
@@ -209,6 +217,7 @@ export class SendView {
     }
     const state = anySending ? "sending" : anyFailed ? "failed" : anyDone ? "done" : "pending";
     row.progress.set(acked, per.size ? total : entry.size, state, notes.join(", "));
+    this.announcer.update(key, entry.name, acked, per.size ? total : entry.size, state);
     setVerified(row.verified, anyDone && !anySending);
   }
 

@@ -1,6 +1,6 @@
 // The sending side: owns the room, the offered items, and one peer connection
 // per receiver; serves requested items in chunks with flow control.
-import { hashBlob } from "./hash";
+import { digestBlob, hashBlob, hashesInOneGo, newHasher, type Hasher } from "./hash";
 import { randomId, SpeedMeter } from "./format";
 import { errorDetail, msg, type Msg } from "./i18n";
 import { debug } from "./log";
@@ -14,7 +14,11 @@ import type { Signaling } from "./signaling";
 /** An offered item: what the manifest says of it, and where its bytes are. */
 export interface SharedItem extends ManifestItem {
   blob: Blob;
-  /** SHA-256 (hex), computed once, on the first request. */
+  /**
+   * SHA-256 (hex), computed once: by WebCrypto in one go where `hashesInOneGo`
+   * (alongside the sending), else from the blocks read for sending when the
+   * first request starts at offset 0, else by reading the file on its own.
+   */
   hash?: Promise<string>;
 }
 
@@ -154,7 +158,7 @@ export class Sender {
   }
 
   private hashOf(item: SharedItem): Promise<string> {
-    item.hash ??= hashBlob(item.blob);
+    item.hash ??= hashesInOneGo(item.size) ? digestBlob(item.blob) : hashBlob(item.blob);
     return item.hash;
   }
 
@@ -377,19 +381,39 @@ export class Sender {
     const item = this.items.get(req.id);
     if (!item) return;
     const t = this.transfer(p, req.id);
+    // Too large to hash in one go, nobody hashes it yet, and this request
+    // reads it from the start: the blocks read for sending feed SHA-256 as
+    // they go out (one pass over the file). Should this request stop early,
+    // the file is hashed on its own for whoever waits on the promise.
+    let inline: { hasher: Hasher; settle: (h: Promise<string>) => void } | null = null;
+    if (!item.hash && req.offset === 0 && !hashesInOneGo(item.size)) {
+      let settle!: (h: Promise<string>) => void;
+      item.hash = new Promise<string>((resolve) => { settle = resolve; });
+      inline = { hasher: await newHasher(), settle };
+    }
+    const fresh = !item.hash;
     const hash = this.hashOf(item); // runs alongside the sending
+    if (fresh || inline) debug(`item ${item.id}: SHA-256 ${inline ? "from the blocks sent" : hashesInOneGo(item.size) ? "in one go" : "read on its own"}`);
     hash.catch(() => undefined);
+    const onBlock = inline ? (block: Uint8Array) => { inline!.hasher.update(block); } : undefined;
     // The window counts from where this request starts; acks of an earlier request for the item do not count.
     p.acked.set(item.id, req.offset);
     const gate: FlowGate = { acked: (id) => p.acked.get(id) ?? 0, wait: () => this.waitWake(p) };
     if (t) this.update(t, { state: "sending", note: "sending" });
+    let complete = false;
     try {
-      if (!(await sendItem(p.link, item, req, gate))) return;
+      complete = await sendItem(p.link, item, req, gate, onBlock);
+      if (inline) {
+        inline.settle(complete ? Promise.resolve(inline.hasher.digest("hex")) : hashBlob(item.blob));
+        inline = null;
+      }
+      if (!complete) return;
       const sha256 = await hash;
       if (req.aborted || !p.link.isOpen) return;
       p.link.send(encodeControl({ type: "end", id: item.id, size: item.size, sha256 }));
       if (t) this.update(t, { note: "waiting for the receiver to verify" });
     } catch (e) {
+      inline?.settle(hashBlob(item.blob));
       // The wire message is for logs on the other side; its page words it from `code`.
       const message = `could not read "${item.path}": ${e instanceof Error ? e.message : String(e)}`;
       p.link.send(encodeControl({ type: "error", id: item.id, code: "read-failed", message }));

@@ -4,7 +4,7 @@
 import { $, h } from "./dom";
 import type { TreeNode } from "./entries";
 import { SpeedMeter, progressText } from "./format";
-import { formatBytes, msg, t, tm, type Key, type Msg } from "./i18n";
+import { formatBytes, formatPercent, msg, t, tm, type Key, type Msg } from "./i18n";
 import type { ManifestItem } from "./protocol";
 import type { SignalStatus } from "./signaling";
 
@@ -25,6 +25,8 @@ export interface PageContext {
 
 /** The error on screen (null when none), drawn again by `relabelNotices`. */
 let shownError: Msg | null = null;
+/** Where the keyboard was when the error appeared: dismissing it goes back there. */
+let focusBeforeError: HTMLElement | null = null;
 
 function drawError(): void {
   const box = $("notices");
@@ -34,18 +36,37 @@ function drawError(): void {
   }
   box.replaceChildren(h("div", { class: "notice error", role: "alert" },
     h("span", { "data-testid": "error" }, tm(shownError)),
-    h("button", { type: "button", class: "icon", "aria-label": t("notice.dismiss"), onclick: () => clearError() }, "×")));
+    h("button", { type: "button", class: "icon", "aria-label": t("notice.dismiss"), onclick: () => dismissError() }, "×")));
 }
 
-/** An error that stays until dismissed (or replaced): `#notices`. */
+/**
+ * An error that stays until dismissed (or replaced): `#notices`, a `role=alert`
+ * inside an assertive live region, so screen readers read it out at once.
+ */
 export function showError(m: Msg): void {
+  if (!shownError) {
+    const active = document.activeElement;
+    focusBeforeError = active instanceof HTMLElement && active !== document.body ? active : null;
+  }
   shownError = m;
   drawError();
 }
 
 export function clearError(): void {
   shownError = null;
+  focusBeforeError = null;
   drawError();
+}
+
+/**
+ * The dismiss button removes itself: the keyboard goes back to where it was
+ * before the error (or to the start of the content) rather than to <body>.
+ */
+function dismissError(): void {
+  const back = focusBeforeError;
+  clearError();
+  if (back?.isConnected && !back.closest("[hidden]")) back.focus();
+  else $("main").focus();
 }
 
 /** The key of the error shown now, or null (a view clears only the errors it raised itself). */
@@ -53,16 +74,86 @@ export function currentErrorKey(): Key | null {
   return shownError?.key ?? null;
 }
 
-/** Only one toast is on screen; a newer one replaces it and restarts its 3 s. */
+/**
+ * Only one toast is on screen; a newer one replaces it and restarts its 3 s.
+ * `#toast` is a `role=status` region that is always in the page (empty and
+ * drawn as nothing between toasts): a live region that appears together
+ * with its text is not reliably read out, one whose text changes is.
+ */
 let toastTimer: ReturnType<typeof setTimeout> | undefined;
 let shownToast: Msg | null = null;
 export function toast(m: Msg): void {
   const el = $("toast");
   shownToast = m;
   el.textContent = tm(m);
-  el.hidden = false;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { el.hidden = true; shownToast = null; }, 3000);
+  toastTimer = setTimeout(() => { el.textContent = ""; shownToast = null; }, 3000);
+}
+
+/**
+ * Says `m` through `#live` (visually hidden, `role=status`, polite): the
+ * progress and the end of transfers, which the bars show only to the eye.
+ */
+export function announce(m: Msg): void {
+  $("live").textContent = tm(m);
+}
+
+/** What a view's announcements say: progress, success and failure of one entry. */
+export interface TransferWords {
+  progress: Key;
+  done: Key;
+  failed: Key;
+}
+
+/**
+ * Turns an entry's progress into a few announcements: each quarter reached
+ * (25 %, 50 %, 75 %), then done or failed. Redrawing a row (a change of
+ * language, a new manifest) announces nothing: only a change of state or a
+ * new quarter does, so the state is kept here by entry key, not in the row.
+ */
+export class ProgressAnnouncer {
+  private seen = new Map<string, { quarter: number; state: string }>();
+
+  constructor(private words: TransferWords) {}
+
+  update(key: string, name: string, bytes: number, total: number, state: string): void {
+    const prev = this.seen.get(key);
+    const active = state === "sending" || state === "receiving";
+    let quarter = prev?.quarter ?? 0;
+    if (active && prev?.state !== state) quarter = 0; // a new run (or a retry) counts from nothing
+    this.seen.set(key, { quarter, state });
+    if (!prev) return; // first sight of the row: nothing happened yet
+    if (state === "done" && prev.state !== "done") {
+      announce(msg(this.words.done, { name }));
+    } else if (state === "failed" && prev.state !== "failed") {
+      announce(msg(this.words.failed, { name }));
+    } else if (active && total > 0 && bytes < total) {
+      const now = Math.min(3, Math.floor((bytes * 4) / total));
+      if (now > quarter) {
+        this.seen.set(key, { quarter: now, state });
+        announce(msg(this.words.progress, { name, percent: () => formatPercent(now / 4) }));
+      }
+    }
+  }
+
+  forget(keep: Set<string>): void {
+    for (const k of this.seen.keys()) if (!keep.has(k)) this.seen.delete(k);
+  }
+}
+
+/**
+ * Draws `list` again with `draw` without dropping the keyboard on <body>:
+ * if the focus was on a control inside it, the control with the same
+ * `data-focus-key` in the new drawing gets it back, else `fallback()`.
+ */
+export function redrawKeepingFocus(list: HTMLElement, draw: () => void, fallback?: () => HTMLElement | null): void {
+  const active = document.activeElement;
+  const inside = active instanceof HTMLElement && list.contains(active) ? active : null;
+  const key = inside?.dataset.focusKey;
+  draw();
+  if (!inside || inside.isConnected) return;
+  const same = key ? [...list.querySelectorAll<HTMLElement>("[data-focus-key]")].find((el) => el.dataset.focusKey === key) : undefined;
+  (same ?? fallback?.() ?? null)?.focus();
 }
 
 export function notice(m: Msg, kind: NoticeKind): void {

@@ -204,4 +204,39 @@ describe("sendItem", () => {
     await assert.rejects(P.sendItem(ch, it, { id: 7, offset: 0, aborted: false }, new TestGate(() => ch.sentBytes)), /changed while it was being sent/);
     assert.equal(ch.sentBytes, P.READ_BYTES, "the first block went out, the short one did not");
   });
+
+  it("hands every block read to onBlock once, in order, after its frames (one pass over the file for the hash)", async () => {
+    for (const from of [0, P.READ_BYTES + 777]) {
+      const it = item(4 * P.READ_BYTES + 4321);
+      const ch = new TestChannel();
+      const seen = [];
+      const ok = await P.sendItem(ch, it, { id: 7, offset: from, aborted: false }, new TestGate(() => Infinity), (block) => {
+        assert.equal(ch.sentBytes, seen.reduce((n, b) => n + b.byteLength, 0) + block.byteLength, "its frames went out first");
+        seen.push(block.slice());
+      });
+      assert.equal(ok, true);
+      const all = Buffer.concat(seen);
+      assert.equal(crypto.createHash("sha256").update(all).digest("hex"),
+        crypto.createHash("sha256").update(it.data.subarray(from)).digest("hex"), `from ${from}: the blocks are the item from there on`);
+    }
+  });
+
+  it("reads at most one block ahead of what it sent while the window holds it back", async () => {
+    const it = item(P.ACK_WINDOW + 4 * P.READ_BYTES);
+    const reads = [];
+    const blob = it.blob;
+    it.blob = { size: blob.size, slice: (a, b) => { reads.push([a, b]); return blob.slice(a, b); } };
+    const ch = new TestChannel();
+    const gate = new TestGate();
+    const run = P.sendItem(ch, it, { id: 7, offset: 0, aborted: false }, gate);
+    await untilBlocked(gate, run);
+    assert.equal(ch.sentBytes, P.ACK_WINDOW);
+    const readEnd = Math.max(...reads.map(([, b]) => b));
+    assert.ok(readEnd <= ch.sentBytes + P.READ_BYTES, `read up to ${readEnd}, sent ${ch.sentBytes}`);
+    assert.equal(new Set(reads.map(([a]) => a)).size, reads.length, "no block is read twice");
+    gate.ack = it.size;
+    gate.wake();
+    assert.equal(await run, true);
+    assert.equal(ch.sentBytes, it.size);
+  });
 });

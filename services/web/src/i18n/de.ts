@@ -126,6 +126,11 @@ export const de: Catalog = {
   "progress.left": "noch {time}",
 
   "notice.dismiss": "Schließen",
+  "live.receiving": "{name}: {percent} empfangen",
+  "live.received": "{name}: empfangen und geprüft",
+  "live.sending": "{name}: {percent} gesendet",
+  "live.sent": "{name}: zugestellt und geprüft",
+  "live.failed": "{name}: Übertragung fehlgeschlagen",
   "dialog.cancel": "Abbrechen",
   "dialog.continue": "Fortfahren",
 

@@ -127,6 +127,11 @@ export const en = {
   "progress.left": "{time} left",
 
   "notice.dismiss": "Dismiss",
+  "live.receiving": "{name}: {percent} received",
+  "live.received": "{name}: received and verified",
+  "live.sending": "{name}: {percent} sent",
+  "live.sent": "{name}: delivered and verified",
+  "live.failed": "{name}: transfer failed",
   "dialog.cancel": "Cancel",
   "dialog.continue": "Continue",
 

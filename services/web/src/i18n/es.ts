@@ -134,6 +134,11 @@ export const es: Catalog = {
   "progress.left": "quedan {time}",
 
   "notice.dismiss": "Cerrar",
+  "live.receiving": "{name}: {percent} recibido",
+  "live.received": "{name}: recibido y verificado",
+  "live.sending": "{name}: {percent} enviado",
+  "live.sent": "{name}: entregado y verificado",
+  "live.failed": "{name}: la transferencia falló",
   "dialog.cancel": "Cancelar",
   "dialog.continue": "Continuar",
 

@@ -134,6 +134,11 @@ export const fr: Catalog = {
   "progress.left": "encore {time}",
 
   "notice.dismiss": "Fermer",
+  "live.receiving": "{name}\u00a0: {percent} reçu",
+  "live.received": "{name}\u00a0: reçu et vérifié",
+  "live.sending": "{name}\u00a0: {percent} envoyé",
+  "live.sent": "{name}\u00a0: remis et vérifié",
+  "live.failed": "{name}\u00a0: échec du transfert",
   "dialog.cancel": "Annuler",
   "dialog.continue": "Continuer",
 

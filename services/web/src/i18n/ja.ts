@@ -126,6 +126,11 @@ export const ja: Catalog = {
   "progress.left": "残り {time}",
 
   "notice.dismiss": "閉じる",
+  "live.receiving": "{name}：{percent} 受信済み",
+  "live.received": "{name}：受信して検証しました",
+  "live.sending": "{name}：{percent} 送信済み",
+  "live.sent": "{name}：届いて検証されました",
+  "live.failed": "{name}：転送に失敗しました",
   "dialog.cancel": "キャンセル",
   "dialog.continue": "続行",
 

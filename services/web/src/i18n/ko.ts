@@ -126,6 +126,11 @@ export const ko: Catalog = {
   "progress.left": "{time} 남음",
 
   "notice.dismiss": "닫기",
+  "live.receiving": "{name}: {percent} 받음",
+  "live.received": "{name}: 받기 및 검증 완료",
+  "live.sending": "{name}: {percent} 보냄",
+  "live.sent": "{name}: 전달 및 검증 완료",
+  "live.failed": "{name}: 전송 실패",
   "dialog.cancel": "취소",
   "dialog.continue": "계속",
 

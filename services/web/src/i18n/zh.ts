@@ -126,6 +126,11 @@ export const zh: Catalog = {
   "progress.left": "剩余 {time}",
 
   "notice.dismiss": "关闭",
+  "live.receiving": "{name}：已接收 {percent}",
+  "live.received": "{name}：已接收并校验",
+  "live.sending": "{name}：已发送 {percent}",
+  "live.sent": "{name}：已送达并校验",
+  "live.failed": "{name}：传输失败",
   "dialog.cancel": "取消",
   "dialog.continue": "继续",
 
