@@ -85,8 +85,8 @@ static const char LEAVE_LUA[] =
     "end\n"
     "return removed + 2 * exists\n";
 
-/* KEYS: room  ARGV: now ms */
-static const char CREATE_LUA[] =
+/* KEYS: room  ARGV: now ms (store_cluster.h) */
+const char PD_STORE_CREATE_LUA[] =
     "if redis.call('HSETNX', KEYS[1], 'created_at', ARGV[1]) == 1 then\n"
     "  redis.call('EXPIRE', KEYS[1], 86400)\n"
     "  return 1\n"
@@ -255,7 +255,7 @@ static store_call *call_new(void *data)
 static pd_script join_script = PD_SCRIPT(JOIN_LUA);
 static pd_script grant_rejoin_script = PD_SCRIPT(GRANT_REJOIN_LUA);
 static pd_script leave_script = PD_SCRIPT(LEAVE_LUA);
-static pd_script create_script = PD_SCRIPT(CREATE_LUA);
+static pd_script create_script = PD_SCRIPT(PD_STORE_CREATE_LUA);
 static pd_script track_script = PD_SCRIPT(TRACK_LUA);
 static pd_script get_free_script = PD_SCRIPT(GET_FREE_LUA);
 static pd_script conn_total_script = PD_SCRIPT(CONN_TOTAL_LUA);

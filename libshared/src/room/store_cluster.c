@@ -113,14 +113,6 @@ static const char ROOM_LEAVE_LUA[] =
     "end\n"
     "return removed + 2 * exists\n";
 
-/* KEYS: room  ARGV: now ms (as store.c's CREATE_LUA) */
-static const char CREATE_LUA[] =
-    "if redis.call('HSETNX', KEYS[1], 'created_at', ARGV[1]) == 1 then\n"
-    "  redis.call('EXPIRE', KEYS[1], 86400)\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
-
 /* Fleet slot. KEYS: conns  ARGV: heartbeat prefix */
 static const char CONN_TOTAL_LUA[] =
     "local t = 0\n"
@@ -521,7 +513,7 @@ int pd_cstore_create(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data)
     snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
     pd_slice key = room_key(k1, room);
     pd_slice args[1] = {pd_slice_cstr(now)};
-    return eval_long(r, cb, data, CREATE_LUA, 1, &key, 1, args);
+    return eval_long(r, cb, data, PD_STORE_CREATE_LUA, 1, &key, 1, args);
 }
 
 /* ---- get_room: candidates, one HSETNX step each ---------------------------------------
@@ -566,7 +558,7 @@ static void free_try(free_call *f)
     snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
     pd_slice key = room_key(k1, pd_slice_cstr(f->ids[f->next++]));
     pd_slice args[1] = {pd_slice_cstr(now)};
-    if (ceval(f->r, on_free_try, f, CREATE_LUA, 1, &key, 1, args) != PD_OK) {
+    if (ceval(f->r, on_free_try, f, PD_STORE_CREATE_LUA, 1, &key, 1, args) != PD_OK) {
         f->cb(NULL, f->data);
         free(f);
     }
@@ -592,7 +584,7 @@ int pd_cstore_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
     snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
     pd_slice key = room_key(k1, pd_slice_cstr(f->ids[f->next++]));
     pd_slice args[1] = {pd_slice_cstr(now)};
-    if (ceval(r, on_free_try, f, CREATE_LUA, 1, &key, 1, args) != PD_OK) {
+    if (ceval(r, on_free_try, f, PD_STORE_CREATE_LUA, 1, &key, 1, args) != PD_OK) {
         free(f);
         return PD_ERR;
     }

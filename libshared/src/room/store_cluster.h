@@ -7,6 +7,10 @@
 
 #include "privydrop/pd_room.h"
 
+/* Create a room if it does not exist: KEYS room, ARGV now ms → 1 created,
+ * 0 taken. One key, so the same script serves both modes (store.c). */
+extern const char PD_STORE_CREATE_LUA[];
+
 int pd_cstore_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
                    long max_peers, const char *owner, pd_room_join_fn cb, void *data);
 int pd_cstore_grant_rejoin(pd_redis *r, pd_slice room, const char *client_ip, pd_room_long_fn cb, void *data);
