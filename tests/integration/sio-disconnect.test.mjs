@@ -1,0 +1,94 @@
+// Socket.IO 41 on the main namespace keeps the Engine.IO session
+// (docs/wire-protocol.md §Socket.IO): what the old socket leaves behind in
+// Redis when its join is still in flight, and the counts after 40/41 loops.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+
+import { startCluster } from "../lib/cluster.mjs";
+import { connect, createRoom, eventually, join, RawWs, uniqueIp } from "./helpers.mjs";
+import { metrics, metricValue, nextTextStarting, writeRaw, wsFrame } from "./wire.mjs";
+
+describe("Socket.IO 41 keeping the session", { timeout: 120000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 2 });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  const sidOf = async (ws) => JSON.parse((await ws.nextText({ skipPings: true })).slice(2)).sid;
+  const conns = async (w) => Number((await c.redisCli("HGET", "pd:conns", w.id)) || 0);
+
+  it("a join answered after the 41 leaves no trace of the old socket, and the new one can take its place", async () => {
+    const w = c.workers[0];
+    const roomId = await createRoom(c.roomApi.url);
+    const peer = await connect(c.workers[1].url);
+    const ws = await RawWs.connect(w.port, undefined, { "X-Forwarded-For": uniqueIp() });
+    try {
+      await ws.nextText();
+      ws.send("40");
+      const first = await sidOf(ws);
+      assert.equal((await join(peer, roomId)).success, true);
+      // The join goes to Redis; the 41 is handled before its answer.
+      // One write: the three packets are read together, so the 41 is
+      // handled while the join waits for Redis.
+      const text = (t) => wsFrame({ payload: Buffer.from(t) });
+      writeRaw(ws, text(`42["join",{"roomId":"${roomId}"}]`), text("41"), text("40"));
+      const texts = [];
+      let second;
+      for (;;) {
+        const t = await ws.nextText({ skipPings: true });
+        texts.push(t);
+        if (t.startsWith("40")) {
+          second = JSON.parse(t.slice(2)).sid;
+          break;
+        }
+      }
+      assert.deepEqual(texts.slice(0, -1), [], "nothing for the old socket after its 41");
+      assert.notEqual(second, first);
+      // Rooms hold two: a ghost of the first socket would make this "Room is full".
+      ws.send(`42["join",{"roomId":"${roomId}"}]`);
+      const jr = JSON.parse((await nextTextStarting(ws, '42["joinResponse"')).slice(2))[1];
+      assert.equal(jr.success, true, JSON.stringify(jr));
+      await eventually("the old socket gone from Redis", async () =>
+        (await c.redisCli("SISMEMBER", `room:${roomId}:sockets`, first)) === "0" &&
+        (await c.redisCli("EXISTS", `socket:${first}`)) === "0" &&
+        (await c.redisCli("SISMEMBER", `pd:worker:${w.id}:sockets`, first)) === "0");
+      // The peer never heard of the old socket.
+      assert.ok(!(peer.received.get("ready") || []).some((m) => m?.peerId === first));
+      const members = (await c.redisCli("SMEMBERS", `room:${roomId}:sockets`)).split("\n").sort();
+      assert.deepEqual(members, [peer.id, second].sort());
+      assert.equal(await conns(w), 1);
+    } finally {
+      ws.close();
+      peer.close();
+    }
+    await eventually("counts back to 0", async () => (await conns(w)) === 0);
+  });
+
+  it("40/41 loops keep pd:conns and the connections gauge at one socket, and at none once closed", async () => {
+    const w = c.workers[0];
+    const ws = await RawWs.connect(w.port, undefined, { "X-Forwarded-For": uniqueIp() });
+    try {
+      await ws.nextText();
+      const sids = new Set();
+      for (let i = 0; i < 8; i++) {
+        ws.send("40");
+        sids.add(await sidOf(ws));
+        ws.send("41");
+      }
+      ws.send("40");
+      sids.add(await sidOf(ws));
+      assert.equal(sids.size, 9);
+      assert.equal(ws.closed, false);
+      await eventually("one socket counted", async () => (await conns(w)) === 1);
+      const m = await metrics(w.url);
+      assert.equal(metricValue(m, "privydrop_signal_connections"), 1);
+    } finally {
+      ws.close();
+    }
+    await eventually("none counted", async () => (await conns(w)) === 0);
+    await eventually("gauge at 0", async () => metricValue(await metrics(w.url), "privydrop_signal_connections") === 0);
+  });
+});
