@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
 import { startCluster } from "../lib/cluster.mjs";
-import { connect, createRoom, eventually, join, RawWs, uniqueIp } from "./helpers.mjs";
+import { connect, createRoom, eventually, join, RawWs, request, uniqueIp, waitFor } from "./helpers.mjs";
 import { metrics, metricValue, nextTextStarting, writeRaw, wsFrame } from "./wire.mjs";
 
 describe("Socket.IO 41 keeping the session", { timeout: 120000 }, () => {
@@ -90,5 +90,88 @@ describe("Socket.IO 41 keeping the session", { timeout: 120000 }, () => {
     }
     await eventually("none counted", async () => (await conns(w)) === 0);
     await eventually("gauge at 0", async () => metricValue(await metrics(w.url), "privydrop_signal_connections") === 0);
+  });
+  it("over long-polling with requests alternating workers: 40/41 loops, then a join that a peer hears, and the counts right", async () => {
+    const owner = c.workers[0];
+    const ip = uniqueIp();
+    const headers = { "x-forwarded-for": ip, "content-type": "text/plain;charset=UTF-8" };
+    const open = await request(owner.url, "GET", "/socket.io/?EIO=4&transport=polling", { headers });
+    assert.equal(open.status, 200);
+    const eio = JSON.parse(open.body.slice(1)).sid;
+    let k = 0;
+    const next = () => c.workers[k++ % 2].url; // every request to the other worker
+    const path = () => `/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(eio)}`;
+    const post = async (body) => assert.equal((await request(next(), "POST", path(), { body, headers })).status, 200);
+    /** Packets from GETs until one starts with `prefix` (pings answered). */
+    const until = async (prefix) => {
+      for (;;) {
+        const r = await request(next(), "GET", path(), { headers });
+        assert.equal(r.status, 200, r.body);
+        for (const pkt of r.body.split("\x1e")) {
+          if (pkt === "2") await post("3");
+          else if (pkt.startsWith(prefix)) return pkt;
+        }
+      }
+    };
+    const sids = new Set();
+    for (let i = 0; i < 5; i++) {
+      await post("40");
+      sids.add(JSON.parse((await until("40")).slice(2)).sid);
+      await post("41");
+    }
+    await post("40");
+    const last = JSON.parse((await until("40")).slice(2)).sid;
+    sids.add(last);
+    assert.equal(sids.size, 6);
+    await eventually("one socket counted", async () => (await conns(owner)) === 1);
+    const roomId = await createRoom(c.roomApi.url);
+    const peer = await connect(c.workers[1].url);
+    try {
+      assert.equal((await join(peer, roomId)).success, true);
+      await post(`42["join",{"roomId":"${roomId}"}]`);
+      const jr = JSON.parse((await until('42["joinResponse"')).slice(2))[1];
+      assert.equal(jr.success, true, JSON.stringify(jr));
+      assert.deepEqual(await waitFor(peer, "ready"), { peerId: last });
+      const gone = waitFor(peer, "peer-disconnected", { pred: (m) => m?.peerId === last });
+      await post("41");
+      await gone;
+      assert.equal(await c.redisCli("EXISTS", `socket:${last}`), "0");
+      assert.equal(await c.redisCli("SISMEMBER", `room:${roomId}:sockets`, last), "0");
+      await post("1"); // Engine.IO close
+      await eventually("none counted", async () => (await conns(owner)) === 0);
+    } finally {
+      peer.close();
+    }
+  });
+  it("41 over polling while a WebSocket upgrade probe is open: the upgrade completes, a new 40 over it connects, counts right", async () => {
+    const w = c.workers[0];
+    const ip = uniqueIp();
+    const headers = { "x-forwarded-for": ip, "content-type": "text/plain;charset=UTF-8" };
+    const open = await request(w.url, "GET", "/socket.io/?EIO=4&transport=polling", { headers });
+    const eio = JSON.parse(open.body.slice(1)).sid;
+    const path = `/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(eio)}`;
+    const post = async (body) => assert.equal((await request(w.url, "POST", path, { body, headers })).status, 200);
+    await post("40");
+    const g = await request(w.url, "GET", path, { headers });
+    const first = JSON.parse(g.body.split("\x1e").find((x) => x.startsWith("40")).slice(2)).sid;
+    const ws = await RawWs.connect(w.port, `/socket.io/?EIO=4&transport=websocket&sid=${encodeURIComponent(eio)}`, { "X-Forwarded-For": ip });
+    try {
+      ws.send("2probe");
+      assert.equal(await ws.nextText(), "3probe");
+      await post("41");
+      ws.send("5");
+      ws.send("40");
+      const second = await sidOf(ws);
+      assert.notEqual(second, first);
+      await eventually("one socket counted", async () => (await conns(w)) === 1);
+      const roomId = await createRoom(c.roomApi.url);
+      ws.send(`42["join",{"roomId":"${roomId}"}]`);
+      const jr = JSON.parse((await nextTextStarting(ws, '42["joinResponse"')).slice(2))[1];
+      assert.equal(jr.success, true, JSON.stringify(jr));
+      assert.equal(await c.redisCli("SMEMBERS", `room:${roomId}:sockets`), second);
+    } finally {
+      ws.close();
+    }
+    await eventually("none counted", async () => (await conns(w)) === 0);
   });
 });
