@@ -2,11 +2,12 @@
 // (docs/wire-protocol.md §Socket.IO): what the old socket leaves behind in
 // Redis when its join is still in flight, and the counts after 40/41 loops.
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
 
 import { startCluster } from "../lib/cluster.mjs";
 import { connect, createRoom, eventually, join, RawWs, request, uniqueIp, waitFor } from "./helpers.mjs";
-import { metrics, metricValue, nextTextStarting, writeRaw, wsFrame } from "./wire.mjs";
+import { closeOf, metrics, metricValue, nextTextStarting, writeRaw, wsFrame } from "./wire.mjs";
 
 describe("Socket.IO 41 keeping the session", { timeout: 120000 }, () => {
   let c;
@@ -173,5 +174,52 @@ describe("Socket.IO 41 keeping the session", { timeout: 120000 }, () => {
       ws.close();
     }
     await eventually("none counted", async () => (await conns(w)) === 0);
+  });
+});
+
+describe("Socket.IO 41 during a SIGTERM drain", { timeout: 90000 }, () => {
+  let c;
+  before(async () => {
+    // A drain limit far above notice + spread: a drain that ends only at
+    // its limit is one that lost track of a socket.
+    c = await startCluster({
+      workers: 1,
+      signalEnv: { PD_DRAIN_NOTICE_MS: "1500", PD_DRAIN_SPREAD_MS: "200", PD_DRAIN_TIMEOUT_MS: "60000" },
+    });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  const sidOf = async (ws) => JSON.parse((await ws.nextText({ skipPings: true })).slice(2)).sid;
+
+  it("a 41 then 40 before the socket's turn does not escape the drain: it is closed with 1001 and the drain completes", async () => {
+    const w = c.workers[0];
+    const roomId = await createRoom(c.roomApi.url);
+    const ws = await RawWs.connect(w.port, undefined, { "X-Forwarded-For": uniqueIp() });
+    await ws.nextText();
+    ws.send("40");
+    await sidOf(ws);
+    ws.send(`42["join",{"roomId":"${roomId}"}]`);
+    assert.equal(JSON.parse((await nextTextStarting(ws, '42["joinResponse"')).slice(2))[1].success, true);
+    w.proc.child.kill("SIGTERM");
+    await eventually("draining", async () => (await request(w.url, "GET", "/readyz").catch(() => ({ status: 0 }))).status !== 200);
+    // Inside the notice: the socket the drain listed leaves, a new one comes.
+    ws.send("41");
+    ws.send("40");
+    // Pongs keep the session alive: only the drain may end it.
+    const pong = setInterval(() => ws.send("3"), 500);
+    let closeInfo;
+    try {
+      closeInfo = await closeOf(ws, 30000);
+    } finally {
+      clearInterval(pong);
+    }
+    assert.equal(closeInfo.code, 1001, `closed by the drain: ${JSON.stringify(closeInfo)}`);
+    const exit = await w.proc.exited;
+    assert.deepEqual(exit, { code: 0, signal: null });
+    const log = fs.readFileSync(w.proc.stderrPath, "utf8");
+    assert.match(log, /"msg":"drained"/);
+    assert.doesNotMatch(log, /"msg":"drain timeout"/);
   });
 });
