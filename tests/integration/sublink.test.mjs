@@ -5,6 +5,7 @@
 // crash, must not deliver a garbled signal, and must get its subscriptions
 // back (relay works again) once the path is sane.
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 
@@ -157,6 +158,23 @@ describe("subscriber link behind a hostile proxy", { timeout: 120000 }, () => {
       }
     });
   }
+
+  it("a flood of messages faster than the worker reads keeps its memory bounded and the link usable", async () => {
+    const { a, b } = await pair();
+    try {
+      const rss = () => Number(fs.readFileSync(`/proc/${c.workers[1].pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)[1]);
+      const before = rss();
+      // 64 MiB of whole messages on a channel nobody subscribed, in 1 MiB writes.
+      const one = `*3\r\n$7\r\nmessage\r\n$9\r\npd:nobody\r\n$1000\r\n${"z".repeat(1000)}\r\n`;
+      const chunk = Buffer.from(one.repeat(Math.floor((1 << 20) / one.length)));
+      for (let i = 0; i < 64; i++) proxy.inject(chunk);
+      await relays(a, b, "after-flood", 30000);
+      const grown = rss() - before;
+      assert.ok(grown < 16 * 1024, `RSS grew ${grown} KiB`);
+    } finally {
+      closeAll(a, b);
+    }
+  });
 
   it("a link that dribbles a frame a byte at a time is given up like a silent one", async () => {
     const { a, b } = await pair();
