@@ -438,10 +438,16 @@ static int sub_read(void *data, int fd)
         return -1;
     }
     pd_subparse_wrote(r->subp, (size_t)n);
-    r->sub_heard_ms = pd_mono_ms(); /* once per read, not per message */
     pd_subparse_event ev;
-    int rc;
+    int rc, heard = 0;
     while ((rc = pd_subparse_next(r->subp, &ev)) == PD_SUBPARSE_EVENT) {
+        /* Heard means a whole reply, noted once per read: bytes of a frame
+         * that never completes (a link dribbling a byte at a time) must
+         * not keep the watchdog from giving up on the link. */
+        if (!heard) {
+            heard = 1;
+            r->sub_heard_ms = pd_mono_ms();
+        }
         on_sub_event(r, &ev);
         if (r->sub.ac != ac)
             return -1; /* dropped meanwhile (pd_redis_free from a callback) */

@@ -343,6 +343,13 @@ static void eng_sio_disconnect(pd_eng *e)
         if (w->conn_handler)
             w->conn_handler->on_close(w->conn_ud, &e->conn);
     }
+    if (w->draining) {
+        /* The drain listed the sockets open at SIGTERM and closes them by
+         * id: a new socket here would be on no list and keep the worker
+         * up until the drain limit. The client reconnects elsewhere. */
+        pd_eng_close(e, 1001, "server shutting down");
+        return;
+    }
     e->sio_connected = 0;
     e->connect_pending = 0;
     e->counted = 0;

@@ -193,6 +193,12 @@ static void publish(pd_hub *h, const char *room, pd_bus_kind kind, const char *t
                     const char *pkt, size_t len)
 {
     pd_worker *w = h->w;
+    if (len > pd_worker_bus_max_packet(w)) {
+        /* Longer than the subscriber links take: it would cost every
+         * subscribed worker its link, and still not arrive. */
+        pd_metric_add(w->m_dropped, "too_large", 1);
+        return;
+    }
     pd_bus_envelope env = {kind, pd_slice_cstr(w->cfg.worker_id), pd_slice_cstr(target ? target : ""),
                            pd_slice_make(pkt, len)};
     if (pd_room_publish(w->redis, pd_slice_cstr(room), &env) == PD_OK)

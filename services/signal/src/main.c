@@ -581,7 +581,7 @@ int main(int argc, char **argv)
     ro.watchdog_ms = 1000;
     /* The longest bus message: an envelope around one packet, or a
      * forwarded long-polling answer (at most the send queue). */
-    ro.sub_max_message = (size_t)PD_MAX(w->cfg.max_message_bytes, w->cfg.max_send_queue_bytes) + 4096;
+    ro.sub_max_message = pd_worker_bus_max_packet(w) + PD_BUS_ENVELOPE_ROOM;
     w->redis = pd_redis_create(w->loop, &ro, on_redis_state, on_bus, w);
     w->hub = pd_hub_create(w);
     if (!w->redis || !w->hub || pd_fwd_init(w) != PD_OK) {

@@ -105,4 +105,16 @@ typedef struct pd_worker {
     size_t feed_len, feed_pos;    /* their length and how far wslay has taken them */
 } pd_worker;
 
+/* The longest packet a bus message may carry: what every worker's
+ * subscriber link accepts (main.c adds room for the envelope's header).
+ * A packet the general path re-encoded can be several times longer than
+ * the message it came in (a number such as 1e16 comes out as
+ * 10000000000000000.0), so publishers check it: one longer message would
+ * make every subscribed worker drop its link (docs/architecture.md §Redis). */
+#define PD_BUS_ENVELOPE_ROOM 4096
+static inline size_t pd_worker_bus_max_packet(const pd_worker *w)
+{
+    return (size_t)PD_MAX(w->cfg.max_message_bytes, w->cfg.max_send_queue_bytes);
+}
+
 #endif
