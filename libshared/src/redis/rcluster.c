@@ -464,11 +464,14 @@ static void on_sub_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    s->node->sub_heard_ms = pd_mono_ms();
     pd_subparse_wrote(s->sp, (size_t)nread);
     pd_subparse_event ev;
-    int rc;
+    int rc, heard = 0;
     while ((rc = pd_subparse_next(s->sp, &ev)) == PD_SUBPARSE_EVENT) {
+        /* Only whole frames count as heard: a node that dribbles one
+         * frame a byte at a time is as dead as a silent one. */
+        if (!heard++)
+            s->node->sub_heard_ms = pd_mono_ms();
         sub_event(s, &ev);
         if (!s->node)
             return; /* dropped while handling the frame */
