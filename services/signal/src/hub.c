@@ -776,7 +776,9 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
         if (!pd_slice_eq(message, w->cfg.worker_id)) {
             if (!peers_behind(h))
                 pd_metric_add(w->m_backpressure, "peer_behind", 1);
-            h->held_until = pd_mono_ms() + HUB_PRESSURE_HOLD_MS;
+            /* pd_mono_ms truncates to the millisecond: one more makes the
+             * hold last at least HUB_PRESSURE_HOLD_MS of real time. */
+            h->held_until = pd_mono_ms() + HUB_PRESSURE_HOLD_MS + 1;
         }
         return;
     }
