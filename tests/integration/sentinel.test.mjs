@@ -64,6 +64,15 @@ function statusRecorder(url, intervalMs) {
     async stop() {
       running = false;
       await loop;
+      // One last reading at the stop: the loop may have slept through the
+      // final change (the caller has just seen it for itself).
+      let s;
+      try {
+        s = (await httpGet(url, { timeout: 2000 })).status;
+      } catch {
+        s = "error";
+      }
+      if (seen[seen.length - 1] !== s) seen.push(s);
       return seen;
     },
   };
