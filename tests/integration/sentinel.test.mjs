@@ -45,15 +45,18 @@ function statusRecorder(url, intervalMs) {
   const started = new Promise((resolve) => {
     first = resolve;
   });
+  const read = async () => {
+    let s;
+    try {
+      s = (await httpGet(url, { timeout: 2000 })).status;
+    } catch {
+      s = "error";
+    }
+    if (seen[seen.length - 1] !== s) seen.push(s);
+  };
   const loop = (async () => {
     while (running) {
-      let s;
-      try {
-        s = (await httpGet(url, { timeout: 2000 })).status;
-      } catch {
-        s = "error";
-      }
-      if (seen[seen.length - 1] !== s) seen.push(s);
+      await read();
       first();
       await sleep(intervalMs);
     }
@@ -66,13 +69,7 @@ function statusRecorder(url, intervalMs) {
       await loop;
       // One last reading at the stop: the loop may have slept through the
       // final change (the caller has just seen it for itself).
-      let s;
-      try {
-        s = (await httpGet(url, { timeout: 2000 })).status;
-      } catch {
-        s = "error";
-      }
-      if (seen[seen.length - 1] !== s) seen.push(s);
+      await read();
       return seen;
     },
   };
