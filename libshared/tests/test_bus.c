@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@
 
 static pd_bus_envelope envelope(pd_bus_kind kind, const char *origin, const char *target, const char *packet)
 {
-    pd_bus_envelope e = {kind, pd_slice_cstr(origin), pd_slice_cstr(target), pd_slice_cstr(packet)};
+    pd_bus_envelope e = {kind, pd_slice_cstr(origin), pd_slice_cstr(target), pd_slice_cstr(packet), {NULL, 0}};
     return e;
 }
 
@@ -102,7 +103,7 @@ static void empty_target_is_written_as_dash_and_decodes_empty(void **state)
     free(buf);
 
     /* A NULL-based empty target is the same as "". */
-    pd_bus_envelope n = {PD_BUS_BROADCAST, pd_slice_cstr("w1"), pd_slice_make(NULL, 0), pd_slice_cstr("4")};
+    pd_bus_envelope n = {PD_BUS_BROADCAST, pd_slice_cstr("w1"), pd_slice_make(NULL, 0), pd_slice_cstr("4"), {NULL, 0}};
     buf = pd_bus_encode(&n, &len);
     assert_non_null(buf);
     assert_memory_equal(buf, "PD1 B w1 -\n4", len);
@@ -126,7 +127,7 @@ static void packet_with_newlines_and_spaces_is_preserved(void **state)
 
     /* Binary bytes, including NUL, also survive. */
     const char bin[] = {'4', '\0', '\n', ' ', (char)0xff};
-    pd_bus_envelope b = {PD_BUS_LEAVE, pd_slice_cstr("w"), pd_slice_cstr("t"), pd_slice_make(bin, sizeof bin)};
+    pd_bus_envelope b = {PD_BUS_LEAVE, pd_slice_cstr("w"), pd_slice_cstr("t"), pd_slice_make(bin, sizeof bin), {NULL, 0}};
     buf = pd_bus_encode(&b, &len);
     assert_non_null(buf);
     assert_int_equal(decode_exact(buf, len, &d, &owned), PD_OK);
@@ -138,7 +139,7 @@ static void packet_with_newlines_and_spaces_is_preserved(void **state)
 static void empty_packet_round_trips(void **state)
 {
     (void)state;
-    pd_bus_envelope e = {PD_BUS_LEAVE, pd_slice_cstr("w"), pd_slice_cstr("s"), pd_slice_make(NULL, 0)};
+    pd_bus_envelope e = {PD_BUS_LEAVE, pd_slice_cstr("w"), pd_slice_cstr("s"), pd_slice_make(NULL, 0), {NULL, 0}};
     size_t len = 0;
     char *buf = pd_bus_encode(&e, &len);
     assert_non_null(buf);
@@ -224,7 +225,7 @@ static void decode_rejects_missing_fields(void **state)
     assert_int_equal(decode_str("PD1 S w t 4"), PD_ERR);    /* space instead of newline */
     assert_int_equal(decode_str("PD1 S  t\n4"), PD_ERR);    /* empty origin */
     assert_int_equal(decode_str("PD1 S w \n4"), PD_ERR);    /* empty target */
-    assert_int_equal(decode_str("PD1 S w t x\n4"), PD_ERR); /* extra field */
+    assert_int_equal(decode_str("PD1 S w t r x\n4"), PD_ERR); /* a field after the room */
 }
 
 static void decode_rejects_over_long_origin(void **state)
@@ -295,6 +296,44 @@ static void encode_head_is_the_encoded_prefix(void **state)
     assert_int_equal(pd_bus_encode_head(&bad, head, sizeof(head)), PD_ERR);
 }
 
+/* A signal on a worker's own channel names its room after the target. */
+static void room_field_round_trips_and_is_bounded(void **state)
+{
+    (void)state;
+    pd_bus_envelope e = envelope(PD_BUS_TO_SOCKET, "w1", "AbCd1234sock", "42[\"offer\",{}]");
+    e.room = pd_slice_cstr("4821");
+    size_t len = 0;
+    char *buf = pd_bus_encode(&e, &len);
+    assert_non_null(buf);
+    const char *want = "PD1 S w1 AbCd1234sock 4821\n42[\"offer\",{}]";
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(buf, want, len);
+    char head[64];
+    assert_int_equal(pd_bus_encode_head(&e, head, sizeof(head)), (int)(strchr(want, '\n') - want + 1));
+    pd_bus_envelope out;
+    char *owned = NULL;
+    assert_int_equal(decode_exact(buf, len, &out, &owned), PD_OK);
+    assert_slice(out.room, "4821", 4);
+    assert_slice(out.target, "AbCd1234sock", 12);
+    assert_slice(out.packet, "42[\"offer\",{}]", strlen("42[\"offer\",{}]"));
+    free(owned);
+    free(buf);
+    /* Without a room the field is absent, and decodes empty. */
+    assert_int_equal(decode_exact("PD1 S w1 t\n4", 12, &out, &owned), PD_OK);
+    assert_int_equal(out.room.len, 0);
+    free(owned);
+    /* A room field that is empty, too long, or followed by more fields. */
+    assert_int_equal(decode_str("PD1 S w1 t \n4"), PD_ERR);
+    assert_int_equal(decode_str("PD1 S w1 t 12 34\n4"), PD_ERR);
+    assert_int_equal(decode_str("PD1 S w1 t 12\r\n4"), PD_ERR);
+    assert_int_equal(decode_str("PD1 S w1 t 12"), PD_ERR);
+    char longer[200];
+    snprintf(longer, sizeof(longer), "PD1 S w1 t %065d\n4", 1);
+    assert_int_equal(decode_str(longer), PD_ERR);
+    e.room = pd_slice_cstr("a b");
+    assert_null(pd_bus_encode(&e, &len));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +351,7 @@ int main(void)
         cmocka_unit_test(decode_only_reads_slice_length),
         cmocka_unit_test(channel_name_is_prefix_plus_room),
         cmocka_unit_test(encode_head_is_the_encoded_prefix),
+        cmocka_unit_test(room_field_round_trips_and_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,10 +184,40 @@ static void forked_child_gets_different_ids(void **state)
     assert_string_not_equal(parent, child);
 }
 
+/* A tagged socket id carries its worker's tag in front; pd_id_tag_of finds
+ * it, and tells a plain id apart (docs/architecture.md §Signals). */
+static void tagged_socket_ids(void **state)
+{
+    (void)state;
+    char id[PD_SOCKET_ID_MAX + 1];
+    assert_int_equal(pd_id_socket_tagged(id, "Ab3dEf9h"), PD_OK);
+    assert_int_equal(strlen(id), PD_SOCKET_ID_MAX);
+    assert_memory_equal(id, "Ab3dEf9h", PD_ID_TAG_LEN);
+    for (int i = PD_ID_TAG_LEN; i < PD_SOCKET_ID_MAX; i++)
+        assert_true(is_b64url(id[i]));
+    assert_true(pd_id_valid(pd_slice_cstr(id)));
+    pd_slice tag = {NULL, 0};
+    assert_int_equal(pd_id_tag_of(pd_slice_cstr(id), &tag), 1);
+    assert_int_equal(tag.len, PD_ID_TAG_LEN);
+    assert_ptr_equal(tag.base, id);
+    /* No usable tag: a plain id, which has no tag to find. */
+    const char *no_tag[] = {NULL, "", "short", "Ab3dEf9hX", "Ab3d-f9h"};
+    for (size_t k = 0; k < sizeof no_tag / sizeof *no_tag; k++) {
+        assert_int_equal(pd_id_socket_tagged(id, no_tag[k]), PD_OK);
+        assert_int_equal(strlen(id), PD_SOCKET_ID_LEN);
+        assert_int_equal(pd_id_tag_of(pd_slice_cstr(id), &tag), 0);
+    }
+    /* The right length with a head that is not a tag. */
+    assert_int_equal(pd_id_tag_of(pd_slice_cstr("Ab3d_f9hAAAAAAAAAAAAAAAAAAAA"), &tag), 0);
+    assert_int_equal(pd_id_tag_of(pd_slice_cstr("Ab3dxf9hAAAAAAAAAAAAAAAAAAAA"), &tag), 1);
+    assert_int_equal(pd_id_tag_of(pd_slice_cstr("Ab3dxf9hAAAAAAAAAAAAAAAAAAA"), &tag), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(socket_id_shape),
+        cmocka_unit_test(tagged_socket_ids),
         cmocka_unit_test(socket_ids_are_unique_and_use_all_symbols),
         cmocka_unit_test(random_id_digits_uniform),
         cmocka_unit_test(random_id_alnum_and_edge_alphabets),

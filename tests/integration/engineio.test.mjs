@@ -47,7 +47,7 @@ describe("Engine.IO handshake and packets", { timeout: 120000 }, () => {
       const connectPkt = await ws.nextText();
       assert.match(connectPkt, /^40\{/, `socket.io connect reply: ${connectPkt}`);
       const s = JSON.parse(connectPkt.slice(2));
-      assert.match(s.sid, /^[A-Za-z0-9_-]{20}$/);
+      assert.match(s.sid, /^[A-Za-z0-9]{8}[A-Za-z0-9_-]{20}$/);
       assert.notEqual(s.sid, o.sid, "socket id differs from the engine sid");
     } finally {
       ws.close();
@@ -59,7 +59,7 @@ describe("Engine.IO handshake and packets", { timeout: 120000 }, () => {
     try {
       await ws.nextText();
       ws.send('40{"token":"abc"}');
-      assert.match(await ws.nextText(), /^40\{"sid":"[A-Za-z0-9_-]{20}"\}$/);
+      assert.match(await ws.nextText(), /^40\{"sid":"[A-Za-z0-9]{8}[A-Za-z0-9_-]{20}"\}$/);
     } finally {
       ws.close();
     }
@@ -85,7 +85,7 @@ describe("Engine.IO handshake and packets", { timeout: 120000 }, () => {
       assert.equal(await ws.nextText(), '44/random,{"message":"Invalid namespace"}');
       // Still served: the main namespace connects afterwards.
       ws.send("40");
-      assert.match(await ws.nextText(), /^40\{"sid":"[A-Za-z0-9_-]{20}"\}$/);
+      assert.match(await ws.nextText(), /^40\{"sid":"[A-Za-z0-9]{8}[A-Za-z0-9_-]{20}"\}$/);
       assert.equal(ws.closed, false);
     } finally {
       ws.close();

@@ -59,7 +59,7 @@ export async function connect(url, { ip = uniqueIp(), path = "/socket.io/", extr
       reject(new Error(`socket.io connect to ${url} failed: ${e.message}`));
     });
   });
-  assert.match(socket.id, /^[A-Za-z0-9_-]{20}$/, "socket id: 20 chars of base64url");
+  assert.match(socket.id, /^[A-Za-z0-9]{8}[A-Za-z0-9_-]{20}$/, "socket id: the worker's 8-character tag, then 20 chars of base64url");
   return socket;
 }
 

@@ -119,7 +119,7 @@ class Poller {
     await this.postOk("40");
     for (;;) {
       const pk = await this.packets();
-      for (const x of pk) assert.ok(x === "2" || /^40\{"sid":"[A-Za-z0-9_-]{20}"\}$/.test(x), `unexpected packet ${x}`);
+      for (const x of pk) assert.ok(x === "2" || /^40\{"sid":"[A-Za-z0-9]{8}[A-Za-z0-9_-]{20}"\}$/.test(x), `unexpected packet ${x}`);
       if (pk.includes("2")) await this.postOk("3");
       const c = pk.find((x) => x.startsWith("40"));
       if (c) {
@@ -175,7 +175,7 @@ async function connectVia(url, transports, { ip = uniqueIp() } = {}) {
     socket.close();
     throw e;
   });
-  assert.match(socket.id, /^[A-Za-z0-9_-]{20}$/);
+  assert.match(socket.id, /^[A-Za-z0-9]{8}[A-Za-z0-9_-]{20}$/);
   return socket;
 }
 

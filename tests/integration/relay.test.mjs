@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, afterEach, describe, it } from "node:test";
 
 import { startCluster } from "../lib/cluster.mjs";
+import { RedisConn } from "../lib/redis.mjs";
 import { closeAll, connect, createRoom, eventually, expectNothing, join, waitFor } from "./helpers.mjs";
+import { metrics, metricValue } from "./wire.mjs";
 
 const OFFER = { type: "offer", sdp: "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" };
 const ANSWER = { type: "answer", sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" };
@@ -50,6 +52,80 @@ describe("relay across workers", { timeout: 180000 }, () => {
     a.emit("offer", { peerId: b.id, offer: OFFER, from: a.id });
     assert.deepEqual(await waitFor(b, "offer"), { offer: OFFER, from: a.id, peerId: a.id });
     await expectNothing([a, x, y], "offer");
+  });
+
+  it("a socket id begins with its worker's tag: the same for sockets of one worker, another for the other", () => {
+    const tag = (s) => s.id.slice(0, 8);
+    assert.equal(tag(a), tag(y));
+    assert.equal(tag(b), tag(x));
+    assert.notEqual(tag(a), tag(b));
+  });
+
+  it("a signal goes on the target worker's own channel only, naming the room; an id without a tag on the room channel", async () => {
+    // What Redis carries (docs/architecture.md §Signals, §Bus): a pattern
+    // subscriber sees every pd: channel a worker publishes on.
+    const sub = await RedisConn.open(c.redisPort);
+    const seen = [];
+    try {
+      await sub.psubscribe("pd:*", (ch, msg) => seen.push([ch, msg.toString()]));
+      a.emit("offer", { peerId: b.id, offer: { ...OFFER, sdp: "marker-1" } });
+      await waitFor(b, "offer");
+      b.emit("answer", { peerId: a.id, answer: { ...ANSWER, sdp: "marker-2" } });
+      await waitFor(a, "answer");
+      // A target of the old shape (no tag): sent on the room channel, where
+      // a worker holding it would find it.
+      const untagged = "Zz0123456789abcdefgh";
+      a.emit("offer", { peerId: untagged, offer: { ...OFFER, sdp: "marker-3" } });
+      await eventually("the untagged signal is published", () => seen.some(([, m]) => m.includes("marker-3")));
+      const carrying = (mark) => seen.filter(([, m]) => m.includes(mark));
+      const offer = carrying("marker-1");
+      assert.equal(offer.length, 1, JSON.stringify(offer));
+      assert.equal(offer[0][0], `pd:eio:${b.id.slice(0, 8)}`);
+      assert.ok(offer[0][1].startsWith(`PD1 S `) && offer[0][1].includes(` ${b.id} ${R}\n42["offer",`), offer[0][1]);
+      const answer = carrying("marker-2");
+      assert.equal(answer.length, 1, JSON.stringify(answer));
+      assert.equal(answer[0][0], `pd:eio:${a.id.slice(0, 8)}`);
+      assert.ok(answer[0][1].includes(` ${a.id} ${R}\n42["answer",`), answer[0][1]);
+      const old = carrying("marker-3");
+      assert.equal(old.length, 1, JSON.stringify(old));
+      assert.equal(old[0][0], `pd:room:${R}`);
+      assert.ok(old[0][1].includes(` ${untagged}\n42["offer",`), old[0][1]);
+    } finally {
+      sub.close();
+    }
+  });
+
+  it("a signal to a closed socket of the sender's own worker is dropped as gone, not published", async () => {
+    const d = await connect(c.workers[0].url);
+    const gone = d.id;
+    assert.equal((await join(d, R)).success, true);
+    d.close();
+    // Its room-mate hears of it once the worker has closed it.
+    await waitFor(a, "peer-disconnected", { pred: (p) => p.peerId === gone });
+    const before = metricValue(await metrics(c.workers[0].url), 'privydrop_signal_dropped_total{reason="gone"}');
+    a.emit("offer", { peerId: gone, offer: OFFER });
+    await eventually("counted as gone", async () =>
+      metricValue(await metrics(c.workers[0].url), 'privydrop_signal_dropped_total{reason="gone"}') === before + 1);
+  });
+
+  it("an envelope on a worker's channel must be a signal naming its room", async () => {
+    const pub = await RedisConn.open(c.redisPort);
+    const key = 'privydrop_signal_dropped_total{reason="bad_envelope"}';
+    try {
+      const ch = `pd:eio:${b.id.slice(0, 8)}`;
+      const before = metricValue(await metrics(c.workers[1].url), key);
+      const pkt = `42["offer",{"offer":{"sdp":"forged"},"from":"x","peerId":"x"}]`;
+      await pub.command("PUBLISH", ch, `PD1 S other ${b.id}\n${pkt}`); // no room
+      await pub.command("PUBLISH", ch, `PD1 B other - ${R}\n${pkt}`); // not a signal
+      await eventually("both refused", async () => metricValue(await metrics(c.workers[1].url), key) === before + 2);
+      // Naming another room than the target's: not delivered.
+      await pub.command("PUBLISH", ch, `PD1 S other ${b.id} ${R2}\n${pkt}`);
+      // Naming the target's room: delivered, as from any worker.
+      await pub.command("PUBLISH", ch, `PD1 S other ${b.id} ${R}\n42["offer",{"offer":{"sdp":"ok"},"from":"x","peerId":"x"}]`);
+      assert.deepEqual(await waitFor(b, "offer"), { offer: { sdp: "ok" }, from: "x", peerId: "x" });
+    } finally {
+      pub.close();
+    }
   });
 
   it("answer reaches the target on the other worker", async () => {

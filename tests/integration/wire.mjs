@@ -149,7 +149,7 @@ export async function rawSession(port, { ip = uniqueIp(), sio = true, headers = 
   if (sio) {
     ws.send("40");
     const c = await ws.nextText();
-    assert.match(c, /^40\{"sid":"[A-Za-z0-9_-]{20}"\}$/);
+    assert.match(c, /^40\{"sid":"[A-Za-z0-9]{8}[A-Za-z0-9_-]{20}"\}$/);
     ws.sid = JSON.parse(c.slice(2)).sid;
   }
   return ws;

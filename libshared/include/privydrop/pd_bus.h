@@ -4,6 +4,10 @@
  *
  * Wire form (text, one PUBLISH payload):
  *     PD1 <kind> <origin> <target>\n<engine.io packet bytes>
+ * or, on a worker's own channel (a signal sent straight to the worker that
+ * holds its target, docs/architecture.md §Signals), with the room the
+ * channel does not name:
+ *     PD1 S <origin> <target> <room>\n<engine.io packet bytes>
  * kind   'S' deliver to socket <target> only (a signal);
  *        'B' deliver to every member except <target> ("-" = nobody excluded);
  *        'L' <target> has left the room: its instance unbinds it locally,
@@ -33,6 +37,7 @@ typedef struct pd_bus_envelope {
     pd_slice origin; /* instance id */
     pd_slice target; /* socket id, or empty for "nobody excluded" */
     pd_slice packet; /* the encoded Engine.IO packet */
+    pd_slice room;   /* empty: the channel names the room */
 } pd_bus_envelope;
 
 /* Encode into a malloc'd buffer (caller frees); *len set. NULL on OOM or if

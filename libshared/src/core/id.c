@@ -106,6 +106,37 @@ int pd_id_socket(char out[PD_SOCKET_ID_LEN + 1])
     return PD_OK;
 }
 
+static int id_is_tag(const char *s, size_t n)
+{
+    if (n != PD_ID_TAG_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
+int pd_id_socket_tagged(char out[PD_SOCKET_ID_MAX + 1], const char *tag)
+{
+    if (!tag || !id_is_tag(tag, strnlen(tag, PD_ID_TAG_LEN + 1)))
+        return pd_id_socket(out);
+    memcpy(out, tag, PD_ID_TAG_LEN);
+    return pd_id_socket(out + PD_ID_TAG_LEN);
+}
+
+int pd_id_tag_of(pd_slice id, pd_slice *tag)
+{
+    /* The random part is base64url, which pd_id_valid checks where ids
+     * come in; the length and an alphanumeric head are what tell the
+     * shapes apart (a plain id is 20 characters). */
+    if (id.len != PD_SOCKET_ID_MAX || !id_is_tag(id.base, PD_ID_TAG_LEN))
+        return 0;
+    *tag = pd_slice_make(id.base, PD_ID_TAG_LEN);
+    return 1;
+}
+
 int pd_id_random(char *out, size_t n, const char *alphabet)
 {
     if (out == NULL || alphabet == NULL)

@@ -16,9 +16,9 @@ int pd_bus_encode_head(const pd_bus_envelope *env, char *buf, size_t cap)
 {
     pd_slice target = env->target.len ? env->target : pd_slice_cstr("-");
     if (env->origin.len == 0 || env->origin.len > PD_BUS_MAX_ORIGIN || !bus_token_ok(env->origin) ||
-        !bus_token_ok(target))
+        !bus_token_ok(target) || !bus_token_ok(env->room) || env->room.len > PD_ID_MAX)
         return PD_ERR;
-    size_t n = 4 + 2 + env->origin.len + 1 + target.len + 1;
+    size_t n = 4 + 2 + env->origin.len + 1 + target.len + (env->room.len ? 1 + env->room.len : 0) + 1;
     if (n > cap || n > INT32_MAX)
         return PD_ERR;
     char *p = buf;
@@ -31,6 +31,11 @@ int pd_bus_encode_head(const pd_bus_envelope *env, char *buf, size_t cap)
     *p++ = ' ';
     memcpy(p, target.base, target.len);
     p += target.len;
+    if (env->room.len) {
+        *p++ = ' ';
+        memcpy(p, env->room.base, env->room.len);
+        p += env->room.len;
+    }
     *p = '\n';
     return (int)n;
 }
@@ -38,7 +43,7 @@ int pd_bus_encode_head(const pd_bus_envelope *env, char *buf, size_t cap)
 char *pd_bus_encode(const pd_bus_envelope *env, size_t *len)
 {
     pd_slice target = env->target.len ? env->target : pd_slice_cstr("-");
-    size_t head = 4 + 2 + env->origin.len + 1 + target.len + 1;
+    size_t head = 4 + 2 + env->origin.len + 1 + target.len + (env->room.len ? 1 + env->room.len : 0) + 1;
     char *buf = malloc(head + env->packet.len + 1);
     if (!buf)
         return NULL;
@@ -74,11 +79,20 @@ int pd_bus_decode(pd_slice msg, pd_bus_envelope *out)
     const char *t = p;
     while (p < end && *p != '\n' && *p != ' ' && *p != '\r')
         p++;
-    if (p >= end || *p != '\n' || p == t)
+    if (p >= end || (*p != '\n' && *p != ' ') || p == t)
         return PD_ERR;
     out->target = pd_slice_make(t, (size_t)(p - t));
     if (pd_slice_eq(out->target, "-"))
         out->target = pd_slice_make(NULL, 0);
+    out->room = pd_slice_make(NULL, 0);
+    if (*p == ' ') {
+        const char *r = ++p;
+        while (p < end && *p != '\n' && *p != ' ' && *p != '\r')
+            p++;
+        if (p >= end || *p != '\n' || p == r || (size_t)(p - r) > PD_ID_MAX)
+            return PD_ERR;
+        out->room = pd_slice_make(r, (size_t)(p - r));
+    }
     p++;
     out->kind = (pd_bus_kind)kind;
     out->packet = pd_slice_make(p, (size_t)(end - p));

@@ -645,7 +645,7 @@ int pd_room_publish_left(pd_redis *r, const char *origin, pd_slice room, pd_slic
     json_decref(payload);
     if (!pkt)
         return PD_ERR;
-    pd_bus_envelope env = {PD_BUS_LEAVE, pd_slice_cstr(origin), sid, pd_slice_make(pkt, plen)};
+    pd_bus_envelope env = {PD_BUS_LEAVE, pd_slice_cstr(origin), sid, pd_slice_make(pkt, plen), {NULL, 0}};
     int rc = pd_room_publish(r, room, &env);
     free(pkt);
     return rc;

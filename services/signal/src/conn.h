@@ -52,7 +52,7 @@ typedef struct pd_conn_ops {
 struct pd_conn {
     const pd_conn_ops *ops;          /* the transport's, static */
     void *data;                      /* the handler's record, NULL outside open..close */
-    char sid[PD_SOCKET_ID_LEN + 1];  /* Socket.IO socket id */
+    char sid[PD_SOCKET_ID_MAX + 1];  /* Socket.IO socket id: the worker's tag, then random */
     uint8_t ip[16];                  /* client address; IPv4 as ::ffff:a.b.c.d */
 };
 

@@ -231,7 +231,7 @@ int pd_eng_open(pd_eng *e, pd_worker *w, const pd_eng_transport *tp, const char 
     int n = pd_eio_encode_open(open, sizeof(open), eio_sid, (unsigned)w->cfg.ping_interval_ms,
                                (unsigned)w->cfg.ping_timeout_ms, (size_t)w->cfg.max_message_bytes,
                                can_upgrade);
-    if (n <= 0 || pd_id_socket(e->conn.sid) != PD_OK)
+    if (n <= 0 || pd_id_socket_tagged(e->conn.sid, w->eio_tag) != PD_OK)
         return PD_ERR;
     e->conn.ops = &ENG_OPS;
     e->w = w;
@@ -353,7 +353,7 @@ static void eng_sio_disconnect(pd_eng *e)
     e->sio_connected = 0;
     e->connect_pending = 0;
     e->counted = 0;
-    if (pd_id_socket(e->conn.sid) != PD_OK) {
+    if (pd_id_socket_tagged(e->conn.sid, w->eio_tag) != PD_OK) {
         pd_eng_close(e, PD_WS_CLOSE_INTERNAL, "no socket id");
         return;
     }

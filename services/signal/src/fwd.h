@@ -28,14 +28,18 @@
  *     X <from tag> <sid>\n             that WebSocket closed → owner
  *     O <sid>\n<packet>                owner → the tunnelled WebSocket
  *     C <sid> <code>\n                 owner closes it (a WebSocket close code)
+ * The same channel carries signals for this worker's sockets, whose ids
+ * begin with its tag too: bus envelopes ("PD1 S ...", pd_bus.h), handed to
+ * the hub (docs/architecture.md §Signals).
  * One libuv loop per process: nothing here is locked. */
 #ifndef PD_SIGNAL_FWD_H
 #define PD_SIGNAL_FWD_H
 
 #include "privydrop/pd_http.h"
+#include "privydrop/pd_id.h"
 #include "worker.h"
 
-#define PD_FWD_TAG_LEN 8
+#define PD_FWD_TAG_LEN PD_ID_TAG_LEN
 #define PD_FWD_CHANNEL_PREFIX "pd:eio:"
 /* Longest Engine.IO sid accepted from a client. */
 #define PD_FWD_MAX_SID 64

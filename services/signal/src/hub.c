@@ -19,6 +19,7 @@
 #include "privydrop/pd_sio.h"
 #include "privydrop/pd_wsscan.h"
 #include "events.h"
+#include "fwd.h"
 #include "hub.h"
 #include "maint.h"
 
@@ -71,13 +72,13 @@ static const char *sess_room_id(hub_sock *s)
 /* A socket whose Redis cleanup could not run (Redis down): retried. */
 typedef struct hub_cleanup {
     struct hub_cleanup *next;
-    char sid[PD_SOCKET_ID_LEN + 1];
+    char sid[PD_SOCKET_ID_MAX + 1];
     char room[PD_ID_MAX + 1];
 } hub_cleanup;
 
 /* One socket a drain still has to close. */
 typedef struct hub_drain_entry {
-    char sid[PD_SOCKET_ID_LEN + 1];
+    char sid[PD_SOCKET_ID_MAX + 1];
 } hub_drain_entry;
 
 struct pd_hub {
@@ -200,11 +201,32 @@ static void publish(pd_hub *h, const char *room, pd_bus_kind kind, const char *t
         return;
     }
     pd_bus_envelope env = {kind, pd_slice_cstr(w->cfg.worker_id), pd_slice_cstr(target ? target : ""),
-                           pd_slice_make(pkt, len)};
+                           pd_slice_make(pkt, len), {NULL, 0}};
     if (pd_room_publish(w->redis, pd_slice_cstr(room), &env) == PD_OK)
         pd_metric_add(w->m_publishes, NULL, 1);
     else
         pd_metric_add(w->m_dropped, pd_redis_ready(w->redis) ? "encode" : "redis_down", 1);
+}
+
+/* A signal for socket `target` of the worker tagged `tag`, published on
+ * that worker's own channel only: no other worker hears it (the sender's
+ * included), and the envelope names the room the channel does not. */
+static void publish_to_worker(pd_hub *h, pd_slice tag, const char *room, const char *target,
+                              const char *pkt, size_t len)
+{
+    pd_worker *w = h->w;
+    if (len > pd_worker_bus_max_packet(w)) {
+        pd_metric_add(w->m_dropped, "too_large", 1);
+        return;
+    }
+    pd_bus_envelope env = {PD_BUS_TO_SOCKET, pd_slice_cstr(w->cfg.worker_id), pd_slice_cstr(target),
+                           pd_slice_make(pkt, len), pd_slice_cstr(room)};
+    char head[PD_BUS_MAX_ORIGIN + 2 * PD_ID_MAX + 16];
+    int hlen = pd_bus_encode_head(&env, head, sizeof(head));
+    if (hlen > 0 && pd_fwd_publish(w, tag, head, (size_t)hlen, pkt, len, NULL, NULL) == PD_OK)
+        pd_metric_add(w->m_publishes, NULL, 1);
+    else
+        pd_metric_add(w->m_dropped, hlen <= 0 ? "encode" : "redis_down", 1);
 }
 
 /* A packet for everyone in `room` but `except`: local members directly,
@@ -270,7 +292,7 @@ static void cleanup_queue(pd_hub *h, const char *sid, const char *room)
 
 typedef struct leave_ctx {
     pd_hub *h;
-    char sid[PD_SOCKET_ID_LEN + 1];
+    char sid[PD_SOCKET_ID_MAX + 1];
     char room[PD_ID_MAX + 1];
 } leave_ctx;
 
@@ -316,7 +338,7 @@ static void cleanups_retry(pd_hub *h)
 
 typedef struct count_ctx {
     pd_hub *h;
-    char sid[PD_SOCKET_ID_LEN + 1];
+    char sid[PD_SOCKET_ID_MAX + 1];
 } count_ctx;
 
 static void on_counted(long v, void *data)
@@ -400,7 +422,7 @@ static void hub_on_close(void *ud, pd_conn *conn)
 
 typedef struct join_ctx {
     pd_hub *h;
-    char sid[PD_SOCKET_ID_LEN + 1];
+    char sid[PD_SOCKET_ID_MAX + 1];
     char room[PD_ID_MAX + 1];
 } join_ctx;
 
@@ -444,7 +466,7 @@ static void announce_join(pd_hub *h, hub_sock *s, hub_room *r, const join_ctx *c
     deliver_local(r, c->sid, pkt, len);
     join_ctx *ack = malloc(sizeof(*ack));
     pd_bus_envelope env = {PD_BUS_BROADCAST, pd_slice_cstr(w->cfg.worker_id), pd_slice_cstr(c->sid),
-                           pd_slice_make(pkt, len)};
+                           pd_slice_make(pkt, len), {NULL, 0}};
     if (ack) {
         *ack = *c;
         if (pd_room_publish_then(w->redis, pd_slice_cstr(c->room), &env, on_ready_published, ack) == PD_OK) {
@@ -582,7 +604,9 @@ static void on_join(pd_hub *h, hub_sock *s, json_t *payload)
 /* ---- signals and room broadcasts ---------------------------------------- */
 
 /* Deliver an encoded signal to its target: directly when local (and in
- * the sender's room), else once on the sender's room channel. */
+ * the sender's room); to the worker its id names (docs/architecture.md
+ * §Signals); or, for an id without a tag, once on the sender's room
+ * channel. */
 static void relay_to(pd_hub *h, const char *room, hub_sock *target, pd_slice peer, const char *pkt, size_t len)
 {
     if (target) {
@@ -592,7 +616,18 @@ static void relay_to(pd_hub *h, const char *room, hub_sock *target, pd_slice pee
     char tgt[PD_ID_MAX + 1];
     memcpy(tgt, peer.base, peer.len);
     tgt[peer.len] = '\0';
-    publish(h, room, PD_BUS_TO_SOCKET, tgt, pkt, len);
+    pd_slice tag;
+    if (!pd_id_tag_of(peer, &tag)) {
+        publish(h, room, PD_BUS_TO_SOCKET, tgt, pkt, len);
+        return;
+    }
+    if (pd_fwd_is_local(h->w, peer)) {
+        /* Ours, yet not open here: it has closed, and no other worker
+         * can hold it. */
+        pd_metric_add(h->w->m_dropped, "gone", 1);
+        return;
+    }
+    publish_to_worker(h, tag, room, tgt, pkt, len);
 }
 
 /* Whether s may signal `peer` (both paths ask here): 1 if so, with *target
@@ -769,28 +804,12 @@ static int peers_behind(const pd_hub *h)
     return h->held_until > pd_mono_ms();
 }
 
-void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
+/* An envelope of `room`, from a room channel or our own: what it asks of
+ * this worker's members of that room. */
+static void bus_deliver(pd_hub *h, pd_slice room, const pd_bus_envelope *e)
 {
     pd_worker *w = h->w;
-    if (pd_slice_eq(channel, PD_BUS_PRESSURE_CHANNEL)) {
-        if (!pd_slice_eq(message, w->cfg.worker_id)) {
-            if (!peers_behind(h))
-                pd_metric_add(w->m_backpressure, "peer_behind", 1);
-            /* pd_mono_ms truncates to the millisecond: one more makes the
-             * hold last at least HUB_PRESSURE_HOLD_MS of real time. */
-            h->held_until = pd_mono_ms() + HUB_PRESSURE_HOLD_MS + 1;
-        }
-        return;
-    }
-    size_t pre = sizeof(PD_BUS_CHANNEL_PREFIX) - 1;
-    if (channel.len <= pre || memcmp(channel.base, PD_BUS_CHANNEL_PREFIX, pre) != 0)
-        return;
-    pd_slice room = pd_slice_make(channel.base + pre, channel.len - pre);
-    pd_bus_envelope env;
-    if (pd_bus_decode(message, &env) != PD_OK) {
-        pd_metric_add(w->m_dropped, "bad_envelope", 1);
-        return;
-    }
+    pd_bus_envelope env = *e;
     if (pd_slice_eq(env.origin, w->cfg.worker_id))
         return; /* our own: already delivered locally */
     hub_room *r = room_get(h, room);
@@ -827,6 +846,41 @@ void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
         break;
     }
     }
+}
+
+void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
+{
+    pd_worker *w = h->w;
+    if (pd_slice_eq(channel, PD_BUS_PRESSURE_CHANNEL)) {
+        if (!pd_slice_eq(message, w->cfg.worker_id)) {
+            if (!peers_behind(h))
+                pd_metric_add(w->m_backpressure, "peer_behind", 1);
+            /* pd_mono_ms truncates to the millisecond: one more makes the
+             * hold last at least HUB_PRESSURE_HOLD_MS of real time. */
+            h->held_until = pd_mono_ms() + HUB_PRESSURE_HOLD_MS + 1;
+        }
+        return;
+    }
+    size_t pre = sizeof(PD_BUS_CHANNEL_PREFIX) - 1;
+    if (channel.len <= pre || memcmp(channel.base, PD_BUS_CHANNEL_PREFIX, pre) != 0)
+        return;
+    pd_bus_envelope env;
+    if (pd_bus_decode(message, &env) != PD_OK || env.room.len) {
+        pd_metric_add(w->m_dropped, "bad_envelope", 1);
+        return;
+    }
+    bus_deliver(h, pd_slice_make(channel.base + pre, channel.len - pre), &env);
+}
+
+void pd_hub_on_worker_message(pd_hub *h, pd_slice message)
+{
+    pd_bus_envelope env;
+    /* Only signals come this way, each naming its room. */
+    if (pd_bus_decode(message, &env) != PD_OK || env.kind != PD_BUS_TO_SOCKET || !env.room.len) {
+        pd_metric_add(h->w->m_dropped, "bad_envelope", 1);
+        return;
+    }
+    bus_deliver(h, env.room, &env);
 }
 
 /* ---- periodic duties (maint.h) -------------------------------------------- */
@@ -962,7 +1016,7 @@ static int collect_sid(pd_slice key, void *value, void *data)
 {
     (void)value;
     pd_hub *h = data;
-    size_t n = key.len < PD_SOCKET_ID_LEN ? key.len : PD_SOCKET_ID_LEN;
+    size_t n = key.len < PD_SOCKET_ID_MAX ? key.len : PD_SOCKET_ID_MAX;
     memcpy(h->drain[h->ndrain].sid, key.base, n);
     h->drain[h->ndrain].sid[n] = '\0';
     h->ndrain++;
@@ -986,7 +1040,7 @@ size_t pd_hub_drain_begin(pd_hub *h)
 
 typedef struct drain_ctx {
     pd_hub *h;
-    char sid[PD_SOCKET_ID_LEN + 1];
+    char sid[PD_SOCKET_ID_MAX + 1];
 } drain_ctx;
 
 static void drain_close(pd_hub *h, const char *sid)

@@ -25,6 +25,9 @@ extern const pd_conn_handler pd_hub_conn_handler;
 /* Redis readiness and bus messages (wired to pd_redis). */
 void pd_hub_on_redis_state(pd_hub *h, int ready);
 void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message);
+/* A bus envelope ("PD1 ...") on this worker's own channel: a signal for
+ * one of its sockets, naming its room (docs/architecture.md §Signals). */
+void pd_hub_on_worker_message(pd_hub *h, pd_slice message);
 
 size_t pd_hub_session_count(const pd_hub *h);
 /* Open sockets from one client address on this worker. */

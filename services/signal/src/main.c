@@ -392,7 +392,14 @@ static void on_bus(pd_slice channel, pd_slice message, void *data)
     pd_worker *w = data;
     if (channel.len > sizeof(PD_FWD_CHANNEL_PREFIX) - 1 &&
         memcmp(channel.base, PD_FWD_CHANNEL_PREFIX, sizeof(PD_FWD_CHANNEL_PREFIX) - 1) == 0) {
-        pd_fwd_on_message(w, message);
+        /* Our own channel carries signals for our sockets as bus
+         * envelopes, and the polling forwarder's messages (one letter). */
+        if (message.len >= 4 && memcmp(message.base, "PD1 ", 4) == 0) {
+            if (w->hub)
+                pd_hub_on_worker_message(w->hub, message);
+        } else {
+            pd_fwd_on_message(w, message);
+        }
         return;
     }
     if (w->hub)
