@@ -169,6 +169,10 @@ describe("Engine.IO v4 / Socket.IO v5 reference cases", { timeout: 120000 }, () 
     it("WebSocket: pings come, pongs keep the session", async () => {
       const { ws } = await wsOpen(port);
       try {
+        // Connected to the main namespace first: three ping intervals must
+        // not race the connect timeout on a busy machine.
+        ws.send("40");
+        assert.match(await ws.nextText(), /^40\{"sid":/);
         for (let i = 0; i < 3; i++) {
           assert.equal(await ws.nextText(), "2");
           ws.send("3");

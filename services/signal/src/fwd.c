@@ -335,10 +335,12 @@ int pd_fwd_publish(pd_worker *w, pd_slice to, const char *head, size_t hlen, con
 {
     if (to.len != PD_FWD_TAG_LEN)
         return PD_ERR;
-    char channel[sizeof(PD_FWD_CHANNEL_PREFIX) + PD_FWD_TAG_LEN];
-    snprintf(channel, sizeof(channel), "%s%.*s", PD_FWD_CHANNEL_PREFIX, (int)to.len, to.base);
+    /* Every cross-worker signal comes this way: no formatter. */
+    char channel[sizeof(PD_FWD_CHANNEL_PREFIX) - 1 + PD_FWD_TAG_LEN];
+    memcpy(channel, PD_FWD_CHANNEL_PREFIX, sizeof(PD_FWD_CHANNEL_PREFIX) - 1);
+    memcpy(channel + sizeof(PD_FWD_CHANNEL_PREFIX) - 1, to.base, PD_FWD_TAG_LEN);
     pd_slice parts[2] = {pd_slice_make(head, hlen), pd_slice_make(body, blen)};
-    return pd_redis_publish(w->redis, pd_slice_cstr(channel), parts, 2, cb, data);
+    return pd_redis_publish(w->redis, pd_slice_make(channel, sizeof(channel)), parts, 2, cb, data);
 }
 
 void pd_fwd_reply(pd_worker *w, pd_slice to, pd_slice id, int status, char type, const char *body,
