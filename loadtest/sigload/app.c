@@ -242,20 +242,20 @@ void app_signal_sent(app *a, uint64_t t)
  * CPU readings were taken: a signal is "in the window" when it was due at
  * or after its start and sent before its end, which is exactly what
  * app_signal_sent counted. */
-void app_signal_arrived(app *a, uint64_t *rx_next, uint64_t peer_sent, const char *pkt, size_t len, uint64_t now)
+uint64_t app_signal_arrived(app *a, uint64_t *rx_next, uint64_t peer_sent, const char *pkt, size_t len, uint64_t now)
 {
     uint64_t t = app_payload_u64(pkt, len, "\"t\":"), seq = app_payload_u64(pkt, len, "\"s\":");
     if (t == UINT64_MAX || t > now || seq == UINT64_MAX) {
         a->errors++; /* not a candidate the peer sent */
-        return;
+        return UINT64_MAX;
     }
     switch (sl_seq_take(rx_next, seq, peer_sent, &a->lost_gaps)) {
     case SL_SEQ_UNSENT:
         a->errors++;
-        return;
+        return UINT64_MAX;
     case SL_SEQ_REPEAT:
         a->duplicates++;
-        return;
+        return UINT64_MAX;
     case SL_SEQ_NEW:
         break;
     }
@@ -267,7 +267,7 @@ void app_signal_arrived(app *a, uint64_t *rx_next, uint64_t peer_sent, const cha
         a->in_time++;
         sl_hist_add(&a->hist, now - t);
         sl_hist_add(&a->hist_with_late, now - t);
-        break;
+        return now - t;
     case SL_WHEN_LATE:
         a->late++;
         sl_hist_add(&a->hist_with_late, now - t);
@@ -275,6 +275,7 @@ void app_signal_arrived(app *a, uint64_t *rx_next, uint64_t peer_sent, const cha
     case SL_WHEN_OUTSIDE:
         break;
     }
+    return UINT64_MAX;
 }
 
 const sl_hist *app_signals_report(app *a, sl_sbuf *j, const sl_measured *m, const char *key)

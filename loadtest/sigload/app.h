@@ -181,11 +181,13 @@ int app_sdp(char *pkt, size_t cap, const char *kind, const char *to, const char 
  * app_signal_sent counts one as sent (and in the window if due in it);
  * app_signal_arrived accounts for one that arrived at now from the peer
  * whose next expected number is *rx_next and who has sent peer_sent (new,
- * duplicate, lost before it; in time or late); app_signals_report writes
- * the accounting as JSON member key and the text lines. */
+ * duplicate, lost before it; in time or late), and returns its latency in
+ * ns when it counted in the measured window's latencies (UINT64_MAX
+ * otherwise); app_signals_report writes the accounting as JSON member key
+ * and the text lines. */
 int app_candidate(char *buf, size_t cap, const char *to, const char *from, uint64_t t, uint64_t seq);
 void app_signal_sent(app *a, uint64_t t);
-void app_signal_arrived(app *a, uint64_t *rx_next, uint64_t peer_sent, const char *pkt, size_t len, uint64_t now);
+uint64_t app_signal_arrived(app *a, uint64_t *rx_next, uint64_t peer_sent, const char *pkt, size_t len, uint64_t now);
 const sl_hist *app_signals_report(app *a, sl_sbuf *j, const sl_measured *m, const char *key);
 /* The "candidate" text every ICE candidate carries (browser-sized). */
 extern const char APP_CANDIDATE[];

@@ -21,6 +21,14 @@
  * two workers half of them reach a worker that must forward them to the
  * owner (through Redis, docs/architecture.md §Long-polling across workers).
  *
+ * With rotate, each signal is also sorted by the path it took: whether the
+ * POST that carried it and the GET that brought it reached the owner or
+ * another worker. Their latencies, taken in the same run at the same load,
+ * show what crossing adds without the noise between two runs (the report's
+ * "by_path": each path, and "forwarded", any of the three that cross). The POST of a signal is found from the sender's log of its
+ * recent POSTs (the highest sequence number each carried, and where it
+ * went); a signal older than that log counts as "unknown".
+ *
  * Each client keeps, per worker it uses, one connection for its GETs and one
  * for its POSTs (a browser's two: the waiting GET holds one). Packets are
  * queued on the client and posted once per loop turn, so one POST batches
@@ -36,6 +44,19 @@
 
 #define PL_MAX_QUEUE (1u << 20)   /* packets waiting for a POST, per client */
 #define PL_RAMP_LIMIT_NS (60ull * 1000000000ull) /* handshakes still pending then fail */
+#define PL_POST_LOG 32           /* recent POSTs remembered per client (rotate) */
+
+/* One POST of a client: the highest candidate sequence number it carried,
+ * and whether it went to a worker other than the session's owner. */
+typedef struct pl_posted {
+    uint64_t upto;
+    int crossed;
+} pl_posted;
+
+/* Paths a signal can take with rotate (index: POST crossed + 2 × GET crossed). */
+enum { PL_PATH_DIRECT, PL_PATH_POST, PL_PATH_GET, PL_PATH_BOTH, PL_PATH_ANY, PL_PATHS };
+static const char *const PL_PATH_NAMES[PL_PATHS] = {"direct", "post_forwarded", "get_forwarded", "both_forwarded",
+                                                    "forwarded"}; /* the last: any of the three before it */
 
 enum { PL_NEW, PL_OPENING, PL_OPEN, PL_READY, PL_DEAD };
 
@@ -53,6 +74,9 @@ typedef struct pl_client {
     int dirty;
     struct pl_client *dirty_next;
     uint64_t sent, rx_next;       /* signals sent (the next sequence number); expected from the peer */
+    pl_posted posted[PL_POST_LOG]; /* rotate: the last POSTs, a ring */
+    uint64_t nposted;             /* POSTs logged so far */
+    int get_crossed;              /* rotate: the GET being read went to another worker */
 } pl_client;
 
 typedef struct poll_state {
@@ -61,6 +85,8 @@ typedef struct poll_state {
     pl_client *dirty;             /* clients with packets to post */
     uv_prepare_t flush;           /* posts them once per loop turn */
     uint64_t gets, posts, posted_packets, got_packets, pings, http_errors, queue_full;
+    sl_hist by_path[PL_PATHS];    /* rotate: in-time latencies by path */
+    uint64_t path_unknown;        /* in time, but its POST no longer in the log */
 } poll_state;
 
 /* The connection of client c to worker w for GETs (kind 0) or POSTs (1). */
@@ -190,12 +216,57 @@ static void pl_send_sdp(app *a, pl_client *from, const char *kind)
     pl_queue(a, from, pkt, (size_t)n);
 }
 
+/* Log a POST of c that carried body (rotate): its last candidate's number. */
+static void pl_log_post(pl_client *c, const char *body, size_t len, int crossed)
+{
+    /* The last "s": in the body is the last candidate's: scan back. */
+    for (size_t i = len; i >= 5; i--) {
+        if (memcmp(body + i - 5, ",\"s\":", 5) != 0)
+            continue;
+        uint64_t v = 0;
+        size_t k = i;
+        while (k < len && body[k] >= '0' && body[k] <= '9')
+            v = v * 10 + (uint64_t)(body[k++] - '0');
+        if (k == i)
+            return;
+        c->posted[c->nposted % PL_POST_LOG] = (pl_posted){v, crossed};
+        c->nposted++;
+        return;
+    }
+}
+
+/* Whether the POST of `from` that carried candidate seq crossed: 0/1, or
+ * -1 if it is older than the log. */
+static int pl_post_crossed(const pl_client *from, uint64_t seq)
+{
+    uint64_t n = from->nposted, first = n > PL_POST_LOG ? n - PL_POST_LOG : 0;
+    for (uint64_t k = first; k < n; k++) {
+        const pl_posted *p = &from->posted[k % PL_POST_LOG];
+        /* The oldest entry left starts where an overwritten one ended:
+         * whether seq was in it or before it is not known. */
+        if (p->upto >= seq)
+            return k == first && first > 0 ? -1 : p->crossed;
+    }
+    return -1;
+}
+
 static void pl_event(app *a, pl_client *c, const char *name, size_t nl, const char *pkt, size_t len)
 {
     if (nl == 13 && memcmp(name, "ice-candidate", 13) == 0) {
         uint64_t now = uv_hrtime();
         a->received++;
-        app_signal_arrived(a, &c->rx_next, c->peer->sent, pkt, len, now);
+        uint64_t lat = app_signal_arrived(a, &c->rx_next, c->peer->sent, pkt, len, now);
+        if (lat != UINT64_MAX && a->o.rotate) {
+            int post = pl_post_crossed(c->peer, app_payload_u64(pkt, len, "\"s\":"));
+            if (post < 0)
+                a->poll->path_unknown++;
+            else {
+                int path = post + 2 * c->get_crossed;
+                sl_hist_add(&a->poll->by_path[path], lat);
+                if (path != PL_PATH_DIRECT)
+                    sl_hist_add(&a->poll->by_path[PL_PATH_ANY], lat);
+            }
+        }
         if (a->o.rate <= 0 && a->sending && pl_alive(c->peer))
             pl_send_candidate(a, c, now);
         return;
@@ -333,6 +404,8 @@ static size_t pl_next(sl_http *h, char *buf, size_t cap)
                       c->eio_sid, host, body);
     memcpy(buf, head, (size_t)hl);
     memcpy(buf + hl, c->out, body);
+    if (a->o.rotate)
+        pl_log_post(c, c->out, body, w != c->home);
     size_t rest = c->out_len - body - (body < c->out_len ? 1 : 0);
     memmove(c->out, c->out + c->out_len - rest, rest);
     c->out_len = rest;
@@ -375,6 +448,7 @@ static void pl_done(sl_http *h, int status, const char *body, size_t len)
         c->state = PL_OPEN;
         pl_queue(a, c, "40", 2);
     } else {
+        c->get_crossed = (h->index / 2) % a->run.ntargets != c->home;
         const char *p = body, *end = body + len;
         while (p <= end && c->state != PL_DEAD) {
             const char *sep = memchr(p, '\x1e', (size_t)(end - p));
@@ -402,6 +476,8 @@ static void poll_setup(app *a)
     a->poll = ps;
     ps->nclients = n;
     ps->clients = app_calloc((size_t)n, sizeof(pl_client));
+    for (int k = 0; k < PL_PATHS; k++)
+        sl_hist_reset(&ps->by_path[k]);
     a->nhttps = n * nt * 2;
     a->https = app_calloc((size_t)a->nhttps, sizeof(sl_http));
     for (int i = 0; i < n; i++) {
@@ -522,6 +598,21 @@ static const sl_hist *poll_report(app *a, sl_sbuf *j, const sl_measured *m)
            a->o.rotate ? "each request to the next worker" : "every request to the session's worker",
            (unsigned long long)ps->gets, (unsigned long long)ps->posts,
            ps->posts ? (double)ps->posted_packets / (double)ps->posts : 0.0, (unsigned long long)ps->http_errors);
+    if (a->o.rotate) {
+        sl_sb(j, "\"by_path\":{");
+        for (int k = 0; k < PL_PATHS; k++) {
+            sl_sb_hist(j, PL_PATH_NAMES[k], &ps->by_path[k]);
+            sl_sb(j, ",");
+        }
+        sl_sb(j, "\"unknown\":%llu},", (unsigned long long)ps->path_unknown);
+        printf("  by path (same run): ");
+        for (int k = 0; k < PL_PATHS; k++)
+            printf("%s%s p50 %.0f us p99 %.0f us (%llu)", k ? ", " : "", PL_PATH_NAMES[k],
+                   (double)sl_hist_quantile(&ps->by_path[k], 0.5) / 1e3,
+                   (double)sl_hist_quantile(&ps->by_path[k], 0.99) / 1e3,
+                   (unsigned long long)ps->by_path[k].count);
+        printf(", unknown %llu\n", (unsigned long long)ps->path_unknown);
+    }
     return app_signals_report(a, j, m, "poll");
 }
 
