@@ -11,6 +11,8 @@
 #            --scenarios relay1,relayx,shards,poll,api,apifill,churn,redis,rolling,icount,idle
 #   PD_BENCH_FRACTIONS="" (full run): relay closed loop only, without the
 #   open-loop runs at fractions of its maximum
+#   PD_BENCH_FILL_REPEAT=N: apifill runs each fill N times (the report
+#   reads the first; the others are <stack>-apifill-<fill>-r<k>.json)
 #
 # Every run starts with the machine header (bench/machine.sh: CPU, cores,
 # kernel, and the cost of a loopback write+read pair). icount (stack-less):
@@ -425,7 +427,11 @@ apifill_scenario() { # stack
     max=$(per_s "$LOGS/apifill-max.json")
   fi
   rate=$(awk -v m="$max" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
+  local rep json
   for fill in $FILLS; do
+  for rep in $(seq 1 "${PD_BENCH_FILL_REPEAT:-1}"); do
+    json=$OUT/$stack-apifill-$fill.json
+    [ "$rep" = 1 ] || json=$OUT/$stack-apifill-$fill-r$rep.json
     redis-cli -p "$RPORT" flushall >/dev/null
     redis-cli -p "$RPORT" eval "$PREFILL_LUA" 0 "$(awk -v f="$fill" 'BEGIN {print int(f * 10000 + 0.5)}')" >/dev/null
     exp_pid=
@@ -439,18 +445,27 @@ apifill_scenario() { # stack
           < <(while :; do echo "EVALSHA $sha 0"; sleep 0.02; done) ) &
       exp_pid=$!; PIDS+=("$exp_pid")
     fi
-    echo "== $stack api-fill $fill: get_room open loop at half of maximum ($rate/s)"
-    sigload "$OUT/$stack-apifill-$fill.json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
+    echo "== $stack api-fill $fill (run $rep): get_room open loop at half of maximum ($rate/s)"
+    # Redis's own latency per command, beside the client's: what the
+    # scripts cost inside Redis, warm-up included (INFO latencystats;
+    # EVALSHA is get_room's script and, every 20 ms, the expiring pass's).
+    redis-cli -p "$RPORT" config resetstat >/dev/null
+    sigload "$json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
       --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "$stack api-fill $fill"
     if [ -n "$exp_pid" ]; then kill "$exp_pid" 2>/dev/null || true; wait "$exp_pid" 2>/dev/null || true; fi
     # How the ids went: 4-digit ones handed out (expired again by the
     # loop above), and what the bookkeeping holds at the end.
-    node -e 'const fs=require("fs");const [f,fill,exp,free,used]=process.argv.slice(1);
+    node -e 'const fs=require("fs");const [f,fill,exp,free,used,lat]=process.argv.slice(1);
       const j=JSON.parse(fs.readFileSync(f,"utf8"));
       j.fill={fraction:Number(fill),short_ids_handed_out_and_expired:Number(exp)||0,free_at_end:Number(free),used_at_end:Number(used)};
-      fs.writeFileSync(f,JSON.stringify(j)+"\n")' "$OUT/$stack-apifill-$fill.json" "$fill" \
+      const m=/latency_percentiles_usec_evalsha:(\S+)/.exec(lat||"");
+      if (m) j.redis_evalsha_usec=Object.fromEntries(m[1].split(",").map((kv)=>{const [k,v]=kv.split("=");return [k,Number(v)];}));
+      fs.writeFileSync(f,JSON.stringify(j)+"\n")' "$json" "$fill" \
       "$(redis-cli -p "$RPORT" get bench:short:expired)" "$(redis-cli -p "$RPORT" scard pd:short:free)" \
-      "$(redis-cli -p "$RPORT" zcard pd:short:used)"
+      "$(redis-cli -p "$RPORT" zcard pd:short:used)" "$(redis-cli -p "$RPORT" info latencystats | tr -d '\r')"
+    [ -z "$(node -e 'const j=require(process.argv[1]);process.stdout.write(j.redis_evalsha_usec?"y":"")' "$json")" ] ||
+      node -e 'const j=require(process.argv[1]);const r=j.redis_evalsha_usec;console.log(`  Redis EVALSHA: ${Object.entries(r).map(([k,v])=>`${k} ${v} us`).join("  ")}`)' "$json"
+  done
   done
   stop_stack
 }
