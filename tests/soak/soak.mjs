@@ -73,7 +73,7 @@ let outage = false;
 let outageEnd = 0; // when the workers were ready again after the restart
 
 function noteError(e) {
-  const k = (e?.message || String(e)).replace(/[A-Za-z0-9_-]{20}/g, "<id>").slice(0, 80);
+  const k = (e?.message || String(e)).replace(/[A-Za-z0-9_-]{20,28}/g, "<id>").slice(0, 80);
   stats.errors.set(k, (stats.errors.get(k) || 0) + 1);
 }
 
