@@ -278,7 +278,7 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
     }
   });
 
-  it("resharding: a room's key slot and its channel's slot move to another master while it is in use", async () => {
+  it("resharding: a room's key slot, its channel's slot and the workers' own channels move to another master while in use", async () => {
     const [w1, w2] = c.workers;
     const seed = c.clusterPorts.find((p) => c.nodeProcs.get(p).running);
     const socks = [];
@@ -293,7 +293,10 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       const ms = (await masters(seed)).map((m) => m.port);
       const key = `room:{${R}}`;
       const chan = `pd:room:${R}`;
-      for (const name of [key, chan]) {
+      // Signals go on the target worker's own channel (docs/architecture.md
+      // §Signals): move both workers' channels too.
+      const ownChans = [`pd:eio:${a.id.slice(0, 8)}`, `pd:eio:${b.id.slice(0, 8)}`];
+      for (const name of [key, chan, ...ownChans]) {
         const slot = Number(await redisCliRaw(seed, "CLUSTER", "KEYSLOT", name));
         const from = await ownerPort(seed, name);
         const to = ms.find((p) => p !== from);
@@ -302,10 +305,14 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       }
       // The channel's old master dropped its subscribers on giving the slot
       // away; both workers subscribe on the new one.
-      const numsub = async (port) => Number((await redisCliRaw(port, "PUBSUB", "SHARDNUMSUB", chan)).split("\n")[1]);
+      const numsub = async (port, ch = chan) => Number((await redisCliRaw(port, "PUBSUB", "SHARDNUMSUB", ch)).split("\n")[1]);
       const chanOwner = await ownerPort(seed, chan);
       await eventually("both workers subscribed on the channel's new master", async () => (await numsub(chanOwner)) === 2,
         { timeout: GUARD_MS });
+      for (const own of ownChans) {
+        const owner = await ownerPort(seed, own);
+        await eventually(`${own} subscribed on its new master`, async () => (await numsub(owner, own)) === 1, { timeout: GUARD_MS });
+      }
       await relayOk(a, b, "after-reshard");
       await relayOk(b, a, "after-reshard-back");
       // The room's key moved: a join follows MOVED (or the new map).
