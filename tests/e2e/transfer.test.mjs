@@ -195,6 +195,9 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
 
   it("moves a 64 MiB random file intact and reports its throughput", async () => {
     const p = r1.page;
+    const said = [];
+    const listen = (m) => said.push(m.text());
+    p.on("console", listen);
     const t0 = performance.now();
     const { file, suggested } = await download(p, BIG);
     const secs = (performance.now() - t0) / 1000;
@@ -205,6 +208,10 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     await p.locator(`[data-testid="offered-item"][data-name="${BIG}"] [data-testid="verified"]`).waitFor({ timeout: 5000 });
     console.log(`throughput: 64 MiB in ${secs.toFixed(2)} s = ${(64 * MiB / 1e6 / secs).toFixed(1)} MB/s (click to saved, SHA-256 checked on both ends)`);
     await waitState(sender.page, BIG, "done");
+    p.off("console", listen);
+    // Written into the origin-private file system by the disk worker, off the page's main thread.
+    assert.ok(said.some((l) => /receiving item \d+ \(67108864 bytes\) to disk by the disk worker/.test(l)),
+      `the disk worker wrote it (${said.filter((l) => /receiving item/.test(l)).join(" | ")})`);
   });
 
   it("moves a file over 128 MiB with SHA-256 streamed on both ends (the sender's from the blocks it sends)", async () => {
@@ -303,6 +310,22 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     assert.equal(zipped.length, [...sent.keys()].filter((k) => k.startsWith(`${FOLDER}/`)).length);
     for (const e of zipped) assert.equal(sha256(e.data), sent.get(e.name), `${e.name} in the zip`);
     await waitState(r.page, FOLDER, "done");
+    await r.close();
+    browsers.splice(browsers.indexOf(r), 1);
+  });
+
+  it("writes to disk on the page itself where no disk worker can start", async () => {
+    // As in browsers that refuse the worker (or lack synchronous access
+    // handles in workers): FileSystemWritableFileStream on the page, as before.
+    const initScript = () => { delete window.Worker; };
+    const r = await openReceiver("receiver-no-worker", { initScript });
+    const said = [];
+    r.page.on("console", (m) => said.push(m.text()));
+    const { file } = await download(r.page, BIG);
+    assert.equal(await sha256File(file), sent.get(BIG), "SHA-256 of the 64 MiB file written on the page");
+    await waitState(r.page, BIG, "done");
+    assert.ok(said.some((l) => /receiving item \d+ \(67108864 bytes\) to disk on the page/.test(l)),
+      `written on the page (${said.filter((l) => /receiving item/.test(l)).join(" | ")})`);
     await r.close();
     browsers.splice(browsers.indexOf(r), 1);
   });

@@ -412,7 +412,9 @@ export class Receiver {
       return null;
     }
     this.transfers.set(item.id, t);
-    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.onDisk ? "to disk" : "in memory"}, SHA-256 ${oneGo ? "in one go" : "as it streams"}`);
+    // Writes the disk worker finishes after they were taken report failures here.
+    sink.failure?.catch((e) => this.fail(t, msg("rx.storeFailed", { detail: errorDetail(e) })));
+    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.inWorker ? "to disk by the disk worker" : sink.onDisk ? "to disk on the page" : "in memory"}, SHA-256 ${oneGo ? "in one go" : "as it streams"}`);
     if (this.connected) this.sendControl({ type: "request", id: item.id, offset: 0 });
     else t.note = msg("rx.waitingConnection");
     this.changed(t);

@@ -1,6 +1,7 @@
 // Where received bytes go. On disk as they arrive where the browser allows it
 // (the origin-private file system, or a directory the person picked), in
 // memory elsewhere.
+import type { FromDisk, ToDisk } from "./disk-protocol";
 import { randomId } from "./format";
 import { safePath } from "./protocol";
 
@@ -12,6 +13,14 @@ export interface Sink {
   abort(): Promise<void>;
   /** True when the bytes go to disk rather than memory. */
   readonly onDisk: boolean;
+  /** True when the disk worker writes them (off the page's main thread). */
+  readonly inWorker?: boolean;
+  /**
+   * Where writes finish after `write` resolved (the disk worker): rejects
+   * with the browser's error as soon as one of them fails. Later writes and
+   * `close` reject with it too.
+   */
+  readonly failure?: Promise<never>;
 }
 
 /** A file larger than this held in memory triggers a warning first. */
@@ -104,10 +113,218 @@ class HandleSink implements Sink {
   }
 }
 
+// --- the disk worker (origin-private file system, synchronous handles) ---------
+
+/**
+ * Buffers of COALESCE_BYTES one file has at most: one filling on the page,
+ * one at the worker being written. A write that finds neither free waits for
+ * the worker to hand one back, and that wait holds the receiver's
+ * acknowledgements (intake.ts), so the sender stops instead of the page
+ * queueing bytes for the worker without bound.
+ */
+const WORKER_BUFFERS = 2;
+/** A worker that has not said whether it can write by then is not used. */
+const WORKER_START_MS = 10_000;
+
+/** The page's one disk worker (disk-worker.ts) and its open files. */
+class DiskWorker {
+  private nextFile = 1;
+  private files = new Map<number, WorkerSink>();
+  dead = false;
+
+  private constructor(private w: Worker) {
+    w.onmessage = (e: MessageEvent<FromDisk>) => {
+      const m = e.data;
+      if (m.op !== "ready") this.files.get(m.file)?.onMessage(m);
+    };
+    // The worker died: every file still open fails with that, and the next file starts another.
+    const died = () => {
+      this.dead = true;
+      diskWorker = null;
+      const err = new Error("the disk worker stopped");
+      for (const f of this.files.values()) f.onMessage({ op: "failed", file: 0, name: err.name, message: err.message });
+      this.files.clear();
+    };
+    w.onerror = died;
+    w.onmessageerror = died;
+  }
+
+  /** Starts the worker; null when there is none or it cannot use synchronous handles. */
+  static start(): Promise<DiskWorker | null> {
+    if (typeof Worker !== "function" || typeof __DISK_WORKER_URL__ !== "string") return Promise.resolve(null);
+    let w: Worker;
+    try {
+      w = new Worker(__DISK_WORKER_URL__, { name: "privydrop-disk" });
+    } catch {
+      return Promise.resolve(null); // refused (a content security policy, say)
+    }
+    return new Promise((resolve) => {
+      const give = (ok: boolean) => {
+        clearTimeout(timer);
+        if (ok) return resolve(new DiskWorker(w));
+        w.terminate();
+        resolve(null);
+      };
+      const timer = setTimeout(() => give(false), WORKER_START_MS);
+      w.onmessage = (e: MessageEvent<FromDisk>) => give(e.data.op === "ready" && e.data.sync);
+      w.onerror = () => give(false);
+    });
+  }
+
+  post(m: ToDisk, transfer: Transferable[] = []): void {
+    if (!this.dead) this.w.postMessage(m, transfer);
+  }
+
+  /** Opens `name` in `dir` (names from the origin-private root) for writing in the worker. */
+  async open(handle: FileSystemFileHandle, dir: string[], name: string): Promise<WorkerSink> {
+    const file = this.nextFile++;
+    const sink = new WorkerSink(this, file, handle, () => this.files.delete(file));
+    this.files.set(file, sink);
+    try {
+      await sink.request("opened", { op: "open", file, dir, name });
+    } catch (e) {
+      this.files.delete(file);
+      throw e;
+    }
+    return sink;
+  }
+}
+
+let diskWorker: Promise<DiskWorker | null> | null = null;
+
+/**
+ * A received file written by the disk worker. `write` copies into the
+ * buffer being filled (the only copy on the page) and resolves; a full
+ * buffer is transferred to the worker, not copied.
+ */
+class WorkerSink implements Sink {
+  readonly onDisk = true;
+  readonly inWorker = true;
+  readonly failure: Promise<never>;
+  private fail!: (e: Error) => void;
+  private error: Error | null = null;
+  private cur: Uint8Array<ArrayBuffer> | null = null;
+  private used = 0;
+  private free: ArrayBuffer[] = [];
+  private made = 0;
+  private bufferWaiters: (() => void)[] = [];
+  private reply: { op: FromDisk["op"]; resolve: () => void; reject: (e: Error) => void } | null = null;
+  private done = false;
+
+  constructor(private worker: DiskWorker, private file: number, private handle: FileSystemFileHandle,
+              private forget: () => void) {
+    this.failure = new Promise<never>((_, reject) => { this.fail = reject; });
+    this.failure.catch(() => undefined); // observed by whoever cares; never unhandled
+  }
+
+  /** Posts `m` and resolves on the worker's `op` answer, rejects on a failure. */
+  request(op: FromDisk["op"], m: ToDisk): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
+    if (this.worker.dead) return Promise.reject(new Error("the disk worker stopped"));
+    return new Promise<void>((resolve, reject) => {
+      this.reply = { op, resolve, reject };
+      this.worker.post(m);
+    });
+  }
+
+  onMessage(m: FromDisk): void {
+    if (m.op === "written") {
+      this.free.push(m.buf);
+      for (const w of this.bufferWaiters.splice(0)) w();
+      return;
+    }
+    if (m.op === "failed") {
+      if (!this.error) {
+        this.error = new DOMException(m.message, m.name);
+        this.fail(this.error);
+      }
+      for (const w of this.bufferWaiters.splice(0)) w();
+      const r = this.reply;
+      this.reply = null;
+      r?.reject(this.error);
+      return;
+    }
+    if (this.reply?.op === m.op) {
+      const r = this.reply;
+      this.reply = null;
+      r.resolve();
+    }
+  }
+
+  private async buffer(): Promise<Uint8Array<ArrayBuffer>> {
+    for (;;) {
+      if (this.error) throw this.error;
+      const b = this.free.pop();
+      if (b) return new Uint8Array(b);
+      if (this.made < WORKER_BUFFERS) {
+        this.made++;
+        return new Uint8Array(COALESCE_BYTES);
+      }
+      await new Promise<void>((r) => this.bufferWaiters.push(r));
+    }
+  }
+
+  private send(): void {
+    if (!this.cur || this.used === 0) return;
+    const buf = this.cur.buffer;
+    this.worker.post({ op: "write", file: this.file, buf, len: this.used }, [buf]);
+    this.cur = null;
+    this.used = 0;
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    if (this.error) throw this.error;
+    let off = 0;
+    while (off < data.byteLength) {
+      this.cur ??= await this.buffer();
+      const n = Math.min(data.byteLength - off, this.cur.byteLength - this.used);
+      this.cur.set(n === data.byteLength ? data : data.subarray(off, off + n), this.used);
+      this.used += n;
+      off += n;
+      if (this.used === this.cur.byteLength) this.send();
+    }
+  }
+
+  async close(): Promise<Blob> {
+    if (this.error) throw this.error;
+    this.send();
+    try {
+      // The worker closes the file after every write before it.
+      await this.request("closed", { op: "close", file: this.file });
+    } finally {
+      this.finish();
+    }
+    return await this.handle.getFile();
+  }
+
+  async abort(): Promise<void> {
+    if (this.done || this.worker.dead) return;
+    this.cur = null;
+    this.error ??= new Error("aborted");
+    for (const w of this.bufferWaiters.splice(0)) w();
+    const r = this.reply;
+    this.reply = null;
+    r?.reject(this.error);
+    await new Promise<void>((resolve) => {
+      this.reply = { op: "aborted", resolve, reject: () => resolve() };
+      this.worker.post({ op: "abort", file: this.file });
+    });
+    this.finish();
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.free = [];
+    this.forget();
+  }
+}
+
 // --- the origin-private file system ------------------------------------------
 
 const OPFS_DIR = "privydrop-received";
 let tabDir: Promise<FileSystemDirectoryHandle | null> | null = null;
+/** The name of this tab's folder below OPFS_DIR (the disk worker finds files by name). */
+let tabDirName = "";
 
 /** True when received files can be written to disk as they arrive (OPFS with createWritable). */
 export function opfsUsable(): boolean {
@@ -135,7 +352,9 @@ function getTabDir(): Promise<FileSystemDirectoryHandle | null> {
         });
       });
       void removeLeftovers(base, mine);
-      return await base.getDirectoryHandle(mine, { create: true });
+      const dir = await base.getDirectoryHandle(mine, { create: true });
+      tabDirName = mine;
+      return dir;
     } catch {
       return null;
     }
@@ -182,7 +401,15 @@ export async function openSink(plan: SinkPlan, mime: string): Promise<Sink> {
     const dir = await getTabDir();
     if (dir) {
       try {
-        const h = await dir.getFileHandle(`rx-${randomId(10)}`, { create: true });
+        const name = `rx-${randomId(10)}`;
+        const h = await dir.getFileHandle(name, { create: true });
+        diskWorker ??= DiskWorker.start();
+        const worker = await diskWorker;
+        if (worker) {
+          try {
+            return await worker.open(h, [OPFS_DIR, tabDirName], name);
+          } catch { /* written on the page instead */ }
+        }
         return await HandleSink.open(h, true);
       } catch { /* fall back to memory */ }
     }
