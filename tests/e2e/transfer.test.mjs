@@ -209,8 +209,8 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     console.log(`throughput: 64 MiB in ${secs.toFixed(2)} s = ${(64 * MiB / 1e6 / secs).toFixed(1)} MB/s (click to saved, SHA-256 checked on both ends)`);
     await waitState(sender.page, BIG, "done");
     p.off("console", listen);
-    // Written into the origin-private file system by the disk worker, off the page's main thread.
-    assert.ok(said.some((l) => /receiving item \d+ \(67108864 bytes\) to disk by the disk worker/.test(l)),
+    // Written into the origin-private file system and hashed by the disk worker, off the page's main thread.
+    assert.ok(said.some((l) => /receiving item \d+ \(67108864 bytes\) to disk by the disk worker, SHA-256 in one go by the disk worker/.test(l)),
       `the disk worker wrote it (${said.filter((l) => /receiving item/.test(l)).join(" | ")})`);
   });
 
@@ -328,6 +328,45 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
       `written on the page (${said.filter((l) => /receiving item/.test(l)).join(" | ")})`);
     await r.close();
     browsers.splice(browsers.indexOf(r), 1);
+  });
+
+  it("fails an item with the browser's own error when the disk worker's writes run out of quota", async () => {
+    // Held, not raced: the sender is paused in its debugger until the
+    // receiver has planned the item for disk (quota ample) and opened it in
+    // the disk worker; then the origin's quota shrinks to 1 MiB and the
+    // sender goes on. The worker's first 4 MiB write is refused.
+    const r = await openReceiver("receiver-quota");
+    const said = [];
+    r.page.on("console", (m) => said.push(m.text()));
+    const cdpSend = await sender.page.context().newCDPSession(sender.page);
+    const cdpRecv = await r.page.context().newCDPSession(r.page);
+    const origin = new URL(receiverUrl).origin;
+    const paused = new Promise((resolve) => cdpSend.once("Debugger.paused", resolve));
+    await cdpSend.send("Debugger.enable");
+    await cdpSend.send("Debugger.pause");
+    try {
+      await downloadButton(r.page, BIG).click();
+      await r.page.waitForFunction(() => true); // the click's handlers ran
+      const opened = () => said.some((l) => /receiving item \d+ \(67108864 bytes\) to disk by the disk worker/.test(l));
+      for (let i = 0; i < 600 && !opened(); i++) await new Promise((res) => setTimeout(res, 50));
+      assert.ok(opened(), `opened in the disk worker (${said.filter((l) => /receiving item/.test(l)).join(" | ")})`);
+      await cdpRecv.send("Storage.overrideQuotaForOrigin", { origin, quotaSize: 1024 * 1024 });
+      await Promise.race([paused, new Promise((res) => setTimeout(res, 5000))]);
+      await cdpSend.send("Debugger.resume");
+      const note = await r.page.waitForFunction((n) => {
+        const el = [...document.querySelectorAll('[data-testid="progress"]')].find((e) => e.getAttribute("data-name") === n);
+        return el?.getAttribute("data-state") === "failed" ? el.textContent : null;
+      }, BIG, { timeout: 120000 });
+      const text = await note.jsonValue();
+      console.log(`quota: ${text}`);
+      assert.match(text, /Could not store the data: .+/, "the storage error, as a failed write on the page says it");
+    } finally {
+      await cdpSend.send("Debugger.resume").catch(() => undefined);
+      await cdpSend.send("Debugger.disable").catch(() => undefined);
+      await cdpRecv.send("Storage.overrideQuotaForOrigin", { origin }).catch(() => undefined);
+      await r.close();
+      browsers.splice(browsers.indexOf(r), 1);
+    }
   });
 
   it("saves a folder straight into a directory the person picks, keeping its structure", async () => {

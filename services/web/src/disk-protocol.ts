@@ -7,6 +7,11 @@
 export type ToDisk =
   /** Opens (creates) `name` in the folder `dir` (names from the origin-private root). */
   | { op: "open"; file: number; dir: string[]; name: string }
+  /**
+   * Before any write: gather the `size` bytes written into one buffer and
+   * hash them in one go (WebCrypto) at "close"; the digest comes with "closed".
+   */
+  | { op: "hash"; file: number; size: number }
   /** Appends the first `len` bytes of `buf` (transferred, handed back by "written"). */
   | { op: "write"; file: number; buf: ArrayBuffer; len: number }
   /** Flushes and closes the file once every write before it is done. */
@@ -21,7 +26,8 @@ export type FromDisk =
   | { op: "opened"; file: number }
   /** One write is on disk; `buf` comes back for the next. */
   | { op: "written"; file: number; buf: ArrayBuffer }
-  | { op: "closed"; file: number }
+  /** The file is closed; `sha256` (hex) when "hash" asked for it. */
+  | { op: "closed"; file: number; sha256?: string }
   | { op: "aborted"; file: number }
   /** An open, write or close failed: the browser's error, by name and message. Later writes are dropped. */
   | { op: "failed"; file: number; name: string; message: string };

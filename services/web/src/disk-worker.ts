@@ -5,8 +5,10 @@
 // the write itself, which through FileSystemWritableFileStream was a copy
 // handed to the browser's storage process on the main thread, happens here.
 // Each buffer goes back to the page once written, so the page never has more
-// than its few buffers out (storage.ts, WorkerSink). Message types:
-// disk-protocol.ts; the design: docs/datachannel-protocol.md §6.
+// than its few buffers out (storage.ts, WorkerSink). Where the page asks, it
+// also gathers what it writes and hashes it in one go at the end
+// (docs/datachannel-protocol.md §7). Message types: disk-protocol.ts; the
+// design: services/web/README.md, "Where received bytes go".
 import type { FromDisk, ToDisk } from "./disk-protocol";
 
 /** What this file needs of the handle (lib.dom has no such type). */
@@ -22,8 +24,11 @@ interface OpenFile {
   at: number;
   /** Set once something failed: later writes are dropped, close reports it again. */
   failed: { name: string; message: string } | null;
-  /** Operations on this file run in order; opening is asynchronous. */
+  /** Operations on this file run in order; opening and hashing are asynchronous. */
   queue: Promise<void>;
+  /** The bytes written, gathered for hashing in one go ("hash"). */
+  gather: Uint8Array<ArrayBuffer> | null;
+  gathered: number;
 }
 
 const scope = self as unknown as {
@@ -57,6 +62,12 @@ function fail(file: number, f: OpenFile, e: unknown): void {
   }
 }
 
+function hex(digest: ArrayBuffer): string {
+  let out = "";
+  for (const b of new Uint8Array(digest)) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
 function closeHandle(f: OpenFile): void {
   try {
     f.handle?.close();
@@ -66,7 +77,7 @@ function closeHandle(f: OpenFile): void {
 
 function handle(m: ToDisk): void {
   if (m.op === "open") {
-    const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve() };
+    const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve(), gather: null, gathered: 0 };
     files.set(m.file, f);
     f.queue = open(m.dir, m.name).then(
       (h) => {
@@ -80,39 +91,57 @@ function handle(m: ToDisk): void {
   const f = files.get(m.file);
   if (!f) return;
   const file = m.file;
-  f.queue = f.queue.then(() => {
+  f.queue = f.queue.then(async () => {
     switch (m.op) {
+      case "hash":
+        try {
+          f.gather = new Uint8Array(m.size);
+        } catch (e) {
+          fail(file, f, e); // no memory for it
+        }
+        break;
       case "write":
         if (f.handle && !f.failed) {
           try {
-            const n = f.handle.write(new Uint8Array(m.buf, 0, m.len), { at: f.at });
+            const data = new Uint8Array(m.buf, 0, m.len);
+            const n = f.handle.write(data, { at: f.at });
             f.at += n;
             // A short write means the disk or the quota ran out.
             if (n !== m.len) throw new DOMException(`wrote ${n} of ${m.len} bytes`, "QuotaExceededError");
+            if (f.gather) {
+              if (f.gathered + m.len > f.gather.byteLength) throw new Error("more bytes than announced");
+              f.gather.set(data, f.gathered);
+              f.gathered += m.len;
+            }
           } catch (e) {
             fail(file, f, e);
           }
         }
         post({ op: "written", file, buf: m.buf }, [m.buf]);
         break;
-      case "close":
+      case "close": {
+        let sha256: string | undefined;
         if (f.handle && !f.failed) {
           try {
             f.handle.flush();
             f.handle.close();
             f.handle = null;
+            if (f.gather) sha256 = hex(await crypto.subtle.digest("SHA-256", f.gather.subarray(0, f.gathered)));
           } catch (e) {
             fail(file, f, e);
           }
         }
+        f.gather = null;
         closeHandle(f);
         files.delete(file);
-        if (!f.failed) post({ op: "closed", file });
+        if (!f.failed) post({ op: "closed", file, sha256 });
         break;
+      }
       case "abort":
         try {
           f.handle?.truncate(0);
         } catch { /* best effort: the file is removed with the tab's folder */ }
+        f.gather = null;
         closeHandle(f);
         files.delete(file);
         post({ op: "aborted", file });

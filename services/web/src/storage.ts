@@ -15,6 +15,9 @@ export interface Sink {
   readonly onDisk: boolean;
   /** True when the disk worker writes them (off the page's main thread). */
   readonly inWorker?: boolean;
+  /** The disk worker's: asks it to hash what it writes in one go; `sha256` holds the digest after `close`. */
+  hashInOneGo?(size: number): void;
+  readonly sha256?: string | null;
   /**
    * Where writes finish after `write` resolved (the disk worker): rejects
    * with the browser's error as soon as one of them fails. Later writes and
@@ -210,6 +213,8 @@ class WorkerSink implements Sink {
   private bufferWaiters: (() => void)[] = [];
   private reply: { op: FromDisk["op"]; resolve: () => void; reject: (e: Error) => void } | null = null;
   private done = false;
+  /** SHA-256 (hex) of what was written, once closed, when `hashInOneGo` asked for it. */
+  sha256: string | null = null;
 
   constructor(private worker: DiskWorker, private file: number, private handle: FileSystemFileHandle,
               private forget: () => void) {
@@ -244,11 +249,21 @@ class WorkerSink implements Sink {
       r?.reject(this.error);
       return;
     }
+    if (m.op === "closed") this.sha256 = m.sha256 ?? null;
     if (this.reply?.op === m.op) {
       const r = this.reply;
       this.reply = null;
       r.resolve();
     }
+  }
+
+  /**
+   * Before the first write: the worker gathers the `size` bytes it writes
+   * and hashes them in one go when closing (`sha256`), so the page neither
+   * copies them for hashing nor hashes (hash.ts has the budget for it).
+   */
+  hashInOneGo(size: number): void {
+    this.worker.post({ op: "hash", file: this.file, size });
   }
 
   private async buffer(): Promise<Uint8Array<ArrayBuffer>> {
