@@ -198,6 +198,9 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     const said = [];
     const listen = (m) => said.push(m.text());
     p.on("console", listen);
+    const senderSaid = [];
+    const listenSender = (m) => senderSaid.push(m.text());
+    sender.page.on("console", listenSender);
     const t0 = performance.now();
     const { file, suggested } = await download(p, BIG);
     const secs = (performance.now() - t0) / 1000;
@@ -212,6 +215,10 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     // Written into the origin-private file system and hashed by the disk worker, off the page's main thread.
     assert.ok(said.some((l) => /receiving item \d+ \(67108864 bytes\) to disk by the disk worker, SHA-256 in one go by the disk worker/.test(l)),
       `the disk worker wrote it (${said.filter((l) => /receiving item/.test(l)).join(" | ")})`);
+    sender.page.off("console", listenSender);
+    // And the sending page's disk worker read the blocks.
+    assert.ok(senderSaid.some((l) => /item \d+ from 0: blocks read by the disk worker/.test(l)),
+      `the sender's disk worker read it (${senderSaid.filter((l) => /blocks read/.test(l)).join(" | ")})`);
   });
 
   it("moves a file over 128 MiB with SHA-256 streamed on both ends (the sender's from the blocks it sends)", async () => {

@@ -1,14 +1,21 @@
-// The disk worker: a dedicated Web Worker that writes received files into the
-// origin-private file system with synchronous access handles
-// (createSyncAccessHandle exists only in workers). The page's main thread
-// only gathers chunks into large buffers and transfers them here (no copy);
-// the write itself, which through FileSystemWritableFileStream was a copy
-// handed to the browser's storage process on the main thread, happens here.
-// Each buffer goes back to the page once written, so the page never has more
-// than its few buffers out (storage.ts, WorkerSink). Where the page asks, it
-// also gathers what it writes and hashes it in one go at the end
-// (docs/datachannel-protocol.md §7). Message types: disk-protocol.ts; the
-// design: services/web/README.md, "Where received bytes go".
+// The disk worker: a dedicated Web Worker doing the page's file work off its
+// main thread (services/web/README.md, "Where received bytes go" and "Where
+// sent bytes come from").
+//
+// Receiving: it writes received files into the origin-private file system
+// with synchronous access handles (createSyncAccessHandle exists only in
+// workers). The page only gathers chunks into 4 MiB buffers and transfers
+// them here (no copy); the write, which through FileSystemWritableFileStream
+// was a copy handed to the browser's storage process on the main thread,
+// happens here. Each buffer goes back to the page once written, so the page
+// never has more than its two buffers per file out (storage.ts, WorkerSink).
+// Where the page asks, it also gathers what it writes and hashes it in one
+// go at the end (docs/datachannel-protocol.md §7).
+//
+// Sending: it reads the blocks of a file being sent and transfers them to
+// the page, and hashes in one go the items hashed that way.
+//
+// Message types: disk-protocol.ts.
 import type { FromDisk, ToDisk } from "./disk-protocol";
 
 /** What this file needs of the handle (lib.dom has no such type). */
@@ -75,7 +82,31 @@ function closeHandle(f: OpenFile): void {
   f.handle = null;
 }
 
+const sources = new Map<number, Blob>();
+
+/** Reading a file being sent: the copy from the browser's file service into memory happens here. */
+function read(m: Extract<ToDisk, { op: "read" | "digest" }>): void {
+  const work = m.op === "read"
+    ? (async () => {
+      const blob = sources.get(m.src);
+      if (!blob) throw new Error("no such source");
+      const buf = await blob.slice(m.from, m.end).arrayBuffer();
+      post({ op: "block", req: m.req, buf }, [buf]);
+    })()
+    : (async () => {
+      const sha256 = hex(await crypto.subtle.digest("SHA-256", await m.blob.arrayBuffer()));
+      post({ op: "digested", req: m.req, sha256 });
+    })();
+  work.catch((e) => post({ op: "unread", req: m.req, ...describe(e) }));
+}
+
 function handle(m: ToDisk): void {
+  switch (m.op) {
+    case "source": sources.set(m.src, m.blob); return;
+    case "unsource": sources.delete(m.src); return;
+    case "read": case "digest": read(m); return;
+    default: break;
+  }
   if (m.op === "open") {
     const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve(), gather: null, gathered: 0 };
     files.set(m.file, f);

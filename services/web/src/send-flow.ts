@@ -24,6 +24,8 @@ export interface OutItem {
   id: number;
   size: number;
   blob: Blob;
+  /** Reads bytes `from` to `end` elsewhere (the disk worker); without it the blob is read here. */
+  read?: (from: number, end: number) => Promise<Uint8Array>;
 }
 
 /** One request of one receiver, served until the end or until `aborted` is set. */
@@ -86,7 +88,7 @@ export async function sendItem(ch: FrameChannel, item: OutItem, req: OutRequest,
   const maxPayload = payloadBytes(ch.maxMessageSize);
   const read = async (from: number): Promise<Uint8Array> => {
     const end = Math.min(item.size, from + READ_BYTES);
-    const block = new Uint8Array(await item.blob.slice(from, end).arrayBuffer());
+    const block = item.read ? await item.read(from, end) : new Uint8Array(await item.blob.slice(from, end).arrayBuffer());
     if (block.byteLength !== end - from) throw new Error("the file changed while it was being sent");
     return block;
   };

@@ -135,10 +135,24 @@ class DiskWorker {
   private files = new Map<number, WorkerSink>();
   dead = false;
 
-  private constructor(private w: Worker) {
+  private nextReq = 1;
+  private reads = new Map<number, { resolve: (m: FromDisk) => void; reject: (e: Error) => void }>();
+
+  /** `sync`: the worker has synchronous access handles (it can write; it can always read). */
+  private constructor(private w: Worker, readonly sync: boolean) {
     w.onmessage = (e: MessageEvent<FromDisk>) => {
       const m = e.data;
-      if (m.op !== "ready") this.files.get(m.file)?.onMessage(m);
+      switch (m.op) {
+        case "ready": return;
+        case "block": case "digested": case "unread": {
+          const r = this.reads.get(m.req);
+          this.reads.delete(m.req);
+          if (m.op === "unread") r?.reject(new DOMException(m.message, m.name));
+          else r?.resolve(m);
+          return;
+        }
+        default: this.files.get(m.file)?.onMessage(m);
+      }
     };
     // The worker died: every file still open fails with that, and the next file starts another.
     const died = () => {
@@ -147,12 +161,14 @@ class DiskWorker {
       const err = new Error("the disk worker stopped");
       for (const f of this.files.values()) f.onMessage({ op: "failed", file: 0, name: err.name, message: err.message });
       this.files.clear();
+      for (const r of this.reads.values()) r.reject(err);
+      this.reads.clear();
     };
     w.onerror = died;
     w.onmessageerror = died;
   }
 
-  /** Starts the worker; null when there is none or it cannot use synchronous handles. */
+  /** Starts the worker; null when there is none (or it does not answer). */
   static start(): Promise<DiskWorker | null> {
     if (typeof Worker !== "function" || typeof __DISK_WORKER_URL__ !== "string") return Promise.resolve(null);
     let w: Worker;
@@ -162,20 +178,44 @@ class DiskWorker {
       return Promise.resolve(null); // refused (a content security policy, say)
     }
     return new Promise((resolve) => {
-      const give = (ok: boolean) => {
+      const give = (ok: boolean, sync = false) => {
         clearTimeout(timer);
-        if (ok) return resolve(new DiskWorker(w));
+        if (ok) return resolve(new DiskWorker(w, sync));
         w.terminate();
         resolve(null);
       };
       const timer = setTimeout(() => give(false), WORKER_START_MS);
-      w.onmessage = (e: MessageEvent<FromDisk>) => give(e.data.op === "ready" && e.data.sync);
+      w.onmessage = (e: MessageEvent<FromDisk>) => give(e.data.op === "ready", e.data.op === "ready" && e.data.sync);
       w.onerror = () => give(false);
     });
   }
 
   post(m: ToDisk, transfer: Transferable[] = []): void {
     if (!this.dead) this.w.postMessage(m, transfer);
+  }
+
+  /** Posts a read or digest request; resolves with the worker's answer. */
+  ask(m: { op: "read"; src: number; from: number; end: number } | { op: "digest"; blob: Blob }): Promise<FromDisk> {
+    if (this.dead) return Promise.reject(new Error("the disk worker stopped"));
+    const req = this.nextReq++;
+    return new Promise((resolve, reject) => {
+      this.reads.set(req, { resolve, reject });
+      this.post({ ...m, req });
+    });
+  }
+
+  /** A file being sent, read in the worker until `close`. */
+  source(blob: Blob): BlockSource {
+    const src = this.nextReq++;
+    this.post({ op: "source", src, blob });
+    return {
+      read: async (from, end) => {
+        const m = await this.ask({ op: "read", src, from, end });
+        if (m.op !== "block") throw new Error("unexpected answer");
+        return new Uint8Array(m.buf);
+      },
+      close: () => this.post({ op: "unsource", src }),
+    };
   }
 
   /** Opens `name` in `dir` (names from the origin-private root) for writing in the worker. */
@@ -194,6 +234,36 @@ class DiskWorker {
 }
 
 let diskWorker: Promise<DiskWorker | null> | null = null;
+
+function getDiskWorker(): Promise<DiskWorker | null> {
+  diskWorker ??= DiskWorker.start();
+  return diskWorker;
+}
+
+/** Reads blocks of one file being sent. */
+export interface BlockSource {
+  /** Bytes `from` to `end` (the caller checks the length). */
+  read(from: number, end: number): Promise<Uint8Array>;
+  close(): void;
+}
+
+/**
+ * A reader of `blob` in the disk worker: each block is read there and
+ * transferred to the page, so the copy out of the browser's file service is
+ * off the page's main thread. Null where no worker runs (read on the page).
+ */
+export async function workerSource(blob: Blob): Promise<BlockSource | null> {
+  return (await getDiskWorker())?.source(blob) ?? null;
+}
+
+/** SHA-256 (hex) of a whole Blob, read and hashed in the disk worker; null where none runs. */
+export async function workerDigest(blob: Blob): Promise<string | null> {
+  const w = await getDiskWorker();
+  if (!w) return null;
+  const m = await w.ask({ op: "digest", blob });
+  if (m.op !== "digested") throw new Error("unexpected answer");
+  return m.sha256;
+}
 
 /**
  * A received file written by the disk worker. `write` copies into the
@@ -418,9 +488,8 @@ export async function openSink(plan: SinkPlan, mime: string): Promise<Sink> {
       try {
         const name = `rx-${randomId(10)}`;
         const h = await dir.getFileHandle(name, { create: true });
-        diskWorker ??= DiskWorker.start();
-        const worker = await diskWorker;
-        if (worker) {
+        const worker = await getDiskWorker();
+        if (worker?.sync) {
           try {
             return await worker.open(h, [OPFS_DIR, tabDirName], name);
           } catch { /* written on the page instead */ }
