@@ -22,7 +22,6 @@ import type { FromDisk, ToDisk } from "./disk-protocol";
 interface SyncHandle {
   write(data: Uint8Array, opts: { at: number }): number;
   truncate(size: number): void;
-  flush(): void;
   close(): void;
 }
 
@@ -154,7 +153,8 @@ function handle(m: ToDisk): void {
         let sha256: string | undefined;
         if (f.handle && !f.failed) {
           try {
-            f.handle.flush();
+            // No flush(): it would wait for the disk, and the file is scratch
+            // space, read back once by the page (getFile) for the download.
             f.handle.close();
             f.handle = null;
             if (f.gather) sha256 = hex(await crypto.subtle.digest("SHA-256", f.gather.subarray(0, f.gathered)));

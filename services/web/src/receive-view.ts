@@ -88,7 +88,11 @@ export class ReceiveView {
         $("offered-empty").hidden = !(r.connected && r.entries().length === 0);
       },
       manifestChanged: () => this.renderOffered(),
-      entryChanged: (key) => this.batch.add(key),
+      entryChanged: (key, final) => {
+        this.batch.add(key);
+        // A final state should not wait for the batch (the person waits for it).
+        if (final) this.batch.flush();
+      },
       textChanged: (text) => {
         this.textAt = new Date();
         this.renderText(text);

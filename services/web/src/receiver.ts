@@ -47,7 +47,8 @@ export type EntryState = "pending" | "receiving" | "done" | "failed";
 export interface ReceiverView {
   status(text: Msg, connected: boolean): void;
   manifestChanged(): void;
-  entryChanged(key: string): void;
+  /** An entry's progress changed; `final`: it reached an end (saved, failed), drawn at once rather than batched. */
+  entryChanged(key: string, final?: boolean): void;
   textChanged(text: string | null): void;
   notice(message: Msg, kind: "error" | "info"): void;
   clearNotice(): void;
@@ -298,6 +299,7 @@ export class Receiver {
     t.state = "verifying";
     t.note = msg("rx.verifying");
     this.changed(t);
+    debug(`item ${t.item.id}: every byte in, verifying`);
     try {
       await t.intake.written;
       const file = await t.sink.close();
@@ -313,6 +315,7 @@ export class Receiver {
       t.result = file;
       t.state = "done";
       t.note = msg("rx.verified");
+      debug(`item ${t.item.id}: verified`);
       t.settle(true);
       this.changed(t);
     } catch (e) {
@@ -333,7 +336,7 @@ export class Receiver {
   }
 
   private changed(t: RxTransfer): void {
-    this.view.entryChanged(this.entryKeyOf(t.item));
+    this.view.entryChanged(this.entryKeyOf(t.item), t.state === "failed");
   }
 
   // --- asking for items -------------------------------------------------------------
@@ -513,7 +516,7 @@ export class Receiver {
       this.view.notice(msg("rx.saveFailed", { name: e.name, detail: errorDetail(err) }), "error");
     } finally {
       this.busy.delete(key);
-      this.view.entryChanged(key);
+      this.view.entryChanged(key, true);
     }
   }
 
@@ -558,7 +561,7 @@ export class Receiver {
         this.view.notice(msg("rx.saveFailed", { name: e.name, detail: errorDetail(err) }), "error");
       } finally {
         this.busy.delete(key);
-        this.view.entryChanged(key);
+        this.view.entryChanged(key, true);
       }
     }));
   }
