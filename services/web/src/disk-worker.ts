@@ -42,6 +42,11 @@ const scope = self as unknown as {
   onmessage: ((e: MessageEvent<ToDisk>) => void) | null;
 };
 const files = new Map<number, OpenFile>();
+/**
+ * Files are opened one after another: several opened at once (a folder's
+ * first files) left some of them never opened in Chromium 156 under load.
+ */
+let opening: Promise<unknown> = Promise.resolve();
 
 function post(m: FromDisk, transfer: Transferable[] = []): void {
   scope.postMessage(m, transfer);
@@ -109,7 +114,10 @@ function handle(m: ToDisk): void {
   if (m.op === "open") {
     const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve(), gather: null, gathered: 0 };
     files.set(m.file, f);
-    f.queue = open(m.dir, m.name).then(
+    const opened = opening.then(() => open(m.dir, m.name));
+    // The next waits for this one, but not for ever (the page gives up on it after 10 s).
+    opening = Promise.race([opened.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
+    f.queue = opened.then(
       (h) => {
         f.handle = h;
         post({ op: "opened", file: m.file });

@@ -128,6 +128,8 @@ class HandleSink implements Sink {
 const WORKER_BUFFERS = 2;
 /** A worker that has not said whether it can write by then is not used. */
 const WORKER_START_MS = 10_000;
+/** A file the worker has not opened by then is written on the page instead. */
+const WORKER_OPEN_MS = 10_000;
 
 /** The page's one disk worker (disk-worker.ts) and its open files. */
 class DiskWorker {
@@ -223,11 +225,21 @@ class DiskWorker {
     const file = this.nextFile++;
     const sink = new WorkerSink(this, file, handle, () => this.files.delete(file));
     this.files.set(file, sink);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await sink.request("opened", { op: "open", file, dir, name });
+      await Promise.race([
+        sink.request("opened", { op: "open", file, dir, name }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("the disk worker did not open the file")), WORKER_OPEN_MS);
+        }),
+      ]);
     } catch (e) {
+      // Should it open the file after all, it closes it again.
+      this.post({ op: "abort", file });
       this.files.delete(file);
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
     return sink;
   }
@@ -487,12 +499,15 @@ export async function openSink(plan: SinkPlan, mime: string): Promise<Sink> {
     if (dir) {
       try {
         const name = `rx-${randomId(10)}`;
-        const h = await dir.getFileHandle(name, { create: true });
+        let h = await dir.getFileHandle(name, { create: true });
         const worker = await getDiskWorker();
         if (worker?.sync) {
           try {
             return await worker.open(h, [OPFS_DIR, tabDirName], name);
-          } catch { /* written on the page instead */ }
+          } catch {
+            // Written on the page instead, into a file of its own (the worker may still hold that one).
+            h = await dir.getFileHandle(`rx-${randomId(10)}`, { create: true });
+          }
         }
         return await HandleSink.open(h, true);
       } catch { /* fall back to memory */ }
