@@ -11,8 +11,41 @@ const watch = process.argv.includes("--watch");
 await rm(dist, { recursive: true, force: true });
 await mkdir(join(dist, "assets"), { recursive: true });
 
+// The disk worker (src/disk-worker.ts) is a script of its own, built first:
+// the page is given its URL (__DISK_WORKER_URL__). A classic script, not a
+// module: every browser we target runs those in workers.
+const workerOptions = {
+  entryPoints: { "disk-worker": join(here, "src/disk-worker.ts") },
+  outdir: join(dist, "assets"),
+  entryNames: watch ? "[name]" : "[name]-[hash]",
+  metafile: true,
+  bundle: true,
+  format: "iife",
+  target: ["chrome109", "firefox115", "safari16"],
+  minify: !watch,
+  sourcemap: true,
+  legalComments: "linked",
+  logLevel: "info",
+};
+
+/** The built worker's URL under /assets/. */
+function workerUrl(metafile) {
+  const out = Object.keys(metafile.outputs).find((o) => o.endsWith(".js"));
+  return `/assets/${out.slice(out.lastIndexOf("/") + 1)}`;
+}
+
+let workerMeta;
+if (watch) {
+  const wctx = await context(workerOptions);
+  workerMeta = (await wctx.rebuild()).metafile;
+  await wctx.watch();
+} else {
+  workerMeta = (await build(workerOptions)).metafile;
+}
+
 const options = {
   entryPoints: { app: join(here, "src/main.ts") },
+  define: { __DISK_WORKER_URL__: JSON.stringify(workerUrl(workerMeta)) },
   outdir: join(dist, "assets"),
   // Content-hashed names: a new build is never mixed with a cached old one.
   entryNames: watch ? "[name]" : "[name]-[hash]",

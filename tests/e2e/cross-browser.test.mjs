@@ -120,12 +120,19 @@ async function checkTransfer(recv, label) {
   const text = await recv.waitFor(() => document.querySelector('[data-testid="received-text"]')?.textContent ?? null, null, 30000);
   assert.equal(text, TEXT, `${label}: text`);
 
+  const said = [];
+  const listen = (m) => said.push(m.text());
+  recv.page.on("console", listen);
   const t0 = performance.now();
   const big = await recv.download(BIG);
   const secs = (performance.now() - t0) / 1000;
   assert.equal(fs.statSync(big.file).size, 64 * MiB);
   assert.equal(await sha256File(big.file), sent.get(BIG), `${label}: SHA-256 of the 64 MiB file`);
   await waitState(recv, BIG, "done");
+  recv.page.off("console", listen);
+  // Both browsers give workers synchronous access handles: the disk worker wrote and hashed it.
+  assert.ok(said.some((l) => /receiving item \d+ \(67108864 bytes\) to disk by the disk worker, SHA-256 in one go by the disk worker/.test(l)),
+    `${label}: the disk worker wrote it (${said.filter((l) => /receiving item/.test(l)).join(" | ")})`);
   console.log(`${label}: 64 MiB in ${secs.toFixed(2)} s = ${(64 * MiB / 1e6 / secs).toFixed(1)} MB/s`);
 
   const zip = await recv.download(FOLDER);

@@ -195,6 +195,12 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
 
   it("moves a 64 MiB random file intact and reports its throughput", async () => {
     const p = r1.page;
+    const said = [];
+    const listen = (m) => said.push(m.text());
+    p.on("console", listen);
+    const senderSaid = [];
+    const listenSender = (m) => senderSaid.push(m.text());
+    sender.page.on("console", listenSender);
     const t0 = performance.now();
     const { file, suggested } = await download(p, BIG);
     const secs = (performance.now() - t0) / 1000;
@@ -205,6 +211,14 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     await p.locator(`[data-testid="offered-item"][data-name="${BIG}"] [data-testid="verified"]`).waitFor({ timeout: 5000 });
     console.log(`throughput: 64 MiB in ${secs.toFixed(2)} s = ${(64 * MiB / 1e6 / secs).toFixed(1)} MB/s (click to saved, SHA-256 checked on both ends)`);
     await waitState(sender.page, BIG, "done");
+    p.off("console", listen);
+    // Written into the origin-private file system and hashed by the disk worker, off the page's main thread.
+    assert.ok(said.some((l) => /receiving item \d+ \(67108864 bytes\) to disk by the disk worker, SHA-256 in one go by the disk worker/.test(l)),
+      `the disk worker wrote it (${said.filter((l) => /receiving item/.test(l)).join(" | ")})`);
+    sender.page.off("console", listenSender);
+    // And the sending page's disk worker read the blocks.
+    assert.ok(senderSaid.some((l) => /item \d+ from 0: blocks read by the disk worker/.test(l)),
+      `the sender's disk worker read it (${senderSaid.filter((l) => /blocks read/.test(l)).join(" | ")})`);
   });
 
   it("moves a file over 128 MiB with SHA-256 streamed on both ends (the sender's from the blocks it sends)", async () => {
@@ -305,6 +319,61 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     await waitState(r.page, FOLDER, "done");
     await r.close();
     browsers.splice(browsers.indexOf(r), 1);
+  });
+
+  it("writes to disk on the page itself where no disk worker can start", async () => {
+    // As in browsers that refuse the worker (or lack synchronous access
+    // handles in workers): FileSystemWritableFileStream on the page, as before.
+    const initScript = () => { delete window.Worker; };
+    const r = await openReceiver("receiver-no-worker", { initScript });
+    const said = [];
+    r.page.on("console", (m) => said.push(m.text()));
+    const { file } = await download(r.page, BIG);
+    assert.equal(await sha256File(file), sent.get(BIG), "SHA-256 of the 64 MiB file written on the page");
+    await waitState(r.page, BIG, "done");
+    assert.ok(said.some((l) => /receiving item \d+ \(67108864 bytes\) to disk on the page/.test(l)),
+      `written on the page (${said.filter((l) => /receiving item/.test(l)).join(" | ")})`);
+    await r.close();
+    browsers.splice(browsers.indexOf(r), 1);
+  });
+
+  it("fails an item with the browser's own error when the disk worker's writes run out of quota", async () => {
+    // Held, not raced: the sender is paused in its debugger until the
+    // receiver has planned the item for disk (quota ample) and opened it in
+    // the disk worker; then the origin's quota shrinks to 1 MiB and the
+    // sender goes on. The worker's first 4 MiB write is refused.
+    const r = await openReceiver("receiver-quota");
+    const said = [];
+    r.page.on("console", (m) => said.push(m.text()));
+    const cdpSend = await sender.page.context().newCDPSession(sender.page);
+    const cdpRecv = await r.page.context().newCDPSession(r.page);
+    const origin = new URL(receiverUrl).origin;
+    const paused = new Promise((resolve) => cdpSend.once("Debugger.paused", resolve));
+    await cdpSend.send("Debugger.enable");
+    await cdpSend.send("Debugger.pause");
+    try {
+      await downloadButton(r.page, BIG).click();
+      await r.page.waitForFunction(() => true); // the click's handlers ran
+      const opened = () => said.some((l) => /receiving item \d+ \(67108864 bytes\) to disk by the disk worker/.test(l));
+      for (let i = 0; i < 600 && !opened(); i++) await new Promise((res) => setTimeout(res, 50));
+      assert.ok(opened(), `opened in the disk worker (${said.filter((l) => /receiving item/.test(l)).join(" | ")})`);
+      await cdpRecv.send("Storage.overrideQuotaForOrigin", { origin, quotaSize: 1024 * 1024 });
+      await Promise.race([paused, new Promise((res) => setTimeout(res, 5000))]);
+      await cdpSend.send("Debugger.resume");
+      const note = await r.page.waitForFunction((n) => {
+        const el = [...document.querySelectorAll('[data-testid="progress"]')].find((e) => e.getAttribute("data-name") === n);
+        return el?.getAttribute("data-state") === "failed" ? el.textContent : null;
+      }, BIG, { timeout: 120000 });
+      const text = await note.jsonValue();
+      console.log(`quota: ${text}`);
+      assert.match(text, /Could not store the data: .+/, "the storage error, as a failed write on the page says it");
+    } finally {
+      await cdpSend.send("Debugger.resume").catch(() => undefined);
+      await cdpSend.send("Debugger.disable").catch(() => undefined);
+      await cdpRecv.send("Storage.overrideQuotaForOrigin", { origin }).catch(() => undefined);
+      await r.close();
+      browsers.splice(browsers.indexOf(r), 1);
+    }
   });
 
   it("saves a folder straight into a directory the person picks, keeping its structure", async () => {

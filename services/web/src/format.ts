@@ -7,7 +7,15 @@ export class SpeedMeter {
   private samples: { t: number; bytes: number }[] = [];
   constructor(private windowMs = 3000) {}
 
+  /** A reading; called per chunk, so readings closer than 50 ms only move the newest sample. */
   add(bytes: number, now = performance.now()): void {
+    const n = this.samples.length;
+    if (n >= 2 && now - this.samples[n - 2].t < 50) {
+      const last = this.samples[n - 1];
+      last.t = now;
+      last.bytes = bytes;
+      return;
+    }
     this.samples.push({ t: now, bytes });
     while (this.samples.length > 2 && now - this.samples[0].t > this.windowMs) this.samples.shift();
   }

@@ -50,8 +50,23 @@ export async function digestBlob(blob: Blob): Promise<string> {
   return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer())));
 }
 
-/** Bytes held by OneGoHashers now, across the page: at most ONE_SHOT_HASH_BYTES. */
+/** Bytes held for hashing in one go now, across the page (OneGoHashers and the disk worker's): at most ONE_SHOT_HASH_BYTES. */
 let heldForHashing = 0;
+
+/**
+ * Reserves `size` bytes of the one-go budget for an item hashed in one go
+ * elsewhere (the disk worker gathers what it writes, storage.ts). Returns
+ * the release (idempotent), or null when the item is to be streamed.
+ */
+export function reserveOneGo(size: number): (() => void) | null {
+  if (!hashesInOneGo(size) || heldForHashing + size > ONE_SHOT_HASH_BYTES) return null;
+  heldForHashing += size;
+  let held = true;
+  return () => {
+    if (held) heldForHashing -= size;
+    held = false;
+  };
+}
 
 /**
  * The receiving side's hash in one go: the bytes taken are copied, in order,

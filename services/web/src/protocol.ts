@@ -107,14 +107,19 @@ export interface ChunkFrame {
 /** Allocates a frame with room for `len` payload bytes and writes its header. */
 export function makeFrame(id: number, offset: number, len: number): Uint8Array {
   const frame = new Uint8Array(FRAME_HEADER_BYTES + len);
-  const view = new DataView(frame.buffer);
+  setFrameHeader(frame, id, offset);
+  return frame;
+}
+
+/** Writes a frame header for item `id` at `offset` into the start of `frame` (reused frames). */
+export function setFrameHeader(frame: Uint8Array, id: number, offset: number): void {
+  const view = new DataView(frame.buffer, frame.byteOffset, FRAME_HEADER_BYTES);
   view.setUint8(0, FRAME_MAGIC);
   view.setUint8(1, PROTOCOL_VERSION);
   view.setUint16(2, 0);
   view.setUint32(4, id);
   view.setUint32(8, Math.floor(offset / 0x100000000));
   view.setUint32(12, offset % 0x100000000);
-  return frame;
 }
 
 export function decodeFrame(buf: ArrayBuffer): ChunkFrame | null {

@@ -88,7 +88,11 @@ export class ReceiveView {
         $("offered-empty").hidden = !(r.connected && r.entries().length === 0);
       },
       manifestChanged: () => this.renderOffered(),
-      entryChanged: (key) => this.batch.add(key),
+      entryChanged: (key, final) => {
+        this.batch.add(key);
+        // A final state should not wait for the batch (the person waits for it).
+        if (final) this.batch.flush();
+      },
       textChanged: (text) => {
         this.textAt = new Date();
         this.renderText(text);
@@ -185,12 +189,16 @@ export class ReceiveView {
     const p = receiver.entryProgress(e);
     row.progress.set(p.bytes, e.size, p.state, p.note ? tm(p.note) : "");
     setVerified(row.verified, p.verified, e.name);
-    row.button.textContent = t(p.state === "failed" ? "recv.retry" : p.state === "done" ? "recv.saveAgain" : e.kind === "folder" ? "recv.downloadZip" : "recv.download");
+    const label = t(p.state === "failed" ? "recv.retry" : p.state === "done" ? "recv.saveAgain" : e.kind === "folder" ? "recv.downloadZip" : "recv.download");
+    if (row.button.textContent !== label) row.button.textContent = label;
     // Not `disabled`: a disabled button loses the keyboard focus (to <body>)
     // the moment Enter on it starts the download. aria-disabled says the same
     // to assistive technology, and download() ignores a second press.
-    if (p.state === "receiving") row.button.setAttribute("aria-disabled", "true");
-    else row.button.removeAttribute("aria-disabled");
+    if (p.state === "receiving") {
+      if (!row.button.hasAttribute("aria-disabled")) row.button.setAttribute("aria-disabled", "true");
+    } else if (row.button.hasAttribute("aria-disabled")) {
+      row.button.removeAttribute("aria-disabled");
+    }
     this.announcer.update(key, e.name, p.bytes, e.size, p.state);
     if (row.tree) {
       for (const li of row.tree.querySelectorAll<HTMLElement>(".tree-file")) {

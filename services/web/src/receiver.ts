@@ -2,7 +2,7 @@
 // offered, asks for items, checks each one's SHA-256, and resumes from the
 // last byte it has when the peer connection is replaced.
 import { makeZip } from "client-zip";
-import { OneGoHasher, newHasher, type Hasher } from "./hash";
+import { OneGoHasher, newHasher, reserveOneGo, type Hasher } from "./hash";
 import { entryKey, groupEntries, type Entry } from "./entries";
 import { randomId, SpeedMeter } from "./format";
 import { bytes, errorDetail, msg, type Msg } from "./i18n";
@@ -31,8 +31,12 @@ export interface RxTransfer {
   /** The received file once verified (null when written into a picked folder). */
   result: Blob | null;
   sha256: string | null;
-  /** SHA-256 over the bytes taken: streaming, or gathered and hashed in one go at the end (hash.ts). */
-  hasher: Hasher | OneGoHasher;
+  /**
+   * SHA-256 over the bytes taken: streaming, or gathered and hashed in one go
+   * at the end (hash.ts); null when the disk worker gathers and hashes what
+   * it writes (the same bytes) and the sink has the digest once closed.
+   */
+  hasher: Hasher | OneGoHasher | null;
   sink: Sink;
   done: Promise<boolean>;
   settle: (ok: boolean) => void;
@@ -43,7 +47,8 @@ export type EntryState = "pending" | "receiving" | "done" | "failed";
 export interface ReceiverView {
   status(text: Msg, connected: boolean): void;
   manifestChanged(): void;
-  entryChanged(key: string): void;
+  /** An entry's progress changed; `final`: it reached an end (saved, failed), drawn at once rather than batched. */
+  entryChanged(key: string, final?: boolean): void;
   textChanged(text: string | null): void;
   notice(message: Msg, kind: "error" | "info"): void;
   clearNotice(): void;
@@ -52,6 +57,8 @@ export interface ReceiverView {
 }
 
 const ANNOUNCE_EVERY_MS = 5000;
+/** The Intake's hasher where the disk worker hashes what it writes. */
+const NO_HASH = { update(): void { /* hashed by the disk worker */ } };
 /** Files received at the same time (each holds an open file for writing). */
 const MAX_OPEN = 4;
 
@@ -292,10 +299,12 @@ export class Receiver {
     t.state = "verifying";
     t.note = msg("rx.verifying");
     this.changed(t);
+    debug(`item ${t.item.id}: every byte in, verifying`);
     try {
       await t.intake.written;
       const file = await t.sink.close();
-      const digest = t.hasher instanceof OneGoHasher ? await t.hasher.digest() : t.hasher.digest("hex");
+      const digest = !t.hasher ? t.sink.sha256 : t.hasher instanceof OneGoHasher ? await t.hasher.digest() : t.hasher.digest("hex");
+      if (!digest) throw new Error("no SHA-256 from the disk worker");
       t.sha256 = digest;
       const ok = digest === m.sha256.toLowerCase();
       this.sendControl({ type: "result", id: t.item.id, ok, sha256: digest });
@@ -306,6 +315,7 @@ export class Receiver {
       t.result = file;
       t.state = "done";
       t.note = msg("rx.verified");
+      debug(`item ${t.item.id}: verified`);
       t.settle(true);
       this.changed(t);
     } catch (e) {
@@ -326,7 +336,7 @@ export class Receiver {
   }
 
   private changed(t: RxTransfer): void {
-    this.view.entryChanged(this.entryKeyOf(t.item));
+    this.view.entryChanged(this.entryKeyOf(t.item), t.state === "failed");
   }
 
   // --- asking for items -------------------------------------------------------------
@@ -390,29 +400,39 @@ export class Receiver {
       return null;
     }
     // Small enough (and room left under the page's budget): the bytes taken
-    // are gathered and hashed in one go at the end, else hashed as they come.
-    const oneGo = OneGoHasher.create(item.size);
-    const hasher = oneGo ?? await newHasher();
+    // are gathered and hashed in one go at the end, by the disk worker when
+    // it writes them (nothing to copy or hash on the page), else here; larger
+    // ones are hashed as they come.
+    const inWorker = sink.hashInOneGo ? reserveOneGo(item.size) : null;
+    if (inWorker) sink.hashInOneGo!(item.size);
+    const oneGo = inWorker ? null : OneGoHasher.create(item.size);
+    const hasher = inWorker ? null : oneGo ?? await newHasher();
+    const unhold = () => {
+      inWorker?.();
+      oneGo?.release();
+    };
     let settle!: (ok: boolean) => void;
     const done = new Promise<boolean>((r) => {
       settle = (ok) => {
         release();
-        oneGo?.release();
+        unhold();
         r(ok);
       };
     });
-    const intake = new Intake(item.size, hasher, sink, (offset) => this.sendControl({ type: "ack", id: item.id, offset }));
+    const intake = new Intake(item.size, hasher ?? NO_HASH, sink, (offset) => this.sendControl({ type: "ack", id: item.id, offset }));
     const t: RxTransfer = {
       item, state: "queued", intake, note: msg("rx.requested"), meter: new SpeedMeter(),
       result: null, sha256: null, hasher, sink, done, settle,
     };
     if (!this.items.has(item.id)) {
       void sink.abort();
-      oneGo?.release();
+      unhold();
       return null;
     }
     this.transfers.set(item.id, t);
-    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.onDisk ? "to disk" : "in memory"}, SHA-256 ${oneGo ? "in one go" : "as it streams"}`);
+    // Writes the disk worker finishes after they were taken report failures here.
+    sink.failure?.catch((e) => this.fail(t, msg("rx.storeFailed", { detail: errorDetail(e) })));
+    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.inWorker ? "to disk by the disk worker" : sink.onDisk ? "to disk on the page" : "in memory"}, SHA-256 ${inWorker ? "in one go by the disk worker" : oneGo ? "in one go" : "as it streams"}`);
     if (this.connected) this.sendControl({ type: "request", id: item.id, offset: 0 });
     else t.note = msg("rx.waitingConnection");
     this.changed(t);
@@ -496,7 +516,7 @@ export class Receiver {
       this.view.notice(msg("rx.saveFailed", { name: e.name, detail: errorDetail(err) }), "error");
     } finally {
       this.busy.delete(key);
-      this.view.entryChanged(key);
+      this.view.entryChanged(key, true);
     }
   }
 
@@ -541,7 +561,7 @@ export class Receiver {
         this.view.notice(msg("rx.saveFailed", { name: e.name, detail: errorDetail(err) }), "error");
       } finally {
         this.busy.delete(key);
-        this.view.entryChanged(key);
+        this.view.entryChanged(key, true);
       }
     }));
   }

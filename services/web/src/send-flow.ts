@@ -2,7 +2,7 @@
 // bytes, from a requested offset, as chunk frames, paced by the data
 // channel's send buffer and by the receiver's acknowledgements. No WebRTC
 // here, only the FrameChannel interface, so it runs (and is tested) in Node.
-import { ACK_WINDOW, BUFFER_HIGH, CHUNK_BYTES, FRAME_HEADER_BYTES, makeFrame } from "./protocol";
+import { ACK_WINDOW, BUFFER_HIGH, CHUNK_BYTES, FRAME_HEADER_BYTES, setFrameHeader } from "./protocol";
 
 /** What sending needs of a data channel; PeerLink is the real one. */
 export interface FrameChannel {
@@ -11,7 +11,11 @@ export interface FrameChannel {
   readonly bufferedAmount: number;
   /** Largest message the far side accepts; 0 when unknown. */
   readonly maxMessageSize: number;
-  /** False when the channel could not take the message (it is then closing). */
+  /**
+   * False when the channel could not take the message (it is then closing).
+   * Copies `data` before it returns (RTCDataChannel.send does): the caller
+   * reuses the buffer for the next frame.
+   */
   send(data: Uint8Array): boolean;
 }
 
@@ -20,6 +24,8 @@ export interface OutItem {
   id: number;
   size: number;
   blob: Blob;
+  /** Reads bytes `from` to `end` elsewhere (the disk worker); without it the blob is read here. */
+  read?: (from: number, end: number) => Promise<Uint8Array>;
 }
 
 /** One request of one receiver, served until the end or until `aborted` is set. */
@@ -82,11 +88,12 @@ export async function sendItem(ch: FrameChannel, item: OutItem, req: OutRequest,
   const maxPayload = payloadBytes(ch.maxMessageSize);
   const read = async (from: number): Promise<Uint8Array> => {
     const end = Math.min(item.size, from + READ_BYTES);
-    const block = new Uint8Array(await item.blob.slice(from, end).arrayBuffer());
+    const block = item.read ? await item.read(from, end) : new Uint8Array(await item.blob.slice(from, end).arrayBuffer());
     if (block.byteLength !== end - from) throw new Error("the file changed while it was being sent");
     return block;
   };
   let ahead: Promise<Uint8Array> | null = null;
+  let frame: Uint8Array<ArrayBuffer> | null = null;
   const drop = (): false => {
     ahead?.catch(() => undefined); // nobody waits for it any more
     return false;
@@ -107,9 +114,12 @@ export async function sendItem(ch: FrameChannel, item: OutItem, req: OutRequest,
     if (end < item.size) ahead = read(end);
     for (let o = 0; o < block.byteLength; o += maxPayload) {
       const n = Math.min(maxPayload, block.byteLength - o);
-      const frame = makeFrame(item.id, off + o, n);
+      // One frame buffer for the whole item: a fresh 64 KiB per frame was
+      // garbage for the page to collect, 16 times per MiB.
+      frame ??= new Uint8Array(FRAME_HEADER_BYTES + maxPayload);
+      setFrameHeader(frame, item.id, off + o);
       frame.set(block.subarray(o, o + n), FRAME_HEADER_BYTES);
-      if (!ch.send(frame)) return drop();
+      if (!ch.send(n === maxPayload ? frame : frame.subarray(0, FRAME_HEADER_BYTES + n))) return drop();
     }
     onBlock?.(block);
     off = end;

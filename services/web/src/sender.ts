@@ -10,6 +10,7 @@ import {
 } from "./protocol";
 import { sendItem, type FlowGate, type OutRequest } from "./send-flow";
 import type { Signaling } from "./signaling";
+import { workerDigest, workerSource } from "./storage";
 
 /** An offered item: what the manifest says of it, and where its bytes are. */
 export interface SharedItem extends ManifestItem {
@@ -158,7 +159,10 @@ export class Sender {
   }
 
   private hashOf(item: SharedItem): Promise<string> {
-    item.hash ??= hashesInOneGo(item.size) ? digestBlob(item.blob) : hashBlob(item.blob);
+    // In one go: read and hashed by the disk worker where one runs, so the page does not read the file for it.
+    item.hash ??= hashesInOneGo(item.size)
+      ? workerDigest(item.blob).then((h) => h ?? digestBlob(item.blob))
+      : hashBlob(item.blob);
     return item.hash;
   }
 
@@ -401,8 +405,12 @@ export class Sender {
     const gate: FlowGate = { acked: (id) => p.acked.get(id) ?? 0, wait: () => this.waitWake(p) };
     if (t) this.update(t, { state: "sending", note: "sending" });
     let complete = false;
+    // The blocks are read by the disk worker where one runs, else on the page.
+    const source = await workerSource(item.blob);
+    debug(`item ${item.id} from ${req.offset}: blocks read ${source ? "by the disk worker" : "on the page"}`);
+    const out = { id: item.id, size: item.size, blob: item.blob, read: source ? source.read : undefined };
     try {
-      complete = await sendItem(p.link, item, req, gate, onBlock);
+      complete = await sendItem(p.link, out, req, gate, onBlock);
       if (inline) {
         inline.settle(complete ? Promise.resolve(inline.hasher.digest("hex")) : hashBlob(item.blob));
         inline = null;
@@ -419,6 +427,8 @@ export class Sender {
       p.link.send(encodeControl({ type: "error", id: item.id, code: "read-failed", message }));
       if (t) this.update(t, { state: "failed", note: message });
       this.view.notice(msg("send.readFailed", { name: item.path, detail: errorDetail(e) }), "error");
+    } finally {
+      source?.close();
     }
   }
 

@@ -1,6 +1,7 @@
 // Where received bytes go. On disk as they arrive where the browser allows it
 // (the origin-private file system, or a directory the person picked), in
 // memory elsewhere.
+import type { FromDisk, ToDisk } from "./disk-protocol";
 import { randomId } from "./format";
 import { safePath } from "./protocol";
 
@@ -12,6 +13,17 @@ export interface Sink {
   abort(): Promise<void>;
   /** True when the bytes go to disk rather than memory. */
   readonly onDisk: boolean;
+  /** True when the disk worker writes them (off the page's main thread). */
+  readonly inWorker?: boolean;
+  /** The disk worker's: asks it to hash what it writes in one go; `sha256` holds the digest after `close`. */
+  hashInOneGo?(size: number): void;
+  readonly sha256?: string | null;
+  /**
+   * Where writes finish after `write` resolved (the disk worker): rejects
+   * with the browser's error as soon as one of them fails. Later writes and
+   * `close` reject with it too.
+   */
+  readonly failure?: Promise<never>;
 }
 
 /** A file larger than this held in memory triggers a warning first. */
@@ -104,10 +116,312 @@ class HandleSink implements Sink {
   }
 }
 
+// --- the disk worker (origin-private file system, synchronous handles) ---------
+
+/**
+ * Buffers of COALESCE_BYTES one file has at most: one filling on the page,
+ * one at the worker being written. A write that finds neither free waits for
+ * the worker to hand one back, and that wait holds the receiver's
+ * acknowledgements (intake.ts), so the sender stops instead of the page
+ * queueing bytes for the worker without bound.
+ */
+const WORKER_BUFFERS = 2;
+/** A worker that has not said whether it can write by then is not used. */
+const WORKER_START_MS = 10_000;
+/** A file the worker has not opened by then is written on the page instead. */
+const WORKER_OPEN_MS = 10_000;
+
+/** The page's one disk worker (disk-worker.ts) and its open files. */
+class DiskWorker {
+  private nextFile = 1;
+  private files = new Map<number, WorkerSink>();
+  dead = false;
+
+  private nextReq = 1;
+  private reads = new Map<number, { resolve: (m: FromDisk) => void; reject: (e: Error) => void }>();
+
+  /** `sync`: the worker has synchronous access handles (it can write; it can always read). */
+  private constructor(private w: Worker, readonly sync: boolean) {
+    w.onmessage = (e: MessageEvent<FromDisk>) => {
+      const m = e.data;
+      switch (m.op) {
+        case "ready": return;
+        case "block": case "digested": case "unread": {
+          const r = this.reads.get(m.req);
+          this.reads.delete(m.req);
+          if (m.op === "unread") r?.reject(new DOMException(m.message, m.name));
+          else r?.resolve(m);
+          return;
+        }
+        default: this.files.get(m.file)?.onMessage(m);
+      }
+    };
+    // The worker died: every file still open fails with that, and the next file starts another.
+    const died = () => {
+      this.dead = true;
+      diskWorker = null;
+      const err = new Error("the disk worker stopped");
+      for (const f of this.files.values()) f.onMessage({ op: "failed", file: 0, name: err.name, message: err.message });
+      this.files.clear();
+      for (const r of this.reads.values()) r.reject(err);
+      this.reads.clear();
+    };
+    w.onerror = died;
+    w.onmessageerror = died;
+  }
+
+  /** Starts the worker; null when there is none (or it does not answer). */
+  static start(): Promise<DiskWorker | null> {
+    if (typeof Worker !== "function" || typeof __DISK_WORKER_URL__ !== "string") return Promise.resolve(null);
+    let w: Worker;
+    try {
+      w = new Worker(__DISK_WORKER_URL__, { name: "privydrop-disk" });
+    } catch {
+      return Promise.resolve(null); // refused (a content security policy, say)
+    }
+    return new Promise((resolve) => {
+      const give = (ok: boolean, sync = false) => {
+        clearTimeout(timer);
+        if (ok) return resolve(new DiskWorker(w, sync));
+        w.terminate();
+        resolve(null);
+      };
+      const timer = setTimeout(() => give(false), WORKER_START_MS);
+      w.onmessage = (e: MessageEvent<FromDisk>) => give(e.data.op === "ready", e.data.op === "ready" && e.data.sync);
+      w.onerror = () => give(false);
+    });
+  }
+
+  post(m: ToDisk, transfer: Transferable[] = []): void {
+    if (!this.dead) this.w.postMessage(m, transfer);
+  }
+
+  /** Posts a read or digest request; resolves with the worker's answer. */
+  ask(m: { op: "read"; src: number; from: number; end: number } | { op: "digest"; blob: Blob }): Promise<FromDisk> {
+    if (this.dead) return Promise.reject(new Error("the disk worker stopped"));
+    const req = this.nextReq++;
+    return new Promise((resolve, reject) => {
+      this.reads.set(req, { resolve, reject });
+      this.post({ ...m, req });
+    });
+  }
+
+  /** A file being sent, read in the worker until `close`. */
+  source(blob: Blob): BlockSource {
+    const src = this.nextReq++;
+    this.post({ op: "source", src, blob });
+    return {
+      read: async (from, end) => {
+        const m = await this.ask({ op: "read", src, from, end });
+        if (m.op !== "block") throw new Error("unexpected answer");
+        return new Uint8Array(m.buf);
+      },
+      close: () => this.post({ op: "unsource", src }),
+    };
+  }
+
+  /** Opens `name` in `dir` (names from the origin-private root) for writing in the worker. */
+  async open(handle: FileSystemFileHandle, dir: string[], name: string): Promise<WorkerSink> {
+    const file = this.nextFile++;
+    const sink = new WorkerSink(this, file, handle, () => this.files.delete(file));
+    this.files.set(file, sink);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        sink.request("opened", { op: "open", file, dir, name }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("the disk worker did not open the file")), WORKER_OPEN_MS);
+        }),
+      ]);
+    } catch (e) {
+      // Should it open the file after all, it closes it again.
+      this.post({ op: "abort", file });
+      this.files.delete(file);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    return sink;
+  }
+}
+
+let diskWorker: Promise<DiskWorker | null> | null = null;
+
+function getDiskWorker(): Promise<DiskWorker | null> {
+  diskWorker ??= DiskWorker.start();
+  return diskWorker;
+}
+
+/** Reads blocks of one file being sent. */
+export interface BlockSource {
+  /** Bytes `from` to `end` (the caller checks the length). */
+  read(from: number, end: number): Promise<Uint8Array>;
+  close(): void;
+}
+
+/**
+ * A reader of `blob` in the disk worker: each block is read there and
+ * transferred to the page, so the copy out of the browser's file service is
+ * off the page's main thread. Null where no worker runs (read on the page).
+ */
+export async function workerSource(blob: Blob): Promise<BlockSource | null> {
+  return (await getDiskWorker())?.source(blob) ?? null;
+}
+
+/** SHA-256 (hex) of a whole Blob, read and hashed in the disk worker; null where none runs. */
+export async function workerDigest(blob: Blob): Promise<string | null> {
+  const w = await getDiskWorker();
+  if (!w) return null;
+  const m = await w.ask({ op: "digest", blob });
+  if (m.op !== "digested") throw new Error("unexpected answer");
+  return m.sha256;
+}
+
+/**
+ * A received file written by the disk worker. `write` copies into the
+ * buffer being filled (the only copy on the page) and resolves; a full
+ * buffer is transferred to the worker, not copied.
+ */
+class WorkerSink implements Sink {
+  readonly onDisk = true;
+  readonly inWorker = true;
+  readonly failure: Promise<never>;
+  private fail!: (e: Error) => void;
+  private error: Error | null = null;
+  private cur: Uint8Array<ArrayBuffer> | null = null;
+  private used = 0;
+  private free: ArrayBuffer[] = [];
+  private made = 0;
+  private bufferWaiters: (() => void)[] = [];
+  private reply: { op: FromDisk["op"]; resolve: () => void; reject: (e: Error) => void } | null = null;
+  private done = false;
+  /** SHA-256 (hex) of what was written, once closed, when `hashInOneGo` asked for it. */
+  sha256: string | null = null;
+
+  constructor(private worker: DiskWorker, private file: number, private handle: FileSystemFileHandle,
+              private forget: () => void) {
+    this.failure = new Promise<never>((_, reject) => { this.fail = reject; });
+    this.failure.catch(() => undefined); // observed by whoever cares; never unhandled
+  }
+
+  /** Posts `m` and resolves on the worker's `op` answer, rejects on a failure. */
+  request(op: FromDisk["op"], m: ToDisk): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
+    if (this.worker.dead) return Promise.reject(new Error("the disk worker stopped"));
+    return new Promise<void>((resolve, reject) => {
+      this.reply = { op, resolve, reject };
+      this.worker.post(m);
+    });
+  }
+
+  onMessage(m: FromDisk): void {
+    if (m.op === "written") {
+      this.free.push(m.buf);
+      for (const w of this.bufferWaiters.splice(0)) w();
+      return;
+    }
+    if (m.op === "failed") {
+      if (!this.error) {
+        this.error = new DOMException(m.message, m.name);
+        this.fail(this.error);
+      }
+      for (const w of this.bufferWaiters.splice(0)) w();
+      const r = this.reply;
+      this.reply = null;
+      r?.reject(this.error);
+      return;
+    }
+    if (m.op === "closed") this.sha256 = m.sha256 ?? null;
+    if (this.reply?.op === m.op) {
+      const r = this.reply;
+      this.reply = null;
+      r.resolve();
+    }
+  }
+
+  /**
+   * Before the first write: the worker gathers the `size` bytes it writes
+   * and hashes them in one go when closing (`sha256`), so the page neither
+   * copies them for hashing nor hashes (hash.ts has the budget for it).
+   */
+  hashInOneGo(size: number): void {
+    this.worker.post({ op: "hash", file: this.file, size });
+  }
+
+  private async buffer(): Promise<Uint8Array<ArrayBuffer>> {
+    for (;;) {
+      if (this.error) throw this.error;
+      const b = this.free.pop();
+      if (b) return new Uint8Array(b);
+      if (this.made < WORKER_BUFFERS) {
+        this.made++;
+        return new Uint8Array(COALESCE_BYTES);
+      }
+      await new Promise<void>((r) => this.bufferWaiters.push(r));
+    }
+  }
+
+  private send(): void {
+    if (!this.cur || this.used === 0) return;
+    const buf = this.cur.buffer;
+    this.worker.post({ op: "write", file: this.file, buf, len: this.used }, [buf]);
+    this.cur = null;
+    this.used = 0;
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    if (this.error) throw this.error;
+    let off = 0;
+    while (off < data.byteLength) {
+      this.cur ??= await this.buffer();
+      const n = Math.min(data.byteLength - off, this.cur.byteLength - this.used);
+      this.cur.set(n === data.byteLength ? data : data.subarray(off, off + n), this.used);
+      this.used += n;
+      off += n;
+      if (this.used === this.cur.byteLength) this.send();
+    }
+  }
+
+  async close(): Promise<Blob> {
+    if (this.error) throw this.error;
+    this.send();
+    try {
+      // The worker closes the file after every write before it.
+      await this.request("closed", { op: "close", file: this.file });
+    } finally {
+      this.finish();
+    }
+    return await this.handle.getFile();
+  }
+
+  async abort(): Promise<void> {
+    if (this.done || this.worker.dead) return;
+    this.cur = null;
+    this.error ??= new Error("aborted");
+    for (const w of this.bufferWaiters.splice(0)) w();
+    const r = this.reply;
+    this.reply = null;
+    r?.reject(this.error);
+    await new Promise<void>((resolve) => {
+      this.reply = { op: "aborted", resolve, reject: () => resolve() };
+      this.worker.post({ op: "abort", file: this.file });
+    });
+    this.finish();
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.free = [];
+    this.forget();
+  }
+}
+
 // --- the origin-private file system ------------------------------------------
 
 const OPFS_DIR = "privydrop-received";
 let tabDir: Promise<FileSystemDirectoryHandle | null> | null = null;
+/** The name of this tab's folder below OPFS_DIR (the disk worker finds files by name). */
+let tabDirName = "";
 
 /** True when received files can be written to disk as they arrive (OPFS with createWritable). */
 export function opfsUsable(): boolean {
@@ -135,7 +449,9 @@ function getTabDir(): Promise<FileSystemDirectoryHandle | null> {
         });
       });
       void removeLeftovers(base, mine);
-      return await base.getDirectoryHandle(mine, { create: true });
+      const dir = await base.getDirectoryHandle(mine, { create: true });
+      tabDirName = mine;
+      return dir;
     } catch {
       return null;
     }
@@ -182,7 +498,17 @@ export async function openSink(plan: SinkPlan, mime: string): Promise<Sink> {
     const dir = await getTabDir();
     if (dir) {
       try {
-        const h = await dir.getFileHandle(`rx-${randomId(10)}`, { create: true });
+        const name = `rx-${randomId(10)}`;
+        let h = await dir.getFileHandle(name, { create: true });
+        const worker = await getDiskWorker();
+        if (worker?.sync) {
+          try {
+            return await worker.open(h, [OPFS_DIR, tabDirName], name);
+          } catch {
+            // Written on the page instead, into a file of its own (the worker may still hold that one).
+            h = await dir.getFileHandle(`rx-${randomId(10)}`, { create: true });
+          }
+        }
         return await HandleSink.open(h, true);
       } catch { /* fall back to memory */ }
     }

@@ -265,6 +265,9 @@ export function treeList(node: TreeNode, mark?: (item: ManifestItem) => string):
 
 /** The "✓ verified" badge: carries `data-testid="verified"` only while shown. */
 export function setVerified(badge: HTMLElement, on: boolean, name?: string): void {
+  // Called on every redraw of a row: unchanged, the DOM is left alone.
+  if (badge.hidden === !on && (on ? badge.getAttribute("data-testid") === "verified" &&
+      (name === undefined || badge.getAttribute("data-name") === name) : !badge.hasAttribute("data-testid"))) return;
   badge.hidden = !on;
   if (on) {
     badge.setAttribute("data-testid", "verified");
@@ -289,16 +292,25 @@ export class ProgressBar {
     this.root = h("div", { class: "progress", "data-testid": "progress", "data-name": name, "data-state": "pending" }, this.bar, this.text);
   }
 
+  /**
+   * Redraws the bar (several times a second during a transfer): only what
+   * changed is written, as every write to the DOM costs the page a new style
+   * and layout pass.
+   */
   set(bytes: number, total: number, state: string, note: string): void {
-    this.root.setAttribute("data-state", state);
-    this.root.setAttribute("data-bytes", String(bytes));
-    this.bar.max = Math.max(total, 1);
-    this.bar.value = total === 0 ? (state === "done" ? 1 : 0) : bytes;
+    if (this.root.getAttribute("data-state") !== state) this.root.setAttribute("data-state", state);
+    const b = String(bytes);
+    if (this.root.getAttribute("data-bytes") !== b) this.root.setAttribute("data-bytes", b);
+    const max = Math.max(total, 1);
+    if (this.bar.max !== max) this.bar.max = max;
+    const value = total === 0 ? (state === "done" ? 1 : 0) : bytes;
+    if (this.bar.value !== value) this.bar.value = value;
     if (state === "sending" || state === "receiving") this.meter.add(bytes);
     else this.meter.reset();
     // Nothing asked for yet: an empty bar says enough.
     const prog = state === "pending" && bytes === 0 ? "" : progressText(bytes, total, this.meter.rate());
-    this.text.textContent = [prog, note].filter(Boolean).join(" — ");
+    const text = [prog, note].filter(Boolean).join(" — ");
+    if (this.text.textContent !== text) this.text.textContent = text;
   }
 }
 

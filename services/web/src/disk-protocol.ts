@@ -1,0 +1,46 @@
+// Messages between the page and its disk worker (disk-worker.ts), which writes
+// received files into the origin-private file system with synchronous access
+// handles, and reads files being sent, off the page's main thread
+// (services/web/README.md, "Where received bytes go" and "Where sent bytes
+// come from"). Types only: nothing here runs.
+
+/** Page → worker. `file` is the page's number for one open file. */
+export type ToDisk =
+  /** Opens (creates) `name` in the folder `dir` (names from the origin-private root). */
+  | { op: "open"; file: number; dir: string[]; name: string }
+  /**
+   * Before any write: gather the `size` bytes written into one buffer and
+   * hash them in one go (WebCrypto) at "close"; the digest comes with "closed".
+   */
+  | { op: "hash"; file: number; size: number }
+  /** Appends the first `len` bytes of `buf` (transferred, handed back by "written"). */
+  | { op: "write"; file: number; buf: ArrayBuffer; len: number }
+  /** Flushes and closes the file once every write before it is done. */
+  | { op: "close"; file: number }
+  /** Empties and closes the file (what was written is dropped). */
+  | { op: "abort"; file: number }
+  /** A file being sent, read by "read" from now on as `src` (a Blob is passed by reference, not copied). */
+  | { op: "source"; src: number; blob: Blob }
+  /** Bytes `from` to `end` of source `src`, answered by "block" or "unread" with the same `req`. */
+  | { op: "read"; src: number; req: number; from: number; end: number }
+  | { op: "unsource"; src: number }
+  /** SHA-256 of a whole Blob in one go, answered by "digested" or "unread". */
+  | { op: "digest"; req: number; blob: Blob };
+
+/** Worker → page. */
+export type FromDisk =
+  /** Sent once at start: whether synchronous access handles exist here. */
+  | { op: "ready"; sync: boolean }
+  | { op: "opened"; file: number }
+  /** One write is on disk; `buf` comes back for the next. */
+  | { op: "written"; file: number; buf: ArrayBuffer }
+  /** The file is closed; `sha256` (hex) when "hash" asked for it. */
+  | { op: "closed"; file: number; sha256?: string }
+  | { op: "aborted"; file: number }
+  /** An open, write or close failed: the browser's error, by name and message. Later writes are dropped. */
+  | { op: "failed"; file: number; name: string; message: string }
+  /** The bytes a "read" asked for (transferred). */
+  | { op: "block"; req: number; buf: ArrayBuffer }
+  | { op: "digested"; req: number; sha256: string }
+  /** A "read" or "digest" failed: the browser's error. */
+  | { op: "unread"; req: number; name: string; message: string };

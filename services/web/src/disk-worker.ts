@@ -1,0 +1,198 @@
+// The disk worker: a dedicated Web Worker doing the page's file work off its
+// main thread (services/web/README.md, "Where received bytes go" and "Where
+// sent bytes come from").
+//
+// Receiving: it writes received files into the origin-private file system
+// with synchronous access handles (createSyncAccessHandle exists only in
+// workers). The page only gathers chunks into 4 MiB buffers and transfers
+// them here (no copy); the write, which through FileSystemWritableFileStream
+// was a copy handed to the browser's storage process on the main thread,
+// happens here. Each buffer goes back to the page once written, so the page
+// never has more than its two buffers per file out (storage.ts, WorkerSink).
+// Where the page asks, it also gathers what it writes and hashes it in one
+// go at the end (docs/datachannel-protocol.md §7).
+//
+// Sending: it reads the blocks of a file being sent and transfers them to
+// the page, and hashes in one go the items hashed that way.
+//
+// Message types: disk-protocol.ts.
+import type { FromDisk, ToDisk } from "./disk-protocol";
+
+/** What this file needs of the handle (lib.dom has no such type). */
+interface SyncHandle {
+  write(data: Uint8Array, opts: { at: number }): number;
+  truncate(size: number): void;
+  close(): void;
+}
+
+interface OpenFile {
+  handle: SyncHandle | null;
+  at: number;
+  /** Set once something failed: later writes are dropped, close reports it again. */
+  failed: { name: string; message: string } | null;
+  /** Operations on this file run in order; opening and hashing are asynchronous. */
+  queue: Promise<void>;
+  /** The bytes written, gathered for hashing in one go ("hash"). */
+  gather: Uint8Array<ArrayBuffer> | null;
+  gathered: number;
+}
+
+const scope = self as unknown as {
+  postMessage(m: FromDisk, transfer?: Transferable[]): void;
+  onmessage: ((e: MessageEvent<ToDisk>) => void) | null;
+};
+const files = new Map<number, OpenFile>();
+/**
+ * Files are opened one after another: several opened at once (a folder's
+ * first files) left some of them never opened in Chromium 156 under load.
+ */
+let opening: Promise<unknown> = Promise.resolve();
+
+function post(m: FromDisk, transfer: Transferable[] = []): void {
+  scope.postMessage(m, transfer);
+}
+
+function describe(e: unknown): { name: string; message: string } {
+  if (e instanceof Error) return { name: e.name, message: e.message };
+  return { name: "Error", message: String(e) };
+}
+
+async function open(dir: string[], name: string): Promise<SyncHandle> {
+  let d = await navigator.storage.getDirectory();
+  for (const seg of dir) d = await d.getDirectoryHandle(seg);
+  const h = await d.getFileHandle(name, { create: true });
+  const sync = await (h as unknown as { createSyncAccessHandle(): Promise<SyncHandle> }).createSyncAccessHandle();
+  sync.truncate(0);
+  return sync;
+}
+
+function fail(file: number, f: OpenFile, e: unknown): void {
+  if (!f.failed) {
+    f.failed = describe(e);
+    post({ op: "failed", file, ...f.failed });
+  }
+}
+
+function hex(digest: ArrayBuffer): string {
+  let out = "";
+  for (const b of new Uint8Array(digest)) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+function closeHandle(f: OpenFile): void {
+  try {
+    f.handle?.close();
+  } catch { /* already closed */ }
+  f.handle = null;
+}
+
+const sources = new Map<number, Blob>();
+
+/** Reading a file being sent: the copy from the browser's file service into memory happens here. */
+function read(m: Extract<ToDisk, { op: "read" | "digest" }>): void {
+  const work = m.op === "read"
+    ? (async () => {
+      const blob = sources.get(m.src);
+      if (!blob) throw new Error("no such source");
+      const buf = await blob.slice(m.from, m.end).arrayBuffer();
+      post({ op: "block", req: m.req, buf }, [buf]);
+    })()
+    : (async () => {
+      const sha256 = hex(await crypto.subtle.digest("SHA-256", await m.blob.arrayBuffer()));
+      post({ op: "digested", req: m.req, sha256 });
+    })();
+  work.catch((e) => post({ op: "unread", req: m.req, ...describe(e) }));
+}
+
+function handle(m: ToDisk): void {
+  switch (m.op) {
+    case "source": sources.set(m.src, m.blob); return;
+    case "unsource": sources.delete(m.src); return;
+    case "read": case "digest": read(m); return;
+    default: break;
+  }
+  if (m.op === "open") {
+    const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve(), gather: null, gathered: 0 };
+    files.set(m.file, f);
+    const opened = opening.then(() => open(m.dir, m.name));
+    // The next waits for this one, but not for ever (the page gives up on it after 10 s).
+    opening = Promise.race([opened.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
+    f.queue = opened.then(
+      (h) => {
+        f.handle = h;
+        post({ op: "opened", file: m.file });
+      },
+      (e) => fail(m.file, f, e),
+    );
+    return;
+  }
+  const f = files.get(m.file);
+  if (!f) return;
+  const file = m.file;
+  f.queue = f.queue.then(async () => {
+    switch (m.op) {
+      case "hash":
+        try {
+          f.gather = new Uint8Array(m.size);
+        } catch (e) {
+          fail(file, f, e); // no memory for it
+        }
+        break;
+      case "write":
+        if (f.handle && !f.failed) {
+          try {
+            const data = new Uint8Array(m.buf, 0, m.len);
+            const n = f.handle.write(data, { at: f.at });
+            f.at += n;
+            // A short write means the disk or the quota ran out.
+            if (n !== m.len) throw new DOMException(`wrote ${n} of ${m.len} bytes`, "QuotaExceededError");
+            if (f.gather) {
+              if (f.gathered + m.len > f.gather.byteLength) throw new Error("more bytes than announced");
+              f.gather.set(data, f.gathered);
+              f.gathered += m.len;
+            }
+          } catch (e) {
+            fail(file, f, e);
+          }
+        }
+        post({ op: "written", file, buf: m.buf }, [m.buf]);
+        break;
+      case "close": {
+        let sha256: string | undefined;
+        if (f.handle && !f.failed) {
+          try {
+            // No flush(): it would wait for the disk, and the file is scratch
+            // space, read back once by the page (getFile) for the download.
+            f.handle.close();
+            f.handle = null;
+            if (f.gather) sha256 = hex(await crypto.subtle.digest("SHA-256", f.gather.subarray(0, f.gathered)));
+          } catch (e) {
+            fail(file, f, e);
+          }
+        }
+        f.gather = null;
+        closeHandle(f);
+        files.delete(file);
+        if (!f.failed) post({ op: "closed", file, sha256 });
+        break;
+      }
+      case "abort":
+        try {
+          f.handle?.truncate(0);
+        } catch { /* best effort: the file is removed with the tab's folder */ }
+        f.gather = null;
+        closeHandle(f);
+        files.delete(file);
+        post({ op: "aborted", file });
+        break;
+    }
+  });
+}
+
+scope.onmessage = (e) => handle(e.data);
+
+const fh = (globalThis as { FileSystemFileHandle?: { prototype: object } }).FileSystemFileHandle;
+post({
+  op: "ready",
+  sync: typeof navigator.storage?.getDirectory === "function" && !!fh && "createSyncAccessHandle" in fh.prototype,
+});
