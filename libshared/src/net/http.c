@@ -440,8 +440,22 @@ static int conn_send(pd_http_conn *c, int status, const char *ctype, const char 
     if (blen)
         memcpy(w->data + (size_t)n + elen + 2, body, blen);
     w->len = (size_t)n + elen + 2 + blen;
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned int)w->len);
-    int rc = uv_write(&w->req, (uv_stream_t *)c->tcp, &buf, 1, on_write);
+    /* Straight to the socket first: a response usually fits its buffer.
+     * A uv_write that completes at once still costs the loop an
+     * epoll_ctl (libuv re-arms the watcher once the write queue drains)
+     * and a callback pass; only what the socket did not take is queued. */
+    int rc = uv_try_write((uv_stream_t *)c->tcp, &(uv_buf_t){.base = w->data, .len = w->len}, 1);
+    if (rc >= 0 && (size_t)rc == w->len) {
+        free(w);
+        return 0;
+    }
+    if (rc < 0 && rc != UV_EAGAIN) {
+        free(w);
+        return rc;
+    }
+    size_t done = rc > 0 ? (size_t)rc : 0;
+    uv_buf_t buf = uv_buf_init(w->data + done, (unsigned int)(w->len - done));
+    rc = uv_write(&w->req, (uv_stream_t *)c->tcp, &buf, 1, on_write);
     if (rc < 0)
         free(w);
     else
