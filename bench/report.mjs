@@ -268,8 +268,14 @@ if (shards) {
   l.push(`| signals per worker CPU-second | ${one ? fmt(one.relay.received_window / workerCpu(one, true)) : '—'} | ${fmt(n / workers)} |`);
   l.push(`| Redis CPU-s per 100k signals, each instance | ${one ? (redisCpu(one) / one.relay.received_window * 1e5).toFixed(3) : '—'} | ${shardCpu.map((c) => (c / n * 1e5).toFixed(3)).join(' / ')} |`);
   l.push(`| Redis CPU-s per 100k signals, all instances | ${one ? (redisCpu(one) / one.relay.received_window * 1e5).toFixed(3) : '—'} | ${(shardCpu.reduce((a, b) => a + b, 0) / n * 1e5).toFixed(3)} |`);
+  // Signals travel on their target worker's own channel, so with two
+  // workers at most two masters carry them; a master with no worker's
+  // channel only answers the slot map and the room channels' joins.
+  const chans = get('ours-relayx-shards-chans')?.worker_channels_each;
+  if (chans) l.push(`| workers' own channels on each instance | 2 | ${chans.join(' / ')} |`);
   shardsTable = l.join('\n');
-  shardsOk = shards.relay.per_s > 0 && shardCpu.length === 3 && shardCpu.every((c) => c > 0);
+  shardsOk = shards.relay.per_s > 0 && shardCpu.length === 3 && Array.isArray(chans) && chans.length === 3 &&
+    chans.reduce((a, b) => a + b, 0) === 2 && shardCpu.every((c, i) => chans[i] === 0 || c > 0);
 }
 if (shardsTable) console.log('\nCross-worker relay with the bus sharded over a Redis Cluster (ours):\n\n' + shardsTable + '\n');
 const rollTable = roll ? rollingTable([roll, rollSurge].filter(Boolean)) : null;
@@ -366,7 +372,7 @@ if (quick) {
   if (gp.status === 0 && plotted < wantPlots) failures.push('a plot was not drawn');
   if (rb && !(rb.rps > 0)) failures.push('redis-benchmark produced no figure');
   // The sharded relay ran (when asked for): signals, and CPU on every shard.
-  if (shards && !shardsOk) failures.push('relayx-shards: no signals, or a shard without CPU');
+  if (shards && !shardsOk) failures.push('relayx-shards: no signals, the two workers\' channels not found, or a master holding one without CPU');
   // The rolling restart's mechanism (never its timings): every room was
   // disrupted and met again, and no signal was lost outside a reconnect
   // window. sigload exits non-zero on the same, this restates it.

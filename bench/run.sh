@@ -230,13 +230,16 @@ relay_scenario() { # stack name nworkers cross?
 # core here, so this shows the split, not added capacity.
 SHARD_PIDS=(); SHARD_PORTS=()
 start_shards() {
-  local i port nodes=""
+  local i port bus nodes=""
   SHARD_PIDS=(); SHARD_PORTS=()
   for i in 1 2 3; do
     port=$(pick_port $((28000 + 10 * i)))
+    # The bus port is picked too: the default, port + 10000, lies among the
+    # ports the kernel hands out to outgoing connections.
+    bus=$(pick_port $((28500 + 10 * i)))
     mkdir -p "$LOGS/shard$i"
     (cd "$LOGS/shard$i" && exec "${SRV[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' \
-      --appendonly no --cluster-enabled yes --cluster-config-file "nodes.conf" \
+      --appendonly no --cluster-enabled yes --cluster-config-file "nodes.conf" --cluster-port "$bus" \
       --logfile "$LOGS/shard$i/redis.log") &
     SHARD_PIDS+=($!); SHARD_PORTS+=("$port"); PIDS+=($!)
     nodes="$nodes 127.0.0.1:$port"
@@ -275,6 +278,14 @@ shards_scenario() { # stack
   echo "== ours relayx-shards: closed loop, Redis Cluster of three masters"
   sigload "$OUT/ours-relayx-shards-max.json" relay --target "$(targets)" --cross --rooms "$ROOMS" \
     --window "$WINDOW" --duration "$DUR" --warmup "$WARM" --pids "$pids" --label "ours relayx shards"
+  # A signal goes on its target worker's own channel (docs/architecture.md
+  # §Signals), so only the masters that serve the two workers' channels
+  # carry signals: record which those are, in the shards' order.
+  local counts=()
+  for port in "${SHARD_PORTS[@]}"; do
+    counts+=("$(redis-cli -p "$port" PUBSUB SHARDCHANNELS 'pd:eio:*' 2>/dev/null | grep -c . || true)")
+  done
+  printf '{"worker_channels_each":[%s]}\n' "$(IFS=,; echo "${counts[*]}")" >"$OUT/ours-relayx-shards-chans.json"
   stop_stack
   EXTRA_ENV=()
   stop_shards

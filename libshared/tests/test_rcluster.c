@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -251,6 +253,18 @@ static int slot_owner_is(cnode *ask, unsigned slot, const char *id)
     return ok;
 }
 
+/* A counter of INFO stats, e.g. total_connections_received. */
+static long long info_stat(cnode *n, const char *name)
+{
+    redisReply *r = rfx_cmd(n->c, "INFO stats");
+    long long v = -1;
+    const char *p = r->type == REDIS_REPLY_STRING ? strstr(r->str, name) : NULL;
+    if (p && p[strlen(name)] == ':')
+        v = atoll(p + strlen(name) + 1);
+    freeReplyObject(r);
+    return v;
+}
+
 /* A key (or channel) name with `prefix` whose slot is in [lo, hi]. */
 static void name_in(char *buf, size_t cap, const char *prefix, unsigned lo, unsigned hi)
 {
@@ -275,7 +289,16 @@ typedef struct live {
     long long numsub[4];
     char numsub_names[4][32];
     size_t numsub_n;
+    int lost; /* times readiness went from 1 to 0 */
 } live;
+
+static void on_state(pd_redis *r, int ready, void *data)
+{
+    (void)r;
+    live *v = data;
+    if (!ready)
+        v->lost++;
+}
 
 static void on_msg(pd_slice channel, pd_slice message, void *data)
 {
@@ -345,7 +368,7 @@ static void live_cluster(void **state)
     opt.cluster_nodes = seeds;
     opt.subscriber = 1;
     opt.watchdog_ms = 200;
-    v.r = pd_redis_create(&v.l.loop, &opt, NULL, on_msg, &v);
+    v.r = pd_redis_create(&v.l.loop, &opt, on_state, on_msg, &v);
     assert_non_null(v.r);
     assert_true(pd_redis_is_cluster(v.r));
     RFX_WAIT(&v.l, pd_redis_ready(v.r), 10000);
@@ -447,6 +470,43 @@ static void live_cluster(void **state)
     RFX_WAIT(&v.l, v.messages > before, 5000);
     assert_string_equal(v.got_chan, chs);
     assert_string_equal(v.got_msg, "there");
+
+    /* A subscription sent on a stale map. Slot s2 (no keys, nobody
+     * subscribed) moves from a to b without the client hearing of it, so
+     * its map still says a: the SSUBSCRIBE goes there and comes back
+     * -MOVED. The client subscribes on b, and neither drops a's link nor
+     * stops being ready (a worker that is not ready refuses joins). */
+    char ch2[32];
+    unsigned s2 = s;
+    for (int i = 0; s2 == s || s2 > 8191; i++) {
+        snprintf(ch2, sizeof ch2, "cht%d", i);
+        s2 = pd_slot_of(pd_slice_cstr(ch2));
+    }
+    rfx_ok(b.c, "CLUSTER SETSLOT %u NODE %s", s2, b.id);
+    rfx_ok(a.c, "CLUSTER SETSLOT %u NODE %s", s2, b.id);
+    assert_true(pd_redis_ready(v.r));
+    int lost_before = v.lost;
+    long long conns_before = info_stat(&a, "total_connections_received");
+    assert_int_equal(pd_redis_subscribe(v.r, pd_slice_cstr(ch2)), PD_OK);
+    heard = 0;
+    for (int i = 0; i < 500 && !heard; i++) {
+        redisReply *r = rfx_cmd(b.c, "PUBSUB SHARDNUMSUB %s", ch2);
+        heard = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer == 1;
+        freeReplyObject(r);
+        if (!heard)
+            rfx_run_for(&v.l, 10);
+    }
+    assert_true(heard);
+    assert_true(info_stat(&a, "total_connections_received") == conns_before); /* a's links kept */
+    assert_int_equal(v.lost, lost_before);
+    assert_true(pd_redis_ready(v.r));
+    before = v.messages;
+    cmd_wait(&v, "PUBLISH %s stale", ch2);
+    assert_int_equal(v.last_int, 1);
+    RFX_WAIT(&v.l, v.messages > before, 5000);
+    assert_string_equal(v.got_chan, ch2);
+    assert_string_equal(v.got_msg, "stale");
+    assert_int_equal(pd_redis_unsubscribe(v.r, pd_slice_cstr(ch2)), PD_OK);
 
     /* Unsubscribed: the shard forgets us. */
     assert_int_equal(pd_redis_unsubscribe(v.r, pd_slice_cstr(chb)), PD_OK);

@@ -66,6 +66,9 @@ async function startRedisCluster(c) {
       "--dir", dir, "--daemonize", "no", "--loglevel", "warning",
       "--cluster-enabled", "yes", "--cluster-config-file", path.join(dir, "nodes.conf"),
       "--cluster-node-timeout", "2000",
+      // The bus port is chosen free like the client port: by default it is
+      // port + 10000, which another process may hold.
+      "--cluster-port", String(await freePort()),
     ], { cwd: dir });
     c.nodeProcs.set(port, p);
     await waitReady(p, `cluster node on ${port}`, async () => (await redisCliRaw(port, "PING")) === "PONG");
@@ -124,6 +127,10 @@ async function roomsOnTwoMasters(port) {
   throw new Error("no two rooms on different masters in 200 tries");
 }
 
+function assertJoined(r) {
+  assert.equal(r.success, true, JSON.stringify(r));
+}
+
 async function relayOk(from, to, sdp) {
   from.emit("offer", { peerId: to.id, offer: { type: "offer", sdp } });
   const o = await waitFor(to, "offer", { pred: (x) => x.offer?.sdp === sdp });
@@ -170,7 +177,7 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       const x = await connect(w1.url);
       const y = await connect(w2.url);
       socks.push(a, b, x, y);
-      for (const [s, r] of [[a, R1], [b, R1], [x, R2], [y, R2]]) assert.equal((await join(s, r)).success, true);
+      for (const [s, r] of [[a, R1], [b, R1], [x, R2], [y, R2]]) assertJoined(await join(s, r));
       await relayOk(a, b, "r1-a-to-b");
       await relayOk(b, a, "r1-b-to-a");
       await relayOk(x, y, "r2-x-to-y");
@@ -253,16 +260,16 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       const e = await connect(w1.url);
       const f = await connect(w2.url);
       socks.push(e, f);
-      assert.equal((await join(e, R1)).success, true);
-      assert.equal((await join(f, R2)).success, true);
+      assertJoined(await join(e, R1));
+      assertJoined(await join(f, R2));
       await relayOk(e, b, "newcomer-r1");
       await relayOk(f, x, "newcomer-r2");
       const R3 = await createRoom(api);
       const g = await connect(w1.url);
       const h = await connect(w2.url);
       socks.push(g, h);
-      assert.equal((await join(g, R3)).success, true);
-      assert.equal((await join(h, R3)).success, true);
+      assertJoined(await join(g, R3));
+      assertJoined(await join(h, R3));
       await relayOk(g, h, "fresh");
 
       // The sockets' bindings live with their worker's keys.
@@ -287,8 +294,8 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       const a = await connect(w1.url);
       const b = await connect(w2.url);
       socks.push(a, b);
-      assert.equal((await join(a, R)).success, true);
-      assert.equal((await join(b, R)).success, true);
+      assertJoined(await join(a, R));
+      assertJoined(await join(b, R));
       await relayOk(a, b, "before-reshard");
       const ms = (await masters(seed)).map((m) => m.port);
       const key = `room:{${R}}`;
@@ -318,7 +325,7 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       // The room's key moved: a join follows MOVED (or the new map).
       const d = await connect(w1.url);
       socks.push(d);
-      assert.equal((await join(d, R)).success, true);
+      assertJoined(await join(d, R));
       assert.equal(await redisCliRaw(await ownerPort(seed, key), "SISMEMBER", `room:{${R}}:sockets`, d.id), "1");
       await relayOk(d, b, "newcomer-after-reshard");
       for (const w of [w1, w2]) assert.equal((await httpGet(`${w.url}/readyz`)).status, 200);
@@ -338,8 +345,8 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       const q = await connect(c.workers[1].url);
       socks.push(p, q);
       const R = await createRoom(c.roomApi.url);
-      assert.equal((await join(p, R)).success, true);
-      assert.equal((await join(q, R)).success, true);
+      assertJoined(await join(p, R));
+      assertJoined(await join(q, R));
       await relayOk(p, q, "polling-to-ws");
       await relayOk(q, p, "ws-to-polling");
       assert.equal(p.io.engine.transport.name, "polling");
@@ -359,8 +366,8 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       const a = await connect(w1.url);
       const b = await connect(w2.url);
       socks.push(a, b);
-      assert.equal((await join(a, R)).success, true);
-      assert.equal((await join(b, R)).success, true);
+      assertJoined(await join(a, R));
+      assertJoined(await join(b, R));
       await relayOk(b, a, "before-kill");
       const bid = b.id; // the client forgets it once disconnected
       const sockets = `room:{${R}}:sockets`;

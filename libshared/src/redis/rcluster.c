@@ -391,19 +391,56 @@ static int sub_resubscribe_visit(pd_slice key, void *item, void *data)
     return 0;
 }
 
+static void chan_home(pd_rcluster *c, rcl_chan *ch);
+
+typedef struct sub_moved {
+    pd_rcluster *c;
+    rcl_node *from;
+    unsigned slot;
+} sub_moved;
+
+/* A channel of `slot` that was sent to `from`: not subscribed there (the
+ * node refused it), so homed afresh by the patched map. */
+static int sub_moved_visit(pd_slice key, void *item, void *data)
+{
+    rcl_chan *ch = item;
+    const sub_moved *m = data;
+    if (ch->node == m->from && pd_slot_of(key) == m->slot) {
+        ch->node = NULL;
+        chan_home(m->c, ch);
+    }
+    return 0;
+}
+
 /* One frame on a subscriber link. */
 static void sub_event(rcl_sub *s, const pd_subparse_event *ev)
 {
     rcl_node *n = s->node;
     pd_rcluster *c = n->owner;
     switch (ev->kind) {
-    case PD_SUB_ERROR:
-        /* -MOVED for an SSUBSCRIBE (the map is stale), -NOAUTH, -CLUSTERDOWN:
-         * none says which command failed, so start the link over once the
-         * map is asked again; every channel is sent anew on reconnect. */
+    case PD_SUB_ERROR: {
+        /* -MOVED: an SSUBSCRIBE went out on a stale map, typically while a
+         * slot is being resharded and the master asked for the map had not
+         * heard of the move yet. The error names the slot and its owner,
+         * and the link with its other channels is sound: move that slot's
+         * channels there and ask for the map again. Dropping the link
+         * instead would leave the worker not ready (joins refused) for as
+         * long as the map stays stale. */
+        pd_slot_redirect rd;
         c->refresh_wanted = 1;
+        if (pd_slot_parse_redirect(ev->payload, &rd) == PD_OK && rd.kind == PD_SLOT_MOVED && c->map &&
+            pd_slot_map_apply(c->map, &rd) == PD_OK) {
+            sub_moved ctx = {c, n, rd.slot};
+            c->redirects++;
+            pd_ptab_foreach(c->chans, sub_moved_visit, &ctx);
+            return;
+        }
+        /* -NOAUTH, -CLUSTERDOWN, anything else: none says which command
+         * failed, so start the link over once the map is asked again;
+         * every channel is sent anew on reconnect. */
         sub_drop(n, 1);
         return;
+    }
     case PD_SUB_STATUS:
         /* +OK of AUTH, or +PONG while nothing is subscribed yet. */
         if (!pd_slice_eq(ev->payload, "PONG"))

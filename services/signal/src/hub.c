@@ -190,7 +190,12 @@ static void deliver_local(hub_room *r, const char *except, const char *pkt, size
     }
 }
 
-static void publish(pd_hub *h, const char *room, pd_bus_kind kind, const char *target,
+/* Publish a packet on the bus: on the room's channel, which every worker
+ * with a member in `room` hears, or, when `tag` names a worker, on that
+ * worker's own channel only (a signal for its socket `target`: no other
+ * worker hears it, the sender's included, and the envelope names the room
+ * the channel does not). */
+static void publish(pd_hub *h, pd_slice tag, const char *room, pd_bus_kind kind, pd_slice target,
                     const char *pkt, size_t len)
 {
     pd_worker *w = h->w;
@@ -200,33 +205,24 @@ static void publish(pd_hub *h, const char *room, pd_bus_kind kind, const char *t
         pd_metric_add(w->m_dropped, "too_large", 1);
         return;
     }
-    pd_bus_envelope env = {kind, pd_slice_cstr(w->cfg.worker_id), pd_slice_cstr(target ? target : ""),
-                           pd_slice_make(pkt, len), {NULL, 0}};
-    if (pd_room_publish(w->redis, pd_slice_cstr(room), &env) == PD_OK)
-        pd_metric_add(w->m_publishes, NULL, 1);
-    else
-        pd_metric_add(w->m_dropped, pd_redis_ready(w->redis) ? "encode" : "redis_down", 1);
-}
-
-/* A signal for socket `target` of the worker tagged `tag`, published on
- * that worker's own channel only: no other worker hears it (the sender's
- * included), and the envelope names the room the channel does not. */
-static void publish_to_worker(pd_hub *h, pd_slice tag, const char *room, const char *target,
-                              const char *pkt, size_t len)
-{
-    pd_worker *w = h->w;
-    if (len > pd_worker_bus_max_packet(w)) {
-        pd_metric_add(w->m_dropped, "too_large", 1);
-        return;
+    pd_bus_envelope env = {kind, pd_slice_cstr(w->cfg.worker_id), target, pd_slice_make(pkt, len), {NULL, 0}};
+    const char *fail = NULL;
+    if (!tag.len) {
+        if (pd_room_publish(w->redis, pd_slice_cstr(room), &env) != PD_OK)
+            fail = pd_redis_ready(w->redis) ? "encode" : "redis_down";
+    } else {
+        env.room = pd_slice_cstr(room);
+        char head[PD_BUS_MAX_ORIGIN + 2 * PD_ID_MAX + 16];
+        int hlen = pd_bus_encode_head(&env, head, sizeof(head));
+        if (hlen <= 0)
+            fail = "encode";
+        else if (pd_fwd_publish(w, tag, head, (size_t)hlen, pkt, len, NULL, NULL) != PD_OK)
+            fail = "redis_down";
     }
-    pd_bus_envelope env = {PD_BUS_TO_SOCKET, pd_slice_cstr(w->cfg.worker_id), pd_slice_cstr(target),
-                           pd_slice_make(pkt, len), pd_slice_cstr(room)};
-    char head[PD_BUS_MAX_ORIGIN + 2 * PD_ID_MAX + 16];
-    int hlen = pd_bus_encode_head(&env, head, sizeof(head));
-    if (hlen > 0 && pd_fwd_publish(w, tag, head, (size_t)hlen, pkt, len, NULL, NULL) == PD_OK)
-        pd_metric_add(w->m_publishes, NULL, 1);
+    if (fail)
+        pd_metric_add(w->m_dropped, fail, 1);
     else
-        pd_metric_add(w->m_dropped, hlen <= 0 ? "encode" : "redis_down", 1);
+        pd_metric_add(w->m_publishes, NULL, 1);
 }
 
 /* A packet for everyone in `room` but `except`: local members directly,
@@ -237,7 +233,7 @@ static void emit_room(pd_hub *h, const char *room, const char *except, pd_bus_ki
     hub_room *r = room_get(h, pd_slice_cstr(room));
     if (r)
         deliver_local(r, except, pkt, len);
-    publish(h, room, kind, except, pkt, len);
+    publish(h, (pd_slice){NULL, 0}, room, kind, pd_slice_cstr(except ? except : ""), pkt, len);
 }
 
 /* Encode and let `payload` go. A NULL payload (a json_pack that could not
@@ -613,12 +609,9 @@ static void relay_to(pd_hub *h, const char *room, hub_sock *target, pd_slice pee
         pd_conn_send(target->conn, pkt, len);
         return;
     }
-    char tgt[PD_ID_MAX + 1];
-    memcpy(tgt, peer.base, peer.len);
-    tgt[peer.len] = '\0';
     pd_slice tag;
     if (!pd_id_tag_of(peer, &tag)) {
-        publish(h, room, PD_BUS_TO_SOCKET, tgt, pkt, len);
+        publish(h, (pd_slice){NULL, 0}, room, PD_BUS_TO_SOCKET, peer, pkt, len);
         return;
     }
     if (pd_fwd_is_local(h->w, peer)) {
@@ -627,7 +620,7 @@ static void relay_to(pd_hub *h, const char *room, hub_sock *target, pd_slice pee
         pd_metric_add(h->w->m_dropped, "gone", 1);
         return;
     }
-    publish_to_worker(h, tag, room, tgt, pkt, len);
+    publish(h, tag, room, PD_BUS_TO_SOCKET, peer, pkt, len);
 }
 
 /* Whether s may signal `peer` (both paths ask here): 1 if so, with *target
@@ -809,43 +802,37 @@ static int peers_behind(const pd_hub *h)
 static void bus_deliver(pd_hub *h, pd_slice room, const pd_bus_envelope *e)
 {
     pd_worker *w = h->w;
-    pd_bus_envelope env = *e;
-    if (pd_slice_eq(env.origin, w->cfg.worker_id))
+    if (pd_slice_eq(e->origin, w->cfg.worker_id))
         return; /* our own: already delivered locally */
     hub_room *r = room_get(h, room);
-    if (!r)
+    if (!r || e->target.len > PD_ID_MAX)
         return;
     pd_metric_add(w->m_bus_received, NULL, 1);
-    char target[PD_ID_MAX + 1] = "";
-    if (env.target.len > PD_ID_MAX)
-        return;
-    /* "Nobody excluded" decodes as an empty slice with no base: memcpy
-     * must not be handed that NULL, even for zero bytes. */
-    if (env.target.len)
-        memcpy(target, env.target.base, env.target.len);
-    target[env.target.len] = '\0';
-    switch (env.kind) {
-    case PD_BUS_TO_SOCKET: {
-        hub_sock *s = pd_ptab_get(h->sessions, env.target);
+    if (e->kind == PD_BUS_TO_SOCKET) {
+        hub_sock *s = pd_ptab_get(h->sessions, e->target);
         if (s && s->room == r)
-            pd_conn_send(s->conn, env.packet.base, env.packet.len);
-        break;
+            pd_conn_send(s->conn, e->packet.base, e->packet.len);
+        return;
     }
-    case PD_BUS_BROADCAST:
-        deliver_local(r, target[0] ? target : NULL, env.packet.base, env.packet.len);
-        break;
-    case PD_BUS_LEAVE: {
+    /* The member left out, as a string for deliver_local. "Nobody
+     * excluded" decodes as an empty slice with no base: memcpy must not be
+     * handed that NULL, even for zero bytes. */
+    char target[PD_ID_MAX + 1] = "";
+    if (e->target.len)
+        memcpy(target, e->target.base, e->target.len);
+    target[e->target.len] = '\0';
+    if (e->kind == PD_BUS_LEAVE) {
         /* Left through the room API (or reaped): forget the binding here. */
-        hub_sock *s = pd_ptab_get(h->sessions, env.target);
+        hub_sock *s = pd_ptab_get(h->sessions, e->target);
         if (s && s->room == r) {
             room_remove(r, s);
             s->room = NULL;
-            pd_cluster_forget_socket(w->redis, w->cfg.worker_id, env.target);
+            pd_cluster_forget_socket(w->redis, w->cfg.worker_id, e->target);
         }
-        deliver_local(r, target, env.packet.base, env.packet.len);
-        break;
+        deliver_local(r, target, e->packet.base, e->packet.len);
+        return;
     }
-    }
+    deliver_local(r, target[0] ? target : NULL, e->packet.base, e->packet.len);
 }
 
 void pd_hub_on_bus_message(pd_hub *h, pd_slice channel, pd_slice message)
