@@ -272,7 +272,7 @@ if (shards) {
   // workers at most two masters carry them; a master with no worker's
   // channel only answers the slot map and the room channels' joins.
   const chans = get('ours-relayx-shards-chans')?.worker_channels_each;
-  if (chans) l.push(`| workers' own channels on each instance | 2 | ${chans.join(' / ')} |`);
+  if (chans) l.push(`| workers' own channels on each instance | ${one ? 2 : '—'} | ${chans.join(' / ')} |`);
   shardsTable = l.join('\n');
   shardsOk = shards.relay.per_s > 0 && shardCpu.length === 3 && Array.isArray(chans) && chans.length === 3 &&
     chans.reduce((a, b) => a + b, 0) === 2 && shardCpu.every((c, i) => chans[i] === 0 || c > 0);
