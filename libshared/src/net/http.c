@@ -361,25 +361,46 @@ static void on_write(uv_write_t *req, int status)
     conn_resume_input(c);
 }
 
+/* Send w (which this takes): straight to the socket first, as a response
+ * usually fits its buffer. A uv_write that completes at once still costs
+ * the loop an epoll_ctl (libuv re-arms the watcher once the write queue
+ * drains) and a callback pass; only what the socket did not take is
+ * queued. uv_try_write refuses while earlier writes are queued, so the
+ * order holds. `notify` counts the queued write, if any. */
+static int wreq_send(uv_tcp_t *tcp, pd_http_conn *notify, pd_http_wreq *w)
+{
+    w->conn = notify;
+    int rc = uv_try_write((uv_stream_t *)tcp, &(uv_buf_t){.base = w->data, .len = w->len}, 1);
+    if (rc >= 0 && (size_t)rc == w->len) {
+        free(w);
+        return 0;
+    }
+    if (rc < 0 && rc != UV_EAGAIN) {
+        free(w);
+        return rc;
+    }
+    size_t done = rc > 0 ? (size_t)rc : 0;
+    uv_buf_t buf = uv_buf_init(w->data + done, (unsigned int)(w->len - done));
+    rc = uv_write(&w->req, (uv_stream_t *)tcp, &buf, 1, on_write);
+    if (rc < 0)
+        free(w);
+    else if (notify)
+        notify->writes++;
+    return rc;
+}
+
 static int stream_write(uv_tcp_t *tcp, pd_http_conn *notify, const char *a, size_t alen,
                         const char *b, size_t blen)
 {
     pd_http_wreq *w = malloc(sizeof(*w) + alen + blen);
     if (!w)
         return UV_ENOMEM;
-    w->conn = notify;
     w->len = alen + blen;
     if (alen)
         memcpy(w->data, a, alen);
     if (blen)
         memcpy(w->data + alen, b, blen);
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned int)w->len);
-    int rc = uv_write(&w->req, (uv_stream_t *)tcp, &buf, 1, on_write);
-    if (rc < 0)
-        free(w);
-    else if (notify)
-        notify->writes++;
-    return rc;
+    return wreq_send(tcp, notify, w);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -432,7 +453,6 @@ static int conn_send(pd_http_conn *c, int status, const char *ctype, const char 
     pd_http_wreq *w = malloc(sizeof(*w) + (size_t)n + elen + 2 + blen);
     if (!w)
         return UV_ENOMEM;
-    w->conn = c;
     memcpy(w->data, head, (size_t)n);
     if (elen)
         memcpy(w->data + n, extra, elen);
@@ -440,27 +460,7 @@ static int conn_send(pd_http_conn *c, int status, const char *ctype, const char 
     if (blen)
         memcpy(w->data + (size_t)n + elen + 2, body, blen);
     w->len = (size_t)n + elen + 2 + blen;
-    /* Straight to the socket first: a response usually fits its buffer.
-     * A uv_write that completes at once still costs the loop an
-     * epoll_ctl (libuv re-arms the watcher once the write queue drains)
-     * and a callback pass; only what the socket did not take is queued. */
-    int rc = uv_try_write((uv_stream_t *)c->tcp, &(uv_buf_t){.base = w->data, .len = w->len}, 1);
-    if (rc >= 0 && (size_t)rc == w->len) {
-        free(w);
-        return 0;
-    }
-    if (rc < 0 && rc != UV_EAGAIN) {
-        free(w);
-        return rc;
-    }
-    size_t done = rc > 0 ? (size_t)rc : 0;
-    uv_buf_t buf = uv_buf_init(w->data + done, (unsigned int)(w->len - done));
-    rc = uv_write(&w->req, (uv_stream_t *)c->tcp, &buf, 1, on_write);
-    if (rc < 0)
-        free(w);
-    else
-        c->writes++;
-    return rc;
+    return wreq_send(c->tcp, c, w);
 }
 
 /* Answer a request the handler never saw (parse error, limit, timeout), then close. */
