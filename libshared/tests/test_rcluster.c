@@ -327,6 +327,21 @@ static void on_rep(redisReply *rep, void *data)
     }
 }
 
+/* Wait (running the client's loop) until `n` counts `want` subscribers
+ * of the sharded channel `ch`; 0 if it never does. */
+static int wait_numsub(cnode *n, live *v, const char *ch, long long want)
+{
+    for (int i = 0; i < 500; i++) {
+        redisReply *r = rfx_cmd(n->c, "PUBSUB SHARDNUMSUB %s", ch);
+        int ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer == want;
+        freeReplyObject(r);
+        if (ok)
+            return 1;
+        rfx_run_for(&v->l, 10);
+    }
+    return 0;
+}
+
 static void cmd_wait(live *v, const char *fmt, ...)
 {
     int before = v->replies;
@@ -395,15 +410,7 @@ static void live_cluster(void **state)
     name_in(cha, sizeof cha, "cha", 0, 8191);
     name_in(chb, sizeof chb, "chb", 8192, 16383);
     assert_int_equal(pd_redis_subscribe(v.r, pd_slice_cstr(chb)), PD_OK);
-    int heard = 0;
-    for (int i = 0; i < 500 && !heard; i++) {
-        redisReply *r = rfx_cmd(b.c, "PUBSUB SHARDNUMSUB %s", chb);
-        heard = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer == 1;
-        freeReplyObject(r);
-        if (!heard)
-            rfx_run_for(&v.l, 10);
-    }
-    assert_true(heard);
+    assert_true(wait_numsub(&b, &v, chb, 1));
     cmd_wait(&v, "PUBLISH %s hello", chb);
     assert_int_equal(v.last_type, REDIS_REPLY_INTEGER);
     assert_int_equal(v.last_int, 1); /* SPUBLISH counts the shard's subscribers */
@@ -438,15 +445,7 @@ static void live_cluster(void **state)
             break;
     }
     assert_int_equal(pd_redis_subscribe(v.r, pd_slice_cstr(chs)), PD_OK);
-    heard = 0;
-    for (int i = 0; i < 500 && !heard; i++) {
-        redisReply *r = rfx_cmd(a.c, "PUBSUB SHARDNUMSUB %s", chs);
-        heard = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer == 1;
-        freeReplyObject(r);
-        if (!heard)
-            rfx_run_for(&v.l, 10);
-    }
-    assert_true(heard);
+    assert_true(wait_numsub(&a, &v, chs, 1));
     rfx_ok(b.c, "CLUSTER SETSLOT %u NODE %s", s, b.id);
     rfx_ok(a.c, "CLUSTER SETSLOT %u NODE %s", s, b.id);
     cmd_wait(&v, "SET %s moved", ka);
@@ -455,15 +454,7 @@ static void live_cluster(void **state)
     assert_string_equal(buf, "moved");
     /* a gave the slot away and dropped its subscribers there; the client
      * asks for the map and subscribes on b. */
-    heard = 0;
-    for (int i = 0; i < 500 && !heard; i++) {
-        redisReply *r = rfx_cmd(b.c, "PUBSUB SHARDNUMSUB %s", chs);
-        heard = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer == 1;
-        freeReplyObject(r);
-        if (!heard)
-            rfx_run_for(&v.l, 10);
-    }
-    assert_true(heard);
+    assert_true(wait_numsub(&b, &v, chs, 1));
     int before = v.messages;
     cmd_wait(&v, "PUBLISH %s there", chs);
     assert_int_equal(v.last_int, 1);
@@ -488,15 +479,7 @@ static void live_cluster(void **state)
     int lost_before = v.lost;
     long long conns_before = info_stat(&a, "total_connections_received");
     assert_int_equal(pd_redis_subscribe(v.r, pd_slice_cstr(ch2)), PD_OK);
-    heard = 0;
-    for (int i = 0; i < 500 && !heard; i++) {
-        redisReply *r = rfx_cmd(b.c, "PUBSUB SHARDNUMSUB %s", ch2);
-        heard = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer == 1;
-        freeReplyObject(r);
-        if (!heard)
-            rfx_run_for(&v.l, 10);
-    }
-    assert_true(heard);
+    assert_true(wait_numsub(&b, &v, ch2, 1));
     assert_true(info_stat(&a, "total_connections_received") == conns_before); /* a's links kept */
     assert_int_equal(v.lost, lost_before);
     assert_true(pd_redis_ready(v.r));
@@ -510,15 +493,7 @@ static void live_cluster(void **state)
 
     /* Unsubscribed: the shard forgets us. */
     assert_int_equal(pd_redis_unsubscribe(v.r, pd_slice_cstr(chb)), PD_OK);
-    int gone = 0;
-    for (int i = 0; i < 500 && !gone; i++) {
-        redisReply *r = rfx_cmd(b.c, "PUBSUB SHARDNUMSUB %s", chb);
-        gone = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer == 0;
-        freeReplyObject(r);
-        if (!gone)
-            rfx_run_for(&v.l, 10);
-    }
-    assert_true(gone);
+    assert_true(wait_numsub(&b, &v, chb, 0));
     assert_int_equal(pd_redis_subscription_count(v.r), 1);
 
     /* Commands a cluster cannot route are refused up front. */
@@ -566,15 +541,7 @@ static void live_password(void **state)
     RFX_WAIT(&v.l, pd_redis_ready(v.r), 10000);
     assert_true(pd_redis_ready(v.r));
     assert_int_equal(pd_redis_subscribe(v.r, pd_slice_cstr("pd:room:pw")), PD_OK);
-    int heard = 0;
-    for (int i = 0; i < 500 && !heard; i++) {
-        redisReply *r = rfx_cmd(a.c, "PUBSUB SHARDNUMSUB pd:room:pw");
-        heard = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer == 1;
-        freeReplyObject(r);
-        if (!heard)
-            rfx_run_for(&v.l, 10);
-    }
-    assert_true(heard);
+    assert_true(wait_numsub(&a, &v, "pd:room:pw", 1));
     cmd_wait(&v, "PUBLISH pd:room:pw %s", "authed");
     RFX_WAIT(&v.l, v.messages == 1, 5000);
     assert_string_equal(v.got_msg, "authed");
