@@ -69,6 +69,7 @@ struct rcl_node {
 typedef struct rcl_chan {
     rcl_node *node;
     uint16_t len;
+    uint8_t moved; /* re-homed by a -MOVED since the last map */
     char name[];
 } rcl_chan;
 
@@ -400,13 +401,20 @@ typedef struct sub_moved {
 } sub_moved;
 
 /* A channel of `slot` that was sent to `from`: not subscribed there (the
- * node refused it), so homed afresh by the patched map. */
+ * node refused it), so homed afresh by the patched map — once per map: two
+ * masters that each name the other while the cluster settles would
+ * otherwise bounce the SSUBSCRIBE between them at network speed. A second
+ * -MOVED leaves the channel for the next map (asked within
+ * REFRESH_MIN_GAP_MS). */
 static int sub_moved_visit(pd_slice key, void *item, void *data)
 {
     rcl_chan *ch = item;
     const sub_moved *m = data;
-    if (ch->node == m->from && pd_slot_of(key) == m->slot) {
-        ch->node = NULL;
+    if (ch->node != m->from || pd_slot_of(key) != m->slot)
+        return 0;
+    ch->node = NULL;
+    if (!ch->moved) {
+        ch->moved = 1;
         chan_home(m->c, ch);
     }
     return 0;
@@ -608,7 +616,9 @@ static void chan_home(pd_rcluster *c, rcl_chan *ch)
 static int home_visit(pd_slice key, void *item, void *data)
 {
     (void)key;
-    chan_home(data, item);
+    rcl_chan *ch = item;
+    ch->moved = 0; /* a new map: a -MOVED may re-home it again */
+    chan_home(data, ch);
     return 0;
 }
 
