@@ -333,6 +333,17 @@ static void on_join(redisReply *rep, void *data)
     free(c);
 }
 
+void pd_store_rate_fill(pd_store_rate *r)
+{
+    uint64_t t = pd_now_ms();
+    unsigned rnd = 0;
+    pd_random_bytes(&rnd, sizeof(rnd));
+    snprintf(r->now, sizeof(r->now), "%llu", (unsigned long long)t);
+    snprintf(r->member, sizeof(r->member), "%llu-%u", (unsigned long long)t, rnd);
+    snprintf(r->limit, sizeof(r->limit), "%d", PD_JOIN_LIMIT);
+    snprintf(r->window, sizeof(r->window), "%d", PD_JOIN_WINDOW_S);
+}
+
 int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
                  long max_peers, const char *owner, pd_room_join_fn cb, void *data)
 {
@@ -351,17 +362,12 @@ int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip
         key_fmt(k5, "pd:worker:", pd_slice_cstr(owner), ":sockets"),
         rejoin_key(k6, room, client_ip),
     };
-    char now[32], member[64], limit[16], window[16], maxp[24];
-    uint64_t t = pd_now_ms();
-    unsigned rnd = 0;
-    pd_random_bytes(&rnd, sizeof(rnd));
-    snprintf(now, sizeof(now), "%llu", (unsigned long long)t);
-    snprintf(member, sizeof(member), "%llu-%u", (unsigned long long)t, rnd);
-    snprintf(limit, sizeof(limit), "%d", PD_JOIN_LIMIT);
-    snprintf(window, sizeof(window), "%d", PD_JOIN_WINDOW_S);
+    pd_store_rate rt;
+    pd_store_rate_fill(&rt);
+    char maxp[24];
     snprintf(maxp, sizeof(maxp), "%ld", max_peers > 0 ? max_peers : 0);
-    pd_slice args[8] = {sid, room, pd_slice_cstr(now), pd_slice_cstr(rate_limit ? "1" : "0"),
-                        pd_slice_cstr(member), pd_slice_cstr(limit), pd_slice_cstr(window),
+    pd_slice args[8] = {sid, room, pd_slice_cstr(rt.now), pd_slice_cstr(rate_limit ? "1" : "0"),
+                        pd_slice_cstr(rt.member), pd_slice_cstr(rt.limit), pd_slice_cstr(rt.window),
                         pd_slice_cstr(maxp)};
     return store_eval(r, on_join, c, &join_script, 6, keys, 8, args);
 }

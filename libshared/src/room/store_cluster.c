@@ -347,17 +347,13 @@ static void on_join_rate(redisReply *rep, void *data)
 
 static void join_rate_step(join_call *j)
 {
-    char k1[CKEY], now[32], member[64], limit[16], window[16];
+    char k1[CKEY];
     int n = snprintf(k1, sizeof(k1), "ratelimit:join:%s", j->ip);
-    uint64_t t = pd_now_ms();
-    unsigned rnd = 0;
-    pd_random_bytes(&rnd, sizeof(rnd));
-    snprintf(now, sizeof(now), "%llu", (unsigned long long)t);
-    snprintf(member, sizeof(member), "%llu-%u", (unsigned long long)t, rnd);
-    snprintf(limit, sizeof(limit), "%d", PD_JOIN_LIMIT);
-    snprintf(window, sizeof(window), "%d", PD_JOIN_WINDOW_S);
+    pd_store_rate rt;
+    pd_store_rate_fill(&rt);
     pd_slice keys[1] = {pd_slice_make(k1, n > 0 ? (size_t)n : 0)};
-    pd_slice args[4] = {pd_slice_cstr(now), pd_slice_cstr(member), pd_slice_cstr(limit), pd_slice_cstr(window)};
+    pd_slice args[4] = {pd_slice_cstr(rt.now), pd_slice_cstr(rt.member), pd_slice_cstr(rt.limit),
+                        pd_slice_cstr(rt.window)};
     if (ceval(j->r, on_join_rate, j, RATE_LUA, 1, keys, 4, args) != PD_OK)
         join_fail(j, NULL);
 }

@@ -11,6 +11,16 @@
  * 0 taken. One key, so the same script serves both modes (store.c). */
 extern const char PD_STORE_CREATE_LUA[];
 
+/* The join rate limit's arguments, alike in both modes: now (ms), a member
+ * unique to this join, the limit and the window (pd_room.h). */
+typedef struct pd_store_rate {
+    char now[32];
+    char member[64];
+    char limit[16];
+    char window[16];
+} pd_store_rate;
+void pd_store_rate_fill(pd_store_rate *r);
+
 int pd_cstore_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
                    long max_peers, const char *owner, pd_room_join_fn cb, void *data);
 int pd_cstore_grant_rejoin(pd_redis *r, pd_slice room, const char *client_ip, pd_room_long_fn cb, void *data);
