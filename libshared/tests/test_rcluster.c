@@ -537,6 +537,54 @@ static void live_cluster(void **state)
     assert_int_equal(pd_redis_unsubscribe(v.r, pd_slice_cstr(ch3)), PD_OK);
     rfx_ok(a.c, "CLUSTER SETSLOT %u NODE %s", s3, a.id);
 
+    /* Many channels refused at once: 200 channels in 8 slots the two
+     * masters again disagree on, so every map sends each one to a master
+     * that answers -MOVED, then to the other, which answers -MOVED too. A
+     * -MOVED does not say which channel it refuses; finding out is a walk
+     * of every channel, and one walk per -MOVED would be channels squared
+     * per map (seconds of a stopped loop with a few thousand). The
+     * refusals heard between two ticks share one walk: a handful of walks
+     * per map, whatever the number of channels. A client of its own, for
+     * its counters. */
+    {
+        unsigned lo = 100;
+        while ((s >= lo && s < lo + 8) || (s2 >= lo && s2 < lo + 8) || (s3 >= lo && s3 < lo + 8))
+            lo += 8;
+        for (unsigned k = lo; k < lo + 8; k++) {
+            rfx_ok(a.c, "CLUSTER SETSLOT %u NODE %s", k, b.id);
+            rfx_ok(b.c, "CLUSTER SETSLOT %u NODE %s", k, a.id);
+        }
+        pd_rcluster *rc = pd_rcluster_create(&v.l.loop, &opt, NULL, NULL, NULL, NULL);
+        assert_non_null(rc);
+        RFX_WAIT(&v.l, pd_rcluster_ready(rc), 10000);
+        assert_true(pd_rcluster_ready(rc));
+        rfx_ok(a.c, "CONFIG RESETSTAT");
+        rfx_ok(b.c, "CONFIG RESETSTAT");
+        unsigned long walks0 = pd_rcluster_chan_walks(rc), maps0 = pd_rcluster_map_refreshes(rc);
+        char chv[32];
+        for (int i = 0, got = 0; got < 200; i++) {
+            snprintf(chv, sizeof chv, "chv%d", i);
+            unsigned sl = pd_slot_of(pd_slice_cstr(chv));
+            if (sl >= lo && sl < lo + 8) {
+                assert_int_equal(pd_rcluster_subscribe(rc, pd_slice_cstr(chv)), PD_OK);
+                got++;
+            }
+        }
+        rfx_run_for(&v.l, 1000);
+        long long refused = ssubscribe_calls(&a) + ssubscribe_calls(&b);
+        unsigned long walks = pd_rcluster_chan_walks(rc) - walks0, maps = pd_rcluster_map_refreshes(rc) - maps0;
+        assert_true(refused >= 200);              /* every channel did go to a master that refused it */
+        /* a map, then two rounds of refusals, each heard over a tick or
+         * two: a handful per map. One walk per -MOVED: 400 per map. */
+        assert_true(walks <= 8 * (maps + 1));
+        pd_rcluster_free(rc);
+        rfx_run_for(&v.l, 50);
+        for (unsigned k = lo; k < lo + 8; k++) {
+            rfx_ok(a.c, "CLUSTER SETSLOT %u NODE %s", k, a.id);
+            rfx_ok(b.c, "CLUSTER SETSLOT %u NODE %s", k, a.id);
+        }
+    }
+
     /* Unsubscribed: the shard forgets us. */
     assert_int_equal(pd_redis_unsubscribe(v.r, pd_slice_cstr(chb)), PD_OK);
     assert_true(wait_numsub(&b, &v, chb, 0));

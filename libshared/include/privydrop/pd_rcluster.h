@@ -77,5 +77,9 @@ unsigned long pd_rcluster_redirects(const pd_rcluster *c);
 /* New maps that gave slots to another master (a failover, a resharding);
  * the first map is not a change. pd_redis_master_changes reports it. */
 unsigned long pd_rcluster_master_changes(const pd_rcluster *c);
+/* Walks of the wanted channels (each costs one step per channel): a new
+ * map, a subscriber link (re)connected or let go, and at most one per tick
+ * for every -MOVED its subscriber links answered since the last. */
+unsigned long pd_rcluster_chan_walks(const pd_rcluster *c);
 
 #endif

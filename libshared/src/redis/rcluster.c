@@ -61,6 +61,9 @@ struct rcl_node {
     uint64_t sub_next_ms;    /* no reconnect before */
     uint64_t sub_heard_ms;   /* last bytes on the subscriber link */
     unsigned long sub_connects;
+    /* Slots this node's link answered -MOVED for since the last tick, one
+     * bit each (PD_SLOT_COUNT / 8 bytes, allocated on the first), or NULL. */
+    uint8_t *refused;
     rcl_node *next;
 };
 
@@ -107,9 +110,19 @@ struct pd_rcluster {
     int ready;
     size_t pending;           /* user commands not yet answered */
     pd_ptab *chans;
+    unsigned long chan_walks; /* walks of `chans` (pd_rcluster_chan_walks) */
+    int refusals;             /* some node's `refused` is set */
     uv_timer_t tick;
     int closing;
 };
+
+/* Every walk of the channel table goes through here: counted, as what a
+ * walk costs grows with the channels held (pd_rcluster_chan_walks). */
+static void chans_walk(pd_rcluster *c, pd_ptab_visit_fn fn, void *data)
+{
+    c->chan_walks++;
+    pd_ptab_foreach(c->chans, fn, data);
+}
 
 /* ---- pure helpers ---------------------------------------------------------- */
 
@@ -280,9 +293,10 @@ static void node_free(pd_rcluster *c, rcl_node *n)
             break;
         }
     }
-    pd_ptab_foreach(c->chans, unhome_visit, n);
+    chans_walk(c, unhome_visit, n);
     sub_drop(n, 0);
     pd_redis_free(n->cmd);
+    free(n->refused);
     free(n);
 }
 
@@ -394,30 +408,54 @@ static int sub_resubscribe_visit(pd_slice key, void *item, void *data)
 
 static void chan_home(pd_rcluster *c, rcl_chan *ch);
 
-typedef struct sub_moved {
-    pd_rcluster *c;
-    rcl_node *from;
-    unsigned slot;
-} sub_moved;
+/* Note that n's link answered -MOVED for `slot`: the SSUBSCRIBE of a
+ * channel of that slot was refused there. Which channel is not said, and
+ * finding out means a walk of every channel held: that is left to the
+ * tick, one walk for all the refusals heard since (a stale map refuses
+ * every channel a master was sent, one -MOVED each, and a walk per -MOVED
+ * would cost channels squared, with the loop stopped meanwhile). */
+static int node_refuse(rcl_node *n, unsigned slot)
+{
+    if (slot >= PD_SLOT_COUNT)
+        return PD_ERR;
+    if (!n->refused && !(n->refused = calloc(PD_SLOT_COUNT / 8, 1)))
+        return PD_ERR;
+    n->refused[slot >> 3] |= (uint8_t)(1u << (slot & 7));
+    n->owner->refusals = 1;
+    return PD_OK;
+}
 
-/* A channel of `slot` that was sent to `from`: not subscribed there (the
- * node refused it), so homed afresh by the patched map — once per map: two
- * masters that each name the other while the cluster settles would
- * otherwise bounce the SSUBSCRIBE between them at network speed. A second
- * -MOVED leaves the channel for the next map (asked within
- * REFRESH_MIN_GAP_MS). */
-static int sub_moved_visit(pd_slice key, void *item, void *data)
+/* A channel whose node refused its slot: not subscribed there, so homed
+ * afresh by the (patched) map — once per map: two masters that each name
+ * the other while the cluster settles would otherwise bounce the
+ * SSUBSCRIBE between them at network speed. A second refusal leaves the
+ * channel for the next map (asked within REFRESH_MIN_GAP_MS). */
+static int refused_visit(pd_slice key, void *item, void *data)
 {
     rcl_chan *ch = item;
-    const sub_moved *m = data;
-    if (ch->node != m->from || pd_slot_of(key) != m->slot)
+    rcl_node *n = ch->node;
+    if (!n || !n->refused)
+        return 0;
+    unsigned slot = pd_slot_of(key);
+    if (!(n->refused[slot >> 3] & (1u << (slot & 7))))
         return 0;
     ch->node = NULL;
     if (!ch->moved) {
         ch->moved = 1;
-        chan_home(m->c, ch);
+        chan_home(data, ch);
     }
     return 0;
+}
+
+/* From the tick: the refusals heard since the last one, in one walk. */
+static void refusals_take(pd_rcluster *c)
+{
+    c->refusals = 0;
+    chans_walk(c, refused_visit, c);
+    for (rcl_node *n = c->nodes; n; n = n->next) {
+        free(n->refused);
+        n->refused = NULL;
+    }
 }
 
 /* One frame on a subscriber link. */
@@ -431,16 +469,14 @@ static void sub_event(rcl_sub *s, const pd_subparse_event *ev)
          * slot is being resharded and the master asked for the map had not
          * heard of the move yet. The error names the slot and its owner,
          * and the link with its other channels is sound: move that slot's
-         * channels there and ask for the map again. Dropping the link
-         * instead would leave the worker not ready (joins refused) for as
-         * long as the map stays stale. */
+         * channels there (at the next tick: node_refuse) and ask for
+         * the map again. Dropping the link instead would leave the worker
+         * not ready (joins refused) for as long as the map stays stale. */
         pd_slot_redirect rd;
         c->refresh_wanted = 1;
         if (pd_slot_parse_redirect(ev->payload, &rd) == PD_OK && rd.kind == PD_SLOT_MOVED && c->map &&
-            pd_slot_map_apply(c->map, &rd) == PD_OK) {
-            sub_moved ctx = {c, n, rd.slot};
+            pd_slot_map_apply(c->map, &rd) == PD_OK && node_refuse(n, rd.slot) == PD_OK) {
             c->redirects++;
-            pd_ptab_foreach(c->chans, sub_moved_visit, &ctx);
             return;
         }
         /* -NOAUTH, -CLUSTERDOWN, anything else: none says which command
@@ -544,7 +580,7 @@ static void on_sub_connected(uv_connect_t *req, int status)
         size_t lens[2] = {4, strlen(c->password)};
         sub_send(s, 2, argv, lens);
     }
-    pd_ptab_foreach(c->chans, sub_resubscribe_visit, s);
+    chans_walk(c, sub_resubscribe_visit, s);
     /* Last: its answer comes after every confirmation above. */
     sub_ping(s, pd_mono_ms());
 }
@@ -739,13 +775,13 @@ static void map_apply(pd_rcluster *c, pd_slot_map *m)
         if (n->in_map)
             continue;
         if (n->seed) {
-            pd_ptab_foreach(c->chans, unhome_visit, n);
+            chans_walk(c, unhome_visit, n);
             sub_drop(n, 0);
         } else {
             node_free(c, n);
         }
     }
-    pd_ptab_foreach(c->chans, home_visit, c);
+    chans_walk(c, home_visit, c);
     update_ready(c);
 }
 
@@ -787,6 +823,8 @@ static void on_tick(uv_timer_t *t)
         c->next_map = NULL;
         map_apply(c, m);
     }
+    if (c->refusals)
+        refusals_take(c);
     uint64_t limit = 3ull * c->watchdog_ms;
     for (rcl_node *n = c->nodes; n; n = n->next) {
         if (!c->subscriber || !n->in_map)
@@ -1136,6 +1174,11 @@ unsigned long pd_rcluster_map_refreshes(const pd_rcluster *c)
 unsigned long pd_rcluster_redirects(const pd_rcluster *c)
 {
     return c->redirects;
+}
+
+unsigned long pd_rcluster_chan_walks(const pd_rcluster *c)
+{
+    return c->chan_walks;
 }
 
 unsigned long pd_rcluster_master_changes(const pd_rcluster *c)
