@@ -463,6 +463,9 @@ static void on_drain_tick(uv_timer_t *t)
     if (!sockets_gone || !redis_idle)
         return;
     if (retire == RETIRE_NOT_YET && pd_redis_ready(w->redis)) {
+        /* From here no heartbeat goes out: one queued behind the retire
+         * would register this worker again just before it exits. */
+        w->retiring = 1;
         if (pd_cluster_retire(w->redis, w->cfg.worker_id, on_retired, NULL) == PD_OK) {
             retire = RETIRE_SENT;
             return;

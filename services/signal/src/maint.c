@@ -20,7 +20,7 @@ struct pd_maint {
 void pd_maint_beat_now(pd_maint *m)
 {
     pd_worker *w = m->w;
-    if (!pd_redis_ready(w->redis))
+    if (!pd_redis_ready(w->redis) || w->retiring)
         return;
     pd_cluster_heartbeat(w->redis, w->cfg.worker_id, (long)m->hooks.sockets(m->ud));
     m->hooks.retry(m->ud);

@@ -99,6 +99,7 @@ typedef struct pd_worker {
     const pd_conn_handler *conn_handler; /* what sessions report to (the hub), NULL at shutdown */
     void *conn_ud;                /* its user data */
     int draining;                 /* SIGTERM received */
+    int retiring;                 /* the drain sent pd_cluster_retire: no heartbeat may follow it */
     uint64_t started_ms;          /* wall clock at start */
     uint8_t read_buf[65536];      /* shared read buffer: frames are consumed at once */
     const uint8_t *feed_buf;      /* bytes being handed to wslay by one session's feed */
