@@ -35,6 +35,8 @@ interface OpenFile {
   /** The bytes written, gathered for hashing in one go ("hash"). */
   gather: Uint8Array<ArrayBuffer> | null;
   gathered: number;
+  /** The digest of `gather`, started as soon as its last byte came (close waits for it). */
+  digest: Promise<ArrayBuffer> | null;
 }
 
 const scope = self as unknown as {
@@ -112,7 +114,7 @@ function handle(m: ToDisk): void {
     default: break;
   }
   if (m.op === "open") {
-    const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve(), gather: null, gathered: 0 };
+    const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve(), gather: null, gathered: 0, digest: null };
     files.set(m.file, f);
     const opened = opening.then(() => open(m.dir, m.name));
     // The next waits for this one, but not for ever (the page gives up on it after 10 s).
@@ -150,6 +152,12 @@ function handle(m: ToDisk): void {
               if (f.gathered + m.len > f.gather.byteLength) throw new Error("more bytes than announced");
               f.gather.set(data, f.gathered);
               f.gathered += m.len;
+              // Every announced byte is in: hash now, while the page learns
+              // that the item ended and asks to close (it waits for this).
+              if (f.gathered === f.gather.byteLength) {
+                f.digest = crypto.subtle.digest("SHA-256", f.gather);
+                f.digest.catch(() => undefined); // close reports it
+              }
             }
           } catch (e) {
             fail(file, f, e);
@@ -165,18 +173,20 @@ function handle(m: ToDisk): void {
             // space, read back once by the page (getFile) for the download.
             f.handle.close();
             f.handle = null;
-            if (f.gather) sha256 = hex(await crypto.subtle.digest("SHA-256", f.gather.subarray(0, f.gathered)));
+            if (f.gather) sha256 = hex(await (f.digest ?? crypto.subtle.digest("SHA-256", f.gather.subarray(0, f.gathered))));
           } catch (e) {
             fail(file, f, e);
           }
         }
         f.gather = null;
+        f.digest = null;
         closeHandle(f);
         files.delete(file);
         if (!f.failed) post({ op: "closed", file, sha256 });
         break;
       }
       case "abort":
+        f.digest = null;
         try {
           f.handle?.truncate(0);
         } catch { /* best effort: the file is removed with the tab's folder */ }

@@ -15,7 +15,7 @@ import {
 } from "./protocol";
 import type { Signaling } from "./signaling";
 import {
-  MEMORY_WARN_BYTES, copyToDir, openDirSink, openScratch, openSink, planSink, saveBlob, type Sink,
+  MEMORY_WARN_BYTES, copyToDir, openDirSink, openScratch, openSink, planSink, prepareReceiving, saveBlob, type Sink,
 } from "./storage";
 
 export type RxState = "queued" | "receiving" | "verifying" | "done" | "failed";
@@ -246,6 +246,7 @@ export class Receiver {
         }
       }
     }
+    if ([...items.values()].some((i) => i.kind === "file")) prepareReceiving();
     // Text is fetched right away: it is small and meant to be read.
     const texts = [...items.values()].filter((i) => i.kind === "text");
     const latest = texts.length ? texts[texts.length - 1] : null;

@@ -252,6 +252,17 @@ function getDiskWorker(): Promise<DiskWorker | null> {
   return diskWorker;
 }
 
+/**
+ * Gets receiving ready before the first file is asked for: this tab's folder
+ * (and the removal of folders closed tabs left behind) and the disk worker
+ * with its synchronous handles. Called when an offer lists files, so none
+ * of it waits between a click and the request, nor runs during the first
+ * transfer. Best effort: whatever fails here is tried again by `openSink`.
+ */
+export function prepareReceiving(): void {
+  void getTabDir().then((dir) => (dir ? getDiskWorker() : null)).catch(() => undefined);
+}
+
 /** Reads blocks of one file being sent. */
 export interface BlockSource {
   /** Bytes `from` to `end` (the caller checks the length). */
@@ -297,6 +308,9 @@ class WorkerSink implements Sink {
   private done = false;
   /** SHA-256 (hex) of what was written, once closed, when `hashInOneGo` asked for it. */
   sha256: string | null = null;
+  /** The item's size where `hashInOneGo` gave it (-1: unknown), and the bytes taken so far. */
+  private size = -1;
+  private taken = 0;
 
   constructor(private worker: DiskWorker, private file: number, private handle: FileSystemFileHandle,
               private forget: () => void) {
@@ -345,6 +359,7 @@ class WorkerSink implements Sink {
    * copies them for hashing nor hashes (hash.ts has the budget for it).
    */
   hashInOneGo(size: number): void {
+    this.size = size;
     this.worker.post({ op: "hash", file: this.file, size });
   }
 
@@ -380,6 +395,10 @@ class WorkerSink implements Sink {
       off += n;
       if (this.used === this.cur.byteLength) this.send();
     }
+    this.taken += data.byteLength;
+    // The last bytes go at once, not with the close: the worker then hashes
+    // while the page handles the item's end.
+    if (this.taken === this.size) this.send();
   }
 
   async close(): Promise<Blob> {
