@@ -316,13 +316,18 @@ export class ProgressBar {
 
 /**
  * Collects keys of rows to redraw and redraws each once per `delayMs`:
- * chunks arrive far more often than a person can read a number.
+ * chunks arrive far more often than a person can read a number. A row's
+ * redraw costs the page more than its script: in Firefox ESR 153, drawing
+ * the receiving row every 100 ms took 0.13–0.15 s of the page's main thread
+ * per 64 MiB (of 0.47–0.54 s in all), time the browser's own data-channel
+ * work on the same two cores did not get (docs/benchmarks.md, "Firefox:
+ * where the gap was"). Four redraws a second still read as a moving bar.
  */
 export class RedrawBatch {
   private dirty = new Set<string>();
   private timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(private redraw: (key: string) => void, private delayMs = 100) {}
+  constructor(private redraw: (key: string) => void, private delayMs = 250) {}
 
   add(key: string): void {
     this.dirty.add(key);
