@@ -5,7 +5,12 @@
  * loop, --rate 0: the maximum), or at --rate requests per second in all,
  * each issued at its due time (open loop). Latency is from when a request
  * was due, so a generator behind its schedule shows; the rate is answers
- * (200) inside the measured window divided by its length.
+ * (200) inside the measured window divided by its length. That latency is
+ * also split in two: how long a due request waited in the generator before
+ * it left (the send lag: every connection busy, or the generator off its
+ * core) and how long it took from leaving to its answer (the service time,
+ * the servers' part). A maximum per 100 ms of the window shows whether a
+ * tail is spread out or one stall.
  *
  * phase 0 warmup, 1 measured, 2 winding down, 3 done */
 #include <stdio.h>
@@ -21,14 +26,17 @@ static size_t api_next(sl_http *h, char *buf, size_t cap)
         return 0;
     uint64_t now = uv_hrtime();
     if (a->o.rate > 0) {
-        uint64_t due = (uint64_t)((double)(now - a->t0) / 1e9 * a->o.rate);
-        if (a->issued >= due)
+        uint64_t due = app_due_at(a, a->issued);
+        if (due > now)
             return 0;
-        h->t_sched = a->t0 + (uint64_t)((double)a->issued * 1e9 / a->o.rate);
+        h->t_sched = due;
     } else {
         h->t_sched = now;
     }
     a->issued++;
+    h->t_sent = now;
+    if (a->measuring && a->o.rate > 0)
+        sl_hist_add(&a->hist_lag, now - h->t_sched);
     if (strcmp(a->o.route, "get_room") == 0)
         return (size_t)snprintf(buf, cap, "GET /api/get_room HTTP/1.1\r\nHost: %s\r\n\r\n", a->o.api_name);
     char id[64], body[128];
@@ -57,6 +65,10 @@ static void api_done(sl_http *h, int status, const char *body, size_t len)
         if (a->measuring) {
             a->ok_window++;
             sl_hist_add(&a->hist, now - h->t_sched);
+            sl_hist_add(&a->hist_service, now - h->t_sent);
+            uint64_t slot = (now - a->t_measure) / 100000000ull;
+            if (slot < SL_API_SLOTS && now - h->t_sched > a->slot_max[slot])
+                a->slot_max[slot] = now - h->t_sched;
         }
     } else {
         a->errors++;
@@ -69,9 +81,33 @@ static void api_kick_all(app *a)
         sl_http_kick(&a->https[i]);
 }
 
+/* At each 100 ms boundary of the window, how long the hypervisor kept each
+ * core from running (steal): a server pinned to a core that was stolen for
+ * 30 ms stops for 30 ms, whatever its own work. */
+static void api_read_steal(app *a, uint64_t now)
+{
+    double busy[SL_MAX_CORES], steal[SL_MAX_CORES];
+    uint64_t slot = (now - a->t_measure) / 100000000ull;
+    if (slot < a->slot_next)
+        return;
+    int n = sl_cores_read(busy, steal, SL_MAX_CORES);
+    if (a->slot_next > 0 && a->slot_next - 1 < SL_API_SLOTS) {
+        double most = 0;
+        for (int i = 0; i < n; i++)
+            if (steal[i] - a->slot_steal_prev[i] > most)
+                most = steal[i] - a->slot_steal_prev[i];
+        a->slot_steal[a->slot_next - 1] = (float)most;
+    }
+    for (int i = 0; i < n; i++)
+        a->slot_steal_prev[i] = steal[i];
+    a->slot_next = slot + 1;
+}
+
 static void api_tick(app *a)
 {
     uint64_t now = uv_hrtime();
+    if (a->phase == 1)
+        api_read_steal(a, now);
     if (a->phase == 0 && now >= a->t_measure) {
         app_measure_begin(a);
         a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
@@ -128,11 +164,36 @@ static const sl_hist *api_report(app *a, sl_sbuf *j, const sl_measured *m)
     sl_sb(j, "\"api\":{\"ok\":%llu,\"errors\":%llu,\"ok_window\":%llu,\"per_s\":%.1f,\"per_server_cpu_s\":%.1f},",
           (unsigned long long)a->ok, (unsigned long long)a->errors, (unsigned long long)a->ok_window, rate,
           m->cpu_s > 0 ? (double)a->ok_window / m->cpu_s : 0);
+    if (a->hist_lag.count) {
+        sl_sb_hist(j, "send_lag", &a->hist_lag);
+        sl_sb(j, ",");
+    }
+    sl_sb_hist(j, "service", &a->hist_service);
+    /* The slowest answer (from its due time) in each 100 ms of the window. */
+    sl_sb(j, ",\"latency_max_us_by_100ms\":[");
+    size_t nslots = (size_t)(m->window_s * 10.0 + 0.999);
+    if (nslots > SL_API_SLOTS)
+        nslots = SL_API_SLOTS;
+    for (size_t i = 0; i < nslots; i++)
+        sl_sb(j, "%s%.0f", i ? "," : "", (double)a->slot_max[i] / 1e3);
+    /* The most steal time of any core in the same 100 ms (read at the
+     * boundaries the generator's tick saw; /proc/stat counts in 10 ms). */
+    sl_sb(j, "],\"steal_ms_by_100ms\":[");
+    for (size_t i = 0; i < nslots; i++)
+        sl_sb(j, "%s%.0f", i ? "," : "", (double)a->slot_steal[i] * 1e3);
+    sl_sb(j, "],");
     printf("  %s: %llu ok, %llu errors; %.0f/s in the window", a->o.route, (unsigned long long)a->ok,
            (unsigned long long)a->errors, rate);
     if (m->cpu_s > 0)
         printf(", %.0f per server CPU-second", (double)a->ok_window / m->cpu_s);
     printf("\n");
+    if (a->hist_lag.count)
+        printf("  generator send lag: p50 %.0f us  p99 %.0f us  max %.0f us\n",
+               (double)sl_hist_quantile(&a->hist_lag, 0.5) / 1e3, (double)sl_hist_quantile(&a->hist_lag, 0.99) / 1e3,
+               (double)a->hist_lag.max / 1e3);
+    printf("  service (sent to answered): p50 %.0f us  p99 %.0f us  max %.0f us\n",
+           (double)sl_hist_quantile(&a->hist_service, 0.5) / 1e3,
+           (double)sl_hist_quantile(&a->hist_service, 0.99) / 1e3, (double)a->hist_service.max / 1e3);
     return &a->hist;
 }
 

@@ -389,6 +389,7 @@ void app_measure_begin(app *a)
 {
     app_read_procs(a, a->proc0);
     a->self_cpu0 = app_self_cpu();
+    a->ncores = sl_cores_read(a->core_busy0, a->core_steal0, SL_MAX_CORES);
     a->t_measure = uv_hrtime();
     a->measuring = 1;
 }
@@ -397,6 +398,8 @@ void app_measure_end(app *a)
 {
     app_read_procs(a, a->proc1);
     a->self_cpu1 = app_self_cpu();
+    if (sl_cores_read(a->core_busy1, a->core_steal1, SL_MAX_CORES) != a->ncores)
+        a->ncores = 0;
     a->t_end = uv_hrtime();
     a->measuring = 0;
 }
@@ -409,6 +412,11 @@ static void on_pace(uv_idle_t *idle)
     app *a = idle->data;
     if (!a->finished && a->sc->pace)
         a->sc->pace(a);
+}
+
+uint64_t app_due_at(const app *a, uint64_t k)
+{
+    return a->t0 + (uint64_t)((double)k * 1e9 / a->o.rate);
 }
 
 void app_pace_start(app *a)

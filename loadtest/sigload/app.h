@@ -53,6 +53,9 @@ typedef struct sl_sbuf {
 } sl_sbuf;
 
 /* What the measured window came to, for the scenarios' reports. */
+/* api: the window's slowest answer per 100 ms, for 10 minutes at most. */
+#define SL_API_SLOTS 6000
+
 typedef struct sl_measured {
     double window_s;              /* length of the measured window */
     double cpu_s;                 /* server CPU over it (all --pids) */
@@ -126,10 +129,20 @@ struct app {
     sl_hist hist;                 /* latency (relay: of the signals in time) */
     sl_hist hist_with_late;       /* relay: of every signal sent in the window that arrived */
     sl_hist hist_connect;         /* idle: connect+join time */
-    sl_hist hist_lag;             /* open-loop relay: how late each signal left (generator's own delay) */
+    sl_hist hist_lag;             /* open loop (relay, poll, api): how late each signal or request left
+                                   * (the generator's own delay) */
+    sl_hist hist_service;         /* api: from a request leaving to its answer */
+    uint64_t slot_max[SL_API_SLOTS]; /* api: slowest answer (ns from due) per 100 ms of the window */
+    float slot_steal[SL_API_SLOTS];  /* api: most steal time of any one core per 100 ms (s) */
+    double slot_steal_prev[SL_MAX_CORES]; /* api: each core's steal at the current slot's start */
+    uint64_t slot_next;              /* api: index of the next slot whose steal is read */
     /* readings */
     sl_proc proc0[SL_MAX_PIDS], proc1[SL_MAX_PIDS], proc_base[SL_MAX_PIDS];
     double self_cpu0, self_cpu1;
+    /* Every core's busy and steal time (/proc/stat) at the window's two
+     * ends: what else ran beside the servers and the generator. */
+    double core_busy0[SL_MAX_CORES], core_busy1[SL_MAX_CORES], core_steal0[SL_MAX_CORES], core_steal1[SL_MAX_CORES];
+    int ncores;
     long sock_mem_base, sock_mem, sock_inuse_base, sock_inuse;
     double ramp_s;
     uint64_t open_at_end;
@@ -199,6 +212,10 @@ uint64_t app_payload_u64(const char *pkt, size_t len, const char *key);
  * read, so every rate divides by the time its counts were taken in. */
 void app_measure_begin(app *a);
 void app_measure_end(app *a);
+/* Open loop: when the k-th signal or request of the run is due (hrtime):
+ * k / --rate seconds after the start. It leaves as soon as now reaches
+ * that time, not one interval later. */
+uint64_t app_due_at(const app *a, uint64_t k);
 void app_pace_start(app *a);
 void app_pace_stop(app *a);
 /* The signal scenarios' (relay, poll) shared clock. app_signals_start, once

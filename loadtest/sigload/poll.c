@@ -525,12 +525,11 @@ static void poll_pace(app *a)
         return;
     poll_state *ps = a->poll;
     uint64_t now = uv_hrtime();
-    uint64_t due = (uint64_t)((double)(now - a->t0) / 1e9 * a->o.rate);
     uint64_t rooms = (uint64_t)(ps->nclients / 2);
-    while (a->issued < due) {
+    while (app_due_at(a, a->issued) <= now) {
         uint64_t k = a->issued++;
         pl_client *c = &ps->clients[2 * (k % rooms) + ((k / rooms) & 1)];
-        uint64_t t = a->t0 + (uint64_t)((double)k * 1e9 / a->o.rate);
+        uint64_t t = app_due_at(a, k);
         if (c->joined == 2 && pl_alive(c) && pl_alive(c->peer)) {
             pl_send_candidate(a, c, t);
             if (a->measuring && t >= a->t_measure)

@@ -132,12 +132,11 @@ static void relay_pace(app *a)
     if (a->phase != 1 || !a->sending)
         return;
     uint64_t now = uv_hrtime();
-    uint64_t due = (uint64_t)((double)(now - a->t0) / 1e9 * a->o.rate);
     uint64_t rooms = (uint64_t)(a->nconns / 2);
-    while (a->issued < due) {
+    while (app_due_at(a, a->issued) <= now) {
         uint64_t k = a->issued++;
         sl_conn *c = &a->conns[2 * (k % rooms) + ((k / rooms) & 1)];
-        uint64_t t = a->t0 + (uint64_t)((double)k * 1e9 / a->o.rate);
+        uint64_t t = app_due_at(a, k);
         if (c->joined == 2 && c->state == SL_C_READY && c->peer->state == SL_C_READY) {
             send_candidate(a, c, t);
             if (a->measuring && t >= a->t_measure)

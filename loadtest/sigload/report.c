@@ -82,12 +82,27 @@ void app_report(app *a)
           gen_cpu, (unsigned long long)a->run.connects_ok, (unsigned long long)a->run.connects_failed,
           (unsigned long long)a->run.closed_by_server, (unsigned long long)a->run.protocol_errors,
           (unsigned long long)a->run.pings, (unsigned long long)a->run.upgrades_refused);
+    /* Every core's busy time in the window: beside the servers' and the
+     * generator's own CPU it shows what the rest of the machine took. */
+    sl_sb(&j, "\"cores\":{\"busy_s\":[");
+    for (int i = 0; i < a->ncores; i++)
+        sl_sb(&j, "%s%.2f", i ? "," : "", a->core_busy1[i] - a->core_busy0[i]);
+    sl_sb(&j, "],\"steal_s\":[");
+    for (int i = 0; i < a->ncores; i++)
+        sl_sb(&j, "%s%.2f", i ? "," : "", a->core_steal1[i] - a->core_steal0[i]);
+    sl_sb(&j, "]},");
     printf("privydrop-sigload %s%s%s: %.1fs measured", name, o->label ? " " : "", o->label ? o->label : "",
            m.window_s);
     if (o->npids)
         printf(", servers used %.2f CPU-s (%.0f%% of one core)", m.cpu_s,
                m.window_s > 0 ? 100 * m.cpu_s / m.window_s : 0);
     printf(", generator %.2f CPU-s\n", gen_cpu);
+    if (a->ncores) {
+        printf("  cores busy (all processes):");
+        for (int i = 0; i < a->ncores; i++)
+            printf(" cpu%d %.2f s", i, a->core_busy1[i] - a->core_busy0[i]);
+        printf("\n");
+    }
     const sl_hist *lat = a->sc->report(a, &j, &m);
     sl_sb_hist(&j, "latency", &a->hist);
     sl_sb(&j, "}\n");

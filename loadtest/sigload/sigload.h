@@ -34,6 +34,7 @@
 
 #define SL_MAX_TARGETS 16
 #define SL_MAX_PIDS 32
+#define SL_MAX_CORES 64
 
 /* ---- stats.c ----------------------------------------------------------- */
 
@@ -60,6 +61,10 @@ typedef struct sl_proc {
     long fds;                      /* open descriptors, -1 unknown */
 } sl_proc;
 int sl_proc_read(int pid, sl_proc *out);
+/* Each core's busy time (user, nice, system, irq, softirq, steal) and its
+ * steal time alone, in seconds, from /proc/stat's cpuN lines, for at most
+ * max cores; returns how many were read (0 if none). */
+int sl_cores_read(double *busy_s, double *steal_s, int max);
 
 /* Kernel TCP socket buffers in use (/proc/net/sockstat "mem", in bytes) and
  * sockets in use; system-wide, both ends of loopback connections included. */
@@ -182,6 +187,7 @@ struct sl_http {
     sl_http_next_fn next;
     sl_http_done_fn done;
     uint64_t t_sched;             /* when the outstanding request was due (hrtime) */
+    uint64_t t_sent;              /* when it was handed to the socket (hrtime) */
     void *data;                   /* mode context */
 };
 

@@ -118,6 +118,30 @@ int sl_proc_read(int pid, sl_proc *out)
     return 0;
 }
 
+int sl_cores_read(double *busy_s, double *steal_s, int max)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return 0;
+    char line[512];
+    int n = 0;
+    double tck = (double)sysconf(_SC_CLK_TCK);
+    while (n < max && fgets(line, sizeof(line), f)) {
+        /* "cpu " is the sum; "cpuN " one core, in order. */
+        if (strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9')
+            continue;
+        unsigned long long us = 0, ni = 0, sy = 0, id = 0, io = 0, irq = 0, sirq = 0, st = 0;
+        char *p = strchr(line, ' ');
+        if (!p || sscanf(p, "%llu %llu %llu %llu %llu %llu %llu %llu", &us, &ni, &sy, &id, &io, &irq, &sirq, &st) < 4)
+            break;
+        busy_s[n] = (double)(us + ni + sy + irq + sirq + st) / tck;
+        steal_s[n] = (double)st / tck;
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
 int sl_sockstat(long *tcp_mem_bytes, long *tcp_inuse)
 {
     FILE *f = fopen("/proc/net/sockstat", "r");

@@ -112,8 +112,14 @@ const char PD_STORE_CREATE_LUA[] =
 #define SHORT_FREE_KEY "pd:short:free"
 #define SHORT_SEEDED_KEY "pd:short:seeded"
 static const char GET_FREE_LUA[] =
+    /* Redis's own clock in ms. Where it is only passed on, it stays a
+     * string, and so do constant arguments: Redis formats a Lua number
+     * argument with snprintf("%.17g"), which cost more than the key
+     * operation it went with (docs/benchmarks.md, "get_room when the short
+     * ids run out"). */
     "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local nowstr = t[1] .. string.sub('00000' .. t[2], -6, -4)\n"
+    "local now = tonumber(nowstr)\n"
     "local function due_at(id)\n"
     "  local ttl = redis.call('PTTL', 'room:' .. id)\n"
     "  if ttl < 0 then ttl = 86400000 end\n"
@@ -125,8 +131,9 @@ static const char GET_FREE_LUA[] =
      * a full space in one call took half a second of Redis on a loaded
      * machine, and Redis serves everyone. A call whose step found no free
      * id takes the fallback below. */
-    "local seeded = tonumber(redis.call('GET', KEYS[3])) or 0\n"
-    "if seeded < 10000 then\n"
+    "local seeded = redis.call('GET', KEYS[3])\n"
+    "if seeded ~= '10000' then\n"
+    "  seeded = tonumber(seeded) or 0\n"
     "  local stop = math.min(seeded + 500, 10000)\n"
     "  for j = seeded, stop - 1 do\n"
     "    local id = string.format('%04d', (j * 7919) % 10000)\n"
@@ -145,7 +152,7 @@ static const char GET_FREE_LUA[] =
     "    local id = redis.call('SPOP', KEYS[1])\n"
     "    if not id then return nil end\n"
     "    if redis.call('HSETNX', 'room:' .. id, 'created_at', ARGV[1]) == 1 then\n"
-    "      redis.call('EXPIRE', 'room:' .. id, 86400)\n"
+    "      redis.call('EXPIRE', 'room:' .. id, '86400')\n"
     "      redis.call('ZADD', KEYS[2], now + 86400000, id)\n"
     "      return id\n"
     "    end\n"
@@ -156,23 +163,26 @@ static const char GET_FREE_LUA[] =
     /* Reclaiming ids whose rooms may have expired only when no free id is
      * left: each id is reclaimed once either way, and a call that finds a
      * free id does no more than it must (the common case at any fill). */
+    /* A second pop only if this freed an id: nil said the set is empty. */
     "local id = pop()\n"
     "if id == nil then\n"
-    "  for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 8)) do\n"
+    "  local freed = false\n"
+    "  for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', nowstr, 'LIMIT', '0', '8')) do\n"
     "    if redis.call('EXISTS', 'room:' .. due) == 1 then\n"
     "      redis.call('ZADD', KEYS[2], due_at(due), due)\n"
     "    else\n"
     "      redis.call('ZREM', KEYS[2], due)\n"
     "      redis.call('SADD', KEYS[1], due)\n"
+    "      freed = true\n"
     "    end\n"
     "  end\n"
-    "  id = pop()\n"
+    "  if freed then id = pop() end\n"
     "end\n"
     "if id then return id end\n"
     /* No 4-digit id is free: random candidates, shortest first. */
     "for i = 2, #ARGV do\n"
     "  if redis.call('HSETNX', 'room:' .. ARGV[i], 'created_at', ARGV[1]) == 1 then\n"
-    "    redis.call('EXPIRE', 'room:' .. ARGV[i], 86400)\n"
+    "    redis.call('EXPIRE', 'room:' .. ARGV[i], '86400')\n"
     "    return ARGV[i]\n"
     "  end\n"
     "end\n"
