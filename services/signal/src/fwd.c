@@ -11,6 +11,7 @@
 #include "privydrop/pd_netaddr.h"
 #include "privydrop/pd_ptab.h"
 #include "fwd.h"
+#include "peer.h"
 #include "poll.h"
 #include "session.h"
 #include "privydrop/pd_wsscan.h"
@@ -323,8 +324,18 @@ void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, p
     memcpy(cb_id + sizeof(w), r->id, sizeof(r->id));
     pd_metric_add(w->m_poll_forwarded, NULL, 1);
     pd_metric_set(w->m_fwd_pending, NULL, (double)pd_ptab_count(f->reqs));
-    if (pd_fwd_publish(w, pd_slice_make(sid.base, PD_FWD_TAG_LEN), head, (size_t)n, post ? req->body.base : NULL,
-                       post ? req->body.len : 0, on_published, cb_id) != PD_OK) {
+    pd_slice owner = pd_slice_make(sid.base, PD_FWD_TAG_LEN);
+    const char *body = post ? req->body.base : NULL;
+    size_t blen = post ? req->body.len : 0;
+    /* The direct link when one is up (peer.h): no Redis hop either way.
+     * A dead owner is noticed by the sweep then, not by PUBLISH's count. */
+    if (pd_peer_send_query(w, owner, head, (size_t)n, body, blen) == PD_OK) {
+        free(cb_id);
+        pd_metric_add(w->m_fwd_path, "link", 1);
+        return;
+    }
+    pd_metric_add(w->m_fwd_path, "redis", 1);
+    if (pd_fwd_publish(w, owner, head, (size_t)n, body, blen, on_published, cb_id) != PD_OK) {
         free(cb_id);
         req_finish(w, r, 503, 'j', "{\"error\":\"Service unavailable\"}", 31);
     }
@@ -350,6 +361,10 @@ void pd_fwd_reply(pd_worker *w, pd_slice to, pd_slice id, int status, char type,
         return;
     char head[48];
     int n = snprintf(head, sizeof(head), "A %.*s %d %c\n", (int)id.len, id.base, status, type);
+    /* On the link the request may have come by, if it is up (peer.h);
+     * the forwarder takes an answer from either way. */
+    if (pd_peer_send_answer(w, to, head, (size_t)n, body, len) == PD_OK)
+        return;
     /* Not sent (Redis down): the forwarder times the request out. */
     pd_fwd_publish(w, to, head, (size_t)n, body, len, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* privydrop-signal — a stateless signaling worker (docs/architecture.md;
  * its wire contract: docs/wire-protocol.md §Handshake, §Worker HTTP routes). */
+#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "privydrop/pd_room.h"
 #include "hub.h"
 #include "fwd.h"
+#include "peer.h"
 #include "poll.h"
 #include "session.h"
 
@@ -48,6 +50,11 @@ static const char USAGE[] =
     "  PD_HTTP_MAX_CONNS_PER_IP  connections not (yet) upgraded per client address (32,\n"
     "                           at most PD_MAX_CONNS_PER_IP)\n"
     "  PD_HTTP_MAX_CONN_AGE_MS  keep-alive HTTP connections end after this (60000)\n"
+    "  PD_PEER_LINKS            1: forwarded polling requests go on direct links between\n"
+    "                           workers, Redis when none is up; 0: always Redis (1)\n"
+    "  PD_PEER_PORT             the links' port, on PD_LISTEN_ADDR; 0 = any free one (0)\n"
+    "  PD_PEER_ADVERTISE        the IP other workers reach this one at (the local address\n"
+    "                           toward Redis, or PD_LISTEN_ADDR when that is not a wildcard)\n"
     "  PD_TRUSTED_PROXIES       CIDRs whose X-Forwarded-For is believed (127.0.0.1/32,::1/128)\n"
     "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD   Redis (127.0.0.1:6379)\n"
     "  REDIS_SENTINELS          Sentinel mode: host:port,... of the sentinels (REDIS_HOST/PORT\n"
@@ -123,6 +130,14 @@ static void load_config(pd_worker_config *c, http_config *h, pd_cidr_list **trus
     pd_config_long(chk, "PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &c->drain_timeout_ms);
     pd_config_long(chk, "PD_DRAIN_NOTICE_MS", 1000, 0, 600000, &c->drain_notice_ms);
     pd_config_long(chk, "PD_DRAIN_SPREAD_MS", 3000, 0, 600000, &c->drain_spread_ms);
+    pd_config_long(chk, "PD_PEER_LINKS", 1, 0, 1, &c->peer_links);
+    pd_config_long(chk, "PD_PEER_PORT", 0, 0, 65535, &c->peer_port);
+    c->peer_advertise = pd_env_str("PD_PEER_ADVERTISE", NULL);
+    if (c->peer_advertise) {
+        unsigned char ab[sizeof(struct in6_addr)];
+        if (inet_pton(AF_INET, c->peer_advertise, ab) != 1 && inet_pton(AF_INET6, c->peer_advertise, ab) != 1)
+            pd_config_check_add(chk, "PD_PEER_ADVERTISE", c->peer_advertise, "not an IPv4 or IPv6 address");
+    }
     pd_http_limits lim;
     pd_http_limits_default(&lim);
     pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", (long)lim.request_timeout_ms, 100, 600000, &h->req_timeout);
@@ -424,6 +439,7 @@ static void shutdown_now(pd_worker *w)
     pd_hub_free(w->hub);
     w->hub = NULL;
     pd_fwd_close(w);
+    pd_peer_close(w);
     pd_poll_layer_close(w);
     pd_sess_layer_close(w);
     pd_eng_layer_close(w);
@@ -466,6 +482,7 @@ static void on_drain_tick(uv_timer_t *t)
         /* From here no heartbeat goes out: one queued behind the retire
          * would register this worker again just before it exits. */
         w->retiring = 1;
+        pd_peer_retire(w);
         if (pd_cluster_retire(w->redis, w->cfg.worker_id, on_retired, NULL) == PD_OK) {
             retire = RETIRE_SENT;
             return;
@@ -526,6 +543,12 @@ static void add_metrics(pd_worker *w)
                                   "WebSockets on this worker carrying another worker's session.", NULL);
     w->m_fwd_pending = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_poll_forward_pending",
                                       "Polling requests forwarded to their owner and not yet answered.", NULL);
+    w->m_fwd_path = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_poll_forward_path_total",
+                                   "Long-polling requests forwarded to their owner, by the way they went "
+                                   "(link: the direct link between the workers; redis: pub/sub).", "path");
+    w->m_peer_links = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_peer_links",
+                                     "Links between workers for forwarded polling requests (in: opened by "
+                                     "others to this one; out: this one's to their owners, up).", "dir");
     w->m_poll_forwarded = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_poll_forwarded_total",
                                          "Long-polling requests and tunnelled packets sent to the worker "
                                          "that owns their session.", NULL);
@@ -598,6 +621,8 @@ int main(int argc, char **argv)
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
         return 1;
     }
+    if (pd_peer_init(w) != PD_OK)
+        return 1; /* logged */
     pd_eng_layer_set_handler(w, &pd_hub_conn_handler, w->hub);
 
     pd_http_limits lim;

@@ -51,6 +51,9 @@ typedef struct pd_worker_config {
     const char *environment;      /* NODE_ENV */
     int join_rate_limit;          /* !DISABLE_JOIN_RATE_LIMIT */
     const char *cors_origin;      /* CORS_ORIGIN: allowed WebSocket Origins, NULL = any */
+    long peer_links;              /* PD_PEER_LINKS: links between workers for forwarded polling (peer.h) */
+    long peer_port;               /* PD_PEER_PORT: their port, 0 = any free one */
+    const char *peer_advertise;   /* PD_PEER_ADVERTISE: the address others reach it at, NULL = found */
 } pd_worker_config;
 
 typedef struct pd_sess pd_sess;       /* session.h */
@@ -74,6 +77,8 @@ typedef struct pd_worker {
     pd_metric *m_polls;           /* gauge: polling sessions owned here */
     pd_metric *m_tunnels;         /* gauge: tunnels carried here */
     pd_metric *m_fwd_pending;     /* gauge: forwarded requests waiting */
+    pd_metric *m_fwd_path;        /* counter{path}: forwarded requests by the way they went (link, redis) */
+    pd_metric *m_peer_links;      /* gauge{dir}: links between workers (peer.h) */
     pd_metric *m_poll_gets;       /* gauge: polling GETs waiting here */
     size_t poll_gets;             /* its value */
     pd_metric *m_bus_received;    /* counter: bus envelopes delivered to us */
@@ -94,6 +99,7 @@ typedef struct pd_worker {
     struct pd_poll *poll_dirty;   /* polling sessions with output or closing (intrusive list) */
     uv_idle_t poll_idle;          /* answers their waiting GETs once per loop turn */
     struct pd_fwd *fwd;           /* polling requests forwarded to other workers (fwd.h) */
+    struct pd_peer *peer;         /* direct links to the other workers (peer.h), NULL if off */
     char eio_tag[9];              /* this worker's tag: the start of its polling sids */
     uv_timer_t resume_timer;      /* asks the handler to resume reading, once per ms */
     const pd_conn_handler *conn_handler; /* what sessions report to (the hub), NULL at shutdown */
