@@ -62,6 +62,8 @@ typedef struct peer_link {
     char *fly;                 /* the write in flight */
     size_t flen, fcap;
     int writing;
+    int dirty;                 /* in the flush list */
+    struct peer_link *dirty_next;
 } peer_link;
 
 struct pd_peer {
@@ -71,6 +73,8 @@ struct pd_peer {
     int tick_init;             /* the tick's handle was initialised */
     int open_handles;          /* listener, tick, address lookup, open links: freed at 0 after close */
     peer_link *in, *out;       /* lists; newest first */
+    peer_link *dirty;          /* links with frames queued this turn */
+    uv_check_t flush;          /* writes them once per loop turn */
     size_t n_in, n_out;
     size_t max_frame, max_queue;
     char token[PEER_TOKEN_LEN + 1];
@@ -133,12 +137,17 @@ static void drop_buffers(peer_link *l)
     l->writing = 0;
 }
 
+static void start_write(peer_link *l);
+static void on_flush(uv_check_t *h);
+static void undirty(peer_link *l);
+
 static void on_link_closed(uv_handle_t *h)
 {
     peer_link *l = h->data;
     pd_peer *p = l->p;
     l->tcp_open = 0;
     l->closing = 0;
+    undirty(l);
     drop_buffers(l);
     if (l->dir == DIR_IN || l->dead) {
         if (l->dir == DIR_IN) {
@@ -193,7 +202,6 @@ static int buf_append(char **b, size_t *len, size_t *cap, const void *data, size
     return PD_OK;
 }
 
-static void start_write(peer_link *l);
 
 static void on_written(uv_write_t *req, int status)
 {
@@ -237,8 +245,77 @@ static void start_write(peer_link *l)
     l->writing = 1;
 }
 
-/* One frame: written at once if nothing waits before it, else queued.
- * `force` skips the queue bound (the hello and its acknowledgement). */
+/* Frames queue on the link and go out once per loop turn (on_flush): a
+ * turn that forwards several requests to one owner writes them with one
+ * system call. The flush runs right after the turn's I/O callbacks, so a
+ * lone frame waits for nothing. */
+static void mark_dirty(peer_link *l)
+{
+    pd_peer *p = l->p;
+    if (l->dirty)
+        return;
+    l->dirty = 1;
+    l->dirty_next = p->dirty;
+    p->dirty = l;
+    if (!uv_is_active((uv_handle_t *)&p->flush))
+        uv_check_start(&p->flush, on_flush);
+}
+
+static void undirty(peer_link *l)
+{
+    if (!l->dirty)
+        return;
+    for (peer_link **pp = &l->p->dirty; *pp; pp = &(*pp)->dirty_next)
+        if (*pp == l) {
+            *pp = l->dirty_next;
+            break;
+        }
+    l->dirty = 0;
+    l->dirty_next = NULL;
+}
+
+static void flush_link(peer_link *l)
+{
+    if (l->writing || l->plen == 0 || l->closing)
+        return;
+    uv_buf_t buf = uv_buf_init(l->pend, (unsigned)l->plen);
+    int n = uv_try_write((uv_stream_t *)&l->tcp, &buf, 1);
+    if (n == UV_EAGAIN)
+        n = 0;
+    if (n < 0) {
+        link_close(l, uv_strerror(n));
+        return;
+    }
+    if ((size_t)n < l->plen) {
+        memmove(l->pend, l->pend + n, l->plen - (size_t)n);
+        l->plen -= (size_t)n;
+        start_write(l);
+        return;
+    }
+    l->plen = 0;
+    if (l->pcap > 4 * PEER_READ_CHUNK) {
+        free(l->pend);
+        l->pend = NULL;
+        l->pcap = 0;
+    }
+}
+
+static void on_flush(uv_check_t *h)
+{
+    pd_peer *p = h->data;
+    while (p->dirty) {
+        peer_link *l = p->dirty;
+        p->dirty = l->dirty_next;
+        l->dirty = 0;
+        l->dirty_next = NULL;
+        flush_link(l);
+    }
+    uv_check_stop(h);
+}
+
+/* One frame, queued for this turn's flush. `force` skips the queue bound
+ * (the hello and its acknowledgement). PD_ERR: not queued (nothing of it
+ * was written). */
 static int link_send(peer_link *l, const char *head, size_t hlen, const char *body, size_t blen, int force)
 {
     pd_peer *p = l->p;
@@ -248,38 +325,14 @@ static int link_send(peer_link *l, const char *head, size_t hlen, const char *bo
     if (!force && l->plen + l->flen + 4 + total > p->max_queue)
         return PD_ERR;
     uint8_t len[4] = {(uint8_t)(total >> 24), (uint8_t)(total >> 16), (uint8_t)(total >> 8), (uint8_t)total};
-    size_t done = 0;
-    if (!l->writing && l->plen == 0) {
-        uv_buf_t bufs[3] = {uv_buf_init((char *)len, 4), uv_buf_init((char *)head, (unsigned)hlen),
-                            uv_buf_init((char *)body, (unsigned)blen)};
-        int n = uv_try_write((uv_stream_t *)&l->tcp, bufs, blen ? 3 : 2);
-        if (n == UV_EAGAIN)
-            n = 0;
-        if (n < 0) {
-            link_close(l, uv_strerror(n));
-            return PD_ERR;
-        }
-        done = (size_t)n;
-        if (done == 4 + total)
-            return PD_OK;
+    size_t before = l->plen;
+    if (buf_append(&l->pend, &l->plen, &l->pcap, len, 4) != PD_OK ||
+        buf_append(&l->pend, &l->plen, &l->pcap, head, hlen) != PD_OK ||
+        buf_append(&l->pend, &l->plen, &l->pcap, body, blen) != PD_OK) {
+        l->plen = before;
+        return PD_ERR;
     }
-    /* What the kernel did not take, in order: the rest of the length, of
-     * the head, of the body. */
-    int ok = PD_OK;
-    if (done < 4)
-        ok |= buf_append(&l->pend, &l->plen, &l->pcap, len + done, 4 - done);
-    size_t hd = done > 4 ? done - 4 : 0;
-    if (hd < hlen)
-        ok |= buf_append(&l->pend, &l->plen, &l->pcap, head + hd, hlen - hd);
-    size_t bd = done > 4 + hlen ? done - 4 - hlen : 0;
-    if (bd < blen)
-        ok |= buf_append(&l->pend, &l->plen, &l->pcap, body + bd, blen - bd);
-    if (ok != PD_OK) {
-        /* Part of the frame may be on the wire: the stream is broken. */
-        link_close(l, "out of memory");
-        return done ? PD_OK : PD_ERR;
-    }
-    start_write(l);
+    mark_dirty(l);
     return PD_OK;
 }
 
@@ -791,8 +844,10 @@ int pd_peer_init(pd_worker *w)
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
     uv_timer_init(w->loop, &p->tick);
     p->tick.data = p;
+    uv_check_init(w->loop, &p->flush);
+    p->flush.data = p;
     p->tick_init = 1;
-    p->open_handles++;
+    p->open_handles += 2;
     uv_timer_start(&p->tick, on_tick, 50, PEER_TICK_MS);
     w->peer = p;
     update_gauges(p);
@@ -831,7 +886,9 @@ void pd_peer_close(pd_worker *w)
     }
     if (p->resolving)
         uv_cancel((uv_req_t *)&p->gai); /* its callback still runs (UV_ECANCELED) */
-    if (p->tick_init)
+    if (p->tick_init) {
         uv_close((uv_handle_t *)&p->tick, on_handle_closed);
+        uv_close((uv_handle_t *)&p->flush, on_handle_closed);
+    }
     uv_close((uv_handle_t *)&p->listener, on_handle_closed);
 }
