@@ -12,7 +12,7 @@
 #include "fwd.h"
 #include "peer.h"
 
-#define PEER_TOKEN_LEN 32
+#define PEER_TOKEN_LEN PD_PEER_TOKEN_LEN
 #define PEER_KEY_PREFIX "pd:peer:"
 /* The record outlives three missed renewals. */
 #define PEER_RECORD_TTL_MS 15000
@@ -520,6 +520,25 @@ static void on_connected(uv_connect_t *req, int status)
     link_send(l, hello, sizeof(hello), NULL, 0, 1);
 }
 
+int pd_peer_parse_record(pd_slice rec, struct sockaddr_storage *addr, char token[PD_PEER_TOKEN_LEN + 1])
+{
+    char buf[129], ip[INET6_ADDRSTRLEN], tok[PD_PEER_TOKEN_LEN + 1], tail;
+    int port = 0;
+    if (rec.len == 0 || rec.len >= sizeof(buf) || memchr(rec.base, '\0', rec.len))
+        return PD_ERR;
+    memcpy(buf, rec.base, rec.len);
+    buf[rec.len] = '\0';
+    if (sscanf(buf, "%45s %d %32s%c", ip, &port, tok, &tail) != 3 || port < 1 || port > 65535 ||
+        strlen(tok) != PD_PEER_TOKEN_LEN || !pd_id_valid(pd_slice_cstr(tok)))
+        return PD_ERR;
+    memset(addr, 0, sizeof(*addr));
+    if (uv_ip4_addr(ip, port, (struct sockaddr_in *)addr) != 0 &&
+        uv_ip6_addr(ip, port, (struct sockaddr_in6 *)addr) != 0)
+        return PD_ERR;
+    memcpy(token, tok, sizeof(tok));
+    return PD_OK;
+}
+
 typedef struct lookup_ctx {
     pd_worker *w;
     char tag[PD_FWD_TAG_LEN + 1];
@@ -538,20 +557,10 @@ static void on_record(redisReply *reply, void *data)
     l->since = pd_mono_ms();
     l->retry_at = l->since + l->backoff;
     l->backoff = PD_MIN(l->backoff * 2, PEER_BACKOFF_MAX_MS);
-    char ip[INET6_ADDRSTRLEN], token[PEER_TOKEN_LEN + 1];
-    int port = 0;
-    if (!reply || reply->type != REDIS_REPLY_STRING || reply->len > 128)
-        return;
-    char rec[129];
-    memcpy(rec, reply->str, reply->len);
-    rec[reply->len] = '\0';
-    char tail;
-    if (sscanf(rec, "%45s %d %32s%c", ip, &port, token, &tail) != 3 || port < 1 || port > 65535 ||
-        strlen(token) != PEER_TOKEN_LEN || !pd_id_valid(pd_slice_cstr(token)))
-        return;
     struct sockaddr_storage sa;
-    if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&sa) != 0 &&
-        uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&sa) != 0)
+    char token[PD_PEER_TOKEN_LEN + 1];
+    if (!reply || reply->type != REDIS_REPLY_STRING ||
+        pd_peer_parse_record(pd_slice_make(reply->str, reply->len), &sa, token) != PD_OK)
         return;
     memcpy(l->token, token, sizeof(l->token));
     uv_tcp_init(p->w->loop, &l->tcp);
@@ -647,7 +656,7 @@ int pd_peer_send_answer(pd_worker *w, pd_slice to, const char *head, size_t hlen
 
 /* The first Redis address configured: the other workers reach Redis too,
  * so the local address we reach it from is one they can reach us at. */
-static int redis_first_host(const pd_redis_options *o, char *host, size_t size, char *port, size_t psize)
+int pd_peer_redis_host(const pd_redis_options *o, char *host, size_t size, char *port, size_t psize)
 {
     const char *list = o->cluster_nodes ? o->cluster_nodes : o->sentinels;
     if (!list) {
@@ -723,7 +732,7 @@ static void find_addr(pd_peer *p)
         return;
     }
     char host[256], port[16];
-    if (p->resolving || redis_first_host(&w->cfg.redis, host, sizeof(host), port, sizeof(port)) != PD_OK)
+    if (p->resolving || pd_peer_redis_host(&w->cfg.redis, host, sizeof(host), port, sizeof(port)) != PD_OK)
         return;
     struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));

@@ -28,7 +28,11 @@
 #ifndef PD_SIGNAL_PEER_H
 #define PD_SIGNAL_PEER_H
 
+#include <sys/socket.h>
+
 #include "worker.h"
+
+#define PD_PEER_TOKEN_LEN 32
 
 typedef struct pd_peer pd_peer;
 
@@ -52,6 +56,17 @@ int pd_peer_send_query(pd_worker *w, pd_slice owner, const char *head, size_t hl
  * none is up or its queue is full — send it through Redis. */
 int pd_peer_send_answer(pd_worker *w, pd_slice to, const char *head, size_t hlen, const char *body,
                         size_t blen);
+
+/* A record's parts: "<ip> <port> <token>" with an IPv4 or IPv6 literal,
+ * a port 1-65535 and a token of PD_PEER_TOKEN_LEN letters and digits,
+ * nothing more. PD_ERR if it is anything else (it comes from Redis, but a
+ * worker of another version, or anyone with Redis access, wrote it). */
+int pd_peer_parse_record(pd_slice rec, struct sockaddr_storage *addr, char token[PD_PEER_TOKEN_LEN + 1]);
+/* The first Redis address configured (the first of REDIS_CLUSTER_NODES or
+ * REDIS_SENTINELS, else REDIS_HOST/REDIS_PORT), host without brackets:
+ * the address this worker reaches Redis from is the one it announces by
+ * default. PD_ERR if it does not fit or does not parse. */
+int pd_peer_redis_host(const pd_redis_options *o, char *host, size_t hsize, char *port, size_t psize);
 
 /* The address other workers reach this one at ("ip port"), empty until
  * known. For logs and tests. */
