@@ -458,6 +458,28 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- inbound --------------------------------------------------------------------- */
 
+/* Past the cap, the oldest connection still owing its hello goes, not the
+ * newcomer: otherwise anyone reaching the port could keep every slot taken
+ * with silent connections (each lasting its 2 s) and no worker's link would
+ * ever come up. A worker's hello follows its connect at once, so it is never
+ * the oldest for long. Links being closed still count until their handle
+ * is: past twice the cap the newcomer goes. */
+static int make_room_in(pd_peer *p, peer_link *newcomer)
+{
+    if (p->n_in <= PEER_MAX_IN)
+        return PD_OK;
+    if (p->n_in > 2 * PEER_MAX_IN)
+        return PD_ERR;
+    peer_link *oldest = NULL;
+    for (peer_link *l = p->in; l; l = l->next)
+        if (l != newcomer && l->state == ST_HELLO && !l->closing)
+            oldest = l;
+    if (!oldest)
+        return PD_ERR; /* every slot holds a link that is up */
+    link_close(oldest, NULL);
+    return PD_OK;
+}
+
 static void on_accept(uv_stream_t *server, int status)
 {
     pd_peer *p = server->data;
@@ -476,7 +498,7 @@ static void on_accept(uv_stream_t *server, int status)
     l->since = pd_mono_ms();
     push_front(&p->in, l);
     p->n_in++;
-    if (uv_accept(server, (uv_stream_t *)&l->tcp) != 0 || p->n_in > PEER_MAX_IN) {
+    if (uv_accept(server, (uv_stream_t *)&l->tcp) != 0 || make_room_in(p, l) != PD_OK) {
         link_close(l, NULL);
         return;
     }
