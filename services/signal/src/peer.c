@@ -74,7 +74,7 @@ struct pd_peer {
     int open_handles;          /* listener, tick, address lookup, open links: freed at 0 after close */
     peer_link *in, *out;       /* lists; newest first */
     peer_link *dirty;          /* links with frames queued this turn */
-    uv_check_t flush;          /* writes them once per loop turn */
+    uv_idle_t flush;           /* writes them once per loop turn */
     size_t n_in, n_out;
     size_t max_frame, max_queue;
     char token[PEER_TOKEN_LEN + 1];
@@ -138,7 +138,7 @@ static void drop_buffers(peer_link *l)
 }
 
 static void start_write(peer_link *l);
-static void on_flush(uv_check_t *h);
+static void on_flush(uv_idle_t *h);
 static void undirty(peer_link *l);
 
 static void on_link_closed(uv_handle_t *h)
@@ -247,8 +247,11 @@ static void start_write(peer_link *l)
 
 /* Frames queue on the link and go out once per loop turn (on_flush): a
  * turn that forwards several requests to one owner writes them with one
- * system call. The flush runs right after the turn's I/O callbacks, so a
- * lone frame waits for nothing. */
+ * system call. An idle handle, not a check one: answers are mostly queued
+ * by the polling layer's own idle callback or by timers, and a check
+ * handle started there would only run after the loop next waits for I/O
+ * (until some unrelated event or timer wakes it). An active idle handle
+ * keeps the loop from waiting, so a lone frame waits for nothing. */
 static void mark_dirty(peer_link *l)
 {
     pd_peer *p = l->p;
@@ -258,7 +261,7 @@ static void mark_dirty(peer_link *l)
     l->dirty_next = p->dirty;
     p->dirty = l;
     if (!uv_is_active((uv_handle_t *)&p->flush))
-        uv_check_start(&p->flush, on_flush);
+        uv_idle_start(&p->flush, on_flush);
 }
 
 static void undirty(peer_link *l)
@@ -300,7 +303,7 @@ static void flush_link(peer_link *l)
     }
 }
 
-static void on_flush(uv_check_t *h)
+static void on_flush(uv_idle_t *h)
 {
     pd_peer *p = h->data;
     while (p->dirty) {
@@ -310,7 +313,7 @@ static void on_flush(uv_check_t *h)
         l->dirty_next = NULL;
         flush_link(l);
     }
-    uv_check_stop(h);
+    uv_idle_stop(h);
 }
 
 /* One frame, queued for this turn's flush. `force` skips the queue bound
@@ -458,6 +461,28 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- inbound --------------------------------------------------------------------- */
 
+/* Past the cap, the oldest connection still owing its hello goes, not the
+ * newcomer: otherwise anyone reaching the port could keep every slot taken
+ * with silent connections (each lasting its 2 s) and no worker's link would
+ * ever come up. A worker's hello follows its connect at once, so it is never
+ * the oldest for long. Links being closed still count until their handle
+ * is: past twice the cap the newcomer goes. */
+static int make_room_in(pd_peer *p, peer_link *newcomer)
+{
+    if (p->n_in <= PEER_MAX_IN)
+        return PD_OK;
+    if (p->n_in > 2 * PEER_MAX_IN)
+        return PD_ERR;
+    peer_link *oldest = NULL;
+    for (peer_link *l = p->in; l; l = l->next)
+        if (l != newcomer && l->state == ST_HELLO && !l->closing)
+            oldest = l;
+    if (!oldest)
+        return PD_ERR; /* every slot holds a link that is up */
+    link_close(oldest, NULL);
+    return PD_OK;
+}
+
 static void on_accept(uv_stream_t *server, int status)
 {
     pd_peer *p = server->data;
@@ -476,7 +501,7 @@ static void on_accept(uv_stream_t *server, int status)
     l->since = pd_mono_ms();
     push_front(&p->in, l);
     p->n_in++;
-    if (uv_accept(server, (uv_stream_t *)&l->tcp) != 0 || p->n_in > PEER_MAX_IN) {
+    if (uv_accept(server, (uv_stream_t *)&l->tcp) != 0 || make_room_in(p, l) != PD_OK) {
         link_close(l, NULL);
         return;
     }
@@ -853,7 +878,7 @@ int pd_peer_init(pd_worker *w)
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
     uv_timer_init(w->loop, &p->tick);
     p->tick.data = p;
-    uv_check_init(w->loop, &p->flush);
+    uv_idle_init(w->loop, &p->flush);
     p->flush.data = p;
     p->tick_init = 1;
     p->open_handles += 2;
