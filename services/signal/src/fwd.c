@@ -382,7 +382,7 @@ static int take_word(pd_slice *s, pd_slice *out)
     return PD_OK;
 }
 
-void pd_fwd_on_message(pd_worker *w, pd_slice m)
+void pd_fwd_on_message(pd_worker *w, pd_slice m, pd_slice via)
 {
     pd_fwd *f = w->fwd;
     pd_slice kind, a, b, c, d;
@@ -398,6 +398,10 @@ void pd_fwd_on_message(pd_worker *w, pd_slice m)
         fwd_req *r = pd_ptab_get(f->reqs, pd_slice_make(id, a.len));
         if (!r)
             return; /* timed out meanwhile */
+        /* By a link, only from the owner it was sent to: request ids are
+         * a counter, and a link's far end is only known by its tag. */
+        if (via.len && !pd_slice_eq(via, r->owner))
+            return;
         int status = (b.base[0] - '0') * 100 + (b.base[1] - '0') * 10 + (b.base[2] - '0');
         if (status < 200 || status > 599)
             status = 502;

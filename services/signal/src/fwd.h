@@ -64,8 +64,10 @@ int pd_fwd_is_local(const pd_worker *w, pd_slice sid);
 void pd_fwd_request(pd_worker *w, pd_http_conn *c, const pd_http_request *req, pd_slice sid,
                     const char *client_ip, const char *cors);
 
-/* A message on a pd:eio: channel (ours). */
-void pd_fwd_on_message(pd_worker *w, pd_slice message);
+/* A message on a pd:eio: channel (ours; `via` empty), or a frame from a
+ * link between workers (peer.h; `via` the tag of the worker at its other
+ * end: an answer is taken only from the owner its request went to). */
+void pd_fwd_on_message(pd_worker *w, pd_slice message, pd_slice via);
 
 /* The owner's answer to a forwarded request (`to` and `id` from its Q). */
 void pd_fwd_reply(pd_worker *w, pd_slice to, pd_slice id, int status, char type, const char *body,

@@ -413,7 +413,7 @@ static void on_bus(pd_slice channel, pd_slice message, void *data)
             if (w->hub)
                 pd_hub_on_worker_message(w->hub, message);
         } else {
-            pd_fwd_on_message(w, message);
+            pd_fwd_on_message(w, message, pd_slice_make(NULL, 0));
         }
         return;
     }

@@ -34,6 +34,7 @@
 /* Bytes a link may hold unsent; past that messages go through Redis. */
 #define PEER_QUEUE_MIN (4u << 20)
 #define PEER_READ_CHUNK 65536
+#define PEER_KEEPALIVE_S 30
 
 enum { DIR_IN = 1, DIR_OUT };
 /* In: HELLO → UP. Out: IDLE (no connection) → LOOKUP → CONNECTING → ACK → UP → IDLE. */
@@ -413,7 +414,7 @@ static int on_frame(peer_link *l, const char *f, size_t n)
     } else if (f[0] != 'A') {
         return PD_ERR;
     }
-    pd_fwd_on_message(w, pd_slice_make(f, n));
+    pd_fwd_on_message(w, pd_slice_make(f, n), pd_slice_make(l->tag, PD_FWD_TAG_LEN));
     return PD_OK;
 }
 
@@ -506,6 +507,9 @@ static void on_accept(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&l->tcp, 1);
+    /* A far end that vanished without a close (its node died) is found
+     * by the kernel's probes, not left holding a slot for ever. */
+    uv_tcp_keepalive(&l->tcp, 1, PEER_KEEPALIVE_S);
     if (uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read) != 0)
         link_close(l, NULL);
 }
@@ -530,6 +534,9 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&l->tcp, 1);
+    /* A far end that vanished without a close (its node died) is found
+     * by the kernel's probes, not left holding a slot for ever. */
+    uv_tcp_keepalive(&l->tcp, 1, PEER_KEEPALIVE_S);
     if (uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read) != 0) {
         link_close(l, NULL);
         return;
