@@ -5,46 +5,14 @@
 // worker stopped (SIGTERM, drained) while its links carry requests exits
 // cleanly and deletes its record.
 import assert from "node:assert/strict";
-import net from "node:net";
 import { after, before, describe, it } from "node:test";
 
 import { startCluster } from "../lib/cluster.mjs";
 import { startRoundRobinFront } from "../lib/rrfront.mjs";
 import { closeAll, connect, createRoom, eventually, join, waitFor } from "./helpers.mjs";
-import { metricValue, metrics } from "./wire.mjs";
+import { forwardPath as path, frame, rawLink, records } from "./peerwire.mjs";
 
 const OFFER = { type: "offer", sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" };
-
-async function records(c) {
-  const keys = (await c.redisCli("KEYS", "pd:peer:*")).split("\n").filter(Boolean);
-  const out = [];
-  for (const k of keys) {
-    const [ip, port, token] = (await c.redisCli("GET", k)).split(" ");
-    out.push({ tag: k.slice("pd:peer:".length), ip, port: Number(port), token });
-  }
-  return out;
-}
-
-const frame = (s) => {
-  const b = Buffer.isBuffer(s) ? s : Buffer.from(s);
-  const h = Buffer.alloc(4);
-  h.writeUInt32BE(b.length);
-  return Buffer.concat([h, b]);
-};
-
-function rawLink(port) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, "127.0.0.1", () => resolve(s));
-    s.got = Buffer.alloc(0);
-    s.gone = false;
-    s.on("data", (d) => { s.got = Buffer.concat([s.got, d]); });
-    s.on("close", () => { s.gone = true; });
-    s.on("error", () => {});
-    s.once("error", reject);
-  });
-}
-
-const path = async (w, p) => metricValue(await metrics(w.url), `privydrop_signal_poll_forward_path_total{path="${p}"}`);
 
 describe("links between workers, hostile peers", { timeout: 180000 }, () => {
   let c;

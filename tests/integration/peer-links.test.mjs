@@ -5,13 +5,12 @@
 // Redis otherwise; the link port takes nothing but a hello with the token
 // the owner published in Redis.
 import assert from "node:assert/strict";
-import net from "node:net";
 import { after, before, describe, it } from "node:test";
 
 import { startCluster } from "../lib/cluster.mjs";
 import { startRoundRobinFront } from "../lib/rrfront.mjs";
 import { closeAll, connect, createRoom, eventually, join, waitFor } from "./helpers.mjs";
-import { metricValue, metrics } from "./wire.mjs";
+import { forwardPath as path, frame, linksUp as links, rawLink, records } from "./peerwire.mjs";
 
 const OFFER = { type: "offer", sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" };
 
@@ -27,40 +26,6 @@ async function signalUntil(api, p, q, done) {
     assert.deepEqual(await got, { offer: OFFER, from: from.id, peerId: from.id });
   }
   assert.ok(await done(), "condition reached while signalling");
-}
-
-const path = async (w, p) => metricValue(await metrics(w.url), `privydrop_signal_poll_forward_path_total{path="${p}"}`);
-const links = async (w, d) => metricValue(await metrics(w.url), `privydrop_signal_peer_links{dir="${d}"}`);
-
-/** The workers' records in Redis: [{ tag, ip, port, token }]. */
-async function records(c) {
-  const keys = (await c.redisCli("KEYS", "pd:peer:*")).split("\n").filter(Boolean);
-  const out = [];
-  for (const k of keys) {
-    const [ip, port, token] = (await c.redisCli("GET", k)).split(" ");
-    out.push({ tag: k.slice("pd:peer:".length), ip, port: Number(port), token });
-  }
-  return out;
-}
-
-const frame = (s) => {
-  const b = Buffer.from(s);
-  const h = Buffer.alloc(4);
-  h.writeUInt32BE(b.length);
-  return Buffer.concat([h, b]);
-};
-
-/** Connect to a link port; collects what comes back, and when it closes. */
-function rawLink(port) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, "127.0.0.1", () => resolve(s));
-    s.got = Buffer.alloc(0);
-    s.gone = false;
-    s.on("data", (d) => { s.got = Buffer.concat([s.got, d]); });
-    s.on("close", () => { s.gone = true; });
-    s.on("error", () => {});
-    s.once("error", reject);
-  });
 }
 
 describe("links between workers", { timeout: 120000 }, () => {
