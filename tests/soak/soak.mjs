@@ -235,6 +235,10 @@ async function main() {
         if (!c.workers.some((w) => w.id === m[1])) problems.push(`${k}: heartbeat of an unknown worker`);
         const ttl = Number(await cli("PTTL", k));
         if (!(ttl > 0 && ttl <= 15000)) problems.push(`${k}: PTTL ${ttl}`);
+      } else if (/^pd:peer:[A-Za-z0-9]{8}$/.test(k)) {
+        // A worker's link address (docs/architecture.md §Direct links between workers).
+        const ttl = Number(await cli("PTTL", k));
+        if (ttl !== -2 && !(ttl > 0 && ttl <= 15000)) problems.push(`${k}: PTTL ${ttl}, contract ≤ 15000`);
       } else if (!["pd:workers", "pd:conns", "pd:reaper:lock"].includes(k)) {
         problems.push(`unexpected key ${k}`);
       }
