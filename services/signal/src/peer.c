@@ -120,14 +120,6 @@ static void push_front(peer_link **head, peer_link *l)
     *head = l;
 }
 
-static void link_free(peer_link *l)
-{
-    free(l->rbuf);
-    free(l->pend);
-    free(l->fly);
-    free(l);
-}
-
 static void drop_buffers(peer_link *l)
 {
     free(l->rbuf);
@@ -137,6 +129,23 @@ static void drop_buffers(peer_link *l)
     l->rlen = l->rcap = l->plen = l->pcap = l->flen = l->fcap = 0;
     l->writing = 0;
 }
+
+static void link_free(peer_link *l)
+{
+    drop_buffers(l);
+    free(l);
+}
+
+/* An owner's entry that is not connected now: no new attempt before its
+ * back-off, which doubles for the next time (a link that comes up resets it). */
+static void out_wait(peer_link *l)
+{
+    l->state = ST_IDLE;
+    l->since = pd_mono_ms();
+    l->retry_at = l->since + l->backoff;
+    l->backoff = PD_MIN(l->backoff * 2, PEER_BACKOFF_MAX_MS);
+}
+
 
 static void start_write(peer_link *l);
 static void on_flush(uv_idle_t *h);
@@ -158,10 +167,7 @@ static void on_link_closed(uv_handle_t *h)
         link_free(l);
     } else {
         /* An owner's link: the entry stays, to be tried again later. */
-        l->state = ST_IDLE;
-        l->since = pd_mono_ms();
-        l->retry_at = l->since + l->backoff;
-        l->backoff = PD_MIN(l->backoff * 2, PEER_BACKOFF_MAX_MS);
+        out_wait(l);
     }
     p->open_handles--;
     if (!p->closing)
@@ -585,10 +591,7 @@ static void on_record(redisReply *reply, void *data)
     free(ctx);
     if (!l || l->state != ST_LOOKUP)
         return;
-    l->state = ST_IDLE;
-    l->since = pd_mono_ms();
-    l->retry_at = l->since + l->backoff;
-    l->backoff = PD_MIN(l->backoff * 2, PEER_BACKOFF_MAX_MS);
+    out_wait(l); /* unless the record leads to a connect below */
     struct sockaddr_storage sa;
     char token[PD_PEER_TOKEN_LEN + 1];
     if (!reply || reply->type != REDIS_REPLY_STRING ||
