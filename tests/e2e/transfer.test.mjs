@@ -407,17 +407,33 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
 
   it("resumes a file from where it stopped when the peer connection is cut mid-file", async () => {
     // Count every binary data-channel byte this receiver gets, and keep its
-    // peer connections reachable so the test can cut them.
+    // peer connections reachable so the test can cut them. Also count the
+    // channels on which the receiver sent before it had heard the sender:
+    // the sender may not be open yet and lose it (datachannel-protocol.md §3).
     const initScript = () => {
       window.__pcs = [];
       window.__rxBytes = 0;
+      window.__channels = 0;
+      window.__spokeFirst = 0;
       const Orig = window.RTCPeerConnection;
       window.RTCPeerConnection = function (...args) {
         const pc = new Orig(...args);
         window.__pcs.push(pc);
-        pc.addEventListener("datachannel", (e) => e.channel.addEventListener("message", (m) => {
-          if (m.data instanceof ArrayBuffer) window.__rxBytes += m.data.byteLength;
-        }));
+        pc.addEventListener("datachannel", (e) => {
+          const ch = e.channel;
+          let heard = false;
+          window.__channels++;
+          ch.addEventListener("message", (m) => {
+            heard = true;
+            if (m.data instanceof ArrayBuffer) window.__rxBytes += m.data.byteLength;
+          });
+          const send = ch.send.bind(ch);
+          ch.send = (d) => {
+            if (!heard) window.__spokeFirst++;
+            heard = true;
+            return send(d);
+          };
+        });
         return pc;
       };
       window.RTCPeerConnection.prototype = Orig.prototype;
@@ -444,8 +460,10 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     const file = await (await dl).path();
     assert.equal(await sha256File(file), sent.get(BIG), "SHA-256 after the resume");
     await waitState(p, BIG, "done");
-    const after = await p.evaluate(() => ({ rx: window.__rxBytes, pcs: window.__pcs.length }));
+    const after = await p.evaluate(() => ({ rx: window.__rxBytes, pcs: window.__pcs.length, channels: window.__channels, spokeFirst: window.__spokeFirst }));
     assert.ok(after.pcs >= 2, "a second peer connection carried the rest");
+    assert.ok(after.channels >= 2, `both connections' channels seen (${after.channels})`);
+    assert.equal(after.spokeFirst, 0, "the receiver sent on a channel before the sender's hello arrived");
     // Resumed, not restarted: all frames together carry the file about once
     // (plus 16-byte frame headers), not the file plus what came before the cut.
     const overhead = after.rx - 64 * MiB;

@@ -83,6 +83,8 @@ export class Receiver {
   private senderPeerId: string | null = null;
   /** Its signaling socket disconnected (peer-disconnected). */
   private senderGone = false;
+  /** The sender's hello came before our channel's "open": ours goes out on open. */
+  private helloOwed = false;
   text: string | null = null;
   private textId: number | null = null;
 
@@ -115,6 +117,7 @@ export class Receiver {
     this.link = null;
     this.haveManifest = false;
     old?.close("replaced by a new connection");
+    this.helloOwed = false;
     this.link = PeerLink.answer(from, offer, this.ice, this.sig, this.linkEvents);
     this.senderPeerId = from;
     this.senderGone = false;
@@ -148,9 +151,24 @@ export class Receiver {
 
   // --- data channel -------------------------------------------------------------------
 
+  /**
+   * The receiver speaks only after the sender's hello (docs/datachannel-protocol.md §3):
+   * a message the answering side sends the moment its channel opens can reach the
+   * offering side before that side's channel is open, and Chromium then drops it.
+   * A hello that arrived before our own "open" is answered here.
+   */
   private onOpen(link: PeerLink): void {
-    if (link !== this.link) return;
-    link.send(encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: "receiver", clientId: this.clientId }));
+    if (link !== this.link || !this.helloOwed) return;
+    this.helloOwed = false;
+    this.sayHello();
+  }
+
+  private sayHello(): void {
+    if (!this.link?.isOpen) {
+      this.helloOwed = true;
+      return;
+    }
+    this.link.send(encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: "receiver", clientId: this.clientId }));
   }
 
   private onLost(link: PeerLink, reason: string): void {
@@ -186,6 +204,7 @@ export class Receiver {
           return;
         }
         if (m.session && m.session !== this.session) this.resetSession(m.session);
+        this.sayHello();
         break;
       case "manifest": this.onManifestPart(m); break;
       case "end": void this.onEnd(m); break;
