@@ -410,13 +410,16 @@ churn_scenario() { # stack
 # prefill takes a scattered fraction of the 10 000 ids with a 48 h TTL; while
 # the load runs, a second process "expires" every room get_room handed out
 # (deletes it and marks its id due, as the TTL would after 24 h) every
-# 20 ms, so the fill stays where it was set; at fill 1.0 nothing is expired
-# and every call takes the fallback. Load: open loop at half of the
+# 2 ms, at most 128 rooms a pass, so the fill stays where it was set; at
+# fill 1.0 nothing is expired and every call takes the fallback. Small,
+# frequent passes are how Redis expires keys itself (a few keys per step of
+# its expiry cycle); one pass every 20 ms had to delete ~400 rooms at half
+# load and held Redis for 1.5-2 ms each time (docs/benchmarks.md). Load: open loop at half of the
 # empty-space maximum (api scenario), or of a closed loop measured here.
 PREFILL_LUA=$(cat "$here/prefill-short.lua")
 EXPIRE_LUA="local t = redis.call('TIME')
 local day = tonumber(t[1]) * 1000 + 86400000
-local ids = redis.call('ZRANGEBYSCORE', 'pd:short:used', day - 3600000, day + 1000, 'LIMIT', 0, 5000)
+local ids = redis.call('ZRANGEBYSCORE', 'pd:short:used', day - 3600000, day + 1000, 'LIMIT', 0, 128)
 for _, id in ipairs(ids) do
   redis.call('DEL', 'room:' .. id)
   redis.call('ZADD', 'pd:short:used', 'XX', 0, id)
@@ -448,18 +451,16 @@ apifill_scenario() { # stack
     exp_pid=
     if [ "$fill" != 1.0 ]; then
       sha=$(redis-cli -p "$RPORT" script load "$EXPIRE_LUA")
-      # One long-lived connection on the generators' core, fed a command
-      # every 20 ms: a client forked per pass cost more than the work it
-      # carried, on whichever core the scheduler chose.
-      # (Killing it ends the feeding loop too, at its next write.)
-      ( exec "${GEN[@]}" redis-cli -p "$RPORT" >/dev/null \
-          < <(while :; do echo "EVALSHA $sha 0"; sleep 0.02; done) ) &
+      # One long-lived connection on the generators' core that repeats the
+      # pass itself every 2 ms: a client forked per pass cost more than the
+      # work it carried, on whichever core the scheduler chose.
+      "${GEN[@]}" redis-cli -p "$RPORT" -r 1000000000 -i 0.002 EVALSHA "$sha" 0 >/dev/null &
       exp_pid=$!; PIDS+=("$exp_pid")
     fi
     echo "== $stack api-fill $fill (run $rep): get_room open loop at half of maximum ($rate/s)"
     # Redis's own latency per command, beside the client's: what the
     # scripts cost inside Redis, warm-up included (INFO latencystats;
-    # EVALSHA is get_room's script and, every 20 ms, the expiring pass's).
+    # EVALSHA is get_room's script and, every 2 ms, the expiring pass's).
     redis-cli -p "$RPORT" config resetstat >/dev/null
     sigload "$json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
       --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "$stack api-fill $fill"
