@@ -414,8 +414,9 @@ churn_scenario() { # stack
 # fill 1.0 nothing is expired and every call takes the fallback. Small,
 # frequent passes are how Redis expires keys itself (a few keys per step of
 # its expiry cycle); one pass every 20 ms had to delete ~400 rooms at half
-# load and held Redis for 1.5-2 ms each time (docs/benchmarks.md). Load: open loop at half of the
-# empty-space maximum (api scenario), or of a closed loop measured here.
+# load and held Redis for 1.3-2.4 ms each time (docs/benchmarks.md).
+# Load: open loop at half of the empty-space maximum (api scenario), or of
+# a closed loop measured here.
 PREFILL_LUA=$(cat "$here/prefill-short.lua")
 EXPIRE_LUA="local t = redis.call('TIME')
 local day = tonumber(t[1]) * 1000 + 86400000

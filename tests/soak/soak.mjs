@@ -211,6 +211,11 @@ async function main() {
       counts[kind] = (counts[kind] || 0) + 1;
     }
     log(`keys left: ${JSON.stringify(counts)}`);
+    // A key with an expiry contract: at most `limit` left (-2: expired since the scan, which is fine).
+    const expiresWithin = async (k, cmd, limit) => {
+      const ttl = Number(await cli(cmd, k));
+      if (ttl !== -2 && !(ttl >= 0 && ttl <= limit)) problems.push(`${k}: ${cmd} ${ttl}, contract ≤ ${limit}`);
+    };
     for (const k of keys) {
       let m;
       if ((m = /^socket:(.+)$/.exec(k))) {
@@ -218,17 +223,12 @@ async function main() {
       } else if ((m = /^room:([^:]+):sockets$/.exec(k))) {
         problems.push(`${k} still has ${await cli("SCARD", k)} member(s)`);
       } else if ((m = /^room:([^:]+)$/.exec(k))) {
-        const ttl = Number(await cli("TTL", k));
-        const limit = joinedRooms.has(m[1]) ? 900 : 86400;
-        // TTL -2: expired since the scan, which is fine.
-        if (ttl !== -2 && !(ttl >= 0 && ttl <= limit)) problems.push(`${k}: TTL ${ttl}, contract ≤ ${limit}`);
+        await expiresWithin(k, "TTL", joinedRooms.has(m[1]) ? 900 : 86400);
       } else if (/^ratelimit:join:/.test(k)) {
-        const ttl = Number(await cli("TTL", k));
-        if (ttl !== -2 && !(ttl >= 0 && ttl <= 5)) problems.push(`${k}: TTL ${ttl}, contract ≤ 5`);
+        await expiresWithin(k, "TTL", 5);
       } else if (/^pd:rejoin:/.test(k)) {
         // Re-join credits of a drain (none expected here: no worker drains).
-        const ttl = Number(await cli("TTL", k));
-        if (ttl !== -2 && !(ttl >= 0 && ttl <= 30)) problems.push(`${k}: TTL ${ttl}, contract ≤ 30`);
+        await expiresWithin(k, "TTL", 30);
       } else if ((m = /^pd:worker:(.+):sockets$/.exec(k))) {
         problems.push(`${k} still lists ${await cli("SCARD", k)} socket(s)`);
       } else if ((m = /^pd:worker:(.+):hb$/.exec(k))) {
@@ -237,8 +237,7 @@ async function main() {
         if (!(ttl > 0 && ttl <= 15000)) problems.push(`${k}: PTTL ${ttl}`);
       } else if (/^pd:peer:[A-Za-z0-9]{8}$/.test(k)) {
         // A worker's link address (docs/architecture.md §Direct links between workers).
-        const ttl = Number(await cli("PTTL", k));
-        if (ttl !== -2 && !(ttl > 0 && ttl <= 15000)) problems.push(`${k}: PTTL ${ttl}, contract ≤ 15000`);
+        await expiresWithin(k, "PTTL", 15000);
       } else if (!["pd:workers", "pd:conns", "pd:reaper:lock"].includes(k)) {
         problems.push(`unexpected key ${k}`);
       }

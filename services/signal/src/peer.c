@@ -146,7 +146,6 @@ static void out_wait(peer_link *l)
     l->backoff = PD_MIN(l->backoff * 2, PEER_BACKOFF_MAX_MS);
 }
 
-
 static void start_write(peer_link *l);
 static void on_flush(uv_idle_t *h);
 static void undirty(peer_link *l);
