@@ -223,7 +223,8 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
 
   it("moves a file over 128 MiB with SHA-256 streamed on both ends (the sender's from the blocks it sends)", async () => {
     // Up to 128 MiB both pages hash an item in one go (WebCrypto); above that
-    // they hash its bytes as they pass (docs/datachannel-protocol.md §7). The
+    // they hash its bytes as they pass (docs/datachannel-protocol.md §7), the
+    // receiver in the disk worker that writes them, off its main thread. The
     // pages say which in their debug log.
     const HUGE = "huge-random.bin";
     const hugePath = path.join(work, HUGE);
@@ -241,7 +242,8 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
       const { file } = await download(r1.page, HUGE, 300000);
       assert.equal(await sha256File(file), await sha256File(hugePath), "SHA-256 of the received 129 MiB file");
       await waitState(r1.page, HUGE, "done");
-      assert.ok(receiverSaid.some((l) => /receiving item \d+ \(135266304 bytes\).*SHA-256 as it streams/.test(l)), "the receiver streamed its hash");
+      assert.ok(receiverSaid.some((l) => /receiving item \d+ \(135266304 bytes\) to disk by the disk worker, SHA-256 as it streams, by the disk worker/.test(l)),
+        `the receiver's disk worker streamed its hash (${receiverSaid.filter((l) => /receiving item/.test(l)).join(" | ")})`);
       assert.ok(senderSaid.some((l) => /SHA-256 from the blocks sent/.test(l)), "the sender hashed the blocks it sent");
     } finally {
       // Withdrawn again: the tests below count what is offered.

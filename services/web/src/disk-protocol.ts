@@ -9,10 +9,12 @@ export type ToDisk =
   /** Opens (creates) `name` in the folder `dir` (names from the origin-private root). */
   | { op: "open"; file: number; dir: string[]; name: string }
   /**
-   * Before any write: gather the `size` bytes written into one buffer and
-   * hash them in one go (WebCrypto) at "close"; the digest comes with "closed".
+   * Before any write: hash the bytes written, the digest comes with
+   * "closed". `oneGo`: gather the `size` bytes into one buffer and hash them
+   * in one go (WebCrypto) once the last one is in; otherwise hash each write
+   * as it comes (streaming, any size, nothing held).
    */
-  | { op: "hash"; file: number; size: number }
+  | { op: "hash"; file: number; size: number; oneGo: boolean }
   /** Appends the first `len` bytes of `buf` (transferred, handed back by "written"). */
   | { op: "write"; file: number; buf: ArrayBuffer; len: number }
   /** Flushes and closes the file once every write before it is done. */

@@ -9,13 +9,15 @@
 // was a copy handed to the browser's storage process on the main thread,
 // happens here. Each buffer goes back to the page once written, so the page
 // never has more than its two buffers per file out (storage.ts, WorkerSink).
-// Where the page asks, it also gathers what it writes and hashes it in one
-// go at the end (docs/datachannel-protocol.md §7).
+// Where the page asks, it also hashes what it writes: gathered and hashed in
+// one go at the end, or as each write comes for items too large to hold
+// (docs/datachannel-protocol.md §7).
 //
 // Sending: it reads the blocks of a file being sent and transfers them to
 // the page, and hashes in one go the items hashed that way.
 //
 // Message types: disk-protocol.ts.
+import { createSHA256, type IHasher } from "hash-wasm";
 import type { FromDisk, ToDisk } from "./disk-protocol";
 
 /** What this file needs of the handle (lib.dom has no such type). */
@@ -37,6 +39,8 @@ interface OpenFile {
   gathered: number;
   /** The digest of `gather`, started as soon as its last byte came (close waits for it). */
   digest: Promise<ArrayBuffer> | null;
+  /** The streaming hash of what was written ("hash" without oneGo). */
+  stream: IHasher | null;
 }
 
 const scope = self as unknown as {
@@ -114,7 +118,7 @@ function handle(m: ToDisk): void {
     default: break;
   }
   if (m.op === "open") {
-    const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve(), gather: null, gathered: 0, digest: null };
+    const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve(), gather: null, gathered: 0, digest: null, stream: null };
     files.set(m.file, f);
     const opened = opening.then(() => open(m.dir, m.name));
     // The next waits for this one, but not for ever (the page gives up on it after 10 s).
@@ -135,9 +139,14 @@ function handle(m: ToDisk): void {
     switch (m.op) {
       case "hash":
         try {
-          f.gather = new Uint8Array(m.size);
+          if (m.oneGo) {
+            f.gather = new Uint8Array(m.size);
+          } else {
+            f.stream = await createSHA256();
+            f.stream.init();
+          }
         } catch (e) {
-          fail(file, f, e); // no memory for it
+          fail(file, f, e); // no memory for it, or no WebAssembly
         }
         break;
       case "write":
@@ -148,6 +157,7 @@ function handle(m: ToDisk): void {
             f.at += n;
             // A short write means the disk or the quota ran out.
             if (n !== m.len) throw new DOMException(`wrote ${n} of ${m.len} bytes`, "QuotaExceededError");
+            f.stream?.update(data);
             if (f.gather) {
               if (f.gathered + m.len > f.gather.byteLength) throw new Error("more bytes than announced");
               f.gather.set(data, f.gathered);
@@ -174,12 +184,14 @@ function handle(m: ToDisk): void {
             f.handle.close();
             f.handle = null;
             if (f.gather) sha256 = hex(await (f.digest ?? crypto.subtle.digest("SHA-256", f.gather.subarray(0, f.gathered))));
+            else if (f.stream) sha256 = f.stream.digest("hex");
           } catch (e) {
             fail(file, f, e);
           }
         }
         f.gather = null;
         f.digest = null;
+        f.stream = null;
         closeHandle(f);
         files.delete(file);
         if (!f.failed) post({ op: "closed", file, sha256 });
@@ -191,6 +203,7 @@ function handle(m: ToDisk): void {
           f.handle?.truncate(0);
         } catch { /* best effort: the file is removed with the tab's folder */ }
         f.gather = null;
+        f.stream = null;
         closeHandle(f);
         files.delete(file);
         post({ op: "aborted", file });

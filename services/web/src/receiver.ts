@@ -33,8 +33,8 @@ export interface RxTransfer {
   sha256: string | null;
   /**
    * SHA-256 over the bytes taken: streaming, or gathered and hashed in one go
-   * at the end (hash.ts); null when the disk worker gathers and hashes what
-   * it writes (the same bytes) and the sink has the digest once closed.
+   * at the end (hash.ts); null when the disk worker hashes what it writes
+   * (the same bytes) and the sink has the digest once closed.
    */
   hasher: Hasher | OneGoHasher | null;
   sink: Sink;
@@ -420,15 +420,16 @@ export class Receiver {
       return null;
     }
     // Small enough (and room left under the page's budget): the bytes taken
-    // are gathered and hashed in one go at the end, by the disk worker when
-    // it writes them (nothing to copy or hash on the page), else here; larger
-    // ones are hashed as they come.
-    const inWorker = sink.hashInOneGo ? reserveOneGo(item.size) : null;
-    if (inWorker) sink.hashInOneGo!(item.size);
+    // are gathered and hashed in one go at the end; larger ones are hashed
+    // as they come. Where the disk worker writes them, it hashes them either
+    // way (nothing to copy or hash on the page's main thread); else the page.
+    const inWorker = !!sink.hashInWorker;
+    const workerOneGo = inWorker ? reserveOneGo(item.size) : null;
+    sink.hashInWorker?.(item.size, !!workerOneGo);
     const oneGo = inWorker ? null : OneGoHasher.create(item.size);
     const hasher = inWorker ? null : oneGo ?? await newHasher();
     const unhold = () => {
-      inWorker?.();
+      workerOneGo?.();
       oneGo?.release();
     };
     let settle!: (ok: boolean) => void;
@@ -452,7 +453,7 @@ export class Receiver {
     this.transfers.set(item.id, t);
     // Writes the disk worker finishes after they were taken report failures here.
     sink.failure?.catch((e) => this.fail(t, msg("rx.storeFailed", { detail: errorDetail(e) })));
-    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.inWorker ? "to disk by the disk worker" : sink.onDisk ? "to disk on the page" : "in memory"}, SHA-256 ${inWorker ? "in one go by the disk worker" : oneGo ? "in one go" : "as it streams"}`);
+    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.inWorker ? "to disk by the disk worker" : sink.onDisk ? "to disk on the page" : "in memory"}, SHA-256 ${workerOneGo ? "in one go by the disk worker" : inWorker ? "as it streams, by the disk worker" : oneGo ? "in one go" : "as it streams"}`);
     if (this.connected) this.sendControl({ type: "request", id: item.id, offset: 0 });
     else t.note = msg("rx.waitingConnection");
     this.changed(t);

@@ -15,8 +15,11 @@ export interface Sink {
   readonly onDisk: boolean;
   /** True when the disk worker writes them (off the page's main thread). */
   readonly inWorker?: boolean;
-  /** The disk worker's: asks it to hash what it writes in one go; `sha256` holds the digest after `close`. */
-  hashInOneGo?(size: number): void;
+  /**
+   * The disk worker's: asks it to hash what it writes, in one go at the end
+   * (`oneGo`) or as it writes; `sha256` holds the digest after `close`.
+   */
+  hashInWorker?(size: number, oneGo: boolean): void;
   readonly sha256?: string | null;
   /**
    * Where writes finish after `write` resolved (the disk worker): rejects
@@ -306,9 +309,9 @@ class WorkerSink implements Sink {
   private bufferWaiters: (() => void)[] = [];
   private reply: { op: FromDisk["op"]; resolve: () => void; reject: (e: Error) => void } | null = null;
   private done = false;
-  /** SHA-256 (hex) of what was written, once closed, when `hashInOneGo` asked for it. */
+  /** SHA-256 (hex) of what was written, once closed, when `hashInWorker` asked for it. */
   sha256: string | null = null;
-  /** The item's size where `hashInOneGo` gave it (-1: unknown), and the bytes taken so far. */
+  /** The item's size where `hashInWorker` gave it (-1: unknown), and the bytes taken so far. */
   private size = -1;
   private taken = 0;
 
@@ -354,13 +357,14 @@ class WorkerSink implements Sink {
   }
 
   /**
-   * Before the first write: the worker gathers the `size` bytes it writes
-   * and hashes them in one go when closing (`sha256`), so the page neither
-   * copies them for hashing nor hashes (hash.ts has the budget for it).
+   * Before the first write: the worker hashes the `size` bytes it writes,
+   * gathered and in one go (`oneGo`, within hash.ts's budget) or as each
+   * write comes, and the digest is `sha256` once closed. The page neither
+   * copies them for hashing nor hashes.
    */
-  hashInOneGo(size: number): void {
+  hashInWorker(size: number, oneGo: boolean): void {
     this.size = size;
-    this.worker.post({ op: "hash", file: this.file, size });
+    this.worker.post({ op: "hash", file: this.file, size, oneGo });
   }
 
   private async buffer(): Promise<Uint8Array<ArrayBuffer>> {
