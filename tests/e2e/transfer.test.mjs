@@ -244,7 +244,8 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
       await waitState(r1.page, HUGE, "done");
       assert.ok(receiverSaid.some((l) => /receiving item \d+ \(135266304 bytes\) to disk by the disk worker, SHA-256 as it streams, by the disk worker/.test(l)),
         `the receiver's disk worker streamed its hash (${receiverSaid.filter((l) => /receiving item/.test(l)).join(" | ")})`);
-      assert.ok(senderSaid.some((l) => /SHA-256 from the blocks sent/.test(l)), "the sender hashed the blocks it sent");
+      assert.ok(senderSaid.some((l) => /SHA-256 from the blocks sent, by the disk worker/.test(l)), `the sender's disk worker hashed the blocks it read for sending (${senderSaid.filter((l) => /SHA-256/.test(l)).join(" | ")})`);
+      assert.ok(!senderSaid.some((l) => /no SHA-256 from the blocks sent/.test(l)), "and its digest was used, without reading the file again");
     } finally {
       // Withdrawn again: the tests below count what is offered.
       await sender.page.locator(`[data-testid="shared-item"][data-name="${HUGE}"] button.icon`).click();

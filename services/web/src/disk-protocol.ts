@@ -21,13 +21,26 @@ export type ToDisk =
   | { op: "close"; file: number }
   /** Empties and closes the file (what was written is dropped). */
   | { op: "abort"; file: number }
-  /** A file being sent, read by "read" from now on as `src` (a Blob is passed by reference, not copied). */
-  | { op: "source"; src: number; blob: Blob }
+  /**
+   * A file being sent, read by "read" from now on as `src` (a Blob is passed
+   * by reference, not copied). `hash`: the blocks read are hashed as they
+   * go, from byte 0 in order; "sourceDigest" asks for the result.
+   */
+  | { op: "source"; src: number; blob: Blob; hash: boolean }
   /** Bytes `from` to `end` of source `src`, answered by "block" or "unread" with the same `req`. */
   | { op: "read"; src: number; req: number; from: number; end: number }
   | { op: "unsource"; src: number }
-  /** SHA-256 of a whole Blob in one go, answered by "digested" or "unread". */
-  | { op: "digest"; req: number; blob: Blob };
+  /**
+   * SHA-256 of every byte of source `src` its reads hashed, once the reads
+   * before it are done: "digested", or "unread" when the reads did not
+   * cover the whole file in order.
+   */
+  | { op: "sourceDigest"; src: number; req: number }
+  /**
+   * SHA-256 of a whole Blob, answered by "digested" or "unread": in one go
+   * (WebCrypto, the whole Blob in memory) or read and hashed in pieces.
+   */
+  | { op: "digest"; req: number; blob: Blob; oneGo: boolean };
 
 /** Worker → page. */
 export type FromDisk =

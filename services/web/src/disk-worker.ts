@@ -14,7 +14,8 @@
 // (docs/datachannel-protocol.md §7).
 //
 // Sending: it reads the blocks of a file being sent and transfers them to
-// the page, and hashes in one go the items hashed that way.
+// the page, hashing them as they go where the page asks (items too large to
+// hash in one go), and hashes whole items, in one go or in pieces.
 //
 // Message types: disk-protocol.ts.
 import { createSHA256, type IHasher } from "hash-wasm";
@@ -92,29 +93,80 @@ function closeHandle(f: OpenFile): void {
   f.handle = null;
 }
 
-const sources = new Map<number, Blob>();
+interface Source {
+  blob: Blob;
+  /** Hashing the blocks read, from byte 0 in order: null when not asked, or once a read broke the order. */
+  hasher: IHasher | Promise<IHasher> | null;
+  /** Bytes hashed so far. */
+  hashed: number;
+  /** Reads (and sourceDigest) run one after another, so blocks are hashed and handed over in order. */
+  queue: Promise<void>;
+}
+const sources = new Map<number, Source>();
+
+/** Pieces a large Blob is read and hashed in ("digest" without oneGo). */
+const DIGEST_PIECE_BYTES = 4 * 1024 * 1024;
+
+async function streamDigest(blob: Blob): Promise<string> {
+  const h = await createSHA256();
+  h.init();
+  for (let off = 0; off < blob.size; off += DIGEST_PIECE_BYTES) {
+    h.update(new Uint8Array(await blob.slice(off, off + DIGEST_PIECE_BYTES).arrayBuffer()));
+  }
+  return h.digest("hex");
+}
 
 /** Reading a file being sent: the copy from the browser's file service into memory happens here. */
-function read(m: Extract<ToDisk, { op: "read" | "digest" }>): void {
-  const work = m.op === "read"
-    ? (async () => {
-      const blob = sources.get(m.src);
-      if (!blob) throw new Error("no such source");
-      const buf = await blob.slice(m.from, m.end).arrayBuffer();
-      post({ op: "block", req: m.req, buf }, [buf]);
-    })()
-    : (async () => {
-      const sha256 = hex(await crypto.subtle.digest("SHA-256", await m.blob.arrayBuffer()));
+function read(m: Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>): void {
+  const fault = (e: unknown) => post({ op: "unread", req: m.req, ...describe(e) });
+  if (m.op === "digest") {
+    (async () => {
+      const sha256 = m.oneGo ? hex(await crypto.subtle.digest("SHA-256", await m.blob.arrayBuffer())) : await streamDigest(m.blob);
       post({ op: "digested", req: m.req, sha256 });
-    })();
-  work.catch((e) => post({ op: "unread", req: m.req, ...describe(e) }));
+    })().catch(fault);
+    return;
+  }
+  const s = sources.get(m.src);
+  if (!s) {
+    fault(new Error("no such source"));
+    return;
+  }
+  s.queue = s.queue.then(async () => {
+    try {
+      if (m.op === "sourceDigest") {
+        const h = await s.hasher;
+        if (!h || s.hashed !== s.blob.size) throw new Error("the reads did not cover the file in order");
+        post({ op: "digested", req: m.req, sha256: h.digest("hex") });
+        s.hasher = null;
+        return;
+      }
+      const buf = await s.blob.slice(m.from, m.end).arrayBuffer();
+      // A hash that could not start fails only the sourceDigest, never the read.
+      const h = await Promise.resolve(s.hasher).catch(() => null);
+      if (h && m.from === s.hashed) {
+        // Before the transfer below empties the buffer here.
+        h.update(new Uint8Array(buf));
+        s.hashed += buf.byteLength;
+      } else {
+        s.hasher = null;
+      }
+      post({ op: "block", req: m.req, buf }, [buf]);
+    } catch (e) {
+      fault(e);
+    }
+  });
 }
 
 function handle(m: ToDisk): void {
   switch (m.op) {
-    case "source": sources.set(m.src, m.blob); return;
+    case "source": {
+      const hasher = m.hash ? createSHA256().then((h) => h.init()) : null;
+      hasher?.catch(() => undefined); // sourceDigest reports it
+      sources.set(m.src, { blob: m.blob, hasher, hashed: 0, queue: Promise.resolve() });
+      return;
+    }
     case "unsource": sources.delete(m.src); return;
-    case "read": case "digest": read(m); return;
+    case "read": case "digest": case "sourceDigest": read(m); return;
     default: break;
   }
   if (m.op === "open") {

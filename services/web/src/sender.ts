@@ -18,9 +18,21 @@ export interface SharedItem extends ManifestItem {
   /**
    * SHA-256 (hex), computed once: by WebCrypto in one go where `hashesInOneGo`
    * (alongside the sending), else from the blocks read for sending when the
-   * first request starts at offset 0, else by reading the file on its own.
+   * first request starts at offset 0, else by reading the file on its own;
+   * in the disk worker where one runs.
    */
   hash?: Promise<string>;
+}
+
+/**
+ * SHA-256 (hex) of a whole file, read on its own: by the disk worker where
+ * one runs (in one go, or in pieces), so the page's main thread neither
+ * reads nor hashes it; on the page where none does (or it stopped).
+ */
+function digestWhole(blob: Blob): Promise<string> {
+  const oneGo = hashesInOneGo(blob.size);
+  return workerDigest(blob, oneGo).catch(() => null)
+    .then((h) => h ?? (oneGo ? digestBlob(blob) : hashBlob(blob)));
 }
 
 /** The manifest's view of an item (no blob, no hash). */
@@ -159,10 +171,7 @@ export class Sender {
   }
 
   private hashOf(item: SharedItem): Promise<string> {
-    // In one go: read and hashed by the disk worker where one runs, so the page does not read the file for it.
-    item.hash ??= hashesInOneGo(item.size)
-      ? workerDigest(item.blob).then((h) => h ?? digestBlob(item.blob))
-      : hashBlob(item.blob);
+    item.hash ??= digestWhole(item.blob);
     return item.hash;
   }
 
@@ -387,32 +396,42 @@ export class Sender {
     const t = this.transfer(p, req.id);
     // Too large to hash in one go, nobody hashes it yet, and this request
     // reads it from the start: the blocks read for sending feed SHA-256 as
-    // they go out (one pass over the file). Should this request stop early,
+    // they go out (one pass over the file), in the disk worker that reads
+    // them where one runs, else on the page. Should this request stop early,
     // the file is hashed on its own for whoever waits on the promise.
-    let inline: { hasher: Hasher; settle: (h: Promise<string>) => void } | null = null;
+    let inline: { settle: (h: Promise<string>) => void } | null = null;
     if (!item.hash && req.offset === 0 && !hashesInOneGo(item.size)) {
       let settle!: (h: Promise<string>) => void;
       item.hash = new Promise<string>((resolve) => { settle = resolve; });
-      inline = { hasher: await newHasher(), settle };
+      inline = { settle };
     }
     const fresh = !item.hash;
+    // The blocks are read by the disk worker where one runs, else on the page.
+    const source = await workerSource(item.blob, !!inline);
+    const pageHasher: Hasher | null = inline && !source ? await newHasher() : null;
     const hash = this.hashOf(item); // runs alongside the sending
-    if (fresh || inline) debug(`item ${item.id}: SHA-256 ${inline ? "from the blocks sent" : hashesInOneGo(item.size) ? "in one go" : "read on its own"}`);
+    if (fresh || inline) {
+      debug(`item ${item.id}: SHA-256 ${inline ? `from the blocks sent, ${source ? "by the disk worker" : "on the page"}` : hashesInOneGo(item.size) ? "in one go" : "read on its own"}`);
+    }
     hash.catch(() => undefined);
-    const onBlock = inline ? (block: Uint8Array) => { inline!.hasher.update(block); } : undefined;
+    const onBlock = pageHasher ? (block: Uint8Array) => { pageHasher.update(block); } : undefined;
     // The window counts from where this request starts; acks of an earlier request for the item do not count.
     p.acked.set(item.id, req.offset);
     const gate: FlowGate = { acked: (id) => p.acked.get(id) ?? 0, wait: () => this.waitWake(p) };
     if (t) this.update(t, { state: "sending", note: "sending" });
     let complete = false;
-    // The blocks are read by the disk worker where one runs, else on the page.
-    const source = await workerSource(item.blob);
     debug(`item ${item.id} from ${req.offset}: blocks read ${source ? "by the disk worker" : "on the page"}`);
     const out = { id: item.id, size: item.size, blob: item.blob, read: source ? source.read : undefined };
     try {
       complete = await sendItem(p.link, out, req, gate, onBlock);
       if (inline) {
-        inline.settle(complete ? Promise.resolve(inline.hasher.digest("hex")) : hashBlob(item.blob));
+        inline.settle(!complete ? digestWhole(item.blob)
+          : pageHasher ? Promise.resolve(pageHasher.digest("hex"))
+          : source!.digest().then((h) => {
+            if (h) return h;
+            debug(`item ${item.id}: no SHA-256 from the blocks sent; reading the file again for it`);
+            return digestWhole(item.blob);
+          }));
         inline = null;
       }
       if (!complete) return;
@@ -421,7 +440,7 @@ export class Sender {
       p.link.send(encodeControl({ type: "end", id: item.id, size: item.size, sha256 }));
       if (t) this.update(t, { note: "waiting for the receiver to verify" });
     } catch (e) {
-      inline?.settle(hashBlob(item.blob));
+      inline?.settle(digestWhole(item.blob));
       // The wire message is for logs on the other side; its page words it from `code`.
       const message = `could not read "${item.path}": ${e instanceof Error ? e.message : String(e)}`;
       p.link.send(encodeControl({ type: "error", id: item.id, code: "read-failed", message }));

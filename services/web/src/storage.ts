@@ -5,6 +5,9 @@ import type { FromDisk, ToDisk } from "./disk-protocol";
 import { randomId } from "./format";
 import { safePath } from "./protocol";
 
+/** Omit over each member of a union (Omit itself merges the union first). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
 export interface Sink {
   /** Accepts the next bytes in order; resolves once they are taken over. */
   write(data: Uint8Array): Promise<void>;
@@ -200,7 +203,7 @@ class DiskWorker {
   }
 
   /** Posts a read or digest request; resolves with the worker's answer. */
-  ask(m: { op: "read"; src: number; from: number; end: number } | { op: "digest"; blob: Blob }): Promise<FromDisk> {
+  ask(m: DistributiveOmit<Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>, "req">): Promise<FromDisk> {
     if (this.dead) return Promise.reject(new Error("the disk worker stopped"));
     const req = this.nextReq++;
     return new Promise((resolve, reject) => {
@@ -209,15 +212,20 @@ class DiskWorker {
     });
   }
 
-  /** A file being sent, read in the worker until `close`. */
-  source(blob: Blob): BlockSource {
+  /** A file being sent, read in the worker until `close`; `hash`: hashed there as it is read (BlockSource.digest). */
+  source(blob: Blob, hash: boolean): BlockSource {
     const src = this.nextReq++;
-    this.post({ op: "source", src, blob });
+    this.post({ op: "source", src, blob, hash });
     return {
       read: async (from, end) => {
         const m = await this.ask({ op: "read", src, from, end });
         if (m.op !== "block") throw new Error("unexpected answer");
         return new Uint8Array(m.buf);
+      },
+      digest: async () => {
+        if (!hash) return null;
+        const m = await this.ask({ op: "sourceDigest", src }).catch(() => null);
+        return m?.op === "digested" ? m.sha256 : null;
       },
       close: () => this.post({ op: "unsource", src }),
     };
@@ -270,23 +278,32 @@ export function prepareReceiving(): void {
 export interface BlockSource {
   /** Bytes `from` to `end` (the caller checks the length). */
   read(from: number, end: number): Promise<Uint8Array>;
+  /**
+   * With `hash`, once the reads are done: SHA-256 (hex) of the file, when
+   * they read all of it from byte 0 in order; null otherwise (read it again).
+   */
+  digest(): Promise<string | null>;
   close(): void;
 }
 
 /**
  * A reader of `blob` in the disk worker: each block is read there and
  * transferred to the page, so the copy out of the browser's file service is
- * off the page's main thread. Null where no worker runs (read on the page).
+ * off the page's main thread; with `hash` the worker also hashes the blocks
+ * as it reads them. Null where no worker runs (read on the page).
  */
-export async function workerSource(blob: Blob): Promise<BlockSource | null> {
-  return (await getDiskWorker())?.source(blob) ?? null;
+export async function workerSource(blob: Blob, hash = false): Promise<BlockSource | null> {
+  return (await getDiskWorker())?.source(blob, hash) ?? null;
 }
 
-/** SHA-256 (hex) of a whole Blob, read and hashed in the disk worker; null where none runs. */
-export async function workerDigest(blob: Blob): Promise<string | null> {
+/**
+ * SHA-256 (hex) of a whole Blob, read and hashed in the disk worker (in one
+ * go, or in pieces where `oneGo` is false); null where none runs.
+ */
+export async function workerDigest(blob: Blob, oneGo: boolean): Promise<string | null> {
   const w = await getDiskWorker();
   if (!w) return null;
-  const m = await w.ask({ op: "digest", blob });
+  const m = await w.ask({ op: "digest", blob, oneGo });
   if (m.op !== "digested") throw new Error("unexpected answer");
   return m.sha256;
 }
