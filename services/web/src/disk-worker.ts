@@ -143,14 +143,17 @@ function read(m: Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>): v
       const buf = await s.blob.slice(m.from, m.end).arrayBuffer();
       // A hash that could not start fails only the sourceDigest, never the read.
       const h = await Promise.resolve(s.hasher).catch(() => null);
-      if (h && m.from === s.hashed) {
-        // Before the transfer below empties the buffer here.
-        h.update(new Uint8Array(buf));
-        s.hashed += buf.byteLength;
-      } else {
-        s.hasher = null;
-      }
+      const inOrder = h !== null && m.from === s.hashed;
+      if (!inOrder) s.hasher = null;
+      // The block goes to the page first and is hashed after, from a copy
+      // (the transfer empties the buffer here): the page sends while the
+      // worker hashes, rather than waiting for it.
+      const copy = inOrder ? new Uint8Array(buf.slice(0)) : null;
       post({ op: "block", req: m.req, buf }, [buf]);
+      if (h && copy) {
+        h.update(copy);
+        s.hashed += copy.byteLength;
+      }
     } catch (e) {
       fault(e);
     }
