@@ -10,7 +10,7 @@ import {
 } from "./protocol";
 import { sendItem, type FlowGate, type OutRequest } from "./send-flow";
 import type { Signaling } from "./signaling";
-import { workerDigest, workerSource } from "./storage";
+import { workerDigest, workerSource, type BlockSource } from "./storage";
 
 /** An offered item: what the manifest says of it, and where its bytes are. */
 export interface SharedItem extends ManifestItem {
@@ -407,8 +407,16 @@ export class Sender {
     }
     const fresh = !item.hash;
     // The blocks are read by the disk worker where one runs, else on the page.
-    const source = await workerSource(item.blob, !!inline);
-    const pageHasher: Hasher | null = inline && !source ? await newHasher() : null;
+    let source: BlockSource | null;
+    let pageHasher: Hasher | null;
+    try {
+      source = await workerSource(item.blob, !!inline);
+      pageHasher = inline && !source ? await newHasher() : null;
+    } catch (e) {
+      // Whoever waits on the hash this request took on must not wait for ever.
+      inline?.settle(Promise.reject(e instanceof Error ? e : new Error(String(e))));
+      throw e;
+    }
     const hash = this.hashOf(item); // runs alongside the sending
     if (fresh || inline) {
       debug(`item ${item.id}: SHA-256 ${inline ? `from the blocks sent, ${source ? "by the disk worker" : "on the page"}` : hashesInOneGo(item.size) ? "in one go" : "read on its own"}`);
