@@ -42,9 +42,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * One nginx in front of one signal worker (and the shared room API), or, with
  * `workers`, of several in plain round robin. `refuseWebSocket` makes it
  * answer every WebSocket upgrade on /socket.io/ with 403, as some proxies
- * and middleboxes do: clients must fall back to long-polling.
+ * and middleboxes do: clients must fall back to long-polling. `workerPolicy`
+ * is a Content-Security-Policy the front sends with the disk worker's script
+ * only (a worker runs under the policy its script came with, not the page's).
  */
-async function startFront(cluster, worker, n, { workers = [worker], refuseWebSocket = false } = {}) {
+async function startFront(cluster, worker, n, { workers = [worker], refuseWebSocket = false, workerPolicy = null } = {}) {
   const port = await freePort();
   const runDir = path.join(cluster.dir, `front-${n}`);
   const logDir = path.join(runDir, "logs");
@@ -61,6 +63,12 @@ async function startFront(cluster, worker, n, { workers = [worker], refuseWebSoc
     const at = "location /socket.io/ {";
     if (!serverConf.includes(at)) throw new Error("front: no /socket.io/ location in the nginx template");
     serverConf = serverConf.replace(at, `${at}\n        if ($http_upgrade) { return 403; }`);
+  }
+  if (workerPolicy) {
+    const at = "    location / {";
+    if (!serverConf.includes(at)) throw new Error("front: no / location in the nginx template");
+    serverConf = serverConf.replace(at,
+      `    location ^~ /assets/disk-worker- {\n        add_header Content-Security-Policy "${workerPolicy}" always;\n    }\n\n${at}`);
   }
   const serverConfPath = path.join(runDir, "privydrop.conf");
   fs.writeFileSync(serverConfPath, serverConf);
@@ -112,7 +120,8 @@ async function startFront(cluster, worker, n, { workers = [worker], refuseWebSoc
  * worker. `fronts[i]` reaches only `cluster.workers[i]` for signaling
  * (with `frontOptions: { allWorkers: true }`, every front reaches every
  * worker in round robin; `refuseWebSocket: true` makes the fronts refuse
- * WebSocket upgrades).
+ * WebSocket upgrades; `workerPolicy` gives the disk worker's script a
+ * Content-Security-Policy).
  * `env` goes to every server process, `roomApiEnv` to the room API only.
  */
 export async function startE2ECluster({ env = {}, roomApiEnv = {}, keepLogsIn, joinRateLimit = false, frontOptions } = {}) {

@@ -44,8 +44,12 @@ export type ToDisk =
 
 /** Worker → page. */
 export type FromDisk =
-  /** Sent once at start: whether synchronous access handles exist here. */
-  | { op: "ready"; sync: boolean }
+  /**
+   * Sent once at start: whether synchronous access handles exist here, and
+   * whether it can hash in pieces (hash-wasm: WebAssembly, which a content
+   * security policy may refuse a worker but not the page).
+   */
+  | { op: "ready"; sync: boolean; stream: boolean }
   | { op: "opened"; file: number }
   /** One write is on disk; `buf` comes back for the next. */
   | { op: "written"; file: number; buf: ArrayBuffer }

@@ -270,7 +270,9 @@ function handle(m: ToDisk): void {
 scope.onmessage = (e) => handle(e.data);
 
 const fh = (globalThis as { FileSystemFileHandle?: { prototype: object } }).FileSystemFileHandle;
-post({
+// The page hashes in pieces itself where this worker cannot.
+createSHA256().then(() => true, () => false).then((stream) => post({
   op: "ready",
   sync: typeof navigator.storage?.getDirectory === "function" && !!fh && "createSyncAccessHandle" in fh.prototype,
-});
+  stream,
+}));

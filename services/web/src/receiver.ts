@@ -423,9 +423,12 @@ export class Receiver {
     // are gathered and hashed in one go at the end; larger ones are hashed
     // as they come. Where the disk worker writes them, it hashes them either
     // way (nothing to copy or hash on the page's main thread); else the page.
-    const inWorker = !!sink.hashInWorker;
-    const workerOneGo = inWorker ? reserveOneGo(item.size) : null;
-    sink.hashInWorker?.(item.size, !!workerOneGo);
+    let workerOneGo = sink.hashInWorker ? reserveOneGo(item.size) : null;
+    const inWorker = sink.hashInWorker?.(item.size, !!workerOneGo) ?? false;
+    if (!inWorker) {
+      workerOneGo?.();
+      workerOneGo = null;
+    }
     const oneGo = inWorker ? null : OneGoHasher.create(item.size);
     const hasher = inWorker ? null : oneGo ?? await newHasher();
     const unhold = () => {

@@ -411,7 +411,7 @@ export class Sender {
     let pageHasher: Hasher | null;
     try {
       source = await workerSource(item.blob, !!inline);
-      pageHasher = inline && !source ? await newHasher() : null;
+      pageHasher = inline && !source?.hashes ? await newHasher() : null;
     } catch (e) {
       // Whoever waits on the hash this request took on must not wait for ever.
       inline?.settle(Promise.reject(e instanceof Error ? e : new Error(String(e))));
@@ -419,7 +419,7 @@ export class Sender {
     }
     const hash = this.hashOf(item); // runs alongside the sending
     if (fresh || inline) {
-      debug(`item ${item.id}: SHA-256 ${inline ? `from the blocks sent, ${source ? "by the disk worker" : "on the page"}` : hashesInOneGo(item.size) ? "in one go" : "read on its own"}`);
+      debug(`item ${item.id}: SHA-256 ${inline ? `from the blocks sent, ${pageHasher ? "on the page" : "by the disk worker"}` : hashesInOneGo(item.size) ? "in one go" : "read on its own"}`);
     }
     hash.catch(() => undefined);
     const onBlock = pageHasher ? (block: Uint8Array) => { pageHasher.update(block); } : undefined;

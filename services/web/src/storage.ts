@@ -21,8 +21,9 @@ export interface Sink {
   /**
    * The disk worker's: asks it to hash what it writes, in one go at the end
    * (`oneGo`) or as it writes; `sha256` holds the digest after `close`.
+   * False when it cannot hash that way (then the page hashes).
    */
-  hashInWorker?(size: number, oneGo: boolean): void;
+  hashInWorker?(size: number, oneGo: boolean): boolean;
   readonly sha256?: string | null;
   /**
    * Where writes finish after `write` resolved (the disk worker): rejects
@@ -146,8 +147,11 @@ class DiskWorker {
   private nextReq = 1;
   private reads = new Map<number, { resolve: (m: FromDisk) => void; reject: (e: Error) => void }>();
 
-  /** `sync`: the worker has synchronous access handles (it can write; it can always read). */
-  private constructor(private w: Worker, readonly sync: boolean) {
+  /**
+   * `sync`: the worker has synchronous access handles (it can write; it can
+   * always read). `stream`: it can hash in pieces (else only in one go).
+   */
+  private constructor(private w: Worker, readonly sync: boolean, readonly stream: boolean) {
     w.onmessage = (e: MessageEvent<FromDisk>) => {
       const m = e.data;
       switch (m.op) {
@@ -186,14 +190,18 @@ class DiskWorker {
       return Promise.resolve(null); // refused (a content security policy, say)
     }
     return new Promise((resolve) => {
-      const give = (ok: boolean, sync = false) => {
+      const give = (ok: boolean, sync = false, stream = false) => {
         clearTimeout(timer);
-        if (ok) return resolve(new DiskWorker(w, sync));
+        if (ok) return resolve(new DiskWorker(w, sync, stream));
         w.terminate();
         resolve(null);
       };
       const timer = setTimeout(() => give(false), WORKER_START_MS);
-      w.onmessage = (e: MessageEvent<FromDisk>) => give(e.data.op === "ready", e.data.op === "ready" && e.data.sync);
+      w.onmessage = (e: MessageEvent<FromDisk>) => {
+        const m = e.data;
+        if (m.op === "ready") give(true, m.sync, m.stream);
+        else give(false);
+      };
       w.onerror = () => give(false);
     });
   }
@@ -214,9 +222,11 @@ class DiskWorker {
 
   /** A file being sent, read in the worker until `close`; `hash`: hashed there as it is read (BlockSource.digest). */
   source(blob: Blob, hash: boolean): BlockSource {
+    hash &&= this.stream;
     const src = this.nextReq++;
     this.post({ op: "source", src, blob, hash });
     return {
+      hashes: hash,
       read: async (from, end) => {
         const m = await this.ask({ op: "read", src, from, end });
         if (m.op !== "block") throw new Error("unexpected answer");
@@ -276,6 +286,8 @@ export function prepareReceiving(): void {
 
 /** Reads blocks of one file being sent. */
 export interface BlockSource {
+  /** True when the worker hashes the blocks it reads (asked for, and it can hash in pieces). */
+  readonly hashes: boolean;
   /** Bytes `from` to `end` (the caller checks the length). */
   read(from: number, end: number): Promise<Uint8Array>;
   /**
@@ -302,7 +314,7 @@ export async function workerSource(blob: Blob, hash = false): Promise<BlockSourc
  */
 export async function workerDigest(blob: Blob, oneGo: boolean): Promise<string | null> {
   const w = await getDiskWorker();
-  if (!w) return null;
+  if (!w || (!oneGo && !w.stream)) return null;
   const m = await w.ask({ op: "digest", blob, oneGo });
   if (m.op !== "digested") throw new Error("unexpected answer");
   return m.sha256;
@@ -377,11 +389,14 @@ class WorkerSink implements Sink {
    * Before the first write: the worker hashes the `size` bytes it writes,
    * gathered and in one go (`oneGo`, within hash.ts's budget) or as each
    * write comes, and the digest is `sha256` once closed. The page neither
-   * copies them for hashing nor hashes.
+   * copies them for hashing nor hashes. False, and nothing asked, when the
+   * worker cannot hash in pieces (no WebAssembly there).
    */
-  hashInWorker(size: number, oneGo: boolean): void {
+  hashInWorker(size: number, oneGo: boolean): boolean {
+    if (!oneGo && !this.worker.stream) return false;
     this.size = size;
     this.worker.post({ op: "hash", file: this.file, size, oneGo });
+    return true;
   }
 
   private async buffer(): Promise<Uint8Array<ArrayBuffer>> {

@@ -1,0 +1,76 @@
+// End-to-end: a deployment whose Content-Security-Policy refuses WebAssembly
+// to the web client's disk worker (its script served with `script-src 'self'`,
+// no 'wasm-unsafe-eval'), while the page itself may use it. The worker still
+// reads and writes files and hashes in one go (WebCrypto), but cannot hash in
+// pieces (hash-wasm), and says so when it starts; items too large to hash in
+// one go are then hashed by the pages themselves, and still verify
+// (docs/datachannel-protocol.md §7, services/web/README.md).
+
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { openBrowser, pageSide, sha256File, shareFrom, startE2ECluster } from "./harness.mjs";
+
+const MiB = 1024 * 1024;
+const HUGE = "huge-under-policy.bin";
+
+describe("disk worker refused WebAssembly by the deployment's policy", () => {
+  let env;
+  let browser;
+  let work;
+  let logDir;
+
+  before(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), "pd-e2e-policy-"));
+    logDir = path.join(work, "logs");
+    fs.mkdirSync(logDir);
+    env = await startE2ECluster({ keepLogsIn: logDir, frontOptions: { workerPolicy: "script-src 'self'" } });
+    browser = await openBrowser("policy", logDir);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await env?.stop();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("moves a file over 128 MiB, hashed on both pages, and verifies it", async () => {
+    const file = path.join(work, HUGE);
+    fs.writeFileSync(file, crypto.randomBytes(129 * MiB + 4321));
+    const said = (page) => {
+      const lines = [];
+      page.on("console", (m) => lines.push(m.text()));
+      return lines;
+    };
+    const send = browser.page;
+    const senderSaid = said(send);
+    const roomId = await shareFrom(pageSide("chromium", send), env.fronts[0].url, { files: [file] });
+
+    const recv = await browser.ctx.newPage();
+    const receiverSaid = said(recv);
+    await recv.goto(`${env.fronts[1].url}/?room=${encodeURIComponent(roomId)}`);
+    const button = recv.locator(`[data-testid="download-button"][data-name="${HUGE}"]`);
+    await button.waitFor({ timeout: 30000 });
+    // A failed item ends the wait at once rather than at the download's timeout.
+    const failed = recv.waitForFunction((n) => [...document.querySelectorAll('[data-testid="progress"]')]
+      .find((e) => e.getAttribute("data-name") === n)?.getAttribute("data-state") === "failed", HUGE, { timeout: 300000, polling: 200 })
+      .then(async () => { throw new Error(`the item failed: ${await recv.locator(`[data-testid="progress"][data-name="${HUGE}"]`).textContent()}`); });
+    failed.catch(() => undefined);
+    const [dl] = await Promise.race([
+      Promise.all([recv.waitForEvent("download", { timeout: 300000 }), button.click()]),
+      failed,
+    ]);
+    assert.equal(await sha256File(await dl.path()), await sha256File(file), "SHA-256 of the received file");
+
+    // The worker said it cannot hash in pieces: it still wrote the file, the
+    // receiving page hashed it as it came, and the sending page hashed the
+    // blocks it sent.
+    const receiving = receiverSaid.filter((l) => /receiving item/.test(l)).join(" | ");
+    assert.match(receiving, /to disk by the disk worker, SHA-256 as it streams(?!, by the disk worker)/, "the receiving page hashed it");
+    assert.ok(senderSaid.some((l) => /SHA-256 from the blocks sent, on the page/.test(l)),
+      `the sending page hashed the blocks it sent (${senderSaid.filter((l) => /SHA-256/.test(l)).join(" | ")})`);
+  });
+});
