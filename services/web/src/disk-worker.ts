@@ -20,6 +20,7 @@
 // Message types: disk-protocol.ts.
 import { createSHA256, type IHasher } from "hash-wasm";
 import type { FromDisk, ToDisk } from "./disk-protocol";
+import { hashBlob } from "./hash";
 
 /** What this file needs of the handle (lib.dom has no such type). */
 interface SyncHandle {
@@ -104,24 +105,12 @@ interface Source {
 }
 const sources = new Map<number, Source>();
 
-/** Pieces a large Blob is read and hashed in ("digest" without oneGo). */
-const DIGEST_PIECE_BYTES = 4 * 1024 * 1024;
-
-async function streamDigest(blob: Blob): Promise<string> {
-  const h = await createSHA256();
-  h.init();
-  for (let off = 0; off < blob.size; off += DIGEST_PIECE_BYTES) {
-    h.update(new Uint8Array(await blob.slice(off, off + DIGEST_PIECE_BYTES).arrayBuffer()));
-  }
-  return h.digest("hex");
-}
-
 /** Reading a file being sent: the copy from the browser's file service into memory happens here. */
 function read(m: Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>): void {
   const fault = (e: unknown) => post({ op: "unread", req: m.req, ...describe(e) });
   if (m.op === "digest") {
     (async () => {
-      const sha256 = m.oneGo ? hex(await crypto.subtle.digest("SHA-256", await m.blob.arrayBuffer())) : await streamDigest(m.blob);
+      const sha256 = m.oneGo ? hex(await crypto.subtle.digest("SHA-256", await m.blob.arrayBuffer())) : await hashBlob(m.blob);
       post({ op: "digested", req: m.req, sha256 });
     })().catch(fault);
     return;
