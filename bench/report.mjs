@@ -196,15 +196,31 @@ function icountTable(ic) {
 const icTable = icount ? icountTable(icount) : null;
 if (icTable) console.log('\nPer operation (difference of two runs, see docs/benchmarks.md):\n\n' + icTable);
 
-const fills = Object.keys(R).filter((k) => k.startsWith('ours-apifill-')).sort().map((k) => R[k]);
+// <prefix><fill>.json is a fill's first run, <prefix><fill>-r<k>.json its k-th:
+// ours-apifill- at half of the closed loop's maximum, ours-apifillhc- at the
+// rate that keeps the servers' core half busy.
+const fillRuns = (prefix) => Object.keys(R).filter((k) => k.startsWith(prefix)).sort()
+  .map((k) => ({ run: Number(/-r(\d+)$/.exec(k)?.[1] ?? 1), j: R[k] }));
+const fills = fillRuns('ours-apifill-');
+const fillsHalfCore = fillRuns('ours-apifillhc-');
+// The hypervisor's steal on each core during the run (cpu0 / cpu1 ...): on
+// a virtual machine the tail follows it (docs/benchmarks.md).
+const steal = (j) => (j.cores?.steal_s ? j.cores.steal_s.map((x) => x.toFixed(2)).join(' / ') : '—');
 function fillTable(rs) {
-  const lines = ['| 4-digit ids taken | offered (/s) | answered | 4-digit ids handed out | p50 (µs) | p99 (µs) |', '|---:|---:|---:|---:|---:|---:|'];
-  for (const j of rs)
-    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${Math.round(j.params.rate)} | ${j.api.ok} | ${j.fill.short_ids_handed_out_and_expired} | ${j.latency.p50_us} | ${j.latency.p99_us} |`);
+  const lines = ['| 4-digit ids taken | run | offered (/s) | answered | 4-digit ids handed out | p50 (µs) | p99 (µs) | steal per core (s) |', '|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const { run, j } of rs)
+    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${run} | ${Math.round(j.params.rate)} | ${j.api.ok} | ${j.fill.short_ids_handed_out_and_expired} | ${j.latency.p50_us} | ${j.latency.p99_us} | ${steal(j)} |`);
   return lines.join('\n');
 }
 const fTable = fills.length ? fillTable(fills) : null;
-if (fTable) console.log('\nget_room at half load by fill of the 4-digit space (ours):\n\n' + fTable);
+if (fTable) console.log('\nget_room at half of the closed loop\'s maximum by fill of the 4-digit space (ours):\n\n' + fTable);
+if (fillsHalfCore.length) {
+  const core = (j) => (j.servers && j.window_s > 0 ? `${Math.round((100 * j.servers.cpu_s) / j.window_s)} %` : '—');
+  const lines = ['| 4-digit ids taken | run | offered (/s) | servers\' core busy | p50 (µs) | p99 (µs) | steal per core (s) |', '|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const { run, j } of fillsHalfCore)
+    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${run} | ${Math.round(j.params.rate)} | ${core(j)} | ${j.latency.p50_us} | ${j.latency.p99_us} | ${steal(j)} |`);
+  console.log('\nget_room with the servers\' core half busy, by fill (ours):\n\n' + lines.join('\n'));
+}
 
 // ---- table ------------------------------------------------------------------
 const fmt = (x) => (x === null ? '—' : Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
@@ -399,7 +415,7 @@ if (quick) {
     failures.push('machine header or calibration missing');
   if (!icount || icount.figures.length < 8 || icount.figures.some((f) => !(f.per_op > 0)))
     failures.push(`instructions/system calls per operation missing or not positive: ${icount ? icount.figures.filter((f) => !(f.per_op > 0)).map((f) => f.figure).join(', ') : 'no icount.json'}`);
-  if (!fills.length || fills.some((j) => !(j.api.ok > 0 && j.latency.count > 0 && j.latency.p99_us > 0)))
+  if (!fills.length || !fillsHalfCore.length || [...fills, ...fillsHalfCore].some(({ j }) => !(j.api.ok > 0 && j.latency.count > 0 && j.latency.p99_us > 0)))
     failures.push('get_room by fill: a run produced no latency');
   const total = rows.length + 8;
   const failed = failures.length;

@@ -17,8 +17,9 @@
 # Every run starts with the machine header (bench/machine.sh: CPU, cores,
 # kernel, and the cost of a loopback write+read pair). icount (stack-less):
 # instructions per operation under callgrind and system calls per signal
-# under strace (bench/icount.sh). apifill: get_room at half load with the
-# 4-digit id space 90 %, 99 % and 100 % full.
+# under strace (bench/icount.sh). apifill: get_room with the 4-digit id
+# space 90 %, 99 % and 100 % full, open loop at half of the closed loop's
+# maximum and at the rate that keeps the servers' core half busy.
 #
 # poll: relay's rooms over Engine.IO long-polling only, two workers. Ours in
 # two layouts: "owner" (every request of a session to the worker that owns
@@ -416,7 +417,8 @@ churn_scenario() { # stack
 # its expiry cycle); one pass every 20 ms had to delete ~400 rooms at half
 # load and held Redis for 1.3-2.4 ms each time (docs/benchmarks.md).
 # Load: open loop at half of the empty-space maximum (api scenario), or of
-# a closed loop measured here.
+# a closed loop measured here; and open loop at the rate that keeps the
+# servers' core half busy (<stack>-apifillhc-<fill>.json).
 PREFILL_LUA=$(cat "$here/prefill-short.lua")
 EXPIRE_LUA="local t = redis.call('TIME')
 local day = tonumber(t[1]) * 1000 + 86400000
@@ -427,8 +429,44 @@ for _, id in ipairs(ids) do
 end
 redis.call('INCRBY', 'bench:short:expired', #ids)
 return #ids"
+# One open-loop get_room run at `rate` with the space `fill` taken.
+apifill_run() { # stack fill rate json label tag
+  local stack=$1 fill=$2 rate=$3 json=$4 label=$5 tag=$6 sha exp_pid
+  redis-cli -p "$RPORT" flushall >/dev/null
+  redis-cli -p "$RPORT" eval "$PREFILL_LUA" 0 "$(awk -v f="$fill" 'BEGIN {print int(f * 10000 + 0.5)}')" >/dev/null
+  exp_pid=
+  if [ "$fill" != 1.0 ]; then
+    sha=$(redis-cli -p "$RPORT" script load "$EXPIRE_LUA")
+    # One long-lived connection on the generators' core that repeats the
+    # pass itself every 2 ms: a client forked per pass cost more than the
+    # work it carried, on whichever core the scheduler chose.
+    "${GEN[@]}" redis-cli -p "$RPORT" -r 1000000000 -i 0.002 EVALSHA "$sha" 0 >/dev/null &
+    exp_pid=$!; PIDS+=("$exp_pid")
+  fi
+  echo "== $label"
+  # Redis's own latency per command, beside the client's: what the
+  # scripts cost inside Redis, warm-up included (INFO latencystats;
+  # EVALSHA is get_room's script and, every 2 ms, the expiring pass's).
+  redis-cli -p "$RPORT" config resetstat >/dev/null
+  sigload "$json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
+    --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "$stack api-fill $fill, $tag"
+  if [ -n "$exp_pid" ]; then kill "$exp_pid" 2>/dev/null || true; wait "$exp_pid" 2>/dev/null || true; fi
+  # How the ids went: 4-digit ones handed out (expired again by the
+  # loop above), and what the bookkeeping holds at the end.
+  node -e 'const fs=require("fs");const [f,fill,exp,free,used,lat]=process.argv.slice(1);
+    const j=JSON.parse(fs.readFileSync(f,"utf8"));
+    j.fill={fraction:Number(fill),short_ids_handed_out_and_expired:Number(exp)||0,free_at_end:Number(free),used_at_end:Number(used)};
+    const m=/latency_percentiles_usec_evalsha:(\S+)/.exec(lat||"");
+    if (m) j.redis_evalsha_usec=Object.fromEntries(m[1].split(",").map((kv)=>{const [k,v]=kv.split("=");return [k,Number(v)];}));
+    fs.writeFileSync(f,JSON.stringify(j)+"\n")' "$json" "$fill" \
+    "$(redis-cli -p "$RPORT" get bench:short:expired)" "$(redis-cli -p "$RPORT" scard pd:short:free)" \
+    "$(redis-cli -p "$RPORT" zcard pd:short:used)" "$(redis-cli -p "$RPORT" info latencystats | tr -d '\r')"
+  [ -z "$(node -e 'const j=require(process.argv[1]);process.stdout.write(j.redis_evalsha_usec?"y":"")' "$json")" ] ||
+    node -e 'const j=require(process.argv[1]);const r=j.redis_evalsha_usec;console.log(`  Redis EVALSHA: ${Object.entries(r).map(([k,v])=>`${k} ${v} us`).join("  ")}`)' "$json"
+}
+
 apifill_scenario() { # stack
-  local stack=$1 fill max rate sha exp_pid
+  local stack=$1 max rate half cal
   if [ "$stack" != ours ]; then
     echo "== $stack api-fill: skipped (the fill is held through our own id bookkeeping)"
     return
@@ -442,42 +480,35 @@ apifill_scenario() { # stack
     max=$(per_s "$LOGS/apifill-max.json")
   fi
   rate=$(awk -v m="$max" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
-  local rep json
-  for fill in $FILLS; do
+  # Half of the closed loop's maximum is not half of what the servers can
+  # do open loop: a closed loop keeps 64 requests in flight, so each read,
+  # write and wake-up carries several, while an open-loop request comes
+  # alone and pays its own. At "half of the maximum" the servers' core is
+  # 90-99 % busy (docs/benchmarks.md). So every fill is also run at the
+  # rate that keeps their core half busy, from their CPU per request in a
+  # short open-loop run at a quarter of the maximum (full space, the same
+  # cost per call as every fill: docs/benchmarks.md, instructions per
+  # get_room by fill).
+  cal=$LOGS/apifill-cal.json
+  redis-cli -p "$RPORT" flushall >/dev/null
+  redis-cli -p "$RPORT" eval "$PREFILL_LUA" 0 10000 >/dev/null
+  sigload "$cal" api --route get_room --conns "$API_CONNS" --rate "$(awk -v m="$max" 'BEGIN {r = int(m / 4); if (r < 10) r = 10; print r}')" \
+    --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "ours api-fill calibration" >/dev/null
+  half=$(node -e 'const j=require(process.argv[1]);const n=j.api.per_s*j.window_s;
+    const r=n>0&&j.servers.cpu_s>0?Math.floor(0.5*n/j.servers.cpu_s):0;process.stdout.write(String(Math.max(r,10)))' "$cal")
+  echo "== ours api-fill: the servers' core is half busy at about $half get_room/s open loop ($(node -e 'const j=require(process.argv[1]);process.stdout.write((1e6*j.servers.cpu_s/(j.api.per_s*j.window_s)).toFixed(1))' "$cal") µs of their CPU per request)"
+  local rep fill sfx
+  # Repeats go round the fills (90, 99, 100, 90, 99, 100 %, ...), not one
+  # fill after the other, and each fill's two rates run back to back:
+  # whatever the host does over the minutes of the scenario then falls on
+  # every fill and both rates alike.
   for rep in $(seq 1 "${PD_BENCH_FILL_REPEAT:-1}"); do
-    json=$OUT/$stack-apifill-$fill.json
-    [ "$rep" = 1 ] || json=$OUT/$stack-apifill-$fill-r$rep.json
-    redis-cli -p "$RPORT" flushall >/dev/null
-    redis-cli -p "$RPORT" eval "$PREFILL_LUA" 0 "$(awk -v f="$fill" 'BEGIN {print int(f * 10000 + 0.5)}')" >/dev/null
-    exp_pid=
-    if [ "$fill" != 1.0 ]; then
-      sha=$(redis-cli -p "$RPORT" script load "$EXPIRE_LUA")
-      # One long-lived connection on the generators' core that repeats the
-      # pass itself every 2 ms: a client forked per pass cost more than the
-      # work it carried, on whichever core the scheduler chose.
-      "${GEN[@]}" redis-cli -p "$RPORT" -r 1000000000 -i 0.002 EVALSHA "$sha" 0 >/dev/null &
-      exp_pid=$!; PIDS+=("$exp_pid")
-    fi
-    echo "== $stack api-fill $fill (run $rep): get_room open loop at half of maximum ($rate/s)"
-    # Redis's own latency per command, beside the client's: what the
-    # scripts cost inside Redis, warm-up included (INFO latencystats;
-    # EVALSHA is get_room's script and, every 2 ms, the expiring pass's).
-    redis-cli -p "$RPORT" config resetstat >/dev/null
-    sigload "$json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
-      --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "$stack api-fill $fill"
-    if [ -n "$exp_pid" ]; then kill "$exp_pid" 2>/dev/null || true; wait "$exp_pid" 2>/dev/null || true; fi
-    # How the ids went: 4-digit ones handed out (expired again by the
-    # loop above), and what the bookkeeping holds at the end.
-    node -e 'const fs=require("fs");const [f,fill,exp,free,used,lat]=process.argv.slice(1);
-      const j=JSON.parse(fs.readFileSync(f,"utf8"));
-      j.fill={fraction:Number(fill),short_ids_handed_out_and_expired:Number(exp)||0,free_at_end:Number(free),used_at_end:Number(used)};
-      const m=/latency_percentiles_usec_evalsha:(\S+)/.exec(lat||"");
-      if (m) j.redis_evalsha_usec=Object.fromEntries(m[1].split(",").map((kv)=>{const [k,v]=kv.split("=");return [k,Number(v)];}));
-      fs.writeFileSync(f,JSON.stringify(j)+"\n")' "$json" "$fill" \
-      "$(redis-cli -p "$RPORT" get bench:short:expired)" "$(redis-cli -p "$RPORT" scard pd:short:free)" \
-      "$(redis-cli -p "$RPORT" zcard pd:short:used)" "$(redis-cli -p "$RPORT" info latencystats | tr -d '\r')"
-    [ -z "$(node -e 'const j=require(process.argv[1]);process.stdout.write(j.redis_evalsha_usec?"y":"")' "$json")" ] ||
-      node -e 'const j=require(process.argv[1]);const r=j.redis_evalsha_usec;console.log(`  Redis EVALSHA: ${Object.entries(r).map(([k,v])=>`${k} ${v} us`).join("  ")}`)' "$json"
+  for fill in $FILLS; do
+    sfx=; [ "$rep" = 1 ] || sfx=-r$rep
+    apifill_run "$stack" "$fill" "$rate" "$OUT/$stack-apifill-$fill$sfx.json" \
+      "$stack api-fill $fill (run $rep): get_room open loop at half of maximum ($rate/s)" "half of maximum"
+    apifill_run "$stack" "$fill" "$half" "$OUT/$stack-apifillhc-$fill$sfx.json" \
+      "$stack api-fill $fill (run $rep): get_room open loop with the servers' core half busy ($half/s)" "core half busy"
   done
   done
   stop_stack
