@@ -112,7 +112,11 @@ export async function timeBare(send, recv, bytes, timeout = 300000) {
   }
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 
 /**
  * Main-thread time of a Chromium page (a playwright page): the renderer's
@@ -143,7 +147,7 @@ async function mainThreadDelta(probes, run) {
 }
 
 /**
- * `rounds` × (ours, then bare) between a sending page that already offers
+ * `rounds` × (ours and bare, in turn first) between a sending page that already offers
  * `name` (`bytes` long) in room `roomId` and a receiving page opened afresh at
  * `recvUrl` for each round (a done item is not fetched again). Returns the
  * medians in MB/s and the median of the rounds' ours/bare ratios. With
@@ -162,11 +166,23 @@ export async function benchPair({ send, recv, recvUrl, roomId, name, bytes, roun
     await recv.waitFor(() => document.querySelector('[data-testid="peer-count"]')?.textContent === "1", null, 60000);
     const recvProbe = sendProbe ? await mainThreadProbe(recv) : null;
     const probes = sendProbe && recvProbe ? [sendProbe, recvProbe] : null;
-    const o = await mainThreadDelta(probes, () => timeOurs(recv, name));
-    const b = await mainThreadDelta(probes, () => timeBare(send, recv, bytes));
+    // Which figure goes first alternates by round: the first one meets a
+    // freshly loaded receiving page (code not yet optimised, its disk
+    // worker just started), the second one whatever the first left running
+    // (buffers still to collect, the stored file being flushed). Always in
+    // the same order, either would lean the ratio one way in every round.
+    let o;
+    let b;
+    if (i % 2 === 0) {
+      o = await mainThreadDelta(probes, () => timeOurs(recv, name));
+      b = await mainThreadDelta(probes, () => timeBare(send, recv, bytes));
+    } else {
+      b = await mainThreadDelta(probes, () => timeBare(send, recv, bytes));
+      o = await mainThreadDelta(probes, () => timeOurs(recv, name));
+    }
     ours.push(bytes / 1e6 / (o.result / 1000));
     bare.push(bytes / 1e6 / (b.result / 1000));
-    let line = `round ${i + 1}: ours ${ours[i].toFixed(1)} MB/s, bare ${bare[i].toFixed(1)} MB/s, ours/bare ${(ours[i] / bare[i]).toFixed(2)}`;
+    let line = `round ${i + 1} (${i % 2 === 0 ? "ours first" : "bare first"}): ours ${ours[i].toFixed(1)} MB/s, bare ${bare[i].toFixed(1)} MB/s, ours/bare ${(ours[i] / bare[i]).toFixed(2)}`;
     if (o.cpu && b.cpu) {
       const perMiB = (c) => Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v / (bytes / MiB)]));
       cpu.push({ ours: perMiB(o.cpu), bare: perMiB(b.cpu) });
