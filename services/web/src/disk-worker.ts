@@ -20,7 +20,7 @@
 // Message types: disk-protocol.ts.
 import { createSHA256, type IHasher } from "hash-wasm";
 import type { FromDisk, ToDisk } from "./disk-protocol";
-import { hashBlob } from "./hash";
+import { digestBlob, hashBlob, hex } from "./hash";
 
 /** What this file needs of the handle (lib.dom has no such type). */
 interface SyncHandle {
@@ -81,12 +81,6 @@ function fail(file: number, f: OpenFile, e: unknown): void {
   }
 }
 
-function hex(digest: ArrayBuffer): string {
-  let out = "";
-  for (const b of new Uint8Array(digest)) out += b.toString(16).padStart(2, "0");
-  return out;
-}
-
 function closeHandle(f: OpenFile): void {
   try {
     f.handle?.close();
@@ -110,7 +104,7 @@ function read(m: Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>): v
   const fault = (e: unknown) => post({ op: "unread", req: m.req, ...describe(e) });
   if (m.op === "digest") {
     (async () => {
-      const sha256 = m.oneGo ? hex(await crypto.subtle.digest("SHA-256", await m.blob.arrayBuffer())) : await hashBlob(m.blob);
+      const sha256 = m.oneGo ? await digestBlob(m.blob) : await hashBlob(m.blob);
       post({ op: "digested", req: m.req, sha256 });
     })().catch(fault);
     return;

@@ -39,15 +39,16 @@ export function hashesInOneGo(size: number): boolean {
   return size <= ONE_SHOT_HASH_BYTES && typeof globalThis.crypto?.subtle?.digest === "function";
 }
 
-function hex(bytes: Uint8Array): string {
+/** Lowercase hex of a digest, as `end` and `result` carry it. */
+export function hex(digest: ArrayBuffer): string {
   let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  for (const b of new Uint8Array(digest)) out += b.toString(16).padStart(2, "0");
   return out;
 }
 
 /** SHA-256 (hex) of a whole Blob by WebCrypto; for items where `hashesInOneGo` holds. */
 export async function digestBlob(blob: Blob): Promise<string> {
-  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer())));
+  return hex(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
 }
 
 /** Bytes held for hashing in one go now, across the page (OneGoHashers and the disk worker's): at most ONE_SHOT_HASH_BYTES. */
@@ -102,7 +103,7 @@ export class OneGoHasher {
     if (!this.buf) throw new Error("already digested");
     const bytes = this.buf.subarray(0, this.pos);
     try {
-      return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+      return hex(await crypto.subtle.digest("SHA-256", bytes));
     } finally {
       this.release();
     }
