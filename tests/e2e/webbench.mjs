@@ -149,12 +149,13 @@ async function mainThreadDelta(probes, run) {
 /**
  * `rounds` × (ours and bare, in turn first) between a sending page that already offers
  * `name` (`bytes` long) in room `roomId` and a receiving page opened afresh at
- * `recvUrl` for each round (a done item is not fetched again). Returns the
+ * `recvUrl` for each round (a done item is not fetched again), after an
+ * untimed bare transfer of `warmupBytes` if not 0. Returns the
  * medians in MB/s and the median of the rounds' ours/bare ratios. With
  * `profile` (Chromium only) it also returns each page's main-thread time
  * per MiB for ours and for bare, the medians over the rounds.
  */
-export async function benchPair({ send, recv, recvUrl, roomId, name, bytes, rounds = 1, profile = false, log = () => undefined }) {
+export async function benchPair({ send, recv, recvUrl, roomId, name, bytes, rounds = 1, profile = false, warmupBytes = 0, log = () => undefined }) {
   const ours = [];
   const bare = [];
   const cpu = [];
@@ -164,6 +165,12 @@ export async function benchPair({ send, recv, recvUrl, roomId, name, bytes, roun
     await recv.waitFor((n) => [...document.querySelectorAll('[data-testid="download-button"]')].some((b) => b.getAttribute("data-name") === n), name, 60000);
     // The data channel is open once the sender counts this receiver.
     await recv.waitFor(() => document.querySelector('[data-testid="peer-count"]')?.textContent === "1", null, 60000);
+    // Untimed: whichever figure went first met a freshly loaded page and
+    // a browser whose WebRTC path had been idle; a bare transfer warms those
+    // for both figures alike without running any of our client's code, so
+    // what our client costs cold is still in its figure (docs/benchmarks.md,
+    // "Which figure goes first in a round").
+    if (warmupBytes > 0) await timeBare(send, recv, warmupBytes);
     const recvProbe = sendProbe ? await mainThreadProbe(recv) : null;
     const probes = sendProbe && recvProbe ? [sendProbe, recvProbe] : null;
     // Which figure goes first alternates by round: the first one meets a
