@@ -10,7 +10,9 @@
 // (the median of the rounds' ratios; target: at least 0.9) and writes them
 // to bench/results/web.json. In Chromium it also reports each page's
 // main-thread time per MiB (CDP Performance metrics) for ours and for bare:
-// where our client spends what the bare channel does not. Asserts no speed.
+// where our client spends what the bare channel does not. On Linux it prints
+// each core's busy time and the hypervisor's steal over each browser's
+// rounds: the load a run cannot see in its own figures. Asserts no speed.
 //
 //   node bench/web.mjs [--size-mib 64] [--rounds 5] [--warmup-mib 16] [--browsers chromium,firefox]
 //   make bench-web      (builds first; also run by make bench)
@@ -52,6 +54,25 @@ fs.mkdirSync(logDir);
 const file = path.join(work, name);
 fs.writeFileSync(file, crypto.randomBytes(bytes));
 
+// Each core's busy and stolen time so far, in seconds (Linux /proc/stat;
+// null elsewhere). On a virtual machine the hypervisor's steal is the other
+// load a run cannot see in its own figures (docs/benchmarks.md).
+function coreTimes() {
+  let text;
+  try {
+    text = fs.readFileSync("/proc/stat", "utf8");
+  } catch {
+    return null;
+  }
+  const hz = 100; // USER_HZ, 100 on every Linux port the bench runs on
+  return text.split("\n").filter((l) => /^cpu\d+ /.test(l)).map((l) => {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = l.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { busy: (user + nice + system + irq + softirq) / hz, steal: (steal || 0) / hz, idle: (idle + iowait) / hz };
+  });
+}
+const coreDelta = (a, b) => (a && b && a.length === b.length
+  ? b.map((x, i) => ({ busy: x.busy - a[i].busy, steal: x.steal - a[i].steal })) : null);
+
 const results = {};
 let env;
 try {
@@ -73,11 +94,15 @@ try {
     }
     try {
       const roomId = await shareFrom(send, env.fronts[0].url, { files: [file] });
+      const before = coreTimes();
+      const t0 = performance.now();
       results[kind] = await benchPair({
         send, recv, recvUrl: env.fronts[1].url, roomId, name, bytes, rounds, profile: true,
         warmupBytes: warmupMiB * 1024 * 1024,
         log: (line) => console.log(`bench-web ${kind}: ${line}`),
       });
+      results[kind].seconds = (performance.now() - t0) / 1000;
+      results[kind].cores = coreDelta(before, coreTimes());
     } finally {
       await close();
     }
@@ -93,6 +118,11 @@ console.log("| browser | ours, median (MB/s) | bare, median (MB/s) | ours/bare, 
 console.log("|---|---:|---:|---:|---|");
 for (const [kind, r] of Object.entries(results)) {
   console.log(`| ${kind} | ${r.oursMBps.toFixed(1)} | ${r.bareMBps.toFixed(1)} | ${r.ratio.toFixed(2)} | ${r.ratios.map((x) => x.toFixed(2)).join(", ")} |`);
+}
+for (const [kind, r] of Object.entries(results)) {
+  if (!r.cores) continue;
+  const f = (k) => r.cores.map((c, i) => `cpu${i} ${c[k].toFixed(1)} s`).join(", ");
+  console.log(`${kind}: the rounds took ${r.seconds.toFixed(1)} s; cores busy ${f("busy")}; stolen by the hypervisor ${f("steal")}`);
 }
 for (const [kind, r] of Object.entries(results)) {
   const c = r.mainThreadMsPerMiB;
