@@ -494,9 +494,10 @@ apifill_scenario() { # stack
   redis-cli -p "$RPORT" eval "$PREFILL_LUA" 0 10000 >/dev/null
   sigload "$cal" api --route get_room --conns "$API_CONNS" --rate "$(awk -v m="$max" 'BEGIN {r = int(m / 4); if (r < 10) r = 10; print r}')" \
     --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "ours api-fill calibration" >/dev/null
-  half=$(node -e 'const j=require(process.argv[1]);const n=j.api.per_s*j.window_s;
-    const r=n>0&&j.servers.cpu_s>0?Math.floor(0.5*n/j.servers.cpu_s):0;process.stdout.write(String(Math.max(r,10)))' "$cal")
-  echo "== ours api-fill: the servers' core is half busy at about $half get_room/s open loop ($(node -e 'const j=require(process.argv[1]);process.stdout.write((1e6*j.servers.cpu_s/(j.api.per_s*j.window_s)).toFixed(1))' "$cal") µs of their CPU per request)"
+  local us
+  read -r half us < <(node -e 'const j=require(process.argv[1]);const n=j.api.per_s*j.window_s;
+    const us=n>0?1e6*j.servers.cpu_s/n:0;process.stdout.write(`${Math.max(us>0?Math.floor(5e5/us):0,10)} ${us.toFixed(1)}\n`)' "$cal")
+  echo "== ours api-fill: the servers' core is half busy at about $half get_room/s open loop ($us µs of their CPU per request)"
   local rep fill sfx
   # Repeats go round the fills (90, 99, 100, 90, 99, 100 %, ...), not one
   # fill after the other, and each fill's two rates run back to back:

@@ -6,8 +6,9 @@
 // the room API, an nginx front per worker), the same file for every round;
 // per round, after an untimed bare transfer of --warmup-mib on the freshly
 // loaded receiving page, our client moves it once and a bare channel between
-// the same two pages moves as many bytes, in turn first. Prints the medians and ours/bare per browser
-// (the median of the rounds' ratios; target: at least 0.9) and writes them
+// the same two pages moves as many bytes, in turn first. Prints the medians
+// and ours/bare per browser (the median of the rounds' ratios; target: at
+// least 0.9) and writes them
 // to bench/results/web.json. In Chromium it also reports each page's
 // main-thread time per MiB (CDP Performance metrics) for ours and for bare:
 // where our client spends what the bare channel does not. On Linux it prints
@@ -66,8 +67,8 @@ function coreTimes() {
   }
   const hz = 100; // USER_HZ, 100 on every Linux port the bench runs on
   return text.split("\n").filter((l) => /^cpu\d+ /.test(l)).map((l) => {
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = l.trim().split(/\s+/).slice(1, 9).map(Number);
-    return { busy: (user + nice + system + irq + softirq) / hz, steal: (steal || 0) / hz, idle: (idle + iowait) / hz };
+    const [user, nice, system, , , irq, softirq, steal] = l.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { busy: (user + nice + system + irq + softirq) / hz, steal: (steal || 0) / hz };
   });
 }
 const coreDelta = (a, b) => (a && b && a.length === b.length

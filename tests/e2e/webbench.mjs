@@ -165,31 +165,25 @@ export async function benchPair({ send, recv, recvUrl, roomId, name, bytes, roun
     await recv.waitFor((n) => [...document.querySelectorAll('[data-testid="download-button"]')].some((b) => b.getAttribute("data-name") === n), name, 60000);
     // The data channel is open once the sender counts this receiver.
     await recv.waitFor(() => document.querySelector('[data-testid="peer-count"]')?.textContent === "1", null, 60000);
-    // Untimed: whichever figure went first met a freshly loaded page and
-    // a browser whose WebRTC path had been idle; a bare transfer warms those
-    // for both figures alike without running any of our client's code, so
-    // what our client costs cold is still in its figure (docs/benchmarks.md,
-    // "Which figure goes first in a round").
+    // The first figure of a round meets a freshly loaded receiving page and
+    // an idle WebRTC path, the second whatever the first left running
+    // (buffers to collect, the stored file being flushed). An untimed bare
+    // transfer warms the page for both without running any of our client's
+    // code, and the order alternates by round, so neither leans every
+    // ratio the same way (docs/benchmarks.md, "Which figure goes first in a
+    // round").
     if (warmupBytes > 0) await timeBare(send, recv, warmupBytes);
     const recvProbe = sendProbe ? await mainThreadProbe(recv) : null;
     const probes = sendProbe && recvProbe ? [sendProbe, recvProbe] : null;
-    // Which figure goes first alternates by round: the first one meets a
-    // freshly loaded receiving page (code not yet optimised, its disk
-    // worker just started), the second one whatever the first left running
-    // (buffers still to collect, the stored file being flushed). Always in
-    // the same order, either would lean the ratio one way in every round.
-    let o;
-    let b;
-    if (i % 2 === 0) {
-      o = await mainThreadDelta(probes, () => timeOurs(recv, name));
-      b = await mainThreadDelta(probes, () => timeBare(send, recv, bytes));
-    } else {
-      b = await mainThreadDelta(probes, () => timeBare(send, recv, bytes));
-      o = await mainThreadDelta(probes, () => timeOurs(recv, name));
-    }
+    const runOurs = () => mainThreadDelta(probes, () => timeOurs(recv, name));
+    const runBare = () => mainThreadDelta(probes, () => timeBare(send, recv, bytes));
+    const oursFirst = i % 2 === 0;
+    const first = await (oursFirst ? runOurs : runBare)();
+    const second = await (oursFirst ? runBare : runOurs)();
+    const [o, b] = oursFirst ? [first, second] : [second, first];
     ours.push(bytes / 1e6 / (o.result / 1000));
     bare.push(bytes / 1e6 / (b.result / 1000));
-    let line = `round ${i + 1} (${i % 2 === 0 ? "ours first" : "bare first"}): ours ${ours[i].toFixed(1)} MB/s, bare ${bare[i].toFixed(1)} MB/s, ours/bare ${(ours[i] / bare[i]).toFixed(2)}`;
+    let line = `round ${i + 1} (${oursFirst ? "ours first" : "bare first"}): ours ${ours[i].toFixed(1)} MB/s, bare ${bare[i].toFixed(1)} MB/s, ours/bare ${(ours[i] / bare[i]).toFixed(2)}`;
     if (o.cpu && b.cpu) {
       const perMiB = (c) => Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v / (bytes / MiB)]));
       cpu.push({ ours: perMiB(o.cpu), bare: perMiB(b.cpu) });
