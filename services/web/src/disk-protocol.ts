@@ -9,12 +9,10 @@ export type ToDisk =
   /** Opens (creates) `name` in the folder `dir` (names from the origin-private root). */
   | { op: "open"; file: number; dir: string[]; name: string }
   /**
-   * Before any write: hash the bytes written, the digest comes with
-   * "closed". `oneGo`: gather the `size` bytes into one buffer and hash them
-   * in one go (WebCrypto) once the last one is in; otherwise hash each write
-   * as it comes (streaming, any size, nothing held).
+   * Before any write: hash the bytes written, block by block as each write
+   * comes (hash.ts); the item digest comes with "closed".
    */
-  | { op: "hash"; file: number; size: number; oneGo: boolean }
+  | { op: "hash"; file: number }
   /** Appends the first `len` bytes of `buf` (transferred, handed back by "written"). */
   | { op: "write"; file: number; buf: ArrayBuffer; len: number }
   /** Flushes and closes the file once every write before it is done. */
@@ -24,36 +22,33 @@ export type ToDisk =
   /**
    * A file being sent, read by "read" from now on as `src` (a Blob is passed
    * by reference, not copied). `hash`: the blocks read are hashed as they
-   * go, from byte 0 in order; "sourceDigest" asks for the result.
+   * go, from byte 0 on; "sourceDigest" asks for the result.
    */
   | { op: "source"; src: number; blob: Blob; hash: boolean }
   /** Bytes `from` to `end` of source `src`, answered by "block" or "unread" with the same `req`. */
   | { op: "read"; src: number; req: number; from: number; end: number }
   | { op: "unsource"; src: number }
   /**
-   * SHA-256 of every byte of source `src` its reads hashed, once the reads
-   * before it are done: "digested", or "unread" when the reads did not
-   * cover the whole file in order.
+   * The item digest of source `src`, once the reads before it are done:
+   * "digested" (what the reads did not cover, the worker reads for it), or
+   * "unread" when reading failed.
    */
   | { op: "sourceDigest"; src: number; req: number }
-  /**
-   * SHA-256 of a whole Blob, answered by "digested" or "unread": in one go
-   * (WebCrypto, the whole Blob in memory) or read and hashed in pieces.
-   */
-  | { op: "digest"; req: number; blob: Blob; oneGo: boolean };
+  /** The item digest of a whole Blob, read in pieces: "digested" or "unread". */
+  | { op: "digest"; req: number; blob: Blob };
 
 /** Worker → page. */
 export type FromDisk =
   /**
    * Sent once at start: whether synchronous access handles exist here, and
-   * whether it can hash in pieces (hash-wasm: WebAssembly, which a content
-   * security policy may refuse a worker but not the page).
+   * whether it can hash (WebCrypto, or else hash-wasm's WebAssembly, which a
+   * content security policy may refuse a worker but not the page).
    */
-  | { op: "ready"; sync: boolean; stream: boolean }
+  | { op: "ready"; sync: boolean; hash: boolean }
   | { op: "opened"; file: number }
   /** One write is on disk; `buf` comes back for the next. */
   | { op: "written"; file: number; buf: ArrayBuffer }
-  /** The file is closed; `sha256` (hex) when "hash" asked for it. */
+  /** The file is closed; `sha256`, the item digest (hex), when "hash" asked for it. */
   | { op: "closed"; file: number; sha256?: string }
   | { op: "aborted"; file: number }
   /** An open, write or close failed: the browser's error, by name and message. Later writes are dropped. */

@@ -9,18 +9,17 @@
 // was a copy handed to the browser's storage process on the main thread,
 // happens here. Each buffer goes back to the page once written, so the page
 // never has more than its two buffers per file out (storage.ts, WorkerSink).
-// Where the page asks, it also hashes what it writes: gathered and hashed in
-// one go at the end, or as each write comes for items too large to hold
-// (docs/datachannel-protocol.md §7).
+// Where the page asks, it also hashes what it writes, block by block as each
+// write comes (docs/datachannel-protocol.md §7).
 //
 // Sending: it reads the blocks of a file being sent and transfers them to
-// the page, hashing them as they go where the page asks (items too large to
-// hash in one go), and hashes whole items, in one go or in pieces.
+// the page, hashing them as they go where the page asks, and hashes whole
+// files.
 //
 // Message types: disk-protocol.ts.
-import { createSHA256, type IHasher } from "hash-wasm";
+import { createSHA256 } from "hash-wasm";
 import type { FromDisk, ToDisk } from "./disk-protocol";
-import { digestBlob, hashBlob, hex } from "./hash";
+import { BlockHasher, hasWebCrypto, hashBlob, hashRest } from "./hash";
 
 /** What this file needs of the handle (lib.dom has no such type). */
 interface SyncHandle {
@@ -36,13 +35,8 @@ interface OpenFile {
   failed: { name: string; message: string } | null;
   /** Operations on this file run in order; opening and hashing are asynchronous. */
   queue: Promise<void>;
-  /** The bytes written, gathered for hashing in one go ("hash"). */
-  gather: Uint8Array<ArrayBuffer> | null;
-  gathered: number;
-  /** The digest of `gather`, started as soon as its last byte came (close waits for it). */
-  digest: Promise<ArrayBuffer> | null;
-  /** The streaming hash of what was written ("hash" without oneGo). */
-  stream: IHasher | null;
+  /** The item digest of what was written, when "hash" asked for it. */
+  hasher: BlockHasher | null;
 }
 
 const scope = self as unknown as {
@@ -90,10 +84,8 @@ function closeHandle(f: OpenFile): void {
 
 interface Source {
   blob: Blob;
-  /** Hashing the blocks read, from byte 0 in order: null when not asked, or once a read broke the order. */
-  hasher: IHasher | Promise<IHasher> | null;
-  /** Bytes hashed so far. */
-  hashed: number;
+  /** The item digest of the blocks read, from byte 0 on; null when not asked. */
+  hasher: BlockHasher | null;
   /** Reads (and sourceDigest) run one after another, so blocks are hashed and handed over in order. */
   queue: Promise<void>;
 }
@@ -103,10 +95,7 @@ const sources = new Map<number, Source>();
 function read(m: Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>): void {
   const fault = (e: unknown) => post({ op: "unread", req: m.req, ...describe(e) });
   if (m.op === "digest") {
-    (async () => {
-      const sha256 = m.oneGo ? await digestBlob(m.blob) : await hashBlob(m.blob);
-      post({ op: "digested", req: m.req, sha256 });
-    })().catch(fault);
+    hashBlob(m.blob).then((sha256) => post({ op: "digested", req: m.req, sha256 }), fault);
     return;
   }
   const s = sources.get(m.src);
@@ -117,26 +106,18 @@ function read(m: Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>): v
   s.queue = s.queue.then(async () => {
     try {
       if (m.op === "sourceDigest") {
-        const h = await s.hasher;
-        if (!h || s.hashed !== s.blob.size) throw new Error("the reads did not cover the file in order");
-        post({ op: "digested", req: m.req, sha256: h.digest("hex") });
+        if (!s.hasher) throw new Error("this source is not hashed");
+        // What the reads did not cover (a request that stopped early) is read here.
+        const sha256 = await hashRest(s.hasher, s.blob);
         s.hasher = null;
+        post({ op: "digested", req: m.req, sha256 });
         return;
       }
       const buf = await s.blob.slice(m.from, m.end).arrayBuffer();
-      // A hash that could not start fails only the sourceDigest, never the read.
-      const h = await Promise.resolve(s.hasher).catch(() => null);
-      const inOrder = h !== null && m.from === s.hashed;
-      if (!inOrder) s.hasher = null;
-      // The block goes to the page first and is hashed after, from a copy
-      // (the transfer empties the buffer here): the page sends while the
-      // worker hashes, rather than waiting for it.
-      const copy = inOrder ? new Uint8Array(buf.slice(0)) : null;
+      // Hashing reads the block before it returns (hash.ts), so the block
+      // then goes to the page at once and the digest runs meanwhile.
+      s.hasher?.updateAt(m.from, new Uint8Array(buf));
       post({ op: "block", req: m.req, buf }, [buf]);
-      if (h && copy) {
-        h.update(copy);
-        s.hashed += copy.byteLength;
-      }
     } catch (e) {
       fault(e);
     }
@@ -145,18 +126,15 @@ function read(m: Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>): v
 
 function handle(m: ToDisk): void {
   switch (m.op) {
-    case "source": {
-      const hasher = m.hash ? createSHA256().then((h) => h.init()) : null;
-      hasher?.catch(() => undefined); // sourceDigest reports it
-      sources.set(m.src, { blob: m.blob, hasher, hashed: 0, queue: Promise.resolve() });
+    case "source":
+      sources.set(m.src, { blob: m.blob, hasher: m.hash ? new BlockHasher() : null, queue: Promise.resolve() });
       return;
-    }
     case "unsource": sources.delete(m.src); return;
     case "read": case "digest": case "sourceDigest": read(m); return;
     default: break;
   }
   if (m.op === "open") {
-    const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve(), gather: null, gathered: 0, digest: null, stream: null };
+    const f: OpenFile = { handle: null, at: 0, failed: null, queue: Promise.resolve(), hasher: null };
     files.set(m.file, f);
     const opened = opening.then(() => open(m.dir, m.name));
     // The next waits for this one, but not for ever (the page gives up on it after 10 s).
@@ -176,16 +154,7 @@ function handle(m: ToDisk): void {
   f.queue = f.queue.then(async () => {
     switch (m.op) {
       case "hash":
-        try {
-          if (m.oneGo) {
-            f.gather = new Uint8Array(m.size);
-          } else {
-            f.stream = await createSHA256();
-            f.stream.init();
-          }
-        } catch (e) {
-          fail(file, f, e); // no memory for it, or no WebAssembly
-        }
+        f.hasher = new BlockHasher();
         break;
       case "write":
         if (f.handle && !f.failed) {
@@ -195,18 +164,8 @@ function handle(m: ToDisk): void {
             f.at += n;
             // A short write means the disk or the quota ran out.
             if (n !== m.len) throw new DOMException(`wrote ${n} of ${m.len} bytes`, "QuotaExceededError");
-            f.stream?.update(data);
-            if (f.gather) {
-              if (f.gathered + m.len > f.gather.byteLength) throw new Error("more bytes than announced");
-              f.gather.set(data, f.gathered);
-              f.gathered += m.len;
-              // Every announced byte is in: hash now, while the page learns
-              // that the item ended and asks to close (it waits for this).
-              if (f.gathered === f.gather.byteLength) {
-                f.digest = crypto.subtle.digest("SHA-256", f.gather);
-                f.digest.catch(() => undefined); // close reports it
-              }
-            }
+            // Read before it returns (hash.ts): the buffer can go back at once.
+            f.hasher?.update(data);
           } catch (e) {
             fail(file, f, e);
           }
@@ -221,27 +180,22 @@ function handle(m: ToDisk): void {
             // space, read back once by the page (getFile) for the download.
             f.handle.close();
             f.handle = null;
-            if (f.gather) sha256 = hex(await (f.digest ?? crypto.subtle.digest("SHA-256", f.gather.subarray(0, f.gathered))));
-            else if (f.stream) sha256 = f.stream.digest("hex");
+            if (f.hasher) sha256 = await f.hasher.digest();
           } catch (e) {
             fail(file, f, e);
           }
         }
-        f.gather = null;
-        f.digest = null;
-        f.stream = null;
+        f.hasher = null;
         closeHandle(f);
         files.delete(file);
         if (!f.failed) post({ op: "closed", file, sha256 });
         break;
       }
       case "abort":
-        f.digest = null;
+        f.hasher = null;
         try {
           f.handle?.truncate(0);
         } catch { /* best effort: the file is removed with the tab's folder */ }
-        f.gather = null;
-        f.stream = null;
         closeHandle(f);
         files.delete(file);
         post({ op: "aborted", file });
@@ -253,9 +207,11 @@ function handle(m: ToDisk): void {
 scope.onmessage = (e) => handle(e.data);
 
 const fh = (globalThis as { FileSystemFileHandle?: { prototype: object } }).FileSystemFileHandle;
-// The page hashes in pieces itself where this worker cannot.
-createSHA256().then(() => true, () => false).then((stream) => post({
+// The page hashes itself where this worker can do neither WebCrypto nor
+// WebAssembly (a content security policy may refuse a worker the latter);
+// WebAssembly is tried only where WebCrypto is missing.
+(hasWebCrypto() ? Promise.resolve(true) : createSHA256().then(() => true, () => false)).then((hash) => post({
   op: "ready",
   sync: typeof navigator.storage?.getDirectory === "function" && !!fh && "createSyncAccessHandle" in fh.prototype,
-  stream,
+  hash,
 }));

@@ -1,118 +1,146 @@
-// SHA-256 of items, two ways. Streaming (hash-wasm): piece by piece, never
-// held whole, for any size. In one go by the browser's own SHA-256
-// (WebCrypto), for items up to ONE_SHOT_HASH_BYTES: several times faster
-// (native code, SHA extensions where the CPU has them) and off the page's
-// main thread, at the price of holding the item in memory once, briefly.
-// Both give the same digest; which one ran is not visible on the wire.
+// The item digest of docs/datachannel-protocol.md §7: SHA-256 over the list
+// of the SHA-256s of the item's 1 MiB blocks. Each block is hashed as soon as
+// its last byte is taken, by the browser's own SHA-256 (WebCrypto: native
+// code, off the calling thread) where it exists, else by hash-wasm. So no
+// side ever holds more than one block of an item for hashing, and what is
+// left after the item's last byte is one block and a digest of the list,
+// whatever the item's size.
 import { createSHA256, type IHasher } from "hash-wasm";
 
-export type Hasher = IHasher;
-
-export async function newHasher(): Promise<Hasher> {
-  const h = await createSHA256();
-  h.init();
-  return h;
-}
-
+/** The block the item digest is made of (a protocol constant, §7). */
+export const HASH_BLOCK_BYTES = 1024 * 1024;
+const DIGEST_BYTES = 32;
+/** Blocks whose digest may be running at once before `hashRest` waits. */
+const MAX_PENDING = 8;
+/** What `hashRest` reads at a time. */
 const READ_BYTES = 4 * 1024 * 1024;
 
-/** SHA-256 of a Blob read in pieces; `onProgress` gets the bytes hashed so far. */
-export async function hashBlob(blob: Blob, onProgress?: (done: number) => void): Promise<string> {
-  const h = await newHasher();
-  for (let off = 0; off < blob.size; off += READ_BYTES) {
-    const buf = await blob.slice(off, off + READ_BYTES).arrayBuffer();
-    h.update(new Uint8Array(buf));
-    onProgress?.(Math.min(blob.size, off + READ_BYTES));
-  }
-  return h.digest("hex");
+/** True where WebCrypto exists (secure contexts: https, 127.0.0.1, localhost). */
+export function hasWebCrypto(): boolean {
+  return typeof globalThis.crypto?.subtle?.digest === "function";
 }
 
-/**
- * Largest item hashed in one go. bench-web found the streaming hash the
- * costliest thing either page does per byte (docs/benchmarks.md, "Web client
- * throughput"); above this size memory wins over speed.
- */
-export const ONE_SHOT_HASH_BYTES = 128 * 1024 * 1024;
+let wasm: Promise<IHasher> | null = null;
 
-/** True when an item of `size` bytes is hashed in one go (WebCrypto exists only in secure contexts). */
-export function hashesInOneGo(size: number): boolean {
-  return size <= ONE_SHOT_HASH_BYTES && typeof globalThis.crypto?.subtle?.digest === "function";
+/**
+ * SHA-256 of `data`. Reads `data` before it returns (WebCrypto copies it at
+ * the call; the fallback copies it here), so the caller may reuse or
+ * transfer the buffer at once.
+ */
+function sha256(data: Uint8Array): Promise<Uint8Array> {
+  if (hasWebCrypto()) return crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>).then((d) => new Uint8Array(d));
+  const copy = data.slice();
+  wasm ??= createSHA256();
+  // One hasher for all: init, update and digest run without a pause between them.
+  return wasm.then((h) => h.init().update(copy).digest("binary"));
 }
 
 /** Lowercase hex of a digest, as `end` and `result` carry it. */
-export function hex(digest: ArrayBuffer): string {
+export function hex(digest: Uint8Array): string {
   let out = "";
-  for (const b of new Uint8Array(digest)) out += b.toString(16).padStart(2, "0");
+  for (const b of digest) out += b.toString(16).padStart(2, "0");
   return out;
 }
 
-/** SHA-256 (hex) of a whole Blob by WebCrypto; for items where `hashesInOneGo` holds. */
-export async function digestBlob(blob: Blob): Promise<string> {
-  return hex(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
-}
-
-/** Bytes held for hashing in one go now, across the page (OneGoHashers and the disk worker's): at most ONE_SHOT_HASH_BYTES. */
-let heldForHashing = 0;
-
 /**
- * Reserves `size` bytes of the one-go budget for an item hashed in one go
- * elsewhere (the disk worker gathers what it writes, storage.ts). Returns
- * the release (idempotent), or null when the item is to be streamed.
+ * The item digest of bytes taken in order from byte 0. Holds at most one
+ * partial block and the list of block digests (32 bytes per MiB).
  */
-export function reserveOneGo(size: number): (() => void) | null {
-  if (!hashesInOneGo(size) || heldForHashing + size > ONE_SHOT_HASH_BYTES) return null;
-  heldForHashing += size;
-  let held = true;
-  return () => {
-    if (held) heldForHashing -= size;
-    held = false;
-  };
-}
+export class BlockHasher {
+  /** Bytes taken so far: the item's first `taken` bytes. */
+  taken = 0;
+  private part: Uint8Array<ArrayBuffer> | null = null;
+  private partLen = 0;
+  private list = new Uint8Array(DIGEST_BYTES * 16);
+  private blocks = 0;
+  private pending = new Set<Promise<void>>();
+  private failure: unknown = null;
+  private finished = false;
 
-/**
- * The receiving side's hash in one go: the bytes taken are copied, in order,
- * into one buffer of the item's size, and hashed by WebCrypto at the end.
- * Reading the stored file back instead cost Firefox about 0.4 s per 64 MiB
- * after the last byte (bench-web). All of them together hold at most
- * ONE_SHOT_HASH_BYTES: `create` returns null when the item does not fit
- * now, and the caller streams instead.
- */
-export class OneGoHasher {
-  private buf: Uint8Array<ArrayBuffer> | null;
-  private pos = 0;
-
-  private constructor(size: number) {
-    this.buf = new Uint8Array(size);
-    heldForHashing += size;
-  }
-
-  static create(size: number): OneGoHasher | null {
-    if (!hashesInOneGo(size) || heldForHashing + size > ONE_SHOT_HASH_BYTES) return null;
-    return new OneGoHasher(size);
-  }
-
-  /** The next bytes taken, in order (the Intake never passes the announced size). */
+  /** The item's next bytes. */
   update(data: Uint8Array): void {
-    if (!this.buf || this.pos + data.byteLength > this.buf.byteLength) throw new Error("more bytes than announced");
-    this.buf.set(data, this.pos);
-    this.pos += data.byteLength;
-  }
-
-  /** SHA-256 (hex) of the bytes taken; releases the buffer. */
-  async digest(): Promise<string> {
-    if (!this.buf) throw new Error("already digested");
-    const bytes = this.buf.subarray(0, this.pos);
-    try {
-      return hex(await crypto.subtle.digest("SHA-256", bytes));
-    } finally {
-      this.release();
+    if (this.finished) throw new Error("already digested");
+    this.taken += data.byteLength;
+    let o = 0;
+    if (this.partLen > 0) {
+      o = Math.min(HASH_BLOCK_BYTES - this.partLen, data.byteLength);
+      this.part!.set(data.subarray(0, o), this.partLen);
+      this.partLen += o;
+      if (this.partLen === HASH_BLOCK_BYTES) this.block(this.part!);
+    }
+    // Whole blocks are hashed where they lie; only a block split across
+    // updates is copied together first.
+    for (; data.byteLength - o >= HASH_BLOCK_BYTES; o += HASH_BLOCK_BYTES) this.block(data.subarray(o, o + HASH_BLOCK_BYTES));
+    if (o < data.byteLength) {
+      this.part ??= new Uint8Array(HASH_BLOCK_BYTES);
+      this.part.set(data.subarray(o));
+      this.partLen = data.byteLength - o;
     }
   }
 
-  /** Gives the buffer back (an item that failed or was dropped); idempotent. */
-  release(): void {
-    if (!this.buf) return;
-    heldForHashing -= this.buf.byteLength;
-    this.buf = null;
+  /**
+   * Bytes read at `offset`: takes what follows the bytes taken so far and
+   * ignores what was taken already. A read past them (a gap) is ignored
+   * whole: `hashRest` reads what is missing. True when any byte was taken.
+   */
+  updateAt(offset: number, data: Uint8Array): boolean {
+    const end = offset + data.byteLength;
+    if (offset > this.taken || end <= this.taken) return false;
+    this.update(data.subarray(this.taken - offset));
+    return true;
   }
+
+  /** Resolves once at most `max` block digests are still running. */
+  async drain(max: number): Promise<void> {
+    while (this.pending.size > max) await Promise.race(this.pending);
+  }
+
+  /** The item digest (hex) of the bytes taken. The hasher takes nothing more. */
+  async digest(): Promise<string> {
+    if (this.finished) throw new Error("already digested");
+    if (this.partLen > 0) this.block(this.part!.subarray(0, this.partLen));
+    this.finished = true;
+    this.part = null;
+    await Promise.all(this.pending);
+    if (this.failure) throw this.failure instanceof Error ? this.failure : new Error(String(this.failure));
+    return hex(await sha256(this.list.subarray(0, this.blocks * DIGEST_BYTES)));
+  }
+
+  private block(data: Uint8Array): void {
+    this.partLen = 0;
+    const at = this.blocks++ * DIGEST_BYTES;
+    if (at + DIGEST_BYTES > this.list.byteLength) {
+      const grown = new Uint8Array(this.list.byteLength * 2);
+      grown.set(this.list);
+      this.list = grown;
+    }
+    const p = sha256(data).then(
+      // `list` may have grown meanwhile: write into the current one.
+      (d) => { this.list.set(d, at); },
+      (e) => { this.failure ??= e; },
+    ).finally(() => { this.pending.delete(p); });
+    this.pending.add(p);
+  }
+}
+
+/**
+ * Reads `blob` from `hasher.taken` to its end into `hasher` and returns the
+ * item digest (hex): the whole file for a fresh hasher, or the rest of one
+ * that the blocks read for sending did not finish. `onProgress` gets the
+ * bytes taken so far.
+ */
+export async function hashRest(hasher: BlockHasher, blob: Blob, onProgress?: (done: number) => void): Promise<string> {
+  for (let off = hasher.taken; off < blob.size; off += READ_BYTES) {
+    const buf = await blob.slice(off, off + READ_BYTES).arrayBuffer();
+    if (buf.byteLength !== Math.min(READ_BYTES, blob.size - off)) throw new Error("the file changed while it was being hashed");
+    hasher.update(new Uint8Array(buf));
+    onProgress?.(hasher.taken);
+    await hasher.drain(MAX_PENDING);
+  }
+  return hasher.digest();
+}
+
+/** The item digest (hex) of a whole Blob. */
+export function hashBlob(blob: Blob, onProgress?: (done: number) => void): Promise<string> {
+  return hashRest(new BlockHasher(), blob, onProgress);
 }

@@ -1,11 +1,11 @@
-// The data-channel protocol, version 1 (docs/datachannel-protocol.md).
+// The data-channel protocol, version 2 (docs/datachannel-protocol.md).
 // Pure encoders and decoders: no I/O here, so both ends and the docs agree
 // on one definition of every message.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** RTCDataChannel label and sub-protocol the sender opens. */
 export const CHANNEL_LABEL = "privydrop";
-export const CHANNEL_PROTOCOL = "privydrop/1";
+export const CHANNEL_PROTOCOL = `privydrop/${PROTOCOL_VERSION}`;
 
 /** Chunk frame header: magic, version, flags, item id, offset (hi, lo). */
 export const FRAME_MAGIC = 0x50; // 'P'

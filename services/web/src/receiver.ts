@@ -2,7 +2,7 @@
 // offered, asks for items, checks each one's SHA-256, and resumes from the
 // last byte it has when the peer connection is replaced.
 import { makeZip } from "client-zip";
-import { OneGoHasher, newHasher, reserveOneGo, type Hasher } from "./hash";
+import { BlockHasher } from "./hash";
 import { entryKey, groupEntries, type Entry } from "./entries";
 import { randomId, SpeedMeter } from "./format";
 import { bytes, errorDetail, msg, type Msg } from "./i18n";
@@ -32,11 +32,11 @@ export interface RxTransfer {
   result: Blob | null;
   sha256: string | null;
   /**
-   * SHA-256 over the bytes taken: streaming, or gathered and hashed in one go
-   * at the end (hash.ts); null when the disk worker hashes what it writes
-   * (the same bytes) and the sink has the digest once closed.
+   * The item digest over the bytes taken (hash.ts); null when the disk
+   * worker hashes what it writes (the same bytes) and the sink has the
+   * digest once closed.
    */
-  hasher: Hasher | OneGoHasher | null;
+  hasher: BlockHasher | null;
   sink: Sink;
   done: Promise<boolean>;
   settle: (ok: boolean) => void;
@@ -323,7 +323,7 @@ export class Receiver {
     try {
       await t.intake.written;
       const file = await t.sink.close();
-      const digest = !t.hasher ? t.sink.sha256 : t.hasher instanceof OneGoHasher ? await t.hasher.digest() : t.hasher.digest("hex");
+      const digest = t.hasher ? await t.hasher.digest() : t.sink.sha256;
       if (!digest) throw new Error("no SHA-256 from the disk worker");
       t.sha256 = digest;
       const ok = digest === m.sha256.toLowerCase();
@@ -419,27 +419,14 @@ export class Receiver {
       this.view.notice(msg("rx.cannotStore", { name: item.path, detail: errorDetail(e) }), "error");
       return null;
     }
-    // Small enough (and room left under the page's budget): the bytes taken
-    // are gathered and hashed in one go at the end; larger ones are hashed
-    // as they come. Where the disk worker writes them, it hashes them either
-    // way (nothing to copy or hash on the page's main thread); else the page.
-    let workerOneGo = sink.hashInWorker ? reserveOneGo(item.size) : null;
-    const inWorker = sink.hashInWorker?.(item.size, !!workerOneGo) ?? false;
-    if (!inWorker) {
-      workerOneGo?.();
-      workerOneGo = null;
-    }
-    const oneGo = inWorker ? null : OneGoHasher.create(item.size);
-    const hasher = inWorker ? null : oneGo ?? await newHasher();
-    const unhold = () => {
-      workerOneGo?.();
-      oneGo?.release();
-    };
+    // Where the disk worker writes the bytes, it hashes them (nothing to
+    // copy or hash on the page's main thread); else the page.
+    const inWorker = sink.hashInWorker?.(item.size) ?? false;
+    const hasher = inWorker ? null : new BlockHasher();
     let settle!: (ok: boolean) => void;
     const done = new Promise<boolean>((r) => {
       settle = (ok) => {
         release();
-        unhold();
         r(ok);
       };
     });
@@ -450,13 +437,12 @@ export class Receiver {
     };
     if (!this.items.has(item.id)) {
       void sink.abort();
-      unhold();
       return null;
     }
     this.transfers.set(item.id, t);
     // Writes the disk worker finishes after they were taken report failures here.
     sink.failure?.catch((e) => this.fail(t, msg("rx.storeFailed", { detail: errorDetail(e) })));
-    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.inWorker ? "to disk by the disk worker" : sink.onDisk ? "to disk on the page" : "in memory"}, SHA-256 ${workerOneGo ? "in one go by the disk worker" : inWorker ? "as it streams, by the disk worker" : oneGo ? "in one go" : "as it streams"}`);
+    debug(`receiving item ${item.id} (${item.size} bytes) ${dir ? "into the picked folder" : sink.inWorker ? "to disk by the disk worker" : sink.onDisk ? "to disk on the page" : "in memory"}, SHA-256 ${inWorker ? "by the disk worker" : "on the page"}`);
     if (this.connected) this.sendControl({ type: "request", id: item.id, offset: 0 });
     else t.note = msg("rx.waitingConnection");
     this.changed(t);

@@ -1,6 +1,6 @@
 // The sending side: owns the room, the offered items, and one peer connection
 // per receiver; serves requested items in chunks with flow control.
-import { digestBlob, hashBlob, hashesInOneGo, newHasher, type Hasher } from "./hash";
+import { BlockHasher, hashBlob, hashRest } from "./hash";
 import { randomId, SpeedMeter } from "./format";
 import { errorDetail, msg, type Msg } from "./i18n";
 import { debug } from "./log";
@@ -16,23 +16,21 @@ import { workerDigest, workerSource, type BlockSource } from "./storage";
 export interface SharedItem extends ManifestItem {
   blob: Blob;
   /**
-   * SHA-256 (hex), computed once: by WebCrypto in one go where `hashesInOneGo`
-   * (alongside the sending), else from the blocks read for sending when the
-   * first request starts at offset 0, else by reading the file on its own;
-   * in the disk worker where one runs.
+   * The item digest (hex, docs/datachannel-protocol.md §7), computed once:
+   * from the blocks read for sending when the first request starts at
+   * offset 0, else by reading the file on its own; in the disk worker where
+   * one runs.
    */
   hash?: Promise<string>;
 }
 
 /**
- * SHA-256 (hex) of a whole file, read on its own: by the disk worker where
- * one runs (in one go, or in pieces), so the page's main thread neither
- * reads nor hashes it; on the page where none does (or it stopped).
+ * The item digest (hex) of a whole file, read on its own: by the disk
+ * worker where one runs, so the page's main thread neither reads nor
+ * hashes it; on the page where none does (or it stopped).
  */
 function digestWhole(blob: Blob): Promise<string> {
-  const oneGo = hashesInOneGo(blob.size);
-  return workerDigest(blob, oneGo).catch(() => null)
-    .then((h) => h ?? (oneGo ? digestBlob(blob) : hashBlob(blob)));
+  return workerDigest(blob).catch(() => null).then((h) => h ?? hashBlob(blob));
 }
 
 /** The manifest's view of an item (no blob, no hash). */
@@ -394,13 +392,13 @@ export class Sender {
     const item = this.items.get(req.id);
     if (!item) return;
     const t = this.transfer(p, req.id);
-    // Too large to hash in one go, nobody hashes it yet, and this request
-    // reads it from the start: the blocks read for sending feed SHA-256 as
-    // they go out (one pass over the file), in the disk worker that reads
-    // them where one runs, else on the page. Should this request stop early,
-    // the file is hashed on its own for whoever waits on the promise.
+    // Nobody hashes the item yet and this request reads it from the start:
+    // the blocks read for sending are hashed as they go out (one pass over
+    // the file), in the disk worker that reads them where one runs, else on
+    // the page. Should this request stop early, the rest of the file is read
+    // for the hash on its own, for whoever waits on the promise.
     let inline: { settle: (h: Promise<string>) => void } | null = null;
-    if (!item.hash && req.offset === 0 && !hashesInOneGo(item.size)) {
+    if (!item.hash && req.offset === 0) {
       let settle!: (h: Promise<string>) => void;
       item.hash = new Promise<string>((resolve) => { settle = resolve; });
       inline = { settle };
@@ -408,18 +406,17 @@ export class Sender {
     const fresh = !item.hash;
     // The blocks are read by the disk worker where one runs, else on the page.
     let source: BlockSource | null;
-    let pageHasher: Hasher | null;
     try {
       source = await workerSource(item.blob, !!inline);
-      pageHasher = inline && !source?.hashes ? await newHasher() : null;
     } catch (e) {
       // Whoever waits on the hash this request took on must not wait for ever.
       inline?.settle(Promise.reject(e instanceof Error ? e : new Error(String(e))));
       throw e;
     }
+    const pageHasher = inline && !source?.hashes ? new BlockHasher() : null;
     const hash = this.hashOf(item); // runs alongside the sending
     if (fresh || inline) {
-      debug(`item ${item.id}: SHA-256 ${inline ? `from the blocks sent, ${pageHasher ? "on the page" : "by the disk worker"}` : hashesInOneGo(item.size) ? "in one go" : "read on its own"}`);
+      debug(`item ${item.id}: SHA-256 ${inline ? `from the blocks sent, ${pageHasher ? "on the page" : "by the disk worker"}` : "read on its own"}`);
     }
     hash.catch(() => undefined);
     const onBlock = pageHasher ? (block: Uint8Array) => { pageHasher.update(block); } : undefined;
@@ -433,11 +430,9 @@ export class Sender {
     try {
       complete = await sendItem(p.link, out, req, gate, onBlock);
       if (inline) {
-        inline.settle(!complete ? digestWhole(item.blob)
-          : pageHasher ? Promise.resolve(pageHasher.digest("hex"))
-          : source!.digest().then((h) => {
-            if (h) return h;
-            debug(`item ${item.id}: no SHA-256 from the blocks sent; reading the file again for it`);
+        inline.settle(pageHasher ? hashRest(pageHasher, item.blob)
+          : source!.digest().catch((e: unknown) => {
+            debug(`item ${item.id}: no SHA-256 from the blocks sent (${String(e)}); reading the file again for it`);
             return digestWhole(item.blob);
           }));
         inline = null;

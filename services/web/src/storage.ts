@@ -19,11 +19,11 @@ export interface Sink {
   /** True when the disk worker writes them (off the page's main thread). */
   readonly inWorker?: boolean;
   /**
-   * The disk worker's: asks it to hash what it writes, in one go at the end
-   * (`oneGo`) or as it writes; `sha256` holds the digest after `close`.
-   * False when it cannot hash that way (then the page hashes).
+   * The disk worker's: asks it to hash what it writes of an item of `size`
+   * bytes, as it writes; `sha256` holds the item digest after `close`.
+   * False when it cannot hash (then the page hashes).
    */
-  hashInWorker?(size: number, oneGo: boolean): boolean;
+  hashInWorker?(size: number): boolean;
   readonly sha256?: string | null;
   /**
    * Where writes finish after `write` resolved (the disk worker): rejects
@@ -149,9 +149,9 @@ class DiskWorker {
 
   /**
    * `sync`: the worker has synchronous access handles (it can write; it can
-   * always read). `stream`: it can hash in pieces (else only in one go).
+   * always read). `hashes`: it can hash (hash.ts's WebCrypto or WebAssembly).
    */
-  private constructor(private w: Worker, readonly sync: boolean, readonly stream: boolean) {
+  private constructor(private w: Worker, readonly sync: boolean, readonly hashes: boolean) {
     w.onmessage = (e: MessageEvent<FromDisk>) => {
       const m = e.data;
       switch (m.op) {
@@ -190,16 +190,16 @@ class DiskWorker {
       return Promise.resolve(null); // refused (a content security policy, say)
     }
     return new Promise((resolve) => {
-      const give = (ok: boolean, sync = false, stream = false) => {
+      const give = (ok: boolean, sync = false, hashes = false) => {
         clearTimeout(timer);
-        if (ok) return resolve(new DiskWorker(w, sync, stream));
+        if (ok) return resolve(new DiskWorker(w, sync, hashes));
         w.terminate();
         resolve(null);
       };
       const timer = setTimeout(() => give(false), WORKER_START_MS);
       w.onmessage = (e: MessageEvent<FromDisk>) => {
         const m = e.data;
-        if (m.op === "ready") give(true, m.sync, m.stream);
+        if (m.op === "ready") give(true, m.sync, m.hash);
         else give(false);
       };
       w.onerror = () => give(false);
@@ -222,7 +222,7 @@ class DiskWorker {
 
   /** A file being sent, read in the worker until `close`; `hash`: hashed there as it is read (BlockSource.digest). */
   source(blob: Blob, hash: boolean): BlockSource {
-    hash &&= this.stream;
+    hash &&= this.hashes;
     const src = this.nextReq++;
     this.post({ op: "source", src, blob, hash });
     return {
@@ -233,9 +233,10 @@ class DiskWorker {
         return new Uint8Array(m.buf);
       },
       digest: async () => {
-        if (!hash) return null;
-        const m = await this.ask({ op: "sourceDigest", src }).catch(() => null);
-        return m?.op === "digested" ? m.sha256 : null;
+        if (!hash) throw new Error("this source is not hashed");
+        const m = await this.ask({ op: "sourceDigest", src });
+        if (m.op !== "digested") throw new Error("unexpected answer");
+        return m.sha256;
       },
       close: () => this.post({ op: "unsource", src }),
     };
@@ -286,15 +287,15 @@ export function prepareReceiving(): void {
 
 /** Reads blocks of one file being sent. */
 export interface BlockSource {
-  /** True when the worker hashes the blocks it reads (asked for, and it can hash in pieces). */
+  /** True when the worker hashes the blocks it reads (asked for, and it can hash). */
   readonly hashes: boolean;
   /** Bytes `from` to `end` (the caller checks the length). */
   read(from: number, end: number): Promise<Uint8Array>;
   /**
-   * With `hash`, once the reads are done: SHA-256 (hex) of the file, when
-   * they read all of it from byte 0 in order; null otherwise (read it again).
+   * Where `hashes`, once the reads are done: the item digest (hex) of the
+   * file; what the reads did not cover, the worker reads for it.
    */
-  digest(): Promise<string | null>;
+  digest(): Promise<string>;
   close(): void;
 }
 
@@ -308,14 +309,11 @@ export async function workerSource(blob: Blob, hash = false): Promise<BlockSourc
   return (await getDiskWorker())?.source(blob, hash) ?? null;
 }
 
-/**
- * SHA-256 (hex) of a whole Blob, read and hashed in the disk worker (in one
- * go, or in pieces where `oneGo` is false); null where none runs.
- */
-export async function workerDigest(blob: Blob, oneGo: boolean): Promise<string | null> {
+/** The item digest (hex) of a whole Blob, read and hashed in the disk worker; null where none runs or it cannot hash. */
+export async function workerDigest(blob: Blob): Promise<string | null> {
   const w = await getDiskWorker();
-  if (!w || (!oneGo && !w.stream)) return null;
-  const m = await w.ask({ op: "digest", blob, oneGo });
+  if (!w?.hashes) return null;
+  const m = await w.ask({ op: "digest", blob });
   if (m.op !== "digested") throw new Error("unexpected answer");
   return m.sha256;
 }
@@ -338,7 +336,7 @@ class WorkerSink implements Sink {
   private bufferWaiters: (() => void)[] = [];
   private reply: { op: FromDisk["op"]; resolve: () => void; reject: (e: Error) => void } | null = null;
   private done = false;
-  /** SHA-256 (hex) of what was written, once closed, when `hashInWorker` asked for it. */
+  /** The item digest (hex) of what was written, once closed, when `hashInWorker` asked for it. */
   sha256: string | null = null;
   /** The item's size where `hashInWorker` gave it (-1: unknown), and the bytes taken so far. */
   private size = -1;
@@ -386,16 +384,15 @@ class WorkerSink implements Sink {
   }
 
   /**
-   * Before the first write: the worker hashes the `size` bytes it writes,
-   * gathered and in one go (`oneGo`, within hash.ts's budget) or as each
-   * write comes, and the digest is `sha256` once closed. The page neither
-   * copies them for hashing nor hashes. False, and nothing asked, when the
-   * worker cannot hash in pieces (no WebAssembly there).
+   * Before the first write: the worker hashes the `size` bytes it writes as
+   * each write comes, and the item digest is `sha256` once closed. The page
+   * neither copies them for hashing nor hashes. False, and nothing asked,
+   * when the worker cannot hash.
    */
-  hashInWorker(size: number, oneGo: boolean): boolean {
-    if (!oneGo && !this.worker.stream) return false;
+  hashInWorker(size: number): boolean {
+    if (!this.worker.hashes) return false;
     this.size = size;
-    this.worker.post({ op: "hash", file: this.file, size, oneGo });
+    this.worker.post({ op: "hash", file: this.file });
     return true;
   }
 
@@ -433,7 +430,7 @@ class WorkerSink implements Sink {
     }
     this.taken += data.byteLength;
     // The last bytes go at once, not with the close: the worker then hashes
-    // while the page handles the item's end.
+    // the last block while the page handles the item's end.
     if (this.taken === this.size) this.send();
   }
 

@@ -9,6 +9,8 @@ export async function loadSources(...files) {
   const out = await build({
     stdin: { contents: files.map((f) => `export * from "./${f}";`).join("\n"), resolveDir: src, loader: "ts" },
     bundle: true, format: "esm", write: false, platform: "neutral",
+    // Packages (hash-wasm) name their entry points the usual way; "neutral" looks for none.
+    mainFields: ["module", "main"],
   });
   return import(`data:text/javascript;base64,${Buffer.from(out.outputFiles[0].text).toString("base64")}`);
 }

@@ -23,13 +23,13 @@ describe("chunk frames", () => {
 
   it("has the documented 16-byte header", () => {
     const frame = P.makeFrame(0x01020304, 2 ** 32 + 5, 1);
-    assert.deepEqual(Array.from(frame.subarray(0, 16)), [0x50, 1, 0, 0, 1, 2, 3, 4, 0, 0, 0, 1, 0, 0, 0, 5]);
+    assert.deepEqual(Array.from(frame.subarray(0, 16)), [0x50, 2, 0, 0, 1, 2, 3, 4, 0, 0, 0, 1, 0, 0, 0, 5]);
   });
 
   it("refuses frames that are empty, of another version or not ours", () => {
     assert.equal(P.decodeFrame(new ArrayBuffer(16)), null);
     const f = P.makeFrame(1, 0, 4);
-    f[1] = 2;
+    f[1] = 1;
     assert.equal(P.decodeFrame(f.buffer), null);
     const g = P.makeFrame(1, 0, 4);
     g[0] = 0x51;
@@ -40,7 +40,7 @@ describe("chunk frames", () => {
 describe("control messages", () => {
   it("round-trip every message type", () => {
     const msgs = [
-      { type: "hello", version: 1, role: "sender", clientId: "c", session: "s" },
+      { type: "hello", version: 2, role: "sender", clientId: "c", session: "s" },
       { type: "manifest", session: "s", revision: 2, part: 0, parts: 1, items: [{ id: 1, kind: "file", path: "a/b.txt", size: 3, mime: "text/plain", lastModified: 5 }] },
       { type: "request", id: 1, offset: 10 },
       { type: "cancel", id: 1 },
