@@ -118,6 +118,8 @@ function read(m: Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>): v
       // then goes to the page at once and the digest runs meanwhile.
       s.hasher?.updateAt(m.from, new Uint8Array(buf));
       post({ op: "block", req: m.req, buf }, [buf]);
+      // The next read waits should hashing fall behind (as for writes).
+      await s.hasher?.ready();
     } catch (e) {
       fault(e);
     }
@@ -164,8 +166,11 @@ function handle(m: ToDisk): void {
             f.at += n;
             // A short write means the disk or the quota ran out.
             if (n !== m.len) throw new DOMException(`wrote ${n} of ${m.len} bytes`, "QuotaExceededError");
-            // Read before it returns (hash.ts): the buffer can go back at once.
+            // Read before it returns (hash.ts): the buffer can go back at
+            // once, unless hashing fell behind; then it waits, and with it
+            // the page's acks.
             f.hasher?.update(data);
+            await f.hasher?.ready();
           } catch (e) {
             fail(file, f, e);
           }

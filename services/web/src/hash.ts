@@ -10,8 +10,11 @@ import { createSHA256, type IHasher } from "hash-wasm";
 /** The block the item digest is made of (a protocol constant, §7). */
 export const HASH_BLOCK_BYTES = 1024 * 1024;
 const DIGEST_BYTES = 32;
-/** Blocks whose digest may be running at once before `hashRest` waits. */
-const MAX_PENDING = 8;
+/**
+ * Blocks of one item whose digest may be running at once before whoever
+ * feeds the hasher waits (`ready`): each holds a 1 MiB copy meanwhile.
+ */
+const MAX_HASHING_BLOCKS = 8;
 /** What `hashRest` reads at a time. */
 const READ_BYTES = 4 * 1024 * 1024;
 
@@ -90,9 +93,13 @@ export class BlockHasher {
     return true;
   }
 
-  /** Resolves once at most `max` block digests are still running. */
-  async drain(max: number): Promise<void> {
-    while (this.pending.size > max) await Promise.race(this.pending);
+  /**
+   * Resolves once at most MAX_HASHING_BLOCKS block digests are still
+   * running: whoever feeds the hasher waits for it, so that hashing that
+   * falls behind holds the bytes back rather than piling copies up.
+   */
+  async ready(): Promise<void> {
+    while (this.pending.size > MAX_HASHING_BLOCKS) await Promise.race(this.pending);
   }
 
   /** The item digest (hex) of the bytes taken. The hasher takes nothing more. */
@@ -135,7 +142,7 @@ export async function hashRest(hasher: BlockHasher, blob: Blob, onProgress?: (do
     if (buf.byteLength !== Math.min(READ_BYTES, blob.size - off)) throw new Error("the file changed while it was being hashed");
     hasher.update(new Uint8Array(buf));
     onProgress?.(hasher.taken);
-    await hasher.drain(MAX_PENDING);
+    await hasher.ready();
   }
   return hasher.digest();
 }

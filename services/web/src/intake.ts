@@ -11,9 +11,11 @@ export interface IntakeSink {
   write(data: Uint8Array): Promise<void>;
 }
 
-/** A running hash over exactly the bytes taken (SHA-256 in the page). */
+/** A running hash over exactly the bytes taken (the item digest, in the page). */
 export interface IntakeHasher {
   update(data: Uint8Array): unknown;
+  /** Resolves once the hash keeps up again; acknowledgements wait for it. */
+  ready?(): Promise<void>;
 }
 
 /**
@@ -65,8 +67,11 @@ export class Intake {
     if (this.held + n > this.size) return "overflow";
     this.hasher.update(payload);
     this.held += n;
-    const sink = this.sink;
-    this.writes = this.writes.then(() => sink.write(payload)).then(() => {
+    const { sink, hasher } = this;
+    let stored = this.writes.then(() => sink.write(payload));
+    // A hash that falls behind holds the acks back, as a slow disk does (§5).
+    if (hasher.ready) stored = stored.then(() => hasher.ready!());
+    this.writes = stored.then(() => {
       this.stored += n;
       if (this.stored - this.lastAck >= ACK_EVERY || this.stored === this.size) {
         this.lastAck = this.stored;

@@ -135,6 +135,25 @@ describe("Intake", () => {
     assert.deepEqual(acks, [P.ACK_EVERY, 2 * P.ACK_EVERY, data.length]);
   });
 
+  it("holds acknowledgements back while the hash says it is behind", async () => {
+    const data = crypto.randomBytes(2 * P.ACK_EVERY);
+    const inner = crypto.createHash("sha256");
+    let caughtUp;
+    let behind = new Promise((r) => { caughtUp = r; }); // while set, ready() waits for it
+    const hasher = { update: (d) => inner.update(d), ready: () => behind ?? Promise.resolve() };
+    const acks = [];
+    const i = new P.Intake(data.length, hasher, new TestSink(), (offset) => acks.push(offset));
+    feed(i, data, 0, data.length);
+    for (let k = 0; k < 10; k++) await new Promise((r) => setImmediate(r));
+    assert.equal(i.accepted, 0, "stored bytes count only once the hash keeps up");
+    assert.deepEqual(acks, [], "no ack while the hash is behind");
+    behind = null;
+    caughtUp();
+    await i.written;
+    assert.deepEqual(acks, [P.ACK_EVERY, 2 * P.ACK_EVERY]);
+    assert.equal(inner.digest("hex"), sha(data));
+  });
+
   it("rejects `written` with the storage error and acknowledges nothing after it", async () => {
     const data = crypto.randomBytes(P.ACK_EVERY + 3 * CHUNK);
     const sink = new TestSink({ failAt: 4 });
