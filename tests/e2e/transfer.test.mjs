@@ -446,6 +446,100 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     assert.ok(before >= 24 * MiB && before < 64 * MiB);
   });
 
+  /** Offers a fresh random file (no digest made yet) for `run`, and withdraws it after. */
+  async function withFreshFile(name, size, run) {
+    const file = path.join(work, name);
+    fs.writeFileSync(file, crypto.randomBytes(size));
+    const senderSaid = [];
+    const listen = (m) => senderSaid.push(m.text());
+    sender.page.on("console", listen);
+    try {
+      await sender.page.getByTestId("file-input").setInputFiles(file);
+      await run(file, senderSaid);
+    } finally {
+      sender.page.off("console", listen);
+      // Withdrawn again: the tests below count what is offered.
+      await sender.page.locator(`[data-testid="shared-item"][data-name="${name}"] button.icon`).click();
+      await downloadButton(r1.page, name).waitFor({ state: "detached", timeout: 30000 });
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  it("hashes the rest of a fresh file on its own when the request making its digest is cut", async () => {
+    // The first request from byte 0 makes the item's digest from the blocks
+    // it sends; cut mid-file, the sender reads what that request did not
+    // reach for the digest, and the resumed request ends with it
+    // (docs/datachannel-protocol.md §7). Not a whole number of blocks.
+    const NAME = "fresh-cut.bin";
+    await withFreshFile(NAME, 40 * MiB + 12345, async (file, senderSaid) => {
+      const initScript = () => {
+        window.__pcs = [];
+        const Orig = window.RTCPeerConnection;
+        window.RTCPeerConnection = function (...args) {
+          const pc = new Orig(...args);
+          window.__pcs.push(pc);
+          return pc;
+        };
+        window.RTCPeerConnection.prototype = Orig.prototype;
+      };
+      const r = await openReceiver("receiver-fresh-cut", { initScript });
+      const p = r.page;
+      await downloadButton(p, NAME).waitFor({ timeout: 30000 });
+      const dl = p.waitForEvent("download", { timeout: 180000 });
+      await downloadButton(p, NAME).click();
+      await p.waitForFunction((n) => {
+        const el = [...document.querySelectorAll('[data-testid="progress"]')].find((e) => e.getAttribute("data-name") === n);
+        return Number(el?.getAttribute("data-bytes") || 0) >= 20 * 1024 * 1024;
+      }, NAME, { timeout: 120000, polling: 20 });
+      await p.evaluate(() => { for (const pc of window.__pcs) pc.close(); });
+      const got = await (await dl).path();
+      assert.equal(await sha256File(got), await sha256File(file), "SHA-256 after the resume");
+      await waitState(p, NAME, "done");
+      assert.ok(senderSaid.some((l) => /SHA-256 from the blocks sent, by the disk worker/.test(l)),
+        `the first request made the digest (${senderSaid.filter((l) => /SHA-256/.test(l)).join(" | ")})`);
+      assert.ok(senderSaid.some((l) => /item \d+ from [1-9]\d*: blocks read/.test(l)), "a resumed request sent the rest");
+      await r.close();
+      browsers.splice(browsers.indexOf(r), 1);
+    });
+  });
+
+  it("does not hold one receiver's verification back for another receiver that stops acknowledging", async () => {
+    // Receiver A takes a fresh file and never acknowledges (a stuck disk, a
+    // frozen tab, a hostile page): its request, which makes the item's
+    // digest, stops at the sender's window. Receiver B takes the same file;
+    // once every byte is sent to B, the sender reads the file for the digest
+    // on its own rather than wait for A.
+    const NAME = "fresh-shared.bin";
+    await withFreshFile(NAME, 32 * MiB, async (file, senderSaid) => {
+      const noAcks = () => {
+        const send = RTCDataChannel.prototype.send;
+        RTCDataChannel.prototype.send = function (d) {
+          if (typeof d === "string" && d.includes('"type":"ack"')) return undefined;
+          return send.call(this, d);
+        };
+      };
+      const a = await openReceiver("receiver-no-acks", { initScript: noAcks });
+      await downloadButton(a.page, NAME).waitFor({ timeout: 30000 });
+      await downloadButton(a.page, NAME).click();
+      await a.page.waitForFunction((n) => {
+        const el = [...document.querySelectorAll('[data-testid="progress"]')].find((e) => e.getAttribute("data-name") === n);
+        return Number(el?.getAttribute("data-bytes") || 0) >= 8 * 1024 * 1024;
+      }, NAME, { timeout: 60000, polling: 50 });
+      const b = await openReceiver("receiver-beside-stalled");
+      await downloadButton(b.page, NAME).waitFor({ timeout: 30000 });
+      const { file: got } = await download(b.page, NAME);
+      assert.equal(await sha256File(got), await sha256File(file), "receiver B's SHA-256");
+      await waitState(b.page, NAME, "done");
+      assert.ok((await progressBytes(a.page, NAME)) < 32 * MiB, "receiver A is still stalled");
+      assert.ok(senderSaid.some((l) => /waits for another receiver's transfer; reading the file for it too/.test(l)),
+        `the sender read the file for B's digest (${senderSaid.filter((l) => /SHA-256/.test(l)).join(" | ")})`);
+      for (const r of [a, b]) {
+        await r.close();
+        browsers.splice(browsers.indexOf(r), 1);
+      }
+    });
+  });
+
   it("re-joins by itself when its signal worker restarts, and the transfer still completes", async (t) => {
     if (!env) return t.skip("needs the test's own cluster");
     const r = await openReceiver("receiver-rejoin");

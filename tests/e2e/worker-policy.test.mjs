@@ -67,6 +67,11 @@ describe("disk worker refused WebAssembly by the deployment's policy", () => {
     ]);
     assert.equal(await sha256File(await dl.path()), await sha256File(file), "SHA-256 of the received file");
 
+    // The policy was in force: the receiving page's disk worker came with it.
+    const workerUrl = recv.workers().map((w) => w.url()).find((u) => u.includes("/assets/disk-worker-"));
+    assert.ok(workerUrl, `the receiving page runs the disk worker (${recv.workers().map((w) => w.url()).join(", ")})`);
+    assert.equal((await fetch(workerUrl)).headers.get("content-security-policy"), "script-src 'self'", "the worker's script is refused WebAssembly");
+
     // The receiver's worker, without WebAssembly, wrote and hashed it; the
     // sending page, without a worker, read and hashed the blocks it sent.
     const receiving = receiverSaid.filter((l) => /receiving item/.test(l)).join(" | ");

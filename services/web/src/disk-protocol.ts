@@ -10,9 +10,9 @@ export type ToDisk =
   | { op: "open"; file: number; dir: string[]; name: string }
   /**
    * Before any write: hash the bytes written, block by block as each write
-   * comes (hash.ts); the item digest comes with "closed".
+   * comes (hash.ts); the item digest comes with "closed". `size`: the item's.
    */
-  | { op: "hash"; file: number }
+  | { op: "hash"; file: number; size: number }
   /** Appends the first `len` bytes of `buf` (transferred, handed back by "written"). */
   | { op: "write"; file: number; buf: ArrayBuffer; len: number }
   /** Flushes and closes the file once every write before it is done. */

@@ -129,7 +129,7 @@ function read(m: Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>): v
 function handle(m: ToDisk): void {
   switch (m.op) {
     case "source":
-      sources.set(m.src, { blob: m.blob, hasher: m.hash ? new BlockHasher() : null, queue: Promise.resolve() });
+      sources.set(m.src, { blob: m.blob, hasher: m.hash ? new BlockHasher(m.blob.size) : null, queue: Promise.resolve() });
       return;
     case "unsource": sources.delete(m.src); return;
     case "read": case "digest": case "sourceDigest": read(m); return;
@@ -156,7 +156,7 @@ function handle(m: ToDisk): void {
   f.queue = f.queue.then(async () => {
     switch (m.op) {
       case "hash":
-        f.hasher = new BlockHasher();
+        f.hasher = new BlockHasher(m.size);
         break;
       case "write":
         if (f.handle && !f.failed) {

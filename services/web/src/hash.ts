@@ -1,9 +1,9 @@
 // The item digest of docs/datachannel-protocol.md §7: SHA-256 over the list
 // of the SHA-256s of the item's 1 MiB blocks. Each block is hashed as soon as
-// its last byte is taken, by the browser's own SHA-256 (WebCrypto: native
-// code, off the calling thread) where it exists, else by hash-wasm. So no
-// side ever holds more than one block of an item for hashing, and what is
-// left after the item's last byte is one block and a digest of the list,
+// its last byte is taken, by the browser's own SHA-256 (WebCrypto, native
+// code) where it exists, else by hash-wasm. So no side holds more of an item
+// for hashing than a partial block and the few blocks being hashed, and what
+// is left after the item's last byte is one block and a digest of the list,
 // whatever the item's size.
 import { createSHA256, type IHasher } from "hash-wasm";
 
@@ -47,7 +47,8 @@ export function hex(digest: Uint8Array): string {
 
 /**
  * The item digest of bytes taken in order from byte 0. Holds at most one
- * partial block and the list of block digests (32 bytes per MiB).
+ * partial block, the blocks being hashed (`ready`) and the list of block
+ * digests (32 bytes per MiB).
  */
 export class BlockHasher {
   /** Bytes taken so far: the item's first `taken` bytes. */
@@ -60,6 +61,9 @@ export class BlockHasher {
   private failure: unknown = null;
   private finished = false;
 
+  /** `size`: the item's, where known; a small item then holds a small partial block, not 1 MiB. */
+  constructor(private readonly size = Infinity) {}
+
   /** The item's next bytes. */
   update(data: Uint8Array): void {
     if (this.finished) throw new Error("already digested");
@@ -67,18 +71,26 @@ export class BlockHasher {
     let o = 0;
     if (this.partLen > 0) {
       o = Math.min(HASH_BLOCK_BYTES - this.partLen, data.byteLength);
-      this.part!.set(data.subarray(0, o), this.partLen);
-      this.partLen += o;
+      this.keep(data.subarray(0, o));
       if (this.partLen === HASH_BLOCK_BYTES) this.block(this.part!);
     }
     // Whole blocks are hashed where they lie; only a block split across
     // updates is copied together first.
     for (; data.byteLength - o >= HASH_BLOCK_BYTES; o += HASH_BLOCK_BYTES) this.block(data.subarray(o, o + HASH_BLOCK_BYTES));
-    if (o < data.byteLength) {
-      this.part ??= new Uint8Array(HASH_BLOCK_BYTES);
-      this.part.set(data.subarray(o));
-      this.partLen = data.byteLength - o;
+    if (o < data.byteLength) this.keep(data.subarray(o));
+  }
+
+  /** Appends to the partial block, sized to what the item has left of it (at most a block). */
+  private keep(data: Uint8Array): void {
+    const need = this.partLen + data.byteLength;
+    if (!this.part || this.part.byteLength < need) {
+      const blockLeft = this.size - this.blocks * HASH_BLOCK_BYTES;
+      const part = new Uint8Array(Math.min(HASH_BLOCK_BYTES, Math.max(need, blockLeft)));
+      if (this.part) part.set(this.part.subarray(0, this.partLen));
+      this.part = part;
     }
+    this.part.set(data, this.partLen);
+    this.partLen = need;
   }
 
   /**
@@ -96,10 +108,20 @@ export class BlockHasher {
   /**
    * Resolves once at most MAX_HASHING_BLOCKS block digests are still
    * running: whoever feeds the hasher waits for it, so that hashing that
-   * falls behind holds the bytes back rather than piling copies up.
+   * falls behind holds the bytes back rather than piling copies up. Rejects
+   * once a block's digest failed (the item cannot be verified; feeding it
+   * more is wasted).
    */
   async ready(): Promise<void> {
-    while (this.pending.size > MAX_HASHING_BLOCKS) await Promise.race(this.pending);
+    while (this.pending.size > MAX_HASHING_BLOCKS && !this.failure) await Promise.race(this.pending);
+    if (this.failure) throw this.failed();
+  }
+
+  /** Drops what is held (an item that failed or was dropped); the hasher takes nothing more. */
+  release(): void {
+    this.finished = true;
+    this.part = null;
+    this.partLen = 0;
   }
 
   /** The item digest (hex) of the bytes taken. The hasher takes nothing more. */
@@ -109,12 +131,17 @@ export class BlockHasher {
     this.finished = true;
     this.part = null;
     await Promise.all(this.pending);
-    if (this.failure) throw this.failure instanceof Error ? this.failure : new Error(String(this.failure));
+    if (this.failure) throw this.failed();
     return hex(await sha256(this.list.subarray(0, this.blocks * DIGEST_BYTES)));
+  }
+
+  private failed(): Error {
+    return this.failure instanceof Error ? this.failure : new Error(String(this.failure));
   }
 
   private block(data: Uint8Array): void {
     this.partLen = 0;
+    if (this.failure) return; // the digest is lost already
     const at = this.blocks++ * DIGEST_BYTES;
     if (at + DIGEST_BYTES > this.list.byteLength) {
       const grown = new Uint8Array(this.list.byteLength * 2);
@@ -133,21 +160,19 @@ export class BlockHasher {
 /**
  * Reads `blob` from `hasher.taken` to its end into `hasher` and returns the
  * item digest (hex): the whole file for a fresh hasher, or the rest of one
- * that the blocks read for sending did not finish. `onProgress` gets the
- * bytes taken so far.
+ * that the blocks read for sending did not finish.
  */
-export async function hashRest(hasher: BlockHasher, blob: Blob, onProgress?: (done: number) => void): Promise<string> {
+export async function hashRest(hasher: BlockHasher, blob: Blob): Promise<string> {
   for (let off = hasher.taken; off < blob.size; off += READ_BYTES) {
     const buf = await blob.slice(off, off + READ_BYTES).arrayBuffer();
     if (buf.byteLength !== Math.min(READ_BYTES, blob.size - off)) throw new Error("the file changed while it was being hashed");
     hasher.update(new Uint8Array(buf));
-    onProgress?.(hasher.taken);
     await hasher.ready();
   }
   return hasher.digest();
 }
 
 /** The item digest (hex) of a whole Blob. */
-export function hashBlob(blob: Blob, onProgress?: (done: number) => void): Promise<string> {
-  return hashRest(new BlockHasher(), blob, onProgress);
+export function hashBlob(blob: Blob): Promise<string> {
+  return hashRest(new BlockHasher(blob.size), blob);
 }

@@ -349,6 +349,7 @@ export class Receiver {
     t.state = "failed";
     t.note = message;
     t.result = null;
+    t.hasher?.release();
     void t.sink.abort();
     if (wasActive) this.sendControl({ type: "cancel", id: t.item.id });
     t.settle(false);
@@ -422,7 +423,7 @@ export class Receiver {
     // Where the disk worker writes the bytes, it hashes them (nothing to
     // copy or hash on the page's main thread); else the page.
     const inWorker = sink.hashInWorker?.(item.size) ?? false;
-    const hasher = inWorker ? null : new BlockHasher();
+    const hasher = inWorker ? null : new BlockHasher(item.size);
     let settle!: (ok: boolean) => void;
     const done = new Promise<boolean>((r) => {
       settle = (ok) => {

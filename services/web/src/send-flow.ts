@@ -76,7 +76,8 @@ export function mustWait(bufferedAmount: number, sent: number, acked: number): b
  * request was aborted or the channel closed first. Rejects when the blob
  * cannot be read or no longer has `item.size` bytes. `onBlock` sees every
  * block read, in order of offset, after its frames went out (the sender
- * hashes them there: one pass over the file instead of two).
+ * hashes them there: one pass over the file instead of two); the next block
+ * is sent once what it returns resolves (hashing that fell behind).
  *
  * The next block is read while the current one is sent and while the
  * sender waits: a read is a round trip to the browser's file service, and
@@ -84,7 +85,7 @@ export function mustWait(bufferedAmount: number, sent: number, acked: number): b
  * limits gate, so a read ahead holds at most one block more in memory.
  */
 export async function sendItem(ch: FrameChannel, item: OutItem, req: OutRequest, gate: FlowGate,
-                               onBlock?: (block: Uint8Array) => void): Promise<boolean> {
+                               onBlock?: (block: Uint8Array) => void | Promise<void>): Promise<boolean> {
   const maxPayload = payloadBytes(ch.maxMessageSize);
   const read = async (from: number): Promise<Uint8Array> => {
     const end = Math.min(item.size, from + READ_BYTES);
@@ -121,7 +122,7 @@ export async function sendItem(ch: FrameChannel, item: OutItem, req: OutRequest,
       frame.set(block.subarray(o, o + n), FRAME_HEADER_BYTES);
       if (!ch.send(n === maxPayload ? frame : frame.subarray(0, FRAME_HEADER_BYTES + n))) return drop();
     }
-    onBlock?.(block);
+    if (onBlock) await onBlock(block);
     off = end;
   }
   return true;

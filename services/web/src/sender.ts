@@ -19,9 +19,11 @@ export interface SharedItem extends ManifestItem {
    * The item digest (hex, docs/datachannel-protocol.md §7), computed once:
    * from the blocks read for sending when the first request starts at
    * offset 0, else by reading the file on its own; in the disk worker where
-   * one runs.
+   * one runs. Forgotten when it fails, so that a later request tries again.
    */
   hash?: Promise<string>;
+  /** The request whose blocks make `hash` as they are sent, while it runs. */
+  hashedBy?: OutRequest | null;
 }
 
 /**
@@ -169,8 +171,31 @@ export class Sender {
   }
 
   private hashOf(item: SharedItem): Promise<string> {
-    item.hash ??= digestWhole(item.blob);
-    return item.hash;
+    return item.hash ?? this.setHash(item, digestWhole(item.blob));
+  }
+
+  private setHash(item: SharedItem, hash: Promise<string>): Promise<string> {
+    item.hash = hash;
+    hash.catch(() => {
+      if (item.hash === hash) item.hash = undefined;
+    });
+    return hash;
+  }
+
+  /**
+   * The item digest for a request that has sent every byte. Should another
+   * request still be making it from the blocks it sends, that one goes at
+   * the pace of its own receiver, which may stop acknowledging for as long
+   * as it likes: the file is then read on its own for the digest, and
+   * whichever of the two is first serves both.
+   */
+  private digestFor(item: SharedItem, req: OutRequest): Promise<string> {
+    if (item.hash && item.hashedBy && item.hashedBy !== req) {
+      debug(`item ${item.id}: its SHA-256 waits for another receiver's transfer; reading the file for it too`);
+      item.hashedBy = null;
+      return this.setHash(item, Promise.race([item.hash, digestWhole(item.blob)]));
+    }
+    return this.hashOf(item);
   }
 
   // --- signaling ----------------------------------------------------------------
@@ -399,9 +424,15 @@ export class Sender {
     // for the hash on its own, for whoever waits on the promise.
     let inline: { settle: (h: Promise<string>) => void } | null = null;
     if (!item.hash && req.offset === 0) {
-      let settle!: (h: Promise<string>) => void;
-      item.hash = new Promise<string>((resolve) => { settle = resolve; });
-      inline = { settle };
+      let resolve!: (h: Promise<string>) => void;
+      this.setHash(item, new Promise<string>((r) => { resolve = r; }));
+      item.hashedBy = req;
+      inline = {
+        settle: (h) => {
+          if (item.hashedBy === req) item.hashedBy = null;
+          resolve(h);
+        },
+      };
     }
     const fresh = !item.hash;
     // The blocks are read by the disk worker where one runs, else on the page.
@@ -413,13 +444,15 @@ export class Sender {
       inline?.settle(Promise.reject(e instanceof Error ? e : new Error(String(e))));
       throw e;
     }
-    const pageHasher = inline && !source?.hashes ? new BlockHasher() : null;
-    const hash = this.hashOf(item); // runs alongside the sending
+    const pageHasher = inline && !source?.hashes ? new BlockHasher(item.size) : null;
+    this.hashOf(item); // runs alongside the sending
     if (fresh || inline) {
       debug(`item ${item.id}: SHA-256 ${inline ? `from the blocks sent, ${pageHasher ? "on the page" : "by the disk worker"}` : "read on its own"}`);
     }
-    hash.catch(() => undefined);
-    const onBlock = pageHasher ? (block: Uint8Array) => { pageHasher.update(block); } : undefined;
+    const onBlock = pageHasher ? (block: Uint8Array) => {
+      pageHasher.update(block);
+      return pageHasher.ready();
+    } : undefined;
     // The window counts from where this request starts; acks of an earlier request for the item do not count.
     p.acked.set(item.id, req.offset);
     const gate: FlowGate = { acked: (id) => p.acked.get(id) ?? 0, wait: () => this.waitWake(p) };
@@ -438,7 +471,7 @@ export class Sender {
         inline = null;
       }
       if (!complete) return;
-      const sha256 = await hash;
+      const sha256 = await this.digestFor(item, req);
       if (req.aborted || !p.link.isOpen) return;
       p.link.send(encodeControl({ type: "end", id: item.id, size: item.size, sha256 }));
       if (t) this.update(t, { note: "waiting for the receiver to verify" });

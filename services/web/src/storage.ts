@@ -392,7 +392,7 @@ class WorkerSink implements Sink {
   hashInWorker(size: number): boolean {
     if (!this.worker.hashes) return false;
     this.size = size;
-    this.worker.post({ op: "hash", file: this.file });
+    this.worker.post({ op: "hash", file: this.file, size });
     return true;
   }
 

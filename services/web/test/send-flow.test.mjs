@@ -221,6 +221,20 @@ describe("sendItem", () => {
     }
   });
 
+  it("sends the next block only once what onBlock returned resolves (hashing that fell behind)", async () => {
+    const it = item(3 * P.READ_BYTES);
+    const ch = new TestChannel();
+    let caughtUp;
+    const behind = new Promise((r) => { caughtUp = r; });
+    const run = P.sendItem(ch, it, { id: 7, offset: 0, aborted: false }, new TestGate(() => Infinity),
+      () => (ch.sentBytes === P.READ_BYTES ? behind : undefined));
+    for (let k = 0; k < 20; k++) await new Promise((r) => setImmediate(r));
+    assert.equal(ch.sentBytes, P.READ_BYTES, "the second block waits");
+    caughtUp();
+    assert.equal(await run, true);
+    assert.equal(ch.sentBytes, it.size);
+  });
+
   it("reads at most one block ahead of what it sent while the window holds it back", async () => {
     const it = item(P.ACK_WINDOW + 4 * P.READ_BYTES);
     const reads = [];
