@@ -122,7 +122,14 @@ export async function sendItem(ch: FrameChannel, item: OutItem, req: OutRequest,
       frame.set(block.subarray(o, o + n), FRAME_HEADER_BYTES);
       if (!ch.send(n === maxPayload ? frame : frame.subarray(0, FRAME_HEADER_BYTES + n))) return drop();
     }
-    if (onBlock) await onBlock(block);
+    if (onBlock) {
+      try {
+        await onBlock(block);
+      } catch (e) {
+        drop();
+        throw e;
+      }
+    }
     off = end;
   }
   return true;

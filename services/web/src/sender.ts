@@ -24,6 +24,8 @@ export interface SharedItem extends ManifestItem {
   hash?: Promise<string>;
   /** The request whose blocks make `hash` as they are sent, while it runs. */
   hashedBy?: OutRequest | null;
+  /** When that request last sent a block (ms since the epoch). */
+  hashMoved?: number;
 }
 
 /**
@@ -83,6 +85,12 @@ interface Peer {
 
 /** A flow-control wait re-checks after this even without a wake-up (a missed bufferedamountlow must not stall). */
 const WAKE_POLL_MS = 250;
+/**
+ * How long the request making an item's digest from the blocks it sends
+ * may send none before a request that has sent every byte stops waiting
+ * for it (digestFor).
+ */
+const HASH_STALL_MS = 5000;
 
 export class Sender {
   readonly session = randomId(12);
@@ -186,16 +194,23 @@ export class Sender {
    * The item digest for a request that has sent every byte. Should another
    * request still be making it from the blocks it sends, that one goes at
    * the pace of its own receiver, which may stop acknowledging for as long
-   * as it likes: the file is then read on its own for the digest, and
-   * whichever of the two is first serves both.
+   * as it likes. This one waits for it while it moves; once it has sent no
+   * block for HASH_STALL_MS, the file is read on its own for the digest,
+   * and whichever of the two succeeds first serves both.
    */
-  private digestFor(item: SharedItem, req: OutRequest): Promise<string> {
-    if (item.hash && item.hashedBy && item.hashedBy !== req) {
-      debug(`item ${item.id}: its SHA-256 waits for another receiver's transfer; reading the file for it too`);
-      item.hashedBy = null;
-      return this.setHash(item, Promise.race([item.hash, digestWhole(item.blob)]));
+  private async digestFor(item: SharedItem, req: OutRequest): Promise<string> {
+    for (;;) {
+      const hash = item.hash;
+      const owner = item.hashedBy;
+      if (!hash || !owner || owner === req) return this.hashOf(item);
+      const idle = Date.now() - (item.hashMoved ?? 0);
+      if (idle >= HASH_STALL_MS) {
+        debug(`item ${item.id}: the transfer making its SHA-256 has sent nothing for ${HASH_STALL_MS / 1000} s; reading the file for it too`);
+        item.hashedBy = null;
+        return this.setHash(item, Promise.any([hash, digestWhole(item.blob)]));
+      }
+      await Promise.race([hash.catch(() => undefined), new Promise((r) => setTimeout(r, HASH_STALL_MS - idle))]);
     }
-    return this.hashOf(item);
   }
 
   // --- signaling ----------------------------------------------------------------
@@ -422,15 +437,19 @@ export class Sender {
     // the file), in the disk worker that reads them where one runs, else on
     // the page. Should this request stop early, the rest of the file is read
     // for the hash on its own, for whoever waits on the promise.
-    let inline: { settle: (h: Promise<string>) => void } | null = null;
+    let inline: { settle: (make: () => Promise<string>) => void } | null = null;
     if (!item.hash && req.offset === 0) {
       let resolve!: (h: Promise<string>) => void;
-      this.setHash(item, new Promise<string>((r) => { resolve = r; }));
+      const own = this.setHash(item, new Promise<string>((r) => { resolve = r; }));
       item.hashedBy = req;
+      item.hashMoved = Date.now();
       inline = {
-        settle: (h) => {
+        // `make` runs only while the digest is still this request's to make:
+        // once digestFor gave it to a read of its own, reading the rest here
+        // would be wasted.
+        settle: (make) => {
           if (item.hashedBy === req) item.hashedBy = null;
-          resolve(h);
+          resolve(item.hash === own ? make() : Promise.reject(new Error("made by a read of its own")));
         },
       };
     }
@@ -441,7 +460,7 @@ export class Sender {
       source = await workerSource(item.blob, !!inline);
     } catch (e) {
       // Whoever waits on the hash this request took on must not wait for ever.
-      inline?.settle(Promise.reject(e instanceof Error ? e : new Error(String(e))));
+      inline?.settle(() => Promise.reject(e instanceof Error ? e : new Error(String(e))));
       throw e;
     }
     const pageHasher = inline && !source?.hashes ? new BlockHasher(item.size) : null;
@@ -449,9 +468,13 @@ export class Sender {
     if (fresh || inline) {
       debug(`item ${item.id}: SHA-256 ${inline ? `from the blocks sent, ${pageHasher ? "on the page" : "by the disk worker"}` : "read on its own"}`);
     }
-    const onBlock = pageHasher ? (block: Uint8Array) => {
+    const onBlock = inline ? (block: Uint8Array) => {
+      item.hashMoved = Date.now();
+      if (!pageHasher) return undefined;
       pageHasher.update(block);
-      return pageHasher.ready();
+      // A block's digest that failed is no failed read: the digest is then
+      // read on its own (below), and the sending goes on.
+      return pageHasher.ready().catch(() => undefined);
     } : undefined;
     // The window counts from where this request starts; acks of an earlier request for the item do not count.
     p.acked.set(item.id, req.offset);
@@ -463,11 +486,10 @@ export class Sender {
     try {
       complete = await sendItem(p.link, out, req, gate, onBlock);
       if (inline) {
-        inline.settle(pageHasher ? hashRest(pageHasher, item.blob)
-          : source!.digest().catch((e: unknown) => {
-            debug(`item ${item.id}: no SHA-256 from the blocks sent (${String(e)}); reading the file again for it`);
-            return digestWhole(item.blob);
-          }));
+        inline.settle(() => (pageHasher ? hashRest(pageHasher, item.blob) : source!.digest()).catch((e: unknown) => {
+          debug(`item ${item.id}: no SHA-256 from the blocks sent (${String(e)}); reading the file again for it`);
+          return digestWhole(item.blob);
+        }));
         inline = null;
       }
       if (!complete) return;
@@ -476,7 +498,7 @@ export class Sender {
       p.link.send(encodeControl({ type: "end", id: item.id, size: item.size, sha256 }));
       if (t) this.update(t, { note: "waiting for the receiver to verify" });
     } catch (e) {
-      inline?.settle(digestWhole(item.blob));
+      inline?.settle(() => digestWhole(item.blob));
       // The wire message is for logs on the other side; its page words it from `code`.
       const message = `could not read "${item.path}": ${e instanceof Error ? e.message : String(e)}`;
       p.link.send(encodeControl({ type: "error", id: item.id, code: "read-failed", message }));

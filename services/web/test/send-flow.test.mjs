@@ -235,6 +235,17 @@ describe("sendItem", () => {
     assert.equal(ch.sentBytes, it.size);
   });
 
+  it("rejects with onBlock's error and leaves no read ahead unhandled", async () => {
+    const it = item(3 * P.READ_BYTES);
+    const blob = it.blob;
+    // The block after the first cannot be read either: nobody may be left to hear of it.
+    it.blob = { size: blob.size, slice: (a, b) => (a === 0 ? blob.slice(a, b) : { arrayBuffer: () => Promise.reject(new Error("read ahead failed")) }) };
+    const ch = new TestChannel();
+    await assert.rejects(P.sendItem(ch, it, { id: 7, offset: 0, aborted: false }, new TestGate(() => Infinity),
+      () => Promise.reject(new Error("hash failed"))), /hash failed/);
+    for (let k = 0; k < 10; k++) await new Promise((r) => setImmediate(r));
+  });
+
   it("reads at most one block ahead of what it sent while the window holds it back", async () => {
     const it = item(P.ACK_WINDOW + 4 * P.READ_BYTES);
     const reads = [];
