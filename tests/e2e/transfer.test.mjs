@@ -86,6 +86,14 @@ async function progressBytes(page, name) {
   }, name);
 }
 
+/** Resolves once the receiving page has `bytes` of item `name`. */
+async function untilBytes(page, name, bytes, timeout) {
+  await page.waitForFunction(([n, b]) => {
+    const el = [...document.querySelectorAll('[data-testid="progress"]')].find((e) => e.getAttribute("data-name") === n);
+    return Number(el?.getAttribute("data-bytes") || 0) >= b;
+  }, [name, bytes], { timeout, polling: 20 });
+}
+
 function downloadButton(page, name) {
   return page.locator('[data-testid="offered-item"]').filter({ has: page.locator(".name", { hasText: name }) })
     .locator('[data-testid="download-button"]');
@@ -417,10 +425,7 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     const dl = p.waitForEvent("download", { timeout: 180000 });
     await downloadButton(p, BIG).click();
     // Cut once a good part (more than the sender's 16 MiB window) has arrived.
-    await p.waitForFunction((n) => {
-      const el = [...document.querySelectorAll('[data-testid="progress"]')].find((e) => e.getAttribute("data-name") === n);
-      return Number(el?.getAttribute("data-bytes") || 0) >= 24 * 1024 * 1024;
-    }, BIG, { timeout: 120000, polling: 20 });
+    await untilBytes(p, BIG, 24 * 1024 * 1024, 120000);
     const cut = await p.evaluate(() => {
       const open = window.__pcs.filter((pc) => pc.connectionState === "connected").length;
       for (const pc of window.__pcs) pc.close();
@@ -487,10 +492,7 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
       await downloadButton(p, NAME).waitFor({ timeout: 30000 });
       const dl = p.waitForEvent("download", { timeout: 180000 });
       await downloadButton(p, NAME).click();
-      await p.waitForFunction((n) => {
-        const el = [...document.querySelectorAll('[data-testid="progress"]')].find((e) => e.getAttribute("data-name") === n);
-        return Number(el?.getAttribute("data-bytes") || 0) >= 20 * 1024 * 1024;
-      }, NAME, { timeout: 120000, polling: 20 });
+      await untilBytes(p, NAME, 20 * 1024 * 1024, 120000);
       await p.evaluate(() => { for (const pc of window.__pcs) pc.close(); });
       const got = await (await dl).path();
       assert.equal(await sha256File(got), await sha256File(file), "SHA-256 after the resume");
@@ -522,10 +524,7 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
       const a = await openReceiver("receiver-no-acks", { initScript: noAcks });
       await downloadButton(a.page, NAME).waitFor({ timeout: 30000 });
       await downloadButton(a.page, NAME).click();
-      await a.page.waitForFunction((n) => {
-        const el = [...document.querySelectorAll('[data-testid="progress"]')].find((e) => e.getAttribute("data-name") === n);
-        return Number(el?.getAttribute("data-bytes") || 0) >= 8 * 1024 * 1024;
-      }, NAME, { timeout: 60000, polling: 50 });
+      await untilBytes(a.page, NAME, 8 * 1024 * 1024, 60000);
       const b = await openReceiver("receiver-beside-stalled");
       await downloadButton(b.page, NAME).waitFor({ timeout: 30000 });
       const { file: got } = await download(b.page, NAME);
@@ -548,10 +547,7 @@ describe("web client end to end", { timeout: 15 * 60 * 1000 }, () => {
     await p.waitForFunction(() => document.querySelector("#signal-status")?.getAttribute("data-state") === "joined", null, { timeout: 15000 });
     const dl = p.waitForEvent("download", { timeout: 180000 });
     await downloadButton(p, BIG).click();
-    await p.waitForFunction((n) => {
-      const el = [...document.querySelectorAll('[data-testid="progress"]')].find((e) => e.getAttribute("data-name") === n);
-      return Number(el?.getAttribute("data-bytes") || 0) >= 4 * 1024 * 1024;
-    }, BIG, { timeout: 60000, polling: 20 });
+    await untilBytes(p, BIG, 4 * 1024 * 1024, 60000);
     const w2 = env.cluster.workers[1];
     await env.cluster.stopWorker(1);
     await p.waitForFunction(() => document.querySelector("#signal-status")?.getAttribute("data-state") !== "joined", null, { timeout: 15000 });
