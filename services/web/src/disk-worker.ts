@@ -118,11 +118,15 @@ function read(m: Extract<ToDisk, { op: "read" | "digest" | "sourceDigest" }>): v
       // then goes to the page at once and the digest runs meanwhile.
       s.hasher?.updateAt(m.from, new Uint8Array(buf));
       post({ op: "block", req: m.req, buf }, [buf]);
-      // The next read waits should hashing fall behind (as for writes).
-      await s.hasher?.ready();
     } catch (e) {
       fault(e);
+      return;
     }
+    // The next read waits should hashing fall behind (as for writes). This
+    // request is answered already: a failed block digest is for
+    // sourceDigest to report (the page then reads the file for the digest
+    // on its own), not a second answer to this read.
+    await s.hasher?.ready().catch(() => undefined);
   });
 }
 
