@@ -304,6 +304,56 @@ describe("a worker SIGKILLed", { timeout: 90000 }, () => {
   });
 });
 
+describe("a worker SIGKILLed and restarted at once under the same id", { timeout: 90000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 2 });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  // Its heartbeat never lapses (the new run renews it), so no reaper takes
+  // the dead run's sockets: the new run does, before its first heartbeat.
+  it("the new run unbinds what the dead run left: peers are told once, the rooms and its set hold only live sockets", async () => {
+    const api = c.roomApi.url;
+    const r1 = await createRoom(api);
+    const a = await connect(c.workers[0].url);
+    const b = await connect(c.workers[1].url);
+    try {
+      assert.equal((await join(a, r1)).success, true);
+      assert.equal((await join(b, r1)).success, true);
+      const [aid, bid] = [a.id, b.id];
+      const victim = c.workers[1];
+      assert.equal(await c.redisCli("SISMEMBER", `pd:worker:${victim.id}:sockets`, bid), "1");
+      assert.deepEqual(await c.killWorker(1), { code: null, signal: "SIGKILL" });
+      b.close();
+      const t0 = Date.now();
+      const w2 = await c.startWorker(1, victim.port, { PD_WORKER_ID: victim.id });
+      assert.deepEqual(await waitFor(a, "peer-disconnected", { timeout: 15000 }), { peerId: bid });
+      console.log(`# peers told ${Date.now() - t0} ms after the restart`);
+      assert.ok(Date.now() - t0 < 10000, "told by the new run, not after the dead run's heartbeat would have lapsed");
+      assert.equal(await c.redisCli("EXISTS", `socket:${bid}`), "0");
+      assert.equal(await c.redisCli("SMEMBERS", `room:${r1}:sockets`), aid);
+      assert.equal(await c.redisCli("SISMEMBER", "pd:workers", w2.id), "1", "the new run is registered");
+      // A socket of the new run joins, and is left alone.
+      const b2 = await connect(w2.url);
+      try {
+        assert.equal((await join(b2, r1)).success, true);
+        const b2id = b2.id;
+        assert.deepEqual(await waitFor(a, "ready", { pred: (x) => x.peerId === b2id }), { peerId: b2id });
+        assert.equal(await c.redisCli("SMEMBERS", `pd:worker:${w2.id}:sockets`), b2id);
+        await expectNothing([a], "peer-disconnected", { ms: 6000 }); // told once, and the new socket stays
+        assert.equal(await c.redisCli("SCARD", `room:${r1}:sockets`), "2");
+      } finally {
+        b2.close();
+      }
+    } finally {
+      closeAll(a, b);
+    }
+  });
+});
+
 describe("SIGTERM drain", { timeout: 90000 }, () => {
   let c;
   before(async () => {

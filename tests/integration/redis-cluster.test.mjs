@@ -389,4 +389,42 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       closeAll(...socks);
     }
   });
+
+  it("a worker SIGKILLed and restarted at once under the same id: the new run takes the dead run's sockets out, per slot", async () => {
+    const w1 = c.workers[0];
+    const { id, port } = c.workers[1];
+    const seed = c.clusterPorts.find((p) => c.nodeProcs.get(p).running);
+    const socks = [];
+    try {
+      let w2 = await c.startWorker(1, port, { PD_WORKER_ID: id });
+      const R = await createRoom(c.roomApi.url);
+      const a = await connect(w1.url);
+      const b = await connect(w2.url);
+      socks.push(a, b);
+      assertJoined(await join(a, R));
+      assertJoined(await join(b, R));
+      const bid = b.id;
+      await c.killWorker(1);
+      b.close();
+      const t0 = Date.now();
+      w2 = await c.startWorker(1, port, { PD_WORKER_ID: id });
+      const gone = await waitFor(a, "peer-disconnected", { pred: (x) => x.peerId === bid, timeout: GUARD_MS });
+      assert.equal(gone.peerId, bid);
+      assert.ok(Date.now() - t0 < 10000, `told by the new run (${Date.now() - t0} ms), not by a reaper`);
+      const sockets = `room:{${R}}:sockets`;
+      assert.equal(await redisCliRaw(await ownerPort(seed, sockets), "SISMEMBER", sockets, bid), "0");
+      const bind = `socket:{${id}}:${bid}`;
+      assert.equal(await redisCliRaw(await ownerPort(seed, bind), "EXISTS", bind), "0");
+      // A socket of the new run stays bound.
+      const b2 = await connect(w2.url);
+      socks.push(b2);
+      assertJoined(await join(b2, R));
+      const wsocks = `pd:worker:{${id}}:sockets`;
+      assert.equal(await redisCliRaw(await ownerPort(seed, wsocks), "SMEMBERS", wsocks), b2.id);
+      await relayOk(b2, a, "after-restart");
+      assert.deepEqual(c.currentProblems(), []);
+    } finally {
+      closeAll(...socks);
+    }
+  });
 });

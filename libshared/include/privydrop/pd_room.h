@@ -151,6 +151,14 @@ typedef void (*pd_cluster_reaped_fn)(const char *room, const char *sid, void *da
 int pd_cluster_reap(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb,
                     pd_room_long_fn done_cb, void *data);
 
+/* Once per process, before its first heartbeat: unbind the sockets that an
+ * earlier run under the same id left bound (a crash, then a restart faster
+ * than the reaper: its heartbeat never lapses, so no reaper would take
+ * them). Ids are unique per live instance, so every socket in the set is
+ * dead. reaped_cb and done_cb as for pd_cluster_reap. */
+int pd_cluster_take_over(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb, pd_room_long_fn done_cb,
+                         void *data);
+
 /* Remove this instance's cluster keys (clean shutdown). */
 int pd_cluster_retire(pd_redis *r, const char *owner, pd_room_long_fn cb, void *data);
 

@@ -205,6 +205,25 @@ static const char CONN_TOTAL_LUA[] =
     "end\n"
     "return t\n";
 
+/* Lua: unbinds every socket in the set named by the local `skey` from its
+ * room (empty rooms → 900 s) and appends room, sid to the local `out`. */
+#define REAP_SOCKETS                                                                                   \
+    "for _, sid in ipairs(redis.call('SMEMBERS', skey)) do\n"                                             \
+    "  local room = redis.call('GET', 'socket:' .. sid)\n"                                                \
+    "  if room then\n"                                                                                    \
+    "    redis.call('DEL', 'socket:' .. sid)\n"                                                           \
+    "    redis.call('SREM', 'room:' .. room .. ':sockets', sid)\n"                                        \
+    "    if redis.call('EXISTS', 'room:' .. room) == 1 and\n"                                             \
+    "       redis.call('SCARD', 'room:' .. room .. ':sockets') == 0 then\n"                               \
+    "      redis.call('EXPIRE', 'room:' .. room, 900)\n"                                                  \
+    SHORT_SOONER("room")                                                                                  \
+    "    end\n"                                                                                           \
+    "    table.insert(out, room)\n"                                                                       \
+    "    table.insert(out, sid)\n"                                                                        \
+    "  end\n"                                                                                             \
+    "end\n"                                                                                               \
+    "redis.call('DEL', skey)\n"
+
 /* KEYS: pd:workers, pd:conns, pd:reaper:lock  ARGV: owner, lock ms
  * Returns a flat list room1, sid1, room2, sid2, ... or false if the lock
  * is held by someone else. */
@@ -214,25 +233,18 @@ static const char REAP_LUA[] =
     "for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
     "  if redis.call('EXISTS', 'pd:worker:' .. w .. ':hb') == 0 then\n"
     "    local skey = 'pd:worker:' .. w .. ':sockets'\n"
-    "    for _, sid in ipairs(redis.call('SMEMBERS', skey)) do\n"
-    "      local room = redis.call('GET', 'socket:' .. sid)\n"
-    "      if room then\n"
-    "        redis.call('DEL', 'socket:' .. sid)\n"
-    "        redis.call('SREM', 'room:' .. room .. ':sockets', sid)\n"
-    "        if redis.call('EXISTS', 'room:' .. room) == 1 and\n"
-    "           redis.call('SCARD', 'room:' .. room .. ':sockets') == 0 then\n"
-    "          redis.call('EXPIRE', 'room:' .. room, 900)\n"
-        SHORT_SOONER("room")
-    "        end\n"
-    "        table.insert(out, room)\n"
-    "        table.insert(out, sid)\n"
-    "      end\n"
-    "    end\n"
-    "    redis.call('DEL', skey)\n"
+    REAP_SOCKETS
     "    redis.call('HDEL', KEYS[2], w)\n"
     "    redis.call('SREM', KEYS[1], w)\n"
     "  end\n"
     "end\n"
+    "return out\n";
+
+/* KEYS: pd:worker:<owner>:sockets → room1, sid1, ... (as REAP_LUA) */
+static const char TAKE_OVER_LUA[] =
+    "local out = {}\n"
+    "local skey = KEYS[1]\n"
+    REAP_SOCKETS
     "return out\n";
 
 /* KEYS: pd:workers, pd:conns, hb, sockets  ARGV: owner */
@@ -270,6 +282,7 @@ static pd_script track_script = PD_SCRIPT(TRACK_LUA);
 static pd_script get_free_script = PD_SCRIPT(GET_FREE_LUA);
 static pd_script conn_total_script = PD_SCRIPT(CONN_TOTAL_LUA);
 static pd_script reap_script = PD_SCRIPT(REAP_LUA);
+static pd_script take_over_script = PD_SCRIPT(TAKE_OVER_LUA);
 static pd_script retire_script = PD_SCRIPT(RETIRE_LUA);
 
 /* EVAL a script; on failure the call is freed. */
@@ -614,6 +627,21 @@ int pd_cluster_reap(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_
                         pd_slice_cstr("pd:reaper:lock")};
     pd_slice args[2] = {pd_slice_cstr(owner), pd_slice_cstr("4000")};
     return store_eval(r, on_reap, c, &reap_script, 3, keys, 2, args);
+}
+
+int pd_cluster_take_over(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb, pd_room_long_fn done_cb,
+                         void *data)
+{
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_take_over(r, owner, reaped_cb, done_cb, data);
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = done_cb;
+    c->reaped = reaped_cb;
+    char socks[KEYBUF];
+    pd_slice keys[1] = {key_fmt(socks, "pd:worker:", pd_slice_cstr(owner), ":sockets")};
+    return store_eval(r, on_reap, c, &take_over_script, 1, keys, 0, NULL);
 }
 
 int pd_cluster_retire(pd_redis *r, const char *owner, pd_room_long_fn cb, void *data)

@@ -663,6 +663,7 @@ typedef struct reap_worker {
     char w[128];
     int rooms_left;     /* room steps in flight */
     int failed;
+    int own;            /* a take-over: the worker lives on, only its listed sockets go */
 } reap_worker;
 
 typedef struct reap_room {
@@ -686,6 +687,9 @@ static void reap_worker_end(reap_worker *rw)
     if (rw->failed) {
         /* Left registered: the next reaper finds it dead and goes again. */
         rc->failed = 1;
+    } else if (rw->own) {
+        /* Each socket was forgotten as it left its room (on_reap_room): the
+         * set may already hold sockets of the new run. */
     } else {
         char k1[CKEY], k2[CKEY], hb[CKEY];
         pd_slice wkeys[1] = {wsocks_key(k1, rw->w)};
@@ -707,6 +711,8 @@ static void on_reap_room(redisReply *rep, void *data)
         rw->failed = 1;
     } else {
         rw->rc->reaped_n++;
+        if (rw->own)
+            pd_cstore_forget_socket(rw->rc->r, rw->w, pd_slice_cstr(rr->sid));
         if (rw->rc->reaped)
             rw->rc->reaped(rr->room, rr->sid, rw->rc->data);
     }
@@ -789,6 +795,35 @@ static void on_reap_find(redisReply *rep, void *data)
         }
     }
     reap_call_end(rc);
+}
+
+int pd_cstore_take_over(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb, pd_room_long_fn done_cb,
+                        void *data)
+{
+    reap_call *rc = calloc(1, sizeof(*rc));
+    reap_worker *rw = calloc(1, sizeof(*rw));
+    if (!rc || !rw || strlen(owner) >= sizeof(rw->w)) {
+        free(rc);
+        free(rw);
+        return PD_ERR;
+    }
+    rc->r = r;
+    rc->reaped = reaped_cb;
+    rc->done = done_cb;
+    rc->data = data;
+    rc->chains = 1;
+    rw->rc = rc;
+    rw->own = 1;
+    memcpy(rw->w, owner, strlen(owner));
+    char k1[CKEY], k2[CKEY];
+    pd_slice keys[1] = {wsocks_key(k1, rw->w)};
+    pd_slice args[1] = {bind_prefix(k2, rw->w)};
+    if (ceval(r, on_reap_list, rw, REAP_LIST_LUA, 1, keys, 1, args) != PD_OK) {
+        free(rc);
+        free(rw);
+        return PD_ERR;
+    }
+    return PD_OK;
 }
 
 int pd_cstore_reap(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb, pd_room_long_fn done_cb,

@@ -15,13 +15,21 @@ struct pd_maint {
     void *ud;                          /* the owner */
     uv_timer_t timers[MAINT_NTIMERS];  /* indexed by the enum above */
     int open_timers;                   /* not yet closed (free-on-close) */
+    int took_over;                     /* pd_cluster_take_over sent (once per process) */
 };
+
+static void on_reaped(const char *room, const char *sid, void *data);
 
 void pd_maint_beat_now(pd_maint *m)
 {
     pd_worker *w = m->w;
     if (!pd_redis_ready(w->redis) || w->retiring)
         return;
+    /* First: no join of this run can be in the set yet (joins wait for
+     * Redis), so whatever is there was left by an earlier run under this id
+     * (docs/architecture.md, "Heartbeats and the reaper"). */
+    if (!m->took_over && pd_cluster_take_over(w->redis, w->cfg.worker_id, on_reaped, NULL, m) == PD_OK)
+        m->took_over = 1;
     pd_cluster_heartbeat(w->redis, w->cfg.worker_id, (long)m->hooks.sockets(m->ud));
     m->hooks.retry(m->ud);
 }
