@@ -132,11 +132,86 @@ describe("Redis stops and restarts (for real)", { timeout: 120000 }, () => {
         await crossRelays(a, b, `relay ${r} w1 → w2`);
         await crossRelays(b, a, `relay ${r} w2 → w1`);
       }
+      // Redis came back empty: the rooms are restored from their live
+      // members (each worker binds its own), so their ids are taken again
+      // and cannot be handed to a stranger.
+      for (const [a, b, r] of pairs) {
+        await eventually(`room ${r} restored with both members`, async () =>
+          (await c.redisCli("SMEMBERS", `room:${r}:sockets`)).split("\n").sort().join(" ") === [a.id, b.id].sort().join(" "),
+          { timeout: 10000 });
+        assert.equal(await c.redisCli("GET", `socket:${a.id}`), r);
+        assert.equal(await c.redisCli("SISMEMBER", `pd:worker:${c.workers[1].id}:sockets`, b.id), "1");
+        const ttl = Number(await c.redisCli("TTL", `room:${r}`));
+        assert.ok(ttl > 86000, `restored with the full life (${ttl})`);
+        const again = await postJson(api, "/api/check_room", { roomId: r }, { headers: { "x-forwarded-for": uniqueIp() } });
+        assert.equal(again.json.available, false, `${r} is taken again`);
+      }
+      const jr2 = await join(late, rooms[0]);
+      assert.equal(jr2.success, true, "a room with live members exists again for a late joiner");
       const res = await loop.stop();
       assert.deepEqual(res.failures, [], `same-worker relay never stopped (${res.sent} offers)`);
       assert.ok(res.sent >= 20);
     } finally {
       closeAll(all);
+    }
+  });
+});
+
+describe("rooms with live members are renewed (PD_ROOM_REFRESH_MS 1000)", { timeout: 90000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 2, signalEnv: { PD_ROOM_REFRESH_MS: "1000" } });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+  const ttl = async (k) => Number(await c.redisCli("TTL", k));
+  const members = async (r) => (await c.redisCli("SMEMBERS", `room:${r}:sockets`)).split("\n").filter(Boolean).sort().join(" ");
+
+  it("a room nears the end of its life while its members stay: renewed, bindings too, and its id is not free", async () => {
+    const api = c.roomApi.url;
+    const r = await createRoom(api);
+    const a = await connect(c.workers[0].url);
+    const b = await connect(c.workers[1].url);
+    try {
+      assert.equal((await join(a, r)).success, true);
+      assert.equal((await join(b, r)).success, true);
+      // As if 24 h had nearly passed since the last join.
+      for (const k of [`room:${r}`, `room:${r}:sockets`, `socket:${a.id}`, `socket:${b.id}`]) await c.redisCli("EXPIRE", k, "8");
+      // Each worker renews the room and its own members' bindings.
+      await eventually("renewed by both workers", async () => (await ttl(`room:${r}`)) > 80000
+        && (await ttl(`room:${r}:sockets`)) > 80000
+        && (await ttl(`socket:${a.id}`)) > 85000 && (await ttl(`socket:${b.id}`)) > 85000, { timeout: 7000 });
+      assert.equal(await members(r), [a.id, b.id].sort().join(" "));
+      const again = await postJson(api, "/api/check_room", { roomId: r }, { headers: { "x-forwarded-for": uniqueIp() } });
+      assert.equal(again.json.available, false);
+    } finally {
+      closeAll(a, b);
+    }
+  });
+
+  it("a room Redis lost is restored from its members; one someone else created meanwhile is renewed but never joined", async () => {
+    const api = c.roomApi.url;
+    const [r1, r2] = [await createRoom(api), await createRoom(api)];
+    const [a, b, d, e] = [await connect(c.workers[0].url), await connect(c.workers[1].url),
+      await connect(c.workers[0].url), await connect(c.workers[1].url)];
+    try {
+      for (const [s, r] of [[a, r1], [b, r1], [d, r2], [e, r2]]) assert.equal((await join(s, r)).success, true);
+      // Both rooms lost with their members' bindings; r2 then created by a stranger.
+      await c.redisCli("DEL", `room:${r1}`, `room:${r1}:sockets`, `socket:${a.id}`, `socket:${b.id}`,
+        `room:${r2}`, `room:${r2}:sockets`, `socket:${d.id}`, `socket:${e.id}`);
+      const cr = await postJson(api, "/api/create_room", { roomId: r2 }, { headers: { "x-forwarded-for": uniqueIp() } });
+      assert.equal(cr.json.message, "create room success");
+      await c.redisCli("EXPIRE", `room:${r2}`, "60");
+      await eventually("r1 restored", async () => (await members(r1)) === [a.id, b.id].sort().join(" "), { timeout: 8000 });
+      assert.equal(await c.redisCli("GET", `socket:${b.id}`), r1);
+      assert.equal(await c.redisCli("HEXISTS", `room:${r1}`, "restored"), "1");
+      await eventually("r2 renewed", async () => (await ttl(`room:${r2}`)) > 80000, { timeout: 8000 });
+      assert.equal(await members(r2), "", "the stranger's room holds none of the old members");
+      assert.equal(await c.redisCli("HEXISTS", `room:${r2}`, "restored"), "0");
+      await crossRelays(a, b, "a restored room still relays");
+    } finally {
+      closeAll(a, b, d, e);
     }
   });
 });

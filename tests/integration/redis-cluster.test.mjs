@@ -427,4 +427,29 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       closeAll(...socks);
     }
   });
+
+  it("a room with live members is renewed per slot (PD_ROOM_REFRESH_MS 1000 on one worker)", async () => {
+    const w1 = c.workers[0];
+    const { id, port } = c.workers[1];
+    const seed = c.clusterPorts.find((p) => c.nodeProcs.get(p).running);
+    const socks = [];
+    try {
+      await c.killWorker(1);
+      const w2 = await c.startWorker(1, port, { PD_WORKER_ID: id, PD_ROOM_REFRESH_MS: "1000" });
+      const R = await createRoom(c.roomApi.url);
+      const a = await connect(w1.url);
+      const b = await connect(w2.url);
+      socks.push(a, b);
+      assertJoined(await join(a, R));
+      assertJoined(await join(b, R));
+      const room = `room:{${R}}`;
+      const bind = `socket:{${id}}:${b.id}`;
+      const ttl = async (k) => Number(await redisCliRaw(await ownerPort(seed, k), "TTL", k));
+      for (const k of [room, bind]) await redisCliRaw(await ownerPort(seed, k), "EXPIRE", k, "8");
+      await eventually("renewed", async () => (await ttl(room)) > 80000 && (await ttl(bind)) > 85000, { timeout: 7000 });
+      await relayOk(b, a, "renewed");
+    } finally {
+      closeAll(...socks);
+    }
+  });
 });

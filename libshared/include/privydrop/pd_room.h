@@ -84,6 +84,18 @@ int pd_room_grant_rejoin(pd_redis *r, pd_slice room, const char *client_ip, pd_r
  * a member, bit 1 = the room exists. */
 int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, pd_room_long_fn cb,
                   void *data);
+
+/* Sockets per pd_room_refresh call. */
+#define PD_ROOM_REFRESH_MAX 16
+/* A room where this instance (`owner`) has the live members `sids` (at most
+ * PD_ROOM_REFRESH_MAX; a room with more takes several calls): renew the
+ * room's life (PD_ROOM_TTL_S) and their bindings, so that neither expires
+ * while they are there and the room's id is not handed out again. A room
+ * Redis lost (restarted empty, or failed over to a replica that was
+ * behind) is created again, marked `restored`, and for 15 min every
+ * instance may bind its members there again; a room someone else created
+ * meanwhile is renewed, never joined. Fire and forget. */
+int pd_room_refresh(pd_redis *r, pd_slice room, const char *owner, const pd_slice *sids, size_t n);
 #define PD_LEAVE_WAS_MEMBER 1
 #define PD_LEAVE_ROOM_EXISTS 2
 

@@ -85,6 +85,42 @@ static const char LEAVE_LUA[] =
     "end\n"
     "return removed + 2 * exists\n";
 
+/* Lua: whether the room KEYS[1] was lost by Redis and is being restored
+ * (`restoring`), setting `now` (Redis's clock, ms). A lost room is created
+ * again with a `restored` field; for 15 min after that, every worker with
+ * members there may bind them again (each restores its own), but nobody
+ * may bind into a room that someone created meanwhile (get_room,
+ * create_room): it has no such field. */
+#define ROOM_RESTORING                                                                                 \
+    "local t = redis.call('TIME')\n"                                                                      \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                             \
+    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"                                                        \
+    "  redis.call('HSET', KEYS[1], 'created_at', now, 'restored', now)\n"                                 \
+    "end\n"                                                                                               \
+    "local r = tonumber(redis.call('HGET', KEYS[1], 'restored'))\n"                                       \
+    "local restoring = r ~= nil and now - r < 900000\n"
+
+/* KEYS: room, room sockets, owner's set  ARGV: room id, sid...
+ * A room with live members here (pd_room_refresh): its life and their
+ * bindings are renewed; a room Redis lost is restored with them. */
+static const char REFRESH_LUA[] =
+    ROOM_RESTORING
+    "for i = 2, #ARGV do\n"
+    "  local k = 'socket:' .. ARGV[i]\n"
+    "  local cur = redis.call('GET', k)\n"
+    "  if cur == ARGV[1] then\n"
+    "    redis.call('EXPIRE', k, 90000)\n"
+    "  elseif restoring and not cur then\n"
+    "    redis.call('SET', k, ARGV[1], 'EX', 90000)\n"
+    "    redis.call('SADD', KEYS[3], ARGV[i])\n"
+    "  end\n"
+    "  if restoring and redis.call('GET', k) == ARGV[1] then redis.call('SADD', KEYS[2], ARGV[i]) end\n"
+    "end\n"
+    "redis.call('EXPIRE', KEYS[1], 86400)\n"
+    "if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], 86400) end\n"
+    "if restoring then return 1 end\n"
+    "return 0\n";
+
 /* KEYS: room  ARGV: now ms (store_cluster.h) */
 const char PD_STORE_CREATE_LUA[] =
     "if redis.call('HSETNX', KEYS[1], 'created_at', ARGV[1]) == 1 then\n"
@@ -277,6 +313,7 @@ static store_call *call_new(void *data)
 static pd_script join_script = PD_SCRIPT(JOIN_LUA);
 static pd_script grant_rejoin_script = PD_SCRIPT(GRANT_REJOIN_LUA);
 static pd_script leave_script = PD_SCRIPT(LEAVE_LUA);
+static pd_script refresh_script = PD_SCRIPT(REFRESH_LUA);
 static pd_script create_script = PD_SCRIPT(PD_STORE_CREATE_LUA);
 static pd_script track_script = PD_SCRIPT(TRACK_LUA);
 static pd_script get_free_script = PD_SCRIPT(GET_FREE_LUA);
@@ -439,6 +476,25 @@ int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, p
     };
     pd_slice args[2] = {sid, room};
     return store_eval(r, on_long, c, &leave_script, owner ? 4 : 3, keys, 2, args);
+}
+
+int pd_room_refresh(pd_redis *r, pd_slice room, const char *owner, const pd_slice *sids, size_t n)
+{
+    if (n > PD_ROOM_REFRESH_MAX)
+        return PD_ERR;
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_refresh(r, room, owner, sids, n);
+    store_call *c = call_new(NULL);
+    if (!c)
+        return PD_ERR;
+    char k1[KEYBUF], k2[KEYBUF], k3[KEYBUF];
+    pd_slice keys[3] = {key_fmt(k1, "room:", room, ""), key_fmt(k2, "room:", room, ":sockets"),
+                        key_fmt(k3, "pd:worker:", pd_slice_cstr(owner), ":sockets")};
+    pd_slice args[1 + PD_ROOM_REFRESH_MAX];
+    args[0] = room;
+    for (size_t i = 0; i < n; i++)
+        args[1 + i] = sids[i];
+    return store_eval(r, on_long, c, &refresh_script, 3, keys, 1 + (int)n, args);
 }
 
 int pd_room_exists(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data)

@@ -104,6 +104,39 @@ static const char ROOM_JOIN_LUA[] =
     "if member then return 1 end\n"
     "return 0\n";
 
+/* Worker slot, first (the binding before the room set, as for a join).
+ * KEYS: pd:worker:{w}:sockets  ARGV: binding prefix, room id, sid...
+ * Renews the sockets' bindings to the room, and binds those Redis lost
+ * (the room step then decides whether they may enter the room). */
+static const char BIND_REFRESH_LUA[] =
+    "for i = 3, #ARGV do\n"
+    "  local k = ARGV[1] .. ARGV[i]\n"
+    "  local cur = redis.call('GET', k)\n"
+    "  if cur == ARGV[2] then\n"
+    "    redis.call('EXPIRE', k, 90000)\n"
+    "  elseif not cur then\n"
+    "    redis.call('SET', k, ARGV[2], 'EX', 90000)\n"
+    "    redis.call('SADD', KEYS[1], ARGV[i])\n"
+    "  end\n"
+    "end\n"
+    "return 0\n";
+
+/* Room slot, then. KEYS: room, room sockets  ARGV: sid...
+ * As store.c's REFRESH_LUA for the room's keys (the same `restored` rule). */
+static const char ROOM_REFRESH_LUA[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  redis.call('HSET', KEYS[1], 'created_at', now, 'restored', now)\n"
+    "end\n"
+    "local r = tonumber(redis.call('HGET', KEYS[1], 'restored'))\n"
+    "if r ~= nil and now - r < 900000 then\n"
+    "  for i = 1, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end\n"
+    "end\n"
+    "redis.call('EXPIRE', KEYS[1], 86400)\n"
+    "if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], 86400) end\n"
+    "return 0\n";
+
 /* Room slot. KEYS: room, room sockets  ARGV: sid → removed + 2 * exists */
 static const char ROOM_LEAVE_LUA[] =
     "local removed = redis.call('SREM', KEYS[2], ARGV[1])\n"
@@ -795,6 +828,23 @@ static void on_reap_find(redisReply *rep, void *data)
         }
     }
     reap_call_end(rc);
+}
+
+int pd_cstore_refresh(pd_redis *r, pd_slice room, const char *owner, const pd_slice *sids, size_t n)
+{
+    char k1[CKEY], k2[CKEY];
+    pd_slice args[2 + PD_ROOM_REFRESH_MAX];
+    if (n > PD_ROOM_REFRESH_MAX)
+        return PD_ERR;
+    pd_slice wkeys[1] = {wsocks_key(k1, owner)};
+    args[0] = bind_prefix(k2, owner);
+    args[1] = room;
+    for (size_t i = 0; i < n; i++)
+        args[2 + i] = sids[i];
+    if (ceval(r, NULL, NULL, BIND_REFRESH_LUA, 1, wkeys, 2 + (int)n, args) != PD_OK)
+        return PD_ERR;
+    pd_slice rkeys[2] = {room_key(k1, room), room_socks_key(k2, room)};
+    return ceval(r, NULL, NULL, ROOM_REFRESH_LUA, 2, rkeys, (int)n, args + 2);
 }
 
 int pd_cstore_take_over(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb, pd_room_long_fn done_cb,

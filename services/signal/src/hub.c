@@ -48,6 +48,7 @@ struct hub_room {
     uint32_t n, cap;
     int joins_pending;        /* joins in flight that want the channel */
     uint64_t empty_since;     /* monotonic ms when n and joins hit 0 */
+    uint64_t refreshed_at;    /* monotonic ms its Redis keys were last renewed; 0: due */
     hub_sock *inline_members[HUB_ROOM_INLINE];
     char id[];                /* room id */
 };
@@ -513,6 +514,8 @@ static void on_join_done(const pd_join_result *res, void *data)
             break;
         }
         s->room = r;
+        if (!r->refreshed_at)
+            r->refreshed_at = pd_mono_ms(); /* the join renewed the room's life */
         announce_join(h, s, r, c);
         break;
     case PD_JOIN_BOUND_ELSEWHERE:
@@ -908,7 +911,10 @@ static int sweep_visit(pd_slice key, void *value, void *data)
     return 0;
 }
 
-/* Unsubscribe rooms left empty for the grace period. */
+static void rooms_refresh(pd_hub *h, int force);
+
+/* Unsubscribe rooms left empty for the grace period, and renew the rooms
+ * whose refresh is due. */
 static void maint_sweep(void *ud)
 {
     pd_hub *h = ud;
@@ -920,13 +926,71 @@ static void maint_sweep(void *ud)
         for (size_t i = 0; i < c.n; i++)
             room_free(h, c.victims[i]);
     } while (c.n == PD_ARRAY_LEN(c.victims));
+    rooms_refresh(h, 0);
+}
+
+/* Rooms with members here keep their Redis keys alive (pd_room_refresh):
+ * without it a room lives 24 h from its last join, and then its id can be
+ * handed out again while its members are still here, and a stranger who
+ * gets it would join their session (docs/architecture.md, "Rooms that
+ * outlive their TTL"). At most this many rooms per sweep. */
+#define HUB_REFRESH_PER_SWEEP 1024
+
+typedef struct refresh_ctx {
+    pd_hub *h;
+    uint64_t now;
+    int left;
+    int force;                /* every room is due (Redis came back) */
+} refresh_ctx;
+
+static void room_refresh(pd_hub *h, hub_room *r, uint64_t now)
+{
+    pd_worker *w = h->w;
+    pd_slice sids[PD_ROOM_REFRESH_MAX];
+    for (uint32_t i = 0; i < r->n;) {
+        size_t k = 0;
+        for (; k < PD_ROOM_REFRESH_MAX && i < r->n; k++, i++)
+            sids[k] = pd_slice_cstr(r->members[i]->conn->sid);
+        pd_room_refresh(w->redis, pd_slice_cstr(r->id), w->cfg.worker_id, sids, k);
+    }
+    r->refreshed_at = now;
+}
+
+static int refresh_visit(pd_slice key, void *value, void *data)
+{
+    (void)key;
+    hub_room *r = value;
+    refresh_ctx *c = data;
+    if (r->n == 0)
+        return 0;
+    if (c->force)
+        r->refreshed_at = 0;
+    else if (r->refreshed_at && c->now - r->refreshed_at < (uint64_t)c->h->w->cfg.room_refresh_ms)
+        return 0;
+    if (c->left == 0)
+        return c->force ? 0 : 1; /* the next sweep takes the rest */
+    c->left--;
+    room_refresh(c->h, r, c->now);
+    return 0;
+}
+
+static void rooms_refresh(pd_hub *h, int force)
+{
+    if (!pd_redis_ready(h->w->redis))
+        return;
+    refresh_ctx c = {h, pd_mono_ms(), HUB_REFRESH_PER_SWEEP, force};
+    pd_ptab_foreach(h->rooms, refresh_visit, &c);
 }
 
 void pd_hub_on_redis_state(pd_hub *h, int ready)
 {
     pd_metric_set(h->w->m_redis_up, NULL, ready ? 1 : 0);
-    if (ready)
-        pd_maint_beat_now(h->maint); /* Redis may have restarted empty: re-register at once */
+    if (!ready)
+        return;
+    pd_maint_beat_now(h->maint); /* Redis may have restarted empty: re-register at once */
+    /* ... and lost the rooms: every room with members here is renewed, or
+     * created again with them, as soon as it can be. */
+    rooms_refresh(h, 1);
 }
 
 /* ---- life cycle ----------------------------------------------------------- */

@@ -43,6 +43,7 @@ static const char USAGE[] =
     "  PD_EVENT_BURST           burst allowance for that rate (200)\n"
     "  PD_MAX_ROOM_PEERS        sockets per room, 0 = unbounded (32)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
+    "  PD_ROOM_REFRESH_MS       renew rooms with members here this often (3600000)\n"
     "  PD_DRAIN_NOTICE_MS       SIGTERM: not ready this long before closing sockets (1000)\n"
     "  PD_DRAIN_SPREAD_MS       SIGTERM: then close sockets evenly over this (3000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
@@ -128,6 +129,9 @@ static void load_config(pd_worker_config *c, http_config *h, pd_cidr_list **trus
     pd_config_long(chk, "PD_EVENT_BURST", 200, 1, 1000000, &c->event_burst);
     pd_config_long(chk, "PD_MAX_ROOM_PEERS", 32, 0, 100000, &c->max_room_peers);
     pd_config_long(chk, "PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &c->drain_timeout_ms);
+    /* Well inside the rooms' 24 h life, so a refresh lost to a Redis outage
+     * is made up long before a room could expire. */
+    pd_config_long(chk, "PD_ROOM_REFRESH_MS", 3600000, 1000, 43200000, &c->room_refresh_ms);
     pd_config_long(chk, "PD_DRAIN_NOTICE_MS", 1000, 0, 600000, &c->drain_notice_ms);
     pd_config_long(chk, "PD_DRAIN_SPREAD_MS", 3000, 0, 600000, &c->drain_spread_ms);
     pd_config_long(chk, "PD_PEER_LINKS", 1, 0, 1, &c->peer_links);

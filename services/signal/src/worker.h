@@ -40,6 +40,7 @@ typedef struct pd_worker_config {
     long max_message_bytes;       /* PD_MAX_MESSAGE_BYTES */
     long max_send_queue_bytes;    /* PD_MAX_SEND_QUEUE_BYTES: slow readers are closed beyond */
     long drain_timeout_ms;        /* PD_DRAIN_TIMEOUT_MS */
+    long room_refresh_ms;         /* PD_ROOM_REFRESH_MS */
     long drain_notice_ms;         /* PD_DRAIN_NOTICE_MS: not ready, sockets still open */
     long drain_spread_ms;         /* PD_DRAIN_SPREAD_MS: sockets closed evenly over this */
     long max_connections;         /* PD_MAX_CONNECTIONS */
