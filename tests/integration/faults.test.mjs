@@ -143,7 +143,11 @@ describe("Redis stops and restarts (for real)", { timeout: 120000 }, () => {
         assert.equal(await c.redisCli("SISMEMBER", `pd:worker:${c.workers[1].id}:sockets`, b.id), "1");
         const ttl = Number(await c.redisCli("TTL", `room:${r}`));
         assert.ok(ttl > 86000, `restored with the full life (${ttl})`);
-        const again = await postJson(api, "/api/check_room", { roomId: r }, { headers: { "x-forwarded-for": uniqueIp() } });
+        // The room API reconnects on its own schedule.
+        const again = await eventually("the room API answers", async () => {
+          const x = await postJson(api, "/api/check_room", { roomId: r }, { headers: { "x-forwarded-for": uniqueIp() } });
+          return x.status === 200 ? x : null;
+        }, { timeout: 15000 });
         assert.equal(again.json.available, false, `${r} is taken again`);
       }
       const jr2 = await join(late, rooms[0]);
@@ -185,32 +189,51 @@ describe("rooms with live members are renewed (PD_ROOM_REFRESH_MS 1000)", { time
       assert.equal(await members(r), [a.id, b.id].sort().join(" "));
       const again = await postJson(api, "/api/check_room", { roomId: r }, { headers: { "x-forwarded-for": uniqueIp() } });
       assert.equal(again.json.available, false);
+      // Both leave through the room API: the refreshes do not undo that.
+      for (const s of [a, b]) {
+        const lr = await postJson(api, "/api/leave_room", { roomId: r, socketId: s.id }, { headers: { "x-forwarded-for": uniqueIp() } });
+        assert.equal(lr.json.success, true);
+      }
+      await sleep(2500); // more than two refresh periods
+      assert.ok((await ttl(`room:${r}`)) <= 900, "an emptied room keeps its 900 s");
+      assert.equal(await members(r), "");
+      for (const s of [a, b]) assert.equal(await c.redisCli("EXISTS", `socket:${s.id}`), "0");
     } finally {
       closeAll(a, b);
     }
   });
 
-  it("a room Redis lost is restored from its members; one someone else created meanwhile is renewed but never joined", async () => {
+  it("a room Redis lost is restored from its members; one someone else created meanwhile is never joined", async () => {
     const api = c.roomApi.url;
     const [r1, r2] = [await createRoom(api), await createRoom(api)];
     const [a, b, d, e] = [await connect(c.workers[0].url), await connect(c.workers[1].url),
       await connect(c.workers[0].url), await connect(c.workers[1].url)];
+    const frozen = [];
     try {
       for (const [s, r] of [[a, r1], [b, r1], [d, r2], [e, r2]]) assert.equal((await join(s, r)).success, true);
-      // Both rooms lost with their members' bindings; r2 then created by a stranger.
-      await c.redisCli("DEL", `room:${r1}`, `room:${r1}:sockets`, `socket:${a.id}`, `socket:${b.id}`,
-        `room:${r2}`, `room:${r2}:sockets`, `socket:${d.id}`, `socket:${e.id}`);
-      const cr = await postJson(api, "/api/create_room", { roomId: r2 }, { headers: { "x-forwarded-for": uniqueIp() } });
+      // Redis restarts empty while both workers are held still, and a
+      // stranger creates r2 before they are back.
+      for (const w of c.workers) { process.kill(w.pid, "SIGSTOP"); frozen.push(w.pid); }
+      await c.stopRedis();
+      await c.startRedis();
+      const cr = await eventually("the room API back", async () => {
+        const x = await postJson(api, "/api/create_room", { roomId: r2 }, { headers: { "x-forwarded-for": uniqueIp() } });
+        return x.status === 200 ? x : null;
+      }, { timeout: 15000 });
       assert.equal(cr.json.message, "create room success");
       await c.redisCli("EXPIRE", `room:${r2}`, "60");
-      await eventually("r1 restored", async () => (await members(r1)) === [a.id, b.id].sort().join(" "), { timeout: 8000 });
+      for (const pid of frozen.splice(0)) process.kill(pid, "SIGCONT");
+      await eventually("r1 restored", async () => (await members(r1)) === [a.id, b.id].sort().join(" "), { timeout: 15000 });
       assert.equal(await c.redisCli("GET", `socket:${b.id}`), r1);
       assert.equal(await c.redisCli("HEXISTS", `room:${r1}`, "restored"), "1");
-      await eventually("r2 renewed", async () => (await ttl(`room:${r2}`)) > 80000, { timeout: 8000 });
+      assert.ok((await ttl(`room:${r1}`)) > 80000);
+      await crossRelays(a, b, "a restored room still relays");
+      await sleep(2500); // more than two refresh periods
       assert.equal(await members(r2), "", "the stranger's room holds none of the old members");
       assert.equal(await c.redisCli("HEXISTS", `room:${r2}`, "restored"), "0");
-      await crossRelays(a, b, "a restored room still relays");
+      assert.ok((await ttl(`room:${r2}`)) <= 60, "and the old members do not keep it alive");
     } finally {
+      for (const pid of frozen) process.kill(pid, "SIGCONT");
       closeAll(a, b, d, e);
     }
   });

@@ -89,13 +89,15 @@ int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, p
 #define PD_ROOM_REFRESH_MAX 16
 /* A room where this instance (`owner`) has the live members `sids` (at most
  * PD_ROOM_REFRESH_MAX; a room with more takes several calls): renew the
- * room's life (PD_ROOM_TTL_S) and their bindings, so that neither expires
- * while they are there and the room's id is not handed out again. A room
- * Redis lost (restarted empty, or failed over to a replica that was
- * behind) is created again, marked `restored`, and for 15 min every
- * instance may bind its members there again; a room someone else created
- * meanwhile is renewed, never joined. Fire and forget. */
-int pd_room_refresh(pd_redis *r, pd_slice room, const char *owner, const pd_slice *sids, size_t n);
+ * bindings of those still bound to it, and the room's life (PD_ROOM_TTL_S)
+ * if one of them is still in it, so that it does not expire, and its id is
+ * not handed out again, while they are there. With `restore` (the first
+ * refresh after Redis became ready again) a room Redis lost (restarted
+ * empty, or failed over to a replica that was behind) is created again,
+ * marked `restored`, and for 15 min every instance may bind its members
+ * there again; a room someone else created meanwhile is never joined.
+ * Fire and forget. */
+int pd_room_refresh(pd_redis *r, pd_slice room, const char *owner, int restore, const pd_slice *sids, size_t n);
 #define PD_LEAVE_WAS_MEMBER 1
 #define PD_LEAVE_ROOM_EXISTS 2
 

@@ -85,39 +85,58 @@ static const char LEAVE_LUA[] =
     "end\n"
     "return removed + 2 * exists\n";
 
-/* Lua: whether the room KEYS[1] was lost by Redis and is being restored
- * (`restoring`), setting `now` (Redis's clock, ms). A lost room is created
- * again with a `restored` field; for 15 min after that, every worker with
- * members there may bind them again (each restores its own), but nobody
- * may bind into a room that someone created meanwhile (get_room,
- * create_room): it has no such field. */
+/* Lua, for a refresh that may restore (the first after Redis became ready
+ * again): creates the room KEYS[1] again if Redis lost it, with a
+ * `restored` field (Redis's clock, ms), and sets `restoring` if the room
+ * was restored in the last 15 min. Then every worker with members there
+ * may bind its own again, whichever came first; nobody binds into a room
+ * that someone else created meanwhile (get_room, create_room): it has no
+ * such field. The room gets a TTL below, whatever happens. */
 #define ROOM_RESTORING                                                                                 \
-    "local t = redis.call('TIME')\n"                                                                      \
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                             \
-    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"                                                        \
-    "  redis.call('HSET', KEYS[1], 'created_at', now, 'restored', now)\n"                                 \
-    "end\n"                                                                                               \
-    "local r = tonumber(redis.call('HGET', KEYS[1], 'restored'))\n"                                       \
-    "local restoring = r ~= nil and now - r < 900000\n"
+    "if ARGV[2] == '1' then\n"                                                                            \
+    "  local t = redis.call('TIME')\n"                                                                    \
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                           \
+    "  if redis.call('EXISTS', KEYS[1]) == 0 then\n"                                                      \
+    "    redis.call('HSET', KEYS[1], 'created_at', now, 'restored', now)\n"                               \
+    "  end\n"                                                                                             \
+    "  local r = tonumber(redis.call('HGET', KEYS[1], 'restored'))\n"                                     \
+    "  restoring = r ~= nil and now - r < 900000\n"                                                       \
+    "end\n"
 
-/* KEYS: room, room sockets, owner's set  ARGV: room id, sid...
- * A room with live members here (pd_room_refresh): its life and their
- * bindings are renewed; a room Redis lost is restored with them. */
+/* Lua: the room KEYS[1] (set KEYS[2]) lives on 24 h if `live`; a room
+ * that has no TTL (just restored, but none of its members could be bound)
+ * gets the empty room's 900 s. */
+#define ROOM_RENEW                                                                                     \
+    "if live then\n"                                                                                      \
+    "  redis.call('EXPIRE', KEYS[1], 86400)\n"                                                            \
+    "  redis.call('EXPIRE', KEYS[2], 86400)\n"                                                            \
+    "end\n"                                                                                               \
+    "if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], 900) end\n"
+
+/* KEYS: room, room sockets, owner's set  ARGV: room id, restore (1/0), sid...
+ * A room with live members here (pd_room_refresh): the bindings of those
+ * still bound to it are renewed, and the room too if one of them is still
+ * in it (a leave through the room API that raced the refresh stays a
+ * leave, and an emptied room keeps its 900 s). */
 static const char REFRESH_LUA[] =
+    "local restoring = false\n"
     ROOM_RESTORING
-    "for i = 2, #ARGV do\n"
+    "local live = false\n"
+    "for i = 3, #ARGV do\n"
     "  local k = 'socket:' .. ARGV[i]\n"
     "  local cur = redis.call('GET', k)\n"
-    "  if cur == ARGV[1] then\n"
-    "    redis.call('EXPIRE', k, 90000)\n"
-    "  elseif restoring and not cur then\n"
+    "  if restoring and not cur then\n"
     "    redis.call('SET', k, ARGV[1], 'EX', 90000)\n"
     "    redis.call('SADD', KEYS[3], ARGV[i])\n"
+    "    cur = ARGV[1]\n"
     "  end\n"
-    "  if restoring and redis.call('GET', k) == ARGV[1] then redis.call('SADD', KEYS[2], ARGV[i]) end\n"
+    "  if cur == ARGV[1] then\n"
+    "    redis.call('EXPIRE', k, 90000)\n"
+    "    if restoring then redis.call('SADD', KEYS[2], ARGV[i]) end\n"
+    "    if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then live = true end\n"
+    "  end\n"
     "end\n"
-    "redis.call('EXPIRE', KEYS[1], 86400)\n"
-    "if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], 86400) end\n"
+    ROOM_RENEW
     "if restoring then return 1 end\n"
     "return 0\n";
 
@@ -478,23 +497,24 @@ int pd_room_leave(pd_redis *r, pd_slice sid, pd_slice room, const char *owner, p
     return store_eval(r, on_long, c, &leave_script, owner ? 4 : 3, keys, 2, args);
 }
 
-int pd_room_refresh(pd_redis *r, pd_slice room, const char *owner, const pd_slice *sids, size_t n)
+int pd_room_refresh(pd_redis *r, pd_slice room, const char *owner, int restore, const pd_slice *sids, size_t n)
 {
     if (n > PD_ROOM_REFRESH_MAX)
         return PD_ERR;
     if (pd_redis_is_cluster(r))
-        return pd_cstore_refresh(r, room, owner, sids, n);
+        return pd_cstore_refresh(r, room, owner, restore, sids, n);
     store_call *c = call_new(NULL);
     if (!c)
         return PD_ERR;
     char k1[KEYBUF], k2[KEYBUF], k3[KEYBUF];
     pd_slice keys[3] = {key_fmt(k1, "room:", room, ""), key_fmt(k2, "room:", room, ":sockets"),
                         key_fmt(k3, "pd:worker:", pd_slice_cstr(owner), ":sockets")};
-    pd_slice args[1 + PD_ROOM_REFRESH_MAX];
+    pd_slice args[2 + PD_ROOM_REFRESH_MAX];
     args[0] = room;
+    args[1] = pd_slice_cstr(restore ? "1" : "0");
     for (size_t i = 0; i < n; i++)
-        args[1 + i] = sids[i];
-    return store_eval(r, on_long, c, &refresh_script, 3, keys, 1 + (int)n, args);
+        args[2 + i] = sids[i];
+    return store_eval(r, on_long, c, &refresh_script, 3, keys, 2 + (int)n, args);
 }
 
 int pd_room_exists(pd_redis *r, pd_slice room, pd_room_long_fn cb, void *data)

@@ -105,36 +105,46 @@ static const char ROOM_JOIN_LUA[] =
     "return 0\n";
 
 /* Worker slot, first (the binding before the room set, as for a join).
- * KEYS: pd:worker:{w}:sockets  ARGV: binding prefix, room id, sid...
- * Renews the sockets' bindings to the room, and binds those Redis lost
- * (the room step then decides whether they may enter the room). */
+ * KEYS: pd:worker:{w}:sockets  ARGV: binding prefix, room id, restore, sid...
+ * Renews the sockets' bindings to the room; on a refresh that may restore,
+ * binds those Redis lost (the room step decides whether they enter it). */
 static const char BIND_REFRESH_LUA[] =
-    "for i = 3, #ARGV do\n"
+    "for i = 4, #ARGV do\n"
     "  local k = ARGV[1] .. ARGV[i]\n"
     "  local cur = redis.call('GET', k)\n"
     "  if cur == ARGV[2] then\n"
     "    redis.call('EXPIRE', k, 90000)\n"
-    "  elseif not cur then\n"
+    "  elseif ARGV[3] == '1' and not cur then\n"
     "    redis.call('SET', k, ARGV[2], 'EX', 90000)\n"
     "    redis.call('SADD', KEYS[1], ARGV[i])\n"
     "  end\n"
     "end\n"
     "return 0\n";
 
-/* Room slot, then. KEYS: room, room sockets  ARGV: sid...
- * As store.c's REFRESH_LUA for the room's keys (the same `restored` rule). */
+/* Room slot, then. KEYS: room, room sockets  ARGV: restore, sid...
+ * As store.c's REFRESH_LUA for the room's keys (the same `restored` rule);
+ * the room lives on if one of the sockets is still in it. */
 static const char ROOM_REFRESH_LUA[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-    "  redis.call('HSET', KEYS[1], 'created_at', now, 'restored', now)\n"
+    "local restoring = false\n"
+    "if ARGV[1] == '1' then\n"
+    "  local t = redis.call('TIME')\n"
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "  if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "    redis.call('HSET', KEYS[1], 'created_at', now, 'restored', now)\n"
+    "  end\n"
+    "  local r = tonumber(redis.call('HGET', KEYS[1], 'restored'))\n"
+    "  restoring = r ~= nil and now - r < 900000\n"
     "end\n"
-    "local r = tonumber(redis.call('HGET', KEYS[1], 'restored'))\n"
-    "if r ~= nil and now - r < 900000 then\n"
-    "  for i = 1, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end\n"
+    "local live = false\n"
+    "for i = 2, #ARGV do\n"
+    "  if restoring then redis.call('SADD', KEYS[2], ARGV[i]) end\n"
+    "  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then live = true end\n"
     "end\n"
-    "redis.call('EXPIRE', KEYS[1], 86400)\n"
-    "if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], 86400) end\n"
+    "if live then\n"
+    "  redis.call('EXPIRE', KEYS[1], 86400)\n"
+    "  redis.call('EXPIRE', KEYS[2], 86400)\n"
+    "end\n"
+    "if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], 900) end\n"
     "return 0\n";
 
 /* Room slot. KEYS: room, room sockets  ARGV: sid → removed + 2 * exists */
@@ -830,21 +840,22 @@ static void on_reap_find(redisReply *rep, void *data)
     reap_call_end(rc);
 }
 
-int pd_cstore_refresh(pd_redis *r, pd_slice room, const char *owner, const pd_slice *sids, size_t n)
+int pd_cstore_refresh(pd_redis *r, pd_slice room, const char *owner, int restore, const pd_slice *sids, size_t n)
 {
     char k1[CKEY], k2[CKEY];
-    pd_slice args[2 + PD_ROOM_REFRESH_MAX];
+    pd_slice args[3 + PD_ROOM_REFRESH_MAX];
     if (n > PD_ROOM_REFRESH_MAX)
         return PD_ERR;
     pd_slice wkeys[1] = {wsocks_key(k1, owner)};
     args[0] = bind_prefix(k2, owner);
     args[1] = room;
+    args[2] = pd_slice_cstr(restore ? "1" : "0");
     for (size_t i = 0; i < n; i++)
-        args[2 + i] = sids[i];
-    if (ceval(r, NULL, NULL, BIND_REFRESH_LUA, 1, wkeys, 2 + (int)n, args) != PD_OK)
+        args[3 + i] = sids[i];
+    if (ceval(r, NULL, NULL, BIND_REFRESH_LUA, 1, wkeys, 3 + (int)n, args) != PD_OK)
         return PD_ERR;
     pd_slice rkeys[2] = {room_key(k1, room), room_socks_key(k2, room)};
-    return ceval(r, NULL, NULL, ROOM_REFRESH_LUA, 2, rkeys, (int)n, args + 2);
+    return ceval(r, NULL, NULL, ROOM_REFRESH_LUA, 2, rkeys, 1 + (int)n, args + 2);
 }
 
 int pd_cstore_take_over(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb, pd_room_long_fn done_cb,

@@ -35,7 +35,7 @@ int pd_cstore_conn_delta(pd_redis *r, const char *owner, long delta, pd_room_lon
 int pd_cstore_conn_total(pd_redis *r, pd_room_long_fn cb, void *data);
 int pd_cstore_reap(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb, pd_room_long_fn done_cb,
                    void *data);
-int pd_cstore_refresh(pd_redis *r, pd_slice room, const char *owner, const pd_slice *sids, size_t n);
+int pd_cstore_refresh(pd_redis *r, pd_slice room, const char *owner, int restore, const pd_slice *sids, size_t n);
 int pd_cstore_take_over(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb, pd_room_long_fn done_cb,
                         void *data);
 int pd_cstore_retire(pd_redis *r, const char *owner, pd_room_long_fn cb, void *data);

@@ -49,6 +49,7 @@ struct hub_room {
     int joins_pending;        /* joins in flight that want the channel */
     uint64_t empty_since;     /* monotonic ms when n and joins hit 0 */
     uint64_t refreshed_at;    /* monotonic ms its Redis keys were last renewed; 0: due */
+    int restore;              /* the next refresh may restore it (Redis became ready again) */
     hub_sock *inline_members[HUB_ROOM_INLINE];
     char id[];                /* room id */
 };
@@ -951,9 +952,10 @@ static void room_refresh(pd_hub *h, hub_room *r, uint64_t now)
         size_t k = 0;
         for (; k < PD_ROOM_REFRESH_MAX && i < r->n; k++, i++)
             sids[k] = pd_slice_cstr(r->members[i]->conn->sid);
-        pd_room_refresh(w->redis, pd_slice_cstr(r->id), w->cfg.worker_id, sids, k);
+        pd_room_refresh(w->redis, pd_slice_cstr(r->id), w->cfg.worker_id, r->restore, sids, k);
     }
     r->refreshed_at = now;
+    r->restore = 0;
 }
 
 static int refresh_visit(pd_slice key, void *value, void *data)
@@ -963,8 +965,10 @@ static int refresh_visit(pd_slice key, void *value, void *data)
     refresh_ctx *c = data;
     if (r->n == 0)
         return 0;
-    if (c->force)
+    if (c->force) {
         r->refreshed_at = 0;
+        r->restore = 1;
+    }
     else if (r->refreshed_at && c->now - r->refreshed_at < (uint64_t)c->h->w->cfg.room_refresh_ms)
         return 0;
     if (c->left == 0)

@@ -28,8 +28,12 @@ void pd_maint_beat_now(pd_maint *m)
     /* First: no join of this run can be in the set yet (joins wait for
      * Redis), so whatever is there was left by an earlier run under this id
      * (docs/architecture.md, "Heartbeats and the reaper"). */
-    if (!m->took_over && pd_cluster_take_over(w->redis, w->cfg.worker_id, on_reaped, NULL, m) == PD_OK)
+    if (!m->took_over) {
+        /* Sent once, never retried: by a later beat, joins of this run
+         * could be in the set. */
         m->took_over = 1;
+        pd_cluster_take_over(w->redis, w->cfg.worker_id, on_reaped, NULL, m);
+    }
     pd_cluster_heartbeat(w->redis, w->cfg.worker_id, (long)m->hooks.sockets(m->ud));
     m->hooks.retry(m->ud);
 }
