@@ -968,8 +968,7 @@ static int refresh_visit(pd_slice key, void *value, void *data)
     if (c->force) {
         r->refreshed_at = 0;
         r->restore = 1;
-    }
-    else if (r->refreshed_at && c->now - r->refreshed_at < (uint64_t)c->h->w->cfg.room_refresh_ms)
+    } else if (r->refreshed_at && c->now - r->refreshed_at < (uint64_t)c->h->w->cfg.room_refresh_ms)
         return 0;
     if (c->left == 0)
         return c->force ? 0 : 1; /* the next sweep takes the rest */
