@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 
 import { binPath, freePort, httpGet, startCluster } from "../lib/cluster.mjs";
-import { closeAll, connect, createRoom, eventually, getJson, join, sleep, waitFor } from "./helpers.mjs";
+import { closeAll, connect, createRoom, eventually, getJson, join, roomsOpen, sleep, waitFor } from "./helpers.mjs";
 
 function run(bin, args) {
   return new Promise((resolve) => {
@@ -150,6 +150,8 @@ describe("Redis down and back", { timeout: 120000 }, () => {
       }
       await eventually("/health/detailed → 200", async () => (await getJson(api, "/health/detailed")).status === 200,
         { timeout: 20000 });
+      // Its room routes are held a while after Redis came back (PD_RESTORE_HOLD_MS).
+      await roomsOpen(api);
 
       // The restarted Redis is empty (no persistence): a new room works end to end.
       const r2 = await createRoom(api);

@@ -143,11 +143,12 @@ describe("Redis stops and restarts (for real)", { timeout: 120000 }, () => {
         assert.equal(await c.redisCli("SISMEMBER", `pd:worker:${c.workers[1].id}:sockets`, b.id), "1");
         const ttl = Number(await c.redisCli("TTL", `room:${r}`));
         assert.ok(ttl > 86000, `restored with the full life (${ttl})`);
-        // The room API reconnects on its own schedule.
+        // The room API reconnects on its own schedule, then holds its room
+        // routes for PD_RESTORE_HOLD_MS (10 s).
         const again = await eventually("the room API answers", async () => {
           const x = await postJson(api, "/api/check_room", { roomId: r }, { headers: { "x-forwarded-for": uniqueIp() } });
           return x.status === 200 ? x : null;
-        }, { timeout: 15000 });
+        }, { timeout: 30000, interval: 200 });
         assert.equal(again.json.available, false, `${r} is taken again`);
       }
       const jr2 = await join(late, rooms[0]);
@@ -164,7 +165,9 @@ describe("Redis stops and restarts (for real)", { timeout: 120000 }, () => {
 describe("rooms with live members are renewed (PD_ROOM_REFRESH_MS 1000)", { timeout: 90000 }, () => {
   let c;
   before(async () => {
-    c = await startCluster({ workers: 2, signalEnv: { PD_ROOM_REFRESH_MS: "1000" } });
+    // A short hold, so that a stranger can create a room before the frozen
+    // workers are back (what the hold normally prevents; see the next describe).
+    c = await startCluster({ workers: 2, signalEnv: { PD_ROOM_REFRESH_MS: "1000" }, roomApiEnv: { PD_RESTORE_HOLD_MS: "2000" } });
   });
   after(async () => {
     await c?.stop();
@@ -219,7 +222,7 @@ describe("rooms with live members are renewed (PD_ROOM_REFRESH_MS 1000)", { time
       const cr = await eventually("the room API back", async () => {
         const x = await postJson(api, "/api/create_room", { roomId: r2 }, { headers: { "x-forwarded-for": uniqueIp() } });
         return x.status === 200 ? x : null;
-      }, { timeout: 15000 });
+      }, { timeout: 30000, interval: 200 });
       assert.equal(cr.json.message, "create room success");
       await c.redisCli("EXPIRE", `room:${r2}`, "60");
       for (const pid of frozen.splice(0)) process.kill(pid, "SIGCONT");
@@ -236,6 +239,51 @@ describe("rooms with live members are renewed (PD_ROOM_REFRESH_MS 1000)", { time
       for (const pid of frozen) process.kill(pid, "SIGCONT");
       closeAll(a, b, d, e);
     }
+  });
+});
+
+describe("the room API holds its room routes after Redis comes back (PD_RESTORE_HOLD_MS 120000)", { timeout: 90000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 1, roomApiEnv: { PD_RESTORE_HOLD_MS: "120000" } });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("none at its first connection; once Redis is back, get/create/check/leave answer 503 with Retry-After, the other routes as usual", async () => {
+    const api = c.roomApi.url;
+    const from = () => ({ headers: { "x-forwarded-for": uniqueIp() } });
+    const first = await getJson(api, "/api/get_room", from());
+    assert.equal(first.status, 200, "no hold at the first connection");
+    assert.deepEqual((await getJson(api, "/health/detailed")).json.rooms, { status: "open" });
+
+    await c.stopRedis();
+    await c.startRedis();
+    const det = await eventually("the room API back", async () => {
+      const d = await getJson(api, "/health/detailed");
+      return d.status === 200 ? d : null;
+    }, { timeout: 30000, interval: 200 });
+    assert.equal(det.json.status, "healthy", "a hold is no health failure");
+    assert.equal(det.json.rooms.status, "restoring");
+    assert.ok(det.json.rooms.retry_after_s >= 1 && det.json.rooms.retry_after_s <= 120, JSON.stringify(det.json.rooms));
+    const held = {
+      get_room: await getJson(api, "/api/get_room", from()),
+      create_room: await postJson(api, "/api/create_room", { roomId: "held-room" }, from()),
+      check_room: await postJson(api, "/api/check_room", { roomId: first.json.roomId }, from()),
+      leave_room: await postJson(api, "/api/leave_room", { roomId: first.json.roomId, socketId: "held-sid" }, from()),
+    };
+    for (const [route, r] of Object.entries(held)) {
+      assert.equal(r.status, 503, `${route} held`);
+      assert.deepEqual(r.json, { error: "Service temporarily unavailable" });
+      const ra = Number(r.headers["retry-after"]);
+      assert.ok(Number.isInteger(ra) && ra >= 1 && ra <= 120, `${route}: Retry-After ${r.headers["retry-after"]}`);
+    }
+    assert.equal(await c.redisCli("EXISTS", "room:held-room"), "0", "nothing was created while held");
+    assert.equal(await c.redisCli("EXISTS", "pd:short:seeded"), "0", "no id was handed out while held");
+    assert.equal((await getJson(api, "/api/ice_servers", from())).status, 200);
+    assert.equal((await getJson(api, "/health")).status, 200);
+    assert.equal((await postJson(api, "/api/set_track", { ref: "held" }, from())).status, 200);
   });
 });
 

@@ -182,6 +182,16 @@ export async function createRoom(apiUrl, roomId = uniqueRoomId()) {
   return roomId;
 }
 
+/** Wait until the room API's Redis link is up and its room routes are no
+ * longer held after Redis came back (PD_RESTORE_HOLD_MS; /health/detailed
+ * says "rooms": {"status": "open"}). */
+export async function roomsOpen(apiUrl, { timeout = 30000 } = {}) {
+  await eventually("room API up with its room routes open", async () => {
+    const d = await getJson(apiUrl, "/health/detailed");
+    return d.status === 200 && d.json?.rooms?.status === "open";
+  }, { timeout, interval: 200 });
+}
+
 /** Poll `fn` until it returns a truthy value (returned) or time runs out (throws with `what`). */
 export async function eventually(what, fn, { timeout = EVENT_TIMEOUT_MS, interval = 50 } = {}) {
   const deadline = Date.now() + timeout;

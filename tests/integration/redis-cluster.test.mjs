@@ -18,7 +18,7 @@ import { after, before, describe, it } from "node:test";
 
 import { freePort, httpGet, redisCliRaw, startCluster, waitReady } from "../lib/cluster.mjs";
 import { startRoundRobinFront } from "../lib/rrfront.mjs";
-import { closeAll, connect, createRoom, eventually, join, uniqueRoomId, waitFor } from "./helpers.mjs";
+import { closeAll, connect, createRoom, eventually, join, roomsOpen, uniqueRoomId, waitFor } from "./helpers.mjs";
 import { metrics, metricValue } from "./wire.mjs";
 
 const GUARD_MS = 90000;
@@ -51,6 +51,11 @@ async function ownerPort(anyPort, key) {
   const slot = Number(await redisCliRaw(anyPort, "CLUSTER", "KEYSLOT", key));
   for (const m of await masters(anyPort)) if (m.ranges.some(([a, b]) => slot >= a && slot <= b)) return m.port;
   return 0;
+}
+
+/** `cmd key ...rest` sent to the master that owns key's slot now. */
+async function onOwner(seed, cmd, key, ...rest) {
+  return redisCliRaw(await ownerPort(seed, key), cmd, key, ...rest);
 }
 
 async function startRedisCluster(c) {
@@ -152,6 +157,18 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
     await c?.stop();
   });
 
+  /** A room from the room API with a member on each of two workers, both
+   * joined; the sockets go into `socks` for closing. */
+  async function pairInRoom(wa, wb, socks) {
+    const R = await createRoom(c.roomApi.url);
+    const a = await connect(wa.url);
+    const b = await connect(wb.url);
+    socks.push(a, b);
+    assertJoined(await join(a, R));
+    assertJoined(await join(b, R));
+    return { R, a, b };
+  }
+
   it("routes rooms to their shards, relays across workers, follows a failover", async (t) => {
     const api = c.roomApi.url;
     const [w1, w2] = c.workers;
@@ -170,7 +187,7 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       assert.equal(gr.status, 200, gr.body);
       const got = JSON.parse(gr.body).roomId;
       assert.ok(got, gr.body);
-      assert.equal(await redisCliRaw(await ownerPort(seed, `room:{${got}}`), "EXISTS", `room:{${got}}`), "1");
+      assert.equal(await onOwner(seed, "EXISTS", `room:{${got}}`), "1");
 
       const a = await connect(w1.url);
       const b = await connect(w2.url);
@@ -264,6 +281,7 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       assertJoined(await join(f, R2));
       await relayOk(e, b, "newcomer-r1");
       await relayOk(f, x, "newcomer-r2");
+      await roomsOpen(api); // the room API holds its room routes a while after a failover
       const R3 = await createRoom(api);
       const g = await connect(w1.url);
       const h = await connect(w2.url);
@@ -290,12 +308,7 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
     const seed = c.clusterPorts.find((p) => c.nodeProcs.get(p).running);
     const socks = [];
     try {
-      const R = await createRoom(c.roomApi.url);
-      const a = await connect(w1.url);
-      const b = await connect(w2.url);
-      socks.push(a, b);
-      assertJoined(await join(a, R));
-      assertJoined(await join(b, R));
+      const { R, a, b } = await pairInRoom(w1, w2, socks);
       await relayOk(a, b, "before-reshard");
       const ms = (await masters(seed)).map((m) => m.port);
       const key = `room:{${R}}`;
@@ -362,26 +375,21 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
     const seed = c.clusterPorts.find((p) => c.nodeProcs.get(p).running);
     const socks = [];
     try {
-      const R = await createRoom(c.roomApi.url);
-      const a = await connect(w1.url);
-      const b = await connect(w2.url);
-      socks.push(a, b);
-      assertJoined(await join(a, R));
-      assertJoined(await join(b, R));
+      const { R, a, b } = await pairInRoom(w1, w2, socks);
       await relayOk(b, a, "before-kill");
       const bid = b.id; // the client forgets it once disconnected
       const sockets = `room:{${R}}:sockets`;
-      assert.equal(await redisCliRaw(await ownerPort(seed, sockets), "SISMEMBER", sockets, b.id), "1");
+      assert.equal(await onOwner(seed, "SISMEMBER", sockets, b.id), "1");
       await c.killWorker(1);
       // Once its heartbeat expires, a reaper (a worker or the room API)
       // tells the room; the other member hears it.
       const gone = await waitFor(a, "peer-disconnected", { pred: (x) => x.peerId === bid, timeout: GUARD_MS });
       assert.equal(gone.peerId, bid);
-      assert.equal(await redisCliRaw(await ownerPort(seed, sockets), "SISMEMBER", sockets, bid), "0");
+      assert.equal(await onOwner(seed, "SISMEMBER", sockets, bid), "0");
       const bind = `socket:{${w2.id}}:${bid}`;
-      assert.equal(await redisCliRaw(await ownerPort(seed, bind), "EXISTS", bind), "0");
+      assert.equal(await onOwner(seed, "EXISTS", bind), "0");
       await eventually("the dead worker forgotten by the fleet", async () =>
-        (await redisCliRaw(await ownerPort(seed, "pd:{fleet}:workers"), "SISMEMBER", "pd:{fleet}:workers", w2.id)) === "0",
+        (await onOwner(seed, "SISMEMBER", "pd:{fleet}:workers", w2.id)) === "0",
         { timeout: GUARD_MS });
       assert.ok(w1.proc.running && c.roomApi.proc.running);
       assert.deepEqual(c.currentProblems(), []);
@@ -397,12 +405,7 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
     const socks = [];
     try {
       let w2 = await c.startWorker(1, port, { PD_WORKER_ID: id });
-      const R = await createRoom(c.roomApi.url);
-      const a = await connect(w1.url);
-      const b = await connect(w2.url);
-      socks.push(a, b);
-      assertJoined(await join(a, R));
-      assertJoined(await join(b, R));
+      const { R, a, b } = await pairInRoom(w1, w2, socks);
       const bid = b.id;
       await c.killWorker(1);
       b.close();
@@ -410,15 +413,15 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
       const gone = await waitFor(a, "peer-disconnected", { pred: (x) => x.peerId === bid, timeout: GUARD_MS });
       assert.equal(gone.peerId, bid);
       const sockets = `room:{${R}}:sockets`;
-      assert.equal(await redisCliRaw(await ownerPort(seed, sockets), "SISMEMBER", sockets, bid), "0");
+      assert.equal(await onOwner(seed, "SISMEMBER", sockets, bid), "0");
       const bind = `socket:{${id}}:${bid}`;
-      assert.equal(await redisCliRaw(await ownerPort(seed, bind), "EXISTS", bind), "0");
+      assert.equal(await onOwner(seed, "EXISTS", bind), "0");
       // A socket of the new run stays bound.
       const b2 = await connect(w2.url);
       socks.push(b2);
       assertJoined(await join(b2, R));
       const wsocks = `pd:worker:{${id}}:sockets`;
-      assert.equal(await redisCliRaw(await ownerPort(seed, wsocks), "SMEMBERS", wsocks), b2.id);
+      assert.equal(await onOwner(seed, "SMEMBERS", wsocks), b2.id);
       await relayOk(b2, a, "after-restart");
       assert.deepEqual(c.currentProblems(), []);
     } finally {
@@ -434,16 +437,11 @@ describe("Redis Cluster: three masters with a replica each", { timeout: 300000 }
     try {
       await c.killWorker(1);
       const w2 = await c.startWorker(1, port, { PD_WORKER_ID: id, PD_ROOM_REFRESH_MS: "1000" });
-      const R = await createRoom(c.roomApi.url);
-      const a = await connect(w1.url);
-      const b = await connect(w2.url);
-      socks.push(a, b);
-      assertJoined(await join(a, R));
-      assertJoined(await join(b, R));
+      const { R, a, b } = await pairInRoom(w1, w2, socks);
       const room = `room:{${R}}`;
       const bind = `socket:{${id}}:${b.id}`;
-      const ttl = async (k) => Number(await redisCliRaw(await ownerPort(seed, k), "TTL", k));
-      for (const k of [room, bind]) await redisCliRaw(await ownerPort(seed, k), "EXPIRE", k, "120");
+      const ttl = async (k) => Number(await onOwner(seed, "TTL", k));
+      for (const k of [room, bind]) await onOwner(seed, "EXPIRE", k, "120");
       await eventually("renewed", async () => (await ttl(room)) > 80000 && (await ttl(bind)) > 85000, { timeout: 60000 });
       await relayOk(b, a, "renewed");
     } finally {

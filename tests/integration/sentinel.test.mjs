@@ -15,7 +15,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { freePort, httpGet, redisCliRaw, startCluster, waitReady } from "../lib/cluster.mjs";
-import { closeAll, connect, createRoom, eventually, join, postJson, sleep, waitFor } from "./helpers.mjs";
+import { closeAll, connect, createRoom, eventually, join, postJson, roomsOpen, sleep, waitFor } from "./helpers.mjs";
 import { metrics, metricValue } from "./wire.mjs";
 
 const MASTER = "pdmaster";
@@ -250,6 +250,7 @@ describe("Redis Sentinel: master SIGKILLed, replica promoted", { timeout: 300000
       const f = await connect(w2.url);
       late.push(f);
       assert.equal((await join(f, R2)).success, true);
+      await roomsOpen(api); // the room API holds its room routes a while after a failover
       const R3 = await createRoom(api);
       const g = await connect(w1.url);
       const h = await connect(w2.url);

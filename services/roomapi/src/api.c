@@ -34,6 +34,8 @@ struct pd_api {
     pd_ratelimit *detailed_limit; /* per-address buckets, /health/detailed (a Redis script each) */
     size_t inflight;         /* requests waiting for Redis */
     uint64_t started_ms;     /* monotonic start */
+    int redis_was_ready;     /* Redis has been ready at least once */
+    uint64_t hold_until_ms;  /* room routes answer 503 until then (monotonic) */
 };
 
 /* One request that waits for Redis. */
@@ -348,6 +350,14 @@ static void detailed_respond(api_req *r, long connections)
                         json_pack("{s:{s:s}, s:{s:s, s:I}}", "redis", "status",
                                   healthy ? "connected" : "disconnected", "socketio", "status", "running",
                                   "connections", (json_int_t)(connections < 0 ? 0 : connections)));
+    /* Not a health matter (Redis is fine): operators and tests see why the
+     * room routes answer 503 for a while after Redis came back. */
+    uint64_t now = pd_mono_ms();
+    if (now < api->hold_until_ms)
+        json_object_set_new(body, "rooms", json_pack("{s:s, s:I}", "status", "restoring", "retry_after_s",
+                                                     (json_int_t)((api->hold_until_ms - now + 999) / 1000)));
+    else
+        json_object_set_new(body, "rooms", json_pack("{s:s}", "status", "open"));
     json_object_set_new(body, "system", system_info());
     if (!healthy)
         json_object_set_new(body, "errors", json_pack("[s]", "Redis connection failed"));
@@ -666,7 +676,26 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
             return;
         }
     }
+    uint64_t now = pd_mono_ms();
+    if (ri->limit == LIMIT_ROOM && now < api->hold_until_ms) {
+        /* The same answer as Redis being down, which to a client it is:
+         * the rooms are not all there yet. */
+        char extra[CORS_HDR_MAX + 32];
+        snprintf(extra, sizeof(extra), "%sRetry-After: %llu\r\n", cors,
+                 (unsigned long long)((api->hold_until_ms - now + 999) / 1000));
+        respond_unavailable(api, conn, extra);
+        return;
+    }
     ri->fn(api, conn, req, cors);
+}
+
+void pd_api_on_redis_state(pd_api *api, int ready)
+{
+    if (!ready)
+        return;
+    if (api->redis_was_ready && api->cfg.restore_hold_ms)
+        api->hold_until_ms = pd_mono_ms() + api->cfg.restore_hold_ms;
+    api->redis_was_ready = 1;
 }
 
 /* ---- life cycle ---------------------------------------------------------- */

@@ -62,6 +62,7 @@ typedef struct pd_api_config {
     double log_rate, log_burst;   /* per-address limit on set_track and logs_debug */
     double ice_rate, ice_burst;   /* per-address limit on ice_servers */
     size_t max_inflight;          /* requests waiting for Redis, all together; 0 = 4096 */
+    uint64_t restore_hold_ms;     /* room routes answer 503 this long after Redis returns; 0 = never */
 } pd_api_config;
 
 typedef struct pd_api pd_api;
@@ -74,6 +75,14 @@ void pd_api_free(pd_api *api);
 
 /* pd_http handler; data is the pd_api. */
 void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data);
+
+/* The Redis link's readiness changed (the pd_redis state callback). Once
+ * Redis is ready again after having been ready before, the room routes
+ * answer 503 for cfg.restore_hold_ms: Redis may have come back empty, and
+ * until the signal workers have written back the rooms their members are
+ * in, an id handed out, created or reported free could be a live room's
+ * (docs/architecture.md, "Redis comes back"). */
+void pd_api_on_redis_state(pd_api *api, int ready);
 
 /* Requests waiting for Redis. */
 size_t pd_api_inflight(const pd_api *api);

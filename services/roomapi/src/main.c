@@ -35,6 +35,7 @@ static const char USAGE[] =
     "  PD_LOG_RATE, PD_LOG_BURST   per-address limit on set_track and logs_debug (2/s, 20)\n"
     "  PD_ICE_RATE, PD_ICE_BURST   per-address limit on ice_servers (1/s, 10)\n"
     "  PD_API_MAX_INFLIGHT      requests waiting for Redis, all together; beyond: 503 (4096)\n"
+    "  PD_RESTORE_HOLD_MS       room routes answer 503 this long after Redis returns (10000; 0 = off)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
     "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
@@ -67,7 +68,7 @@ typedef struct roomapi_config {
     long port, body_max, turn_ttl;
     pd_redis_options redis; /* strings borrowed from the environment */
     long room_rate, room_burst, log_rate, log_burst, ice_rate, ice_burst, req_timeout, idle_timeout;
-    long http_per_ip, conn_age, max_inflight;
+    long http_per_ip, conn_age, max_inflight, restore_hold;
     const char *listen_addr; /* borrowed from the environment */
     pd_cidr_list *trusted;   /* owned; NULL when invalid */
     pd_turn *turn;           /* owned; NULL when invalid */
@@ -95,6 +96,10 @@ static void load_config(roomapi_config *c, long *drain_timeout_ms, pd_config_che
     pd_config_long(chk, "PD_ICE_RATE", 1, 1, 1000000, &c->ice_rate);
     pd_config_long(chk, "PD_ICE_BURST", 10, 1, 1000000, &c->ice_burst);
     pd_config_long(chk, "PD_API_MAX_INFLIGHT", 4096, 1, 10000000, &c->max_inflight);
+    /* Longer than a signal worker's longest reconnect delay (5 s, +25 %
+     * jitter) plus its first refresh, so that the rooms are back before
+     * ids are handed out again (docs/architecture.md, "Redis comes back"). */
+    pd_config_long(chk, "PD_RESTORE_HOLD_MS", 10000, 0, 600000, &c->restore_hold);
     pd_config_long(chk, "PD_HTTP_MAX_CONNS_PER_IP", 32, 1, 1000000, &c->http_per_ip);
     pd_config_long(chk, "PD_HTTP_MAX_CONN_AGE_MS", 60000, 1000, 86400000, &c->conn_age);
     pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", 10000, 100, 600000, &c->req_timeout);
@@ -120,7 +125,9 @@ static void load_config(roomapi_config *c, long *drain_timeout_ms, pd_config_che
 static void on_redis_state(pd_redis *r, int ready, void *data)
 {
     (void)r;
-    (void)data;
+    roomapi *a = data;
+    if (a->api)
+        pd_api_on_redis_state(a->api, ready);
     pd_log(ready ? PD_LOG_INFO : PD_LOG_WARN, ready ? "redis connected" : "redis unavailable", NULL);
 }
 
@@ -215,7 +222,8 @@ int main(int argc, char **argv)
     a->redis = pd_redis_create(a->loop, &ro, on_redis_state, NULL, a);
     pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048,
                         trusted, (double)cfg.room_rate, (double)cfg.room_burst, (double)cfg.log_rate,
-                        (double)cfg.log_burst, (double)cfg.ice_rate, (double)cfg.ice_burst, (size_t)cfg.max_inflight};
+                        (double)cfg.log_burst, (double)cfg.ice_rate, (double)cfg.ice_burst, (size_t)cfg.max_inflight,
+                        (uint64_t)cfg.restore_hold};
     a->api = pd_api_create(&ac, a->redis, a->turn, a->metrics);
     if (!a->metrics || !a->redis || !a->api) {
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
