@@ -229,6 +229,62 @@ static void leaves(void **state)
     assert_int_equal(rfx_int(F.c, "SISMEMBER pd:worker:{w1}:sockets s4"), 0);
 }
 
+static void refresh(const char *room, const char *owner, int restore, const char *sid)
+{
+    pd_slice sids[1] = {pd_slice_cstr(sid)};
+    assert_int_equal(pd_room_refresh(F.r, pd_slice_cstr(room), owner, restore, sids, 1), PD_OK);
+}
+
+/* The refresh's steps run one after another on their slots; on this one
+ * node, a chain sent later ends later, so waiting for the last one's
+ * effect waits for all. */
+static void refreshes(void **state)
+{
+    (void)state;
+    /* Renewing: the binding and the room, while the member is in it. */
+    assert_int_equal(create("rf1"), 1);
+    assert_int_equal(join("f1", "rf1", "10.0.1.1", 0, "w1"), PD_JOIN_OK);
+    rfx_ok(F.c, "EXPIRE room:{rf1} 100");
+    rfx_ok(F.c, "EXPIRE socket:{w1}:f1 100");
+    refresh("rf1", "w1", 0, "f1");
+    RFX_WAIT(&F.l, rfx_int(F.c, "TTL room:{rf1}") > 86000, 5000);
+    assert_true(rfx_int(F.c, "TTL room:{rf1}") > 86000);
+    assert_true(rfx_int(F.c, "TTL socket:{w1}:f1") > 89000);
+
+    /* Restoring, after Redis lost a room with a live member (f2) and a room
+     * (rf3) whose member (f3) lost its binding while someone else created
+     * rf3 anew: rf2 comes back with f2; f3 is bound to nothing, so a later
+     * join of another room is not refused as bound elsewhere. */
+    assert_int_equal(create("rf3"), 1);
+    refresh("rf3", "w1", 1, "f3");
+    refresh("rf2", "w1", 1, "f2");
+    RFX_WAIT(&F.l, rfx_int(F.c, "SISMEMBER room:{rf2}:sockets f2") == 1, 5000);
+    assert_int_equal(rfx_int(F.c, "SISMEMBER room:{rf2}:sockets f2"), 1);
+    assert_int_equal(rfx_int(F.c, "HEXISTS room:{rf2} restored"), 1);
+    assert_true(rfx_int(F.c, "TTL room:{rf2}") > 86000);
+    char buf[64];
+    assert_true(rfx_str(F.c, buf, sizeof buf, "GET socket:{w1}:f2"));
+    assert_string_equal(buf, "rf2");
+    assert_int_equal(rfx_int(F.c, "SISMEMBER pd:worker:{w1}:sockets f2"), 1);
+    assert_int_equal(rfx_int(F.c, "EXISTS socket:{w1}:f3"), 0);
+    assert_int_equal(rfx_int(F.c, "SISMEMBER pd:worker:{w1}:sockets f3"), 0);
+    assert_int_equal(rfx_int(F.c, "SCARD room:{rf3}:sockets"), 0);
+    assert_int_equal(rfx_int(F.c, "HEXISTS room:{rf3} restored"), 0);
+
+    /* A member that left through the room API meanwhile (its binding gone,
+     * the room's set without it) is not renewed back in. */
+    assert_int_equal(pd_room_leave(F.r, pd_slice_cstr("f1"), pd_slice_cstr("rf1"), NULL, on_num, NULL), PD_OK);
+    WAIT_DONE();
+    rfx_ok(F.c, "DEL socket:{w1}:f1");
+    rfx_ok(F.c, "EXPIRE room:{rf2} 100");
+    refresh("rf1", "w1", 0, "f1");
+    refresh("rf2", "w1", 0, "f2");
+    RFX_WAIT(&F.l, rfx_int(F.c, "TTL room:{rf2}") > 86000, 5000);
+    assert_true(rfx_int(F.c, "TTL room:{rf1}") <= PD_ROOM_EMPTY_TTL_S);
+    assert_int_equal(rfx_int(F.c, "SISMEMBER room:{rf1}:sockets f1"), 0);
+    assert_int_equal(rfx_int(F.c, "EXISTS socket:{w1}:f1"), 0);
+}
+
 static void fleet_and_reaper(void **state)
 {
     (void)state;
@@ -291,6 +347,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(joins),
         cmocka_unit_test(leaves),
+        cmocka_unit_test(refreshes),
         cmocka_unit_test(fleet_and_reaper),
         cmocka_unit_test(get_room),
     };

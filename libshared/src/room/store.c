@@ -85,34 +85,6 @@ static const char LEAVE_LUA[] =
     "end\n"
     "return removed + 2 * exists\n";
 
-/* Lua, for a refresh that may restore (the first after Redis became ready
- * again): creates the room KEYS[1] again if Redis lost it, with a
- * `restored` field (Redis's clock, ms), and sets `restoring` if the room
- * was restored in the last 15 min. Then every worker with members there
- * may bind its own again, whichever came first; nobody binds into a room
- * that someone else created meanwhile (get_room, create_room): it has no
- * such field. The room gets a TTL below, whatever happens. */
-#define ROOM_RESTORING                                                                                 \
-    "if ARGV[2] == '1' then\n"                                                                            \
-    "  local t = redis.call('TIME')\n"                                                                    \
-    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                           \
-    "  if redis.call('EXISTS', KEYS[1]) == 0 then\n"                                                      \
-    "    redis.call('HSET', KEYS[1], 'created_at', now, 'restored', now)\n"                               \
-    "  end\n"                                                                                             \
-    "  local r = tonumber(redis.call('HGET', KEYS[1], 'restored'))\n"                                     \
-    "  restoring = r ~= nil and now - r < 900000\n"                                                       \
-    "end\n"
-
-/* Lua: the room KEYS[1] (set KEYS[2]) lives on 24 h if `live`; a room
- * that has no TTL (just restored, but none of its members could be bound)
- * gets the empty room's 900 s. */
-#define ROOM_RENEW                                                                                     \
-    "if live then\n"                                                                                      \
-    "  redis.call('EXPIRE', KEYS[1], 86400)\n"                                                            \
-    "  redis.call('EXPIRE', KEYS[2], 86400)\n"                                                            \
-    "end\n"                                                                                               \
-    "if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], 900) end\n"
-
 /* KEYS: room, room sockets, owner's set  ARGV: room id, restore (1/0), sid...
  * A room with live members here (pd_room_refresh): the bindings of those
  * still bound to it are renewed, and the room too if one of them is still
@@ -120,7 +92,7 @@ static const char LEAVE_LUA[] =
  * leave, and an emptied room keeps its 900 s). */
 static const char REFRESH_LUA[] =
     "local restoring = false\n"
-    ROOM_RESTORING
+    PD_STORE_LUA_RESTORING
     "local live = false\n"
     "for i = 3, #ARGV do\n"
     "  local k = 'socket:' .. ARGV[i]\n"
@@ -136,7 +108,7 @@ static const char REFRESH_LUA[] =
     "    if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then live = true end\n"
     "  end\n"
     "end\n"
-    ROOM_RENEW
+    PD_STORE_LUA_RENEW
     "if restoring then return 1 end\n"
     "return 0\n";
 

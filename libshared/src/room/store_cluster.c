@@ -104,47 +104,48 @@ static const char ROOM_JOIN_LUA[] =
     "if member then return 1 end\n"
     "return 0\n";
 
-/* Worker slot, first (the binding before the room set, as for a join).
- * KEYS: pd:worker:{w}:sockets  ARGV: binding prefix, room id, restore, sid...
- * Renews the sockets' bindings to the room; on a refresh that may restore,
- * binds those Redis lost (the room step decides whether they enter it). */
+/* A refresh spans two slots, so it is three steps, in this order
+ * (pd_cstore_refresh), each atomic on its own slot:
+ * 1. Room slot, only on a refresh that may restore. KEYS: room
+ *    ARGV: -, '1' → 1 if the room is being restored (store_cluster.h). */
+static const char ROOM_RESTORE_LUA[] =
+    "local restoring = false\n"
+    PD_STORE_LUA_RESTORING
+    "if restoring then return 1 end\n"
+    "return 0\n";
+
+/* 2. Worker slot. KEYS: pd:worker:{w}:sockets  ARGV: binding prefix, room
+ *    id, restoring, sid... → the sids now bound to the room: bindings
+ *    naming it are renewed, and while the room is being restored those
+ *    Redis lost are bound again. Deciding that first keeps a socket from
+ *    being bound to a room someone else created meanwhile. */
 static const char BIND_REFRESH_LUA[] =
+    "local bound = {}\n"
     "for i = 4, #ARGV do\n"
     "  local k = ARGV[1] .. ARGV[i]\n"
     "  local cur = redis.call('GET', k)\n"
     "  if cur == ARGV[2] then\n"
     "    redis.call('EXPIRE', k, 90000)\n"
+    "    bound[#bound + 1] = ARGV[i]\n"
     "  elseif ARGV[3] == '1' and not cur then\n"
     "    redis.call('SET', k, ARGV[2], 'EX', 90000)\n"
     "    redis.call('SADD', KEYS[1], ARGV[i])\n"
+    "    bound[#bound + 1] = ARGV[i]\n"
     "  end\n"
     "end\n"
-    "return 0\n";
+    "return bound\n";
 
-/* Room slot, then. KEYS: room, room sockets  ARGV: restore, sid...
- * As store.c's REFRESH_LUA for the room's keys (the same `restored` rule);
- * the room lives on if one of the sockets is still in it. */
-static const char ROOM_REFRESH_LUA[] =
-    "local restoring = false\n"
-    "if ARGV[1] == '1' then\n"
-    "  local t = redis.call('TIME')\n"
-    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "  if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-    "    redis.call('HSET', KEYS[1], 'created_at', now, 'restored', now)\n"
-    "  end\n"
-    "  local r = tonumber(redis.call('HGET', KEYS[1], 'restored'))\n"
-    "  restoring = r ~= nil and now - r < 900000\n"
-    "end\n"
+/* 3. Room slot. KEYS: room, room sockets  ARGV: restoring, sid... (those
+ *    step 2 found bound here). As store.c's REFRESH_LUA for the room's
+ *    keys: while restoring they enter the set; the room lives on if one
+ *    of them is in it. */
+static const char ROOM_RENEW_LUA[] =
     "local live = false\n"
     "for i = 2, #ARGV do\n"
-    "  if restoring then redis.call('SADD', KEYS[2], ARGV[i]) end\n"
+    "  if ARGV[1] == '1' then redis.call('SADD', KEYS[2], ARGV[i]) end\n"
     "  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then live = true end\n"
     "end\n"
-    "if live then\n"
-    "  redis.call('EXPIRE', KEYS[1], 86400)\n"
-    "  redis.call('EXPIRE', KEYS[2], 86400)\n"
-    "end\n"
-    "if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], 900) end\n"
+    PD_STORE_LUA_RENEW
     "return 0\n";
 
 /* Room slot. KEYS: room, room sockets  ARGV: sid → removed + 2 * exists */
@@ -840,22 +841,97 @@ static void on_reap_find(redisReply *rep, void *data)
     reap_call_end(rc);
 }
 
-int pd_cstore_refresh(pd_redis *r, pd_slice room, const char *owner, int restore, const pd_slice *sids, size_t n)
+/* One refresh on its way through its steps (see ROOM_RESTORE_LUA). */
+typedef struct refresh_call {
+    pd_redis *r;
+    int restoring;
+    size_t n;
+    char room[PD_ID_MAX + 1];
+    char owner[128];
+    char sids[PD_ROOM_REFRESH_MAX][PD_ID_MAX + 1];
+} refresh_call;
+
+static void on_refresh_bound(redisReply *rep, void *data)
+{
+    refresh_call *f = data;
+    char k1[CKEY], k2[CKEY];
+    pd_slice args[1 + PD_ROOM_REFRESH_MAX];
+    size_t n = 0;
+    args[n++] = pd_slice_cstr(f->restoring ? "1" : "0");
+    if (rep && rep->type == REDIS_REPLY_ARRAY) {
+        /* Only names this call sent can come back; anything else is ignored. */
+        for (size_t i = 0; i < rep->elements && n < PD_ARRAY_LEN(args); i++) {
+            redisReply *e = rep->element[i];
+            for (size_t j = 0; e->type == REDIS_REPLY_STRING && j < f->n; j++) {
+                if (strlen(f->sids[j]) == e->len && memcmp(f->sids[j], e->str, e->len) == 0) {
+                    args[n++] = pd_slice_cstr(f->sids[j]);
+                    break;
+                }
+            }
+        }
+        pd_slice rkeys[2] = {room_key(k1, pd_slice_cstr(f->room)), room_socks_key(k2, pd_slice_cstr(f->room))};
+        ceval(f->r, NULL, NULL, ROOM_RENEW_LUA, 2, rkeys, (int)n, args);
+    }
+    free(f);
+}
+
+/* Step 2; f is freed here if it cannot be sent. */
+static int refresh_bind(refresh_call *f)
 {
     char k1[CKEY], k2[CKEY];
     pd_slice args[3 + PD_ROOM_REFRESH_MAX];
-    if (n > PD_ROOM_REFRESH_MAX)
+    pd_slice wkeys[1] = {wsocks_key(k1, f->owner)};
+    args[0] = bind_prefix(k2, f->owner);
+    args[1] = pd_slice_cstr(f->room);
+    args[2] = pd_slice_cstr(f->restoring ? "1" : "0");
+    for (size_t i = 0; i < f->n; i++)
+        args[3 + i] = pd_slice_cstr(f->sids[i]);
+    if (ceval(f->r, on_refresh_bound, f, BIND_REFRESH_LUA, 1, wkeys, 3 + (int)f->n, args) != PD_OK) {
+        free(f);
         return PD_ERR;
-    pd_slice wkeys[1] = {wsocks_key(k1, owner)};
-    args[0] = bind_prefix(k2, owner);
-    args[1] = room;
-    args[2] = pd_slice_cstr(restore ? "1" : "0");
-    for (size_t i = 0; i < n; i++)
-        args[3 + i] = sids[i];
-    if (ceval(r, NULL, NULL, BIND_REFRESH_LUA, 1, wkeys, 3 + (int)n, args) != PD_OK)
+    }
+    return PD_OK;
+}
+
+static void on_refresh_restore(redisReply *rep, void *data)
+{
+    refresh_call *f = data;
+    if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+        free(f);
+        return;
+    }
+    f->restoring = rep->integer == 1;
+    (void)refresh_bind(f);
+}
+
+int pd_cstore_refresh(pd_redis *r, pd_slice room, const char *owner, int restore, const pd_slice *sids, size_t n)
+{
+    if (n > PD_ROOM_REFRESH_MAX || room.len > PD_ID_MAX || strlen(owner) >= sizeof(((refresh_call *)0)->owner))
         return PD_ERR;
-    pd_slice rkeys[2] = {room_key(k1, room), room_socks_key(k2, room)};
-    return ceval(r, NULL, NULL, ROOM_REFRESH_LUA, 2, rkeys, 1 + (int)n, args + 2);
+    refresh_call *f = calloc(1, sizeof(*f));
+    if (!f)
+        return PD_ERR;
+    f->r = r;
+    memcpy(f->room, room.base, room.len);
+    memcpy(f->owner, owner, strlen(owner));
+    for (size_t i = 0; i < n; i++) {
+        if (sids[i].len > PD_ID_MAX) {
+            free(f);
+            return PD_ERR;
+        }
+        memcpy(f->sids[i], sids[i].base, sids[i].len);
+    }
+    f->n = n;
+    if (!restore)
+        return refresh_bind(f);
+    char k1[CKEY];
+    pd_slice keys[1] = {room_key(k1, room)};
+    pd_slice args[2] = {room, pd_slice_cstr("1")};
+    if (ceval(r, on_refresh_restore, f, ROOM_RESTORE_LUA, 1, keys, 2, args) != PD_OK) {
+        free(f);
+        return PD_ERR;
+    }
+    return PD_OK;
 }
 
 int pd_cstore_take_over(pd_redis *r, const char *owner, pd_cluster_reaped_fn reaped_cb, pd_room_long_fn done_cb,

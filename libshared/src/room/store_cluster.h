@@ -11,6 +11,34 @@
  * 0 taken. One key, so the same script serves both modes (store.c). */
 extern const char PD_STORE_CREATE_LUA[];
 
+/* Lua, for a refresh that may restore (the first after Redis became ready
+ * again, ARGV[2] == '1'): creates the room KEYS[1] again if Redis lost it,
+ * with a `restored` field (Redis's clock, ms), and sets `restoring` if the room
+ * was restored in the last 15 min. Then every worker with members there
+ * may bind its own again, whichever came first; nobody binds into a room
+ * that someone else created meanwhile (get_room, create_room): it has no
+ * such field. The room gets a TTL below, whatever happens. */
+#define PD_STORE_LUA_RESTORING                                                                            \
+    "if ARGV[2] == '1' then\n"                                                                            \
+    "  local t = redis.call('TIME')\n"                                                                    \
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                           \
+    "  if redis.call('EXISTS', KEYS[1]) == 0 then\n"                                                      \
+    "    redis.call('HSET', KEYS[1], 'created_at', now, 'restored', now)\n"                               \
+    "  end\n"                                                                                             \
+    "  local r = tonumber(redis.call('HGET', KEYS[1], 'restored'))\n"                                     \
+    "  restoring = r ~= nil and now - r < 900000\n"                                                       \
+    "end\n"
+
+/* Lua: the room KEYS[1] (set KEYS[2]) lives on 24 h if `live`; a room
+ * that has no TTL (just restored, but none of its members could be bound)
+ * gets the empty room's 900 s. */
+#define PD_STORE_LUA_RENEW                                                                                \
+    "if live then\n"                                                                                      \
+    "  redis.call('EXPIRE', KEYS[1], 86400)\n"                                                            \
+    "  redis.call('EXPIRE', KEYS[2], 86400)\n"                                                            \
+    "end\n"                                                                                               \
+    "if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], 900) end\n"
+
 /* The join rate limit's arguments, alike in both modes: now (ms), a member
  * unique to this join, the limit and the window (pd_room.h). */
 typedef struct pd_store_rate {
