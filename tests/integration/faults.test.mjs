@@ -242,6 +242,43 @@ describe("rooms with live members are renewed (PD_ROOM_REFRESH_MS 1000)", { time
   });
 });
 
+describe("a worker with more rooms than one refresh pass takes", { timeout: 240000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 1 });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("after Redis restarts empty, every one of its 1 100 rooms comes back with its member (1 024 per pass, the rest in the next)", async () => {
+    const N = 1100;
+    const rooms = Array.from({ length: N }, (_, i) => `many-${i}`);
+    await c.redisCli("EVAL", "for i = 1, #ARGV do redis.call('HSET', 'room:' .. ARGV[i], 'created_at', '1') "
+      + "redis.call('EXPIRE', 'room:' .. ARGV[i], 86400) end return 0", "0", ...rooms);
+    const member = new Map();
+    try {
+      for (let i = 0; i < N; i += 100) {
+        await Promise.all(rooms.slice(i, i + 100).map(async (r) => {
+          const s = await connect(c.workers[0].url);
+          member.set(r, s);
+          assert.equal((await join(s, r)).success, true, r);
+        }));
+      }
+      await c.stopRedis();
+      await c.startRedis();
+      const restored = async () => Number(await c.redisCli("EVAL", "return #redis.call('KEYS', 'room:many-*:sockets')", "0"));
+      await eventually(`all ${N} rooms restored`, async () => (await restored()) === N, { timeout: 120000, interval: 500 });
+      for (const r of [rooms[0], rooms[1023], rooms[1024], rooms[N - 1]]) {
+        assert.equal(await c.redisCli("SMEMBERS", `room:${r}:sockets`), member.get(r).id, r);
+        assert.equal(await c.redisCli("GET", `socket:${member.get(r).id}`), r);
+      }
+    } finally {
+      closeAll(...member.values());
+    }
+  });
+});
+
 describe("the room API holds its room routes after Redis comes back (PD_RESTORE_HOLD_MS 120000)", { timeout: 90000 }, () => {
   let c;
   before(async () => {

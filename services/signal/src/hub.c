@@ -934,14 +934,19 @@ static void maint_sweep(void *ud)
  * without it a room lives 24 h from its last join, and then its id can be
  * handed out again while its members are still here, and a stranger who
  * gets it would join their session (docs/architecture.md, "Rooms that
- * outlive their TTL"). At most this many rooms per sweep. */
+ * outlive their TTL"). At most this many rooms per sweep; when more are
+ * due (all of them, once Redis came back), the next sweep comes after
+ * HUB_REFRESH_AGAIN_MS, not a whole sweep period: the room API holds its
+ * room routes only PD_RESTORE_HOLD_MS for the restore. */
 #define HUB_REFRESH_PER_SWEEP 1024
+#define HUB_REFRESH_AGAIN_MS 200
 
 typedef struct refresh_ctx {
     pd_hub *h;
     uint64_t now;
     int left;
     int force;                /* every room is due (Redis came back) */
+    int more;                 /* a due room is left for the next sweep */
 } refresh_ctx;
 
 static void room_refresh(pd_hub *h, hub_room *r, uint64_t now)
@@ -970,8 +975,10 @@ static int refresh_visit(pd_slice key, void *value, void *data)
         r->restore = 1;
     } else if (r->refreshed_at && c->now - r->refreshed_at < (uint64_t)c->h->w->cfg.room_refresh_ms)
         return 0;
-    if (c->left == 0)
+    if (c->left == 0) {
+        c->more = 1;
         return c->force ? 0 : 1; /* the next sweep takes the rest */
+    }
     c->left--;
     room_refresh(c->h, r, c->now);
     return 0;
@@ -981,8 +988,10 @@ static void rooms_refresh(pd_hub *h, int force)
 {
     if (!pd_redis_ready(h->w->redis))
         return;
-    refresh_ctx c = {h, pd_mono_ms(), HUB_REFRESH_PER_SWEEP, force};
+    refresh_ctx c = {h, pd_mono_ms(), HUB_REFRESH_PER_SWEEP, force, 0};
     pd_ptab_foreach(h->rooms, refresh_visit, &c);
+    if (c.more)
+        pd_maint_sweep_in(h->maint, HUB_REFRESH_AGAIN_MS);
 }
 
 void pd_hub_on_redis_state(pd_hub *h, int ready)

@@ -69,6 +69,13 @@ static void on_sweep(uv_timer_t *t)
     m->hooks.sweep(m->ud);
 }
 
+void pd_maint_sweep_in(pd_maint *m, uint64_t ms)
+{
+    uv_timer_t *t = &m->timers[MAINT_SWEEP];
+    if (uv_timer_get_due_in(t) > ms)
+        uv_timer_start(t, on_sweep, ms, PD_MAINT_SWEEP_MS);
+}
+
 /* Our subscriber link is behind: the others publish faster than we can
  * read, and Redis will drop the link (losing messages) once its output
  * buffer for us passes its limit. Only the publishers can fix that. */

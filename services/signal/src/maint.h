@@ -46,4 +46,8 @@ void pd_maint_free(pd_maint *m);
  * it may have restarted empty. */
 void pd_maint_beat_now(pd_maint *m);
 
+/* The owner's sweep has more left than one pass takes (rooms to restore
+ * after Redis came back): run it once in `ms`, then at its period again. */
+void pd_maint_sweep_in(pd_maint *m, uint64_t ms);
+
 #endif
