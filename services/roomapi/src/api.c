@@ -258,6 +258,14 @@ static json_t *health_base(pd_api *api, const char *status)
                      "privydrop-backend", "version", PD_VERSION, "environment", api->cfg.environment);
 }
 
+/* Whole seconds (rounded up) until the room routes open again after Redis
+ * came back (pd_api_on_redis_state); 0 when they are open. */
+static uint64_t hold_left_s(const pd_api *api)
+{
+    uint64_t now = pd_mono_ms();
+    return now < api->hold_until_ms ? (api->hold_until_ms - now + 999) / 1000 : 0;
+}
+
 /* ---- handlers ------------------------------------------------------------- */
 
 static void on_get_room(const char *room, void *data)
@@ -352,10 +360,10 @@ static void detailed_respond(api_req *r, long connections)
                                   "connections", (json_int_t)(connections < 0 ? 0 : connections)));
     /* Not a health matter (Redis is fine): operators and tests see why the
      * room routes answer 503 for a while after Redis came back. */
-    uint64_t now = pd_mono_ms();
-    if (now < api->hold_until_ms)
-        json_object_set_new(body, "rooms", json_pack("{s:s, s:I}", "status", "restoring", "retry_after_s",
-                                                     (json_int_t)((api->hold_until_ms - now + 999) / 1000)));
+    uint64_t hold_s = hold_left_s(api);
+    if (hold_s)
+        json_object_set_new(body, "rooms",
+                            json_pack("{s:s, s:I}", "status", "restoring", "retry_after_s", (json_int_t)hold_s));
     else
         json_object_set_new(body, "rooms", json_pack("{s:s}", "status", "open"));
     json_object_set_new(body, "system", system_info());
@@ -676,13 +684,12 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
             return;
         }
     }
-    uint64_t now = pd_mono_ms();
-    if (ri->limit == LIMIT_ROOM && now < api->hold_until_ms) {
+    uint64_t hold_s = ri->limit == LIMIT_ROOM ? hold_left_s(api) : 0;
+    if (hold_s) {
         /* The same answer as Redis being down, which to a client it is:
          * the rooms are not all there yet. */
         char extra[CORS_HDR_MAX + 32];
-        snprintf(extra, sizeof(extra), "%sRetry-After: %llu\r\n", cors,
-                 (unsigned long long)((api->hold_until_ms - now + 999) / 1000));
+        snprintf(extra, sizeof(extra), "%sRetry-After: %llu\r\n", cors, (unsigned long long)hold_s);
         respond_unavailable(api, conn, extra);
         return;
     }

@@ -81,7 +81,7 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data);
  * answer 503 for cfg.restore_hold_ms: Redis may have come back empty, and
  * until the signal workers have written back the rooms their members are
  * in, an id handed out, created or reported free could be a live room's
- * (docs/architecture.md, "Redis comes back"). */
+ * (docs/architecture.md, "Rooms that outlive their TTL"). */
 void pd_api_on_redis_state(pd_api *api, int ready);
 
 /* Requests waiting for Redis. */

@@ -98,7 +98,7 @@ static void load_config(roomapi_config *c, long *drain_timeout_ms, pd_config_che
     pd_config_long(chk, "PD_API_MAX_INFLIGHT", 4096, 1, 10000000, &c->max_inflight);
     /* Longer than a signal worker's longest reconnect delay (5 s, +25 %
      * jitter) plus its first refresh, so that the rooms are back before
-     * ids are handed out again (docs/architecture.md, "Redis comes back"). */
+     * ids are handed out again (docs/architecture.md, "Rooms that outlive their TTL"). */
     pd_config_long(chk, "PD_RESTORE_HOLD_MS", 10000, 0, 600000, &c->restore_hold);
     pd_config_long(chk, "PD_HTTP_MAX_CONNS_PER_IP", 32, 1, 1000000, &c->http_per_ip);
     pd_config_long(chk, "PD_HTTP_MAX_CONN_AGE_MS", 60000, 1000, 86400000, &c->conn_age);
