@@ -144,11 +144,11 @@ describe("Redis stops and restarts (for real)", { timeout: 120000 }, () => {
         const ttl = Number(await c.redisCli("TTL", `room:${r}`));
         assert.ok(ttl > 86000, `restored with the full life (${ttl})`);
         // The room API reconnects on its own schedule, then holds its room
-        // routes for PD_RESTORE_HOLD_MS (10 s).
+        // routes for PD_RESTORE_HOLD_MS (15 s).
         const again = await eventually("the room API answers", async () => {
           const x = await postJson(api, "/api/check_room", { roomId: r }, { headers: { "x-forwarded-for": uniqueIp() } });
           return x.status === 200 ? x : null;
-        }, { timeout: 30000, interval: 200 });
+        }, { timeout: 60000, interval: 200 });
         assert.equal(again.json.available, false, `${r} is taken again`);
       }
       const jr2 = await join(late, rooms[0]);
@@ -282,20 +282,28 @@ describe("a worker with more rooms than one refresh pass takes", { timeout: 2400
 describe("the room API holds its room routes after Redis comes back (PD_RESTORE_HOLD_MS 120000)", { timeout: 90000 }, () => {
   let c;
   before(async () => {
-    c = await startCluster({ workers: 1, roomApiEnv: { PD_RESTORE_HOLD_MS: "120000" } });
+    c = await startCluster({ workers: 1, roomApiEnv: { PD_RESTORE_HOLD_MS: "120000", PD_API_RATE: "1", PD_API_BURST: "3" } });
   });
   after(async () => {
     await c?.stop();
   });
 
-  it("none at its first connection; once Redis is back, get/create/check/leave answer 503 with Retry-After, the other routes as usual", async () => {
+  it("none at its first connection; while Redis is away and once it is back, get/create/check/leave answer 503 with Retry-After, the other routes as usual", async () => {
     const api = c.roomApi.url;
     const from = () => ({ headers: { "x-forwarded-for": uniqueIp() } });
+    const heldGauge = async () => metricValue(await metrics(api), "privydrop_roomapi_rooms_held");
     const first = await getJson(api, "/api/get_room", from());
     assert.equal(first.status, 200, "no hold at the first connection");
     assert.deepEqual((await getJson(api, "/health/detailed")).json.rooms, { status: "open" });
+    assert.equal(await heldGauge(), 0);
 
     await c.stopRedis();
+    await eventually("the room API sees Redis gone", async () => (await getJson(api, "/health/detailed")).status === 503,
+      { timeout: 30000, interval: 200 });
+    const away = await getJson(api, "/api/get_room", from());
+    assert.equal(away.status, 503);
+    assert.equal(away.headers["retry-after"], "120", "the whole hold is still ahead");
+    assert.equal(await heldGauge(), 1);
     await c.startRedis();
     const det = await eventually("the room API back", async () => {
       const d = await getJson(api, "/health/detailed");
@@ -317,6 +325,14 @@ describe("the room API holds its room routes after Redis comes back (PD_RESTORE_
       assert.ok(Number.isInteger(ra) && ra >= 1 && ra <= 120, `${route}: Retry-After ${r.headers["retry-after"]}`);
     }
     assert.equal(await c.redisCli("EXISTS", "room:held-room"), "0", "nothing was created while held");
+    // Held before the per-address limit (burst 3): one address keeps
+    // hearing the hold, not "too many requests".
+    const ip = uniqueIp();
+    for (let i = 0; i < 6; i++) {
+      const r = await getJson(api, "/api/get_room", { headers: { "x-forwarded-for": ip } });
+      assert.equal(r.status, 503, `request ${i + 1} from one address`);
+    }
+    assert.equal(await heldGauge(), 1);
     assert.equal(await c.redisCli("EXISTS", "pd:short:seeded"), "0", "no id was handed out while held");
     assert.equal((await getJson(api, "/api/ice_servers", from())).status, 200);
     assert.equal((await getJson(api, "/health")).status, 200);

@@ -185,7 +185,7 @@ export async function createRoom(apiUrl, roomId = uniqueRoomId()) {
 /** Wait until the room API's Redis link is up and its room routes are no
  * longer held after Redis came back (PD_RESTORE_HOLD_MS; /health/detailed
  * says "rooms": {"status": "open"}). */
-export async function roomsOpen(apiUrl, { timeout = 30000 } = {}) {
+export async function roomsOpen(apiUrl, { timeout = 60000 } = {}) {
   await eventually("room API up with its room routes open", async () => {
     const d = await getJson(apiUrl, "/health/detailed");
     return d.status === 200 && d.json?.rooms?.status === "open";

@@ -20,7 +20,9 @@
 #
 # Usage: tests/turn/run.sh PATH_TO_TURNCRED [PATH_TO_ROOMAPI]
 # Environment: PD_TURN_SECRET (test secret; a random one when unset),
-#   PD_TEST_TURN_PORT (default 34780; relay ports PORT+20..PORT+119).
+#   PD_TEST_TURN_PORT (default 24780; relay ports PORT+20..PORT+119). Below
+#   the kernel's ephemeral range (32768 and up), so no port another test
+#   asked the kernel for can be holding one of ours.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +32,7 @@ for t in turnserver turnutils_uclient turnutils_stunclient openssl node curl; do
     command -v "$t" >/dev/null || { echo "turn: $t is missing (make deps)" >&2; exit 1; }
 done
 
-port=${PD_TEST_TURN_PORT:-34780}
+port=${PD_TEST_TURN_PORT:-24780}
 secret=${PD_TURN_SECRET:-$(openssl rand -hex 24)}
 work=$(mktemp -d "${TMPDIR:-/tmp}/pd-turn.XXXXXX")
 pids=()

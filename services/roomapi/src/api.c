@@ -27,6 +27,7 @@ struct pd_api {
     pd_metric *m_redis_up;   /* gauge, set when scraped */
     pd_metric *m_inflight;   /* gauge, set when scraped */
     pd_metric *m_master_changes; /* counter, set when scraped: Sentinel master changes followed */
+    pd_metric *m_held;       /* gauge, set when scraped: room routes held after Redis came back */
     pd_metrics *metrics;     /* borrowed registry */
     pd_ratelimit *room_limit; /* per-address buckets, room routes */
     pd_ratelimit *log_limit;  /* per-address buckets, track and log routes */
@@ -259,9 +260,17 @@ static json_t *health_base(pd_api *api, const char *status)
 }
 
 /* Whole seconds (rounded up) until the room routes open again after Redis
- * came back (pd_api_on_redis_state); 0 when they are open. */
+ * came back (pd_api_on_redis_state); 0 when they are open. Once Redis has
+ * been ready, a link that is not ready again yet counts as the whole hold
+ * still ahead: a reconnected link carries commands before its PING is
+ * answered (and a Redis still loading its data answers none), and Redis
+ * may be empty. */
 static uint64_t hold_left_s(const pd_api *api)
 {
+    if (!api->cfg.restore_hold_ms || !api->redis_was_ready)
+        return 0;
+    if (!pd_redis_ready(api->redis))
+        return (api->cfg.restore_hold_ms + 999) / 1000;
     uint64_t now = pd_mono_ms();
     return now < api->hold_until_ms ? (api->hold_until_ms - now + 999) / 1000 : 0;
 }
@@ -495,6 +504,7 @@ static void route_metrics(pd_api *api, pd_http_conn *conn, const pd_http_request
     pd_metric_set(api->m_redis_up, NULL, pd_redis_ready(api->redis) ? 1 : 0);
     pd_metric_set(api->m_inflight, NULL, (double)api->inflight);
     pd_metric_set(api->m_master_changes, NULL, (double)pd_redis_master_changes(api->redis));
+    pd_metric_set(api->m_held, NULL, hold_left_s(api) ? 1 : 0);
     size_t len = 0;
     char *text = pd_metrics_render(api->metrics, &len);
     if (!text) {
@@ -670,6 +680,18 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
     cors_headers(api, req, cors, route == PD_ROUTE_PREFLIGHT);
     pd_metric_add(api->m_requests, ri->metric, 1);
 
+    uint64_t hold_s = ri->limit == LIMIT_ROOM ? hold_left_s(api) : 0;
+    if (hold_s) {
+        /* The same answer as Redis being down, which to a client it is:
+         * the rooms are not all there yet. Before the rate limit, so the
+         * client's allowance is left for when they are, and it hears one
+         * Retry-After. */
+        char extra[CORS_HDR_MAX + 32];
+        snprintf(extra, sizeof(extra), "%sRetry-After: %llu\r\n", cors, (unsigned long long)hold_s);
+        respond_unavailable(api, conn, extra);
+        return;
+    }
+
     pd_ratelimit *const limits[] = {[LIMIT_NONE] = NULL, [LIMIT_ROOM] = api->room_limit,
                                     [LIMIT_LOG] = api->log_limit, [LIMIT_ICE] = api->ice_limit,
                                     [LIMIT_DETAILED] = api->detailed_limit};
@@ -683,15 +705,6 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
             respond_error(api, conn, extra, 429, "Too many requests");
             return;
         }
-    }
-    uint64_t hold_s = ri->limit == LIMIT_ROOM ? hold_left_s(api) : 0;
-    if (hold_s) {
-        /* The same answer as Redis being down, which to a client it is:
-         * the rooms are not all there yet. */
-        char extra[CORS_HDR_MAX + 32];
-        snprintf(extra, sizeof(extra), "%sRetry-After: %llu\r\n", cors, (unsigned long long)hold_s);
-        respond_unavailable(api, conn, extra);
-        return;
     }
     ri->fn(api, conn, req, cors);
 }
@@ -728,6 +741,8 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
                                      "Requests waiting for Redis.", NULL);
     api->m_master_changes = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_redis_master_changes_total",
                                            "Redis master changes followed (Sentinel; Cluster: maps moving slots).", NULL);
+    api->m_held = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_rooms_held",
+                                 "1 while the room routes answer 503 after Redis came back (PD_RESTORE_HOLD_MS).", NULL);
     api->metrics = metrics;
     api->room_limit = pd_ratelimit_create(cfg->room_rate > 0 ? cfg->room_rate : 20,
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);

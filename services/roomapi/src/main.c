@@ -35,7 +35,7 @@ static const char USAGE[] =
     "  PD_LOG_RATE, PD_LOG_BURST   per-address limit on set_track and logs_debug (2/s, 20)\n"
     "  PD_ICE_RATE, PD_ICE_BURST   per-address limit on ice_servers (1/s, 10)\n"
     "  PD_API_MAX_INFLIGHT      requests waiting for Redis, all together; beyond: 503 (4096)\n"
-    "  PD_RESTORE_HOLD_MS       room routes answer 503 this long after Redis returns (10000; 0 = off)\n"
+    "  PD_RESTORE_HOLD_MS       room routes answer 503 this long after Redis returns (15000; 0 = off)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
     "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
@@ -97,9 +97,10 @@ static void load_config(roomapi_config *c, long *drain_timeout_ms, pd_config_che
     pd_config_long(chk, "PD_ICE_BURST", 10, 1, 1000000, &c->ice_burst);
     pd_config_long(chk, "PD_API_MAX_INFLIGHT", 4096, 1, 10000000, &c->max_inflight);
     /* Longer than a signal worker's longest reconnect delay (5 s, +25 %
-     * jitter) plus its first refresh, so that the rooms are back before
+     * jitter) plus its first refreshes (about 4 s for 20 000 rooms, its
+     * socket limit), so that the rooms are back before
      * ids are handed out again (docs/architecture.md, "Rooms that outlive their TTL"). */
-    pd_config_long(chk, "PD_RESTORE_HOLD_MS", 10000, 0, 600000, &c->restore_hold);
+    pd_config_long(chk, "PD_RESTORE_HOLD_MS", 15000, 0, 600000, &c->restore_hold);
     pd_config_long(chk, "PD_HTTP_MAX_CONNS_PER_IP", 32, 1, 1000000, &c->http_per_ip);
     pd_config_long(chk, "PD_HTTP_MAX_CONN_AGE_MS", 60000, 1000, 86400000, &c->conn_age);
     pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", 10000, 100, 600000, &c->req_timeout);
