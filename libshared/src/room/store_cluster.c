@@ -105,20 +105,26 @@ static const char ROOM_JOIN_LUA[] =
     "return 0\n";
 
 /* A refresh spans two slots, so it is three steps, in this order
- * (pd_cstore_refresh), each atomic on its own slot:
- * 1. Room slot, only on a refresh that may restore. KEYS: room
- *    ARGV: -, '1' → 1 if the room is being restored (store_cluster.h). */
+ * (pd_cstore_refresh), each atomic on its own slot and each sent once the
+ * one before has answered:
+ * 1. Room slot, only on a refresh that may restore. KEYS: room, room
+ *    sockets  ARGV: -, '1', sid... → 1 if the room is being restored
+ *    (store_cluster.h), and then the sockets are put in its set at once.
+ *    Putting them in first, not last, means a leave that runs between the
+ *    steps removes what it should and leaves no member behind. */
 static const char ROOM_RESTORE_LUA[] =
     "local restoring = false\n"
     PD_STORE_LUA_RESTORING
-    "if restoring then return 1 end\n"
-    "return 0\n";
+    "if not restoring then return 0 end\n"
+    "for i = 3, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end\n"
+    "if redis.call('TTL', KEYS[2]) == -1 then redis.call('EXPIRE', KEYS[2], 900) end\n"
+    "return 1\n";
 
 /* 2. Worker slot. KEYS: pd:worker:{w}:sockets  ARGV: binding prefix, room
  *    id, restoring, sid... → the sids now bound to the room: bindings
  *    naming it are renewed, and while the room is being restored those
- *    Redis lost are bound again. Deciding that first keeps a socket from
- *    being bound to a room someone else created meanwhile. */
+ *    Redis lost are bound again (never into a room someone else created
+ *    meanwhile: step 1 said it is not being restored). */
 static const char BIND_REFRESH_LUA[] =
     "local bound = {}\n"
     "for i = 4, #ARGV do\n"
@@ -135,16 +141,17 @@ static const char BIND_REFRESH_LUA[] =
     "end\n"
     "return bound\n";
 
-/* 3. Room slot. KEYS: room, room sockets  ARGV: restoring, sid... (those
- *    step 2 found bound here). As store.c's REFRESH_LUA for the room's
- *    keys: while restoring they enter the set; the room lives on if one
- *    of them is in it. */
+/* 3. Room slot. KEYS: room, room sockets  ARGV: k, the k sids step 2
+ *    found bound here, then (restoring) those it did not, which step 1
+ *    put in the set and come out again. As store.c's REFRESH_LUA for the
+ *    room's keys: the room lives on if a bound one is in it. */
 static const char ROOM_RENEW_LUA[] =
+    "local k = tonumber(ARGV[1])\n"
     "local live = false\n"
-    "for i = 2, #ARGV do\n"
-    "  if ARGV[1] == '1' then redis.call('SADD', KEYS[2], ARGV[i]) end\n"
+    "for i = 2, k + 1 do\n"
     "  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then live = true end\n"
     "end\n"
+    "for i = k + 2, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end\n"
     PD_STORE_LUA_RENEW
     "return 0\n";
 
@@ -854,23 +861,34 @@ typedef struct refresh_call {
 static void on_refresh_bound(redisReply *rep, void *data)
 {
     refresh_call *f = data;
-    char k1[CKEY], k2[CKEY];
-    pd_slice args[1 + PD_ROOM_REFRESH_MAX];
-    size_t n = 0;
-    args[n++] = pd_slice_cstr(f->restoring ? "1" : "0");
     if (rep && rep->type == REDIS_REPLY_ARRAY) {
-        /* Only names this call sent can come back; anything else is ignored. */
-        for (size_t i = 0; i < rep->elements && n < PD_ARRAY_LEN(args); i++) {
+        /* Which of the sids sent came back bound; anything else in the
+         * reply is ignored. */
+        int bound[PD_ROOM_REFRESH_MAX] = {0};
+        size_t k = 0;
+        for (size_t i = 0; i < rep->elements; i++) {
             redisReply *e = rep->element[i];
             for (size_t j = 0; e->type == REDIS_REPLY_STRING && j < f->n; j++) {
-                if (strlen(f->sids[j]) == e->len && memcmp(f->sids[j], e->str, e->len) == 0) {
-                    args[n++] = pd_slice_cstr(f->sids[j]);
+                if (!bound[j] && strlen(f->sids[j]) == e->len && memcmp(f->sids[j], e->str, e->len) == 0) {
+                    bound[j] = 1;
+                    k++;
                     break;
                 }
             }
         }
+        char count[16], k1[CKEY], k2[CKEY];
+        pd_slice args[1 + PD_ROOM_REFRESH_MAX];
+        size_t n = 0, u = 1 + k;
+        snprintf(count, sizeof(count), "%zu", k);
+        args[n++] = pd_slice_cstr(count);
+        for (size_t j = 0; j < f->n; j++) {
+            if (bound[j])
+                args[n++] = pd_slice_cstr(f->sids[j]);
+            else if (f->restoring)
+                args[u++] = pd_slice_cstr(f->sids[j]);
+        }
         pd_slice rkeys[2] = {room_key(k1, pd_slice_cstr(f->room)), room_socks_key(k2, pd_slice_cstr(f->room))};
-        ceval(f->r, NULL, NULL, ROOM_RENEW_LUA, 2, rkeys, (int)n, args);
+        ceval(f->r, NULL, NULL, ROOM_RENEW_LUA, 2, rkeys, (int)u, args);
     }
     free(f);
 }
@@ -924,10 +942,12 @@ int pd_cstore_refresh(pd_redis *r, pd_slice room, const char *owner, int restore
     f->n = n;
     if (!restore)
         return refresh_bind(f);
-    char k1[CKEY];
-    pd_slice keys[1] = {room_key(k1, room)};
-    pd_slice args[2] = {room, pd_slice_cstr("1")};
-    if (ceval(r, on_refresh_restore, f, ROOM_RESTORE_LUA, 1, keys, 2, args) != PD_OK) {
+    char k1[CKEY], k2[CKEY];
+    pd_slice keys[2] = {room_key(k1, room), room_socks_key(k2, room)};
+    pd_slice args[2 + PD_ROOM_REFRESH_MAX] = {room, pd_slice_cstr("1")};
+    for (size_t i = 0; i < n; i++)
+        args[2 + i] = pd_slice_cstr(f->sids[i]);
+    if (ceval(r, on_refresh_restore, f, ROOM_RESTORE_LUA, 2, keys, 2 + (int)n, args) != PD_OK) {
         free(f);
         return PD_ERR;
     }

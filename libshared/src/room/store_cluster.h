@@ -17,13 +17,16 @@ extern const char PD_STORE_CREATE_LUA[];
  * was restored in the last 15 min. Then every worker with members there
  * may bind its own again, whichever came first; nobody binds into a room
  * that someone else created meanwhile (get_room, create_room): it has no
- * such field. The room gets a TTL below, whatever happens. */
+ * such field. A room created here gets the empty room's 900 s at once, so
+ * that it expires even if nothing after this ever runs (a worker killed
+ * between the steps of a cluster refresh); a live one gets 24 h below. */
 #define PD_STORE_LUA_RESTORING                                                                            \
     "if ARGV[2] == '1' then\n"                                                                            \
     "  local t = redis.call('TIME')\n"                                                                    \
     "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                           \
     "  if redis.call('EXISTS', KEYS[1]) == 0 then\n"                                                      \
     "    redis.call('HSET', KEYS[1], 'created_at', now, 'restored', now)\n"                               \
+    "    redis.call('EXPIRE', KEYS[1], 900)\n"                                                            \
     "  end\n"                                                                                             \
     "  local r = tonumber(redis.call('HGET', KEYS[1], 'restored'))\n"                                     \
     "  restoring = r ~= nil and now - r < 900000\n"                                                       \

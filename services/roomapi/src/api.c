@@ -686,7 +686,7 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
          * the rooms are not all there yet. Before the rate limit, so the
          * client's allowance is left for when they are, and it hears one
          * Retry-After. */
-        char extra[CORS_HDR_MAX + 32];
+        char extra[CORS_HDR_MAX + 48]; /* room for any 64-bit number */
         snprintf(extra, sizeof(extra), "%sRetry-After: %llu\r\n", cors, (unsigned long long)hold_s);
         respond_unavailable(api, conn, extra);
         return;
