@@ -948,7 +948,8 @@ describe("hostile input", { timeout: 300000 }, () => {
       const r = await request(api, "GET", "/health/detailed");
       assert.equal(r.status, 200);
       const j = r.json;
-      assert.deepEqual(Object.keys(j).sort(), ["dependencies", "environment", "service", "status", "system", "timestamp", "uptime", "version"]);
+      assert.deepEqual(Object.keys(j).sort(), ["dependencies", "environment", "rooms", "service", "status", "system", "timestamp", "uptime", "version"]);
+      assert.deepEqual(j.rooms, { status: "open" });
       assert.deepEqual(Object.keys(j.dependencies).sort(), ["redis", "socketio"]);
       assert.deepEqual(Object.keys(j.dependencies.redis), ["status"]);
       assert.deepEqual(Object.keys(j.dependencies.socketio).sort(), ["connections", "status"]);
