@@ -698,9 +698,116 @@ static long long zscore(room_fx *f, const char *id)
     return atoll(buf);
 }
 
+/* ---- reserve and claim (the room API's pool) ------------------------------ */
+
 static long long redis_now_ms(room_fx *f)
 {
     return rfx_int(f->c, "EVAL %s 0", "local t = redis.call('TIME') return t[1] * 1000");
+}
+
+typedef struct reserve_slot {
+    int done, n;
+    char ids[PD_ROOM_RESERVE_MAX][PD_ROOM_RESERVED_ID_MAX + 1];
+} reserve_slot;
+
+static void on_reserved(const char *const *ids, int n, void *data)
+{
+    reserve_slot *s = data;
+    s->done++;
+    s->n = n;
+    for (int i = 0; i < n; i++)
+        snprintf(s->ids[i], sizeof s->ids[i], "%s", ids[i]);
+}
+
+static reserve_slot reserve(room_fx *f, int want, long ttl)
+{
+    reserve_slot s = {0};
+    assert_int_equal(pd_room_reserve(f->r, want, ttl, on_reserved, &s), PD_OK);
+    RFX_WAIT(&f->l, s.done, 5000);
+    assert_int_equal(s.done, 1);
+    return s;
+}
+
+static long claim(room_fx *f, const char *const *ids, size_t n)
+{
+    pd_slice sl[PD_ROOM_CLAIM_MAX];
+    for (size_t i = 0; i < n; i++)
+        sl[i] = pd_slice_cstr(ids[i]);
+    long_wait w = {0};
+    assert_int_equal(pd_room_claim(f->r, sl, n, on_long_done, &w), PD_OK);
+    return wait_long(f, &w);
+}
+
+static void reserve_takes_distinct_free_ids_with_a_short_life(void **state)
+{
+    room_fx *f = *state;
+    fill_short(f, fill_90);
+    for (int k = 0; k < 20; k++) /* sort the space first (20 steps) */
+        free(get_many(f, 1));
+    reserve_slot a = reserve(f, 64, 120), b = reserve(f, 64, 120);
+    assert_int_equal(a.n, 64);
+    assert_int_equal(b.n, 64);
+    long long now = redis_now_ms(f);
+    for (int i = 0; i < 128; i++) {
+        const char *id = i < 64 ? a.ids[i] : b.ids[i - 64];
+        assert_true(is_digits4(id));
+        assert_int_equal(atoi(id) % 10, 3); /* only the free ones */
+        assert_int_equal(rfx_int(f->c, "SADD test:seen %s", id), 1);
+        assert_int_equal(rfx_int(f->c, "HEXISTS room:%s created_at", id), 1);
+        assert_between(rfx_int(f->c, "TTL room:%s", id), 110, 120);
+        /* Due when the reservation lapses, not 24 h on. */
+        assert_between(zscore(f, id), now + 110000, now + 121000);
+    }
+    /* get_room afterwards never hands out a reserved id. */
+    free_slot *s = get_many(f, 100);
+    free(s);
+}
+
+static void claim_gives_a_reserved_room_24_hours_and_leaves_the_rest(void **state)
+{
+    room_fx *f = *state;
+    reserve_slot a = reserve(f, 4, 120);
+    assert_int_equal(a.n, 4);
+    /* A member joined the third before its claim, and the fourth is gone
+     * (expired, or Redis lost it): the claim keeps the join's life and
+     * creates nothing. */
+    rfx_ok(f->c, "EXPIRE room:%s 86400", a.ids[2]);
+    rfx_ok(f->c, "DEL room:%s", a.ids[3]);
+    const char *ids[3] = {a.ids[0], a.ids[2], a.ids[3]};
+    assert_int_equal(claim(f, ids, 3), 2);
+    long long now = redis_now_ms(f);
+    assert_between(rfx_int(f->c, "TTL room:%s", a.ids[0]), PD_ROOM_TTL_S - 10, PD_ROOM_TTL_S);
+    assert_between(zscore(f, a.ids[0]), now + 86390000, now + 86401000);
+    assert_between(rfx_int(f->c, "TTL room:%s", a.ids[1]), 110, 120); /* not handed out */
+    assert_between(zscore(f, a.ids[1]), now + 110000, now + 121000);
+    assert_between(rfx_int(f->c, "TTL room:%s", a.ids[2]), PD_ROOM_TTL_S - 10, PD_ROOM_TTL_S);
+    assert_int_equal(rfx_int(f->c, "EXISTS room:%s", a.ids[3]), 0);
+    /* A room that a leave shortened to 900 s after its claim keeps them. */
+    rfx_ok(f->c, "EXPIRE room:%s 900", a.ids[0]);
+    ids[0] = a.ids[0];
+    assert_int_equal(claim(f, ids, 1), 1);
+    assert_between(rfx_int(f->c, "TTL room:%s", a.ids[0]), PD_ROOM_TTL_S - 10, PD_ROOM_TTL_S);
+}
+
+static void reserve_when_full_takes_alphanumeric_ids_and_bounds_its_arguments(void **state)
+{
+    room_fx *f = *state;
+    fill_short(f, fill_all);
+    for (int k = 0; k < 20; k++) /* sort the space first (20 steps) */
+        free(get_many(f, 1));
+    reserve_slot a = reserve(f, 16, 120);
+    assert_true(a.n >= 12); /* one 4-character guess per id, 4 six-character ones */
+    for (int i = 0; i < a.n; i++) {
+        assert_false(is_digits4(a.ids[i]));
+        assert_true(pd_id_valid(pd_slice_cstr(a.ids[i])));
+        assert_between(rfx_int(f->c, "TTL room:%s", a.ids[i]), 110, 120);
+    }
+    assert_int_equal(pd_room_reserve(f->r, 0, 120, on_reserved, &a), PD_ERR);
+    assert_int_equal(pd_room_reserve(f->r, PD_ROOM_RESERVE_MAX + 1, 120, on_reserved, &a), PD_ERR);
+    assert_int_equal(pd_room_reserve(f->r, 1, 0, on_reserved, &a), PD_ERR);
+    pd_slice none[1] = {pd_slice_cstr("x")};
+    assert_int_equal(pd_room_claim(f->r, none, 0, NULL, NULL), PD_ERR);
+    assert_int_equal(pd_room_claim(f->r, none, PD_ROOM_CLAIM_MAX + 1, NULL, NULL), PD_ERR);
 }
 
 static void get_free_skips_an_id_taken_by_name_and_remembers_it(void **state)
@@ -1099,6 +1206,9 @@ int main(void)
         ROOM_TEST(get_free_at_99_9_percent_finds_the_last_ten),
         ROOM_TEST(get_free_when_full_falls_back_to_alphanumeric),
         ROOM_TEST(get_free_skips_an_id_taken_by_name_and_remembers_it),
+        ROOM_TEST(reserve_takes_distinct_free_ids_with_a_short_life),
+        ROOM_TEST(claim_gives_a_reserved_room_24_hours_and_leaves_the_rest),
+        ROOM_TEST(reserve_when_full_takes_alphanumeric_ids_and_bounds_its_arguments),
         ROOM_TEST(get_free_reclaims_an_expired_id_and_rescores_a_living_one),
         ROOM_TEST(leave_that_empties_a_short_room_moves_its_due_time),
         ROOM_TEST(track_counts_referrers_per_day_with_30_day_ttl),

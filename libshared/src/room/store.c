@@ -131,11 +131,14 @@ const char PD_STORE_CREATE_LUA[] =
  * A free entry can be stale only when create_room took that id by name;
  * HSETNX finds that out and the id moves to used.
  * Work per call is bounded: a seeding step of 500 ids (only until
- * pd:short:seeded reaches 10 000), up to 8 pops; only if the free set ran
- * dry, 8 due ids reclaimed and up to 8 pops more; then the random
- * candidates in ARGV.
+ * pd:short:seeded reaches 10 000), up to 8 pops per id wanted; only if the
+ * free set ran dry, due ids reclaimed (8, or as many as wanted) and the
+ * pops tried again; then the random candidates in ARGV.
+ * A room handed out lives `ttl` s: 24 h from get_room, or the short life
+ * of a reservation (pd_room_reserve) until CLAIM_LUA gives it its 24 h.
  * KEYS: pd:short:free, pd:short:used, pd:short:seeded
- * ARGV: now ms (created_at), then the fallback candidates, shortest first. */
+ * ARGV: now ms (created_at), ids wanted, ttl s, then the fallback
+ * candidates, shortest first. Returns the ids taken (none: empty list). */
 #define SHORT_FREE_KEY "pd:short:free"
 #define SHORT_SEEDED_KEY "pd:short:seeded"
 static const char GET_FREE_LUA[] =
@@ -147,6 +150,9 @@ static const char GET_FREE_LUA[] =
     "local t = redis.call('TIME')\n"
     "local nowstr = t[1] .. string.sub('00000' .. t[2], -6, -4)\n"
     "local now = tonumber(nowstr)\n"
+    "local want = tonumber(ARGV[2])\n"
+    "local ttl = ARGV[3]\n"
+    "local ttlms = tonumber(ttl) * 1000\n"
     "local function due_at(id)\n"
     "  local ttl = redis.call('PTTL', 'room:' .. id)\n"
     "  if ttl < 0 then ttl = 86400000 end\n"
@@ -179,41 +185,69 @@ static const char GET_FREE_LUA[] =
     "    local id = redis.call('SPOP', KEYS[1])\n"
     "    if not id then return nil end\n"
     "    if redis.call('HSETNX', 'room:' .. id, 'created_at', ARGV[1]) == 1 then\n"
-    "      redis.call('EXPIRE', 'room:' .. id, '86400')\n"
-    "      redis.call('ZADD', KEYS[2], now + 86400000, id)\n"
+    "      redis.call('EXPIRE', 'room:' .. id, ttl)\n"
+    "      redis.call('ZADD', KEYS[2], now + ttlms, id)\n"
     "      return id\n"
     "    end\n"
     "    redis.call('ZADD', KEYS[2], due_at(id), id)\n"
     "  end\n"
     "  return false\n"
     "end\n"
+    "local out = {}\n"
+    "local reclaimed = false\n"
+    "while #out < want do\n"
+    "  local id = pop()\n"
     /* Reclaiming ids whose rooms may have expired only when no free id is
-     * left: each id is reclaimed once either way, and a call that finds a
-     * free id does no more than it must (the common case at any fill). */
-    /* A second pop only if this freed an id: nil said the set is empty. */
-    "local id = pop()\n"
-    "if id == nil then\n"
-    "  local freed = false\n"
-    "  for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', nowstr, 'LIMIT', '0', '8')) do\n"
-    "    if redis.call('EXISTS', 'room:' .. due) == 1 then\n"
-    "      redis.call('ZADD', KEYS[2], due_at(due), due)\n"
-    "    else\n"
-    "      redis.call('ZREM', KEYS[2], due)\n"
-    "      redis.call('SADD', KEYS[1], due)\n"
-    "      freed = true\n"
+     * left, once per call: each id is reclaimed once either way, and a
+     * call that finds free ids does no more than it must (the common case
+     * at any fill). A second pop only if this freed an id: nil said the
+     * set is empty. */
+    "  if id == nil and not reclaimed then\n"
+    "    reclaimed = true\n"
+    "    local freed = false\n"
+    "    local n = math.max(8, want)\n"
+    "    for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', nowstr, 'LIMIT', '0', n)) do\n"
+    "      if redis.call('EXISTS', 'room:' .. due) == 1 then\n"
+    "        redis.call('ZADD', KEYS[2], due_at(due), due)\n"
+    "      else\n"
+    "        redis.call('ZREM', KEYS[2], due)\n"
+    "        redis.call('SADD', KEYS[1], due)\n"
+    "        freed = true\n"
+    "      end\n"
+    "    end\n"
+    "    if freed then id = pop() end\n"
+    "  end\n"
+    "  if not id then break end\n"
+    "  out[#out + 1] = id\n"
+    "end\n"
+    /* No 4-digit id (left): random candidates, shortest first. */
+    "for i = 4, #ARGV do\n"
+    "  if #out >= want then break end\n"
+    "  if redis.call('HSETNX', 'room:' .. ARGV[i], 'created_at', ARGV[1]) == 1 then\n"
+    "    redis.call('EXPIRE', 'room:' .. ARGV[i], ttl)\n"
+    "    out[#out + 1] = ARGV[i]\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* A reserved room handed out (pd_room_claim) gets the life get_room gives,
+ * and its 4-digit id the matching score; GT, so a room a member has joined
+ * meanwhile keeps what the join gave it, and one that is gone stays gone.
+ * ARGV: the ids. Returns how many rooms were there. */
+static const char CLAIM_LUA[] =
+    "local t = redis.call('TIME')\n"
+    "local due = tostring(tonumber(t[1]) * 1000 + 86400000)\n"
+    "local n = 0\n"
+    "for i = 1, #ARGV do\n"
+    "  if redis.call('EXISTS', 'room:' .. ARGV[i]) == 1 then\n"
+    "    n = n + 1\n"
+    "    redis.call('EXPIRE', 'room:' .. ARGV[i], '86400', 'GT')\n"
+    "    if string.match(ARGV[i], '^%d%d%d%d$') then\n"
+    "      redis.call('ZADD', '" SHORT_USED_KEY "', 'XX', 'GT', due, ARGV[i])\n"
     "    end\n"
     "  end\n"
-    "  if freed then id = pop() end\n"
     "end\n"
-    "if id then return id end\n"
-    /* No 4-digit id is free: random candidates, shortest first. */
-    "for i = 2, #ARGV do\n"
-    "  if redis.call('HSETNX', 'room:' .. ARGV[i], 'created_at', ARGV[1]) == 1 then\n"
-    "    redis.call('EXPIRE', 'room:' .. ARGV[i], '86400')\n"
-    "    return ARGV[i]\n"
-    "  end\n"
-    "end\n"
-    "return false\n";
+    "return n\n";
 
 /* KEYS: referrers:daily:<date>  ARGV: ref */
 static const char TRACK_LUA[] =
@@ -286,6 +320,7 @@ typedef struct store_call {
         pd_room_join_fn join;
         pd_room_long_fn num;
         pd_room_str_fn str;
+        pd_room_ids_fn ids;
     } cb;
     pd_cluster_reaped_fn reaped; /* reap only */
     void *data;
@@ -308,6 +343,7 @@ static pd_script refresh_script = PD_SCRIPT(REFRESH_LUA);
 static pd_script create_script = PD_SCRIPT(PD_STORE_CREATE_LUA);
 static pd_script track_script = PD_SCRIPT(TRACK_LUA);
 static pd_script get_free_script = PD_SCRIPT(GET_FREE_LUA);
+static pd_script claim_script = PD_SCRIPT(CLAIM_LUA);
 static pd_script conn_total_script = PD_SCRIPT(CONN_TOTAL_LUA);
 static pd_script reap_script = PD_SCRIPT(REAP_LUA);
 static pd_script take_over_script = PD_SCRIPT(TAKE_OVER_LUA);
@@ -548,40 +584,102 @@ static void on_get_free(redisReply *rep, void *data)
     store_call *c = data;
     char room[PD_ID_MAX + 1];
     const char *out = NULL;
-    if (rep && rep->type == REDIS_REPLY_STRING && rep->len <= PD_ID_MAX) {
-        memcpy(room, rep->str, rep->len);
-        room[rep->len] = '\0';
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+        rep->element[0]->type == REDIS_REPLY_STRING && rep->element[0]->len <= PD_ID_MAX) {
+        memcpy(room, rep->element[0]->str, rep->element[0]->len);
+        room[rep->element[0]->len] = '\0';
         out = room;
     }
     c->cb.str(out, c->data);
     free(c);
 }
 
+/* GET_FREE_LUA for `want` ids living `ttl` s each, with `alnum4` random
+ * 4-character and FREE_ALNUM6_TRIES 6-character fallback candidates. */
+static int get_free_eval(pd_redis *r, int want, const char *ttl, int alnum4, pd_redis_reply_fn fn, store_call *c)
+{
+    enum { MAXCAND = PD_ROOM_RESERVE_MAX + FREE_ALNUM6_TRIES };
+    int ncand = alnum4 + FREE_ALNUM6_TRIES;
+    char ids[MAXCAND][8];
+    pd_slice args[3 + MAXCAND];
+    char now[32], n[16];
+    for (int i = 0; i < ncand; i++) {
+        size_t len = i < alnum4 ? 4 : 6;
+        if (pd_id_random(ids[i], len, PD_ALPHABET_ALNUM) != PD_OK) {
+            free(c);
+            return PD_ERR;
+        }
+        args[3 + i] = pd_slice_make(ids[i], len);
+    }
+    snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
+    snprintf(n, sizeof(n), "%d", want);
+    args[0] = pd_slice_cstr(now);
+    args[1] = pd_slice_cstr(n);
+    args[2] = pd_slice_cstr(ttl);
+    pd_slice keys[3] = {pd_slice_cstr(SHORT_FREE_KEY), pd_slice_cstr(SHORT_USED_KEY),
+                        pd_slice_cstr(SHORT_SEEDED_KEY)};
+    /* One script, one round trip: Redis runs it atomically, so two callers
+     * can never get the same id. */
+    return store_eval(r, fn, c, &get_free_script, 3, keys, 3 + ncand, args);
+}
+
 int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
 {
     if (pd_redis_is_cluster(r))
         return pd_cstore_get_free(r, cb, data);
-    enum { NCAND = FREE_ALNUM4_TRIES + FREE_ALNUM6_TRIES };
-    char ids[NCAND][8];
-    pd_slice args[1 + NCAND];
-    char now[32];
-    for (int i = 0; i < NCAND; i++) {
-        size_t len = i < FREE_ALNUM4_TRIES ? 4 : 6;
-        if (pd_id_random(ids[i], len, PD_ALPHABET_ALNUM) != PD_OK)
-            return PD_ERR;
-        args[1 + i] = pd_slice_make(ids[i], len);
-    }
-    snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
-    args[0] = pd_slice_cstr(now);
-    pd_slice keys[3] = {pd_slice_cstr(SHORT_FREE_KEY), pd_slice_cstr(SHORT_USED_KEY),
-                        pd_slice_cstr(SHORT_SEEDED_KEY)};
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
     c->cb.str = cb;
-    /* One script, one round trip: Redis runs it atomically, so two callers
-     * can never get the same id. */
-    return store_eval(r, on_get_free, c, &get_free_script, 3, keys, 1 + NCAND, args);
+    return get_free_eval(r, 1, "86400", FREE_ALNUM4_TRIES, on_get_free, c);
+}
+
+static void on_reserve(redisReply *rep, void *data)
+{
+    store_call *c = data;
+    char ids[PD_ROOM_RESERVE_MAX][PD_ROOM_RESERVED_ID_MAX + 1];
+    const char *out[PD_ROOM_RESERVE_MAX];
+    int n = -1;
+    if (rep && rep->type == REDIS_REPLY_ARRAY) {
+        n = 0;
+        for (size_t i = 0; i < rep->elements && n < PD_ROOM_RESERVE_MAX; i++) {
+            const redisReply *e = rep->element[i];
+            if (e->type != REDIS_REPLY_STRING || e->len == 0 || e->len > PD_ROOM_RESERVED_ID_MAX)
+                continue;
+            memcpy(ids[n], e->str, e->len);
+            ids[n][e->len] = '\0';
+            out[n] = ids[n];
+            n++;
+        }
+    }
+    c->cb.ids(out, n, c->data);
+    free(c);
+}
+
+int pd_room_reserve(pd_redis *r, int want, long ttl_s, pd_room_ids_fn cb, void *data)
+{
+    if (pd_redis_is_cluster(r) || want < 1 || want > PD_ROOM_RESERVE_MAX || ttl_s < 1 || ttl_s > 86400)
+        return PD_ERR;
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.ids = cb;
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
+    /* One 4-character candidate per id wanted: at a full 4-digit space
+     * each still finds a room nearly always (see FREE_ALNUM4_TRIES). */
+    return get_free_eval(r, want, ttl, want, on_reserve, c);
+}
+
+int pd_room_claim(pd_redis *r, const pd_slice *ids, size_t n, pd_room_long_fn cb, void *data)
+{
+    if (pd_redis_is_cluster(r) || n == 0 || n > PD_ROOM_CLAIM_MAX)
+        return PD_ERR;
+    store_call *c = call_new(data);
+    if (!c)
+        return PD_ERR;
+    c->cb.num = cb;
+    return store_eval(r, on_long, c, &claim_script, 0, NULL, (int)n, ids);
 }
 
 /* ---- cluster ------------------------------------------------------------ */

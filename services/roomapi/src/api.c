@@ -28,6 +28,8 @@ struct pd_api {
     pd_metric *m_inflight;   /* gauge, set when scraped */
     pd_metric *m_master_changes; /* counter, set when scraped: Sentinel master changes followed */
     pd_metric *m_held;       /* gauge, set when scraped: room routes held after Redis came back */
+    pd_metric *m_pool_ids;   /* gauge, set when scraped: ids ready in the get_room pool */
+    pd_metric *m_pool_hits;  /* counter, set when scraped: get_rooms answered from the pool */
     pd_metrics *metrics;     /* borrowed registry */
     pd_ratelimit *room_limit; /* per-address buckets, room routes */
     pd_ratelimit *log_limit;  /* per-address buckets, track and log routes */
@@ -505,6 +507,8 @@ static void route_metrics(pd_api *api, pd_http_conn *conn, const pd_http_request
     pd_metric_set(api->m_inflight, NULL, (double)api->inflight);
     pd_metric_set(api->m_master_changes, NULL, (double)pd_redis_master_changes(api->redis));
     pd_metric_set(api->m_held, NULL, hold_left_s(api) ? 1 : 0);
+    pd_metric_set(api->m_pool_ids, NULL, api->cfg.pool ? (double)pd_pool_size(api->cfg.pool) : 0);
+    pd_metric_set(api->m_pool_hits, NULL, api->cfg.pool ? (double)pd_pool_hits(api->cfg.pool) : 0);
     size_t len = 0;
     char *text = pd_metrics_render(api->metrics, &len);
     if (!text) {
@@ -531,6 +535,13 @@ static void route_ice_servers(pd_api *api, pd_http_conn *conn, const pd_http_req
 static void route_get_room(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
 {
     (void)req;
+    /* From the pool when it has an id: no round trip to Redis. The room
+     * routes are open here (pd_api_handle checked the hold first). */
+    char id[PD_ROOM_RESERVED_ID_MAX + 1];
+    if (api->cfg.pool && pd_redis_ready(api->redis) && pd_pool_take(api->cfg.pool, id)) {
+        respond_json(api, conn, cors, 200, json_pack("{s:s}", "roomId", id));
+        return;
+    }
     api_req *r = req_new(api, conn, cors);
     route_started(api, conn, cors, r, r ? pd_room_get_free(api->redis, on_get_room, r) : PD_ERR);
 }
@@ -711,6 +722,10 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data)
 
 void pd_api_on_redis_state(pd_api *api, int ready)
 {
+    /* The reserved ids may not be in the Redis that answers next (one
+     * restarted empty, a replica promoted without them). */
+    if (api->cfg.pool)
+        pd_pool_reset(api->cfg.pool);
     if (!ready)
         return;
     if (api->redis_was_ready && api->cfg.restore_hold_ms)
@@ -743,6 +758,10 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
                                            "Redis master changes followed (Sentinel; Cluster: maps moving slots).", NULL);
     api->m_held = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_rooms_held",
                                  "1 while the room routes answer 503 after Redis came back (PD_RESTORE_HOLD_MS).", NULL);
+    api->m_pool_ids = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_pool_ids",
+                                     "Room ids reserved ahead of get_room and ready to hand out.", NULL);
+    api->m_pool_hits = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_pool_hits_total",
+                                      "get_room answers that took a reserved id (no round trip to Redis).", NULL);
     api->metrics = metrics;
     api->room_limit = pd_ratelimit_create(cfg->room_rate > 0 ? cfg->room_rate : 20,
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);
@@ -777,5 +796,5 @@ void pd_api_free(pd_api *api)
 
 size_t pd_api_inflight(const pd_api *api)
 {
-    return api->inflight;
+    return api->inflight + (api->cfg.pool ? pd_pool_pending(api->cfg.pool) : 0);
 }

@@ -12,6 +12,7 @@
 #include "privydrop/pd_netaddr.h"
 #include "privydrop/pd_redis.h"
 #include "privydrop/pd_turn.h"
+#include "pool.h"
 
 typedef enum pd_api_route {
     PD_ROUTE_NOT_FOUND = 0,
@@ -63,6 +64,7 @@ typedef struct pd_api_config {
     double ice_rate, ice_burst;   /* per-address limit on ice_servers */
     size_t max_inflight;          /* requests waiting for Redis, all together; 0 = 4096 */
     uint64_t restore_hold_ms;     /* room routes answer 503 this long after Redis returns; 0 = never */
+    pd_pool *pool;                /* ids reserved ahead of get_room (borrowed); NULL = none */
 } pd_api_config;
 
 typedef struct pd_api pd_api;
@@ -84,7 +86,8 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data);
  * (docs/architecture.md, "Rooms that outlive their TTL"). */
 void pd_api_on_redis_state(pd_api *api, int ready);
 
-/* Requests waiting for Redis. */
+/* Requests waiting for Redis, and get_room claims not yet answered (a
+ * drain waits for both). */
 size_t pd_api_inflight(const pd_api *api);
 
 #endif

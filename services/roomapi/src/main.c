@@ -36,6 +36,8 @@ static const char USAGE[] =
     "  PD_ICE_RATE, PD_ICE_BURST   per-address limit on ice_servers (1/s, 10)\n"
     "  PD_API_MAX_INFLIGHT      requests waiting for Redis, all together; beyond: 503 (4096)\n"
     "  PD_RESTORE_HOLD_MS       room routes answer 503 this long after Redis returns (15000; 0 = off)\n"
+    "  PD_ROOM_POOL             room ids reserved ahead of get_room, at most (64; 0 = off;\n"
+    "                           none on a Redis Cluster)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
     "  PD_HTTP_IDLE_TIMEOUT_MS  idle keep-alive HTTP connection limit (30000)\n"
@@ -53,6 +55,7 @@ typedef struct roomapi {
     pd_redis *redis;
     pd_http_server *http;
     pd_api *api;
+    pd_pool *pool; /* NULL when off */
     pd_turn *turn;
     pd_metrics *metrics;
     uv_signal_t sig_term, sig_int;
@@ -68,7 +71,7 @@ typedef struct roomapi_config {
     long port, body_max, turn_ttl;
     pd_redis_options redis; /* strings borrowed from the environment */
     long room_rate, room_burst, log_rate, log_burst, ice_rate, ice_burst, req_timeout, idle_timeout;
-    long http_per_ip, conn_age, max_inflight, restore_hold;
+    long http_per_ip, conn_age, max_inflight, restore_hold, pool;
     const char *listen_addr; /* borrowed from the environment */
     pd_cidr_list *trusted;   /* owned; NULL when invalid */
     pd_turn *turn;           /* owned; NULL when invalid */
@@ -101,6 +104,7 @@ static void load_config(roomapi_config *c, long *drain_timeout_ms, pd_config_che
      * socket limit), so that the rooms are back before
      * ids are handed out again (docs/architecture.md, "Rooms that outlive their TTL"). */
     pd_config_long(chk, "PD_RESTORE_HOLD_MS", 15000, 0, 600000, &c->restore_hold);
+    pd_config_long(chk, "PD_ROOM_POOL", 64, 0, PD_ROOM_RESERVE_MAX, &c->pool);
     pd_config_long(chk, "PD_HTTP_MAX_CONNS_PER_IP", 32, 1, 1000000, &c->http_per_ip);
     pd_config_long(chk, "PD_HTTP_MAX_CONN_AGE_MS", 60000, 1000, 86400000, &c->conn_age);
     pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", 10000, 100, 600000, &c->req_timeout);
@@ -150,6 +154,7 @@ static void on_reaper(uv_timer_t *t)
 
 static void shutdown_now(roomapi *a)
 {
+    pd_pool_close(a->pool);
     uv_close((uv_handle_t *)&a->drain, NULL);
     uv_close((uv_handle_t *)&a->reaper, NULL);
     uv_close((uv_handle_t *)&a->sig_term, NULL);
@@ -176,6 +181,8 @@ static void on_signal(uv_signal_t *h, int signum)
     a->draining = 1;
     pd_log(PD_LOG_INFO, "draining", "{s:i}", "signal", signum);
     pd_http_server_stop_accepting(a->http);
+    if (a->pool)
+        pd_pool_flush(a->pool);
     a->drain_deadline = pd_mono_ms() + (uint64_t)a->drain_timeout_ms;
     uv_timer_start(&a->drain, on_drain_tick, 0, 20);
 }
@@ -221,12 +228,16 @@ int main(int argc, char **argv)
     ro.subscriber = 0;
     ro.watchdog_ms = 1000;
     a->redis = pd_redis_create(a->loop, &ro, on_redis_state, NULL, a);
+    if (a->redis && cfg.pool && !pd_redis_is_cluster(a->redis)) {
+        pd_pool_config pc = {(size_t)cfg.pool, 0};
+        a->pool = pd_pool_create(a->loop, a->redis, &pc);
+    }
     pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048,
                         trusted, (double)cfg.room_rate, (double)cfg.room_burst, (double)cfg.log_rate,
                         (double)cfg.log_burst, (double)cfg.ice_rate, (double)cfg.ice_burst, (size_t)cfg.max_inflight,
-                        (uint64_t)cfg.restore_hold};
+                        (uint64_t)cfg.restore_hold, a->pool};
     a->api = pd_api_create(&ac, a->redis, a->turn, a->metrics);
-    if (!a->metrics || !a->redis || !a->api) {
+    if (!a->metrics || !a->redis || !a->api || (cfg.pool && !pd_redis_is_cluster(a->redis) && !a->pool)) {
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
         return 1;
     }
@@ -263,6 +274,7 @@ int main(int argc, char **argv)
     uv_run(a->loop, UV_RUN_DEFAULT);
     uv_loop_close(a->loop);
     pd_api_free(a->api);
+    pd_pool_free(a->pool);
     pd_turn_free(a->turn);
     pd_cidr_list_free(trusted);
     pd_metrics_free(a->metrics);

@@ -1,0 +1,124 @@
+// get_room from a pool of reserved ids (docs/architecture.md, "get_room from
+// a pool"): real redis-server and room API; what a client and Redis see.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+
+import { startCluster } from "../lib/cluster.mjs";
+import { connect, closeAll, eventually, getJson, join, postJson, request, roomsOpen, sleep } from "./helpers.mjs";
+
+const RESERVE_S = 120; // PD_POOL_RESERVE_S
+const DAY_S = 86400;
+
+async function metric(api, name) {
+  const r = await request(api, "GET", "/metrics");
+  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(r.body);
+  return m ? Number(m[1]) : NaN;
+}
+
+async function getRoom(api) {
+  const r = await getJson(api, "/api/get_room");
+  assert.equal(r.status, 200, r.body);
+  return r.json.roomId;
+}
+
+describe("get_room from the pool (PD_ROOM_POOL 8)", { timeout: 180000 }, () => {
+  let c;
+  let api;
+  before(async () => {
+    c = await startCluster({
+      workers: 1,
+      roomApiEnv: { PD_ROOM_POOL: "8", PD_RESTORE_HOLD_MS: "0", PD_API_RATE: "100000", PD_API_BURST: "100000" },
+    });
+    api = c.roomApi.url;
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("hands out each reserved id once, claims it for a day, and keeps the rest taken but short-lived", async () => {
+    const hits0 = await metric(api, "privydrop_roomapi_pool_hits_total");
+    const handed = [];
+    for (let i = 0; i < 40; i++) handed.push(await getRoom(api));
+    assert.equal(new Set(handed).size, handed.length, `unique: ${handed.join(",")}`);
+    const hits = (await metric(api, "privydrop_roomapi_pool_hits_total")) - hits0;
+    assert.ok(hits >= 20, `answered from the pool: ${hits} of 40`);
+    assert.ok((await metric(api, "privydrop_roomapi_pool_ids")) <= 8);
+    // Claimed within milliseconds: every handed-out room lives a day.
+    await eventually("every handed-out room claimed", async () => {
+      for (const id of handed) if (Number(await c.redisCli("TTL", `room:${id}`)) < DAY_S - 60) return false;
+      return true;
+    });
+    for (const id of handed) assert.match(id, /^\d{4}$/);
+    // The reserved ones still in the pool: rooms that exist (nobody else
+    // gets them), with the reservation's life only.
+    const all = (await c.redisCli("KEYS", "room:*")).split("\n").filter(Boolean).map((k) => k.slice(5));
+    const reserved = all.filter((id) => !handed.includes(id));
+    assert.ok(reserved.length >= 1 && reserved.length <= 8, `reserved: ${reserved.join(",")}`);
+    for (const id of reserved) {
+      const ttl = Number(await c.redisCli("TTL", `room:${id}`));
+      assert.ok(ttl > 0 && ttl <= RESERVE_S, `room:${id} TTL ${ttl}`);
+      assert.deepEqual((await postJson(api, "/api/check_room", { roomId: id })).json, { available: false });
+      assert.equal((await postJson(api, "/api/create_room", { roomId: id })).json.success, false);
+    }
+  });
+
+  it("a room from the pool is joined like any other", async () => {
+    const id = await getRoom(api);
+    const [a, b] = [await connect(c.workers[0].url), await connect(c.workers[0].url)];
+    try {
+      await join(a, id);
+      await join(b, id);
+      assert.equal(await c.redisCli("SCARD", `room:${id}:sockets`), "2");
+    } finally {
+      closeAll(a, b);
+    }
+  });
+
+  it("Redis restarted empty: no id reserved before is handed out", async () => {
+    for (let i = 0; i < 10; i++) await getRoom(api);
+    await eventually("the pool holds ids", async () => (await metric(api, "privydrop_roomapi_pool_ids")) > 0);
+    await c.stopRedis();
+    await c.startRedis();
+    await eventually("the room API back on Redis", async () =>
+      (await getJson(api, "/health/detailed")).json?.dependencies?.redis?.status === "connected");
+    await roomsOpen(api);
+    for (let i = 0; i < 10; i++) {
+      const id = await getRoom(api);
+      assert.equal(await c.redisCli("HEXISTS", `room:${id}`, "created_at"), "1", `room:${id} exists`);
+    }
+  });
+
+  it("SIGTERM: the claims of the last ids handed out reach Redis before the process exits", async () => {
+    for (let i = 0; i < 10; i++) await getRoom(api);
+    await eventually("the pool holds ids", async () => (await metric(api, "privydrop_roomapi_pool_ids")) > 0);
+    const hits0 = await metric(api, "privydrop_roomapi_pool_hits_total");
+    const id = await getRoom(api);
+    assert.equal(await metric(api, "privydrop_roomapi_pool_hits_total"), hits0 + 1, "answered from the pool");
+    const prob = await c.roomApi.proc.terminate("SIGTERM");
+    assert.equal(prob, null);
+    assert.equal(c.roomApi.proc.exit.code, 0);
+    const ttl = Number(await c.redisCli("TTL", `room:${id}`));
+    assert.ok(ttl > DAY_S - 60, `room:${id} TTL ${ttl}`);
+    await c.startRoomApi();
+    api = c.roomApi.url;
+  });
+});
+
+describe("get_room with the pool off (PD_ROOM_POOL 0)", { timeout: 60000 }, () => {
+  let c;
+  before(async () => {
+    c = await startCluster({ workers: 1, roomApiEnv: { PD_ROOM_POOL: "0" } });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("reserves nothing: every room in Redis is one handed out, with a day to live", async () => {
+    const ids = [];
+    for (let i = 0; i < 20; i++) ids.push(await getRoom(c.roomApi.url));
+    await sleep(50);
+    const all = (await c.redisCli("KEYS", "room:*")).split("\n").filter(Boolean).map((k) => k.slice(5));
+    assert.deepEqual(all.sort(), [...ids].sort());
+    assert.equal(await metric(c.roomApi.url, "privydrop_roomapi_pool_hits_total"), 0);
+  });
+});
