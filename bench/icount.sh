@@ -100,7 +100,7 @@ API_PID=; API_PORT=
 start_api() { # wrapper...
   API_PORT=$(pick_port $((PORT_BASE + 50)))
   env PD_API_PORT="$API_PORT" PD_LISTEN_ADDR=127.0.0.1 REDIS_PORT="$RPORT" PD_LOG_LEVEL=warn \
-    PD_API_RATE=1000000 PD_API_BURST=1000000 "$@" "$BIN/privydrop-roomapi" >>"$LOGS/api.log" 2>&1 &
+    PD_API_RATE=1000000 PD_API_BURST=1000000 PD_ROOM_POOL="${API_POOL:-64}" "$@" "$BIN/privydrop-roomapi" >>"$LOGS/api.log" 2>&1 &
   API_PID=$!; PIDS+=($!)
   wait_http "http://127.0.0.1:$API_PORT/health" 60
 }
@@ -254,16 +254,24 @@ stop_pid "$API_PID"
 # ---- room API ---------------------------------------------------------------------
 if want api; then
 echo "icount: room API check_room and get_room (callgrind)"
-start_api $(cg_wrap api)
-for route in check_room get_room; do
-  warm api --api "127.0.0.1:$API_PORT" --route "$route" --conns 4
-  for s in $D $((2 * D)); do
-    # Each get_room run starts from an empty 4-digit space.
-    redis-cli -p "$RPORT" flushall >/dev/null
-    cg_run "$route" api "$s" "$API_PID" api --api "127.0.0.1:$API_PORT" --route "$route" --conns 4
+# get_room twice: each call waiting for Redis (the pool off), and from the
+# pool of reserved ids (the default; docs/architecture.md, "get_room from a
+# pool"), where the room API's share is the answer plus its part of the
+# batched reservations and claims.
+for pool in 0 64; do
+  API_POOL=$pool start_api $(cg_wrap api)
+  routes="check_room get_room"; [ "$pool" = 0 ] || routes=get_room
+  for route in $routes; do
+    fig=$route; [ "$pool" = 0 ] || fig=$route-pool
+    warm api --api "127.0.0.1:$API_PORT" --route "$route" --conns 4
+    for s in $D $((2 * D)); do
+      # Each get_room run starts from an empty 4-digit space.
+      redis-cli -p "$RPORT" flushall >/dev/null
+      cg_run "$fig" api "$s" "$API_PID" api --api "127.0.0.1:$API_PORT" --route "$route" --conns 4
+    done
   done
+  stop_pid "$API_PID"
 done
-stop_pid "$API_PID"
 start_api
 for s in $D $((2 * D)); do
   sys_run check_room "$s" "$API_PID" api --api "127.0.0.1:$API_PORT" --route check_room --conns 4 --rate "$RATE"
@@ -284,7 +292,7 @@ R2PORT=$(pick_port $((PORT_BASE + 20)))
 R2PID=$!; PIDS+=("$R2PID")
 for i in $(seq 1 300); do redis-cli -p "$R2PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 RPORT_MAIN=$RPORT; RPORT=$R2PORT
-start_api
+API_POOL=0 start_api # one script call per get_room, as counted here
 RPORT=$RPORT_MAIN
 get_rooms() { local i; for i in $(seq 1 "$1"); do curl -s -o /dev/null --max-time 30 "http://127.0.0.1:$API_PORT/api/get_room"; done; }
 callgrind_control -z "$R2PID" >/dev/null 2>&1; t0=$(date +%s.%N); sleep 2
@@ -301,6 +309,26 @@ for fill in 0 0.9 0.99 1.0; do
     ir=$(awk -v ir="$(cg_last redis "$R2PID")" -v r="$idle_rate" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", ir - r * (b - a)}')
     printf '%s\tir\t%s\t%s\t%s\n' "redis-get_room-$fill" "$k" "$k" "$ir" >>"$RUNS"
   done
+done
+stop_pid "$API_PID"
+# The same Redis behind the pool, 90 % full: its work per get_room is the
+# batched reservations and claims, paced at $RATE/s for D and 2D seconds
+# (its cron taken off as above).
+RPORT=$R2PORT
+start_api
+RPORT=$RPORT_MAIN
+redis-cli -p "$R2PORT" flushall >/dev/null
+redis-cli -p "$R2PORT" eval "$(cat "$here/prefill-short.lua")" 0 9000 >/dev/null
+get_rooms 20
+warm api --api "127.0.0.1:$API_PORT" --route get_room --conns 4 --rate "$RATE"
+for s in $D $((2 * D)); do
+  json=$LOGS/redis-pool-$s.json
+  callgrind_control -z "$R2PID" >/dev/null 2>&1; t0=$(date +%s.%N)
+  "$SIGLOAD" api --api "127.0.0.1:$API_PORT" --route get_room --conns 4 --rate "$RATE" --duration "$s" --warmup 0 \
+    --quiet --json "$json" >>"$LOGS/sigload.log" 2>&1
+  callgrind_control -d "$R2PID" >/dev/null 2>&1; t1=$(date +%s.%N)
+  ir=$(awk -v ir="$(cg_last redis "$R2PID")" -v r="$idle_rate" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", ir - r * (b - a)}')
+  printf '%s\tir\t%s\t%s\t%s\n' "redis-get_room-pool-0.9" "$s" "$(ops_of "$json")" "$ir" >>"$RUNS"
 done
 stop_pid "$API_PID"
 stop_pid "$R2PID"
@@ -321,7 +349,9 @@ const what = {
   relayx: 'cross-worker signal, both workers (closed loop, 1 in flight per peer; system calls: paced)',
   churn: 'churn cycle: connect, join, offer, leave (one worker)',
   check_room: 'check_room request',
-  get_room: 'get_room request (the room API; the Lua script runs in Redis)',
+  get_room: 'get_room request, pool off (the room API; the Lua script runs in Redis)',
+  'get_room-pool': 'get_room request from the pool of reserved ids (the room API; its share of the batched calls included)',
+  'redis-get_room-pool-0.9': "get_room from the pool: Redis's work per get_room (batched reservations and claims), 90 % taken",
   'redis-get_room-0': "get_room's script in Redis, 4-digit space empty",
   'redis-get_room-0.9': "get_room's script in Redis, 4-digit space 90 % taken",
   'redis-get_room-0.99': "get_room's script in Redis, 4-digit space 99 % taken",
