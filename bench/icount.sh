@@ -100,7 +100,7 @@ API_PID=; API_PORT=
 start_api() { # wrapper...
   API_PORT=$(pick_port $((PORT_BASE + 50)))
   env PD_API_PORT="$API_PORT" PD_LISTEN_ADDR=127.0.0.1 REDIS_PORT="$RPORT" PD_LOG_LEVEL=warn \
-    PD_API_RATE=1000000 PD_API_BURST=1000000 PD_ROOM_POOL="${API_POOL:-64}" "$@" "$BIN/privydrop-roomapi" >>"$LOGS/api.log" 2>&1 &
+    PD_API_RATE=1000000 PD_API_BURST=1000000 PD_ROOM_POOL="${API_POOL:-256}" "$@" "$BIN/privydrop-roomapi" >>"$LOGS/api.log" 2>&1 &
   API_PID=$!; PIDS+=($!)
   wait_http "http://127.0.0.1:$API_PORT/health" 60
 }
@@ -258,7 +258,7 @@ echo "icount: room API check_room and get_room (callgrind)"
 # pool of reserved ids (the default; docs/architecture.md, "get_room from a
 # pool"), where the room API's share is the answer plus its part of the
 # batched reservations and claims.
-for pool in 0 64; do
+for pool in 0 256; do
   API_POOL=$pool start_api $(cg_wrap api)
   routes="check_room get_room"; [ "$pool" = 0 ] || routes=get_room
   for route in $routes; do

@@ -394,6 +394,37 @@ api_scenario() { # stack
       --duration "$DUR" --warmup "$WARM" --pids "$API_PID" --label "$stack api $route half"
   done
   stop_stack
+  [ "$stack" = ours ] && api_pool_compare
+  return 0
+}
+
+# get_room with the room API's pool of reserved ids (the default) against
+# the same build with the pool off (PD_ROOM_POOL=0), in this run: the
+# closed-loop maximum of each, then both open loop at the same rate (half of
+# the pool-off maximum), Redis's CPU counted with the room API's. Ratios:
+# pool on ÷ off for the maximum and for requests per CPU-second of both
+# servers; off ÷ on for p99.
+api_pool_compare() {
+  local mode rate=
+  for mode in off on; do
+    EXTRA_ENV=(); [ "$mode" = off ] && EXTRA_ENV=(PD_ROOM_POOL=0)
+    start_stack ours 1
+    echo "== ours api get_room, pool $mode: closed loop (maximum)"
+    sigload "$OUT/ours-apipool-$mode-max.json" api --route get_room --conns "$API_CONNS" --duration "$DUR" \
+      --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "ours api get_room pool $mode max"
+    [ -n "$rate" ] || rate=$(awk -v m="$(per_s "$OUT/ours-apipool-off-max.json")" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
+    echo "== ours api get_room, pool $mode: open loop at half of the pool-off maximum ($rate/s)"
+    sigload "$OUT/ours-apipool-$mode-half.json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
+      --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "ours api get_room pool $mode half"
+    stop_stack
+  done
+  EXTRA_ENV=()
+  node -e 'const d=process.argv[1];const r=(m,k)=>require(`${d}/ours-apipool-${m}-${k}.json`);
+    const f=(x)=>x.toFixed(2);
+    const on=r("on","max").api, off=r("off","max").api, hon=r("on","half"), hoff=r("off","half");
+    console.log(`  get_room, pool on vs off (same run): maximum ${f(on.per_s/off.per_s)}x;`+
+      ` at ${Math.round(hoff.api.per_s)}/s requests per CPU-second of the room API and Redis ${f(hon.api.per_server_cpu_s/hoff.api.per_server_cpu_s)}x,`+
+      ` p99 ${Math.round(hoff.latency.p99_us)} -> ${Math.round(hon.latency.p99_us)} us (${f(hoff.latency.p99_us/hon.latency.p99_us)}x)`);' "$OUT"
 }
 
 churn_scenario() { # stack
@@ -448,23 +479,35 @@ apifill_run() { # stack fill rate json label tag
   # scripts cost inside Redis, warm-up included (INFO latencystats;
   # EVALSHA is get_room's script and, every 2 ms, the expiring pass's).
   redis-cli -p "$RPORT" config resetstat >/dev/null
+  local hits0 hits1
+  hits0=$(pool_hits)
   sigload "$json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
     --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "$stack api-fill $fill, $tag"
+  hits1=$(pool_hits)
   if [ -n "$exp_pid" ]; then kill "$exp_pid" 2>/dev/null || true; wait "$exp_pid" 2>/dev/null || true; fi
   # How the ids went: 4-digit ones handed out (expired again by the
   # loop above), and what the bookkeeping holds at the end.
   node -e 'const fs=require("fs");const [f,fill,exp,free,used,lat]=process.argv.slice(1);
     const j=JSON.parse(fs.readFileSync(f,"utf8"));
     j.fill={fraction:Number(fill),short_ids_handed_out_and_expired:Number(exp)||0,free_at_end:Number(free),used_at_end:Number(used)};
+    j.pool_hits=Number(process.argv[7])||0;
     const m=/latency_percentiles_usec_evalsha:(\S+)/.exec(lat||"");
     if (m) j.redis_evalsha_usec=Object.fromEntries(m[1].split(",").map((kv)=>{const [k,v]=kv.split("=");return [k,Number(v)];}));
     fs.writeFileSync(f,JSON.stringify(j)+"\n")' "$json" "$fill" \
     "$(redis-cli -p "$RPORT" get bench:short:expired)" "$(redis-cli -p "$RPORT" scard pd:short:free)" \
-    "$(redis-cli -p "$RPORT" zcard pd:short:used)" "$(redis-cli -p "$RPORT" info latencystats | tr -d '\r')"
+    "$(redis-cli -p "$RPORT" zcard pd:short:used)" "$(redis-cli -p "$RPORT" info latencystats | tr -d '\r')" \
+    "$((hits1 - hits0))"
+  # get_rooms answered from the room API's pool of reserved ids (warm-up
+  # included), against all answered in the measured window.
+  node -e 'const j=require(process.argv[1]);console.log(`  from the pool: ${j.pool_hits} of ${j.api.ok} answers (warm-up included)`)' "$json"
   [ -z "$(node -e 'const j=require(process.argv[1]);process.stdout.write(j.redis_evalsha_usec?"y":"")' "$json")" ] ||
     node -e 'const j=require(process.argv[1]);const r=j.redis_evalsha_usec;console.log(`  Redis EVALSHA: ${Object.entries(r).map(([k,v])=>`${k} ${v} us`).join("  ")}`)' "$json"
 }
 
+# get_rooms the room API answered from its pool so far (0 with the pool off).
+pool_hits() {
+  curl -s --max-time 5 "http://127.0.0.1:$API_PORT/metrics" | awk '$1 == "privydrop_roomapi_pool_hits_total" {print $2}' | tail -1
+}
 apifill_scenario() { # stack
   local stack=$1 max rate half cal
   if [ "$stack" != ours ]; then

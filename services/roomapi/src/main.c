@@ -36,7 +36,7 @@ static const char USAGE[] =
     "  PD_ICE_RATE, PD_ICE_BURST   per-address limit on ice_servers (1/s, 10)\n"
     "  PD_API_MAX_INFLIGHT      requests waiting for Redis, all together; beyond: 503 (4096)\n"
     "  PD_RESTORE_HOLD_MS       room routes answer 503 this long after Redis returns (15000; 0 = off)\n"
-    "  PD_ROOM_POOL             room ids reserved ahead of get_room, at most (64; 0 = off;\n"
+    "  PD_ROOM_POOL             room ids reserved ahead of get_room, at most (256; 0 = off;\n"
     "                           none on a Redis Cluster)\n"
     "  PD_DRAIN_TIMEOUT_MS      SIGTERM drain limit (10000)\n"
     "  PD_HTTP_REQUEST_TIMEOUT_MS  time to receive a whole HTTP request (10000)\n"
@@ -104,7 +104,7 @@ static void load_config(roomapi_config *c, long *drain_timeout_ms, pd_config_che
      * socket limit), so that the rooms are back before
      * ids are handed out again (docs/architecture.md, "Rooms that outlive their TTL"). */
     pd_config_long(chk, "PD_RESTORE_HOLD_MS", 15000, 0, 600000, &c->restore_hold);
-    pd_config_long(chk, "PD_ROOM_POOL", 64, 0, PD_ROOM_RESERVE_MAX, &c->pool);
+    pd_config_long(chk, "PD_ROOM_POOL", 256, 0, PD_POOL_MAX, &c->pool);
     pd_config_long(chk, "PD_HTTP_MAX_CONNS_PER_IP", 32, 1, 1000000, &c->http_per_ip);
     pd_config_long(chk, "PD_HTTP_MAX_CONN_AGE_MS", 60000, 1000, 86400000, &c->conn_age);
     pd_config_long(chk, "PD_HTTP_REQUEST_TIMEOUT_MS", 10000, 100, 600000, &c->req_timeout);

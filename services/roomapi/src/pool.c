@@ -7,8 +7,9 @@
 
 #include "privydrop/pd_common.h"
 
-#define POOL_CAP PD_ROOM_RESERVE_MAX
+#define POOL_CAP PD_POOL_MAX
 #define DEMAND_WINDOW_MS 250
+#define REFILLS_MAX 4 /* reservations on their way at once */
 
 typedef struct pool_entry {
     char id[PD_ROOM_RESERVED_ID_MAX + 1];
@@ -25,7 +26,8 @@ struct pd_pool {
     char claims[PD_ROOM_CLAIM_MAX][PD_ROOM_RESERVED_ID_MAX + 1]; /* handed out, not yet sent */
     size_t nclaims;
     size_t claiming;  /* ids in claims sent and not yet answered */
-    int refilling;    /* a reservation of this generation is on its way */
+    int refills;      /* reservations of this generation on their way */
+    size_t requested; /* ids they asked for */
     unsigned gen;     /* bumped by pd_pool_reset: older answers are ignored */
     int closed;
     uint64_t win_start, win_count, prev_count; /* get_rooms per DEMAND_WINDOW_MS */
@@ -36,7 +38,7 @@ struct pd_pool {
 typedef struct pool_call {
     pd_pool *p;
     unsigned gen;
-    size_t n;        /* ids claimed (claims) */
+    size_t n;        /* ids claimed (claims) or asked for (reservations) */
     uint64_t sent_ms; /* reservations */
 } pool_call;
 
@@ -113,7 +115,8 @@ static void on_reserved(const char *const *ids, int n, void *data)
     pool_call *c = data;
     pd_pool *p = c->p;
     if (c->gen == p->gen && !p->closed) {
-        p->refilling = 0;
+        p->refills--;
+        p->requested -= c->n;
         for (int i = 0; i < n && p->count < POOL_CAP; i++) {
             pool_entry *e = &p->ring[(p->head + p->count) % POOL_CAP];
             memcpy(e->id, ids[i], strlen(ids[i]) + 1);
@@ -137,20 +140,32 @@ static size_t demand_target(pd_pool *p, uint64_t now)
     return d < p->max ? (size_t)d : p->max;
 }
 
+/* Below three quarters of the target (counting what is on its way), ask
+ * for the rest in batches of at most PD_ROOM_RESERVE_MAX, up to
+ * REFILLS_MAX at once: a refill starts while a quarter of the target is
+ * still there to hand out, so the pool rides out a slow answer. */
 static void maybe_refill(pd_pool *p, size_t target, uint64_t now)
 {
-    if (p->refilling || p->closed || p->count * 2 >= target)
+    if (p->closed || (p->count + p->requested) * 4 > target * 3)
         return;
-    pool_call *c = calloc(1, sizeof(*c));
-    if (!c)
-        return;
-    c->p = p;
-    c->gen = p->gen;
-    c->sent_ms = now;
-    if (pd_room_reserve(p->redis, (int)(target - p->count), PD_POOL_RESERVE_S, on_reserved, c) == PD_OK)
-        p->refilling = 1;
-    else
-        free(c);
+    while (p->refills < REFILLS_MAX && p->count + p->requested < target) {
+        size_t want = target - p->count - p->requested;
+        if (want > PD_ROOM_RESERVE_MAX)
+            want = PD_ROOM_RESERVE_MAX;
+        pool_call *c = calloc(1, sizeof(*c));
+        if (!c)
+            return;
+        c->p = p;
+        c->gen = p->gen;
+        c->n = want;
+        c->sent_ms = now;
+        if (pd_room_reserve(p->redis, (int)want, PD_POOL_RESERVE_S, on_reserved, c) != PD_OK) {
+            free(c);
+            return;
+        }
+        p->refills++;
+        p->requested += want;
+    }
 }
 
 int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1])
@@ -185,7 +200,8 @@ int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1])
 void pd_pool_reset(pd_pool *p)
 {
     p->gen++;
-    p->refilling = 0;
+    p->refills = 0;
+    p->requested = 0;
     p->head = p->count = 0;
     p->nclaims = 0;
     if (!p->closed)

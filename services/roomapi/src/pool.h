@@ -14,7 +14,9 @@
  *
  * How many ids it keeps follows demand: about a quarter of a second's
  * worth of get_room (at least one, at most `max`), so a quiet deployment
- * does not keep short ids out of circulation.
+ * does not keep short ids out of circulation. It refills, in batches of at
+ * most PD_ROOM_RESERVE_MAX with up to four on their way at once, once it
+ * falls below three quarters of that.
  *
  * A single Redis only (pd_room_reserve); the caller makes no pool on a
  * Redis Cluster. */
@@ -31,11 +33,12 @@
 #define PD_POOL_RESERVE_S 120      /* a reserved room's life until claimed */
 #define PD_POOL_MAX_AGE_S 60       /* handed out only this long after reserving */
 #define PD_POOL_CLAIM_DELAY_MS 10  /* claims wait this long to share one call */
+#define PD_POOL_MAX 256            /* PD_ROOM_POOL at most */
 
 typedef struct pd_pool pd_pool;
 
 typedef struct pd_pool_config {
-    size_t max;          /* ids held at most, 1..PD_ROOM_RESERVE_MAX */
+    size_t max;          /* ids held at most, 1..PD_POOL_MAX */
     uint64_t max_age_ms; /* 0 = PD_POOL_MAX_AGE_S; less than the reservation's life */
 } pd_pool_config;
 

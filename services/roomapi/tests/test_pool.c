@@ -192,7 +192,7 @@ static void flush_and_close_send_the_queued_claims_at_once(void **state)
 static void bad_configs_are_refused(void **state)
 {
     pool_fx *f = *state;
-    pd_pool_config zero = {0, 0}, big = {PD_ROOM_RESERVE_MAX + 1, 0},
+    pd_pool_config zero = {0, 0}, big = {PD_POOL_MAX + 1, 0},
                    old = {8, (uint64_t)PD_POOL_RESERVE_S * 1000};
     assert_null(pd_pool_create(&f->l.loop, f->r, &zero));
     assert_null(pd_pool_create(&f->l.loop, f->r, &big));
