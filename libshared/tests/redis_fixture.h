@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "privydrop/pd_common.h"
+#include "privydrop/pd_redis.h"
 
 /* ---- redis-server process ---------------------------------------------- */
 
@@ -291,6 +292,26 @@ static inline void rfx_run_for(rfx_loop *l, unsigned ms)
     uint64_t deadline = pd_mono_ms() + ms;
     while (pd_mono_ms() < deadline)
         uv_run(&l->loop, UV_RUN_ONCE);
+}
+
+/* The group's server flushed, an async pd_redis on `l` that is ready, and
+ * a synchronous connection to inspect keys: 0, or -1 (what was made is
+ * left in *r and *c for the caller's teardown). */
+static inline int rfx_store_open(rfx_loop *l, pd_redis **r, redisContext **c)
+{
+    pd_redis_options opt = {.host = "127.0.0.1", .port = rfx_group_server.port};
+    *r = pd_redis_create(&l->loop, &opt, NULL, NULL, NULL);
+    if (!*r)
+        return -1;
+    RFX_WAIT(l, pd_redis_ready(*r), 3000);
+    *c = rfx_sync(rfx_group_server.port);
+    if (!pd_redis_ready(*r) || !*c)
+        return -1;
+    redisReply *rep = redisCommand(*c, "FLUSHALL");
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
 }
 
 #endif

@@ -27,20 +27,8 @@ static int fx_setup(void **state)
     if (!f)
         return -1;
     rfx_loop_init(&f->l);
-    pd_redis_options opt = {.host = "127.0.0.1", .port = rfx_group_server.port};
-    f->r = pd_redis_create(&f->l.loop, &opt, NULL, NULL, NULL);
-    if (!f->r)
+    if (rfx_store_open(&f->l, &f->r, &f->c) != 0)
         return -1;
-    RFX_WAIT(&f->l, pd_redis_ready(f->r), 3000);
-    if (!pd_redis_ready(f->r))
-        return -1;
-    f->c = rfx_sync(rfx_group_server.port);
-    if (!f->c)
-        return -1;
-    redisReply *rep = redisCommand(f->c, "FLUSHALL");
-    if (!rep)
-        return -1;
-    freeReplyObject(rep);
     *state = f;
     return 0;
 }
