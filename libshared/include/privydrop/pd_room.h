@@ -118,19 +118,22 @@ int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data);
 /* Reserving ids ahead of get_room (the room API's pool, docs/architecture.md
  * "get_room from a pool"): up to `want` (1..PD_ROOM_RESERVE_MAX) free ids
  * taken as pd_room_get_free takes one, each room created living only
- * `ttl_s` until it is claimed. cb gets the ids (valid during the call) and
- * their count, 0 when none was free, -1 when Redis failed. A single Redis
- * only: PD_ERR on a Redis Cluster (a room's keys are in its own slot there,
- * so a batch would be one step per room, and save nothing). */
+ * `ttl_s` and marked `reserved`: no join gets into it until it is claimed.
+ * cb gets the ids (valid during the call) and their count, 0 when none was
+ * free, -1 when Redis failed. A single Redis only: PD_ERR on a Redis
+ * Cluster (a room's keys are in its own slot there, so a batch would be one
+ * step per room, and save nothing). */
 #define PD_ROOM_RESERVE_MAX 64
 #define PD_ROOM_RESERVED_ID_MAX 6 /* a 4-digit id or a random 4- or 6-character one */
 typedef void (*pd_room_ids_fn)(const char *const *ids, int n, void *data);
 int pd_room_reserve(pd_redis *r, int want, long ttl_s, pd_room_ids_fn cb, void *data);
 
-/* Reserved rooms that were handed out: each gets get_room's 24 h (never
- * less than it has: a join may have come first). cb (may be NULL) gets how
- * many rooms were still there, -1 when Redis failed. At most
- * PD_ROOM_CLAIM_MAX ids a call; a single Redis only, as above. */
+/* Reserved rooms about to be handed out: each that is still reserved loses
+ * the mark and gets get_room's 24 h. Hand an id out only once its claim has
+ * answered: a reserved room refuses joins. cb (may be NULL) gets how many
+ * were claimed (fewer than n: Redis lost reservations), -1 when Redis
+ * failed. At most PD_ROOM_CLAIM_MAX ids a call; a single Redis only, as
+ * above. */
 #define PD_ROOM_CLAIM_MAX 128
 int pd_room_claim(pd_redis *r, const pd_slice *ids, size_t n, pd_room_long_fn cb, void *data);
 

@@ -44,7 +44,10 @@ static const char JOIN_LUA[] =
     "    return {3, rem, reset}\n"
     "  end\n"
     "end\n"
-    "if redis.call('HEXISTS', KEYS[1], 'created_at') == 0 then return {4} end\n"
+    /* A room the room API's pool reserved and has not handed out yet
+     * (`reserved`, see GET_FREE_LUA) is not there for anyone to join. */
+    "if redis.call('HEXISTS', KEYS[1], 'created_at') == 0 or\n"
+    "   redis.call('HEXISTS', KEYS[1], 'reserved') == 1 then return {4} end\n"
     "local maxp = tonumber(ARGV[8]) or 0\n"
     "if (not rejoin) and maxp > 0 and redis.call('SCARD', KEYS[2]) >= maxp then return {5} end\n"
     "if not rejoin then\n"
@@ -135,10 +138,12 @@ const char PD_STORE_CREATE_LUA[] =
  * free set ran dry, due ids reclaimed (8, or as many as wanted) and the
  * pops tried again; then the random candidates in ARGV.
  * A room handed out lives `ttl` s: 24 h from get_room, or the short life
- * of a reservation (pd_room_reserve) until CLAIM_LUA gives it its 24 h.
+ * of a reservation (pd_room_reserve), marked `reserved` so that no join
+ * gets in, until CLAIM_LUA gives it its 24 h.
  * KEYS: pd:short:free, pd:short:used, pd:short:seeded
- * ARGV: now ms (created_at), ids wanted, ttl s, then the fallback
- * candidates, shortest first. Returns the ids taken (none: empty list). */
+ * ARGV: now ms (created_at), ids wanted, ttl s, reserve (1/0), then the
+ * fallback candidates, shortest first. Returns the ids taken (none: empty
+ * list). */
 #define SHORT_FREE_KEY "pd:short:free"
 #define SHORT_SEEDED_KEY "pd:short:seeded"
 static const char GET_FREE_LUA[] =
@@ -153,6 +158,13 @@ static const char GET_FREE_LUA[] =
     "local want = tonumber(ARGV[2])\n"
     "local ttl = ARGV[3]\n"
     "local ttlms = tonumber(ttl) * 1000\n"
+    "local reserve = ARGV[4] == '1'\n"
+    "local function take(id)\n"
+    "  if redis.call('HSETNX', 'room:' .. id, 'created_at', ARGV[1]) == 0 then return false end\n"
+    "  if reserve then redis.call('HSET', 'room:' .. id, 'reserved', '1') end\n"
+    "  redis.call('EXPIRE', 'room:' .. id, ttl)\n"
+    "  return true\n"
+    "end\n"
     "local function due_at(id)\n"
     "  local ttl = redis.call('PTTL', 'room:' .. id)\n"
     "  if ttl < 0 then ttl = 86400000 end\n"
@@ -184,8 +196,7 @@ static const char GET_FREE_LUA[] =
     "  for i = 1, 8 do\n"
     "    local id = redis.call('SPOP', KEYS[1])\n"
     "    if not id then return nil end\n"
-    "    if redis.call('HSETNX', 'room:' .. id, 'created_at', ARGV[1]) == 1 then\n"
-    "      redis.call('EXPIRE', 'room:' .. id, ttl)\n"
+    "    if take(id) then\n"
     "      redis.call('ZADD', KEYS[2], now + ttlms, id)\n"
     "      return id\n"
     "    end\n"
@@ -221,29 +232,28 @@ static const char GET_FREE_LUA[] =
     "  out[#out + 1] = id\n"
     "end\n"
     /* No 4-digit id (left): random candidates, shortest first. */
-    "for i = 4, #ARGV do\n"
+    "for i = 5, #ARGV do\n"
     "  if #out >= want then break end\n"
-    "  if redis.call('HSETNX', 'room:' .. ARGV[i], 'created_at', ARGV[1]) == 1 then\n"
-    "    redis.call('EXPIRE', 'room:' .. ARGV[i], ttl)\n"
-    "    out[#out + 1] = ARGV[i]\n"
-    "  end\n"
+    "  if take(ARGV[i]) then out[#out + 1] = ARGV[i] end\n"
     "end\n"
     "return out\n";
 
-/* A reserved room handed out (pd_room_claim) gets the life get_room gives,
- * and its 4-digit id the matching score; GT, so a room a member has joined
- * meanwhile keeps what the join gave it, and one that is gone stays gone.
- * ARGV: the ids. Returns how many rooms were there. */
+/* Reserved rooms about to be handed out (pd_room_claim): only a room that
+ * is still reserved (no join can have got in) loses the mark and gets
+ * get_room's 24 h, and its 4-digit id the matching score. A room that is
+ * gone, or not reserved (Redis lost the reservation and someone else took
+ * the id), is left alone and not counted.
+ * ARGV: the ids. Returns how many were claimed. */
 static const char CLAIM_LUA[] =
     "local t = redis.call('TIME')\n"
     "local due = tostring(tonumber(t[1]) * 1000 + 86400000)\n"
     "local n = 0\n"
     "for i = 1, #ARGV do\n"
-    "  if redis.call('EXISTS', 'room:' .. ARGV[i]) == 1 then\n"
+    "  if redis.call('HDEL', 'room:' .. ARGV[i], 'reserved') == 1 then\n"
     "    n = n + 1\n"
-    "    redis.call('EXPIRE', 'room:' .. ARGV[i], '86400', 'GT')\n"
+    "    redis.call('EXPIRE', 'room:' .. ARGV[i], '86400')\n"
     "    if string.match(ARGV[i], '^%d%d%d%d$') then\n"
-    "      redis.call('ZADD', '" SHORT_USED_KEY "', 'XX', 'GT', due, ARGV[i])\n"
+    "      redis.call('ZADD', '" SHORT_USED_KEY "', 'XX', due, ARGV[i])\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -594,14 +604,16 @@ static void on_get_free(redisReply *rep, void *data)
     free(c);
 }
 
-/* GET_FREE_LUA for `want` ids living `ttl` s each, with `alnum4` random
+/* GET_FREE_LUA for `want` ids living `ttl` s each (marked reserved or not),
+ * with `alnum4` random
  * 4-character and FREE_ALNUM6_TRIES 6-character fallback candidates. */
-static int get_free_eval(pd_redis *r, int want, const char *ttl, int alnum4, pd_redis_reply_fn fn, store_call *c)
+static int get_free_eval(pd_redis *r, int want, const char *ttl, int reserve, int alnum4, pd_redis_reply_fn fn,
+                         store_call *c)
 {
-    enum { MAXCAND = PD_ROOM_RESERVE_MAX + FREE_ALNUM6_TRIES };
+    enum { MAXCAND = PD_ROOM_RESERVE_MAX + FREE_ALNUM6_TRIES, NARGS = 4 };
     int ncand = alnum4 + FREE_ALNUM6_TRIES;
     char ids[MAXCAND][8];
-    pd_slice args[3 + MAXCAND];
+    pd_slice args[NARGS + MAXCAND];
     char now[32], n[16];
     for (int i = 0; i < ncand; i++) {
         size_t len = i < alnum4 ? 4 : 6;
@@ -609,18 +621,19 @@ static int get_free_eval(pd_redis *r, int want, const char *ttl, int alnum4, pd_
             free(c);
             return PD_ERR;
         }
-        args[3 + i] = pd_slice_make(ids[i], len);
+        args[NARGS + i] = pd_slice_make(ids[i], len);
     }
     snprintf(now, sizeof(now), "%llu", (unsigned long long)pd_now_ms());
     snprintf(n, sizeof(n), "%d", want);
     args[0] = pd_slice_cstr(now);
     args[1] = pd_slice_cstr(n);
     args[2] = pd_slice_cstr(ttl);
+    args[3] = pd_slice_cstr(reserve ? "1" : "0");
     pd_slice keys[3] = {pd_slice_cstr(SHORT_FREE_KEY), pd_slice_cstr(SHORT_USED_KEY),
                         pd_slice_cstr(SHORT_SEEDED_KEY)};
     /* One script, one round trip: Redis runs it atomically, so two callers
      * can never get the same id. */
-    return store_eval(r, fn, c, &get_free_script, 3, keys, 3 + ncand, args);
+    return store_eval(r, fn, c, &get_free_script, 3, keys, NARGS + ncand, args);
 }
 
 int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
@@ -631,7 +644,7 @@ int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data)
     if (!c)
         return PD_ERR;
     c->cb.str = cb;
-    return get_free_eval(r, 1, "86400", FREE_ALNUM4_TRIES, on_get_free, c);
+    return get_free_eval(r, 1, "86400", 0, FREE_ALNUM4_TRIES, on_get_free, c);
 }
 
 static void on_reserve(redisReply *rep, void *data)
@@ -668,7 +681,7 @@ int pd_room_reserve(pd_redis *r, int want, long ttl_s, pd_room_ids_fn cb, void *
     snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
     /* One 4-character candidate per id wanted: at a full 4-digit space
      * each still finds a room nearly always (see FREE_ALNUM4_TRIES). */
-    return get_free_eval(r, want, ttl, want, on_reserve, c);
+    return get_free_eval(r, want, ttl, 1, want, on_reserve, c);
 }
 
 int pd_room_claim(pd_redis *r, const pd_slice *ids, size_t n, pd_room_long_fn cb, void *data)

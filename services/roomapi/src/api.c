@@ -532,18 +532,47 @@ static void route_ice_servers(pd_api *api, pd_http_conn *conn, const pd_http_req
     respond_json(api, conn, extra, 200, body);
 }
 
+/* A pooled id's claim answered: 1 claimed (the room is the client's), 0
+ * its reservation was gone (Redis lost it without the link dropping: the
+ * pool starts again, and this request takes the per-request path), -1
+ * Redis failed. */
+static void on_pool_claim(long v, void *data)
+{
+    api_req *r = data;
+    if (v == 1) {
+        respond_json(r->api, r->conn, r->cors, 200, json_pack("{s:s}", "roomId", r->room));
+    } else if (v == 0 && r->api->cfg.pool) {
+        pd_pool_reset(r->api->cfg.pool);
+        if (pd_room_get_free(r->api->redis, on_get_room, r) == PD_OK)
+            return;
+        respond_unavailable(r->api, r->conn, r->cors);
+    } else {
+        respond_unavailable(r->api, r->conn, r->cors);
+    }
+    req_done(r);
+}
+
 static void route_get_room(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
 {
     (void)req;
-    /* From the pool when it has an id: no round trip to Redis. The room
-     * routes are open here (pd_api_handle checked the hold first). */
-    char id[PD_ROOM_RESERVED_ID_MAX + 1];
-    if (api->cfg.pool && pd_redis_ready(api->redis) && pd_pool_take(api->cfg.pool, id)) {
-        respond_json(api, conn, cors, 200, json_pack("{s:s}", "roomId", id));
+    api_req *r = req_new(api, conn, cors);
+    if (!r) {
+        respond_unavailable(api, conn, cors);
         return;
     }
-    api_req *r = req_new(api, conn, cors);
-    route_started(api, conn, cors, r, r ? pd_room_get_free(api->redis, on_get_room, r) : PD_ERR);
+    /* From the pool when it has an id: one small claim instead of the
+     * search for a free id. The id is answered only once Redis has taken
+     * the room out of reserve, so the client's join (which a reserved room
+     * refuses) can only come after it. The room routes are open here
+     * (pd_api_handle checked the hold first). */
+    char id[PD_ROOM_RESERVED_ID_MAX + 1];
+    if (api->cfg.pool && pd_redis_ready(api->redis) && pd_pool_take(api->cfg.pool, id)) {
+        snprintf(r->room, sizeof(r->room), "%s", id);
+        pd_slice s = pd_slice_cstr(r->room);
+        if (pd_room_claim(api->redis, &s, 1, on_pool_claim, r) == PD_OK)
+            return;
+    }
+    route_started(api, conn, cors, r, pd_room_get_free(api->redis, on_get_room, r));
 }
 
 /* create_room and check_room: one roomId, one Redis call. */
@@ -761,7 +790,7 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
     api->m_pool_ids = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_pool_ids",
                                      "Room ids reserved ahead of get_room and ready to hand out.", NULL);
     api->m_pool_hits = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_pool_hits_total",
-                                      "get_room answers that took a reserved id (no round trip to Redis).", NULL);
+                                      "get_room answers that took a reserved id from the pool.", NULL);
     api->metrics = metrics;
     api->room_limit = pd_ratelimit_create(cfg->room_rate > 0 ? cfg->room_rate : 20,
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);
@@ -796,5 +825,5 @@ void pd_api_free(pd_api *api)
 
 size_t pd_api_inflight(const pd_api *api)
 {
-    return api->inflight + (api->cfg.pool ? pd_pool_pending(api->cfg.pool) : 0);
+    return api->inflight;
 }

@@ -86,8 +86,7 @@ void pd_api_handle(pd_http_conn *conn, const pd_http_request *req, void *data);
  * (docs/architecture.md, "Rooms that outlive their TTL"). */
 void pd_api_on_redis_state(pd_api *api, int ready);
 
-/* Requests waiting for Redis, and get_room claims not yet answered (a
- * drain waits for both). */
+/* Requests waiting for Redis. */
 size_t pd_api_inflight(const pd_api *api);
 
 #endif

@@ -181,8 +181,6 @@ static void on_signal(uv_signal_t *h, int signum)
     a->draining = 1;
     pd_log(PD_LOG_INFO, "draining", "{s:i}", "signal", signum);
     pd_http_server_stop_accepting(a->http);
-    if (a->pool)
-        pd_pool_flush(a->pool);
     a->drain_deadline = pd_mono_ms() + (uint64_t)a->drain_timeout_ms;
     uv_timer_start(&a->drain, on_drain_tick, 0, 20);
 }
@@ -230,7 +228,7 @@ int main(int argc, char **argv)
     a->redis = pd_redis_create(a->loop, &ro, on_redis_state, NULL, a);
     if (a->redis && cfg.pool && !pd_redis_is_cluster(a->redis)) {
         pd_pool_config pc = {(size_t)cfg.pool, 0};
-        a->pool = pd_pool_create(a->loop, a->redis, &pc);
+        a->pool = pd_pool_create(a->redis, &pc);
     }
     pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048,
                         trusted, (double)cfg.room_rate, (double)cfg.room_burst, (double)cfg.log_rate,

@@ -17,15 +17,11 @@ typedef struct pool_entry {
 } pool_entry;
 
 struct pd_pool {
-    uv_timer_t timer; /* claim batching; first, so the handle's data finds us */
-    pd_redis *redis;  /* borrowed */
+    pd_redis *redis; /* borrowed */
     size_t max;
     uint64_t max_age_ms;
     pool_entry ring[POOL_CAP]; /* oldest at head */
     size_t head, count;
-    char claims[PD_ROOM_CLAIM_MAX][PD_ROOM_RESERVED_ID_MAX + 1]; /* handed out, not yet sent */
-    size_t nclaims;
-    size_t claiming;  /* ids in claims sent and not yet answered */
     int refills;      /* reservations of this generation on their way */
     size_t requested; /* ids they asked for */
     unsigned gen;     /* bumped by pd_pool_reset: older answers are ignored */
@@ -34,17 +30,15 @@ struct pd_pool {
     uint64_t hits;
 };
 
-/* One Redis call of the pool's, until it answers. */
+/* One reservation, until Redis answers. */
 typedef struct pool_call {
     pd_pool *p;
     unsigned gen;
-    size_t n;        /* ids claimed (claims) or asked for (reservations) */
-    uint64_t sent_ms; /* reservations */
+    size_t n;         /* ids asked for */
+    uint64_t sent_ms;
 } pool_call;
 
-static void on_timer(uv_timer_t *t);
-
-pd_pool *pd_pool_create(uv_loop_t *loop, pd_redis *redis, const pd_pool_config *cfg)
+pd_pool *pd_pool_create(pd_redis *redis, const pd_pool_config *cfg)
 {
     uint64_t age = cfg->max_age_ms ? cfg->max_age_ms : (uint64_t)PD_POOL_MAX_AGE_S * 1000;
     if (cfg->max < 1 || cfg->max > POOL_CAP || age >= (uint64_t)PD_POOL_RESERVE_S * 1000)
@@ -55,19 +49,13 @@ pd_pool *pd_pool_create(uv_loop_t *loop, pd_redis *redis, const pd_pool_config *
     p->redis = redis;
     p->max = cfg->max;
     p->max_age_ms = age;
-    uv_timer_init(loop, &p->timer);
-    p->timer.data = p;
     return p;
 }
 
 void pd_pool_close(pd_pool *p)
 {
-    if (!p || p->closed)
-        return;
-    pd_pool_flush(p);
-    p->closed = 1;
-    uv_timer_stop(&p->timer);
-    uv_close((uv_handle_t *)&p->timer, NULL);
+    if (p)
+        p->closed = 1;
 }
 
 void pd_pool_free(pd_pool *p)
@@ -75,39 +63,12 @@ void pd_pool_free(pd_pool *p)
     free(p);
 }
 
-static void on_claimed(long v, void *data)
+static int in_pool(const pd_pool *p, const char *id)
 {
-    (void)v; /* a room already gone was joined and left, or expired: nothing to do */
-    pool_call *c = data;
-    c->p->claiming -= c->n;
-    free(c);
-}
-
-void pd_pool_flush(pd_pool *p)
-{
-    if (!p->nclaims)
-        return;
-    uv_timer_stop(&p->timer);
-    pd_slice ids[PD_ROOM_CLAIM_MAX];
-    for (size_t i = 0; i < p->nclaims; i++)
-        ids[i] = pd_slice_cstr(p->claims[i]);
-    pool_call *c = calloc(1, sizeof(*c));
-    if (c) {
-        c->p = p;
-        c->n = p->nclaims;
-        if (pd_room_claim(p->redis, ids, p->nclaims, on_claimed, c) == PD_OK)
-            p->claiming += c->n;
-        else
-            free(c);
-    }
-    /* Sent or not, they are done with here: an unclaimed room still has
-     * its reservation's life for its client to join it. */
-    p->nclaims = 0;
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    pd_pool_flush(t->data);
+    for (size_t i = 0; i < p->count; i++)
+        if (strcmp(p->ring[(p->head + i) % POOL_CAP].id, id) == 0)
+            return 1;
+    return 0;
 }
 
 static void on_reserved(const char *const *ids, int n, void *data)
@@ -118,6 +79,10 @@ static void on_reserved(const char *const *ids, int n, void *data)
         p->refills--;
         p->requested -= c->n;
         for (int i = 0; i < n && p->count < POOL_CAP; i++) {
+            /* Only a Redis that lost the first reservation hands out the
+             * same id again; one copy is enough. */
+            if (in_pool(p, ids[i]))
+                continue;
             pool_entry *e = &p->ring[(p->head + p->count) % POOL_CAP];
             memcpy(e->id, ids[i], strlen(ids[i]) + 1);
             e->at_ms = c->sent_ms;
@@ -146,7 +111,7 @@ static size_t demand_target(pd_pool *p, uint64_t now)
  * still there to hand out, so the pool rides out a slow answer. */
 static void maybe_refill(pd_pool *p, size_t target, uint64_t now)
 {
-    if (p->closed || (p->count + p->requested) * 4 > target * 3)
+    if ((p->count + p->requested) * 4 > target * 3)
         return;
     while (p->refills < REFILLS_MAX && p->count + p->requested < target) {
         size_t want = target - p->count - p->requested;
@@ -185,14 +150,8 @@ int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1])
             got = 1;
         }
     }
-    if (got) {
-        memcpy(p->claims[p->nclaims++], out, PD_ROOM_RESERVED_ID_MAX + 1);
+    if (got)
         p->hits++;
-        if (p->nclaims == PD_ROOM_CLAIM_MAX)
-            pd_pool_flush(p);
-        else if (!uv_is_active((uv_handle_t *)&p->timer))
-            uv_timer_start(&p->timer, on_timer, PD_POOL_CLAIM_DELAY_MS, 0);
-    }
     maybe_refill(p, target, now);
     return got;
 }
@@ -203,14 +162,6 @@ void pd_pool_reset(pd_pool *p)
     p->refills = 0;
     p->requested = 0;
     p->head = p->count = 0;
-    p->nclaims = 0;
-    if (!p->closed)
-        uv_timer_stop(&p->timer);
-}
-
-size_t pd_pool_pending(const pd_pool *p)
-{
-    return p->nclaims + p->claiming;
 }
 
 size_t pd_pool_size(const pd_pool *p)
