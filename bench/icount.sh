@@ -254,10 +254,10 @@ stop_pid "$API_PID"
 # ---- room API ---------------------------------------------------------------------
 if want api; then
 echo "icount: room API check_room and get_room (callgrind)"
-# get_room twice: each call waiting for Redis (the pool off), and from the
-# pool of reserved ids (the default; docs/architecture.md, "get_room from a
-# pool"), where the room API's share is the answer plus its part of the
-# batched reservations and claims.
+# get_room twice: each call searching for a free id in Redis (the pool
+# off), and from the pool of reserved ids (the default; docs/architecture.md,
+# "get_room from a pool"): a claim per call, and a share of the batched
+# reservations.
 for pool in 0 256; do
   API_POOL=$pool start_api $(cg_wrap api)
   routes="check_room get_room"; [ "$pool" = 0 ] || routes=get_room
@@ -311,9 +311,9 @@ for fill in 0 0.9 0.99 1.0; do
   done
 done
 stop_pid "$API_PID"
-# The same Redis behind the pool, 90 % full: its work per get_room is the
-# batched reservations and claims, paced at $RATE/s for D and 2D seconds
-# (its cron taken off as above).
+# The same Redis behind the pool, 90 % full: its work per get_room is a
+# claim and a share of the batched reservations, paced at $RATE/s for D and
+# 2D seconds (its cron taken off as above).
 RPORT=$R2PORT
 start_api
 RPORT=$RPORT_MAIN
@@ -350,8 +350,8 @@ const what = {
   churn: 'churn cycle: connect, join, offer, leave (one worker)',
   check_room: 'check_room request',
   get_room: 'get_room request, pool off (the room API; the Lua script runs in Redis)',
-  'get_room-pool': 'get_room request from the pool of reserved ids (the room API; its share of the batched calls included)',
-  'redis-get_room-pool-0.9': "get_room from the pool: Redis's work per get_room (batched reservations and claims), 90 % taken",
+  'get_room-pool': 'get_room request from the pool of reserved ids (the room API: its claim, and its share of the batched reservations)',
+  'redis-get_room-pool-0.9': "get_room from the pool: Redis's work per get_room (its claim, and its share of the batched reservations), 90 % taken",
   'redis-get_room-0': "get_room's script in Redis, 4-digit space empty",
   'redis-get_room-0.9': "get_room's script in Redis, 4-digit space 90 % taken",
   'redis-get_room-0.99': "get_room's script in Redis, 4-digit space 99 % taken",
