@@ -790,7 +790,7 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
     api->m_pool_ids = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_pool_ids",
                                      "Room ids reserved ahead of get_room and ready to hand out.", NULL);
     api->m_pool_hits = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_pool_hits_total",
-                                      "get_room answers that took a reserved id from the pool.", NULL);
+                                      "get_room requests that took a reserved id from the pool (one whose claim finds the reservation gone takes the per-request path).", NULL);
     api->metrics = metrics;
     api->room_limit = pd_ratelimit_create(cfg->room_rate > 0 ? cfg->room_rate : 20,
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);
