@@ -163,10 +163,11 @@ static void an_id_past_its_age_is_not_handed_out(void **state)
     assert_int_equal(pd_pool_size(f->pool), 1);
     rooms_in_redis(f, first, sizeof first);
     first[strlen(first) - 1] = '\0';
-    rfx_run_for(&f->l, 150); /* older than max_age_ms (100) */
+    rfx_run_for(&f->l, 150); /* older than max_age_ms (100): waiting longer only ages it more */
+    /* Not handed out, and dropped from the pool (what comes back from the
+     * refill this take starts is not looked at: how fresh it arrives
+     * depends on how busy the machine is). */
     assert_int_equal(pd_pool_take(f->pool, id), 0);
-    take_hit(f, id);
-    assert_string_not_equal(id, first);
     /* The stale one is left to its reservation's life. */
     assert_int_equal(reserved(f, first), 1);
     assert_true(ttl(f, first) <= PD_POOL_RESERVE_S);
