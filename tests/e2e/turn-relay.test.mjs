@@ -237,7 +237,15 @@ describe("web client through TURN (relay-only ICE)", { timeout: 5 * 60 * 1000 },
     // carried the file.
     const usernames = new Set();
     for (const [b, bytesKey] of [[sender, "bytesSent"], [receiver, "bytesReceived"]]) {
-      const pcs = await relayStats(b.page);
+      // libwebrtc marks even the selected pair "in-progress" while one of its
+      // periodic consent checks is out, so read the stats again until the
+      // pair reads "succeeded" between two checks (each takes one loopback
+      // round trip); a pair that never succeeded still fails below.
+      let pcs = await relayStats(b.page);
+      for (let tries = 0; tries < 50 && pcs.some((p) => p.pair?.state === "in-progress"); tries++) {
+        await sleep(100);
+        pcs = await relayStats(b.page);
+      }
       const what = `${b.name}: ${JSON.stringify(pcs)}`;
       assert.equal(pcs.length, 1, `one connected peer connection on ${what}`);
       const [s] = pcs;
