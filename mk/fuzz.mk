@@ -25,7 +25,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(FUZZ_SAN) -Ilibshared/include -I$
 FUZZ_LIB := $(FUZZ_DIR)/lib/libprivydrop-fuzz.a
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_OBJ)/%.o) \
                  $(FUZZ_OBJ)/services/signal/src/events.o $(FUZZ_OBJ)/services/signal/src/session.o $(FUZZ_OBJ)/services/signal/src/eng.o $(FUZZ_OBJ)/services/signal/src/poll.o $(FUZZ_OBJ)/services/signal/src/fwd.o $(FUZZ_OBJ)/services/signal/src/peer.o \
-                 $(FUZZ_OBJ)/services/signal/src/conn.o $(FUZZ_OBJ)/services/roomapi/src/api.o $(FUZZ_OBJ)/services/roomapi/src/pool.o \
+                 $(FUZZ_OBJ)/services/signal/src/conn.o $(FUZZ_OBJ)/services/roomapi/src/api.o $(FUZZ_OBJ)/services/roomapi/src/pool.o $(FUZZ_OBJ)/services/roomapi/src/claim.o \
                  $(FUZZ_OBJ)/llhttp/api.o $(FUZZ_OBJ)/llhttp/http.o $(FUZZ_OBJ)/llhttp/llhttp.o
 
 .PHONY: fuzz fuzz-build test-fuzz-quick

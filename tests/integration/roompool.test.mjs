@@ -28,6 +28,8 @@ describe("get_room from the pool (PD_ROOM_POOL 8)", { timeout: 180000 }, () => {
     c = await startCluster({
       workers: 1,
       roomApiEnv: { PD_ROOM_POOL: "8", PD_RESTORE_HOLD_MS: "0", PD_API_RATE: "100000", PD_API_BURST: "100000" },
+      // Many joins from one test address; the limit has its own tests.
+      signalEnv: { DISABLE_JOIN_RATE_LIMIT: "1" },
     });
     api = c.roomApi.url;
   });
@@ -35,7 +37,12 @@ describe("get_room from the pool (PD_ROOM_POOL 8)", { timeout: 180000 }, () => {
     await c?.stop();
   });
 
-  it("hands out each reserved id once, claimed for a day before the answer; the rest are taken, short-lived and closed to joins", async () => {
+  /** Every pooled id answered so far has had its claim answered by Redis. */
+  async function claimsDone() {
+    await eventually("the claims answered", async () => (await metric(api, "privydrop_roomapi_pool_claims_pending")) === 0);
+  }
+
+  it("hands out each reserved id once, claimed for a day right after the answer; the rest are taken, short-lived and closed to joins", async () => {
     const handed = [];
     for (let i = 0; i < 40; i++) handed.push(await getRoom(api));
     await eventually("the pool holds ids", async () => (await metric(api, "privydrop_roomapi_pool_ids")) > 0);
@@ -44,7 +51,8 @@ describe("get_room from the pool (PD_ROOM_POOL 8)", { timeout: 180000 }, () => {
     handed.push(await getRoom(api));
     assert.equal(await metric(api, "privydrop_roomapi_pool_hits_total"), hits0 + 1, "answered from the pool");
     assert.equal(new Set(handed).size, handed.length, `unique: ${handed.join(",")}`);
-    // Claimed before the answer: every handed-out room lives a day already.
+    // The claims follow the answers: every handed-out room lives a day.
+    await claimsDone();
     for (const id of handed) {
       assert.match(id, /^\d{4}$/);
       assert.ok(Number(await c.redisCli("TTL", `room:${id}`)) > DAY_S - 60, `room:${id} claimed`);
@@ -66,10 +74,15 @@ describe("get_room from the pool (PD_ROOM_POOL 8)", { timeout: 180000 }, () => {
         assert.deepEqual((await postJson(api, "/api/check_room", { roomId: id })).json, { available: false });
         assert.equal((await postJson(api, "/api/create_room", { roomId: id })).json.success, false);
       }
-      const r = await join(eve, reserved[0]);
+      // The worker waits for a claim (PD_JOIN_RESERVED_WAIT_MS, 2 s), none
+      // comes: refused as a room that does not exist.
+      const r = await join(eve, reserved[0], { timeout: 20000 });
       assert.equal(r.success, false, JSON.stringify(r));
       assert.equal(r.message, "Room does not exist");
       assert.equal(await c.redisCli("SCARD", `room:${reserved[0]}:sockets`), "0");
+      assert.equal(await c.redisCli("HEXISTS", `room:${reserved[0]}`, "reserved"), "1", "still reserved");
+      const waits = await request(c.workers[0].url, "GET", "/metrics");
+      assert.match(waits.body, /^privydrop_signal_join_waits_total\{result="timeout"\} 1$/m);
     } finally {
       closeAll(eve);
     }
@@ -78,15 +91,46 @@ describe("get_room from the pool (PD_ROOM_POOL 8)", { timeout: 180000 }, () => {
   it("Redis emptied under a live link (FLUSHALL): every id answered after it exists, claimed, and goes out once", async () => {
     for (let i = 0; i < 20; i++) await getRoom(api);
     await eventually("the pool holds ids", async () => (await metric(api, "privydrop_roomapi_pool_ids")) > 0);
+    await claimsDone();
+    const created0 = await metric(api, 'privydrop_roomapi_pool_claims_total\\{result="created"\\}');
     await c.redisCli("FLUSHALL");
     const ids = [];
     for (let i = 0; i < 60; i++) {
       const id = await getRoom(api);
       ids.push(id);
+      await claimsDone();
       assert.equal(await c.redisCli("HEXISTS", `room:${id}`, "reserved"), "0", `room:${id} claimed`);
       assert.ok(Number(await c.redisCli("TTL", `room:${id}`)) > DAY_S - 60, `room:${id} lives a day`);
     }
     assert.equal(new Set(ids).size, ids.length, `unique: ${ids.join(",")}`);
+    // The first id after the FLUSHALL came from the old pool: its claim
+    // created the room again, and the pool started over.
+    assert.ok((await metric(api, 'privydrop_roomapi_pool_claims_total\\{result="created"\\}')) > created0);
+  });
+
+  it("a client that joins the moment get_room answers gets in, every time", async () => {
+    const sockets = [];
+    const hits0 = await metric(api, "privydrop_roomapi_pool_hits_total");
+    const waits = async (result) => metric(c.workers[0].url, `privydrop_signal_join_waits_total\\{result="${result}"\\}`) || 0;
+    const [timeouts0, gone0] = [await waits("timeout"), await waits("gone")];
+    try {
+      for (let round = 0; round < 5; round++) {
+        const results = await Promise.all(Array.from({ length: 20 }, async () => {
+          const s = await connect(c.workers[0].url);
+          sockets.push(s);
+          const id = await getRoom(api);
+          return { id, r: await join(s, id, { timeout: 20000 }) };
+        }));
+        for (const { id, r } of results) assert.equal(r.success, true, `${id}: ${JSON.stringify(r)}`);
+        assert.equal(new Set(results.map((x) => x.id)).size, results.length);
+      }
+      // Each round found the pool refilled since the one before.
+      assert.ok((await metric(api, "privydrop_roomapi_pool_hits_total")) >= hits0 + 5, "answered from the pool");
+      assert.equal(await waits("timeout"), timeouts0, "no join waited in vain");
+      assert.equal(await waits("gone"), gone0);
+    } finally {
+      closeAll(sockets);
+    }
   });
 
   it("a room from the pool is joined like any other", async () => {

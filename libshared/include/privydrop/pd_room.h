@@ -40,6 +40,7 @@ typedef enum pd_join_status {
     PD_JOIN_RATE_LIMITED,      /* too many joins from this client address */
     PD_JOIN_NO_ROOM,           /* room does not exist */
     PD_JOIN_FULL,              /* room already has max_peers sockets */
+    PD_JOIN_RESERVED,          /* reserved by the room API, not claimed (yet) */
     PD_JOIN_ERROR,             /* Redis failed */
 } pd_join_status;
 
@@ -59,7 +60,8 @@ typedef void (*pd_room_str_fn)(const char *room, void *data);
 /* Join in the order of docs/wire-protocol.md §Join: bound elsewhere, then
  * the per-address rate limit (skipped for a re-join of the same room, if a
  * re-join credit of (room, client_ip) pays instead, or if !rate_limit), then
- * existence, then room size (max_peers sockets, 0 = unbounded); on success
+ * existence (PD_JOIN_RESERVED for a room the room API reserved and has
+ * not claimed), then room size (max_peers sockets, 0 = unbounded); on success
  * bind, refresh the room TTL and record the socket in instance `owner`'s
  * socket set. */
 int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
@@ -128,14 +130,17 @@ int pd_room_get_free(pd_redis *r, pd_room_str_fn cb, void *data);
 typedef void (*pd_room_ids_fn)(const char *const *ids, int n, void *data);
 int pd_room_reserve(pd_redis *r, int want, long ttl_s, pd_room_ids_fn cb, void *data);
 
-/* Reserved rooms about to be handed out: each that is still reserved loses
- * the mark and gets get_room's 24 h. Hand an id out only once its claim has
- * answered: a reserved room refuses joins. cb (may be NULL) gets how many
- * were claimed (fewer than n: Redis lost reservations), -1 when Redis
- * failed. At most PD_ROOM_CLAIM_MAX ids a call; a single Redis only, as
- * above. */
+/* Ids handed out from the room API's pool (docs/architecture.md, "get_room
+ * from a pool"): each room still reserved loses the mark and gets
+ * get_room's 24 h; each that is gone (Redis lost it) is created again as
+ * get_room creates a room; one that exists unreserved is left alone. cb
+ * (may be NULL) gets how many were claimed and how many created again
+ * (the rest were somebody's); claimed -1 when Redis failed, and then any
+ * of them may or may not have been done, so sending them again is safe.
+ * At most PD_ROOM_CLAIM_MAX ids a call; a single Redis only, as above. */
 #define PD_ROOM_CLAIM_MAX 128
-int pd_room_claim(pd_redis *r, const pd_slice *ids, size_t n, pd_room_long_fn cb, void *data);
+typedef void (*pd_room_claim_fn)(long claimed, long created, void *data);
+int pd_room_claim(pd_redis *r, const pd_slice *ids, size_t n, pd_room_claim_fn cb, void *data);
 
 /* HINCRBY referrers:daily:<date> ref 1 with a 30-day TTL. 0 ok, -1 error. */
 int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, void *data);

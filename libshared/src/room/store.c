@@ -44,10 +44,12 @@ static const char JOIN_LUA[] =
     "    return {3, rem, reset}\n"
     "  end\n"
     "end\n"
-    /* A room the room API's pool reserved and has not handed out yet
-     * (`reserved`, see GET_FREE_LUA) is not there for anyone to join. */
-    "if redis.call('HEXISTS', KEYS[1], 'created_at') == 0 or\n"
-    "   redis.call('HEXISTS', KEYS[1], 'reserved') == 1 then return {4} end\n"
+    /* A room the room API's pool reserved (`reserved`, see GET_FREE_LUA)
+     * is not there for anyone to join until its claim has run: {6}, and
+     * the worker asks again for a moment, since the claim of an id just
+     * handed out may still be on its way (hub.c). */
+    "if redis.call('HEXISTS', KEYS[1], 'created_at') == 0 then return {4} end\n"
+    "if redis.call('HEXISTS', KEYS[1], 'reserved') == 1 then return {6} end\n"
     "local maxp = tonumber(ARGV[8]) or 0\n"
     "if (not rejoin) and maxp > 0 and redis.call('SCARD', KEYS[2]) >= maxp then return {5} end\n"
     "if not rejoin then\n"
@@ -238,26 +240,38 @@ static const char GET_FREE_LUA[] =
     "end\n"
     "return out\n";
 
-/* Reserved rooms about to be handed out (pd_room_claim): only a room that
- * is still reserved (no join can have got in) loses the mark and gets
+/* Ids the room API has handed out from its pool (pd_room_claim). A room
+ * still reserved (no join can have got in) loses the mark and gets
  * get_room's 24 h, and its 4-digit id the matching score. A room that is
- * gone, or not reserved (Redis lost the reservation and someone else took
- * the id), is left alone and not counted.
- * ARGV: the ids. Returns how many were claimed. */
+ * gone (Redis lost the reservation: FLUSHALL, a restart, a claim later
+ * than the reservation's life) is created again as get_room would create
+ * it, since its id has already gone to a client who will join it. A room
+ * that exists and is not reserved is somebody's: left alone (a claim sent
+ * again after its answer was lost, or, after a loss of data, an id another
+ * get_room handed out first).
+ * ARGV: the ids. Returns {claimed, created again}. */
 static const char CLAIM_LUA[] =
     "local t = redis.call('TIME')\n"
+    "local now = t[1] .. string.sub('00000' .. t[2], -6, -4)\n"
     "local due = tostring(tonumber(t[1]) * 1000 + 86400000)\n"
-    "local n = 0\n"
+    "local claimed, created = 0, 0\n"
     "for i = 1, #ARGV do\n"
-    "  if redis.call('HDEL', 'room:' .. ARGV[i], 'reserved') == 1 then\n"
-    "    n = n + 1\n"
-    "    redis.call('EXPIRE', 'room:' .. ARGV[i], '86400')\n"
-    "    if string.match(ARGV[i], '^%d%d%d%d$') then\n"
-    "      redis.call('ZADD', '" SHORT_USED_KEY "', 'XX', due, ARGV[i])\n"
+    "  local k = 'room:' .. ARGV[i]\n"
+    "  local short = string.match(ARGV[i], '^%d%d%d%d$')\n"
+    "  if redis.call('HDEL', k, 'reserved') == 1 then\n"
+    "    claimed = claimed + 1\n"
+    "    redis.call('EXPIRE', k, '86400')\n"
+    "    if short then redis.call('ZADD', '" SHORT_USED_KEY "', 'XX', due, ARGV[i]) end\n"
+    "  elseif redis.call('HSETNX', k, 'created_at', now) == 1 then\n"
+    "    created = created + 1\n"
+    "    redis.call('EXPIRE', k, '86400')\n"
+    "    if short then\n"
+    "      redis.call('SREM', '" SHORT_FREE_KEY "', ARGV[i])\n"
+    "      redis.call('ZADD', '" SHORT_USED_KEY "', due, ARGV[i])\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "return n\n";
+    "return {claimed, created}\n";
 
 /* KEYS: referrers:daily:<date>  ARGV: ref */
 static const char TRACK_LUA[] =
@@ -331,6 +345,7 @@ typedef struct store_call {
         pd_room_long_fn num;
         pd_room_str_fn str;
         pd_room_ids_fn ids;
+        pd_room_claim_fn claim;
     } cb;
     pd_cluster_reaped_fn reaped; /* reap only */
     void *data;
@@ -421,6 +436,7 @@ static void on_join(redisReply *rep, void *data)
             break;
         case 4: res.status = PD_JOIN_NO_ROOM; break;
         case 5: res.status = PD_JOIN_FULL; break;
+        case 6: res.status = PD_JOIN_RESERVED; break;
         default: res.error = "unexpected reply"; break;
         }
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
@@ -684,15 +700,28 @@ int pd_room_reserve(pd_redis *r, int want, long ttl_s, pd_room_ids_fn cb, void *
     return get_free_eval(r, want, ttl, 1, want, on_reserve, c);
 }
 
-int pd_room_claim(pd_redis *r, const pd_slice *ids, size_t n, pd_room_long_fn cb, void *data)
+static void on_claim(redisReply *rep, void *data)
+{
+    store_call *c = data;
+    long claimed = -1, created = 0;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+        claimed = reply_integer(rep->element[0], -1);
+        created = reply_integer(rep->element[1], 0);
+    }
+    if (c->cb.claim)
+        c->cb.claim(claimed, created, c->data);
+    free(c);
+}
+
+int pd_room_claim(pd_redis *r, const pd_slice *ids, size_t n, pd_room_claim_fn cb, void *data)
 {
     if (pd_redis_is_cluster(r) || n == 0 || n > PD_ROOM_CLAIM_MAX)
         return PD_ERR;
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
-    c->cb.num = cb;
-    return store_eval(r, on_long, c, &claim_script, 0, NULL, (int)n, ids);
+    c->cb.claim = cb;
+    return store_eval(r, on_claim, c, &claim_script, 0, NULL, (int)n, ids);
 }
 
 /* ---- cluster ------------------------------------------------------------ */

@@ -30,6 +30,8 @@ struct pd_api {
     pd_metric *m_held;       /* gauge, set when scraped: room routes held after Redis came back */
     pd_metric *m_pool_ids;   /* gauge, set when scraped: ids ready in the get_room pool */
     pd_metric *m_pool_hits;  /* counter, set when scraped: get_rooms answered from the pool */
+    pd_metric *m_claims;     /* counter{result}, set when scraped: claims of pooled ids */
+    pd_metric *m_claims_pending; /* gauge, set when scraped: pooled ids not yet claimed */
     pd_metrics *metrics;     /* borrowed registry */
     pd_ratelimit *room_limit; /* per-address buckets, room routes */
     pd_ratelimit *log_limit;  /* per-address buckets, track and log routes */
@@ -509,6 +511,15 @@ static void route_metrics(pd_api *api, pd_http_conn *conn, const pd_http_request
     pd_metric_set(api->m_held, NULL, hold_left_s(api) ? 1 : 0);
     pd_metric_set(api->m_pool_ids, NULL, api->cfg.pool ? (double)pd_pool_size(api->cfg.pool) : 0);
     pd_metric_set(api->m_pool_hits, NULL, api->cfg.pool ? (double)pd_pool_hits(api->cfg.pool) : 0);
+    if (api->cfg.claims) {
+        pd_claimq_stats st;
+        pd_claimq_get_stats(api->cfg.claims, &st);
+        pd_metric_set(api->m_claims_pending, NULL, (double)st.pending);
+        pd_metric_set(api->m_claims, "claimed", (double)st.claimed);
+        pd_metric_set(api->m_claims, "created", (double)st.created);
+        pd_metric_set(api->m_claims, "taken", (double)st.taken);
+        pd_metric_set(api->m_claims, "lost", (double)st.lost);
+    }
     size_t len = 0;
     char *text = pd_metrics_render(api->metrics, &len);
     if (!text) {
@@ -532,45 +543,24 @@ static void route_ice_servers(pd_api *api, pd_http_conn *conn, const pd_http_req
     respond_json(api, conn, extra, 200, body);
 }
 
-/* A pooled id's claim answered: 1 claimed (the room is the client's), 0
- * its reservation was gone (Redis lost it without the link dropping: the
- * pool starts again, and this request takes the per-request path), -1
- * Redis failed. */
-static void on_pool_claim(long v, void *data)
-{
-    api_req *r = data;
-    if (v == 1) {
-        respond_json(r->api, r->conn, r->cors, 200, json_pack("{s:s}", "roomId", r->room));
-    } else if (v == 0 && r->api->cfg.pool) {
-        pd_pool_reset(r->api->cfg.pool);
-        if (pd_room_get_free(r->api->redis, on_get_room, r) == PD_OK)
-            return;
-        respond_unavailable(r->api, r->conn, r->cors);
-    } else {
-        respond_unavailable(r->api, r->conn, r->cors);
-    }
-    req_done(r);
-}
-
 static void route_get_room(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
 {
     (void)req;
+    /* From the pool when it has an id: answered at once, and its claim
+     * (taking the room out of reserve) goes with the others of this loop
+     * turn. A join that reaches Redis before the claim finds the room
+     * still reserved, and the signal worker asks again for a moment. The
+     * room routes are open here (pd_api_handle checked the hold first). */
+    char id[PD_ROOM_RESERVED_ID_MAX + 1];
+    if (api->cfg.pool && api->cfg.claims && pd_redis_ready(api->redis) && pd_claimq_has_room(api->cfg.claims) &&
+        pd_pool_take(api->cfg.pool, id) && pd_claimq_push(api->cfg.claims, id) == PD_OK) {
+        respond_json(api, conn, cors, 200, json_pack("{s:s}", "roomId", id));
+        return;
+    }
     api_req *r = req_new(api, conn, cors);
     if (!r) {
         respond_unavailable(api, conn, cors);
         return;
-    }
-    /* From the pool when it has an id: one small claim instead of the
-     * search for a free id. The id is answered only once Redis has taken
-     * the room out of reserve, so the client's join (which a reserved room
-     * refuses) can only come after it. The room routes are open here
-     * (pd_api_handle checked the hold first). */
-    char id[PD_ROOM_RESERVED_ID_MAX + 1];
-    if (api->cfg.pool && pd_redis_ready(api->redis) && pd_pool_take(api->cfg.pool, id)) {
-        snprintf(r->room, sizeof(r->room), "%s", id);
-        pd_slice s = pd_slice_cstr(r->room);
-        if (pd_room_claim(api->redis, &s, 1, on_pool_claim, r) == PD_OK)
-            return;
     }
     route_started(api, conn, cors, r, pd_room_get_free(api->redis, on_get_room, r));
 }
@@ -790,7 +780,13 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
     api->m_pool_ids = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_pool_ids",
                                      "Room ids reserved ahead of get_room and ready to hand out.", NULL);
     api->m_pool_hits = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_pool_hits_total",
-                                      "get_room requests that took a reserved id from the pool (one whose claim finds the reservation gone takes the per-request path).", NULL);
+                                      "get_room requests answered with a reserved id from the pool.", NULL);
+    api->m_claims = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_pool_claims_total",
+                                   "Pooled ids' claims by result: claimed; created (Redis had lost the reservation); "
+                                   "taken (the room was somebody's, or the claim was sent again); lost (never reached Redis).",
+                                   "result");
+    api->m_claims_pending = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_pool_claims_pending",
+                                           "Pooled ids handed out whose claim Redis has not answered yet.", NULL);
     api->metrics = metrics;
     api->room_limit = pd_ratelimit_create(cfg->room_rate > 0 ? cfg->room_rate : 20,
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);

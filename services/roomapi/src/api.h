@@ -12,6 +12,7 @@
 #include "privydrop/pd_netaddr.h"
 #include "privydrop/pd_redis.h"
 #include "privydrop/pd_turn.h"
+#include "claim.h"
 #include "pool.h"
 
 typedef enum pd_api_route {
@@ -65,6 +66,7 @@ typedef struct pd_api_config {
     size_t max_inflight;          /* requests waiting for Redis, all together; 0 = 4096 */
     uint64_t restore_hold_ms;     /* room routes answer 503 this long after Redis returns; 0 = never */
     pd_pool *pool;                /* ids reserved ahead of get_room (borrowed); NULL = none */
+    pd_claimq *claims;            /* their claims (borrowed); set with pool */
 } pd_api_config;
 
 typedef struct pd_api pd_api;

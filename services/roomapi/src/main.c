@@ -56,6 +56,7 @@ typedef struct roomapi {
     pd_http_server *http;
     pd_api *api;
     pd_pool *pool; /* NULL when off */
+    pd_claimq *claims; /* the pool's claims; NULL when off */
     pd_turn *turn;
     pd_metrics *metrics;
     uv_signal_t sig_term, sig_int;
@@ -133,7 +134,18 @@ static void on_redis_state(pd_redis *r, int ready, void *data)
     roomapi *a = data;
     if (a->api)
         pd_api_on_redis_state(a->api, ready);
+    if (a->claims)
+        pd_claimq_on_redis_state(a->claims, ready);
     pd_log(ready ? PD_LOG_INFO : PD_LOG_WARN, ready ? "redis connected" : "redis unavailable", NULL);
+}
+
+/* A claim found its reservation gone (Redis lost data without the link
+ * dropping): the pool's other reservations may be gone too. */
+static void on_claims_lost(void *data)
+{
+    roomapi *a = data;
+    if (a->pool)
+        pd_pool_reset(a->pool);
 }
 
 /* The room API also reaps dead workers, so a cluster whose workers all
@@ -155,6 +167,7 @@ static void on_reaper(uv_timer_t *t)
 static void shutdown_now(roomapi *a)
 {
     pd_pool_close(a->pool);
+    pd_claimq_close(a->claims);
     uv_close((uv_handle_t *)&a->drain, NULL);
     uv_close((uv_handle_t *)&a->reaper, NULL);
     uv_close((uv_handle_t *)&a->sig_term, NULL);
@@ -166,7 +179,12 @@ static void shutdown_now(roomapi *a)
 static void on_drain_tick(uv_timer_t *t)
 {
     roomapi *a = t->data;
-    if (pd_api_inflight(a->api) == 0 || pd_mono_ms() >= a->drain_deadline) {
+    /* The claims of ids already answered too: their clients are about to
+     * join those rooms. */
+    pd_claimq_stats st = {0};
+    if (a->claims)
+        pd_claimq_get_stats(a->claims, &st);
+    if ((pd_api_inflight(a->api) == 0 && st.pending == 0) || pd_mono_ms() >= a->drain_deadline) {
         pd_log(PD_LOG_INFO, "drained", "{s:I}", "inflight", (json_int_t)pd_api_inflight(a->api));
         uv_timer_stop(t);
         shutdown_now(a);
@@ -229,13 +247,14 @@ int main(int argc, char **argv)
     if (a->redis && cfg.pool && !pd_redis_is_cluster(a->redis)) {
         pd_pool_config pc = {(size_t)cfg.pool, 0};
         a->pool = pd_pool_create(a->redis, &pc);
+        a->claims = pd_claimq_create(a->loop, a->redis, on_claims_lost, a);
     }
     pd_api_config ac = {pd_env_str("CORS_ORIGIN", NULL), pd_env_str("NODE_ENV", "production"), a->instance_id, 2048,
                         trusted, (double)cfg.room_rate, (double)cfg.room_burst, (double)cfg.log_rate,
                         (double)cfg.log_burst, (double)cfg.ice_rate, (double)cfg.ice_burst, (size_t)cfg.max_inflight,
-                        (uint64_t)cfg.restore_hold, a->pool};
+                        (uint64_t)cfg.restore_hold, a->pool, a->claims};
     a->api = pd_api_create(&ac, a->redis, a->turn, a->metrics);
-    if (!a->metrics || !a->redis || !a->api || (cfg.pool && !pd_redis_is_cluster(a->redis) && !a->pool)) {
+    if (!a->metrics || !a->redis || !a->api || (cfg.pool && !pd_redis_is_cluster(a->redis) && (!a->pool || !a->claims))) {
         pd_log(PD_LOG_ERROR, "out of memory at start-up", NULL);
         return 1;
     }
@@ -273,6 +292,7 @@ int main(int argc, char **argv)
     uv_loop_close(a->loop);
     pd_api_free(a->api);
     pd_pool_free(a->pool);
+    pd_claimq_free(a->claims);
     pd_turn_free(a->turn);
     pd_cidr_list_free(trusted);
     pd_metrics_free(a->metrics);

@@ -8,6 +8,7 @@
  * packet once per room channel, and a worker is subscribed to a room's
  * channel while it has a member there (plus a short grace period, so a
  * leave followed by a join does not race an UNSUBSCRIBE). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,6 +30,13 @@
 /* A pressure notice from another worker (maint.c sends ours) holds us back
  * this long. */
 #define HUB_PRESSURE_HOLD_MS 150
+/* A join that finds its room reserved (PD_JOIN_RESERVED) is asked again
+ * after 1, 2, 4, ... ms (at most HUB_RESERVED_STEP_MAX_MS apart), for
+ * PD_JOIN_RESERVED_WAIT_MS in all: the room API answers an id from its
+ * pool without waiting for the claim (docs/architecture.md, "get_room from
+ * a pool"), so the client's join can reach Redis before it. A join to a
+ * reserved room nobody claims still ends in "Room does not exist". */
+#define HUB_RESERVED_STEP_MAX_MS 250
 
 /* Rooms of two are the rule: their members fit in the entry itself. */
 #define HUB_ROOM_INLINE 2
@@ -93,6 +101,8 @@ struct pd_hub {
     int holding;              /* may_read said no and has not said yes since */
     hub_cleanup *cleanups;    /* pending Redis cleanups */
     size_t ncleanups;
+    struct join_ctx *waiting; /* joins that found their room reserved (owned) */
+    uv_timer_t *wait_timer;   /* asks them again when due (owned; closed by pd_hub_free) */
     hub_drain_entry *drain;   /* SIGTERM: the sockets to close, in order (owned) */
     size_t ndrain;            /* entries in drain */
     size_t drain_next;        /* first entry not yet handled */
@@ -420,6 +430,10 @@ static void hub_on_close(void *ud, pd_conn *conn)
 
 typedef struct join_ctx {
     pd_hub *h;
+    struct join_ctx *next;    /* in h->waiting while it waits */
+    uint64_t first_ms;        /* monotonic ms the room was first found reserved; 0: not yet */
+    uint64_t due_ms;          /* waiting: when to ask again */
+    uint64_t step_ms;         /* the last wait */
     char sid[PD_SOCKET_ID_MAX + 1];
     char room[PD_ID_MAX + 1];
 } join_ctx;
@@ -479,10 +493,98 @@ static void announce_join(pd_hub *h, hub_sock *s, hub_room *r, const join_ctx *c
     free(pkt);
 }
 
+static void on_join_done(const pd_join_result *res, void *data);
+static void on_wait_timer(uv_timer_t *t);
+
+/* The earliest waiting join decides when the timer fires next. */
+static void wait_timer_arm(pd_hub *h, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    for (join_ctx *c = h->waiting; c; c = c->next)
+        if (c->due_ms < next)
+            next = c->due_ms;
+    if (next == UINT64_MAX)
+        uv_timer_stop(h->wait_timer);
+    else
+        uv_timer_start(h->wait_timer, on_wait_timer, next > now ? next - now : 0, 0);
+}
+
+/* A join that found its room reserved, its time come: asked again, without
+ * the rate limit (the first try was counted). Its socket's and room's
+ * counts of joins in flight held while it waited. */
+static void join_again(pd_hub *h, join_ctx *c)
+{
+    pd_worker *w = h->w;
+    hub_room *r = room_get(h, pd_slice_cstr(c->room));
+    hub_sock *s = pd_ptab_get(h->sessions, pd_slice_cstr(c->sid));
+    char ip[INET6_ADDRSTRLEN];
+    if (!s)
+        pd_metric_add(w->m_join_waits, "gone", 1);
+    if (s && r && pd_redis_ready(w->redis) &&
+        pd_room_join(w->redis, pd_slice_cstr(c->sid), pd_slice_cstr(c->room), pd_conn_client_ip(s->conn, ip), 0,
+                     w->cfg.max_room_peers, w->cfg.worker_id, on_join_done, c) == PD_OK)
+        return;
+    pd_join_result res = {PD_JOIN_ERROR, 0, 0, "redis unavailable"};
+    on_join_done(&res, c);
+}
+
+static void on_wait_timer(uv_timer_t *t)
+{
+    pd_hub *h = t->data;
+    uint64_t now = pd_mono_ms();
+    /* Those due are taken off the list first: a join asked again may come
+     * straight back (Redis failing at once) and must not be seen twice. */
+    join_ctx *due = NULL, **pp = &h->waiting;
+    while (*pp) {
+        join_ctx *c = *pp;
+        if (c->due_ms <= now) {
+            *pp = c->next;
+            c->next = due;
+            due = c;
+        } else {
+            pp = &c->next;
+        }
+    }
+    while (due) {
+        join_ctx *c = due;
+        due = c->next;
+        c->next = NULL;
+        join_again(h, c);
+    }
+    wait_timer_arm(h, pd_mono_ms());
+}
+
+/* PD_JOIN_RESERVED: wait and ask again, unless the socket is gone or the
+ * wait is over (then 0: answered as a room that does not exist). */
+static int join_wait(pd_hub *h, join_ctx *c)
+{
+    uint64_t now = pd_mono_ms();
+    if (!c->first_ms)
+        c->first_ms = now;
+    if (!pd_ptab_get(h->sessions, pd_slice_cstr(c->sid)) || h->w->draining) {
+        pd_metric_add(h->w->m_join_waits, "gone", 1);
+        return 0;
+    }
+    if (now - c->first_ms >= (uint64_t)h->w->cfg.join_reserved_wait_ms) {
+        pd_metric_add(h->w->m_join_waits, "timeout", 1);
+        return 0;
+    }
+    c->step_ms = c->step_ms ? c->step_ms * 2 : 1;
+    if (c->step_ms > HUB_RESERVED_STEP_MAX_MS)
+        c->step_ms = HUB_RESERVED_STEP_MAX_MS;
+    c->due_ms = now + c->step_ms;
+    c->next = h->waiting;
+    h->waiting = c;
+    wait_timer_arm(h, now);
+    return 1;
+}
+
 static void on_join_done(const pd_join_result *res, void *data)
 {
     join_ctx *c = data;
     pd_hub *h = c->h;
+    if (res->status == PD_JOIN_RESERVED && join_wait(h, c))
+        return;
     hub_room *r = room_get(h, pd_slice_cstr(c->room));
     if (r) {
         r->joins_pending--;
@@ -515,6 +617,8 @@ static void on_join_done(const pd_join_result *res, void *data)
             break;
         }
         s->room = r;
+        if (c->first_ms)
+            pd_metric_add(h->w->m_join_waits, "joined", 1);
         if (!r->refreshed_at)
             r->refreshed_at = pd_mono_ms(); /* the join renewed the room's life */
         announce_join(h, s, r, c);
@@ -528,6 +632,7 @@ static void on_join_done(const pd_join_result *res, void *data)
         join_respond(s, 0, msg, c->room);
         break;
     case PD_JOIN_NO_ROOM:
+    case PD_JOIN_RESERVED: /* and nobody claimed it while we waited */
         join_respond(s, 0, "Room does not exist", c->room);
         break;
     case PD_JOIN_FULL:
@@ -1025,6 +1130,13 @@ pd_hub *pd_hub_create(pd_worker *w)
         free(h);
         return NULL;
     }
+    h->wait_timer = malloc(sizeof(*h->wait_timer));
+    if (!h->wait_timer) {
+        pd_hub_free(h);
+        return NULL;
+    }
+    uv_timer_init(w->loop, h->wait_timer);
+    h->wait_timer->data = h;
     pd_redis_subscribe(w->redis, pd_slice_cstr(PD_BUS_PRESSURE_CHANNEL));
     return h;
 }
@@ -1168,11 +1280,23 @@ static int free_sock_visit(pd_slice key, void *value, void *data)
     return 0;
 }
 
+static void free_handle(uv_handle_t *t)
+{
+    free(t);
+}
+
 void pd_hub_free(pd_hub *h)
 {
     if (!h)
         return;
     pd_maint_free(h->maint); /* no duty runs after this */
+    if (h->wait_timer)
+        uv_close((uv_handle_t *)h->wait_timer, free_handle);
+    while (h->waiting) {
+        join_ctx *n = h->waiting->next;
+        free(h->waiting);
+        h->waiting = n;
+    }
     pd_ptab_foreach(h->rooms, free_room_visit, NULL);
     pd_ptab_foreach(h->sessions, free_sock_visit, NULL);
     pd_ptab_free(h->rooms);

@@ -128,6 +128,7 @@ static void load_config(pd_worker_config *c, http_config *h, pd_cidr_list **trus
     pd_config_long(chk, "PD_EVENT_RATE", 50, 1, 1000000, &c->event_rate);
     pd_config_long(chk, "PD_EVENT_BURST", 200, 1, 1000000, &c->event_burst);
     pd_config_long(chk, "PD_MAX_ROOM_PEERS", 32, 0, 100000, &c->max_room_peers);
+    pd_config_long(chk, "PD_JOIN_RESERVED_WAIT_MS", 2000, 0, 60000, &c->join_reserved_wait_ms);
     pd_config_long(chk, "PD_DRAIN_TIMEOUT_MS", 10000, 0, 600000, &c->drain_timeout_ms);
     /* Well inside the rooms' 24 h life, so a refresh lost to a Redis outage
      * is made up long before a room could expire. */
@@ -539,6 +540,10 @@ static void add_metrics(pd_worker *w)
                                    "Socket.IO events received, by event.", "event");
     w->m_dropped = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_dropped_total",
                                   "Packets and signals dropped, by reason.", "reason");
+    w->m_join_waits = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_join_waits_total",
+                                     "Joins that found their room reserved by the room API's pool and waited for its "
+                                     "claim, by result (joined, gone: the socket or the worker went first, "
+                                     "timeout: answered \"Room does not exist\").", "result");
     w->m_polls = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_polling_sessions",
                                 "Long-polling sessions owned by this worker (not yet upgraded).", NULL);
     w->m_poll_gets = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_poll_gets_waiting",

@@ -48,6 +48,7 @@ typedef struct pd_worker_config {
     long event_rate;              /* PD_EVENT_RATE: events per second per socket */
     long event_burst;             /* PD_EVENT_BURST */
     long max_room_peers;          /* PD_MAX_ROOM_PEERS */
+    long join_reserved_wait_ms;   /* PD_JOIN_RESERVED_WAIT_MS: a join waits this long for a pooled room's claim */
     pd_redis_options redis;       /* REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_SENTINEL* */
     const char *environment;      /* NODE_ENV */
     int join_rate_limit;          /* !DISABLE_JOIN_RATE_LIMIT */
@@ -73,6 +74,7 @@ typedef struct pd_worker {
     pd_metric *m_connections;     /* gauge: open sockets */
     pd_metric *m_messages;        /* counter{event} */
     pd_metric *m_dropped;         /* counter{reason} */
+    pd_metric *m_join_waits;      /* counter{result}: joins that found their room reserved */
     pd_metric *m_publishes;       /* counter: bus publishes */
     pd_metric *m_poll_forwarded;  /* counter: polling requests / tunnelled packets sent to their owner */
     pd_metric *m_polls;           /* gauge: polling sessions owned here */

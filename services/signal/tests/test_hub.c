@@ -127,6 +127,8 @@ static int fx_setup(void **state)
     w->m_connections = pd_metrics_add(m, PD_METRIC_GAUGE, "c", "c", NULL);
     w->m_messages = pd_metrics_add(m, PD_METRIC_COUNTER, "m", "m", "event");
     w->m_dropped = pd_metrics_add(m, PD_METRIC_COUNTER, "d", "d", "reason");
+    w->m_join_waits = pd_metrics_add(m, PD_METRIC_COUNTER, "jw", "jw", "result");
+    w->cfg.join_reserved_wait_ms = 60000;
     w->m_publishes = pd_metrics_add(m, PD_METRIC_COUNTER, "p", "p", NULL);
     w->m_bus_received = pd_metrics_add(m, PD_METRIC_COUNTER, "b", "b", NULL);
     w->m_redis_up = pd_metrics_add(m, PD_METRIC_GAUGE, "u", "u", NULL);
@@ -411,6 +413,79 @@ static void draining_hub_closes_a_joiner_with_1001(void **state)
     assert_int_equal(pd_hub_session_count(f->hub), 0);
 }
 
+/* A room as the room API's pool reserves it (GET_FREE_LUA with reserve). */
+static void fx_reserve_room(hub_fx *f, const char *room)
+{
+    rfx_ok(f->c, "HSET room:%s created_at 1 reserved 1", room);
+    rfx_ok(f->c, "EXPIRE room:%s 120", room);
+}
+
+/* Join `room` with the rate limit on, and wait until Redis has answered
+ * the first try (it recorded the attempt): the room was reserved then. */
+static void fx_join_reserved(hub_fx *f, fake_conn *c, const char *room, const char *ip)
+{
+    f->w->cfg.join_rate_limit = 1;
+    fx_event(f, c, PD_SIO_NO_ACK, "[\"join\",{\"roomId\":\"%s\"}]", room);
+    RFX_WAIT(&f->l, rfx_int(f->c, "ZCARD ratelimit:join:%s", ip) == 1, 5000);
+    assert_int_equal(rfx_int(f->c, "ZCARD ratelimit:join:%s", ip), 1);
+}
+
+static double join_waits(hub_fx *f, const char *result)
+{
+    return pd_metric_get(f->w->m_join_waits, result);
+}
+
+static void join_waits_for_a_reserved_room_until_it_is_claimed(void **state)
+{
+    hub_fx *f = *state;
+    fx_reserve_room(f, "5555");
+    fake_conn *a = fx_open(f, "10.0.0.1");
+    fx_join_reserved(f, a, "5555", "10.0.0.1");
+    /* It keeps asking, without counting against the client's join limit
+     * (2 per 5 s): the wait goes on past several tries. */
+    rfx_run_for(&f->l, 600);
+    assert_false(fake_got(a, "joinResponse", NULL));
+    assert_int_equal(rfx_int(f->c, "ZCARD ratelimit:join:10.0.0.1"), 1);
+    rfx_ok(f->c, "HDEL room:5555 reserved"); /* the claim lands */
+    RFX_WAIT(&f->l, fake_got(a, "joinResponse", NULL), 5000);
+    assert_true(fake_got(a, "42[\"joinResponse\"", "\"success\":true", "5555", NULL));
+    assert_int_equal(rfx_int(f->c, "SISMEMBER room:5555:sockets %s", a->conn.sid), 1);
+    assert_true(join_waits(f, "joined") == 1);
+}
+
+static void join_to_a_reserved_room_nobody_claims_is_refused_in_the_end(void **state)
+{
+    hub_fx *f = *state;
+    f->w->cfg.join_reserved_wait_ms = 50;
+    fx_reserve_room(f, "5556");
+    fake_conn *a = fx_open(f, "10.0.0.1");
+    fx_join_reserved(f, a, "5556", "10.0.0.1");
+    RFX_WAIT(&f->l, fake_got(a, "joinResponse", NULL), 5000);
+    assert_true(fake_got(a, "\"success\":false", "Room does not exist", NULL));
+    assert_int_equal(rfx_int(f->c, "SCARD room:5556:sockets"), 0);
+    assert_true(join_waits(f, "timeout") == 1);
+    /* The socket can join another room: nothing of the wait is left. */
+    fx_create_room(f, "4321");
+    fake_forget(a);
+    f->w->cfg.join_rate_limit = 0;
+    fx_join(f, a, "4321");
+}
+
+static void socket_closed_while_its_join_waits_leaves_nothing(void **state)
+{
+    hub_fx *f = *state;
+    fx_reserve_room(f, "5557");
+    fake_conn *a = fx_open(f, "10.0.0.1"), *b = fx_open(f, "10.0.0.2");
+    fx_join_reserved(f, a, "5557", "10.0.0.1");
+    fx_join_reserved(f, b, "5557", "10.0.0.2");
+    fake_close(&a->conn, 1000, "gone");
+    RFX_WAIT(&f->l, join_waits(f, "gone") == 1, 5000);
+    assert_true(join_waits(f, "gone") == 1);
+    assert_int_equal(rfx_int(f->c, "EXISTS socket:%s", a->conn.sid), 0);
+    /* b still waits when the hub is freed (teardown): freed with it. */
+    assert_false(fake_got(b, "joinResponse", NULL));
+}
+
 static void may_read_while_redis_keeps_up(void **state)
 {
     hub_fx *f = *state;
@@ -429,6 +504,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(room_broadcasts_go_to_the_others_in_the_own_room, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(disconnect_tells_the_room_and_leaves_redis, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(draining_hub_closes_a_joiner_with_1001, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(join_waits_for_a_reserved_room_until_it_is_claimed, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(join_to_a_reserved_room_nobody_claims_is_refused_in_the_end, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(socket_closed_while_its_join_waits_leaves_nothing, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(may_read_while_redis_keeps_up, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, rfx_group_setup, rfx_group_teardown);
