@@ -37,6 +37,11 @@
  * a pool"), so the client's join can reach Redis before it. A join to a
  * reserved room nobody claims still ends in "Room does not exist". */
 #define HUB_RESERVED_STEP_MAX_MS 250
+/* Waits of 1, 2, 4, ... 128 ms, then HUB_RESERVED_STEP_MAX_MS: one queue
+ * each. Within a queue every join waits the same, so the first queued is
+ * the first due, and finding the next due join costs one look per queue,
+ * however many joins wait. */
+#define HUB_WAIT_QUEUES 9
 
 /* Rooms of two are the rule: their members fit in the entry itself. */
 #define HUB_ROOM_INLINE 2
@@ -101,7 +106,8 @@ struct pd_hub {
     int holding;              /* may_read said no and has not said yes since */
     hub_cleanup *cleanups;    /* pending Redis cleanups */
     size_t ncleanups;
-    struct join_ctx *waiting; /* joins that found their room reserved (owned) */
+    struct join_ctx *wait_head[HUB_WAIT_QUEUES]; /* joins that found their room reserved (owned), */
+    struct join_ctx *wait_tail[HUB_WAIT_QUEUES]; /* by the length of their wait, oldest first */
     uv_timer_t *wait_timer;   /* asks them again when due (owned; closed by pd_hub_free) */
     hub_drain_entry *drain;   /* SIGTERM: the sockets to close, in order (owned) */
     size_t ndrain;            /* entries in drain */
@@ -430,10 +436,10 @@ static void hub_on_close(void *ud, pd_conn *conn)
 
 typedef struct join_ctx {
     pd_hub *h;
-    struct join_ctx *next;    /* in h->waiting while it waits */
+    struct join_ctx *next;    /* in its wait queue while it waits */
     uint64_t first_ms;        /* monotonic ms the room was first found reserved; 0: not yet */
     uint64_t due_ms;          /* waiting: when to ask again */
-    uint64_t step_ms;         /* the last wait */
+    int tries;                /* times it found the room reserved */
     char sid[PD_SOCKET_ID_MAX + 1];
     char room[PD_ID_MAX + 1];
 } join_ctx;
@@ -500,9 +506,9 @@ static void on_wait_timer(uv_timer_t *t);
 static void wait_timer_arm(pd_hub *h, uint64_t now)
 {
     uint64_t next = UINT64_MAX;
-    for (join_ctx *c = h->waiting; c; c = c->next)
-        if (c->due_ms < next)
-            next = c->due_ms;
+    for (int k = 0; k < HUB_WAIT_QUEUES; k++)
+        if (h->wait_head[k] && h->wait_head[k]->due_ms < next)
+            next = h->wait_head[k]->due_ms;
     if (next == UINT64_MAX)
         uv_timer_stop(h->wait_timer);
     else
@@ -532,18 +538,19 @@ static void on_wait_timer(uv_timer_t *t)
 {
     pd_hub *h = t->data;
     uint64_t now = pd_mono_ms();
-    /* Those due are taken off the list first: a join asked again may come
-     * straight back (Redis failing at once) and must not be seen twice. */
-    join_ctx *due = NULL, **pp = &h->waiting;
-    while (*pp) {
-        join_ctx *c = *pp;
-        if (c->due_ms <= now) {
-            *pp = c->next;
+    /* Those due are taken off their queues first: a join asked again may
+     * come straight back (Redis failing at once) and must not be seen
+     * twice. */
+    join_ctx *due = NULL;
+    for (int k = 0; k < HUB_WAIT_QUEUES; k++) {
+        while (h->wait_head[k] && h->wait_head[k]->due_ms <= now) {
+            join_ctx *c = h->wait_head[k];
+            h->wait_head[k] = c->next;
             c->next = due;
             due = c;
-        } else {
-            pp = &c->next;
         }
+        if (!h->wait_head[k])
+            h->wait_tail[k] = NULL;
     }
     while (due) {
         join_ctx *c = due;
@@ -561,7 +568,9 @@ static int join_wait(pd_hub *h, join_ctx *c)
     uint64_t now = pd_mono_ms();
     if (!c->first_ms)
         c->first_ms = now;
-    if (!pd_ptab_get(h->sessions, pd_slice_cstr(c->sid)) || h->w->draining) {
+    /* A draining worker's sockets are closed soon (then "gone"): their
+     * clients join again elsewhere. */
+    if (!pd_ptab_get(h->sessions, pd_slice_cstr(c->sid))) {
         pd_metric_add(h->w->m_join_waits, "gone", 1);
         return 0;
     }
@@ -569,13 +578,18 @@ static int join_wait(pd_hub *h, join_ctx *c)
         pd_metric_add(h->w->m_join_waits, "timeout", 1);
         return 0;
     }
-    c->step_ms = c->step_ms ? c->step_ms * 2 : 1;
-    if (c->step_ms > HUB_RESERVED_STEP_MAX_MS)
-        c->step_ms = HUB_RESERVED_STEP_MAX_MS;
-    c->due_ms = now + c->step_ms;
-    c->next = h->waiting;
-    h->waiting = c;
-    wait_timer_arm(h, now);
+    int k = c->tries < HUB_WAIT_QUEUES - 1 ? c->tries : HUB_WAIT_QUEUES - 1;
+    c->tries++;
+    uint64_t step = k < HUB_WAIT_QUEUES - 1 ? (uint64_t)1 << k : HUB_RESERVED_STEP_MAX_MS;
+    c->due_ms = now + step;
+    c->next = NULL;
+    if (h->wait_tail[k])
+        h->wait_tail[k]->next = c;
+    else
+        h->wait_head[k] = c;
+    h->wait_tail[k] = c;
+    if (h->wait_head[k] == c)
+        wait_timer_arm(h, now);
     return 1;
 }
 
@@ -1292,10 +1306,12 @@ void pd_hub_free(pd_hub *h)
     pd_maint_free(h->maint); /* no duty runs after this */
     if (h->wait_timer)
         uv_close((uv_handle_t *)h->wait_timer, free_handle);
-    while (h->waiting) {
-        join_ctx *n = h->waiting->next;
-        free(h->waiting);
-        h->waiting = n;
+    for (int k = 0; k < HUB_WAIT_QUEUES; k++) {
+        while (h->wait_head[k]) {
+            join_ctx *n = h->wait_head[k]->next;
+            free(h->wait_head[k]);
+            h->wait_head[k] = n;
+        }
     }
     pd_ptab_foreach(h->rooms, free_room_visit, NULL);
     pd_ptab_foreach(h->sessions, free_sock_visit, NULL);
