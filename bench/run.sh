@@ -66,7 +66,7 @@ while [ $# -gt 0 ]; do
 done
 
 for b in privydrop-signal privydrop-roomapi privydrop-sigload privydrop-calibrate; do
-  [ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (make c sigload)" >&2; exit 1; }
+  [ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (make c sigload calibrate)" >&2; exit 1; }
 done
 for t in redis-server redis-cli redis-benchmark node curl; do
   command -v "$t" >/dev/null || { echo "bench: '$t' not found; run make deps" >&2; exit 1; }

@@ -21,6 +21,7 @@ struct pd_claimq {
     claim_entry ring[PD_CLAIMQ_MAX]; /* waiting, oldest at head */
     size_t head, count;
     size_t inflight;   /* ids in calls Redis has not answered */
+    int calls;         /* those calls */
     int closed;
     pd_claimq_stats st;
 };
@@ -50,11 +51,14 @@ static void retry_later(pd_claimq *q)
         uv_timer_start(&q->retry, on_retry, PD_CLAIMQ_RETRY_MS, 0);
 }
 
+static void flush(pd_claimq *q);
+
 static void on_claimed(long claimed, long created, void *data)
 {
     claim_call *c = data;
     pd_claimq *q = c->q;
     q->inflight -= c->n;
+    q->calls--;
     if (claimed < 0) {
         /* Any of them may have run: all go again (a repeat is harmless). */
         if (q->closed) {
@@ -73,13 +77,19 @@ static void on_claimed(long claimed, long created, void *data)
             q->on_lost(q->data);
     }
     free(c);
+    if (q->calls == 0 && q->count)
+        flush(q); /* what gathered while Redis worked on these */
 }
 
-/* Everything waiting, in calls of up to PD_ROOM_CLAIM_MAX ids. */
+/* Everything waiting, in calls of up to PD_ROOM_CLAIM_MAX ids; but not
+ * while calls are on their way: what comes meanwhile goes when they have
+ * been answered, in one call. At light load each claim goes at the end of
+ * its loop turn; under load the calls grow to what one round trip
+ * gathers, and Redis runs one script for many claims. */
 static void flush(pd_claimq *q)
 {
     uv_check_stop(&q->turn);
-    if (q->closed || !pd_redis_ready(q->redis) || uv_is_active((uv_handle_t *)&q->retry))
+    if (q->closed || q->calls || !pd_redis_ready(q->redis) || uv_is_active((uv_handle_t *)&q->retry))
         return;
     uint64_t now = pd_mono_ms();
     while (q->count) {
@@ -115,6 +125,7 @@ static void flush(pd_claimq *q)
             return;
         }
         q->inflight += c->n;
+        q->calls++;
     }
 }
 

@@ -2,10 +2,12 @@
  * (docs/architecture.md, "get_room from a pool").
  *
  * get_room answers a pooled id at once; its claim (pd_room_claim: the
- * room loses its `reserved` mark and gets its 24 h) follows, gathered with
- * the other claims of the same loop turn into one call. The client's join
- * may reach Redis first: the signal worker asks again for a moment while
- * the room is still reserved.
+ * room loses its `reserved` mark and gets its 24 h) follows at the end of
+ * the loop turn, gathered with the other claims of the turn into one call;
+ * while a call is on its way, the next waits for its answer and takes
+ * everything that came meanwhile. The client's join may reach Redis first:
+ * the signal worker asks again for a moment while the room is still
+ * reserved.
  *
  * A claim that fails (the link drops, Redis answers an error) is sent
  * again, after PD_CLAIMQ_RETRY_MS or as soon as the link is back: it is
@@ -48,7 +50,8 @@ pd_claimq *pd_claimq_create(uv_loop_t *loop, pd_redis *redis, pd_claimq_lost_fn 
 /* Room for one more id (check before handing a pooled id out). */
 int pd_claimq_has_room(const pd_claimq *q);
 
-/* An id just answered: claimed at the end of this loop turn. PD_ERR when
+/* An id just answered: claimed at the end of this loop turn, or once the
+ * call on its way has been answered. PD_ERR when
  * full (the caller must not hand the id out). */
 int pd_claimq_push(pd_claimq *q, const char *id);
 
