@@ -17,7 +17,9 @@ struct pd_claimq {
     pd_claimq_lost_fn on_lost;
     void *data;
     uv_check_t turn;   /* sends what this loop turn gathered */
+    uv_timer_t later;  /* sends once PD_CLAIMQ_BATCH_MS have passed since the last call */
     uv_timer_t retry;  /* after a failed call */
+    uint64_t sent_ms;  /* when the last call went (monotonic) */
     claim_entry ring[PD_CLAIMQ_MAX]; /* waiting, oldest at head */
     size_t head, count;
     size_t inflight;   /* ids in calls Redis has not answered */
@@ -51,7 +53,7 @@ static void retry_later(pd_claimq *q)
         uv_timer_start(&q->retry, on_retry, PD_CLAIMQ_RETRY_MS, 0);
 }
 
-static void flush(pd_claimq *q);
+static void schedule(pd_claimq *q);
 
 static void on_claimed(long claimed, long created, void *data)
 {
@@ -77,21 +79,18 @@ static void on_claimed(long claimed, long created, void *data)
             q->on_lost(q->data);
     }
     free(c);
-    if (q->calls == 0 && q->count)
-        flush(q); /* what gathered while Redis worked on these */
+    schedule(q); /* what gathered while Redis worked on these */
 }
 
-/* Everything waiting, in calls of up to PD_ROOM_CLAIM_MAX ids; but not
- * while calls are on their way: what comes meanwhile goes when they have
- * been answered, in one call. At light load each claim goes at the end of
- * its loop turn; under load the calls grow to what one round trip
- * gathers, and Redis runs one script for many claims. */
+/* Everything waiting, in calls of up to PD_ROOM_CLAIM_MAX ids. */
 static void flush(pd_claimq *q)
 {
     uv_check_stop(&q->turn);
+    uv_timer_stop(&q->later);
     if (q->closed || q->calls || !pd_redis_ready(q->redis) || uv_is_active((uv_handle_t *)&q->retry))
         return;
     uint64_t now = pd_mono_ms();
+    q->sent_ms = now;
     while (q->count) {
         claim_call *c = malloc(sizeof(*c));
         if (!c) {
@@ -134,9 +133,34 @@ static void on_turn(uv_check_t *h)
     flush(h->data);
 }
 
-static void on_retry(uv_timer_t *t)
+static void on_later(uv_timer_t *t)
 {
     flush(t->data);
+}
+
+/* When what waits goes: at the end of this loop turn if no call went in
+ * the last PD_CLAIMQ_BATCH_MS, else once they have passed; never while a
+ * call is on its way (its answer schedules the next), after a failure
+ * (the retry does), or with the link down (its return does). At light
+ * load each claim goes at the end of its turn; under load a call carries
+ * what PD_CLAIMQ_BATCH_MS gathered, and Redis runs one script, with one
+ * read and one write, for many claims. */
+static void schedule(pd_claimq *q)
+{
+    if (q->closed || !q->count || q->calls || !pd_redis_ready(q->redis) ||
+        uv_is_active((uv_handle_t *)&q->retry) || uv_is_active((uv_handle_t *)&q->turn) ||
+        uv_is_active((uv_handle_t *)&q->later))
+        return;
+    uint64_t now = pd_mono_ms(), due = q->sent_ms + PD_CLAIMQ_BATCH_MS;
+    if (now >= due)
+        uv_check_start(&q->turn, on_turn);
+    else
+        uv_timer_start(&q->later, on_later, due - now, 0);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    schedule(t->data);
 }
 
 pd_claimq *pd_claimq_create(uv_loop_t *loop, pd_redis *redis, pd_claimq_lost_fn on_lost, void *data)
@@ -148,8 +172,9 @@ pd_claimq *pd_claimq_create(uv_loop_t *loop, pd_redis *redis, pd_claimq_lost_fn 
     q->on_lost = on_lost;
     q->data = data;
     uv_check_init(loop, &q->turn);
+    uv_timer_init(loop, &q->later);
     uv_timer_init(loop, &q->retry);
-    q->turn.data = q->retry.data = q;
+    q->turn.data = q->later.data = q->retry.data = q;
     return q;
 }
 
@@ -167,16 +192,15 @@ int pd_claimq_push(pd_claimq *q, const char *id)
     memcpy(e.id, id, len + 1);
     e.at_ms = pd_mono_ms();
     ring_put(q, &e);
-    if (!uv_is_active((uv_handle_t *)&q->turn))
-        uv_check_start(&q->turn, on_turn);
+    schedule(q);
     return PD_OK;
 }
 
 void pd_claimq_on_redis_state(pd_claimq *q, int ready)
 {
-    if (ready && q->count) {
+    if (ready) {
         uv_timer_stop(&q->retry);
-        flush(q);
+        schedule(q);
     }
 }
 
@@ -188,6 +212,7 @@ void pd_claimq_close(pd_claimq *q)
     q->st.lost += q->count;
     q->count = 0;
     uv_close((uv_handle_t *)&q->turn, NULL);
+    uv_close((uv_handle_t *)&q->later, NULL);
     uv_close((uv_handle_t *)&q->retry, NULL);
 }
 

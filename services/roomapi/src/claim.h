@@ -4,8 +4,8 @@
  * get_room answers a pooled id at once; its claim (pd_room_claim: the
  * room loses its `reserved` mark and gets its 24 h) follows at the end of
  * the loop turn, gathered with the other claims of the turn into one call;
- * while a call is on its way, the next waits for its answer and takes
- * everything that came meanwhile. The client's join may reach Redis first:
+ * calls go at most one per PD_CLAIMQ_BATCH_MS and one at a time, so under
+ * load each carries many claims. The client's join may reach Redis first:
  * the signal worker asks again for a moment while the room is still
  * reserved.
  *
@@ -28,6 +28,7 @@
 #include "privydrop/pd_room.h"
 
 #define PD_CLAIMQ_MAX 4096      /* ids waiting or on their way, at most */
+#define PD_CLAIMQ_BATCH_MS 2    /* one call at most this often */
 #define PD_CLAIMQ_RETRY_MS 100  /* after a failed call, before the next */
 #define PD_CLAIMQ_KEEP_MS 120000 /* an id not claimed by then is given up */
 
@@ -50,8 +51,8 @@ pd_claimq *pd_claimq_create(uv_loop_t *loop, pd_redis *redis, pd_claimq_lost_fn 
 /* Room for one more id (check before handing a pooled id out). */
 int pd_claimq_has_room(const pd_claimq *q);
 
-/* An id just answered: claimed at the end of this loop turn, or once the
- * call on its way has been answered. PD_ERR when
+/* An id just answered: claimed at the end of this loop turn, or with the
+ * next call (PD_CLAIMQ_BATCH_MS). PD_ERR when
  * full (the caller must not hand the id out). */
 int pd_claimq_push(pd_claimq *q, const char *id);
 
