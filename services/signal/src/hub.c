@@ -561,8 +561,9 @@ static void on_wait_timer(uv_timer_t *t)
     wait_timer_arm(h, pd_mono_ms());
 }
 
-/* PD_JOIN_RESERVED: wait and ask again, unless the socket is gone or the
- * wait is over (then 0: answered as a room that does not exist). */
+/* PD_JOIN_RESERVED (or its room lost since): wait and ask again, unless
+ * the socket is gone or the wait is over (then 0: answered as a room that
+ * does not exist). */
 static int join_wait(pd_hub *h, join_ctx *c)
 {
     uint64_t now = pd_mono_ms();
@@ -597,7 +598,10 @@ static void on_join_done(const pd_join_result *res, void *data)
 {
     join_ctx *c = data;
     pd_hub *h = c->h;
-    if (res->status == PD_JOIN_RESERVED && join_wait(h, c))
+    /* Waiting too: a room this join already found reserved and now finds
+     * gone. Redis lost it (a restart, a FLUSHALL), and the claim the room
+     * API sends again creates it again (claim.h). */
+    if ((res->status == PD_JOIN_RESERVED || (res->status == PD_JOIN_NO_ROOM && c->first_ms)) && join_wait(h, c))
         return;
     hub_room *r = room_get(h, pd_slice_cstr(c->room));
     if (r) {

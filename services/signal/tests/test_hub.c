@@ -453,6 +453,29 @@ static void join_waits_for_a_reserved_room_until_it_is_claimed(void **state)
     assert_true(join_waits(f, "joined") == 1);
 }
 
+static void join_waits_through_the_loss_of_its_reserved_room(void **state)
+{
+    hub_fx *f = *state;
+    fx_reserve_room(f, "5558");
+    fake_conn *a = fx_open(f, "10.0.0.1");
+    fx_join_reserved(f, a, "5558", "10.0.0.1");
+    /* Redis loses the room (restarted empty), then the room API's claim,
+     * sent again, creates it again. */
+    rfx_ok(f->c, "DEL room:5558");
+    rfx_run_for(&f->l, 300);
+    assert_false(fake_got(a, "joinResponse", NULL));
+    rfx_ok(f->c, "HSET room:5558 created_at 2");
+    RFX_WAIT(&f->l, fake_got(a, "joinResponse", NULL), 5000);
+    assert_true(fake_got(a, "42[\"joinResponse\"", "\"success\":true", "5558", NULL));
+    /* A room never seen reserved is refused at once, as before. */
+    fake_conn *b = fx_open(f, "10.0.0.2");
+    f->w->cfg.join_rate_limit = 0;
+    fx_event(f, b, PD_SIO_NO_ACK, "[\"join\",{\"roomId\":\"5559\"}]");
+    RFX_WAIT(&f->l, fake_got(b, "joinResponse", NULL), 5000);
+    assert_true(fake_got(b, "\"success\":false", "Room does not exist", NULL));
+    assert_true(join_waits(f, "timeout") == 0);
+}
+
 static void join_to_a_reserved_room_nobody_claims_is_refused_in_the_end(void **state)
 {
     hub_fx *f = *state;
@@ -505,6 +528,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(disconnect_tells_the_room_and_leaves_redis, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(draining_hub_closes_a_joiner_with_1001, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(join_waits_for_a_reserved_room_until_it_is_claimed, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(join_waits_through_the_loss_of_its_reserved_room, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(join_to_a_reserved_room_nobody_claims_is_refused_in_the_end, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(socket_closed_while_its_join_waits_leaves_nothing, fx_setup, fx_teardown),
