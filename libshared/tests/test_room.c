@@ -729,19 +729,74 @@ static void on_claim_done(long claimed, long created, void *data)
     w->created = created;
 }
 
-/* Claims ids; returns how many were claimed, and in *created how many
- * were created again. */
-static long claim(room_fx *f, const char *const *ids, size_t n, long *created)
+/* Claims ids answered age_ms ago; returns how many were claimed, and in
+ * *created how many were created again. */
+static long claim_aged(room_fx *f, const char *const *ids, size_t n, uint64_t age_ms, long *created)
 {
     pd_slice sl[PD_ROOM_CLAIM_MAX];
-    for (size_t i = 0; i < n; i++)
+    uint64_t ages[PD_ROOM_CLAIM_MAX];
+    for (size_t i = 0; i < n; i++) {
         sl[i] = pd_slice_cstr(ids[i]);
+        ages[i] = age_ms;
+    }
     claim_wait w = {0};
-    assert_int_equal(pd_room_claim(f->r, sl, n, on_claim_done, &w), PD_OK);
+    assert_int_equal(pd_room_claim(f->r, sl, ages, n, on_claim_done, &w), PD_OK);
     RFX_WAIT(&f->l, w.done, 5000);
     assert_int_equal(w.done, 1);
     *created = w.created;
     return w.claimed;
+}
+
+static long claim(room_fx *f, const char *const *ids, size_t n, long *created)
+{
+    return claim_aged(f, ids, n, 0, created);
+}
+
+/* A join that found the room reserved, asked again: pd_room_join_again. */
+static pd_join_result join_again(room_fx *f, const char *sid, const char *room, long long seen_ms)
+{
+    join_wait w = {0};
+    assert_int_equal(pd_room_join_again(f->r, pd_slice_cstr(sid), pd_slice_cstr(room), "10.0.0.9", seen_ms, 0, "w1",
+                                        on_join_done, &w),
+                     PD_OK);
+    RFX_WAIT(&f->l, w.done, 3000);
+    assert_int_equal(w.done, 1);
+    return w.res;
+}
+
+static void a_join_waiting_since_before_the_hand_out_is_refused(void **state)
+{
+    room_fx *f = *state;
+    reserve_slot a = reserve(f, 2, 120);
+    assert_int_equal(a.n, 2);
+    /* Both found reserved; Redis says when. */
+    join_wait w = {0};
+    assert_int_equal(pd_room_join(f->r, pd_slice_cstr("owner"), pd_slice_cstr(a.ids[0]), "10.0.0.9", 0, 0, "w1",
+                                  on_join_done, &w),
+                     PD_OK);
+    RFX_WAIT(&f->l, w.done, 3000);
+    assert_int_equal(w.res.status, PD_JOIN_RESERVED);
+    long long seen = w.res.seen_ms;
+    assert_true(seen > redis_now_ms(f) - 10000 && seen < redis_now_ms(f) + 1000); /* that is in whole seconds */
+    /* The first id was answered 10 s ago (its claim came late): a join
+     * that found it reserved since is the client's. */
+    long created = -1;
+    assert_int_equal(claim_aged(f, (const char *const *)&(const char *){a.ids[0]}, 1, 10000, &created), 1);
+    long long handed = rfx_int(f->c, "EVAL %s 1 room:%s", "return tonumber(redis.call('HGET', KEYS[1], 'handed_at'))",
+                               a.ids[0]);
+    assert_true(handed < seen);
+    assert_int_equal(join_again(f, "owner", a.ids[0], seen).status, PD_JOIN_OK);
+    /* The second is answered well after the join first found it: that
+     * join was waiting before the hand-out, a stranger's. */
+    rfx_run_for(&f->l, PD_JOIN_HANDED_SLACK_MS * 4);
+    assert_int_equal(claim_aged(f, (const char *const *)&(const char *){a.ids[1]}, 1, 0, &created), 1);
+    assert_int_equal(join_again(f, "stranger", a.ids[1], seen).status, PD_JOIN_NO_ROOM);
+    assert_int_equal(rfx_int(f->c, "EXISTS socket:stranger"), 0);
+    /* A first try (no seen time) is an ordinary join. */
+    assert_int_equal(join(f, "owner2", a.ids[1], "10.0.0.9", 0), PD_JOIN_OK);
+    assert_int_equal(pd_room_join_again(f->r, pd_slice_cstr("x"), pd_slice_cstr(a.ids[1]), "10.0.0.9", 0, 0, "w1",
+                                        on_join_done, &w),
+                     PD_ERR);
 }
 
 static void reserve_takes_distinct_free_ids_with_a_short_life(void **state)
@@ -832,8 +887,9 @@ static void reserve_when_full_takes_alphanumeric_ids_and_bounds_its_arguments(vo
     assert_int_equal(pd_room_reserve(f->r, PD_ROOM_RESERVE_MAX + 1, 120, on_reserved, &a), PD_ERR);
     assert_int_equal(pd_room_reserve(f->r, 1, 0, on_reserved, &a), PD_ERR);
     pd_slice none[1] = {pd_slice_cstr("x")};
-    assert_int_equal(pd_room_claim(f->r, none, 0, NULL, NULL), PD_ERR);
-    assert_int_equal(pd_room_claim(f->r, none, PD_ROOM_CLAIM_MAX + 1, NULL, NULL), PD_ERR);
+    uint64_t age[1] = {0};
+    assert_int_equal(pd_room_claim(f->r, none, age, 0, NULL, NULL), PD_ERR);
+    assert_int_equal(pd_room_claim(f->r, none, age, PD_ROOM_CLAIM_MAX + 1, NULL, NULL), PD_ERR);
 }
 
 static void get_free_skips_an_id_taken_by_name_and_remembers_it(void **state)
@@ -1234,6 +1290,7 @@ int main(void)
         ROOM_TEST(get_free_skips_an_id_taken_by_name_and_remembers_it),
         ROOM_TEST(reserve_takes_distinct_free_ids_with_a_short_life),
         ROOM_TEST(claim_gives_a_reserved_room_24_hours_and_leaves_the_rest),
+        ROOM_TEST(a_join_waiting_since_before_the_hand_out_is_refused),
         ROOM_TEST(reserve_when_full_takes_alphanumeric_ids_and_bounds_its_arguments),
         ROOM_TEST(get_free_reclaims_an_expired_id_and_rescores_a_living_one),
         ROOM_TEST(leave_that_empties_a_short_room_moves_its_due_time),

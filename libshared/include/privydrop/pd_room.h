@@ -21,6 +21,8 @@
 #ifndef PD_ROOM_H
 #define PD_ROOM_H
 
+#include <stdint.h>
+
 #include "privydrop/pd_bus.h"
 #include "privydrop/pd_redis.h"
 
@@ -49,6 +51,7 @@ typedef struct pd_join_result {
     long remaining;     /* RATE_LIMITED: attempts left */
     long reset_after_s; /* RATE_LIMITED: seconds until the window frees */
     const char *error;  /* ERROR: short reason (static or valid during the callback) */
+    long long seen_ms;  /* RESERVED: when Redis found it so (ms, Redis's clock) */
 } pd_join_result;
 
 typedef void (*pd_room_join_fn)(const pd_join_result *res, void *data);
@@ -66,6 +69,15 @@ typedef void (*pd_room_str_fn)(const char *room, void *data);
  * socket set. */
 int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
                  long max_peers, const char *owner, pd_room_join_fn cb, void *data);
+
+/* A join asked again after PD_JOIN_RESERVED (seen_ms: that answer's
+ * seen_ms), without the rate limit: as pd_room_join, except that a room
+ * handed out more than PD_JOIN_HANDED_SLACK_MS after seen_ms answers
+ * PD_JOIN_NO_ROOM (the join was waiting before the hand-out: not the
+ * client's). PD_ERR on a Redis Cluster (no pool there). */
+#define PD_JOIN_HANDED_SLACK_MS 50
+int pd_room_join_again(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, long long seen_ms,
+                       long max_peers, const char *owner, pd_room_join_fn cb, void *data);
 
 /* Re-join credits. A worker that closes a socket on purpose (its drain)
  * grants, before closing it, one credit to the socket's (room, client
@@ -138,9 +150,12 @@ int pd_room_reserve(pd_redis *r, int want, long ttl_s, pd_room_ids_fn cb, void *
  * (the rest were somebody's); claimed -1 when Redis failed, and then any
  * of them may or may not have been done, so sending them again is safe.
  * At most PD_ROOM_CLAIM_MAX ids a call; a single Redis only, as above. */
-#define PD_ROOM_CLAIM_MAX 128
+#define PD_ROOM_CLAIM_MAX 64 /* two script arguments each: within PD_SCRIPT_MAX_PARTS */
 typedef void (*pd_room_claim_fn)(long claimed, long created, void *data);
-int pd_room_claim(pd_redis *r, const pd_slice *ids, size_t n, pd_room_claim_fn cb, void *data);
+/* ages_ms[i]: how long ago ids[i] was answered (the room records when it
+ * was handed out, for pd_room_join_again). */
+int pd_room_claim(pd_redis *r, const pd_slice *ids, const uint64_t *ages_ms, size_t n, pd_room_claim_fn cb,
+                  void *data);
 
 /* HINCRBY referrers:daily:<date> ref 1 with a 30-day TTL. 0 ok, -1 error. */
 int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, void *data);

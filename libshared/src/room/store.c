@@ -11,10 +11,14 @@
 #include "privydrop/pd_sio.h"
 #include "store_cluster.h"
 
+/* A number macro as Lua text. */
+#define STORE_STR_(x) #x
+#define STORE_STR(x) STORE_STR_(x)
+
 /* KEYS: room, room sockets, socket:<sid>, ratelimit:join:<ip>, owner's set,
  *       pd:rejoin:<room>:<ip>
  * ARGV: sid, room id, now ms, rate limit on, unique member, limit, window s,
- *       max peers (0 = unbounded)
+ *       max peers (0 = unbounded), seen ms (pd_room_join_again; 0: a first try)
  * A re-join credit (granted when a draining worker closed a socket of this
  * address that was in this room) pays for the join instead of the limit. */
 static const char JOIN_LUA[] =
@@ -49,7 +53,19 @@ static const char JOIN_LUA[] =
      * the worker asks again for a moment, since the claim of an id just
      * handed out may still be on its way (hub.c). */
     "if redis.call('HEXISTS', KEYS[1], 'created_at') == 0 then return {4} end\n"
-    "if redis.call('HEXISTS', KEYS[1], 'reserved') == 1 then return {6} end\n"
+    "if redis.call('HEXISTS', KEYS[1], 'reserved') == 1 then\n"
+    "  local t = redis.call('TIME')\n"
+    "  return {6, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}\n"
+    "end\n"
+    /* A join asked again after it found the room reserved at ARGV[9] (ms,
+     * Redis's clock) gets in only if that was no earlier than the room was
+     * handed out (`handed_at`, set by its claim), less the slack for the
+     * claim's own trip: a join that was waiting before the hand-out is
+     * not the client's, and is refused as before. */
+    "if ARGV[9] and ARGV[9] ~= '0' then\n"
+    "  local handed = tonumber(redis.call('HGET', KEYS[1], 'handed_at'))\n"
+    "  if handed and tonumber(ARGV[9]) < handed - " STORE_STR(PD_JOIN_HANDED_SLACK_MS) " then return {4} end\n"
+    "end\n"
     "local maxp = tonumber(ARGV[8]) or 0\n"
     "if (not rejoin) and maxp > 0 and redis.call('SCARD', KEYS[2]) >= maxp then return {5} end\n"
     "if not rejoin then\n"
@@ -245,29 +261,37 @@ static const char GET_FREE_LUA[] =
  * get_room's 24 h, and its 4-digit id the matching score. A room that is
  * gone (Redis lost the reservation: FLUSHALL, a restart, a claim later
  * than the reservation's life) is created again as get_room would create
- * it, since its id has already gone to a client who will join it. A room
- * that exists and is not reserved is somebody's: left alone (a claim sent
- * again after its answer was lost, or, after a loss of data, an id another
- * get_room handed out first).
- * ARGV: the ids. Returns {claimed, created again}. */
+ * it, since its id has already gone to a client who will join it. Either
+ * way the room records when it was handed out (`handed_at`, Redis's clock:
+ * now less the age the room API sent), for the joins that waited for it
+ * (JOIN_LUA). A room that exists and is not reserved is somebody's: left
+ * alone (a claim sent again after its answer was lost, or, after a loss of
+ * data, an id another get_room handed out first).
+ * ARGV: id, ms since it was handed out, id, ms, ... Returns {claimed,
+ * created again}. */
 static const char CLAIM_LUA[] =
     "local t = redis.call('TIME')\n"
+    "local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local now = t[1] .. string.sub('00000' .. t[2], -6, -4)\n"
     "local due = tostring(tonumber(t[1]) * 1000 + 86400000)\n"
     "local claimed, created = 0, 0\n"
-    "for i = 1, #ARGV do\n"
-    "  local k = 'room:' .. ARGV[i]\n"
-    "  local short = string.match(ARGV[i], '^%d%d%d%d$')\n"
+    "for i = 1, #ARGV - 1, 2 do\n"
+    "  local id = ARGV[i]\n"
+    "  local k = 'room:' .. id\n"
+    "  local short = string.match(id, '^%d%d%d%d$')\n"
+    "  local handed = string.format('%d', nowms - (tonumber(ARGV[i + 1]) or 0))\n"
     "  if redis.call('HDEL', k, 'reserved') == 1 then\n"
     "    claimed = claimed + 1\n"
+    "    redis.call('HSET', k, 'handed_at', handed)\n"
     "    redis.call('EXPIRE', k, '86400')\n"
-    "    if short then redis.call('ZADD', '" SHORT_USED_KEY "', 'XX', due, ARGV[i]) end\n"
+    "    if short then redis.call('ZADD', '" SHORT_USED_KEY "', 'XX', due, id) end\n"
     "  elseif redis.call('HSETNX', k, 'created_at', now) == 1 then\n"
     "    created = created + 1\n"
+    "    redis.call('HSET', k, 'handed_at', handed)\n"
     "    redis.call('EXPIRE', k, '86400')\n"
     "    if short then\n"
-    "      redis.call('SREM', '" SHORT_FREE_KEY "', ARGV[i])\n"
-    "      redis.call('ZADD', '" SHORT_USED_KEY "', due, ARGV[i])\n"
+    "      redis.call('SREM', '" SHORT_FREE_KEY "', id)\n"
+    "      redis.call('ZADD', '" SHORT_USED_KEY "', due, id)\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -420,7 +444,7 @@ static pd_slice rejoin_key(char *buf, pd_slice room, const char *client_ip)
 static void on_join(redisReply *rep, void *data)
 {
     store_call *c = data;
-    pd_join_result res = {PD_JOIN_ERROR, 0, 0, "redis unavailable"};
+    pd_join_result res = {PD_JOIN_ERROR, 0, 0, "redis unavailable", 0};
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
         rep->element[0]->type == REDIS_REPLY_INTEGER) {
         switch (rep->element[0]->integer) {
@@ -436,7 +460,11 @@ static void on_join(redisReply *rep, void *data)
             break;
         case 4: res.status = PD_JOIN_NO_ROOM; break;
         case 5: res.status = PD_JOIN_FULL; break;
-        case 6: res.status = PD_JOIN_RESERVED; break;
+        case 6:
+            res.status = PD_JOIN_RESERVED;
+            if (rep->elements >= 2)
+                res.seen_ms = reply_integer(rep->element[1], 0);
+            break;
         default: res.error = "unexpected reply"; break;
         }
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
@@ -457,11 +485,9 @@ void pd_store_rate_fill(pd_store_rate *r)
     snprintf(r->window, sizeof(r->window), "%d", PD_JOIN_WINDOW_S);
 }
 
-int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
-                 long max_peers, const char *owner, pd_room_join_fn cb, void *data)
+static int join_eval(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
+                     long long seen_ms, long max_peers, const char *owner, pd_room_join_fn cb, void *data)
 {
-    if (pd_redis_is_cluster(r))
-        return pd_cstore_join(r, sid, room, client_ip, rate_limit, max_peers, owner, cb, data);
     store_call *c = call_new(data);
     if (!c)
         return PD_ERR;
@@ -477,12 +503,30 @@ int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip
     };
     pd_store_rate rt;
     pd_store_rate_fill(&rt);
-    char maxp[24];
+    char maxp[24], seen[24];
     snprintf(maxp, sizeof(maxp), "%ld", max_peers > 0 ? max_peers : 0);
-    pd_slice args[8] = {sid, room, pd_slice_cstr(rt.now), pd_slice_cstr(rate_limit ? "1" : "0"),
+    snprintf(seen, sizeof(seen), "%lld", seen_ms > 0 ? seen_ms : 0);
+    pd_slice args[9] = {sid, room, pd_slice_cstr(rt.now), pd_slice_cstr(rate_limit ? "1" : "0"),
                         pd_slice_cstr(rt.member), pd_slice_cstr(rt.limit), pd_slice_cstr(rt.window),
-                        pd_slice_cstr(maxp)};
-    return store_eval(r, on_join, c, &join_script, 6, keys, 8, args);
+                        pd_slice_cstr(maxp), pd_slice_cstr(seen)};
+    return store_eval(r, on_join, c, &join_script, 6, keys, 9, args);
+}
+
+int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, int rate_limit,
+                 long max_peers, const char *owner, pd_room_join_fn cb, void *data)
+{
+    if (pd_redis_is_cluster(r))
+        return pd_cstore_join(r, sid, room, client_ip, rate_limit, max_peers, owner, cb, data);
+    return join_eval(r, sid, room, client_ip, rate_limit, 0, max_peers, owner, cb, data);
+}
+
+int pd_room_join_again(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, long long seen_ms,
+                       long max_peers, const char *owner, pd_room_join_fn cb, void *data)
+{
+    /* No pool, so no reserved room, on a Redis Cluster. */
+    if (pd_redis_is_cluster(r) || seen_ms <= 0)
+        return PD_ERR;
+    return join_eval(r, sid, room, client_ip, 0, seen_ms, max_peers, owner, cb, data);
 }
 
 /* ---- simple integer-returning scripts --------------------------------- */
@@ -713,7 +757,8 @@ static void on_claim(redisReply *rep, void *data)
     free(c);
 }
 
-int pd_room_claim(pd_redis *r, const pd_slice *ids, size_t n, pd_room_claim_fn cb, void *data)
+int pd_room_claim(pd_redis *r, const pd_slice *ids, const uint64_t *ages_ms, size_t n, pd_room_claim_fn cb,
+                  void *data)
 {
     if (pd_redis_is_cluster(r) || n == 0 || n > PD_ROOM_CLAIM_MAX)
         return PD_ERR;
@@ -721,7 +766,14 @@ int pd_room_claim(pd_redis *r, const pd_slice *ids, size_t n, pd_room_claim_fn c
     if (!c)
         return PD_ERR;
     c->cb.claim = cb;
-    return store_eval(r, on_claim, c, &claim_script, 0, NULL, (int)n, ids);
+    pd_slice args[2 * PD_ROOM_CLAIM_MAX];
+    char ages[PD_ROOM_CLAIM_MAX][24];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ages[i], sizeof(ages[i]), "%llu", (unsigned long long)ages_ms[i]);
+        args[2 * i] = ids[i];
+        args[2 * i + 1] = pd_slice_cstr(ages[i]);
+    }
+    return store_eval(r, on_claim, c, &claim_script, 0, NULL, (int)(2 * n), args);
 }
 
 /* ---- cluster ------------------------------------------------------------ */

@@ -345,14 +345,14 @@ static void join_finish(join_call *j, pd_join_result *res)
 
 static void join_fail(join_call *j, const redisReply *rep)
 {
-    pd_join_result res = {PD_JOIN_ERROR, 0, 0, rep && rep->type == REDIS_REPLY_ERROR ? "redis error" : "redis unavailable"};
+    pd_join_result res = {PD_JOIN_ERROR, 0, 0, rep && rep->type == REDIS_REPLY_ERROR ? "redis error" : "redis unavailable", 0};
     join_finish(j, &res);
 }
 
 static void on_join_room(redisReply *rep, void *data)
 {
     join_call *j = data;
-    pd_join_result res = {PD_JOIN_ERROR, 0, 0, "unexpected reply"};
+    pd_join_result res = {PD_JOIN_ERROR, 0, 0, "unexpected reply", 0};
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
         join_fail(j, rep);
         return;
@@ -385,7 +385,7 @@ static void on_join_rate(redisReply *rep, void *data)
         return;
     }
     if (rep->element[0]->integer == 3) {
-        pd_join_result res = {PD_JOIN_RATE_LIMITED, 0, PD_JOIN_WINDOW_S, NULL};
+        pd_join_result res = {PD_JOIN_RATE_LIMITED, 0, PD_JOIN_WINDOW_S, NULL, 0};
         if (rep->elements >= 3) {
             res.remaining = rep_int(rep->element[1], 0);
             res.reset_after_s = rep_int(rep->element[2], PD_JOIN_WINDOW_S);
@@ -431,7 +431,7 @@ static void on_join_bind(redisReply *rep, void *data)
     }
     j->bind_done = 1;
     if (rep->integer == 2) {
-        pd_join_result res = {PD_JOIN_BOUND_ELSEWHERE, 0, 0, NULL};
+        pd_join_result res = {PD_JOIN_BOUND_ELSEWHERE, 0, 0, NULL, 0};
         j->bound_before = 1; /* not ours to undo */
         join_finish(j, &res);
         return;

@@ -552,8 +552,16 @@ static void route_get_room(pd_api *api, pd_http_conn *conn, const pd_http_reques
      * still reserved, and the signal worker asks again for a moment. The
      * room routes are open here (pd_api_handle checked the hold first). */
     char id[PD_ROOM_RESERVED_ID_MAX + 1];
-    if (api->cfg.pool && api->cfg.claims && pd_redis_ready(api->redis) && pd_claimq_has_room(api->cfg.claims) &&
-        pd_pool_take(api->cfg.pool, id) && pd_claimq_push(api->cfg.claims, id) == PD_OK) {
+    int pooled = 0;
+    if (api->cfg.pool && api->cfg.claims && pd_redis_ready(api->redis) && pd_claimq_has_room(api->cfg.claims)) {
+        pooled = pd_pool_take(api->cfg.pool, id) && pd_claimq_push(api->cfg.claims, id) == PD_OK;
+        /* Claims before a refill's reservation, on the one connection. */
+        if (pd_pool_refill_due(api->cfg.pool)) {
+            pd_claimq_flush_now(api->cfg.claims);
+            pd_pool_refill(api->cfg.pool);
+        }
+    }
+    if (pooled) {
         respond_json(api, conn, cors, 200, json_pack("{s:s}", "roomId", id));
         return;
     }
@@ -562,6 +570,9 @@ static void route_get_room(pd_api *api, pd_http_conn *conn, const pd_http_reques
         respond_unavailable(api, conn, cors);
         return;
     }
+    /* The claims of ids already answered run before this search, which
+     * could otherwise take one of them after Redis lost its data. */
+    pd_claimq_flush_now(api->cfg.claims);
     route_started(api, conn, cors, r, pd_room_get_free(api->redis, on_get_room, r));
 }
 
@@ -580,6 +591,8 @@ static void route_room_id(pd_api *api, pd_http_conn *conn, const pd_http_request
     api_req *r = req_new(api, conn, cors);
     int rc = PD_ERR;
     if (r) {
+        if (create)
+            pd_claimq_flush_now(api->cfg.claims); /* as before a per-request get_room */
         snprintf(r->room, sizeof(r->room), "%s", room);
         rc = create ? pd_room_create(api->redis, pd_slice_cstr(room), on_create_room, r)
                     : pd_room_exists(api->redis, pd_slice_cstr(room), on_check_room, r);

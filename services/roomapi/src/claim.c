@@ -82,12 +82,14 @@ static void on_claimed(long claimed, long created, void *data)
     schedule(q); /* what gathered while Redis worked on these */
 }
 
-/* Everything waiting, in calls of up to PD_ROOM_CLAIM_MAX ids. */
-static void flush(pd_claimq *q)
+/* Everything waiting, in calls of up to PD_ROOM_CLAIM_MAX ids; `now` even
+ * while calls are on their way. */
+static void flush_if(pd_claimq *q, int now_anyway)
 {
     uv_check_stop(&q->turn);
     uv_timer_stop(&q->later);
-    if (q->closed || q->calls || !pd_redis_ready(q->redis) || uv_is_active((uv_handle_t *)&q->retry))
+    if (q->closed || (q->calls && !now_anyway) || !pd_redis_ready(q->redis) ||
+        uv_is_active((uv_handle_t *)&q->retry))
         return;
     uint64_t now = pd_mono_ms();
     q->sent_ms = now;
@@ -100,6 +102,7 @@ static void flush(pd_claimq *q)
         c->q = q;
         c->n = 0;
         pd_slice ids[PD_ROOM_CLAIM_MAX];
+        uint64_t ages[PD_ROOM_CLAIM_MAX];
         while (q->count && c->n < PD_ROOM_CLAIM_MAX) {
             claim_entry *e = &q->ring[q->head];
             q->head = (q->head + 1) % PD_CLAIMQ_MAX;
@@ -110,13 +113,14 @@ static void flush(pd_claimq *q)
             }
             c->e[c->n] = *e;
             ids[c->n] = pd_slice_cstr(c->e[c->n].id);
+            ages[c->n] = now - e->at_ms;
             c->n++;
         }
         if (c->n == 0) {
             free(c);
             return;
         }
-        if (pd_room_claim(q->redis, ids, c->n, on_claimed, c) != PD_OK) {
+        if (pd_room_claim(q->redis, ids, ages, c->n, on_claimed, c) != PD_OK) {
             for (size_t i = 0; i < c->n; i++)
                 ring_put(q, &c->e[i]);
             free(c);
@@ -128,6 +132,11 @@ static void flush(pd_claimq *q)
     }
 }
 
+static void flush(pd_claimq *q)
+{
+    flush_if(q, 0);
+}
+
 static void on_turn(uv_check_t *h)
 {
     flush(h->data);
@@ -136,6 +145,12 @@ static void on_turn(uv_check_t *h)
 static void on_later(uv_timer_t *t)
 {
     flush(t->data);
+}
+
+void pd_claimq_flush_now(pd_claimq *q)
+{
+    if (q && q->count)
+        flush_if(q, 1);
 }
 
 /* When what waits goes: at the end of this loop turn if no call went in

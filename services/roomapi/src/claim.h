@@ -56,6 +56,13 @@ int pd_claimq_has_room(const pd_claimq *q);
  * full (the caller must not hand the id out). */
 int pd_claimq_push(pd_claimq *q, const char *id);
 
+/* Before anything that may create a room by a free id (a per-request
+ * get_room, a pool refill, create_room): what waits goes now, so Redis
+ * runs those claims first (one connection keeps the order). Otherwise,
+ * after Redis lost its data, such a command could take an id already
+ * answered whose claim had not run yet, and hand it out again. */
+void pd_claimq_flush_now(pd_claimq *q);
+
 /* Redis readiness (wired to pd_redis): what waits goes out once ready. */
 void pd_claimq_on_redis_state(pd_claimq *q, int ready);
 

@@ -28,6 +28,7 @@ struct pd_pool {
     int closed;
     uint64_t win_start, win_count, prev_count; /* get_rooms per DEMAND_WINDOW_MS */
     uint64_t hits;
+    size_t target;    /* ids to hold, as the last pd_pool_take found demand */
 };
 
 /* One reservation, until Redis answers. */
@@ -109,10 +110,18 @@ static size_t demand_target(pd_pool *p, uint64_t now)
  * for the rest in batches of at most PD_ROOM_RESERVE_MAX, up to
  * REFILLS_MAX at once: a refill starts while a quarter of the target is
  * still there to hand out, so the pool rides out a slow answer. */
-static void maybe_refill(pd_pool *p, size_t target, uint64_t now)
+int pd_pool_refill_due(const pd_pool *p)
 {
-    if ((p->count + p->requested) * 4 > target * 3)
+    return !p->closed && (p->count + p->requested) * 4 <= p->target * 3 && p->refills < REFILLS_MAX &&
+           p->count + p->requested < p->target;
+}
+
+void pd_pool_refill(pd_pool *p)
+{
+    if (!pd_pool_refill_due(p))
         return;
+    uint64_t now = pd_mono_ms();
+    size_t target = p->target;
     while (p->refills < REFILLS_MAX && p->count + p->requested < target) {
         size_t want = target - p->count - p->requested;
         if (want > PD_ROOM_RESERVE_MAX)
@@ -152,7 +161,7 @@ int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1])
     }
     if (got)
         p->hits++;
-    maybe_refill(p, target, now);
+    p->target = target;
     return got;
 }
 

@@ -48,12 +48,18 @@ pd_pool *pd_pool_create(pd_redis *redis, const pd_pool_config *cfg);
 void pd_pool_close(pd_pool *p);
 void pd_pool_free(pd_pool *p);
 
-/* A get_room: a reserved id in `out`, 1 (the caller claims it, and
- * answers once the claim has succeeded); or 0 when none is ready (the
- * caller takes the per-request path). Either way the request counts as
- * demand, and a refill starts when the pool runs low. Call only while the
- * room routes are open and Redis is ready. */
+/* A get_room: a reserved id in `out`, 1 (the caller answers it and has
+ * it claimed, claim.h); or 0 when none is ready (the caller takes the
+ * per-request path). Either way the request counts as demand. Call only
+ * while the room routes are open and Redis is ready. */
 int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1]);
+
+/* After a take: the pool runs low (pd_pool_refill_due), and pd_pool_refill
+ * asks Redis for more. Apart, so that the caller can first send the claims
+ * of the ids it answered (pd_claimq_flush_now): after Redis lost its data,
+ * a reservation that ran before them could take one of those ids. */
+int pd_pool_refill_due(const pd_pool *p);
+void pd_pool_refill(pd_pool *p);
 
 /* Forget every id and ignore the answers still on their way: the Redis
  * link went down (Redis may come back empty, or from a replica without

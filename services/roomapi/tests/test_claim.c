@@ -88,7 +88,7 @@ static void claims_of_one_turn_are_applied_and_the_rooms_live_a_day(void **state
 {
     claim_fx *f = *state;
     reserve_rooms(f, 1000, 300); /* more than one call's PD_ROOM_CLAIM_MAX */
-    char id[8];
+    char id[16];
     for (int i = 1000; i < 1300; i++) {
         snprintf(id, sizeof id, "%04d", i);
         assert_int_equal(pd_claimq_push(f->q, id), PD_OK);
@@ -128,7 +128,7 @@ static void claims_cut_off_by_a_dropped_link_go_again_once_it_is_back(void **sta
 {
     claim_fx *f = *state;
     reserve_rooms(f, 3000, 50);
-    char id[8];
+    char id[16];
     for (int i = 3000; i < 3050; i++) {
         snprintf(id, sizeof id, "%04d", i);
         assert_int_equal(pd_claimq_push(f->q, id), PD_OK);
@@ -150,7 +150,7 @@ static void full_or_closed_it_takes_no_more(void **state)
 {
     claim_fx *f = *state;
     /* Within one turn (nothing is sent before it ends): up to the bound. */
-    char id[8];
+    char id[16];
     int taken = 0;
     for (int i = 0; i < PD_CLAIMQ_MAX + 10; i++) {
         snprintf(id, sizeof id, "%04d", i % 10000);

@@ -440,6 +440,7 @@ typedef struct join_ctx {
     uint64_t first_ms;        /* monotonic ms the room was first found reserved; 0: not yet */
     uint64_t due_ms;          /* waiting: when to ask again */
     int tries;                /* times it found the room reserved */
+    long long seen_ms;        /* when Redis first found it reserved (its clock) */
     char sid[PD_SOCKET_ID_MAX + 1];
     char room[PD_ID_MAX + 1];
 } join_ctx;
@@ -516,8 +517,10 @@ static void wait_timer_arm(pd_hub *h, uint64_t now)
 }
 
 /* A join that found its room reserved, its time come: asked again, without
- * the rate limit (the first try was counted). Its socket's and room's
- * counts of joins in flight held while it waited. */
+ * the rate limit (the first try was counted), and let in only if the room
+ * was handed out after it first found it reserved (pd_room_join_again: a
+ * join that waited from before the hand-out is a stranger's). Its
+ * socket's and room's counts of joins in flight held while it waited. */
 static void join_again(pd_hub *h, join_ctx *c)
 {
     pd_worker *w = h->w;
@@ -527,10 +530,10 @@ static void join_again(pd_hub *h, join_ctx *c)
     if (!s)
         pd_metric_add(w->m_join_waits, "gone", 1);
     if (s && r && pd_redis_ready(w->redis) &&
-        pd_room_join(w->redis, pd_slice_cstr(c->sid), pd_slice_cstr(c->room), pd_conn_client_ip(s->conn, ip), 0,
-                     w->cfg.max_room_peers, w->cfg.worker_id, on_join_done, c) == PD_OK)
+        pd_room_join_again(w->redis, pd_slice_cstr(c->sid), pd_slice_cstr(c->room), pd_conn_client_ip(s->conn, ip),
+                           c->seen_ms, w->cfg.max_room_peers, w->cfg.worker_id, on_join_done, c) == PD_OK)
         return;
-    pd_join_result res = {PD_JOIN_ERROR, 0, 0, "redis unavailable"};
+    pd_join_result res = {PD_JOIN_ERROR, 0, 0, "redis unavailable", 0};
     on_join_done(&res, c);
 }
 
@@ -601,6 +604,8 @@ static void on_join_done(const pd_join_result *res, void *data)
     /* Waiting too: a room this join already found reserved and now finds
      * gone. Redis lost it (a restart, a FLUSHALL), and the claim the room
      * API sends again creates it again (claim.h). */
+    if (res->status == PD_JOIN_RESERVED && !c->seen_ms)
+        c->seen_ms = res->seen_ms;
     if ((res->status == PD_JOIN_RESERVED || (res->status == PD_JOIN_NO_ROOM && c->first_ms)) && join_wait(h, c))
         return;
     hub_room *r = room_get(h, pd_slice_cstr(c->room));
