@@ -719,32 +719,38 @@ static reserve_slot reserve(room_fx *f, int want, long ttl)
 typedef struct claim_wait {
     int done;
     long claimed, created;
+    long long redis_ms;
 } claim_wait;
 
-static void on_claim_done(long claimed, long created, void *data)
+static void on_claim_done(const pd_room_claimed *res, void *data)
 {
     claim_wait *w = data;
     w->done++;
-    w->claimed = claimed;
-    w->created = created;
+    w->claimed = res->claimed;
+    w->created = res->created;
+    w->redis_ms = res->redis_ms;
 }
 
 /* Claims ids answered age_ms ago; returns how many were claimed, and in
  * *created how many were created again. */
-static long claim_aged(room_fx *f, const char *const *ids, size_t n, uint64_t age_ms, long *created)
+static long claim_when(room_fx *f, const char *const *ids, size_t n, uint64_t handed_ms, uint64_t age_ms,
+                       long *created)
 {
-    pd_slice sl[PD_ROOM_CLAIM_MAX];
-    uint64_t ages[PD_ROOM_CLAIM_MAX];
-    for (size_t i = 0; i < n; i++) {
-        sl[i] = pd_slice_cstr(ids[i]);
-        ages[i] = age_ms;
-    }
+    pd_room_claim_id cl[PD_ROOM_CLAIM_MAX];
+    for (size_t i = 0; i < n; i++)
+        cl[i] = (pd_room_claim_id){pd_slice_cstr(ids[i]), handed_ms, age_ms};
     claim_wait w = {0};
-    assert_int_equal(pd_room_claim(f->r, sl, ages, n, on_claim_done, &w), PD_OK);
+    assert_int_equal(pd_room_claim(f->r, cl, n, on_claim_done, &w), PD_OK);
     RFX_WAIT(&f->l, w.done, 5000);
     assert_int_equal(w.done, 1);
+    assert_true(w.redis_ms > 0);
     *created = w.created;
     return w.claimed;
+}
+
+static long claim_aged(room_fx *f, const char *const *ids, size_t n, uint64_t age_ms, long *created)
+{
+    return claim_when(f, ids, n, 0, age_ms, created);
 }
 
 static long claim(room_fx *f, const char *const *ids, size_t n, long *created)
@@ -790,8 +796,27 @@ static void a_join_waiting_since_before_the_hand_out_is_refused(void **state)
      * join was waiting before the hand-out, a stranger's. */
     rfx_run_for(&f->l, PD_JOIN_HANDED_SLACK_MS * 4);
     assert_int_equal(claim_aged(f, (const char *const *)&(const char *){a.ids[1]}, 1, 0, &created), 1);
-    assert_int_equal(join_again(f, "stranger", a.ids[1], seen).status, PD_JOIN_NO_ROOM);
+    assert_int_equal(join_again(f, "stranger", a.ids[1], seen).status, PD_JOIN_HANDED_BEFORE);
     assert_int_equal(rfx_int(f->c, "EXISTS socket:stranger"), 0);
+    /* The room API's estimate of the hand-out's time, on Redis's clock,
+     * is what the room records when it has one. */
+    reserve_slot b = reserve(f, 3, 120);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(claim_when(f, (const char *const *)&(const char *){b.ids[0]}, 1, (uint64_t)seen - 10000, 0,
+                                &created),
+                     1);
+    assert_int_equal(join_again(f, "owner3", b.ids[0], seen).status, PD_JOIN_OK);
+    assert_int_equal(claim_when(f, (const char *const *)&(const char *){b.ids[1]}, 1, (uint64_t)seen + 1000, 0,
+                                &created),
+                     1);
+    assert_int_equal(join_again(f, "stranger2", b.ids[1], seen).status, PD_JOIN_HANDED_BEFORE);
+    /* A room made since by other means (create_room after Redis lost the
+     * reserved one) is not the one the join waited for. */
+    rfx_ok(f->c, "DEL room:%s", b.ids[2]);
+    long_wait lw = {0};
+    assert_int_equal(pd_room_create(f->r, pd_slice_cstr(b.ids[2]), on_long_done, &lw), PD_OK);
+    RFX_WAIT(&f->l, lw.done, 3000);
+    assert_int_equal(join_again(f, "stranger3", b.ids[2], seen).status, PD_JOIN_HANDED_BEFORE);
     /* A first try (no seen time) is an ordinary join. */
     assert_int_equal(join(f, "owner2", a.ids[1], "10.0.0.9", 0), PD_JOIN_OK);
     assert_int_equal(pd_room_join_again(f->r, pd_slice_cstr("x"), pd_slice_cstr(a.ids[1]), "10.0.0.9", 0, 0, "w1",
@@ -887,9 +912,9 @@ static void reserve_when_full_takes_alphanumeric_ids_and_bounds_its_arguments(vo
     assert_int_equal(pd_room_reserve(f->r, PD_ROOM_RESERVE_MAX + 1, 120, on_reserved, &a), PD_ERR);
     assert_int_equal(pd_room_reserve(f->r, 1, 0, on_reserved, &a), PD_ERR);
     pd_slice none[1] = {pd_slice_cstr("x")};
-    uint64_t age[1] = {0};
-    assert_int_equal(pd_room_claim(f->r, none, age, 0, NULL, NULL), PD_ERR);
-    assert_int_equal(pd_room_claim(f->r, none, age, PD_ROOM_CLAIM_MAX + 1, NULL, NULL), PD_ERR);
+    pd_room_claim_id cl[1] = {{none[0], 0, 0}};
+    assert_int_equal(pd_room_claim(f->r, cl, 0, NULL, NULL), PD_ERR);
+    assert_int_equal(pd_room_claim(f->r, cl, PD_ROOM_CLAIM_MAX + 1, NULL, NULL), PD_ERR);
 }
 
 static void get_free_skips_an_id_taken_by_name_and_remembers_it(void **state)

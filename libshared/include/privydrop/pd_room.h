@@ -43,6 +43,7 @@ typedef enum pd_join_status {
     PD_JOIN_NO_ROOM,           /* room does not exist */
     PD_JOIN_FULL,              /* room already has max_peers sockets */
     PD_JOIN_RESERVED,          /* reserved by the room API, not claimed (yet) */
+    PD_JOIN_HANDED_BEFORE,     /* asked again: the room was not handed out to this join */
     PD_JOIN_ERROR,             /* Redis failed */
 } pd_join_status;
 
@@ -72,9 +73,10 @@ int pd_room_join(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip
 
 /* A join asked again after PD_JOIN_RESERVED (seen_ms: that answer's
  * seen_ms), without the rate limit: as pd_room_join, except that a room
- * handed out more than PD_JOIN_HANDED_SLACK_MS after seen_ms answers
- * PD_JOIN_NO_ROOM (the join was waiting before the hand-out: not the
- * client's). PD_ERR on a Redis Cluster (no pool there). */
+ * handed out from the pool more than PD_JOIN_HANDED_SLACK_MS after seen_ms,
+ * or created since by other means, answers PD_JOIN_HANDED_BEFORE (the join
+ * was waiting before the hand-out: not the client's). PD_ERR on a Redis
+ * Cluster (no pool there). */
 #define PD_JOIN_HANDED_SLACK_MS 50
 int pd_room_join_again(pd_redis *r, pd_slice sid, pd_slice room, const char *client_ip, long long seen_ms,
                        long max_peers, const char *owner, pd_room_join_fn cb, void *data);
@@ -147,15 +149,26 @@ int pd_room_reserve(pd_redis *r, int want, long ttl_s, pd_room_ids_fn cb, void *
  * get_room's 24 h; each that is gone (Redis lost it) is created again as
  * get_room creates a room; one that exists unreserved is left alone. cb
  * (may be NULL) gets how many were claimed and how many created again
- * (the rest were somebody's); claimed -1 when Redis failed, and then any
- * of them may or may not have been done, so sending them again is safe.
+ * (the rest were somebody's), and Redis's time; claimed -1 when Redis
+ * failed, and then any of them may or may not have been done, so sending
+ * them again is safe.
  * At most PD_ROOM_CLAIM_MAX ids a call; a single Redis only, as above. */
 #define PD_ROOM_CLAIM_MAX 64 /* two script arguments each: within PD_SCRIPT_MAX_PARTS */
-typedef void (*pd_room_claim_fn)(long claimed, long created, void *data);
-/* ages_ms[i]: how long ago ids[i] was answered (the room records when it
- * was handed out, for pd_room_join_again). */
-int pd_room_claim(pd_redis *r, const pd_slice *ids, const uint64_t *ages_ms, size_t n, pd_room_claim_fn cb,
-                  void *data);
+typedef struct pd_room_claimed {
+    long claimed;       /* -1: Redis failed */
+    long created;
+    long long redis_ms; /* Redis's clock when the script ran */
+} pd_room_claimed;
+typedef void (*pd_room_claim_fn)(const pd_room_claimed *res, void *data);
+/* An id and when it was handed out, recorded in its room for
+ * pd_room_join_again: handed_ms on Redis's clock, as the caller estimates
+ * it; or, while it has no estimate (handed_ms 0), age_ms, how long ago. */
+typedef struct pd_room_claim_id {
+    pd_slice id;
+    uint64_t handed_ms;
+    uint64_t age_ms;
+} pd_room_claim_id;
+int pd_room_claim(pd_redis *r, const pd_room_claim_id *ids, size_t n, pd_room_claim_fn cb, void *data);
 
 /* HINCRBY referrers:daily:<date> ref 1 with a 30-day TTL. 0 ok, -1 error. */
 int pd_room_track(pd_redis *r, pd_slice date, pd_slice ref, pd_room_long_fn cb, void *data);

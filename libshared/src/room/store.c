@@ -58,13 +58,14 @@ static const char JOIN_LUA[] =
     "  return {6, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}\n"
     "end\n"
     /* A join asked again after it found the room reserved at ARGV[9] (ms,
-     * Redis's clock) gets in only if that was no earlier than the room was
-     * handed out (`handed_at`, set by its claim), less the slack for the
-     * claim's own trip: a join that was waiting before the hand-out is
-     * not the client's, and is refused as before. */
+     * Redis's clock) gets in only if the room was handed out from the pool
+     * (`handed_at`, set by its claim; a room created since by other means
+     * is not the one it waited for) no later than that, plus a slack for
+     * the estimate of the hand-out's time: a join that was waiting before
+     * the hand-out is not the client's {7}. */
     "if ARGV[9] and ARGV[9] ~= '0' then\n"
     "  local handed = tonumber(redis.call('HGET', KEYS[1], 'handed_at'))\n"
-    "  if handed and tonumber(ARGV[9]) < handed - " STORE_STR(PD_JOIN_HANDED_SLACK_MS) " then return {4} end\n"
+    "  if (not handed) or tonumber(ARGV[9]) < handed - " STORE_STR(PD_JOIN_HANDED_SLACK_MS) " then return {7} end\n"
     "end\n"
     "local maxp = tonumber(ARGV[8]) or 0\n"
     "if (not rejoin) and maxp > 0 and redis.call('SCARD', KEYS[2]) >= maxp then return {5} end\n"
@@ -262,13 +263,15 @@ static const char GET_FREE_LUA[] =
  * gone (Redis lost the reservation: FLUSHALL, a restart, a claim later
  * than the reservation's life) is created again as get_room would create
  * it, since its id has already gone to a client who will join it. Either
- * way the room records when it was handed out (`handed_at`, Redis's clock:
- * now less the age the room API sent), for the joins that waited for it
- * (JOIN_LUA). A room that exists and is not reserved is somebody's: left
- * alone (a claim sent again after its answer was lost, or, after a loss of
- * data, an id another get_room handed out first).
- * ARGV: id, ms since it was handed out, id, ms, ... Returns {claimed,
- * created again}. */
+ * way the room records when it was handed out (`handed_at`, Redis's clock),
+ * for the joins that waited for it (JOIN_LUA). A room that exists and is
+ * not reserved is somebody's: left alone (a claim sent again after its
+ * answer was lost, or, after a loss of data, an id another get_room handed
+ * out first).
+ * ARGV: id, when, id, when, ...: `when` the hand-out in ms on Redis's clock
+ * as the room API estimated it, or "a<ms>", how long ago it was (no
+ * estimate yet: now less that, later than the truth by the time the claim
+ * took to run). Returns {claimed, created again, now in ms}. */
 static const char CLAIM_LUA[] =
     "local t = redis.call('TIME')\n"
     "local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -279,7 +282,13 @@ static const char CLAIM_LUA[] =
     "  local id = ARGV[i]\n"
     "  local k = 'room:' .. id\n"
     "  local short = string.match(id, '^%d%d%d%d$')\n"
-    "  local handed = string.format('%d', nowms - (tonumber(ARGV[i + 1]) or 0))\n"
+    "  local w = ARGV[i + 1]\n"
+    "  local handed\n"
+    "  if string.sub(w, 1, 1) == 'a' then\n"
+    "    handed = string.format('%d', nowms - (tonumber(string.sub(w, 2)) or 0))\n"
+    "  else\n"
+    "    handed = string.format('%d', tonumber(w) or nowms)\n"
+    "  end\n"
     "  if redis.call('HDEL', k, 'reserved') == 1 then\n"
     "    claimed = claimed + 1\n"
     "    redis.call('HSET', k, 'handed_at', handed)\n"
@@ -295,7 +304,7 @@ static const char CLAIM_LUA[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "return {claimed, created}\n";
+    "return {claimed, created, nowms}\n";
 
 /* KEYS: referrers:daily:<date>  ARGV: ref */
 static const char TRACK_LUA[] =
@@ -460,6 +469,7 @@ static void on_join(redisReply *rep, void *data)
             break;
         case 4: res.status = PD_JOIN_NO_ROOM; break;
         case 5: res.status = PD_JOIN_FULL; break;
+        case 7: res.status = PD_JOIN_HANDED_BEFORE; break;
         case 6:
             res.status = PD_JOIN_RESERVED;
             if (rep->elements >= 2)
@@ -747,18 +757,18 @@ int pd_room_reserve(pd_redis *r, int want, long ttl_s, pd_room_ids_fn cb, void *
 static void on_claim(redisReply *rep, void *data)
 {
     store_call *c = data;
-    long claimed = -1, created = 0;
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
-        claimed = reply_integer(rep->element[0], -1);
-        created = reply_integer(rep->element[1], 0);
+    pd_room_claimed res = {-1, 0, 0};
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
+        res.claimed = reply_integer(rep->element[0], -1);
+        res.created = reply_integer(rep->element[1], 0);
+        res.redis_ms = reply_integer(rep->element[2], 0);
     }
     if (c->cb.claim)
-        c->cb.claim(claimed, created, c->data);
+        c->cb.claim(&res, c->data);
     free(c);
 }
 
-int pd_room_claim(pd_redis *r, const pd_slice *ids, const uint64_t *ages_ms, size_t n, pd_room_claim_fn cb,
-                  void *data)
+int pd_room_claim(pd_redis *r, const pd_room_claim_id *ids, size_t n, pd_room_claim_fn cb, void *data)
 {
     if (pd_redis_is_cluster(r) || n == 0 || n > PD_ROOM_CLAIM_MAX)
         return PD_ERR;
@@ -767,11 +777,14 @@ int pd_room_claim(pd_redis *r, const pd_slice *ids, const uint64_t *ages_ms, siz
         return PD_ERR;
     c->cb.claim = cb;
     pd_slice args[2 * PD_ROOM_CLAIM_MAX];
-    char ages[PD_ROOM_CLAIM_MAX][24];
+    char when[PD_ROOM_CLAIM_MAX][24];
     for (size_t i = 0; i < n; i++) {
-        snprintf(ages[i], sizeof(ages[i]), "%llu", (unsigned long long)ages_ms[i]);
-        args[2 * i] = ids[i];
-        args[2 * i + 1] = pd_slice_cstr(ages[i]);
+        if (ids[i].handed_ms)
+            snprintf(when[i], sizeof(when[i]), "%llu", (unsigned long long)ids[i].handed_ms);
+        else
+            snprintf(when[i], sizeof(when[i]), "a%llu", (unsigned long long)ids[i].age_ms);
+        args[2 * i] = ids[i].id;
+        args[2 * i + 1] = pd_slice_cstr(when[i]);
     }
     return store_eval(r, on_claim, c, &claim_script, 0, NULL, (int)(2 * n), args);
 }

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "privydrop/pd_common.h"
 
@@ -11,6 +12,13 @@ typedef struct claim_entry {
     char id[PD_ROOM_RESERVED_ID_MAX + 1];
     uint64_t at_ms; /* when it was handed out (monotonic) */
 } claim_entry;
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 struct pd_claimq {
     pd_redis *redis; /* borrowed */
@@ -26,14 +34,56 @@ struct pd_claimq {
     int calls;         /* those calls */
     int closed;
     pd_claimq_stats st;
+    /* Redis's clock against ours (pd_mono_ms), from the round trip whose
+     * time was least in doubt: Redis's time sits somewhere in the trip, so
+     * the estimate is off by half of it at most. A newer trip replaces it
+     * when shorter than the kept one plus 1 ms per second of its age
+     * (clocks drift). A trip that waited behind a slow command is long and
+     * ignored: that is why the hand-out's time is not simply Redis's time
+     * when the claim runs. */
+    int have_offset;
+    int64_t offset_ms;
+    uint64_t offset_rtt_us, offset_at_ms;
 };
+
+/* One `TIME` round trip at link-up, so the first claims carry an estimate. */
+typedef struct clock_call {
+    pd_claimq *q;
+    uint64_t sent_us;
+} clock_call;
 
 /* One call to Redis, until it answers. */
 typedef struct claim_call {
     pd_claimq *q;
     size_t n;
+    uint64_t sent_us;
     claim_entry e[PD_ROOM_CLAIM_MAX];
 } claim_call;
+
+static void clock_sample(pd_claimq *q, uint64_t sent_us, uint64_t recv_us, long long redis_ms)
+{
+    if (redis_ms <= 0 || recv_us < sent_us)
+        return;
+    uint64_t rtt = recv_us - sent_us, now = pd_mono_ms();
+    uint64_t kept = q->offset_rtt_us + (now - q->offset_at_ms); /* + 1 ms (1000 us) per s (1000 ms) */
+    if (q->have_offset && rtt > kept)
+        return;
+    q->have_offset = 1;
+    q->offset_ms = (int64_t)redis_ms - (int64_t)((sent_us + recv_us) / 2000);
+    q->offset_rtt_us = rtt;
+    q->offset_at_ms = now;
+}
+
+static void on_clock(redisReply *rep, void *data)
+{
+    clock_call *c = data;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[1]->type == REDIS_REPLY_STRING && !c->q->closed) {
+        long long ms = atoll(rep->element[0]->str) * 1000 + atoll(rep->element[1]->str) / 1000;
+        clock_sample(c->q, c->sent_us, mono_us(), ms);
+    }
+    free(c);
+}
 
 static void ring_put(pd_claimq *q, const claim_entry *e)
 {
@@ -55,12 +105,15 @@ static void retry_later(pd_claimq *q)
 
 static void schedule(pd_claimq *q);
 
-static void on_claimed(long claimed, long created, void *data)
+static void on_claimed(const pd_room_claimed *res, void *data)
 {
     claim_call *c = data;
     pd_claimq *q = c->q;
+    long claimed = res->claimed, created = res->created;
     q->inflight -= c->n;
     q->calls--;
+    if (claimed >= 0)
+        clock_sample(q, c->sent_us, mono_us(), res->redis_ms);
     if (claimed < 0) {
         /* Any of them may have run: all go again (a repeat is harmless). */
         if (q->closed) {
@@ -101,8 +154,7 @@ static void flush_if(pd_claimq *q, int now_anyway)
         }
         c->q = q;
         c->n = 0;
-        pd_slice ids[PD_ROOM_CLAIM_MAX];
-        uint64_t ages[PD_ROOM_CLAIM_MAX];
+        pd_room_claim_id ids[PD_ROOM_CLAIM_MAX];
         while (q->count && c->n < PD_ROOM_CLAIM_MAX) {
             claim_entry *e = &q->ring[q->head];
             q->head = (q->head + 1) % PD_CLAIMQ_MAX;
@@ -112,15 +164,17 @@ static void flush_if(pd_claimq *q, int now_anyway)
                 continue;
             }
             c->e[c->n] = *e;
-            ids[c->n] = pd_slice_cstr(c->e[c->n].id);
-            ages[c->n] = now - e->at_ms;
+            ids[c->n].id = pd_slice_cstr(c->e[c->n].id);
+            ids[c->n].handed_ms = q->have_offset ? (uint64_t)((int64_t)e->at_ms + q->offset_ms) : 0;
+            ids[c->n].age_ms = now - e->at_ms;
             c->n++;
         }
         if (c->n == 0) {
             free(c);
             return;
         }
-        if (pd_room_claim(q->redis, ids, ages, c->n, on_claimed, c) != PD_OK) {
+        c->sent_us = mono_us();
+        if (pd_room_claim(q->redis, ids, c->n, on_claimed, c) != PD_OK) {
             for (size_t i = 0; i < c->n; i++)
                 ring_put(q, &c->e[i]);
             free(c);
@@ -213,8 +267,17 @@ int pd_claimq_push(pd_claimq *q, const char *id)
 
 void pd_claimq_on_redis_state(pd_claimq *q, int ready)
 {
+    if (!ready)
+        q->have_offset = 0; /* the Redis that answers next may be another host, another clock */
     if (ready) {
         uv_timer_stop(&q->retry);
+        clock_call *c = q->closed ? NULL : malloc(sizeof(*c));
+        if (c) {
+            c->q = q;
+            c->sent_us = mono_us();
+            if (pd_redis_cmd(q->redis, on_clock, c, "TIME") != PD_OK)
+                free(c);
+        }
         schedule(q);
     }
 }

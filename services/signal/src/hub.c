@@ -658,6 +658,10 @@ static void on_join_done(const pd_join_result *res, void *data)
     case PD_JOIN_RESERVED: /* and nobody claimed it while we waited */
         join_respond(s, 0, "Room does not exist", c->room);
         break;
+    case PD_JOIN_HANDED_BEFORE: /* handed out to a client that asked after us */
+        pd_metric_add(h->w->m_join_waits, "refused", 1);
+        join_respond(s, 0, "Room does not exist", c->room);
+        break;
     case PD_JOIN_FULL:
         join_respond(s, 0, "Room is full", c->room);
         break;

@@ -543,7 +543,7 @@ static void add_metrics(pd_worker *w)
     w->m_join_waits = pd_metrics_add(m, PD_METRIC_COUNTER, "privydrop_signal_join_waits_total",
                                      "Joins that found their room reserved by the room API's pool and waited for its "
                                      "claim, by result (joined, gone: the socket or the worker went first, "
-                                     "timeout: answered \"Room does not exist\").", "result");
+                                     "timeout: answered \"Room does not exist\"; refused: handed out to a client that asked later).", "result");
     w->m_polls = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_polling_sessions",
                                 "Long-polling sessions owned by this worker (not yet upgraded).", NULL);
     w->m_poll_gets = pd_metrics_add(m, PD_METRIC_GAUGE, "privydrop_signal_poll_gets_waiting",

@@ -430,6 +430,19 @@ static void fx_join_reserved(hub_fx *f, fake_conn *c, const char *room, const ch
     assert_int_equal(rfx_int(f->c, "ZCARD ratelimit:join:%s", ip), 1);
 }
 
+/* The room API's claim of an id it answered a minute ago (CLAIM_LUA):
+ * the mark goes, `handed_at` says when; `create` also makes the room
+ * again, as a claim does for a room Redis lost. */
+static void fx_claim(hub_fx *f, const char *room, int create)
+{
+    rfx_ok(f->c, "EVAL %s 1 room:%s %d",
+           "local t = redis.call('TIME') "
+           "if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'created_at', t[1]) end "
+           "redis.call('HDEL', KEYS[1], 'reserved') "
+           "redis.call('HSET', KEYS[1], 'handed_at', tonumber(t[1]) * 1000 - 60000) return 1",
+           room, create);
+}
+
 static double join_waits(hub_fx *f, const char *result)
 {
     return pd_metric_get(f->w->m_join_waits, result);
@@ -446,11 +459,30 @@ static void join_waits_for_a_reserved_room_until_it_is_claimed(void **state)
     rfx_run_for(&f->l, 600);
     assert_false(fake_got(a, "joinResponse", NULL));
     assert_int_equal(rfx_int(f->c, "ZCARD ratelimit:join:10.0.0.1"), 1);
-    rfx_ok(f->c, "HDEL room:5555 reserved"); /* the claim lands */
+    fx_claim(f, "5555", 0); /* the claim lands */
     RFX_WAIT(&f->l, fake_got(a, "joinResponse", NULL), 5000);
     assert_true(fake_got(a, "42[\"joinResponse\"", "\"success\":true", "5555", NULL));
     assert_int_equal(rfx_int(f->c, "SISMEMBER room:5555:sockets %s", a->conn.sid), 1);
     assert_true(join_waits(f, "joined") == 1);
+}
+
+static void join_waiting_from_before_the_hand_out_is_refused(void **state)
+{
+    hub_fx *f = *state;
+    fx_reserve_room(f, "5560");
+    fake_conn *eve = fx_open(f, "10.0.0.5");
+    fx_join_reserved(f, eve, "5560", "10.0.0.5");
+    rfx_run_for(&f->l, PD_JOIN_HANDED_SLACK_MS * 4);
+    /* Handed out now, well after eve first found it reserved. */
+    rfx_ok(f->c, "EVAL %s 1 room:5560",
+           "local t = redis.call('TIME') redis.call('HDEL', KEYS[1], 'reserved') "
+           "redis.call('HSET', KEYS[1], 'handed_at', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) "
+           "return 1");
+    RFX_WAIT(&f->l, fake_got(eve, "joinResponse", NULL), 5000);
+    assert_true(fake_got(eve, "\"success\":false", "Room does not exist", NULL));
+    assert_int_equal(rfx_int(f->c, "SCARD room:5560:sockets"), 0);
+    assert_true(join_waits(f, "refused") == 1);
+    assert_true(join_waits(f, "timeout") == 0); /* told at once, not when the wait ran out */
 }
 
 static void join_waits_through_the_loss_of_its_reserved_room(void **state)
@@ -464,7 +496,7 @@ static void join_waits_through_the_loss_of_its_reserved_room(void **state)
     rfx_ok(f->c, "DEL room:5558");
     rfx_run_for(&f->l, 300);
     assert_false(fake_got(a, "joinResponse", NULL));
-    rfx_ok(f->c, "HSET room:5558 created_at 2");
+    fx_claim(f, "5558", 1);
     RFX_WAIT(&f->l, fake_got(a, "joinResponse", NULL), 5000);
     assert_true(fake_got(a, "42[\"joinResponse\"", "\"success\":true", "5558", NULL));
     /* A room never seen reserved is refused at once, as before. */
@@ -528,6 +560,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(disconnect_tells_the_room_and_leaves_redis, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(draining_hub_closes_a_joiner_with_1001, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(join_waits_for_a_reserved_room_until_it_is_claimed, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(join_waiting_from_before_the_hand_out_is_refused, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(join_waits_through_the_loss_of_its_reserved_room, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(join_to_a_reserved_room_nobody_claims_is_refused_in_the_end, fx_setup,
                                         fx_teardown),
