@@ -29,7 +29,9 @@ describe("get_room from the pool (PD_ROOM_POOL 8)", { timeout: 180000 }, () => {
       workers: 1,
       roomApiEnv: { PD_ROOM_POOL: "8", PD_RESTORE_HOLD_MS: "0", PD_API_RATE: "100000", PD_API_BURST: "100000" },
       // Many joins from one test address; the limit has its own tests.
-      signalEnv: { DISABLE_JOIN_RATE_LIMIT: "1" },
+      // A wait for claims far longer than any claim takes, even on a busy
+      // machine: the tests assert that joins wait, not how fast claims land.
+      signalEnv: { DISABLE_JOIN_RATE_LIMIT: "1", PD_JOIN_RESERVED_WAIT_MS: "15000" },
     });
     api = c.roomApi.url;
   });
@@ -74,9 +76,9 @@ describe("get_room from the pool (PD_ROOM_POOL 8)", { timeout: 180000 }, () => {
         assert.deepEqual((await postJson(api, "/api/check_room", { roomId: id })).json, { available: false });
         assert.equal((await postJson(api, "/api/create_room", { roomId: id })).json.success, false);
       }
-      // The worker waits for a claim (PD_JOIN_RESERVED_WAIT_MS, 2 s), none
+      // The worker waits for a claim (PD_JOIN_RESERVED_WAIT_MS, 15 s here), none
       // comes: refused as a room that does not exist.
-      const r = await join(eve, reserved[0], { timeout: 20000 });
+      const r = await join(eve, reserved[0], { timeout: 60000 });
       assert.equal(r.success, false, JSON.stringify(r));
       assert.equal(r.message, "Room does not exist");
       assert.equal(await c.redisCli("SCARD", `room:${reserved[0]}:sockets`), "0");
