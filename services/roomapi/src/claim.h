@@ -26,11 +26,12 @@
 
 #include "privydrop/pd_redis.h"
 #include "privydrop/pd_room.h"
+#include "pool.h"
 
 #define PD_CLAIMQ_MAX 4096      /* ids waiting or on their way, at most */
 #define PD_CLAIMQ_BATCH_MS 2    /* one call at most this often */
 #define PD_CLAIMQ_RETRY_MS 100  /* after a failed call, before the next */
-#define PD_CLAIMQ_KEEP_MS 120000 /* an id not claimed by then is given up */
+#define PD_CLAIMQ_KEEP_MS (PD_POOL_RESERVE_S * 1000) /* the reservation's life: an id not claimed by then is given up */
 
 typedef struct pd_claimq pd_claimq;
 
