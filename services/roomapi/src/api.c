@@ -32,6 +32,7 @@ struct pd_api {
     pd_metric *m_pool_hits;  /* counter, set when scraped: get_rooms answered from the pool */
     pd_metric *m_claims;     /* counter{result}, set when scraped: claims of pooled ids */
     pd_metric *m_claims_pending; /* gauge, set when scraped: pooled ids not yet claimed */
+    pd_metric *m_pool_waits; /* counter{result}: get_rooms that waited for the pool's ids on their way */
     pd_metrics *metrics;     /* borrowed registry */
     pd_ratelimit *room_limit; /* per-address buckets, room routes */
     pd_ratelimit *log_limit;  /* per-address buckets, track and log routes */
@@ -41,11 +42,14 @@ struct pd_api {
     uint64_t started_ms;     /* monotonic start */
     int redis_was_ready;     /* Redis has been ready at least once */
     uint64_t hold_until_ms;  /* room routes answer 503 until then (monotonic) */
+    struct api_req *wait_head, *wait_tail; /* get_rooms waiting for the pool's ids on their way */
+    size_t waiting;
 };
 
 /* One request that waits for Redis. */
 typedef struct api_req {
     pd_api *api;
+    struct api_req *next; /* in api->wait_head's queue */
     pd_http_conn *conn;
     char cors[CORS_HDR_MAX]; /* extra response headers */
     char room[PD_ID_MAX + 1];
@@ -543,26 +547,114 @@ static void route_ice_servers(pd_api *api, pd_http_conn *conn, const pd_http_req
     respond_json(api, conn, extra, 200, body);
 }
 
+/* A pooled id for a get_room: answered at once, and its claim (taking
+ * the room out of reserve) goes with the others of this loop turn. A join
+ * that reaches Redis before the claim finds the room still reserved, and
+ * the signal worker asks again for a moment. */
+static void answer_pooled(pd_api *api, pd_http_conn *conn, const char *cors, const char *id)
+{
+    respond_json(api, conn, cors, 200, json_pack("{s:s}", "roomId", id));
+}
+
+/* Claims before a refill's reservation, on the one connection: after
+ * Redis lost its data, a reservation that ran first could take one of the
+ * ids already answered. */
+static void pool_refill(pd_api *api)
+{
+    if (pd_pool_refill_due(api->cfg.pool)) {
+        pd_claimq_flush_now(api->cfg.claims);
+        pd_pool_refill(api->cfg.pool);
+    }
+}
+
+/* A get_room through its own Redis call (GET_FREE_LUA). The claims of ids
+ * already answered run first: after Redis lost its data, the search could
+ * otherwise take one of them. */
+static void get_room_from_redis(pd_api *api, api_req *r)
+{
+    pd_claimq_flush_now(api->cfg.claims);
+    if (pd_room_get_free(api->redis, on_get_room, r) == PD_OK)
+        return;
+    respond_unavailable(api, r->conn, r->cors);
+    req_done(r);
+}
+
+static int pool_open(const pd_api *api)
+{
+    return api->cfg.pool && api->cfg.claims && !pd_pool_closed(api->cfg.pool) && pd_redis_ready(api->redis);
+}
+
+static api_req *wait_pop(pd_api *api)
+{
+    api_req *r = api->wait_head;
+    api->wait_head = r->next;
+    if (!api->wait_head)
+        api->wait_tail = NULL;
+    api->waiting--;
+    return r;
+}
+
+/* The pool has had an answer, been reset or closed (pd_pool_on_ready):
+ * the get_rooms waiting for ids take those ready, in turn. Those for whom
+ * no id is on its way any more go to Redis one by one; with Redis away or
+ * the pool closing, 503. */
+static void on_pool_ready(void *data)
+{
+    pd_api *api = data;
+    char id[PD_ROOM_RESERVED_ID_MAX + 1];
+    if (!api->wait_head)
+        return; /* refills only for get_rooms: a reset at link-up comes during the restore hold */
+    int open = pool_open(api);
+    while (api->wait_head && open && pd_pool_size(api->cfg.pool) && pd_claimq_has_room(api->cfg.claims)) {
+        if (!pd_pool_take_counted(api->cfg.pool, id))
+            break; /* the rest were too old */
+        api_req *r = wait_pop(api);
+        if (pd_claimq_push(api->cfg.claims, id) == PD_OK) {
+            pd_metric_add(api->m_pool_waits, "pooled", 1);
+            answer_pooled(api, r->conn, r->cors, id);
+        } else {
+            pd_metric_add(api->m_pool_waits, "unavailable", 1);
+            respond_unavailable(api, r->conn, r->cors);
+        }
+        req_done(r);
+    }
+    if (open)
+        pool_refill(api);
+    size_t coming = open && pd_claimq_has_room(api->cfg.claims) ? pd_pool_coming(api->cfg.pool) : 0;
+    while (api->waiting > coming) {
+        api_req *r = wait_pop(api);
+        pd_metric_add(api->m_pool_waits, open ? "redis" : "unavailable", 1);
+        if (open) {
+            get_room_from_redis(api, r);
+        } else {
+            respond_unavailable(api, r->conn, r->cors);
+            req_done(r);
+        }
+    }
+}
+
 static void route_get_room(pd_api *api, pd_http_conn *conn, const pd_http_request *req, const char *cors)
 {
     (void)req;
-    /* From the pool when it has an id: answered at once, and its claim
-     * (taking the room out of reserve) goes with the others of this loop
-     * turn. A join that reaches Redis before the claim finds the room
-     * still reserved, and the signal worker asks again for a moment. The
-     * room routes are open here (pd_api_handle checked the hold first). */
+    /* From the pool when it has an id (the room routes are open here:
+     * pd_api_handle checked the hold first). */
     char id[PD_ROOM_RESERVED_ID_MAX + 1];
-    int pooled = 0;
-    if (api->cfg.pool && api->cfg.claims && pd_redis_ready(api->redis) && pd_claimq_has_room(api->cfg.claims)) {
-        pooled = pd_pool_take(api->cfg.pool, id) && pd_claimq_push(api->cfg.claims, id) == PD_OK;
-        /* Claims before a refill's reservation, on the one connection. */
-        if (pd_pool_refill_due(api->cfg.pool)) {
-            pd_claimq_flush_now(api->cfg.claims);
-            pd_pool_refill(api->cfg.pool);
-        }
+    int pooled = 0, wait = 0;
+    if (pool_open(api) && pd_claimq_has_room(api->cfg.claims)) {
+        /* Behind get_rooms already waiting, none may jump the queue. */
+        if (!api->wait_head)
+            pooled = pd_pool_take(api->cfg.pool, id) && pd_claimq_push(api->cfg.claims, id) == PD_OK;
+        pool_refill(api);
+        /* None ready but some on their way, not all promised to earlier
+         * get_rooms: wait for them. Their one reservation comes back no
+         * later than a call of this get_room's own sent now (one
+         * connection, in order), and costs Redis a sixty-fourth of it: a
+         * pool that ran dry under load does not turn each get_room into a
+         * script of its own just when Redis is behind. */
+        wait = !pooled && pd_pool_coming(api->cfg.pool) > api->waiting;
     }
     if (pooled) {
-        respond_json(api, conn, cors, 200, json_pack("{s:s}", "roomId", id));
+        answer_pooled(api, conn, cors, id);
         return;
     }
     api_req *r = req_new(api, conn, cors);
@@ -570,10 +662,16 @@ static void route_get_room(pd_api *api, pd_http_conn *conn, const pd_http_reques
         respond_unavailable(api, conn, cors);
         return;
     }
-    /* The claims of ids already answered run before this search, which
-     * could otherwise take one of them after Redis lost its data. */
-    pd_claimq_flush_now(api->cfg.claims);
-    route_started(api, conn, cors, r, pd_room_get_free(api->redis, on_get_room, r));
+    if (wait) {
+        if (api->wait_tail)
+            api->wait_tail->next = r;
+        else
+            api->wait_head = r;
+        api->wait_tail = r;
+        api->waiting++;
+        return; /* on_pool_ready answers it */
+    }
+    get_room_from_redis(api, r);
 }
 
 /* create_room and check_room: one roomId, one Redis call. */
@@ -800,6 +898,11 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
                                    "result");
     api->m_claims_pending = pd_metrics_add(metrics, PD_METRIC_GAUGE, "privydrop_roomapi_pool_claims_pending",
                                            "Pooled ids handed out whose claim Redis has not answered yet.", NULL);
+    api->m_pool_waits = pd_metrics_add(metrics, PD_METRIC_COUNTER, "privydrop_roomapi_pool_waits_total",
+                                       "get_room requests that found the pool empty and waited for the ids on their way, "
+                                       "by how they were answered: pooled; redis (no id came for them: a call of their own); "
+                                       "unavailable (Redis went away or the room API was stopping).",
+                                       "result");
     api->metrics = metrics;
     api->room_limit = pd_ratelimit_create(cfg->room_rate > 0 ? cfg->room_rate : 20,
                                           cfg->room_burst > 0 ? cfg->room_burst : 100, 100000);
@@ -818,6 +921,8 @@ pd_api *pd_api_create(const pd_api_config *cfg, pd_redis *redis, const pd_turn *
         pd_api_free(api);
         return NULL;
     }
+    if (api->cfg.pool)
+        pd_pool_on_ready(api->cfg.pool, on_pool_ready, api);
     return api;
 }
 

@@ -29,6 +29,8 @@ struct pd_pool {
     uint64_t win_start, win_count, prev_count; /* get_rooms per DEMAND_WINDOW_MS */
     uint64_t hits;
     size_t target;    /* ids to hold, as the last pd_pool_take found demand */
+    pd_pool_ready_fn on_ready; /* after each answer, a reset and the close */
+    void *ready_data;
 };
 
 /* One reservation, until Redis answers. */
@@ -53,10 +55,29 @@ pd_pool *pd_pool_create(pd_redis *redis, const pd_pool_config *cfg)
     return p;
 }
 
+static void ready(pd_pool *p)
+{
+    if (p->on_ready)
+        p->on_ready(p->ready_data);
+}
+
+void pd_pool_on_ready(pd_pool *p, pd_pool_ready_fn fn, void *data)
+{
+    p->on_ready = fn;
+    p->ready_data = data;
+}
+
 void pd_pool_close(pd_pool *p)
 {
-    if (p)
+    if (p && !p->closed) {
         p->closed = 1;
+        ready(p);
+    }
+}
+
+int pd_pool_closed(const pd_pool *p)
+{
+    return p->closed;
 }
 
 void pd_pool_free(pd_pool *p)
@@ -76,7 +97,8 @@ static void on_reserved(const char *const *ids, int n, void *data)
 {
     pool_call *c = data;
     pd_pool *p = c->p;
-    if (c->gen == p->gen && !p->closed) {
+    int ours = c->gen == p->gen && !p->closed;
+    if (ours) {
         p->refills--;
         p->requested -= c->n;
         for (int i = 0; i < n && p->count < POOL_CAP; i++) {
@@ -91,6 +113,8 @@ static void on_reserved(const char *const *ids, int n, void *data)
         }
     }
     free(c);
+    if (ours)
+        ready(p);
 }
 
 /* Demand: get_rooms in this window and the last, each DEMAND_WINDOW_MS. */
@@ -142,27 +166,35 @@ void pd_pool_refill(pd_pool *p)
     }
 }
 
-int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1])
+/* The oldest id still young enough to hand out, if any. */
+static int take_id(pd_pool *p, uint64_t now, char out[PD_ROOM_RESERVED_ID_MAX + 1])
 {
-    if (p->closed)
-        return 0;
-    uint64_t now = pd_mono_ms();
-    size_t target = demand_target(p, now);
-    int got = 0;
-    while (p->count && !got) {
+    while (p->count) {
         pool_entry *e = &p->ring[p->head];
         p->head = (p->head + 1) % POOL_CAP;
         p->count--;
         /* Too old: left to expire with its reservation. */
         if (now - e->at_ms <= p->max_age_ms) {
             memcpy(out, e->id, sizeof(e->id));
-            got = 1;
+            p->hits++;
+            return 1;
         }
     }
-    if (got)
-        p->hits++;
-    p->target = target;
-    return got;
+    return 0;
+}
+
+int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1])
+{
+    if (p->closed)
+        return 0;
+    uint64_t now = pd_mono_ms();
+    p->target = demand_target(p, now);
+    return take_id(p, now, out);
+}
+
+int pd_pool_take_counted(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1])
+{
+    return !p->closed && take_id(p, pd_mono_ms(), out);
 }
 
 void pd_pool_reset(pd_pool *p)
@@ -171,11 +203,17 @@ void pd_pool_reset(pd_pool *p)
     p->refills = 0;
     p->requested = 0;
     p->head = p->count = 0;
+    ready(p);
 }
 
 size_t pd_pool_size(const pd_pool *p)
 {
     return p->count;
+}
+
+size_t pd_pool_coming(const pd_pool *p)
+{
+    return p->closed ? 0 : p->requested;
 }
 
 uint64_t pd_pool_hits(const pd_pool *p)

@@ -42,17 +42,29 @@ typedef struct pd_pool_config {
  * allocation failure or a bad config. */
 pd_pool *pd_pool_create(pd_redis *redis, const pd_pool_config *cfg);
 
+/* Called after each answer to a reservation (ids added, or none), after
+ * pd_pool_reset and at pd_pool_close: the moments when get_rooms waiting
+ * for ids (the room API's, api.c) can be served, or must go another way.
+ * Set once, before the first refill; `data` is borrowed. */
+typedef void (*pd_pool_ready_fn)(void *data);
+void pd_pool_on_ready(pd_pool *p, pd_pool_ready_fn fn, void *data);
+
 /* Hand out nothing more and start no refill (shutdown); then, once the
  * loop has ended (late replies still reach the pool until then),
  * pd_pool_free. */
 void pd_pool_close(pd_pool *p);
 void pd_pool_free(pd_pool *p);
+int pd_pool_closed(const pd_pool *p);
 
 /* A get_room: a reserved id in `out`, 1 (the caller answers it and has
  * it claimed, claim.h); or 0 when none is ready (the caller takes the
  * per-request path). Either way the request counts as demand. Call only
  * while the room routes are open and Redis is ready. */
 int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1]);
+
+/* The same for a get_room pd_pool_take already counted, which waited for
+ * the ids on their way (pd_pool_coming). */
+int pd_pool_take_counted(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1]);
 
 /* After a take: the pool runs low (pd_pool_refill_due), and pd_pool_refill
  * asks Redis for more. Apart, so that the caller can first send the claims
@@ -66,8 +78,10 @@ void pd_pool_refill(pd_pool *p);
  * them), or a claim found its reservation gone. */
 void pd_pool_reset(pd_pool *p);
 
-/* Ids ready to hand out, and get_rooms answered from the pool since start. */
+/* Ids ready to hand out; ids asked of Redis and not yet answered (0 once
+ * closed); and get_rooms answered from the pool since start. */
 size_t pd_pool_size(const pd_pool *p);
+size_t pd_pool_coming(const pd_pool *p);
 uint64_t pd_pool_hits(const pd_pool *p);
 
 #endif
