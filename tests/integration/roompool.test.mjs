@@ -135,6 +135,37 @@ describe("get_room from the pool (PD_ROOM_POOL 8)", { timeout: 180000 }, () => {
     }
   });
 
+  it("get_rooms that find the pool empty wait for the ids on their way, and each gets one of them", async () => {
+    const waits = async (result) => (await metric(api, `privydrop_roomapi_pool_waits_total\\{result="${result}"\\}`)) || 0;
+    const received = async () => metric(api, 'privydrop_roomapi_requests_total\\{route="get_room"\\}');
+    const [pooled0, redis0, unavailable0, got0] = [await waits("pooled"), await waits("redis"), await waits("unavailable"), await received()];
+    const N = 20; // the pool holds 8: the rest find it empty
+    // Redis holds every command (the room API's link stays up: its
+    // watchdog gives a PING 3 s): the reservations sent meanwhile stay on
+    // their way until UNPAUSE.
+    await c.redisCli("CLIENT", "PAUSE", "2500", "ALL");
+    const t0 = Date.now();
+    const pending = Array.from({ length: N }, () => getJson(api, "/api/get_room", { timeout: 20000 }));
+    await eventually("the room API has every get_room", async () => (await received()) >= got0 + N);
+    const allInPause = Date.now() - t0 < 2000;
+    await c.redisCli("CLIENT", "UNPAUSE");
+    const res = await Promise.all(pending);
+    for (const r of res) assert.equal(r.status, 200, r.body);
+    const ids = res.map((r) => r.json.roomId);
+    assert.equal(new Set(ids).size, N, `unique: ${ids.join(",")}`);
+    // Those that waited got pooled ids; none was left without one (the
+    // reservations all came back) or turned away.
+    if (allInPause) assert.ok((await waits("pooled")) > pooled0, "some get_rooms waited for ids on their way");
+    else console.log("# the get_rooms took over 2 s to arrive: whether any waited is not asserted");
+    assert.equal(await waits("redis"), redis0);
+    assert.equal(await waits("unavailable"), unavailable0);
+    await claimsDone();
+    for (const id of ids) {
+      assert.ok(Number(await c.redisCli("TTL", `room:${id}`)) > DAY_S - 60, `room:${id} claimed`);
+      assert.equal(await c.redisCli("HEXISTS", `room:${id}`, "reserved"), "0");
+    }
+  });
+
   it("a room from the pool is joined like any other", async () => {
     const id = await getRoom(api);
     const [a, b] = [await connect(c.workers[0].url), await connect(c.workers[0].url)];

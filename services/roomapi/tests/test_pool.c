@@ -191,6 +191,68 @@ static void closed_it_hands_out_nothing(void **state)
     assert_int_equal(take(f, id), 0);
 }
 
+typedef struct ready_log {
+    pool_fx *f;
+    int calls;
+    size_t size_seen, coming_seen;
+} ready_log;
+
+static void on_ready(void *data)
+{
+    ready_log *g = data;
+    g->calls++;
+    g->size_seen = pd_pool_size(g->f->pool);
+    g->coming_seen = pd_pool_coming(g->f->pool);
+}
+
+static void on_pong(redisReply *rep, void *data)
+{
+    *(int *)data = rep != NULL;
+}
+
+/* What the room API's get_rooms that find the pool empty wait on: the ids
+ * on their way are counted, their answer is announced, and an id taken for
+ * a get_room already counted adds no demand. */
+static void ids_on_their_way_are_counted_and_their_answer_announced(void **state)
+{
+    pool_fx *f = *state;
+    ready_log g = {f, 0, 0, 0};
+    pd_pool_on_ready(f->pool, on_ready, &g);
+    char id[PD_ROOM_RESERVED_ID_MAX + 1];
+    assert_int_equal(pd_pool_coming(f->pool), 0);
+    assert_int_equal(take(f, id), 0); /* demand 1: one id asked for */
+    assert_int_equal(pd_pool_coming(f->pool), 1);
+    assert_int_equal(g.calls, 0);
+    RFX_WAIT(&f->l, g.calls > 0, 3000);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.size_seen, 1);
+    assert_int_equal(g.coming_seen, 0);
+    assert_int_equal(pd_pool_take_counted(f->pool, id), 1);
+    assert_int_equal(reserved(f, id), 1);
+    assert_int_equal(pd_pool_hits(f->pool), 1);
+    assert_int_equal(pd_pool_take_counted(f->pool, id), 0);
+    /* Counted takes left demand at one: no refill is due. */
+    assert_int_equal(pd_pool_refill_due(f->pool), 1);
+    pd_pool_refill(f->pool);
+    assert_int_equal(pd_pool_coming(f->pool), 1);
+    /* A reset forgets what is on its way, and says so; so does the close. */
+    pd_pool_reset(f->pool);
+    assert_int_equal(g.calls, 2);
+    assert_int_equal(g.coming_seen, 0);
+    /* The old answer comes (a PING behind it on the same link is answered
+     * after it) and is not announced. */
+    int ponged = 0;
+    assert_int_equal(pd_redis_cmd(f->r, on_pong, &ponged, "PING"), PD_OK);
+    RFX_WAIT(&f->l, ponged, 3000);
+    assert_int_equal(g.calls, 2);
+    assert_int_equal(pd_pool_size(f->pool), 0);
+    pd_pool_close(f->pool);
+    assert_int_equal(g.calls, 3);
+    assert_int_equal(pd_pool_coming(f->pool), 0);
+    pd_pool_close(f->pool);
+    assert_int_equal(g.calls, 3);
+}
+
 static void bad_configs_are_refused(void **state)
 {
     pool_fx *f = *state;
@@ -210,6 +272,7 @@ int main(void)
         POOL_TEST(reset_forgets_the_ids_and_a_refill_still_on_its_way),
         cmocka_unit_test_setup_teardown(an_id_past_its_age_is_not_handed_out, fx_setup_short_age, fx_teardown),
         POOL_TEST(closed_it_hands_out_nothing),
+        POOL_TEST(ids_on_their_way_are_counted_and_their_answer_announced),
         POOL_TEST(bad_configs_are_refused),
     };
     return cmocka_run_group_tests(tests, rfx_group_setup, rfx_group_teardown);
