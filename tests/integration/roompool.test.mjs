@@ -135,9 +135,36 @@ describe("get_room from the pool (PD_ROOM_POOL 8)", { timeout: 180000 }, () => {
     }
   });
 
+  it("Redis refusing writes with the link up (no replicas to write to): every get_room is answered, none waits on reservations sent again and again", async () => {
+    // Every write refused (NOREPLICAS: this Redis has no replica), as a
+    // Redis out of memory refuses some.
+    await c.redisCli("CONFIG", "SET", "min-replicas-to-write", "1");
+    let res;
+    try {
+      // Without a pause between failed reservations, a get_room waiting
+      // for ids stayed parked as long as Redis refused (here: until the
+      // request's own timeout).
+      res = await Promise.all(Array.from({ length: 30 }, () => getJson(api, "/api/get_room", { timeout: 15000 })));
+    } finally {
+      await c.redisCli("CONFIG", "SET", "min-replicas-to-write", "0");
+    }
+    for (const r of res) assert.ok([200, 500, 503].includes(r.status), `${r.status} ${r.body}`);
+    // The pool's 8 ids at most were answered; the rest met the refusal.
+    assert.ok(res.filter((r) => r.status !== 200).length >= 30 - 8, res.map((r) => r.status).join(","));
+    await eventually("nothing left waiting", async () => (await metric(api, "privydrop_roomapi_requests_inflight")) === 0);
+    // And the pool serves again once Redis does.
+    await eventually("get_room answered again", async () => (await getJson(api, "/api/get_room")).status === 200);
+  });
+
   it("get_rooms that find the pool empty wait for the ids on their way, and each gets one of them", async () => {
     const waits = async (result) => (await metric(api, `privydrop_roomapi_pool_waits_total\\{result="${result}"\\}`)) || 0;
     const received = async () => metric(api, 'privydrop_roomapi_requests_total\\{route="get_room"\\}');
+    // From a pool that works: refilled since any earlier trouble (a
+    // get_room starts a refill, not sooner than 100 ms after a failed one).
+    await eventually("the pool holds ids", async () => {
+      await getRoom(api);
+      return (await metric(api, "privydrop_roomapi_pool_ids")) > 0;
+    });
     const [pooled0, redis0, unavailable0, got0] = [await waits("pooled"), await waits("redis"), await waits("unavailable"), await received()];
     const N = 20; // the pool holds 8: the rest find it empty
     // Redis holds every command (the room API's link stays up: its

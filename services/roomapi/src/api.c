@@ -570,13 +570,14 @@ static void pool_refill(pd_api *api)
 /* A get_room through its own Redis call (GET_FREE_LUA). The claims of ids
  * already answered run first: after Redis lost its data, the search could
  * otherwise take one of them. */
-static void get_room_from_redis(pd_api *api, api_req *r)
+static int get_room_from_redis(pd_api *api, api_req *r)
 {
     pd_claimq_flush_now(api->cfg.claims);
     if (pd_room_get_free(api->redis, on_get_room, r) == PD_OK)
-        return;
+        return PD_OK;
     respond_unavailable(api, r->conn, r->cors);
     req_done(r);
+    return PD_ERR;
 }
 
 static int pool_open(const pd_api *api)
@@ -606,7 +607,7 @@ static void on_pool_ready(void *data)
         return; /* refills only for get_rooms: a reset at link-up comes during the restore hold */
     int open = pool_open(api);
     while (api->wait_head && open && pd_pool_size(api->cfg.pool) && pd_claimq_has_room(api->cfg.claims)) {
-        if (!pd_pool_take_counted(api->cfg.pool, id))
+        if (!pd_pool_take(api->cfg.pool, id))
             break; /* the rest were too old */
         api_req *r = wait_pop(api);
         if (pd_claimq_push(api->cfg.claims, id) == PD_OK) {
@@ -623,13 +624,14 @@ static void on_pool_ready(void *data)
     size_t coming = open && pd_claimq_has_room(api->cfg.claims) ? pd_pool_coming(api->cfg.pool) : 0;
     while (api->waiting > coming) {
         api_req *r = wait_pop(api);
-        pd_metric_add(api->m_pool_waits, open ? "redis" : "unavailable", 1);
+        int started = 0;
         if (open) {
-            get_room_from_redis(api, r);
+            started = get_room_from_redis(api, r) == PD_OK;
         } else {
             respond_unavailable(api, r->conn, r->cors);
             req_done(r);
         }
+        pd_metric_add(api->m_pool_waits, started ? "redis" : "unavailable", 1);
     }
 }
 
@@ -642,6 +644,7 @@ static void route_get_room(pd_api *api, pd_http_conn *conn, const pd_http_reques
     int pooled = 0, wait = 0;
     if (pool_open(api) && pd_claimq_has_room(api->cfg.claims)) {
         /* Behind get_rooms already waiting, none may jump the queue. */
+        pd_pool_demand(api->cfg.pool);
         if (!api->wait_head)
             pooled = pd_pool_take(api->cfg.pool, id) && pd_claimq_push(api->cfg.claims, id) == PD_OK;
         pool_refill(api);

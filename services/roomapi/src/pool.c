@@ -10,6 +10,7 @@
 #define POOL_CAP PD_POOL_MAX
 #define DEMAND_WINDOW_MS 250
 #define REFILLS_MAX 4 /* reservations on their way at once */
+#define RETRY_MS 100   /* after a reservation that failed or found no id: no refill before */
 
 typedef struct pool_entry {
     char id[PD_ROOM_RESERVED_ID_MAX + 1];
@@ -28,7 +29,8 @@ struct pd_pool {
     int closed;
     uint64_t win_start, win_count, prev_count; /* get_rooms per DEMAND_WINDOW_MS */
     uint64_t hits;
-    size_t target;    /* ids to hold, as the last pd_pool_take found demand */
+    size_t target;    /* ids to hold, as the last pd_pool_demand found it */
+    uint64_t retry_at; /* no refill before (monotonic ms): the last reservation failed */
     pd_pool_ready_fn on_ready; /* after each answer, a reset and the close */
     void *ready_data;
 };
@@ -101,6 +103,10 @@ static void on_reserved(const char *const *ids, int n, void *data)
     if (ours) {
         p->refills--;
         p->requested -= c->n;
+        /* Redis answering errors (out of memory, no replicas to write
+         * to) or no free id at all: asking again at once would only keep
+         * Redis busier, and the get_rooms waiting go their own way now. */
+        p->retry_at = n <= 0 ? pd_mono_ms() + RETRY_MS : 0;
         for (int i = 0; i < n && p->count < POOL_CAP; i++) {
             /* Only a Redis that lost the first reservation hands out the
              * same id again; one copy is enough. */
@@ -137,7 +143,7 @@ static size_t demand_target(pd_pool *p, uint64_t now)
 int pd_pool_refill_due(const pd_pool *p)
 {
     return !p->closed && (p->count + p->requested) * 4 <= p->target * 3 && p->refills < REFILLS_MAX &&
-           p->count + p->requested < p->target;
+           p->count + p->requested < p->target && pd_mono_ms() >= p->retry_at;
 }
 
 void pd_pool_refill(pd_pool *p)
@@ -183,16 +189,13 @@ static int take_id(pd_pool *p, uint64_t now, char out[PD_ROOM_RESERVED_ID_MAX + 
     return 0;
 }
 
-int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1])
+void pd_pool_demand(pd_pool *p)
 {
-    if (p->closed)
-        return 0;
-    uint64_t now = pd_mono_ms();
-    p->target = demand_target(p, now);
-    return take_id(p, now, out);
+    if (!p->closed)
+        p->target = demand_target(p, pd_mono_ms());
 }
 
-int pd_pool_take_counted(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1])
+int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1])
 {
     return !p->closed && take_id(p, pd_mono_ms(), out);
 }

@@ -56,18 +56,18 @@ void pd_pool_close(pd_pool *p);
 void pd_pool_free(pd_pool *p);
 int pd_pool_closed(const pd_pool *p);
 
-/* A get_room: a reserved id in `out`, 1 (the caller answers it and has
- * it claimed, claim.h); or 0 when none is ready (the caller takes the
- * per-request path). Either way the request counts as demand. Call only
- * while the room routes are open and Redis is ready. */
+/* A get_room asks: it counts as demand (call once per get_room, taken
+ * from the pool or not). Then pd_pool_take: a reserved id in `out`, 1
+ * (the caller answers it and has it claimed, claim.h); or 0 when none is
+ * ready (the caller waits for those on their way, pd_pool_coming, or
+ * takes the per-request path). Call only while the room routes are open
+ * and Redis is ready. */
+void pd_pool_demand(pd_pool *p);
 int pd_pool_take(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1]);
 
-/* The same for a get_room pd_pool_take already counted, which waited for
- * the ids on their way (pd_pool_coming). */
-int pd_pool_take_counted(pd_pool *p, char out[PD_ROOM_RESERVED_ID_MAX + 1]);
-
 /* After a take: the pool runs low (pd_pool_refill_due), and pd_pool_refill
- * asks Redis for more. Apart, so that the caller can first send the claims
+ * asks Redis for more; not for 100 ms after a reservation that failed or
+ * found no free id. Apart, so that the caller can first send the claims
  * of the ids it answered (pd_claimq_flush_now): after Redis lost its data,
  * a reservation that ran before them could take one of those ids. */
 int pd_pool_refill_due(const pd_pool *p);

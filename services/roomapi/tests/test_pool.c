@@ -70,6 +70,7 @@ static long reserved(pool_fx *f, const char *id)
 /* A get_room's take, and the refill the room API then starts if due. */
 static int take(pool_fx *f, char id[PD_ROOM_RESERVED_ID_MAX + 1])
 {
+    pd_pool_demand(f->pool);
     int got = pd_pool_take(f->pool, id);
     pd_pool_refill(f->pool);
     return got;
@@ -195,6 +196,7 @@ typedef struct ready_log {
     pool_fx *f;
     int calls;
     size_t size_seen, coming_seen;
+    int due_seen;
 } ready_log;
 
 static void on_ready(void *data)
@@ -203,6 +205,7 @@ static void on_ready(void *data)
     g->calls++;
     g->size_seen = pd_pool_size(g->f->pool);
     g->coming_seen = pd_pool_coming(g->f->pool);
+    g->due_seen = pd_pool_refill_due(g->f->pool);
 }
 
 static void on_pong(redisReply *rep, void *data)
@@ -216,7 +219,7 @@ static void on_pong(redisReply *rep, void *data)
 static void ids_on_their_way_are_counted_and_their_answer_announced(void **state)
 {
     pool_fx *f = *state;
-    ready_log g = {f, 0, 0, 0};
+    ready_log g = {f, 0, 0, 0, 0};
     pd_pool_on_ready(f->pool, on_ready, &g);
     char id[PD_ROOM_RESERVED_ID_MAX + 1];
     assert_int_equal(pd_pool_coming(f->pool), 0);
@@ -227,11 +230,11 @@ static void ids_on_their_way_are_counted_and_their_answer_announced(void **state
     assert_int_equal(g.calls, 1);
     assert_int_equal(g.size_seen, 1);
     assert_int_equal(g.coming_seen, 0);
-    assert_int_equal(pd_pool_take_counted(f->pool, id), 1);
+    assert_int_equal(pd_pool_take(f->pool, id), 1);
     assert_int_equal(reserved(f, id), 1);
     assert_int_equal(pd_pool_hits(f->pool), 1);
-    assert_int_equal(pd_pool_take_counted(f->pool, id), 0);
-    /* Counted takes left demand at one: no refill is due. */
+    assert_int_equal(pd_pool_take(f->pool, id), 0);
+    /* Takes alone add no demand: the target is still one id. */
     assert_int_equal(pd_pool_refill_due(f->pool), 1);
     pd_pool_refill(f->pool);
     assert_int_equal(pd_pool_coming(f->pool), 1);
@@ -251,6 +254,31 @@ static void ids_on_their_way_are_counted_and_their_answer_announced(void **state
     assert_int_equal(pd_pool_coming(f->pool), 0);
     pd_pool_close(f->pool);
     assert_int_equal(g.calls, 3);
+}
+
+/* Redis answering a reservation with an error (here: out of memory) while
+ * the link stays up: the answer is announced with nothing on its way, and
+ * no refill is due for a moment, so the room API's waiting get_rooms go
+ * their own way instead of waiting on a reservation sent again and again. */
+static void a_failed_reservation_is_not_sent_again_at_once(void **state)
+{
+    pool_fx *f = *state;
+    ready_log g = {f, 0, 0, 0, 1};
+    pd_pool_on_ready(f->pool, on_ready, &g);
+    char id[PD_ROOM_RESERVED_ID_MAX + 1];
+    freeReplyObject(redisCommand(f->c, "CONFIG SET maxmemory 1"));
+    assert_int_equal(take(f, id), 0);
+    assert_int_equal(pd_pool_coming(f->pool), 1);
+    RFX_WAIT(&f->l, g.calls > 0, 3000);
+    freeReplyObject(redisCommand(f->c, "CONFIG SET maxmemory 0"));
+    assert_int_equal(g.coming_seen, 0);
+    assert_int_equal(g.size_seen, 0);
+    assert_int_equal(g.due_seen, 0);
+    /* Later it is due again, and the next reservation fills the pool. */
+    RFX_WAIT(&f->l, pd_pool_refill_due(f->pool), 3000);
+    pd_pool_refill(f->pool);
+    RFX_WAIT(&f->l, pd_pool_size(f->pool) > 0, 3000);
+    pd_pool_on_ready(f->pool, NULL, NULL); /* g goes with this frame */
 }
 
 static void bad_configs_are_refused(void **state)
@@ -273,6 +301,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_id_past_its_age_is_not_handed_out, fx_setup_short_age, fx_teardown),
         POOL_TEST(closed_it_hands_out_nothing),
         POOL_TEST(ids_on_their_way_are_counted_and_their_answer_announced),
+        POOL_TEST(a_failed_reservation_is_not_sent_again_at_once),
         POOL_TEST(bad_configs_are_refused),
     };
     return cmocka_run_group_tests(tests, rfx_group_setup, rfx_group_teardown);
