@@ -643,17 +643,17 @@ static void route_get_room(pd_api *api, pd_http_conn *conn, const pd_http_reques
     char id[PD_ROOM_RESERVED_ID_MAX + 1];
     int pooled = 0, wait = 0;
     if (pool_open(api) && pd_claimq_has_room(api->cfg.claims)) {
-        /* Behind get_rooms already waiting, none may jump the queue. */
         pd_pool_demand(api->cfg.pool);
+        /* Behind get_rooms already waiting, none may jump the queue. */
         if (!api->wait_head)
             pooled = pd_pool_take(api->cfg.pool, id) && pd_claimq_push(api->cfg.claims, id) == PD_OK;
         pool_refill(api);
         /* None ready but some on their way, not all promised to earlier
          * get_rooms: wait for them. Their one reservation comes back no
          * later than a call of this get_room's own sent now (one
-         * connection, in order), and costs Redis a sixty-fourth of it: a
-         * pool that ran dry under load does not turn each get_room into a
-         * script of its own just when Redis is behind. */
+         * connection, in order), and one script call carries up to 64
+         * ids: a pool that ran dry under load does not turn each get_room
+         * into a script of its own just when Redis is behind. */
         wait = !pooled && pd_pool_coming(api->cfg.pool) > api->waiting;
     }
     if (pooled) {
