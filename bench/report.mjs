@@ -206,19 +206,22 @@ const fillsHalfCore = fillRuns('ours-apifillhc-');
 // The hypervisor's steal on each core during the run (cpu0 / cpu1 ...): on
 // a virtual machine the tail follows it (docs/benchmarks.md).
 const steal = (j) => (j.cores?.steal_s ? j.cores.steal_s.map((x) => x.toFixed(2)).join(' / ') : '—');
+// The probe on the servers' core (loadtest/sigload/probe.h): its worst
+// wake-up and its stalls over 5 ms in the window; "—" without one.
+const probe = (j) => (j.probe ? `${j.probe.worst_ms.toFixed(1)} ms, ${j.probe.stalls_over_5ms}` : '—');
 function fillTable(rs) {
-  const lines = ['| 4-digit ids taken | run | offered (/s) | answered | 4-digit ids handed out | p50 (µs) | p99 (µs) | steal per core (s) |', '|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  const lines = ['| 4-digit ids taken | run | closed loop just before (/s) | offered (/s) | answered | 4-digit ids handed out | p50 (µs) | p99 (µs) | servers\' core: probe\'s worst wake-up, stalls > 5 ms | steal per core (s) |', '|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|'];
   for (const { run, j } of rs)
-    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${run} | ${Math.round(j.params.rate)} | ${j.api.ok} | ${j.fill.short_ids_handed_out_and_expired} | ${j.latency.p50_us} | ${j.latency.p99_us} | ${steal(j)} |`);
+    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${run} | ${j.closed_loop_max_per_s ? Math.round(j.closed_loop_max_per_s) : '—'} | ${Math.round(j.params.rate)} | ${j.api.ok} | ${j.fill.short_ids_handed_out_and_expired} | ${j.latency.p50_us} | ${j.latency.p99_us} | ${probe(j)} | ${steal(j)} |`);
   return lines.join('\n');
 }
 const fTable = fills.length ? fillTable(fills) : null;
-if (fTable) console.log('\nget_room at half of the closed loop\'s maximum by fill of the 4-digit space (ours):\n\n' + fTable);
+if (fTable) console.log('\nget_room at half of the closed loop\'s maximum (measured just before each run) by fill of the 4-digit space (ours):\n\n' + fTable);
 if (fillsHalfCore.length) {
   const core = (j) => (j.servers && j.window_s > 0 ? `${Math.round((100 * j.servers.cpu_s) / j.window_s)} %` : '—');
-  const lines = ['| 4-digit ids taken | run | offered (/s) | servers\' core busy | p50 (µs) | p99 (µs) | steal per core (s) |', '|---:|---:|---:|---:|---:|---:|---:|'];
+  const lines = ['| 4-digit ids taken | run | offered (/s) | servers\' core busy | p50 (µs) | p99 (µs) | servers\' core: probe\'s worst wake-up, stalls > 5 ms | steal per core (s) |', '|---:|---:|---:|---:|---:|---:|---|---:|'];
   for (const { run, j } of fillsHalfCore)
-    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${run} | ${Math.round(j.params.rate)} | ${core(j)} | ${j.latency.p50_us} | ${j.latency.p99_us} | ${steal(j)} |`);
+    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${run} | ${Math.round(j.params.rate)} | ${core(j)} | ${j.latency.p50_us} | ${j.latency.p99_us} | ${probe(j)} | ${steal(j)} |`);
   console.log('\nget_room with the servers\' core half busy, by fill (ours):\n\n' + lines.join('\n'));
 }
 

@@ -18,8 +18,9 @@
 # kernel, and the cost of a loopback write+read pair). icount (stack-less):
 # instructions per operation under callgrind and system calls per signal
 # under strace (bench/icount.sh). apifill: get_room with the 4-digit id
-# space 90 %, 99 % and 100 % full, open loop at half of the closed loop's
-# maximum and at the rate that keeps the servers' core half busy.
+# space 90 %, 99 % and 100 % full, open loop at half of a closed loop's
+# maximum measured just before each run, and at the rate that keeps the
+# servers' core half busy.
 #
 # poll: relay's rooms over Engine.IO long-polling only, two workers. Ours in
 # two layouts: "owner" (every request of a session to the worker that owns
@@ -97,10 +98,13 @@ PD_BIN_DIR=$BIN "$here/machine.sh" "$CAL_N" >"$OUT/machine.json"
 echo "bench: machine $(cat "$OUT/machine.json")"
 
 # CPU placement: servers and Redis on one core, load generators on the other.
+# PROBE: the open-loop api runs watch the servers' core with sigload's
+# probe (loadtest/sigload/probe.h): how late a thread there got to run,
+# so a tail from the core taken away shows apart from the servers' own.
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  SRV=(taskset -c 1); GEN=(taskset -c 0)
+  SRV=(taskset -c 1); GEN=(taskset -c 0); PROBE=(--probe-cpu 1)
 else
-  SRV=(); GEN=()
+  SRV=(); GEN=(); PROBE=()
 fi
 
 PIDS=()          # every process started here, killed on exit
@@ -390,7 +394,7 @@ api_scenario() { # stack
     max=$(per_s "$OUT/$stack-api-$route-max.json")
     rate=$(awk -v m="$max" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
     echo "== $stack api $route: open loop at half ($rate/s)"
-    sigload "$OUT/$stack-api-$route-half.json" api --route "$route" --conns "$API_CONNS" --rate "$rate" \
+    sigload "$OUT/$stack-api-$route-half.json" api --route "$route" --conns "$API_CONNS" --rate "$rate" "${PROBE[@]}" \
       --duration "$DUR" --warmup "$WARM" --pids "$API_PID" --label "$stack api $route half"
   done
   stop_stack
@@ -461,8 +465,8 @@ end
 redis.call('INCRBY', 'bench:short:expired', #ids)
 return #ids"
 # One open-loop get_room run at `rate` with the space `fill` taken.
-apifill_run() { # stack fill rate json label tag
-  local stack=$1 fill=$2 rate=$3 json=$4 label=$5 tag=$6 sha exp_pid
+apifill_run() { # stack fill rate json label tag [closed-loop max the rate is half of]
+  local stack=$1 fill=$2 rate=$3 json=$4 label=$5 tag=$6 max=${7:-} sha exp_pid
   redis-cli -p "$RPORT" flushall >/dev/null
   redis-cli -p "$RPORT" eval "$PREFILL_LUA" 0 "$(awk -v f="$fill" 'BEGIN {print int(f * 10000 + 0.5)}')" >/dev/null
   exp_pid=
@@ -481,22 +485,23 @@ apifill_run() { # stack fill rate json label tag
   redis-cli -p "$RPORT" config resetstat >/dev/null
   local hits0 hits1
   hits0=$(pool_hits)
-  sigload "$json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
+  sigload "$json" api --route get_room --conns "$API_CONNS" --rate "$rate" "${PROBE[@]}" \
     --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "$stack api-fill $fill, $tag"
   hits1=$(pool_hits)
   if [ -n "$exp_pid" ]; then kill "$exp_pid" 2>/dev/null || true; wait "$exp_pid" 2>/dev/null || true; fi
   # How the ids went: 4-digit ones handed out (expired again by the
   # loop above), and what the bookkeeping holds at the end.
-  node -e 'const fs=require("fs");const [f,fill,exp,free,used,lat]=process.argv.slice(1);
+  node -e 'const fs=require("fs");const [f,fill,exp,free,used,lat,hits,max]=process.argv.slice(1);
     const j=JSON.parse(fs.readFileSync(f,"utf8"));
     j.fill={fraction:Number(fill),short_ids_handed_out_and_expired:Number(exp)||0,free_at_end:Number(free),used_at_end:Number(used)};
-    j.pool_hits=Number(process.argv[7])||0;
+    j.pool_hits=Number(hits)||0;
+    if (max) j.closed_loop_max_per_s=Number(max);
     const m=/latency_percentiles_usec_evalsha:(\S+)/.exec(lat||"");
     if (m) j.redis_evalsha_usec=Object.fromEntries(m[1].split(",").map((kv)=>{const [k,v]=kv.split("=");return [k,Number(v)];}));
     fs.writeFileSync(f,JSON.stringify(j)+"\n")' "$json" "$fill" \
     "$(redis-cli -p "$RPORT" get bench:short:expired)" "$(redis-cli -p "$RPORT" scard pd:short:free)" \
     "$(redis-cli -p "$RPORT" zcard pd:short:used)" "$(redis-cli -p "$RPORT" info latencystats | tr -d '\r')" \
-    "$((hits1 - hits0))"
+    "$((hits1 - hits0))" "$max"
   # get_rooms answered from the room API's pool of reserved ids (warm-up
   # included), against all answered in the measured window.
   node -e 'const j=require(process.argv[1]);console.log(`  from the pool: ${j.pool_hits} of ${j.api.ok} answers (warm-up included)`)' "$json"
@@ -510,6 +515,7 @@ pool_hits() {
 }
 apifill_scenario() { # stack
   local stack=$1 max rate half cal
+  # max: here, for the calibration (a quarter of it); then each run's own
   if [ "$stack" != ours ]; then
     echo "== $stack api-fill: skipped (the fill is held through our own id bookkeeping)"
     return
@@ -522,7 +528,6 @@ apifill_scenario() { # stack
       --warmup "$WARM" --label "ours api-fill max" >/dev/null
     max=$(per_s "$LOGS/apifill-max.json")
   fi
-  rate=$(awk -v m="$max" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
   # Half of the closed loop's maximum is not half of what the servers can
   # do open loop: a closed loop keeps 64 requests in flight, so each read,
   # write and wake-up carries several, while an open-loop request comes
@@ -549,8 +554,18 @@ apifill_scenario() { # stack
   for rep in $(seq 1 "${PD_BENCH_FILL_REPEAT:-1}"); do
   for fill in $FILLS; do
     sfx=; [ "$rep" = 1 ] || sfx=-r$rep
+    # "Half of the maximum" is half of a closed loop measured just before
+    # (empty space, as the api scenario's): this host's speed moves by a
+    # third between minutes (docs/benchmarks.md), and half of a maximum
+    # measured at a fast minute is most of the servers' core at a slow one.
+    redis-cli -p "$RPORT" flushall >/dev/null
+    sigload "$LOGS/apifill-max-$fill$sfx.json" api --route get_room --conns "$API_CONNS" --duration "$DUR" \
+      --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "ours api-fill max before $fill run $rep" >/dev/null
+    max=$(per_s "$LOGS/apifill-max-$fill$sfx.json")
+    rate=$(awk -v m="$max" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
     apifill_run "$stack" "$fill" "$rate" "$OUT/$stack-apifill-$fill$sfx.json" \
-      "$stack api-fill $fill (run $rep): get_room open loop at half of maximum ($rate/s)" "half of maximum"
+      "$stack api-fill $fill (run $rep): get_room open loop at half of the maximum just measured ($max/s): $rate/s" \
+      "half of maximum" "$max"
     apifill_run "$stack" "$fill" "$half" "$OUT/$stack-apifillhc-$fill$sfx.json" \
       "$stack api-fill $fill (run $rep): get_room open loop with the servers' core half busy ($half/s)" "core half busy"
   done

@@ -16,7 +16,7 @@ SIGLOAD := $(BIN)/privydrop-sigload
 # From the library it takes only the frame masking (pd_wsscan).
 $(SIGLOAD): $(SIGLOAD_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(SIGLOAD_OBJS) $(LIB) -luv
+	$(CC) $(LDFLAGS) -o $@ $(SIGLOAD_OBJS) $(LIB) -luv -pthread
 
 .PHONY: sigload bench test-bench-quick test-k6-types
 sigload: $(SIGLOAD)
@@ -40,6 +40,11 @@ UNIT_BINS += $(SIGLOAD_UNIT_SRCS:loadtest/sigload/tests/%.c=$(BUILD)/tests/siglo
 $(BUILD)/tests/sigload_test_%: $(OBJ)/loadtest/sigload/tests/test_%.o $(OBJ)/loadtest/sigload/account.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka
+
+# The lateness probe's test links the probe itself (and its thread).
+$(BUILD)/tests/sigload_test_probe: $(OBJ)/loadtest/sigload/tests/test_probe.o $(OBJ)/loadtest/sigload/probe.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -pthread
 
 ALL_EXTRA += $(SIGLOAD)
 TEST_EXTRA += test-k6-types test-bench-quick

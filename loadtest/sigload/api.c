@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "probe.h"
 
 static size_t api_next(sl_http *h, char *buf, size_t cap)
 {
@@ -149,6 +150,15 @@ static void api_start(app *a)
 
 static void api_setup(app *a)
 {
+    if (a->o.probe_cpu >= 0) {
+        char err[128];
+        /* Buckets for the whole run, its wind-down and a slow start. */
+        a->probe = sl_probe_start(a->o.probe_cpu, a->o.warmup + a->o.duration + 30, err, sizeof(err));
+        if (!a->probe) {
+            fprintf(stderr, "privydrop-sigload: --probe-cpu: %s\n", err);
+            exit(2);
+        }
+    }
     /* One room, for check_room to find. */
     app_create_rooms(a, 1, api_start);
 }
@@ -182,6 +192,26 @@ static const sl_hist *api_report(app *a, sl_sbuf *j, const sl_measured *m)
     for (size_t i = 0; i < nslots; i++)
         sl_sb(j, "%s%.0f", i ? "," : "", (double)a->slot_steal[i] * 1e3);
     sl_sb(j, "],");
+    if (a->probe) {
+        /* How late the probe's wake-ups came on its core: in each 100 ms
+         * of the window, and stalls over 5 ms in all (probe.h). */
+        sl_probe_stop(a->probe);
+        uint64_t t1 = a->t_measure + (uint64_t)(m->window_s * 1e9);
+        size_t stalls = sl_probe_count(a->probe, a->t_measure, t1, 5000000u);
+        double worst = (double)sl_probe_worst(a->probe, a->t_measure, t1) / 1e6;
+        sl_sb(j, "\"probe\":{\"cpu\":%d,\"fifo\":%s,\"period_us\":%llu,\"worst_ms\":%.1f,\"stalls_over_5ms\":%zu,"
+                 "\"late_ms_by_100ms\":[",
+              a->o.probe_cpu, sl_probe_fifo(a->probe) ? "true" : "false",
+              (unsigned long long)(SL_PROBE_PERIOD_NS / 1000u), worst, stalls);
+        for (size_t i = 0; i < nslots; i++) {
+            uint64_t s0 = a->t_measure + i * 100000000ull;
+            sl_sb(j, "%s%.1f", i ? "," : "", (double)sl_probe_worst(a->probe, s0, s0 + 100000000ull) / 1e6);
+        }
+        sl_sb(j, "]},");
+        printf("  core %d probe%s: worst wake-up %.1f ms late; %zu stalls over 5 ms\n", a->o.probe_cpu,
+               sl_probe_fifo(a->probe) ? " (SCHED_FIFO)" : " (not SCHED_FIFO: includes waiting for the core's processes)",
+               worst, stalls);
+    }
     printf("  %s: %llu ok, %llu errors; %.0f/s in the window", a->o.route, (unsigned long long)a->ok,
            (unsigned long long)a->errors, rate);
     if (m->cpu_s > 0)
@@ -202,6 +232,12 @@ static int api_failed(const app *a)
     return a->ok == 0;
 }
 
+static void api_free(app *a)
+{
+    sl_probe_free(a->probe);
+    a->probe = NULL;
+}
+
 const sl_scenario SL_API = {
     .name = "api",
     .setup = api_setup,
@@ -210,4 +246,5 @@ const sl_scenario SL_API = {
     .progress = api_progress,
     .report = api_report,
     .failed = api_failed,
+    .free = api_free,
 };

@@ -44,6 +44,7 @@ typedef struct opts {
     int npids;
     int procs;                    /* relay: generator processes (1) */
     int rotate;                   /* poll: each request to the next worker in turn (no affinity) */
+    int probe_cpu;                /* api: core the lateness probe runs on (probe.h), -1: none */
 } opts;
 
 /* Growable text for the JSON report. */
@@ -136,6 +137,7 @@ struct app {
     float slot_steal[SL_API_SLOTS];  /* api: most steal time of any one core per 100 ms (s) */
     double slot_steal_prev[SL_MAX_CORES]; /* api: each core's steal at the current slot's start */
     uint64_t slot_next;              /* api: index of the next slot whose steal is read */
+    struct sl_probe *probe;          /* api: --probe-cpu's probe (probe.h), NULL without it */
     /* readings */
     sl_proc proc0[SL_MAX_PIDS], proc1[SL_MAX_PIDS], proc_base[SL_MAX_PIDS];
     double self_cpu0, self_cpu1;

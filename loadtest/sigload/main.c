@@ -66,6 +66,9 @@ static const char USAGE[] =
     "  --xff                  a distinct X-Forwarded-For per connection\n"
     "  --no-join              idle: connect only, no rooms\n"
     "  --pids P[,P...]        server processes whose CPU time and RSS are read\n"
+    "  --probe-cpu N          api: a thread pinned to core N (SCHED_FIFO where allowed)\n"
+    "                         wakes every 1 ms and reports how late each wake-up came:\n"
+    "                         the core taken from the servers pinned there\n"
     "  --label TEXT           free text copied into the JSON report\n"
     "  --json FILE            also write the report as JSON (- for stdout)\n"
     "  --ready-file FILE      rolling: written once every room has met (start the rollout then)\n"
@@ -120,6 +123,7 @@ static int parse_args(app *a, int argc, char **argv)
     o->drain = 5;
     o->procs = 1;
     o->health_interval = 100;
+    o->probe_cpu = -1;
     parse_hostport("127.0.0.1:3001", &r->targets[0], r->target_names[0], sizeof(r->target_names[0]));
     r->ntargets = 1;
     parse_hostport("127.0.0.1:3002", &o->api, o->api_name, sizeof(o->api_name));
@@ -233,6 +237,13 @@ static int parse_args(app *a, int argc, char **argv)
             for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t && o->npids < SL_MAX_PIDS;
                  t = strtok_r(NULL, ",", &save))
                 o->pids[o->npids++] = atoi(t);
+        } else if (strcmp(k, "--probe-cpu") == 0) {
+            NEED();
+            char *end;
+            long c = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || c < 0 || c > 4095)
+                return die_usage("bad --probe-cpu", v);
+            o->probe_cpu = (int)c;
         } else if (strcmp(k, "--label") == 0) {
             NEED();
             o->label = v;
@@ -273,6 +284,8 @@ static int parse_args(app *a, int argc, char **argv)
     }
     if (strcmp(o->route, "check_room") != 0 && strcmp(o->route, "get_room") != 0)
         return die_usage("unknown --route", o->route);
+    if (o->probe_cpu >= 0 && a->sc != &SL_API)
+        return die_usage("--probe-cpu is for api only", NULL);
     if (o->procs > 1 && a->sc != &SL_RELAY)
         return die_usage("--procs is for relay only", NULL);
     if (o->procs > o->rooms)
