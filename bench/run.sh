@@ -555,7 +555,8 @@ apifill_scenario() { # stack
   for fill in $FILLS; do
     sfx=; [ "$rep" = 1 ] || sfx=-r$rep
     # "Half of the maximum" is half of a closed loop measured just before
-    # (empty space, as the api scenario's): this host's speed moves by a
+    # (started on an empty Redis, as the api scenario's; its own get_rooms
+    # take the 4-digit ids in its first seconds): this host's speed moves by a
     # third between minutes (docs/benchmarks.md), and half of a maximum
     # measured at a fast minute is most of the servers' core at a slow one.
     redis-cli -p "$RPORT" flushall >/dev/null

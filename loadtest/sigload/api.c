@@ -135,6 +135,16 @@ static void api_pace(app *a)
 
 static void api_start(app *a)
 {
+    if (a->o.probe_cpu >= 0) {
+        char err[128];
+        /* From the load's start (the room may have taken long to create):
+         * buckets for the warm-up, the window and its wind-down. */
+        a->probe = sl_probe_start(a->o.probe_cpu, a->o.warmup + a->o.duration + SL_PROBE_SLACK_S, err, sizeof(err));
+        if (!a->probe) {
+            fprintf(stderr, "privydrop-sigload: --probe-cpu: %s\n", err);
+            exit(2);
+        }
+    }
     a->https = app_calloc((size_t)a->o.conns, sizeof(sl_http));
     a->nhttps = a->o.conns;
     uint64_t now = uv_hrtime();
@@ -150,15 +160,6 @@ static void api_start(app *a)
 
 static void api_setup(app *a)
 {
-    if (a->o.probe_cpu >= 0) {
-        char err[128];
-        /* Buckets for the whole run, its wind-down and a slow start. */
-        a->probe = sl_probe_start(a->o.probe_cpu, a->o.warmup + a->o.duration + 30, err, sizeof(err));
-        if (!a->probe) {
-            fprintf(stderr, "privydrop-sigload: --probe-cpu: %s\n", err);
-            exit(2);
-        }
-    }
     /* One room, for check_room to find. */
     app_create_rooms(a, 1, api_start);
 }
@@ -192,11 +193,17 @@ static const sl_hist *api_report(app *a, sl_sbuf *j, const sl_measured *m)
     for (size_t i = 0; i < nslots; i++)
         sl_sb(j, "%s%.0f", i ? "," : "", (double)a->slot_steal[i] * 1e3);
     sl_sb(j, "],");
-    if (a->probe) {
+    if (a->probe)
+        sl_probe_stop(a->probe);
+    uint64_t t1 = a->t_measure + (uint64_t)(m->window_s * 1e9);
+    if (a->probe && !sl_probe_covers(a->probe, a->t_measure, t1)) {
+        /* A window it did not watch (cut short before it began): no
+         * reading, rather than a clean-looking one. */
+        sl_sb(j, "\"probe\":null,");
+        printf("  core %d probe: did not watch the whole window, no reading\n", a->o.probe_cpu);
+    } else if (a->probe) {
         /* How late the probe's wake-ups came on its core: in each 100 ms
          * of the window, and stalls over 5 ms in all (probe.h). */
-        sl_probe_stop(a->probe);
-        uint64_t t1 = a->t_measure + (uint64_t)(m->window_s * 1e9);
         size_t stalls = sl_probe_count(a->probe, a->t_measure, t1, 5000000u);
         double worst = (double)sl_probe_worst(a->probe, a->t_measure, t1) / 1e6;
         sl_sb(j, "\"probe\":{\"cpu\":%d,\"fifo\":%s,\"period_us\":%llu,\"worst_ms\":%.1f,\"stalls_over_5ms\":%zu,"

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "probe.h"
 
 static const char USAGE[] =
     "Usage: privydrop-sigload MODE [options]\n"
@@ -286,6 +287,11 @@ static int parse_args(app *a, int argc, char **argv)
         return die_usage("unknown --route", o->route);
     if (o->probe_cpu >= 0 && a->sc != &SL_API)
         return die_usage("--probe-cpu is for api only", NULL);
+    if (o->probe_cpu >= 0 && o->warmup + o->duration + SL_PROBE_SLACK_S > SL_PROBE_MAX_S) {
+        char lim[64];
+        snprintf(lim, sizeof(lim), "(%d s at most with --probe-cpu)", SL_PROBE_MAX_S - SL_PROBE_SLACK_S);
+        return die_usage("--warmup + --duration too long", lim);
+    }
     if (o->procs > 1 && a->sc != &SL_RELAY)
         return die_usage("--procs is for relay only", NULL);
     if (o->procs > o->rooms)

@@ -15,9 +15,10 @@ struct sl_probe {
     pthread_t thread;
     int cpu;
     int running;          /* the thread exists and has not been joined */
-    int fifo;             /* written by the thread before its first sleep; read after the join */
+    int fifo;             /* set before the thread exists: its policy came with its attributes */
     atomic_int stop;
     uint64_t t0;          /* due time of bucket 0 (ns, CLOCK_MONOTONIC) */
+    uint64_t t_stop;      /* when sl_probe_stop ended it; 0 while running */
     size_t nbuckets;
     uint32_t *worst_us;   /* per bucket: the latest wake-up, in µs (saturating) */
 };
@@ -45,8 +46,6 @@ static void note(sl_probe *p, uint64_t due, uint64_t late)
 static void *probe_main(void *arg)
 {
     sl_probe *p = arg;
-    struct sched_param sp = {.sched_priority = 1};
-    p->fifo = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
     uint64_t due = mono_ns() + SL_PROBE_PERIOD_NS;
     while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
         struct timespec ts = {.tv_sec = (time_t)(due / 1000000000ull), .tv_nsec = (long)(due % 1000000000ull)};
@@ -90,16 +89,32 @@ sl_probe *sl_probe_start(int cpu, double span_s, char *err, size_t errlen)
     }
     atomic_init(&p->stop, 0);
     p->t0 = mono_ns();
-    /* Pinned before it starts, so not one wake-up happens elsewhere. */
-    pthread_attr_t attr;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    int rc = pthread_attr_init(&attr);
-    if (rc == 0) {
+    /* Pinned and SCHED_FIFO before it starts, so not one wake-up happens
+     * elsewhere or at another priority, and whether it is FIFO is known
+     * here, not read from a running thread. Without the permission for
+     * FIFO (EPERM) it starts with the default policy instead. */
+    int rc = EPERM;
+    for (int fifo = 1; fifo >= 0 && rc == EPERM; fifo--) {
+        pthread_attr_t attr;
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        rc = pthread_attr_init(&attr);
+        if (rc != 0)
+            break;
         rc = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
-        if (rc == 0)
+        if (rc == 0 && fifo) {
+            struct sched_param sp = {.sched_priority = 1};
+            rc = pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+            if (rc == 0)
+                rc = pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+            if (rc == 0)
+                rc = pthread_attr_setschedparam(&attr, &sp);
+        }
+        if (rc == 0) {
             rc = pthread_create(&p->thread, &attr, probe_main, p);
+            p->fifo = fifo;
+        }
         pthread_attr_destroy(&attr);
     }
     if (rc != 0) {
@@ -119,6 +134,13 @@ void sl_probe_stop(sl_probe *p)
     atomic_store(&p->stop, 1);
     pthread_join(p->thread, NULL);
     p->running = 0;
+    p->t_stop = mono_ns();
+}
+
+int sl_probe_covers(const sl_probe *p, uint64_t from, uint64_t to)
+{
+    return p->t_stop && from >= p->t0 && to <= p->t_stop &&
+           to <= p->t0 + (uint64_t)p->nbuckets * SL_PROBE_BUCKET_NS;
 }
 
 int sl_probe_fifo(const sl_probe *p)
@@ -126,12 +148,13 @@ int sl_probe_fifo(const sl_probe *p)
     return p->fifo;
 }
 
-/* The buckets whose due times fall in [from, to). */
+/* The buckets that start in [from, to): each bucket belongs to exactly one
+ * of a run of adjacent ranges, so one stall shows in one of them. */
 static void span(const sl_probe *p, uint64_t from, uint64_t to, size_t *b0, size_t *b1)
 {
     from = from > p->t0 ? from - p->t0 : 0;
     to = to > p->t0 ? to - p->t0 : 0;
-    *b0 = (size_t)(from / SL_PROBE_BUCKET_NS);
+    *b0 = (size_t)((from + SL_PROBE_BUCKET_NS - 1) / SL_PROBE_BUCKET_NS);
     *b1 = (size_t)((to + SL_PROBE_BUCKET_NS - 1) / SL_PROBE_BUCKET_NS);
     if (*b1 > p->nbuckets)
         *b1 = p->nbuckets;

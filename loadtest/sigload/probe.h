@@ -24,6 +24,7 @@
 #define SL_PROBE_PERIOD_NS 1000000ull  /* 1 ms between wake-ups */
 #define SL_PROBE_BUCKET_NS 10000000ull /* 10 ms of due time per bucket */
 #define SL_PROBE_MAX_S 7200            /* buckets for two hours at most */
+#define SL_PROBE_SLACK_S 30            /* kept past warm-up + window: its wind-down */
 
 typedef struct sl_probe sl_probe;
 
@@ -35,16 +36,22 @@ sl_probe *sl_probe_start(int cpu, double span_s, char *err, size_t errlen);
 /* Ends the thread and waits for it; the readings stay. Idempotent. */
 void sl_probe_stop(sl_probe *p);
 
-/* 1 if the thread ran SCHED_FIFO. */
+/* 1 if the thread runs SCHED_FIFO (known from the start). */
 int sl_probe_fifo(const sl_probe *p);
 
-/* After sl_probe_stop: the worst lateness (ns) of the wake-ups due in
- * [from, to), times on uv_hrtime's clock (CLOCK_MONOTONIC). */
+/* After sl_probe_stop: 1 if the probe ran all through [from, to) and kept
+ * its buckets; otherwise what the two calls below say of it is nothing. */
+int sl_probe_covers(const sl_probe *p, uint64_t from, uint64_t to);
+
+/* After sl_probe_stop: the worst lateness (ns) of the wake-ups due in the
+ * buckets that start in [from, to) (to the nearest SL_PROBE_BUCKET_NS;
+ * adjacent ranges share no bucket), times on uv_hrtime's clock
+ * (CLOCK_MONOTONIC). */
 uint64_t sl_probe_worst(const sl_probe *p, uint64_t from, uint64_t to);
 
-/* After sl_probe_stop: how many buckets in [from, to) hold a wake-up more
+/* After sl_probe_stop: how many of those buckets hold a wake-up more
  * than `over` ns late (for lateness over half a bucket: how many such
- * stalls, since a stall resets the schedule after it). */
+ * stalls, since a stall restarts the schedule after it). */
 size_t sl_probe_count(const sl_probe *p, uint64_t from, uint64_t to, uint64_t over);
 
 /* Stops it if still running, then frees it. NULL is fine. */
