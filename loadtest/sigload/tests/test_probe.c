@@ -35,19 +35,21 @@ static void sleep_ms(int ms)
     }
 }
 
+/* sl_probe_start refuses, and its reason names `why`. */
+static void refused(int cpu, double span_s, const char *why)
+{
+    char err[128] = "";
+    assert_null(sl_probe_start(cpu, span_s, err, sizeof(err)));
+    assert_non_null(strstr(err, why));
+}
+
 static void bad_arguments_are_refused(void **state)
 {
     (void)state;
-    char err[128] = "";
-    assert_null(sl_probe_start(-1, 10, err, sizeof(err)));
-    assert_non_null(strstr(err, "no core"));
-    err[0] = '\0';
-    assert_null(sl_probe_start(4095, 10, err, sizeof(err)));
-    assert_non_null(strstr(err, "no core"));
-    err[0] = '\0';
-    assert_null(sl_probe_start(0, 0, err, sizeof(err)));
-    assert_non_null(strstr(err, "span"));
-    assert_null(sl_probe_start(0, SL_PROBE_MAX_S + 1, err, sizeof(err)));
+    refused(-1, 10, "no core");
+    refused(4095, 10, "no core");
+    refused(0, 0, "span");
+    refused(0, SL_PROBE_MAX_S + 1, "span");
     sl_probe_free(NULL);
 }
 
