@@ -209,10 +209,14 @@ const steal = (j) => (j.cores?.steal_s ? j.cores.steal_s.map((x) => x.toFixed(2)
 // The probe on the servers' core (loadtest/sigload/probe.h): its worst
 // wake-up and its stalls over 5 ms in the window; "—" without one.
 const probe = (j) => (j.probe ? `${j.probe.worst_ms.toFixed(1)} ms, ${j.probe.stalls_over_5ms}` : '—');
+// Rooms the expiring process deleted (bench/run.sh, apifill): 4-digit ones
+// (their ids marked due, holding the fill) and fallback ones (holding the
+// keyspace's size).
+const expired = (j) => `${j.fill.short_ids_handed_out_and_expired}, ${j.fill.fallback_rooms_expired ?? '—'}`;
 function fillTable(rs) {
-  const lines = ['| 4-digit ids taken | run | closed loop just before (/s) | offered (/s) | answered | 4-digit ids handed out | p50 (µs) | p99 (µs) | servers\' core: probe\'s worst wake-up, stalls > 5 ms | steal per core (s) |', '|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|'];
+  const lines = ['| 4-digit ids taken | run | closed loop just before (/s) | offered (/s) | answered | rooms expired: 4-digit, fallback | Redis keys at the end | p50 (µs) | p99 (µs) | servers\' core: probe\'s worst wake-up, stalls > 5 ms | steal per core (s) |', '|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|'];
   for (const { run, j } of rs)
-    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${run} | ${j.closed_loop_max_per_s ? Math.round(j.closed_loop_max_per_s) : '—'} | ${Math.round(j.params.rate)} | ${j.api.ok} | ${j.fill.short_ids_handed_out_and_expired} | ${j.latency.p50_us} | ${j.latency.p99_us} | ${probe(j)} | ${steal(j)} |`);
+    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${run} | ${j.closed_loop_max_per_s ? Math.round(j.closed_loop_max_per_s) : '—'} | ${Math.round(j.params.rate)} | ${j.api.ok} | ${expired(j)} | ${j.fill.redis_keys_at_end ?? '—'} | ${j.latency.p50_us} | ${j.latency.p99_us} | ${probe(j)} | ${steal(j)} |`);
   return lines.join('\n');
 }
 const fTable = fills.length ? fillTable(fills) : null;
@@ -420,7 +424,11 @@ if (quick) {
     failures.push(`instructions/system calls per operation missing or not positive: ${icount ? icount.figures.filter((f) => !(f.per_op > 0)).map((f) => f.figure).join(', ') : 'no icount.json'}`);
   if (!fills.length || !fillsHalfCore.length || [...fills, ...fillsHalfCore].some(({ j }) => !(j.api.ok > 0 && j.latency.count > 0 && j.latency.p99_us > 0)))
     failures.push('get_room by fill: a run produced no latency');
-  const total = rows.length + 8;
+  // With the whole 4-digit space taken every get_room takes a fallback id,
+  // and the expiring process must have deleted some of those rooms.
+  if ([...fills, ...fillsHalfCore].some(({ j }) => j.fill.fraction >= 1 && !(j.fill.fallback_rooms_expired > 0)))
+    failures.push('get_room by fill: no fallback room expired at a full 4-digit space');
+  const total = rows.length + 9;
   const failed = failures.length;
   console.log(failures.join('\n'));
   console.log(`bench-quick: ${total - failed} passed, ${failed} failed`);

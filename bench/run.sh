@@ -388,6 +388,11 @@ api_scenario() { # stack
   local stack=$1 route max rate
   start_stack "$stack" 1
   for route in check_room get_room; do
+    # get_room's rooms with fallback ids expire as they are made, as at a
+    # steady state (expiry_start): otherwise the load adds rooms for good,
+    # and Redis's tables doubling as the keyspace grows shows in p99
+    # (docs/benchmarks.md, "Redis's tables doubling").
+    [ "$route" = get_room ] && expiry_start fallback
     echo "== $stack api $route: closed loop (maximum)"
     sigload "$OUT/$stack-api-$route-max.json" api --route "$route" --conns "$API_CONNS" --duration "$DUR" \
       --warmup "$WARM" --pids "$API_PID" --label "$stack api $route max"
@@ -396,6 +401,7 @@ api_scenario() { # stack
     echo "== $stack api $route: open loop at half ($rate/s)"
     sigload "$OUT/$stack-api-$route-half.json" api --route "$route" --conns "$API_CONNS" --rate "$rate" "${PROBE[@]}" \
       --duration "$DUR" --warmup "$WARM" --pids "$API_PID" --label "$stack api $route half"
+    expiry_stop
   done
   stop_stack
   [ "$stack" = ours ] && api_pool_compare
@@ -413,6 +419,7 @@ api_pool_compare() {
   for mode in off on; do
     EXTRA_ENV=(); [ "$mode" = off ] && EXTRA_ENV=(PD_ROOM_POOL=0)
     start_stack ours 1
+    expiry_start fallback   # as in api_scenario
     echo "== ours api get_room, pool $mode: closed loop (maximum)"
     sigload "$OUT/ours-apipool-$mode-max.json" api --route get_room --conns "$API_CONNS" --duration "$DUR" \
       --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "ours api get_room pool $mode max"
@@ -420,6 +427,7 @@ api_pool_compare() {
     echo "== ours api get_room, pool $mode: open loop at half of the pool-off maximum ($rate/s)"
     sigload "$OUT/ours-apipool-$mode-half.json" api --route get_room --conns "$API_CONNS" --rate "$rate" \
       --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "ours api get_room pool $mode half"
+    expiry_stop
     stop_stack
   done
   EXTRA_ENV=()
@@ -444,40 +452,79 @@ churn_scenario() { # stack
 # get_room with the 4-digit space filled to a given fraction (ours only: the
 # fill is held by simulating expiry through our own id bookkeeping). The
 # prefill takes a scattered fraction of the 10 000 ids with a 48 h TTL; while
-# the load runs, a second process "expires" every room get_room handed out
-# (deletes it and marks its id due, as the TTL would after 24 h) every
-# 2 ms, at most 128 rooms a pass, so the fill stays where it was set; at
-# fill 1.0 nothing is expired and every call takes the fallback. Small,
-# frequent passes are how Redis expires keys itself (a few keys per step of
-# its expiry cycle); one pass every 20 ms had to delete ~400 rooms at half
-# load and held Redis for 1.3-2.4 ms each time (docs/benchmarks.md).
-# Load: open loop at half of the empty-space maximum (api scenario), or of
-# a closed loop measured here; and open loop at the rate that keeps the
-# servers' core half busy (<stack>-apifillhc-<fill>.json).
+# the load runs, a second process "expires" the rooms get_room handed out
+# every 2 ms, as their 24 h TTL would at a deployment's steady state:
+# - a 4-digit room (at most 128 a pass): deleted and its id marked due, so
+#   the fill stays where it was set (at fill 1.0 there are none to expire
+#   and every call takes the fallback);
+# - a fallback room (4 or 6 characters, not all digits): deleted, found by
+#   a SCAN of 256 slots a pass that carries on where the last pass stopped;
+#   rooms the pool still holds (`reserved`) are left alone.
+# So the keyspace stays the size it would have at a steady state, where rooms
+# expire as fast as they are made. Without the second kind the load added
+# 20 000 rooms a second for good, and each time the keyspace passed a power
+# of two Redis moved every key into a table twice the size (dictRehash, a
+# few hundred ms of 40-70 % more work for Redis on the servers' core): the
+# episodes that made p99 miss at half of the maximum (docs/benchmarks.md,
+# "Redis's tables doubling"). Small, frequent passes are how Redis expires
+# keys itself (a few keys per step of its expiry cycle); one pass every
+# 20 ms had to delete ~400 rooms at half load and held Redis for 1.3-2.4 ms
+# each time (docs/benchmarks.md).
+# Load: open loop at half of a closed loop measured just before, with the
+# same expiry running; and open loop at the rate that keeps the servers'
+# core half busy (<stack>-apifillhc-<fill>.json).
 PREFILL_LUA=$(cat "$here/prefill-short.lua")
 EXPIRE_LUA="local t = redis.call('TIME')
 local day = tonumber(t[1]) * 1000 + 86400000
-local ids = redis.call('ZRANGEBYSCORE', 'pd:short:used', day - 3600000, day + 1000, 'LIMIT', 0, 128)
+local ids = {}
+if ARGV[1] == 'all' then
+  ids = redis.call('ZRANGEBYSCORE', 'pd:short:used', day - 3600000, day + 1000, 'LIMIT', 0, 128)
+end
 for _, id in ipairs(ids) do
   redis.call('DEL', 'room:' .. id)
   redis.call('ZADD', 'pd:short:used', 'XX', 0, id)
 end
 redis.call('INCRBY', 'bench:short:expired', #ids)
-return #ids"
+local scan = redis.call('SCAN', redis.call('GET', 'bench:scan') or '0', 'MATCH', 'room:*', 'COUNT', 256, 'TYPE', 'hash')
+redis.call('SET', 'bench:scan', scan[1])
+local n = 0
+for _, k in ipairs(scan[2]) do
+  local id = string.sub(k, 6)
+  if (#id == 4 or #id == 6) and not string.match(id, '^%d+\$') and redis.call('HEXISTS', k, 'reserved') == 0 then
+    redis.call('DEL', k)
+    n = n + 1
+  end
+end
+redis.call('INCRBY', 'bench:fallback:expired', n)
+return #ids + n"
+# The expiring process: one long-lived connection on the generators' core
+# that repeats the pass itself every 2 ms (a client forked per pass cost
+# more than the work it carried, on whichever core the scheduler chose).
+# `all`: both kinds of room above; `fallback`: fallback rooms only, for the
+# api scenario, where the Node reference's 4-digit rooms are not in our
+# bookkeeping and both stacks fill the 4-digit space for good.
+EXP_PID=
+expiry_start() { # all|fallback
+  local sha
+  sha=$(redis-cli -p "$RPORT" script load "$EXPIRE_LUA")
+  "${GEN[@]}" redis-cli -p "$RPORT" -r 1000000000 -i 0.002 EVALSHA "$sha" 0 "$1" >/dev/null &
+  EXP_PID=$!; PIDS+=("$EXP_PID")
+}
+# An empty Redis, the 4-digit space taken to `fill`, and the expiring
+# process holding it there (stopped by expiry_stop).
+fill_hold() { # fill
+  redis-cli -p "$RPORT" flushall >/dev/null
+  redis-cli -p "$RPORT" eval "$PREFILL_LUA" 0 "$(awk -v f="$1" 'BEGIN {print int(f * 10000 + 0.5)}')" >/dev/null
+  expiry_start all
+}
+expiry_stop() {
+  if [ -n "$EXP_PID" ]; then kill "$EXP_PID" 2>/dev/null || true; wait "$EXP_PID" 2>/dev/null || true; fi
+  EXP_PID=
+}
 # One open-loop get_room run at `rate` with the space `fill` taken.
 apifill_run() { # stack fill rate json label tag [closed-loop max the rate is half of]
-  local stack=$1 fill=$2 rate=$3 json=$4 label=$5 tag=$6 max=${7:-} sha exp_pid
-  redis-cli -p "$RPORT" flushall >/dev/null
-  redis-cli -p "$RPORT" eval "$PREFILL_LUA" 0 "$(awk -v f="$fill" 'BEGIN {print int(f * 10000 + 0.5)}')" >/dev/null
-  exp_pid=
-  if [ "$fill" != 1.0 ]; then
-    sha=$(redis-cli -p "$RPORT" script load "$EXPIRE_LUA")
-    # One long-lived connection on the generators' core that repeats the
-    # pass itself every 2 ms: a client forked per pass cost more than the
-    # work it carried, on whichever core the scheduler chose.
-    "${GEN[@]}" redis-cli -p "$RPORT" -r 1000000000 -i 0.002 EVALSHA "$sha" 0 >/dev/null &
-    exp_pid=$!; PIDS+=("$exp_pid")
-  fi
+  local stack=$1 fill=$2 rate=$3 json=$4 label=$5 tag=$6 max=${7:-}
+  fill_hold "$fill"
   echo "== $label"
   # Redis's own latency per command, beside the client's: what the
   # scripts cost inside Redis, warm-up included (INFO latencystats;
@@ -488,12 +535,13 @@ apifill_run() { # stack fill rate json label tag [closed-loop max the rate is ha
   sigload "$json" api --route get_room --conns "$API_CONNS" --rate "$rate" "${PROBE[@]}" \
     --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "$stack api-fill $fill, $tag"
   hits1=$(pool_hits)
-  if [ -n "$exp_pid" ]; then kill "$exp_pid" 2>/dev/null || true; wait "$exp_pid" 2>/dev/null || true; fi
+  expiry_stop
   # How the ids went: 4-digit ones handed out (expired again by the
   # loop above), and what the bookkeeping holds at the end.
-  node -e 'const fs=require("fs");const [f,fill,exp,free,used,lat,hits,max]=process.argv.slice(1);
+  node -e 'const fs=require("fs");const [f,fill,exp,free,used,lat,hits,max,fexp,keys]=process.argv.slice(1);
     const j=JSON.parse(fs.readFileSync(f,"utf8"));
-    j.fill={fraction:Number(fill),short_ids_handed_out_and_expired:Number(exp)||0,free_at_end:Number(free),used_at_end:Number(used)};
+    j.fill={fraction:Number(fill),short_ids_handed_out_and_expired:Number(exp)||0,free_at_end:Number(free),used_at_end:Number(used),
+      fallback_rooms_expired:Number(fexp)||0,redis_keys_at_end:Number(keys)};
     j.pool_hits=Number(hits)||0;
     if (max) j.closed_loop_max_per_s=Number(max);
     const m=/latency_percentiles_usec_evalsha:(\S+)/.exec(lat||"");
@@ -501,7 +549,7 @@ apifill_run() { # stack fill rate json label tag [closed-loop max the rate is ha
     fs.writeFileSync(f,JSON.stringify(j)+"\n")' "$json" "$fill" \
     "$(redis-cli -p "$RPORT" get bench:short:expired)" "$(redis-cli -p "$RPORT" scard pd:short:free)" \
     "$(redis-cli -p "$RPORT" zcard pd:short:used)" "$(redis-cli -p "$RPORT" info latencystats | tr -d '\r')" \
-    "$((hits1 - hits0))" "$max"
+    "$((hits1 - hits0))" "$max" "$(redis-cli -p "$RPORT" get bench:fallback:expired)" "$(redis-cli -p "$RPORT" dbsize)"
   # get_rooms answered from the room API's pool of reserved ids (warm-up
   # included), against all answered in the measured window.
   node -e 'const j=require(process.argv[1]);console.log(`  from the pool: ${j.pool_hits} of ${j.api.ok} answers (warm-up included)`)' "$json"
@@ -538,10 +586,10 @@ apifill_scenario() { # stack
   # cost per call as every fill: docs/benchmarks.md, instructions per
   # get_room by fill).
   cal=$LOGS/apifill-cal.json
-  redis-cli -p "$RPORT" flushall >/dev/null
-  redis-cli -p "$RPORT" eval "$PREFILL_LUA" 0 10000 >/dev/null
+  fill_hold 1.0
   sigload "$cal" api --route get_room --conns "$API_CONNS" --rate "$(awk -v m="$max" 'BEGIN {r = int(m / 4); if (r < 10) r = 10; print r}')" \
     --duration "$DUR" --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "ours api-fill calibration" >/dev/null
+  expiry_stop
   local us
   read -r half us < <(node -e 'const j=require(process.argv[1]);const n=j.api.per_s*j.window_s;
     const us=n>0?1e6*j.servers.cpu_s/n:0;process.stdout.write(`${Math.max(us>0?Math.floor(5e5/us):0,10)} ${us.toFixed(1)}\n`)' "$cal")
@@ -554,14 +602,15 @@ apifill_scenario() { # stack
   for rep in $(seq 1 "${PD_BENCH_FILL_REPEAT:-1}"); do
   for fill in $FILLS; do
     sfx=; [ "$rep" = 1 ] || sfx=-r$rep
-    # "Half of the maximum" is half of a closed loop measured just before
-    # (started on an empty Redis, as the api scenario's; its own get_rooms
-    # take the 4-digit ids in its first seconds): this host's speed moves by a
-    # third between minutes (docs/benchmarks.md), and half of a maximum
-    # measured at a fast minute is most of the servers' core at a slow one.
-    redis-cli -p "$RPORT" flushall >/dev/null
+    # "Half of the maximum" is half of a closed loop measured just before,
+    # at the same fill with the same expiry (the same work per get_room):
+    # this host's speed moves by a third between minutes
+    # (docs/benchmarks.md), and half of a maximum measured at a fast minute
+    # is most of the servers' core at a slow one.
+    fill_hold "$fill"
     sigload "$LOGS/apifill-max-$fill$sfx.json" api --route get_room --conns "$API_CONNS" --duration "$DUR" \
       --warmup "$WARM" --pids "$API_PID,$REDIS_PID" --label "ours api-fill max before $fill run $rep" >/dev/null
+    expiry_stop
     max=$(per_s "$LOGS/apifill-max-$fill$sfx.json")
     rate=$(awk -v m="$max" 'BEGIN {r = int(m / 2); if (r < 10) r = 10; print r}')
     apifill_run "$stack" "$fill" "$rate" "$OUT/$stack-apifill-$fill$sfx.json" \
