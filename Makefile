@@ -119,7 +119,7 @@ test-integration: c
 	@PD_BIN_DIR=$(abspath $(BIN)) tests/integration/run.sh
 
 test-asan:
-	@$(MAKE) --no-print-directory SAN=1 test-unit test-integration
+	@$(MAKE) --no-print-directory SAN=1 test-unit test-integration test-sigload-cli
 
 # `deps` installs files (llhttp's sources under $(LLHTTP_DIR)) that this very
 # make may already have looked for and cached as missing: make reads each

@@ -18,7 +18,7 @@ $(SIGLOAD): $(SIGLOAD_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(SIGLOAD_OBJS) $(LIB) -luv -pthread
 
-.PHONY: sigload bench test-bench-quick test-k6-types
+.PHONY: sigload bench test-bench-quick test-sigload-cli test-k6-types
 sigload: $(SIGLOAD)
 
 # Full benchmark: minutes; not part of `make test`.
@@ -26,8 +26,13 @@ bench: c $(SIGLOAD)
 	@PD_BIN_DIR=$(abspath $(BIN)) bench/run.sh
 	@$(MAKE) --no-print-directory bench-web
 
-test-bench-quick: c $(SIGLOAD)
+test-bench-quick: c $(SIGLOAD) test-sigload-cli
 	@PD_BIN_DIR=$(abspath $(BIN)) bench/run.sh --quick
+
+# The generator's command line end to end: usage errors, a room API that
+# refuses connections, --json - (also under ASan/UBSan, from test-asan).
+test-sigload-cli: $(SIGLOAD)
+	@loadtest/sigload/tests/cli.sh $(SIGLOAD)
 
 test-k6-types:
 	@test -d loadtest/k6/node_modules/@types/k6 || { echo "test-k6-types: npm packages missing; run 'make deps'" >&2; exit 1; }

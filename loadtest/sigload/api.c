@@ -153,7 +153,9 @@ static void api_start(app *a)
     a->t_end = a->t_measure + (uint64_t)(a->o.duration * 1e9);
     a->phase = 0;
     a->started = 1;
-    app_start_https(a, a->https, a->nhttps, api_next, api_done);
+    /* A connection that dies stays dead; the run still ends on time, and
+     * with no answer at all it fails (api_failed). */
+    app_start_https(a, a->https, a->nhttps, api_next, api_done, NULL);
     if (a->o.rate > 0)
         app_pace_start(a);
 }

@@ -100,6 +100,19 @@ static void rooms_close_all(app *a)
         sl_http_close(&a->room_https[i]);
 }
 
+/* Every room answered (or given up): on to the scenario, or the end. */
+static void rooms_over(app *a)
+{
+    app_say(a, "rooms: %d created, %d failed\n", a->rooms_ok, a->rooms_failed);
+    rooms_close_all(a);
+    if (a->rooms_failed) {
+        a->errors += (uint64_t)a->rooms_failed;
+        app_finish(a);
+        return;
+    }
+    a->after_rooms(a);
+}
+
 static void rooms_done(sl_http *h, int status, const char *body, size_t len)
 {
     app *a = app_of(h->run);
@@ -108,28 +121,42 @@ static void rooms_done(sl_http *h, int status, const char *body, size_t len)
     else
         a->rooms_failed++;
     /* A dead connection's remaining rooms go through the others. */
-    if (++a->rooms_done == a->rooms_total) {
-        app_say(a, "rooms: %d created, %d failed\n", a->rooms_ok, a->rooms_failed);
-        rooms_close_all(a);
-        if (a->rooms_failed) {
-            a->errors += (uint64_t)a->rooms_failed;
-            app_finish(a);
-            return;
-        }
-        a->after_rooms(a);
-    }
+    if (++a->rooms_done == a->rooms_total)
+        rooms_over(a);
 }
 
-void app_start_https(app *a, sl_http *https, int n, sl_http_next_fn next, sl_http_done_fn done)
+/* With every connection gone (the room API refused them, or went away),
+ * nothing would ever answer the rooms left: they failed, and the run
+ * ends instead of waiting for ever. */
+static void rooms_conn_gone(app *a)
 {
+    if (++a->rooms_conns_gone < a->nroom_https || a->rooms_done == a->rooms_total)
+        return;
+    a->rooms_failed += a->rooms_total - a->rooms_done;
+    a->rooms_done = a->rooms_total;
+    rooms_over(a);
+}
+
+static void rooms_dead(sl_http *h)
+{
+    rooms_conn_gone(app_of(h->run));
+}
+
+int app_start_https(app *a, sl_http *https, int n, sl_http_next_fn next, sl_http_done_fn done,
+                    sl_http_dead_fn dead)
+{
+    int failed = 0;
     for (int i = 0; i < n; i++) {
         sl_http *h = &https[i];
         h->run = &a->run;
         h->index = i;
         h->next = next;
         h->done = done;
-        sl_http_start(h, &a->o.api);
+        h->dead = dead;
+        if (sl_http_start(h, &a->o.api) != 0)
+            failed++;
     }
+    return failed;
 }
 
 void app_create_rooms(app *a, int n, void (*then)(app *))
@@ -142,7 +169,9 @@ void app_create_rooms(app *a, int n, void (*then)(app *))
     }
     a->nroom_https = n < 16 ? n : 16;
     a->room_https = app_calloc((size_t)a->nroom_https, sizeof(sl_http));
-    app_start_https(a, a->room_https, a->nroom_https, rooms_next, rooms_done);
+    int failed = app_start_https(a, a->room_https, a->nroom_https, rooms_next, rooms_done, rooms_dead);
+    while (failed-- > 0 && !a->finished)
+        rooms_conn_gone(a);
 }
 
 /* ---- connections ----------------------------------------------------------- */

@@ -112,6 +112,7 @@ struct app {
     uint64_t ramp_t0;
     /* room creation */
     int rooms_total, rooms_next, rooms_ok, rooms_failed, rooms_done;
+    int rooms_conns_gone;         /* room-creation connections dead or never started */
     void (*after_rooms)(app *a);
     /* counters */
     uint64_t sent, received, received_window, errors;
@@ -174,10 +175,14 @@ void app_room_id(const app *a, int i, char *buf, size_t cap);
  * target, or sit on neighbouring ones with --cross. Exits on no memory. */
 void app_conns(app *a, int n, int spread);
 /* Create n rooms through the room API (16 connections), then call then();
- * a failed room ends the run. */
+ * a failed room ends the run, and so does losing every connection before
+ * all rooms are answered. */
 void app_create_rooms(app *a, int n, void (*then)(app *));
-/* Connect n keep-alive clients (already allocated) to the room API. */
-void app_start_https(app *a, sl_http *https, int n, sl_http_next_fn next, sl_http_done_fn done);
+/* Connect n keep-alive clients (already allocated) to the room API;
+ * returns how many could not even start (closed at once; `dead` is not
+ * called for those). */
+int app_start_https(app *a, sl_http *https, int n, sl_http_next_fn next, sl_http_done_fn done,
+                    sl_http_dead_fn dead);
 
 /* Start connections at --connect-rate with at most --inflight handshakes. */
 void app_ramp_step(app *a);

@@ -33,6 +33,8 @@ static void http_fail(sl_http *c)
     sl_http_close(c);
     if (was_busy && c->done)
         c->done(c, -1, NULL, 0);
+    if (c->dead)
+        c->dead(c);
 }
 
 /* Returns the length of a complete response at the front of rx, 0 if more

@@ -343,8 +343,10 @@ int main(int argc, char **argv)
         return 1;
     a->procs_up = a->procs_down = -1;
     int rc = parse_args(a, argc, argv);
-    if (rc)
+    if (rc) {
+        free(a);
         return rc;
+    }
     if (a->o.procs > 1) {
         /* Before any loop or handle exists: the children build their own. */
         rc = sl_procs_fork(a);

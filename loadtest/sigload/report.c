@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 
@@ -58,6 +59,14 @@ void app_report(app *a)
     }
     double gen_cpu = a->self_cpu1 - a->self_cpu0;
     const char *name = a->sc->name;
+    /* With --json - the JSON alone goes to stdout, for a pipe to read: the
+     * summary, printed to stdout by every scenario's report, goes to
+     * stderr meanwhile. */
+    int json_out = o->json && strcmp(o->json, "-") == 0 ? dup(STDOUT_FILENO) : -1;
+    if (json_out >= 0) {
+        fflush(stdout);
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+    }
     sl_sbuf j = {0};
     sl_sb(&j, "{\"tool\":\"privydrop-sigload\",\"mode\":\"%s\",\"label\":\"%s\",\"targets\":[", name,
           o->label ? o->label : "");
@@ -118,12 +127,18 @@ void app_report(app *a)
         printf("  errors: %llu, protocol errors: %llu\n", (unsigned long long)a->errors,
                (unsigned long long)a->run.protocol_errors);
     fflush(stdout);
+    if (json_out >= 0) {
+        dup2(json_out, STDOUT_FILENO);
+        close(json_out);
+    }
     if (o->json) {
         FILE *f = strcmp(o->json, "-") == 0 ? stdout : fopen(o->json, "w");
         if (f) {
             fwrite(j.p, 1, j.len, f);
             if (f != stdout)
                 fclose(f);
+            else
+                fflush(stdout);
         } else {
             fprintf(stderr, "sigload: cannot write %s: %s\n", o->json, strerror(errno));
         }

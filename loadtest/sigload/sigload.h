@@ -171,6 +171,10 @@ typedef struct sl_http sl_http;
 typedef size_t (*sl_http_next_fn)(sl_http *h, char *buf, size_t cap);
 /* A response: status and body (valid during the call). */
 typedef void (*sl_http_done_fn)(sl_http *h, int status, const char *body, size_t len);
+/* The connection is gone (refused, reset, or an answer it could not
+ * frame), after `done` (status -1) for a request it carried. Not called
+ * for sl_http_close. */
+typedef void (*sl_http_dead_fn)(sl_http *h);
 
 struct sl_http {
     uv_tcp_t tcp;                 /* tcp.data == this */
@@ -186,11 +190,13 @@ struct sl_http {
     char wbuf[16384];             /* the request being written (a polling POST batches packets) */
     sl_http_next_fn next;
     sl_http_done_fn done;
+    sl_http_dead_fn dead;         /* optional */
     uint64_t t_sched;             /* when the outstanding request was due (hrtime) */
     uint64_t t_sent;              /* when it was handed to the socket (hrtime) */
     void *data;                   /* mode context */
 };
 
+/* 0, or the connect's error: h is then closed and `dead` is not called. */
 int sl_http_start(sl_http *h, const struct sockaddr_in *dst);
 /* Ask h->next for a request and send it if h is idle. */
 void sl_http_kick(sl_http *h);
