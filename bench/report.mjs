@@ -214,9 +214,9 @@ const probe = (j) => (j.probe ? `${j.probe.worst_ms.toFixed(1)} ms, ${j.probe.st
 // keyspace's size).
 const expired = (j) => `${j.fill.short_ids_handed_out_and_expired}, ${j.fill.fallback_rooms_expired ?? '—'}`;
 function fillTable(rs) {
-  const lines = ['| 4-digit ids taken | run | closed loop just before (/s) | offered (/s) | answered | rooms expired: 4-digit, fallback | Redis keys at the end | p50 (µs) | p99 (µs) | servers\' core: probe\'s worst wake-up, stalls > 5 ms | steal per core (s) |', '|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|'];
+  const lines = ['| 4-digit ids taken | run | closed loop just before (/s) | offered (/s) | answered | rooms expired: 4-digit, fallback | Redis keys at the end | the expiry\'s SCAN in Redis (s, warm-up included) | p50 (µs) | p99 (µs) | servers\' core: probe\'s worst wake-up, stalls > 5 ms | steal per core (s) |', '|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|'];
   for (const { run, j } of rs)
-    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${run} | ${j.closed_loop_max_per_s ? Math.round(j.closed_loop_max_per_s) : '—'} | ${Math.round(j.params.rate)} | ${j.api.ok} | ${expired(j)} | ${j.fill.redis_keys_at_end ?? '—'} | ${j.latency.p50_us} | ${j.latency.p99_us} | ${probe(j)} | ${steal(j)} |`);
+    lines.push(`| ${(j.fill.fraction * 100).toFixed(1)} % | ${run} | ${j.closed_loop_max_per_s ? Math.round(j.closed_loop_max_per_s) : '—'} | ${Math.round(j.params.rate)} | ${j.api.ok} | ${expired(j)} | ${j.fill.redis_keys_at_end ?? '—'} | ${j.fill.expiry_scan_s !== undefined ? j.fill.expiry_scan_s.toFixed(2) : '—'} | ${j.latency.p50_us} | ${j.latency.p99_us} | ${probe(j)} | ${steal(j)} |`);
   return lines.join('\n');
 }
 const fTable = fills.length ? fillTable(fills) : null;

@@ -458,11 +458,14 @@ churn_scenario() { # stack
 #   the fill stays where it was set (at fill 1.0 there are none to expire
 #   and every call takes the fallback);
 # - a fallback room (4 or 6 characters, not all digits): deleted, found by
-#   a SCAN of 256 slots a pass that carries on where the last pass stopped;
-#   rooms the pool still holds (`reserved`) are left alone.
+#   a SCAN (COUNT 256: about 256 keys examined a pass) that carries on
+#   where the last pass stopped; rooms the pool still holds (`reserved`)
+#   are left alone. The SCAN costs Redis about 0.18 ms a pass, 10-13 % of
+#   the servers' core, with or without rooms to delete: it is in the
+#   servers' CPU of every run and reported apart (expiry_scan_s).
 # So the keyspace stays the size it would have at a steady state, where rooms
 # expire as fast as they are made. Without the second kind the load added
-# 20 000 rooms a second for good, and each time the keyspace passed a power
+# up to 20 000 rooms a second for good (at 99-100 % taken), and each time the keyspace passed a power
 # of two Redis moved every key into a table twice the size (dictRehash, a
 # few hundred ms of 40-70 % more work for Redis on the servers' core): the
 # episodes that made p99 miss at half of the maximum (docs/benchmarks.md,
@@ -503,11 +506,18 @@ return #ids + n"
 # `all`: both kinds of room above; `fallback`: fallback rooms only, for the
 # api scenario, where the Node reference's 4-digit rooms are not in our
 # bookkeeping and both stacks fill the 4-digit space for good.
+# A script that does not load or fails is an error here, at once: the loop
+# below would repeat the error every 2 ms into its log and hold nothing.
 EXP_PID=
 expiry_start() { # all|fallback
-  local sha
+  local sha first
   sha=$(redis-cli -p "$RPORT" script load "$EXPIRE_LUA")
-  "${GEN[@]}" redis-cli -p "$RPORT" -r 1000000000 -i 0.002 EVALSHA "$sha" 0 "$1" >/dev/null &
+  first=$(redis-cli -p "$RPORT" EVALSHA "$sha" 0 "$1" 2>&1)
+  if ! [[ $sha =~ ^[0-9a-f]{40}$ && $first =~ ^[0-9]+$ ]]; then
+    echo "bench: the expiring script failed: $sha $first" >&2
+    exit 1
+  fi
+  "${GEN[@]}" redis-cli -p "$RPORT" -r 1000000000 -i 0.002 EVALSHA "$sha" 0 "$1" >"$LOGS/expiry.log" 2>&1 &
   EXP_PID=$!; PIDS+=("$EXP_PID")
 }
 # An empty Redis, the 4-digit space taken to `fill`, and the expiring
@@ -518,8 +528,19 @@ fill_hold() { # fill
   expiry_start all
 }
 expiry_stop() {
-  if [ -n "$EXP_PID" ]; then kill "$EXP_PID" 2>/dev/null || true; wait "$EXP_PID" 2>/dev/null || true; fi
+  local p keep=()
+  if [ -n "$EXP_PID" ]; then
+    kill "$EXP_PID" 2>/dev/null || true; wait "$EXP_PID" 2>/dev/null || true
+    # Gone: cleanup must not kill whatever takes its pid later.
+    for p in "${PIDS[@]}"; do [ "$p" = "$EXP_PID" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+  fi
   EXP_PID=
+  # Every reply was a count; anything else is an error Redis gave.
+  if grep -qv '^[0-9]*$' "$LOGS/expiry.log" 2>/dev/null; then
+    echo "bench: the expiring script failed while running: $(grep -v '^[0-9]*$' "$LOGS/expiry.log" | head -1)" >&2
+    exit 1
+  fi
 }
 # One open-loop get_room run at `rate` with the space `fill` taken.
 apifill_run() { # stack fill rate json label tag [closed-loop max the rate is half of]
@@ -538,10 +559,10 @@ apifill_run() { # stack fill rate json label tag [closed-loop max the rate is ha
   expiry_stop
   # How the ids went: 4-digit ones handed out (expired again by the
   # loop above), and what the bookkeeping holds at the end.
-  node -e 'const fs=require("fs");const [f,fill,exp,free,used,lat,hits,max,fexp,keys]=process.argv.slice(1);
+  node -e 'const fs=require("fs");const [f,fill,exp,free,used,lat,hits,max,fexp,keys,scan]=process.argv.slice(1);
     const j=JSON.parse(fs.readFileSync(f,"utf8"));
     j.fill={fraction:Number(fill),short_ids_handed_out_and_expired:Number(exp)||0,free_at_end:Number(free),used_at_end:Number(used),
-      fallback_rooms_expired:Number(fexp)||0,redis_keys_at_end:Number(keys)};
+      fallback_rooms_expired:Number(fexp)||0,redis_keys_at_end:Number(keys),expiry_scan_s:Number(scan)||0};
     j.pool_hits=Number(hits)||0;
     if (max) j.closed_loop_max_per_s=Number(max);
     const m=/latency_percentiles_usec_evalsha:(\S+)/.exec(lat||"");
@@ -549,7 +570,8 @@ apifill_run() { # stack fill rate json label tag [closed-loop max the rate is ha
     fs.writeFileSync(f,JSON.stringify(j)+"\n")' "$json" "$fill" \
     "$(redis-cli -p "$RPORT" get bench:short:expired)" "$(redis-cli -p "$RPORT" scard pd:short:free)" \
     "$(redis-cli -p "$RPORT" zcard pd:short:used)" "$(redis-cli -p "$RPORT" info latencystats | tr -d '\r')" \
-    "$((hits1 - hits0))" "$max" "$(redis-cli -p "$RPORT" get bench:fallback:expired)" "$(redis-cli -p "$RPORT" dbsize)"
+    "$((hits1 - hits0))" "$max" "$(redis-cli -p "$RPORT" get bench:fallback:expired)" "$(redis-cli -p "$RPORT" dbsize)" \
+    "$(redis-cli -p "$RPORT" info commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_scan:/ {print $4 / 1e6}')"
   # get_rooms answered from the room API's pool of reserved ids (warm-up
   # included), against all answered in the measured window.
   node -e 'const j=require(process.argv[1]);console.log(`  from the pool: ${j.pool_hits} of ${j.api.ok} answers (warm-up included)`)' "$json"
